@@ -1,0 +1,168 @@
+//! Wire frames: every QUIC stream starts with one length-prefixed frame (u32 big-endian length,
+//! then postcard), optionally followed by a raw body whose length the frame announces.
+//!
+//! Decoding is two-phase (check the length prefix against the limit, then parse), so a peer can
+//! never make the other side allocate more than [`MAX_FRAME_LEN`].
+
+use crate::envelope::SignedEnvelope;
+use crate::ids::DocumentId;
+use crate::receipt::{SignedAcceptance, SignedNotice, SignedReceipt};
+use serde::{Deserialize, Serialize};
+
+/// Largest frame accepted (header only; bodies are streamed after it).
+pub const MAX_FRAME_LEN: usize = 256 * 1024;
+
+/// Every message on the wire.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Frame {
+    /// Agent → hub: a document; `body_len` raw bytes follow on the stream.
+    Submit {
+        /// The sender-signed envelope.
+        envelope: SignedEnvelope,
+    },
+    /// Hub → agent: a document for this agency; `body_len` raw bytes follow.
+    Deliver {
+        /// The sender-signed envelope, unchanged.
+        envelope: SignedEnvelope,
+    },
+    /// Hub → agent: a receipt or rejection for a document this agency sent.
+    RelayReceipt {
+        /// Signed by the recipient.
+        receipt: SignedReceipt,
+    },
+    /// Hub → agent: a hub notice (e.g. expiry) about a document this agency sent.
+    Notice {
+        /// Signed by the hub.
+        notice: SignedNotice,
+    },
+    /// Hub → agent answer to `Submit`.
+    Accepted {
+        /// Signed by the hub.
+        acceptance: SignedAcceptance,
+    },
+    /// Agent → hub answer to `Deliver`.
+    Receipt {
+        /// Signed by this agency.
+        receipt: SignedReceipt,
+    },
+    /// Answer to `RelayReceipt` / `Notice`: stored durably.
+    Ack {
+        /// Document concerned.
+        doc_id: DocumentId,
+    },
+    /// Either direction: the request was refused.
+    Refused(Refusal),
+}
+
+/// A refusal with a machine-readable code and a human message naming what was wrong.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    /// Category.
+    pub code: RefusalCode,
+    /// What was wrong, for a person.
+    pub message: String,
+}
+
+/// Categories of refusal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RefusalCode {
+    /// The frame did not decode or was unexpected.
+    Malformed,
+    /// The envelope's sender is not the authenticated agency.
+    SenderMismatch,
+    /// A recipient is unknown or not active.
+    UnknownRecipient,
+    /// The body exceeds the configured limit.
+    TooLarge,
+    /// The signature or signer certificate did not verify.
+    BadSignature,
+    /// The body did not match the envelope's length or hash.
+    BodyMismatch,
+    /// The envelope is inconsistent (see message).
+    InvalidEnvelope,
+    /// The same document ID was used for a different document.
+    Conflict,
+    /// A temporary failure; retry later.
+    Unavailable,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}: {}", self.code, self.message)
+    }
+}
+
+/// Frame decoding failures.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FrameError {
+    /// Length prefix over the limit.
+    #[error("frame of {0} bytes exceeds the limit of {MAX_FRAME_LEN} bytes")]
+    TooLong(usize),
+    /// Zero-length frame.
+    #[error("empty frame")]
+    Empty,
+    /// Payload did not decode.
+    #[error("frame does not decode: {0}")]
+    Decode(#[from] postcard::Error),
+}
+
+impl Frame {
+    /// Encode with its 4-byte length prefix.
+    pub fn encode(&self) -> Result<Vec<u8>, FrameError> {
+        let mut out = vec![0u8; 4];
+        let out = postcard::to_extend(self, out.split_off(0))?;
+        let mut out = out;
+        let len = out.len() - 4;
+        if len > MAX_FRAME_LEN {
+            return Err(FrameError::TooLong(len));
+        }
+        out[..4].copy_from_slice(&(len as u32).to_be_bytes());
+        Ok(out)
+    }
+
+    /// Phase one: check a length prefix.
+    pub fn check_len(prefix: [u8; 4]) -> Result<usize, FrameError> {
+        let len = u32::from_be_bytes(prefix) as usize;
+        if len == 0 {
+            return Err(FrameError::Empty);
+        }
+        if len > MAX_FRAME_LEN {
+            return Err(FrameError::TooLong(len));
+        }
+        Ok(len)
+    }
+
+    /// Phase two: parse a frame's bytes (without the prefix).
+    pub fn decode(bytes: &[u8]) -> Result<Frame, FrameError> {
+        Ok(postcard::from_bytes(bytes)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let f = Frame::Refused(Refusal {
+            code: RefusalCode::TooLarge,
+            message: "too big".into(),
+        });
+        let bytes = f.encode().unwrap();
+        let len = Frame::check_len(bytes[..4].try_into().unwrap()).unwrap();
+        assert_eq!(len, bytes.len() - 4);
+        assert_eq!(Frame::decode(&bytes[4..]).unwrap(), f);
+    }
+
+    #[test]
+    fn limits_and_garbage() {
+        assert!(matches!(
+            Frame::check_len((MAX_FRAME_LEN as u32 + 1).to_be_bytes()),
+            Err(FrameError::TooLong(_))
+        ));
+        assert!(matches!(Frame::check_len([0; 4]), Err(FrameError::Empty)));
+        assert!(Frame::decode(&[0xff, 0xff, 0xff]).is_err());
+        assert!(Frame::decode(&[]).is_err());
+    }
+}

@@ -1,0 +1,41 @@
+//! The Poros exchange vocabulary: identifiers, signed envelopes, receipts and wire frames.
+//! No IO and no clock: the current time is always an argument, so every rule is unit-testable.
+//!
+//! # Layout
+//! - [`ids`]: `AgencyId` and `DocumentId`, parsed once at the edge.
+//! - [`signed`]: the signed container shared by envelopes, receipts, acceptances and notices,
+//!   and the ECDSA P-256 signing key.
+//! - [`envelope`]: document metadata plus body hash, as signed by the sending agency.
+//! - [`receipt`]: delivery receipts and rejections (signed by the recipient), hub acceptances
+//!   and hub notices (signed by the hub).
+//! - [`frame`]: the length-prefixed frames carried at the start of every QUIC stream.
+#![forbid(unsafe_code)]
+
+pub mod envelope;
+pub mod frame;
+pub mod ids;
+pub mod receipt;
+pub mod signed;
+
+pub use envelope::{Envelope, Metadata, Priority, SignedEnvelope};
+pub use frame::{Frame, FrameError, Refusal, RefusalCode};
+pub use ids::{AgencyId, AgencyIdError, DocumentId};
+pub use receipt::{
+    Acceptance, HubNotice, NoticeKind, Outcome, Receipt, SignedAcceptance, SignedNotice,
+    SignedReceipt,
+};
+pub use signed::{SignError, SignedBlob, SigningKey};
+
+/// A SHA-256 digest.
+pub type Digest = [u8; 32];
+
+/// ALPN protocol identifier spoken on every Poros QUIC connection.
+pub const ALPN: &[u8] = b"poros/1";
+
+/// SHA-256 of `data` in one call (bodies are hashed incrementally with [`ring::digest::Context`]).
+pub fn sha256(data: &[u8]) -> Digest {
+    let d = ring::digest::digest(&ring::digest::SHA256, data);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}

@@ -1,0 +1,159 @@
+//! Statements parties sign about a document after it leaves the sender: the hub's acceptance,
+//! the recipient's receipt or rejection, and hub notices such as expiry.
+
+use crate::ids::{AgencyId, DocumentId};
+use crate::signed::{SignError, SignedBlob, SigningKey};
+use crate::Digest;
+use serde::{Deserialize, Serialize};
+
+/// Signature context for receipts.
+pub const RECEIPT_CONTEXT: &[u8] = b"poros/receipt/v1";
+/// Signature context for acceptances.
+pub const ACCEPTANCE_CONTEXT: &[u8] = b"poros/acceptance/v1";
+/// Signature context for hub notices.
+pub const NOTICE_CONTEXT: &[u8] = b"poros/notice/v1";
+
+/// What the recipient did with a document.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// Verified and stored durably in the recipient's inbox.
+    Delivered,
+    /// Failed a check; quarantined at the recipient.
+    Rejected {
+        /// Human-readable reason naming the failed check.
+        reason: String,
+    },
+}
+
+/// A recipient's signed answer to a delivery.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    /// Document concerned.
+    pub doc_id: DocumentId,
+    /// The agency that sent the document (as claimed by the envelope, if it decoded).
+    pub sender: AgencyId,
+    /// The agency signing this receipt.
+    pub recipient: AgencyId,
+    /// Body hash as computed by the recipient over the bytes it received.
+    pub body_sha256: Digest,
+    /// Delivered or rejected.
+    pub outcome: Outcome,
+    /// Recipient's clock, Unix milliseconds.
+    pub time_ms: u64,
+}
+
+/// A receipt signed by the recipient agency.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedReceipt(pub SignedBlob);
+
+impl SignedReceipt {
+    /// Encode and sign.
+    pub fn sign(r: &Receipt, key: &SigningKey, cert: &[u8]) -> Result<Self, SignError> {
+        let payload = postcard::to_allocvec(r)?;
+        SignedBlob::sign(RECEIPT_CONTEXT, payload, key, cert).map(SignedReceipt)
+    }
+
+    /// Decode (after verifying).
+    pub fn receipt(&self) -> Result<Receipt, postcard::Error> {
+        postcard::from_bytes(&self.0.payload)
+    }
+}
+
+/// The hub's statement that it holds a document durably.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acceptance {
+    /// Document accepted.
+    pub doc_id: DocumentId,
+    /// Sender as authenticated by the connection.
+    pub sender: AgencyId,
+    /// Recipients queued.
+    pub recipients: Vec<AgencyId>,
+    /// Body hash verified by the hub.
+    pub body_sha256: Digest,
+    /// Body length.
+    pub body_len: u64,
+    /// Hub clock at acceptance, Unix milliseconds.
+    pub accepted_ms: u64,
+}
+
+/// An acceptance signed by the hub.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedAcceptance(pub SignedBlob);
+
+impl SignedAcceptance {
+    /// Encode and sign.
+    pub fn sign(a: &Acceptance, key: &SigningKey, cert: &[u8]) -> Result<Self, SignError> {
+        let payload = postcard::to_allocvec(a)?;
+        SignedBlob::sign(ACCEPTANCE_CONTEXT, payload, key, cert).map(SignedAcceptance)
+    }
+
+    /// Decode (after verifying).
+    pub fn acceptance(&self) -> Result<Acceptance, postcard::Error> {
+        postcard::from_bytes(&self.0.payload)
+    }
+}
+
+/// Kinds of hub notice.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NoticeKind {
+    /// The delivery stayed pending past the configured expiry and was dropped.
+    Expired,
+}
+
+/// A hub statement about one delivery.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HubNotice {
+    /// Document concerned.
+    pub doc_id: DocumentId,
+    /// Sender of the document.
+    pub sender: AgencyId,
+    /// Recipient concerned.
+    pub recipient: AgencyId,
+    /// What happened.
+    pub kind: NoticeKind,
+    /// Hub clock, Unix milliseconds.
+    pub time_ms: u64,
+}
+
+/// A notice signed by the hub.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedNotice(pub SignedBlob);
+
+impl SignedNotice {
+    /// Encode and sign.
+    pub fn sign(n: &HubNotice, key: &SigningKey, cert: &[u8]) -> Result<Self, SignError> {
+        let payload = postcard::to_allocvec(n)?;
+        SignedBlob::sign(NOTICE_CONTEXT, payload, key, cert).map(SignedNotice)
+    }
+
+    /// Decode (after verifying).
+    pub fn notice(&self) -> Result<HubNotice, postcard::Error> {
+        postcard::from_bytes(&self.0.payload)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signed::{test_key, verify_raw};
+
+    #[test]
+    fn receipt_round_trip_and_tamper() {
+        let k = test_key();
+        let r = Receipt {
+            doc_id: DocumentId::new_v7(9, [3; 10]),
+            sender: AgencyId::parse("000.00.00.G01").unwrap(),
+            recipient: AgencyId::parse("000.00.00.H02").unwrap(),
+            body_sha256: [7; 32],
+            outcome: Outcome::Rejected {
+                reason: "body hash mismatch".into(),
+            },
+            time_ms: 10,
+        };
+        let s = SignedReceipt::sign(&r, &k, b"c").unwrap();
+        assert_eq!(s.receipt().unwrap(), r);
+        assert!(verify_raw(k.public_key(), RECEIPT_CONTEXT, &s.0.payload, &s.0.signature));
+        // A receipt signature cannot be replayed as an acceptance.
+        assert!(!verify_raw(k.public_key(), ACCEPTANCE_CONTEXT, &s.0.payload, &s.0.signature));
+    }
+}

@@ -1,0 +1,140 @@
+//! The signed container used for everything a party vouches for, and the signing key.
+//! Verification of the signer's certificate chain lives in `poros-certs`; this module only
+//! defines what bytes are signed, so that signing and checking can never disagree.
+
+use serde::{Deserialize, Serialize};
+
+/// What a signature covers: a domain-separation context, then the exact payload bytes.
+///
+/// The payload is kept as the signed bytes (not re-encoded) so a verifier checks exactly what was
+/// signed; the typed value is decoded from it after the signature holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedBlob {
+    /// Encoded payload (postcard).
+    pub payload: Vec<u8>,
+    /// ECDSA P-256 / SHA-256 signature (ASN.1 DER) over `context || payload`.
+    pub signature: Vec<u8>,
+    /// The signer's certificate (DER), issued by a signing CA.
+    pub signer_cert: Vec<u8>,
+}
+
+impl SignedBlob {
+    /// The exact message a signature covers for a given context.
+    pub fn message(context: &[u8], payload: &[u8]) -> Vec<u8> {
+        let mut m = Vec::with_capacity(context.len() + 1 + payload.len());
+        m.extend_from_slice(context);
+        m.push(0);
+        m.extend_from_slice(payload);
+        m
+    }
+
+    /// Sign `payload` under `context` with `key`, attaching `signer_cert`.
+    pub fn sign(
+        context: &[u8],
+        payload: Vec<u8>,
+        key: &SigningKey,
+        signer_cert: &[u8],
+    ) -> Result<Self, SignError> {
+        let signature = key.sign(&Self::message(context, &payload))?;
+        Ok(SignedBlob {
+            payload,
+            signature,
+            signer_cert: signer_cert.to_vec(),
+        })
+    }
+}
+
+/// Signing failures.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignError {
+    /// The PKCS#8 key could not be loaded.
+    #[error("signing key is not a valid PKCS#8 ECDSA P-256 key")]
+    BadKey,
+    /// The signature operation failed.
+    #[error("signature operation failed")]
+    Sign,
+    /// A payload could not be encoded.
+    #[error("encoding failed: {0}")]
+    Encode(#[from] postcard::Error),
+}
+
+/// An agency's (or the hub's) ECDSA P-256 document-signing key.
+pub struct SigningKey {
+    pair: ring::signature::EcdsaKeyPair,
+    rng: ring::rand::SystemRandom,
+}
+
+impl SigningKey {
+    /// Load from PKCS#8 DER.
+    pub fn from_pkcs8(der: &[u8]) -> Result<Self, SignError> {
+        let rng = ring::rand::SystemRandom::new();
+        let pair = ring::signature::EcdsaKeyPair::from_pkcs8(
+            &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+            der,
+            &rng,
+        )
+        .map_err(|_| SignError::BadKey)?;
+        Ok(SigningKey { pair, rng })
+    }
+
+    /// Sign a message.
+    pub fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, SignError> {
+        self.pair
+            .sign(&self.rng, msg)
+            .map(|s| s.as_ref().to_vec())
+            .map_err(|_| SignError::Sign)
+    }
+
+    /// The uncompressed public key point.
+    pub fn public_key(&self) -> &[u8] {
+        use ring::signature::KeyPair;
+        self.pair.public_key().as_ref()
+    }
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SigningKey(..)")
+    }
+}
+
+/// Check an ECDSA P-256 signature against a raw public key (uncompressed point).
+pub fn verify_raw(public_key: &[u8], context: &[u8], payload: &[u8], sig: &[u8]) -> bool {
+    ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_ASN1, public_key)
+        .verify(&SignedBlob::message(context, payload), sig)
+        .is_ok()
+}
+
+#[cfg(test)]
+pub(crate) fn test_key() -> SigningKey {
+    let rng = ring::rand::SystemRandom::new();
+    let doc = ring::signature::EcdsaKeyPair::generate_pkcs8(
+        &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+        &rng,
+    )
+    .unwrap();
+    SigningKey::from_pkcs8(doc.as_ref()).unwrap()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_covers_context_and_payload() {
+        let k = test_key();
+        let blob = SignedBlob::sign(b"ctx", b"hello".to_vec(), &k, b"cert").unwrap();
+        assert!(verify_raw(k.public_key(), b"ctx", &blob.payload, &blob.signature));
+        assert!(!verify_raw(k.public_key(), b"other", &blob.payload, &blob.signature));
+        assert!(!verify_raw(k.public_key(), b"ctx", b"hellp", &blob.signature));
+    }
+
+    #[test]
+    fn bad_key_is_refused() {
+        assert!(matches!(
+            SigningKey::from_pkcs8(b"not a key"),
+            Err(SignError::BadKey)
+        ));
+    }
+}
