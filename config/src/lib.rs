@@ -1,1 +1,370 @@
+//! Poros configuration: `hub.toml` and `agent.toml`, parsed with serde and validated so that a
+//! bad value fails at start with the file, the key and what is expected.
+#![forbid(unsafe_code)]
 
+use poros_protocol::AgencyId;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Configuration failures; every message names the file, and the key where one is at fault.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// TOML syntax, unknown key or wrong type (toml's message names the key and line).
+    #[error("{path}: {message}")]
+    Parse {
+        /// File.
+        path: PathBuf,
+        /// Parser message.
+        message: String,
+    },
+    /// A value of the right type but outside what is allowed.
+    #[error("{path}: key `{key}`: {expected}")]
+    Invalid {
+        /// File.
+        path: PathBuf,
+        /// Dotted key.
+        key: &'static str,
+        /// What is expected.
+        expected: String,
+    },
+}
+
+fn load<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string().trim_end().replace('\n', " "),
+    })
+}
+
+/// `hub.toml`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HubConfig {
+    /// Network settings.
+    pub network: HubNetwork,
+    /// Size and concurrency limits.
+    pub limits: HubLimits,
+    /// Delivery policy.
+    pub delivery: DeliveryPolicy,
+}
+
+/// `[network]` of `hub.toml`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HubNetwork {
+    /// QUIC listen address for agents.
+    pub listen: SocketAddr,
+    /// Operations HTTP listener (health, metrics, admin API); loopback by default.
+    pub ops_listen: SocketAddr,
+}
+
+/// `[limits]` of `hub.toml`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HubLimits {
+    /// Largest document body accepted, in bytes.
+    pub max_body_bytes: u64,
+    /// Concurrent streams one node may open.
+    pub max_streams_per_node: u32,
+    /// Deliveries in flight to one node at a time.
+    pub deliveries_in_flight: u32,
+    /// Connected nodes at most.
+    pub max_connections: u32,
+}
+
+/// `[delivery]` of `hub.toml`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryPolicy {
+    /// A delivery still pending after this many seconds expires and the sender is told.
+    pub expiry_secs: u64,
+    /// A body is removed this many seconds after every recipient has answered.
+    pub body_retention_secs: u64,
+    /// How often the hub looks for expired deliveries and removable bodies.
+    pub sweep_interval_secs: u64,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig {
+            network: HubNetwork::default(),
+            limits: HubLimits::default(),
+            delivery: DeliveryPolicy::default(),
+        }
+    }
+}
+
+impl Default for HubNetwork {
+    fn default() -> Self {
+        HubNetwork {
+            listen: "127.0.0.1:7443".parse().expect("literal"),
+            ops_listen: "127.0.0.1:7080".parse().expect("literal"),
+        }
+    }
+}
+
+impl Default for HubLimits {
+    fn default() -> Self {
+        HubLimits {
+            max_body_bytes: 2 * 1024 * 1024 * 1024,
+            max_streams_per_node: 256,
+            deliveries_in_flight: 64,
+            max_connections: 50_000,
+        }
+    }
+}
+
+impl Default for DeliveryPolicy {
+    fn default() -> Self {
+        DeliveryPolicy {
+            expiry_secs: 30 * 24 * 3600,
+            body_retention_secs: 7 * 24 * 3600,
+            sweep_interval_secs: 60,
+        }
+    }
+}
+
+impl HubConfig {
+    /// Load and validate.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let c: HubConfig = load(path)?;
+        c.validate(path)?;
+        Ok(c)
+    }
+
+    /// Check ranges.
+    pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let bad = |key, expected: &str| {
+            Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                key,
+                expected: expected.to_string(),
+            })
+        };
+        if self.limits.max_body_bytes == 0 {
+            return bad("limits.max_body_bytes", "a size in bytes greater than 0");
+        }
+        if !(1..=10_000).contains(&self.limits.max_streams_per_node) {
+            return bad("limits.max_streams_per_node", "between 1 and 10000");
+        }
+        if !(1..=10_000).contains(&self.limits.deliveries_in_flight) {
+            return bad("limits.deliveries_in_flight", "between 1 and 10000");
+        }
+        if self.limits.max_connections == 0 {
+            return bad("limits.max_connections", "at least 1");
+        }
+        if self.delivery.expiry_secs == 0 {
+            return bad("delivery.expiry_secs", "a number of seconds greater than 0");
+        }
+        if self.delivery.sweep_interval_secs == 0 {
+            return bad("delivery.sweep_interval_secs", "a number of seconds greater than 0");
+        }
+        Ok(())
+    }
+}
+
+/// `agent.toml`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// This node's agency code.
+    pub agency: AgencyId,
+    /// The hub's QUIC address.
+    pub hub: SocketAddr,
+    /// Name the hub's certificate is checked against.
+    #[serde(default = "default_server_name")]
+    pub hub_server_name: String,
+    /// Local HTTP API (loopback); port 0 picks a free port, written to `run/api.addr`.
+    #[serde(default = "default_api_listen")]
+    pub api_listen: SocketAddr,
+    /// Largest body this agent will send or accept, in bytes.
+    #[serde(default = "default_agent_max_body")]
+    pub max_body_bytes: u64,
+    /// Submissions in flight to the hub at once.
+    #[serde(default = "default_submit_in_flight")]
+    pub submit_in_flight: u32,
+}
+
+fn default_server_name() -> String {
+    "localhost".into()
+}
+fn default_api_listen() -> SocketAddr {
+    "127.0.0.1:0".parse().expect("literal")
+}
+fn default_agent_max_body() -> u64 {
+    2 * 1024 * 1024 * 1024
+}
+fn default_submit_in_flight() -> u32 {
+    64
+}
+
+impl AgentConfig {
+    /// A configuration with defaults for everything but the agency and hub.
+    pub fn new(agency: AgencyId, hub: SocketAddr) -> Self {
+        AgentConfig {
+            agency,
+            hub,
+            hub_server_name: default_server_name(),
+            api_listen: default_api_listen(),
+            max_body_bytes: default_agent_max_body(),
+            submit_in_flight: default_submit_in_flight(),
+        }
+    }
+
+    /// Load and validate.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let c: AgentConfig = load(path)?;
+        let bad = |key, expected: &str| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key,
+            expected: expected.to_string(),
+        };
+        if !c.api_listen.ip().is_loopback() {
+            return Err(bad(
+                "api_listen",
+                "a loopback address (the local API has no authentication)",
+            ));
+        }
+        if c.max_body_bytes == 0 {
+            return Err(bad("max_body_bytes", "a size in bytes greater than 0"));
+        }
+        if !(1..=10_000).contains(&c.submit_in_flight) {
+            return Err(bad("submit_in_flight", "between 1 and 10000"));
+        }
+        if c.hub_server_name.is_empty() {
+            return Err(bad("hub_server_name", "a DNS name in the hub certificate"));
+        }
+        Ok(c)
+    }
+
+    /// Render as commented TOML.
+    pub fn to_toml(&self) -> String {
+        format!(
+            "# Poros node agent configuration.\n\
+             # This node's agency code (DDD.DD.DD.XDD); must match its certificates.\n\
+             agency = \"{}\"\n\
+             # The hub's QUIC address (host:port) and the name in its certificate.\n\
+             hub = \"{}\"\n\
+             hub_server_name = \"{}\"\n\
+             # Local HTTP API for the agency's software and the CLI verbs; loopback only.\n\
+             # Port 0 picks a free port; the bound address is written to run/api.addr.\n\
+             api_listen = \"{}\"\n\
+             # Largest document body sent or accepted, in bytes.\n\
+             max_body_bytes = {}\n\
+             # Submissions to the hub in flight at once.\n\
+             submit_in_flight = {}\n",
+            self.agency,
+            self.hub,
+            self.hub_server_name,
+            self.api_listen,
+            self.max_body_bytes,
+            self.submit_in_flight
+        )
+    }
+}
+
+/// The commented default `hub.toml` written by `poros-hub init`.
+pub fn hub_toml_template(listen: SocketAddr, ops_listen: SocketAddr) -> String {
+    let d = HubConfig::default();
+    format!(
+        "# Poros hub configuration. Every key is optional; shown values are the defaults\n\
+         # except where `poros-hub init` was told otherwise.\n\n\
+         [network]\n\
+         # QUIC address agents connect to (mutual TLS 1.3, ALPN poros/1).\n\
+         listen = \"{listen}\"\n\
+         # Operations HTTP listener: health, metrics, JSON API. Keep it on loopback.\n\
+         ops_listen = \"{ops_listen}\"\n\n\
+         [limits]\n\
+         # Largest document body accepted, in bytes (default 2 GiB).\n\
+         max_body_bytes = {}\n\
+         # Concurrent streams one node may open.\n\
+         max_streams_per_node = {}\n\
+         # Deliveries in flight to one node at a time.\n\
+         deliveries_in_flight = {}\n\
+         # Connected nodes at most.\n\
+         max_connections = {}\n\n\
+         [delivery]\n\
+         # A delivery still pending after this long expires and the sender is told (30 days).\n\
+         expiry_secs = {}\n\
+         # Bodies are deleted this long after every recipient answered (7 days);\n\
+         # metadata, acceptances and receipts are kept.\n\
+         body_retention_secs = {}\n\
+         # How often expiry and retention are checked.\n\
+         sweep_interval_secs = {}\n",
+        d.limits.max_body_bytes,
+        d.limits.max_streams_per_node,
+        d.limits.deliveries_in_flight,
+        d.limits.max_connections,
+        d.delivery.expiry_secs,
+        d.delivery.body_retention_secs,
+        d.delivery.sweep_interval_secs,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(s: &str) -> (tempfile::TempDir, PathBuf) {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("x.toml");
+        std::fs::write(&p, s).unwrap();
+        (d, p)
+    }
+
+    #[test]
+    fn template_parses_to_defaults() {
+        let d = HubConfig::default();
+        let (_t, p) = write(&hub_toml_template(d.network.listen, d.network.ops_listen));
+        assert_eq!(HubConfig::load(&p).unwrap(), d);
+    }
+
+    #[test]
+    fn errors_name_file_and_key() {
+        let (_t, p) = write("[limits]\nmax_body_bytes = \"big\"\n");
+        let e = HubConfig::load(&p).unwrap_err().to_string();
+        assert!(e.contains("x.toml") && e.contains("max_body_bytes"), "{e}");
+        let (_t, p) = write("[limits]\nmax_body_bytes = 0\n");
+        let e = HubConfig::load(&p).unwrap_err().to_string();
+        assert!(e.contains("limits.max_body_bytes") && e.contains("greater than 0"), "{e}");
+        let (_t, p) = write("[network]\nlisten = \"nowhere\"\n");
+        let e = HubConfig::load(&p).unwrap_err().to_string();
+        assert!(e.contains("listen"), "{e}");
+        let (_t, p) = write("[delivery]\nexpiry = 3\n");
+        let e = HubConfig::load(&p).unwrap_err().to_string();
+        assert!(e.contains("unknown field") && e.contains("expiry"), "{e}");
+    }
+
+    #[test]
+    fn agent_config_round_trip_and_checks() {
+        let c = AgentConfig::new(
+            AgencyId::parse("000.00.00.G22").unwrap(),
+            "127.0.0.1:7443".parse().unwrap(),
+        );
+        let (_t, p) = write(&c.to_toml());
+        assert_eq!(AgentConfig::load(&p).unwrap(), c);
+        let (_t, p) = write(&c.to_toml().replace("000.00.00.G22", "G22"));
+        let e = AgentConfig::load(&p).unwrap_err().to_string();
+        assert!(e.contains("agency") && e.contains("DDD.DD.DD.XDD"), "{e}");
+        let (_t, p) = write(&c.to_toml().replace("127.0.0.1:0", "0.0.0.0:8080"));
+        let e = AgentConfig::load(&p).unwrap_err().to_string();
+        assert!(e.contains("api_listen") && e.contains("loopback"), "{e}");
+        let (_t, p) = write("agency = \"000.00.00.G22\"\n");
+        let e = AgentConfig::load(&p).unwrap_err().to_string();
+        assert!(e.contains("hub"), "{e}");
+    }
+}
