@@ -171,7 +171,10 @@ impl HubConfig {
             return bad("delivery.expiry_secs", "a number of seconds greater than 0");
         }
         if self.delivery.sweep_interval_secs == 0 {
-            return bad("delivery.sweep_interval_secs", "a number of seconds greater than 0");
+            return bad(
+                "delivery.sweep_interval_secs",
+                "a number of seconds greater than 0",
+            );
         }
         Ok(())
     }
@@ -340,7 +343,10 @@ mod tests {
         assert!(e.contains("x.toml") && e.contains("max_body_bytes"), "{e}");
         let (_t, p) = write("[limits]\nmax_body_bytes = 0\n");
         let e = HubConfig::load(&p).unwrap_err().to_string();
-        assert!(e.contains("limits.max_body_bytes") && e.contains("greater than 0"), "{e}");
+        assert!(
+            e.contains("limits.max_body_bytes") && e.contains("greater than 0"),
+            "{e}"
+        );
         let (_t, p) = write("[network]\nlisten = \"nowhere\"\n");
         let e = HubConfig::load(&p).unwrap_err().to_string();
         assert!(e.contains("listen"), "{e}");

@@ -218,7 +218,10 @@ mod tests {
         assert_eq!(e.validate(), Err(EnvelopeError::NoRecipients));
         let mut e = sample();
         e.recipients.push(e.recipients[0].clone());
-        assert!(matches!(e.validate(), Err(EnvelopeError::DuplicateRecipient(_))));
+        assert!(matches!(
+            e.validate(),
+            Err(EnvelopeError::DuplicateRecipient(_))
+        ));
         let mut e = sample();
         e.recipients.push(e.sender.clone());
         assert!(matches!(e.validate(), Err(EnvelopeError::SelfRecipient(_))));
@@ -242,7 +245,12 @@ mod tests {
         forged.meta.subject = "Other".into();
         let mut tampered = s.clone();
         tampered.0.payload = postcard::to_allocvec(&forged).unwrap();
-        assert!(verify_raw(k.public_key(), ENVELOPE_CONTEXT, &s.0.payload, &s.0.signature));
+        assert!(verify_raw(
+            k.public_key(),
+            ENVELOPE_CONTEXT,
+            &s.0.payload,
+            &s.0.signature
+        ));
         assert!(!verify_raw(
             k.public_key(),
             ENVELOPE_CONTEXT,

@@ -16,7 +16,9 @@ pub struct AgencyId(String);
 #[non_exhaustive]
 pub enum AgencyIdError {
     /// Wrong overall length.
-    #[error("agency ID {0:?} must be 13 characters of the form DDD.DD.DD.XDD (e.g. 000.00.00.G22)")]
+    #[error(
+        "agency ID {0:?} must be 13 characters of the form DDD.DD.DD.XDD (e.g. 000.00.00.G22)"
+    )]
     Length(String),
     /// A character that does not fit its position.
     #[error("agency ID {id:?}: position {pos} must be {expected} (form DDD.DD.DD.XDD, e.g. 000.00.00.G22)")]

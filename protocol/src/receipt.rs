@@ -152,8 +152,18 @@ mod tests {
         };
         let s = SignedReceipt::sign(&r, &k, b"c").unwrap();
         assert_eq!(s.receipt().unwrap(), r);
-        assert!(verify_raw(k.public_key(), RECEIPT_CONTEXT, &s.0.payload, &s.0.signature));
+        assert!(verify_raw(
+            k.public_key(),
+            RECEIPT_CONTEXT,
+            &s.0.payload,
+            &s.0.signature
+        ));
         // A receipt signature cannot be replayed as an acceptance.
-        assert!(!verify_raw(k.public_key(), ACCEPTANCE_CONTEXT, &s.0.payload, &s.0.signature));
+        assert!(!verify_raw(
+            k.public_key(),
+            ACCEPTANCE_CONTEXT,
+            &s.0.payload,
+            &s.0.signature
+        ));
     }
 }

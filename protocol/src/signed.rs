@@ -125,9 +125,24 @@ mod tests {
     fn signature_covers_context_and_payload() {
         let k = test_key();
         let blob = SignedBlob::sign(b"ctx", b"hello".to_vec(), &k, b"cert").unwrap();
-        assert!(verify_raw(k.public_key(), b"ctx", &blob.payload, &blob.signature));
-        assert!(!verify_raw(k.public_key(), b"other", &blob.payload, &blob.signature));
-        assert!(!verify_raw(k.public_key(), b"ctx", b"hellp", &blob.signature));
+        assert!(verify_raw(
+            k.public_key(),
+            b"ctx",
+            &blob.payload,
+            &blob.signature
+        ));
+        assert!(!verify_raw(
+            k.public_key(),
+            b"other",
+            &blob.payload,
+            &blob.signature
+        ));
+        assert!(!verify_raw(
+            k.public_key(),
+            b"ctx",
+            b"hellp",
+            &blob.signature
+        ));
     }
 
     #[test]

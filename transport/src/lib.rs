@@ -103,7 +103,8 @@ fn transport_config(limits: &Limits) -> quinn::TransportConfig {
 fn udp_socket(addr: SocketAddr) -> Result<std::net::UdpSocket, WireError> {
     use socket2::{Domain, Protocol, Socket, Type};
     let err = |source| WireError::Socket { addr, source };
-    let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP)).map_err(err)?;
+    let sock =
+        Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP)).map_err(err)?;
     // Best effort: the kernel caps these at net.core.{r,w}mem_max.
     let _ = sock.set_recv_buffer_size(UDP_BUFFER_BYTES);
     let _ = sock.set_send_buffer_size(UDP_BUFFER_BYTES);
@@ -198,33 +199,47 @@ pub async fn send_body<R: tokio::io::AsyncRead + Unpin>(
     Ok(())
 }
 
-/// Receive exactly `len` body bytes, handing each chunk to `sink`. Fails if the stream ends
-/// early; extra bytes after `len` are left unread.
-pub async fn recv_body<F, Fut>(
-    recv: &mut quinn::RecvStream,
+/// Reads exactly the announced number of body bytes from a stream, chunk by chunk, so memory
+/// stays flat whatever the body size.
+pub struct BodyReader {
     len: u64,
-    mut sink: F,
-) -> Result<(), WireError>
-where
-    F: FnMut(bytes::Bytes) -> Fut,
-    Fut: std::future::Future<Output = Result<(), WireError>>,
-{
-    let mut got = 0u64;
-    while got < len {
-        let max = ((len - got) as usize).min(CHUNK);
-        match recv.read_chunk(max, true).await? {
-            Some(c) => {
-                got += c.bytes.len() as u64;
-                sink(c.bytes).await?;
-            }
-            None => {
-                return Err(WireError::ShortBody {
-                    got,
-                    expected: len,
-                })
-            }
-        }
-    }
-    Ok(())
+    got: u64,
 }
 
+impl BodyReader {
+    /// Expect `len` bytes.
+    pub fn new(len: u64) -> Self {
+        BodyReader { len, got: 0 }
+    }
+
+    /// The next chunk, or `None` once all `len` bytes were read. Fails if the stream ends early.
+    pub async fn next(
+        &mut self,
+        recv: &mut quinn::RecvStream,
+    ) -> Result<Option<bytes::Bytes>, WireError> {
+        if self.got >= self.len {
+            return Ok(None);
+        }
+        let max = ((self.len - self.got) as usize).min(CHUNK);
+        match recv.read_chunk(max, true).await? {
+            Some(c) => {
+                self.got += c.bytes.len() as u64;
+                Ok(Some(c.bytes))
+            }
+            None => Err(WireError::ShortBody {
+                got: self.got,
+                expected: self.len,
+            }),
+        }
+    }
+}
+
+/// Receive exactly `len` body bytes into memory (for small bodies only).
+pub async fn recv_small_body(recv: &mut quinn::RecvStream, len: u64) -> Result<Vec<u8>, WireError> {
+    let mut buf = Vec::with_capacity(len.min(CHUNK as u64 * 4) as usize);
+    let mut r = BodyReader::new(len);
+    while let Some(c) = r.next(recv).await? {
+        buf.extend_from_slice(&c);
+    }
+    Ok(buf)
+}

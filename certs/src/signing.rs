@@ -1,0 +1,314 @@
+//! Verification of signed statements: signer certificate chain, usage, revocation, signature
+//! and identity, against the configured document-signing CAs and their CRLs.
+
+use crate::CertError;
+use poros_protocol::{AgencyId, SignedBlob};
+use rustls_pki_types::{CertificateDer, TrustAnchor, UnixTime};
+use std::time::Duration;
+use webpki::{CertRevocationList, OwnedCertRevocationList};
+
+/// DER value bytes of id-kp-documentSigning, 1.3.6.1.5.5.7.3.36 (RFC 9336).
+pub const OID_DOCUMENT_SIGNING_DER_VALUE: [u8; 8] =
+    [0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x24];
+
+/// Who signed a statement.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Signer {
+    /// An agency, named by its certificate's agency URI.
+    Agency(AgencyId),
+    /// The hub (`urn:poros:hub`).
+    Hub,
+}
+
+/// Why a signed statement was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// The signer certificate does not parse.
+    #[error("signer certificate is malformed: {0}")]
+    BadCertificate(String),
+    /// The signer certificate does not chain to a configured signing CA.
+    #[error("signer certificate is not issued by a trusted signing CA")]
+    Untrusted,
+    /// The signer certificate has expired.
+    #[error("signer certificate has expired")]
+    Expired,
+    /// The signer certificate is not yet valid.
+    #[error("signer certificate is not yet valid")]
+    NotYetValid,
+    /// The signer certificate is listed in its CA's CRL.
+    #[error("signer certificate is revoked")]
+    Revoked,
+    /// The signer certificate is not for document signing (e.g. a TLS certificate).
+    #[error("signer certificate is not a document-signing certificate")]
+    WrongUsage,
+    /// The chain was refused for another reason.
+    #[error("signer certificate chain is invalid: {0}")]
+    Chain(String),
+    /// The signature does not match the payload and the certificate's key.
+    #[error("signature does not verify against the signer certificate")]
+    BadSignature,
+    /// The certificate names no agency or hub (or names it ambiguously).
+    #[error("signer certificate names no usable identity: {0}")]
+    NoIdentity(CertError),
+}
+
+/// The document-signing trust roots and their CRLs.
+#[derive(Debug)]
+pub struct SigningTrust {
+    roots: Vec<TrustAnchor<'static>>,
+    crls: Vec<CertRevocationList<'static>>,
+}
+
+impl SigningTrust {
+    /// Trust `roots` (signing CA certificates, DER), revoking what `crls` (DER) list.
+    pub fn new(roots: &[Vec<u8>], crls: &[Vec<u8>]) -> Result<Self, CertError> {
+        let roots = roots
+            .iter()
+            .map(|der| {
+                webpki::anchor_from_trusted_cert(&CertificateDer::from(der.as_slice()))
+                    .map(|a| a.to_owned())
+                    .map_err(|e| CertError::TrustRoot(format!("{e:?}")))
+            })
+            .collect::<Result<_, _>>()?;
+        let mut trust = SigningTrust {
+            roots,
+            crls: Vec::new(),
+        };
+        trust.set_crls(crls)?;
+        Ok(trust)
+    }
+
+    /// Replace the CRLs (e.g. after a refresh); on error the previous CRLs stay in force.
+    pub fn set_crls(&mut self, crls: &[Vec<u8>]) -> Result<(), CertError> {
+        self.crls = crls
+            .iter()
+            .map(|der| {
+                OwnedCertRevocationList::from_der(der)
+                    .map(CertRevocationList::from)
+                    .map_err(|e| CertError::Crl(format!("{e:?}")))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(())
+    }
+
+    /// Check `blob` was signed under `context` by a trusted, unrevoked document-signing
+    /// certificate valid at `now_unix_secs`, and say who signed it.
+    pub fn verify(
+        &self,
+        blob: &SignedBlob,
+        context: &[u8],
+        now_unix_secs: u64,
+    ) -> Result<Signer, VerifyError> {
+        let cert_der = CertificateDer::from(blob.signer_cert.as_slice());
+        let ee = webpki::EndEntityCert::try_from(&cert_der)
+            .map_err(|e| VerifyError::BadCertificate(format!("{e:?}")))?;
+        let crl_refs: Vec<&CertRevocationList<'_>> = self.crls.iter().collect();
+        // With no CRL configured there is nothing to consult; with CRLs, a certificate from an
+        // issuer without one is allowed rather than refused (Allow), as the brief's policy says.
+        let revocation = webpki::RevocationOptionsBuilder::new(&crl_refs)
+            .ok()
+            .map(|b| {
+                b.with_status_policy(webpki::UnknownStatusPolicy::Allow)
+                    .with_expiration_policy(webpki::ExpirationPolicy::Ignore)
+                    .build()
+            });
+        ee.verify_for_usage(
+            webpki::ALL_VERIFICATION_ALGS,
+            &self.roots,
+            &[],
+            UnixTime::since_unix_epoch(Duration::from_secs(now_unix_secs)),
+            webpki::KeyUsage::required(&OID_DOCUMENT_SIGNING_DER_VALUE),
+            revocation,
+            None,
+        )
+        .map_err(map_chain_error)?;
+        ee.verify_signature(
+            webpki::ring::ECDSA_P256_SHA256,
+            &SignedBlob::message(context, &blob.payload),
+            &blob.signature,
+        )
+        .map_err(|_| VerifyError::BadSignature)?;
+        crate::identity::signer_from_cert(&blob.signer_cert).map_err(VerifyError::NoIdentity)
+    }
+}
+
+// The deprecated unit variant is still matched in case an older code path returns it.
+#[allow(deprecated)]
+fn map_chain_error(e: webpki::Error) -> VerifyError {
+    use webpki::Error as E;
+    match e {
+        E::CertExpired { .. } => VerifyError::Expired,
+        E::CertNotValidYet { .. } => VerifyError::NotYetValid,
+        // A bad signature inside the chain means an issuer with a trusted CA's name but another
+        // key: an impostor CA, so untrusted rather than a malformed statement.
+        E::UnknownIssuer | E::InvalidSignatureForPublicKey => VerifyError::Untrusted,
+        E::CertRevoked => VerifyError::Revoked,
+        E::RequiredEkuNotFound | E::RequiredEkuNotFoundContext(_) | E::CaUsedAsEndEntity => {
+            VerifyError::WrongUsage
+        }
+        E::BadDer | E::TrailingData(_) | E::UnsupportedCertVersion => {
+            VerifyError::BadCertificate(format!("{e:?}"))
+        }
+        other => VerifyError::Chain(format!("{other:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::*;
+    use crate::{Ca, SignerSubject};
+
+    struct Fixture {
+        ca: Ca,
+        crl: Vec<u8>,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            let ca = ca("Poros Signing CA");
+            let (nb, na) = valid_now();
+            let crl = ca.crl(&[], 1, nb, na).unwrap();
+            Fixture { ca, crl }
+        }
+
+        fn trust(&self) -> SigningTrust {
+            SigningTrust::new(
+                &[self.ca.cert_der().to_vec()],
+                std::slice::from_ref(&self.crl),
+            )
+            .unwrap()
+        }
+
+        fn signer(&self, subject: &SignerSubject) -> (rcgen::KeyPair, crate::Issued) {
+            let key = crate::generate_key().unwrap();
+            let csr = crate::make_key_csr(&key, "x").unwrap();
+            let (nb, na) = valid_now();
+            (key, self.ca.issue_signing(&csr, subject, nb, na).unwrap())
+        }
+    }
+
+    const CTX: &[u8] = b"poros/envelope/v1";
+
+    #[test]
+    fn good_signature_yields_the_agency() {
+        let f = Fixture::new();
+        let a = agency("000.00.00.G22");
+        let (key, cert) = f.signer(&SignerSubject::Agency(a.clone()));
+        let blob = sign(&key, &cert.der, CTX, b"payload");
+        assert_eq!(
+            f.trust().verify(&blob, CTX, now_unix()).unwrap(),
+            Signer::Agency(a)
+        );
+        // Without any CRL configured the statement still verifies.
+        let no_crl = SigningTrust::new(&[f.ca.cert_der().to_vec()], &[]).unwrap();
+        assert!(no_crl.verify(&blob, CTX, now_unix()).is_ok());
+    }
+
+    #[test]
+    fn hub_signature_yields_hub() {
+        let f = Fixture::new();
+        let (key, cert) = f.signer(&SignerSubject::Hub);
+        let blob = sign(&key, &cert.der, CTX, b"accepted");
+        assert_eq!(
+            f.trust().verify(&blob, CTX, now_unix()).unwrap(),
+            Signer::Hub
+        );
+    }
+
+    #[test]
+    fn tampering_breaks_the_signature() {
+        let f = Fixture::new();
+        let (key, cert) = f.signer(&SignerSubject::Agency(agency("000.00.00.G22")));
+        let mut blob = sign(&key, &cert.der, CTX, b"payload");
+        let trust = f.trust();
+        assert!(matches!(
+            trust.verify(&blob, b"other context", now_unix()),
+            Err(VerifyError::BadSignature)
+        ));
+        blob.payload[0] ^= 1;
+        assert!(matches!(
+            trust.verify(&blob, CTX, now_unix()),
+            Err(VerifyError::BadSignature)
+        ));
+    }
+
+    #[test]
+    fn foreign_ca_is_untrusted() {
+        let f = Fixture::new();
+        // Same CA name (an impostor) and a differently named CA.
+        let same_name = Fixture::new();
+        let mut other_name = Fixture::new();
+        other_name.ca = ca("Elsewhere CA");
+        for foreign in [same_name, other_name] {
+            let (key, cert) = foreign.signer(&SignerSubject::Agency(agency("000.00.00.G22")));
+            let blob = sign(&key, &cert.der, CTX, b"payload");
+            let r = f.trust().verify(&blob, CTX, now_unix());
+            assert!(matches!(r, Err(VerifyError::Untrusted)), "{r:?}");
+        }
+    }
+
+    #[test]
+    fn validity_period_is_enforced() {
+        let f = Fixture::new();
+        let (key, cert) = f.signer(&SignerSubject::Agency(agency("000.00.00.G22")));
+        let blob = sign(&key, &cert.der, CTX, b"payload");
+        let trust = f.trust();
+        assert!(matches!(
+            trust.verify(&blob, CTX, now_unix() + 10 * 86_400),
+            Err(VerifyError::Expired)
+        ));
+        assert!(matches!(
+            trust.verify(&blob, CTX, now_unix() - 10 * 86_400),
+            Err(VerifyError::NotYetValid)
+        ));
+    }
+
+    #[test]
+    fn tls_certificate_cannot_sign() {
+        let f = Fixture::new();
+        let a = agency("000.00.00.G22");
+        let key = crate::generate_key().unwrap();
+        let (nb, na) = valid_now();
+        let tls =
+            f.ca.issue_node_tls(&crate::make_csr(&key, &a).unwrap(), &a, nb, na)
+                .unwrap();
+        let blob = sign(&key, &tls.der, CTX, b"payload");
+        assert!(matches!(
+            f.trust().verify(&blob, CTX, now_unix()),
+            Err(VerifyError::WrongUsage)
+        ));
+    }
+
+    #[test]
+    fn revoked_signer_is_refused() {
+        let mut f = Fixture::new();
+        let (key, cert) = f.signer(&SignerSubject::Agency(agency("000.00.00.G22")));
+        let (nb, na) = valid_now();
+        f.crl = f.ca.crl(&[(cert.serial.clone(), nb)], 2, nb, na).unwrap();
+        let blob = sign(&key, &cert.der, CTX, b"payload");
+        assert!(matches!(
+            f.trust().verify(&blob, CTX, now_unix()),
+            Err(VerifyError::Revoked)
+        ));
+    }
+
+    #[test]
+    fn garbage_certificate_is_bad_certificate() {
+        let f = Fixture::new();
+        let blob = SignedBlob {
+            payload: b"p".to_vec(),
+            signature: vec![0; 70],
+            signer_cert: b"not a certificate".to_vec(),
+        };
+        assert!(matches!(
+            f.trust().verify(&blob, CTX, now_unix()),
+            Err(VerifyError::BadCertificate(_))
+        ));
+        assert!(matches!(
+            SigningTrust::new(&[f.ca.cert_der().to_vec()], &[b"junk".to_vec()]),
+            Err(CertError::Crl(_))
+        ));
+    }
+}

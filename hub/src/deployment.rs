@@ -1,0 +1,245 @@
+//! A hub deployment directory: creating it (`poros-hub init`), issuing node certificates
+//! (`poros-hub node add`) and loading the key material the running hub needs.
+//!
+//! Layout (private keys 0600, never copied elsewhere):
+//! ```text
+//! hub.toml                       commented configuration
+//! admin.token                    admin API credential (0600)
+//! pki/network-ca.{crt,key}       issues node TLS certificates and the hub's server certificate
+//! pki/signing-ca.{crt,key}       issues document-signing certificates
+//! pki/hub-tls.{crt,key}          the hub's QUIC server identity
+//! pki/hub-sign.{crt,key}         the key that signs acceptances and notices
+//! pki/network.crl, signing.crl   revocation lists (DER)
+//! data/hub.redb, data/bodies/    the durable store
+//! run/quic.addr, run/ops.addr    addresses actually bound by a running hub
+//! ```
+
+use anyhow::{bail, Context, Result};
+use poros_certs::{Ca, SignerSubject};
+use poros_protocol::{AgencyId, SigningKey};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use time::{Duration, OffsetDateTime};
+
+/// Paths inside a deployment directory.
+#[derive(Clone, Debug)]
+pub struct HubPaths {
+    /// Deployment root.
+    pub root: PathBuf,
+}
+
+impl HubPaths {
+    /// Paths under `root`.
+    pub fn new(root: &Path) -> Self {
+        HubPaths {
+            root: root.to_path_buf(),
+        }
+    }
+    /// A file under the root.
+    pub fn at(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+    /// `hub.toml`.
+    pub fn config(&self) -> PathBuf {
+        self.at("hub.toml")
+    }
+    /// The redb file.
+    pub fn db(&self) -> PathBuf {
+        self.at("data/hub.redb")
+    }
+    /// Body files.
+    pub fn bodies(&self) -> PathBuf {
+        self.at("data/bodies")
+    }
+}
+
+/// What `init` needs to know.
+pub struct InitOptions {
+    /// QUIC listen address.
+    pub listen: SocketAddr,
+    /// Operations listener.
+    pub ops_listen: SocketAddr,
+    /// DNS names for the hub certificate.
+    pub dns_names: Vec<String>,
+    /// IP addresses for the hub certificate.
+    pub ips: Vec<IpAddr>,
+}
+
+fn days(n: i64) -> Duration {
+    Duration::days(n)
+}
+
+fn read(p: &Path) -> Result<String> {
+    std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
+}
+
+/// Create a new deployment in `dir`; refuses if one already exists there.
+pub fn init(dir: &Path, opts: &InitOptions) -> Result<()> {
+    let paths = HubPaths::new(dir);
+    if paths.config().exists() || paths.at("pki").exists() {
+        bail!(
+            "{} already holds a Poros deployment (hub.toml or pki/ exists); refusing to overwrite it",
+            dir.display()
+        );
+    }
+    for sub in ["pki", "data", "run"] {
+        std::fs::create_dir_all(paths.at(sub))
+            .with_context(|| format!("creating {}", paths.at(sub).display()))?;
+    }
+    let now = OffsetDateTime::now_utc();
+    let nb = now - Duration::minutes(5);
+    let network = Ca::new_root("Poros Network CA", nb, now + days(3650))?;
+    let signing = Ca::new_root("Poros Document Signing CA", nb, now + days(3650))?;
+    write_ca(&paths, "network-ca", &network)?;
+    write_ca(&paths, "signing-ca", &signing)?;
+
+    let tls_key = poros_certs::generate_key()?;
+    let csr = poros_certs::make_key_csr(&tls_key, "poros-hub")?;
+    let tls = network.issue_server(&csr, &opts.dns_names, &opts.ips, nb, now + days(825))?;
+    poros_certs::write_secret_file(
+        &paths.at("pki/hub-tls.key"),
+        tls_key.serialize_pem().as_bytes(),
+    )?;
+    poros_certs::write_public_file(&paths.at("pki/hub-tls.crt"), tls.pem.as_bytes())?;
+
+    let sign_key = poros_certs::generate_key()?;
+    let csr = poros_certs::make_key_csr(&sign_key, "poros-hub")?;
+    let sign = signing.issue_signing(&csr, &SignerSubject::Hub, nb, now + days(825))?;
+    poros_certs::write_secret_file(
+        &paths.at("pki/hub-sign.key"),
+        sign_key.serialize_pem().as_bytes(),
+    )?;
+    poros_certs::write_public_file(&paths.at("pki/hub-sign.crt"), sign.pem.as_bytes())?;
+
+    for (name, ca) in [("network", &network), ("signing", &signing)] {
+        let crl = ca.crl(&[], 1, nb, now + days(30))?;
+        poros_certs::write_public_file(&paths.at(&format!("pki/{name}.crl")), &crl)?;
+    }
+
+    let mut token = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut token)
+        .map_err(|_| anyhow::anyhow!("system random generator failed"))?;
+    poros_certs::write_secret_file(&paths.at("admin.token"), hex::encode(token).as_bytes())?;
+
+    let toml = poros_config::hub_toml_template(opts.listen, opts.ops_listen);
+    poros_certs::write_public_file(&paths.config(), toml.as_bytes())?;
+    Ok(())
+}
+
+fn write_ca(paths: &HubPaths, name: &str, ca: &Ca) -> Result<()> {
+    poros_certs::write_secret_file(
+        &paths.at(&format!("pki/{name}.key")),
+        ca.key_pem().as_bytes(),
+    )?;
+    poros_certs::write_public_file(
+        &paths.at(&format!("pki/{name}.crt")),
+        ca.cert_pem().as_bytes(),
+    )?;
+    Ok(())
+}
+
+fn load_ca(paths: &HubPaths, name: &str) -> Result<Ca> {
+    let cert = read(&paths.at(&format!("pki/{name}.crt")))?;
+    // Checks the key file is private (0600) before using it.
+    poros_certs::load_key_pem(&paths.at(&format!("pki/{name}.key")))?;
+    let key = read(&paths.at(&format!("pki/{name}.key")))?;
+    Ca::load(&cert, &key).with_context(|| format!("loading the {name} CA"))
+}
+
+fn first_der(p: &Path) -> Result<Vec<u8>> {
+    poros_certs::pem_to_der_certs(&read(p)?)?
+        .into_iter()
+        .next()
+        .with_context(|| format!("{}: no certificate in file", p.display()))
+}
+
+/// Certificates issued to a node by `node add`.
+pub struct IssuedNode {
+    /// TLS certificate serial (hex).
+    pub tls_serial: String,
+    /// Signing certificate serial (hex).
+    pub sign_serial: String,
+    /// TLS certificate expiry, Unix seconds.
+    pub tls_not_after: i64,
+}
+
+/// Issue a node's TLS and signing certificates from its requests in `requests_dir`
+/// (`tls.csr`, `sign.csr`) and write them, with the trust roots, into `out_dir`.
+pub fn issue_node(
+    paths: &HubPaths,
+    agency: &AgencyId,
+    requests_dir: &Path,
+    out_dir: &Path,
+    valid_days: i64,
+) -> Result<IssuedNode> {
+    let network = load_ca(paths, "network-ca")?;
+    let signing = load_ca(paths, "signing-ca")?;
+    let tls_csr = read(&requests_dir.join("tls.csr"))?;
+    let sign_csr = read(&requests_dir.join("sign.csr"))?;
+    let now = OffsetDateTime::now_utc();
+    let nb = now - Duration::minutes(5);
+    let na = now + days(valid_days);
+    let tls = network
+        .issue_node_tls(&tls_csr, agency, nb, na)
+        .with_context(|| format!("issuing from {}", requests_dir.join("tls.csr").display()))?;
+    let sign = signing
+        .issue_signing(&sign_csr, &SignerSubject::Agency(agency.clone()), nb, na)
+        .with_context(|| format!("issuing from {}", requests_dir.join("sign.csr").display()))?;
+    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    let put = |name: &str, data: &[u8]| -> Result<()> {
+        let p = out_dir.join(name);
+        let _ = std::fs::remove_file(&p);
+        poros_certs::write_public_file(&p, data)?;
+        Ok(())
+    };
+    put("tls.crt", tls.pem.as_bytes())?;
+    put("sign.crt", sign.pem.as_bytes())?;
+    put("network-ca.crt", network.cert_pem().as_bytes())?;
+    put("signing-ca.crt", signing.cert_pem().as_bytes())?;
+    put("signing.crl", &std::fs::read(paths.at("pki/signing.crl"))?)?;
+    Ok(IssuedNode {
+        tls_serial: hex::encode(&tls.serial),
+        sign_serial: hex::encode(&sign.serial),
+        tls_not_after: na.unix_timestamp(),
+    })
+}
+
+/// Key material of a running hub.
+pub struct HubKeys {
+    /// rustls server configuration (mutual TLS, agency identity extraction).
+    pub server_tls: rustls::ServerConfig,
+    /// Verifies agencies' signatures.
+    pub signing_trust: poros_certs::SigningTrust,
+    /// Signs acceptances and notices.
+    pub hub_sign_key: SigningKey,
+    /// The hub's signing certificate (DER).
+    pub hub_sign_cert: Vec<u8>,
+}
+
+/// Load everything the running hub needs from the deployment.
+pub fn load_keys(paths: &HubPaths) -> Result<HubKeys> {
+    let network_ca = first_der(&paths.at("pki/network-ca.crt"))?;
+    let signing_ca = first_der(&paths.at("pki/signing-ca.crt"))?;
+    let network_crl = std::fs::read(paths.at("pki/network.crl"))
+        .with_context(|| format!("reading {}", paths.at("pki/network.crl").display()))?;
+    let signing_crl = std::fs::read(paths.at("pki/signing.crl"))
+        .with_context(|| format!("reading {}", paths.at("pki/signing.crl").display()))?;
+    let tls_chain = poros_certs::pem_to_der_certs(&read(&paths.at("pki/hub-tls.crt"))?)?;
+    let tls_key = poros_certs::load_key_pem(&paths.at("pki/hub-tls.key"))?;
+    let server_tls = poros_certs::hub_server_config(
+        &network_ca,
+        &[network_crl],
+        tls_chain,
+        poros_certs::key_pkcs8_der(&tls_key),
+    )?;
+    let signing_trust = poros_certs::SigningTrust::new(&[signing_ca], &[signing_crl])?;
+    let sign_key = poros_certs::load_key_pem(&paths.at("pki/hub-sign.key"))?;
+    let hub_sign_key = SigningKey::from_pkcs8(&poros_certs::key_pkcs8_der(&sign_key))?;
+    let hub_sign_cert = first_der(&paths.at("pki/hub-sign.crt"))?;
+    Ok(HubKeys {
+        server_tls,
+        signing_trust,
+        hub_sign_key,
+        hub_sign_cert,
+    })
+}

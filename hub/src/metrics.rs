@@ -1,0 +1,81 @@
+//! In-process operational counters of the hub (connections, refusals, handshake failures),
+//! rendered with the durable counters from the store as Prometheus text on `/metrics`.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// Counters since process start (durable business counters live in the store).
+#[derive(Default)]
+pub struct Metrics {
+    /// Connections established.
+    pub connections: AtomicU64,
+    /// Documents accepted.
+    pub accepted: AtomicU64,
+    /// Deliveries answered with a receipt.
+    pub delivered: AtomicU64,
+    /// Deliveries answered with a rejection.
+    pub rejected: AtomicU64,
+    refusals: Mutex<BTreeMap<String, u64>>,
+    handshake_failures: Mutex<BTreeMap<String, u64>>,
+}
+
+impl Metrics {
+    /// Count a refusal by reason.
+    pub fn refuse(&self, reason: &str) {
+        if let Ok(mut m) = self.refusals.lock() {
+            *m.entry(reason.to_string()).or_default() += 1;
+        }
+    }
+
+    /// Count a failed handshake by a coarse reason.
+    pub fn handshake_failure(&self, e: &quinn::ConnectionError) {
+        let text = e.to_string();
+        let reason = if text.contains("expired") {
+            "expired"
+        } else if text.contains("UnknownIssuer") || text.contains("unknown issuer") {
+            "unknown_issuer"
+        } else if text.contains("revoked") || text.contains("Revoked") {
+            "revoked"
+        } else if text.contains("timed out") {
+            "timeout"
+        } else {
+            "other"
+        };
+        if let Ok(mut m) = self.handshake_failures.lock() {
+            *m.entry(reason.to_string()).or_default() += 1;
+        }
+    }
+
+    /// Count an answered delivery.
+    pub fn answered(&self, delivered: bool) {
+        if delivered {
+            self.delivered.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.rejected.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Prometheus text for the process counters.
+    pub fn render(&self, out: &mut String) {
+        use std::fmt::Write;
+        let _ = writeln!(out, "# TYPE poros_connections_total counter");
+        let _ = writeln!(
+            out,
+            "poros_connections_total {}",
+            self.connections.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(out, "# TYPE poros_refusals_total counter");
+        if let Ok(m) = self.refusals.lock() {
+            for (k, v) in m.iter() {
+                let _ = writeln!(out, "poros_refusals_total{{reason=\"{k}\"}} {v}");
+            }
+        }
+        let _ = writeln!(out, "# TYPE poros_handshake_failures_total counter");
+        if let Ok(m) = self.handshake_failures.lock() {
+            for (k, v) in m.iter() {
+                let _ = writeln!(out, "poros_handshake_failures_total{{reason=\"{k}\"}} {v}");
+            }
+        }
+    }
+}

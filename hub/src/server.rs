@@ -1,0 +1,829 @@
+//! The running hub: accepts mutually authenticated QUIC connections, takes submissions,
+//! pushes deliveries and relays answers to each connected node, and sweeps expiry/retention.
+//! Identity comes only from the verified client certificate (see `poros-certs`).
+
+use crate::deployment::{HubKeys, HubPaths};
+use crate::metrics::Metrics;
+use crate::state::{
+    AcceptOutcome, BodyAt, DeliveryState, DocRecord, HubStore, NewBody, NodeRecord, NodeState,
+    RelayItem, INLINE_MAX,
+};
+use anyhow::{Context, Result};
+use poros_certs::Signer;
+use poros_config::HubConfig;
+use poros_protocol::envelope::ENVELOPE_CONTEXT;
+use poros_protocol::receipt::RECEIPT_CONTEXT;
+use poros_protocol::{
+    Acceptance, AgencyId, DocumentId, Frame, HubNotice, NoticeKind, Outcome, Refusal, RefusalCode,
+    SignedAcceptance, SignedEnvelope, SignedNotice,
+};
+use poros_store::{Blobs, Db};
+use poros_transport::{
+    read_frame, recv_small_body, send_body, write_frame, BodyReader, Limits, WireError,
+};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tokio::sync::{Notify, Semaphore};
+use tracing::{debug, info, info_span, warn, Instrument};
+
+/// QUIC application close codes.
+pub mod close {
+    /// The agency is not registered.
+    pub const UNKNOWN_AGENCY: u32 = 0x10;
+    /// The agency is suspended or revoked.
+    pub const NOT_ACTIVE: u32 = 0x11;
+    /// A newer connection of the same agency replaced this one.
+    pub const REPLACED: u32 = 0x12;
+    /// The hub is shutting down.
+    pub const SHUTDOWN: u32 = 0x13;
+    /// The peer certificate names no agency.
+    pub const NO_IDENTITY: u32 = 0x14;
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+struct Connected {
+    conn: quinn::Connection,
+    wake: Arc<Notify>,
+    id: u64,
+}
+
+/// Shared hub state.
+pub struct Hub {
+    /// Configuration.
+    pub cfg: HubConfig,
+    /// Durable state.
+    pub store: HubStore,
+    /// Body files.
+    pub blobs: Blobs,
+    keys: HubKeys,
+    /// Registry cache (the store is authoritative; admin changes update both).
+    registry: RwLock<HashMap<AgencyId, NodeRecord>>,
+    connected: Mutex<HashMap<AgencyId, Connected>>,
+    next_conn: AtomicU64,
+    /// Operational counters.
+    pub metrics: Metrics,
+}
+
+impl Hub {
+    /// Open the deployment's store and keys.
+    pub fn open(paths: &HubPaths, cfg: HubConfig) -> Result<Arc<Hub>> {
+        let keys = crate::deployment::load_keys(paths)?;
+        let db = Db::open(&paths.db())?;
+        let store = HubStore::open(db)?;
+        let blobs = Blobs::open(&paths.bodies())?;
+        let registry = store
+            .nodes()?
+            .into_iter()
+            .map(|n| (n.agency.clone(), n))
+            .collect();
+        Ok(Arc::new(Hub {
+            cfg,
+            store,
+            blobs,
+            keys,
+            registry: RwLock::new(registry),
+            connected: Mutex::new(HashMap::new()),
+            next_conn: AtomicU64::new(1),
+            metrics: Metrics::default(),
+        }))
+    }
+
+    /// Register or update a node (admin API).
+    pub async fn put_node(&self, rec: NodeRecord) -> Result<()> {
+        self.store.put_node(rec.clone()).await?;
+        let state = rec.state;
+        let agency = rec.agency.clone();
+        self.registry
+            .write()
+            .map_err(|_| anyhow::anyhow!("registry lock poisoned"))?
+            .insert(agency.clone(), rec);
+        if state != NodeState::Active {
+            if let Some(c) = self.connected_conn(&agency) {
+                c.close(close::NOT_ACTIVE.into(), b"agency is no longer active");
+            }
+        } else {
+            // Documents held for it may now flow.
+            self.wake(&agency);
+        }
+        Ok(())
+    }
+
+    /// Registry snapshot.
+    pub fn nodes(&self) -> Vec<NodeRecord> {
+        let mut v: Vec<_> = self
+            .registry
+            .read()
+            .map(|r| r.values().cloned().collect())
+            .unwrap_or_default();
+        v.sort_by(|a: &NodeRecord, b| a.agency.cmp(&b.agency));
+        v
+    }
+
+    fn node_state(&self, a: &AgencyId) -> Option<NodeState> {
+        self.registry.read().ok()?.get(a).map(|n| n.state)
+    }
+
+    /// Agencies connected now.
+    pub fn connected_agencies(&self) -> Vec<AgencyId> {
+        self.connected
+            .lock()
+            .map(|c| c.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn connected_conn(&self, a: &AgencyId) -> Option<quinn::Connection> {
+        self.connected.lock().ok()?.get(a).map(|c| c.conn.clone())
+    }
+
+    fn wake(&self, a: &AgencyId) {
+        if let Ok(c) = self.connected.lock() {
+            if let Some(c) = c.get(a) {
+                c.wake.notify_one();
+            }
+        }
+    }
+
+    fn sign_notice(&self, n: &HubNotice) -> Result<SignedNotice> {
+        Ok(SignedNotice::sign(
+            n,
+            &self.keys.hub_sign_key,
+            &self.keys.hub_sign_cert,
+        )?)
+    }
+}
+
+/// Run the hub until `shutdown` resolves.
+pub async fn serve(
+    hub: Arc<Hub>,
+    endpoint: quinn::Endpoint,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<()> {
+    tokio::spawn(sweeper(hub.clone()));
+    let conns = Arc::new(Semaphore::new(hub.cfg.limits.max_connections as usize));
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            inc = endpoint.accept() => {
+                let Some(inc) = inc else { break };
+                let Ok(permit) = conns.clone().try_acquire_owned() else {
+                    hub.metrics.refuse("connection_limit");
+                    inc.refuse();
+                    continue;
+                };
+                let hub = hub.clone();
+                tokio::spawn(async move {
+                    serve_connection(hub, inc).await;
+                    drop(permit);
+                });
+            }
+        }
+    }
+    info!("shutting down: closing connections");
+    endpoint.close(close::SHUTDOWN.into(), b"hub shutting down");
+    let _ = tokio::time::timeout(Duration::from_secs(5), endpoint.wait_idle()).await;
+    Ok(())
+}
+
+/// Bind the hub's QUIC endpoint.
+pub fn bind(hub: &Hub, tls: rustls::ServerConfig) -> Result<quinn::Endpoint> {
+    let limits = Limits {
+        max_streams: hub.cfg.limits.max_streams_per_node,
+        ..Limits::default()
+    };
+    poros_transport::server_endpoint(hub.cfg.network.listen, tls, &limits)
+        .with_context(|| format!("binding QUIC listener {}", hub.cfg.network.listen))
+}
+
+/// The rustls server config (cloned out so `bind` can consume it).
+pub fn server_tls(hub: &Hub) -> rustls::ServerConfig {
+    hub.keys.server_tls.clone()
+}
+
+async fn serve_connection(hub: Arc<Hub>, inc: quinn::Incoming) {
+    let remote = inc.remote_address();
+    let conn = match inc.await {
+        Ok(c) => c,
+        Err(e) => {
+            hub.metrics.handshake_failure(&e);
+            warn!(%remote, error = %e, "handshake refused");
+            return;
+        }
+    };
+    let certs = conn.peer_identity().and_then(|i| {
+        i.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
+            .ok()
+    });
+    let agency = match certs.as_deref().map(|c| poros_certs::peer_agency(c)) {
+        Some(Ok(a)) => a,
+        other => {
+            let why = match other {
+                Some(Err(e)) => e.to_string(),
+                _ => "no client certificate".into(),
+            };
+            hub.metrics.refuse("no_identity");
+            warn!(%remote, %why, "connection refused: no agency identity");
+            conn.close(close::NO_IDENTITY.into(), b"certificate names no agency");
+            return;
+        }
+    };
+    let span = info_span!("conn", agency = %agency, %remote);
+    async move {
+        match hub.node_state(&agency) {
+            Some(NodeState::Active) => {}
+            Some(state) => {
+                hub.metrics.refuse("not_active");
+                warn!(?state, "connection refused: agency is not active");
+                conn.close(
+                    close::NOT_ACTIVE.into(),
+                    format!("agency {agency} is {state:?}").as_bytes(),
+                );
+                return;
+            }
+            None => {
+                hub.metrics.refuse("unknown_agency");
+                warn!("connection refused: agency is not registered");
+                conn.close(
+                    close::UNKNOWN_AGENCY.into(),
+                    format!("agency {agency} is not registered at this hub").as_bytes(),
+                );
+                return;
+            }
+        }
+        let id = hub.next_conn.fetch_add(1, Ordering::Relaxed);
+        let wake = Arc::new(Notify::new());
+        if let Ok(mut c) = hub.connected.lock() {
+            if let Some(old) = c.insert(
+                agency.clone(),
+                Connected {
+                    conn: conn.clone(),
+                    wake: wake.clone(),
+                    id,
+                },
+            ) {
+                old.conn
+                    .close(close::REPLACED.into(), b"replaced by a newer connection");
+            }
+        }
+        hub.metrics.connections.fetch_add(1, Ordering::Relaxed);
+        info!("node connected");
+        let pusher =
+            tokio::spawn(pusher(hub.clone(), agency.clone(), conn.clone(), wake).in_current_span());
+        loop {
+            match conn.accept_bi().await {
+                Ok((send, recv)) => {
+                    let hub = hub.clone();
+                    let agency = agency.clone();
+                    tokio::spawn(handle_stream(hub, agency, send, recv).in_current_span());
+                }
+                Err(e) => {
+                    info!(reason = %e, "node disconnected");
+                    break;
+                }
+            }
+        }
+        pusher.abort();
+        if let Ok(mut c) = hub.connected.lock() {
+            if c.get(&agency).is_some_and(|c| c.id == id) {
+                c.remove(&agency);
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+async fn refuse(send: &mut quinn::SendStream, code: RefusalCode, message: String) {
+    debug!(?code, %message, "refused");
+    let _ = write_frame(send, &Frame::Refused(Refusal { code, message })).await;
+    let _ = send.finish();
+}
+
+async fn handle_stream(
+    hub: Arc<Hub>,
+    agency: AgencyId,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+) {
+    let frame = match tokio::time::timeout(Duration::from_secs(30), read_frame(&mut recv)).await {
+        Ok(Ok(f)) => f,
+        Ok(Err(e)) => {
+            hub.metrics.refuse("malformed");
+            warn!(error = %e, "malformed frame");
+            refuse(
+                &mut send,
+                RefusalCode::Malformed,
+                format!("malformed frame: {e}"),
+            )
+            .await;
+            let _ = recv.stop(0u32.into());
+            return;
+        }
+        Err(_) => {
+            refuse(
+                &mut send,
+                RefusalCode::Malformed,
+                "no frame within 30 s".into(),
+            )
+            .await;
+            let _ = recv.stop(0u32.into());
+            return;
+        }
+    };
+    match frame {
+        Frame::Submit { envelope } => {
+            if let Err(e) = handle_submit(&hub, &agency, &mut send, &mut recv, envelope).await {
+                warn!(error = %e, "submission failed");
+            }
+        }
+        other => {
+            hub.metrics.refuse("malformed");
+            let name = format!("{other:?}");
+            let name = name
+                .split([' ', '(', '{'])
+                .next()
+                .unwrap_or("?")
+                .to_string();
+            refuse(
+                &mut send,
+                RefusalCode::Malformed,
+                format!("unexpected frame {name} from a node (expected Submit)"),
+            )
+            .await;
+        }
+    }
+}
+
+async fn handle_submit(
+    hub: &Arc<Hub>,
+    agency: &AgencyId,
+    send: &mut quinn::SendStream,
+    recv: &mut quinn::RecvStream,
+    signed: SignedEnvelope,
+) -> Result<(), WireError> {
+    macro_rules! refuse {
+        ($code:expr, $metric:expr, $($arg:tt)*) => {{
+            hub.metrics.refuse($metric);
+            let msg = format!($($arg)*);
+            warn!(reason = %msg, "submission refused");
+            refuse(send, $code, msg).await;
+            let _ = recv.stop(0u32.into());
+            return Ok(());
+        }};
+    }
+    let now = now_ms();
+    match hub
+        .keys
+        .signing_trust
+        .verify(&signed.0, ENVELOPE_CONTEXT, now / 1000)
+    {
+        Ok(Signer::Agency(a)) if &a == agency => {}
+        Ok(Signer::Agency(a)) => refuse!(
+            RefusalCode::SenderMismatch,
+            "sender_mismatch",
+            "envelope is signed by {a} but this connection is {agency}"
+        ),
+        Ok(Signer::Hub) => refuse!(
+            RefusalCode::SenderMismatch,
+            "sender_mismatch",
+            "envelope is signed by the hub, not by {agency}"
+        ),
+        Err(e) => refuse!(
+            RefusalCode::BadSignature,
+            "bad_signature",
+            "envelope signature: {e}"
+        ),
+    }
+    let env = match signed.envelope() {
+        Ok(e) => e,
+        Err(e) => refuse!(RefusalCode::InvalidEnvelope, "invalid_envelope", "{e}"),
+    };
+    let span = info_span!("doc", doc = %env.id);
+    let _g = span.enter();
+    if &env.sender != agency {
+        refuse!(
+            RefusalCode::SenderMismatch,
+            "sender_mismatch",
+            "envelope claims sender {} but this connection is {agency}",
+            env.sender
+        );
+    }
+    if let Err(e) = env.validate() {
+        refuse!(RefusalCode::InvalidEnvelope, "invalid_envelope", "{e}");
+    }
+    if env.body_len > hub.cfg.limits.max_body_bytes {
+        refuse!(
+            RefusalCode::TooLarge,
+            "too_large",
+            "body of {} bytes exceeds the hub limit of {} bytes",
+            env.body_len,
+            hub.cfg.limits.max_body_bytes
+        );
+    }
+    for r in &env.recipients {
+        match hub.node_state(r) {
+            Some(NodeState::Active) | Some(NodeState::Suspended) => {}
+            Some(NodeState::Revoked) => refuse!(
+                RefusalCode::UnknownRecipient,
+                "unknown_recipient",
+                "recipient {r} is revoked"
+            ),
+            None => refuse!(
+                RefusalCode::UnknownRecipient,
+                "unknown_recipient",
+                "recipient {r} is not registered at this hub"
+            ),
+        }
+    }
+    drop(_g);
+    // Resubmission: answer with the original acceptance without reading the body again.
+    match hub.store.doc(&env.id) {
+        Ok(Some(old)) if old.envelope == signed => {
+            let _ = recv.stop(0u32.into());
+            write_frame(
+                send,
+                &Frame::Accepted {
+                    acceptance: old.acceptance,
+                },
+            )
+            .await?;
+            send.finish()?;
+            debug!(doc = %env.id, "duplicate submission answered with original acceptance");
+            return Ok(());
+        }
+        Ok(Some(_)) => refuse!(
+            RefusalCode::Conflict,
+            "conflict",
+            "document ID {} is already used by a different document",
+            env.id
+        ),
+        Ok(None) => {}
+        Err(e) => refuse!(
+            RefusalCode::Unavailable,
+            "store",
+            "hub store unavailable: {e}"
+        ),
+    }
+
+    let body = if env.body_len <= INLINE_MAX {
+        let buf = recv_small_body(recv, env.body_len).await?;
+        if poros_protocol::sha256(&buf) != env.body_sha256 {
+            refuse!(
+                RefusalCode::BodyMismatch,
+                "body_mismatch",
+                "body does not match the SHA-256 in the signed envelope"
+            );
+        }
+        NewBody::Inline(buf)
+    } else {
+        let mut w = match hub.blobs.writer().await {
+            Ok(w) => w,
+            Err(e) => refuse!(
+                RefusalCode::Unavailable,
+                "store",
+                "hub store unavailable: {e}"
+            ),
+        };
+        let mut reader = BodyReader::new(env.body_len);
+        while let Some(c) = reader.next(recv).await? {
+            if let Err(e) = w.write(&c).await {
+                refuse!(
+                    RefusalCode::Unavailable,
+                    "store",
+                    "hub store unavailable: {e}"
+                );
+            }
+        }
+        match w.commit_expecting(&env.body_sha256).await {
+            Ok(_) => NewBody::File,
+            Err(poros_store::StoreError::DigestMismatch { .. }) => refuse!(
+                RefusalCode::BodyMismatch,
+                "body_mismatch",
+                "body does not match the SHA-256 in the signed envelope"
+            ),
+            Err(e) => refuse!(
+                RefusalCode::Unavailable,
+                "store",
+                "hub store unavailable: {e}"
+            ),
+        }
+    };
+    let acceptance = Acceptance {
+        doc_id: env.id,
+        sender: agency.clone(),
+        recipients: env.recipients.clone(),
+        body_sha256: env.body_sha256,
+        body_len: env.body_len,
+        accepted_ms: now_ms(),
+    };
+    let signed_acc = match SignedAcceptance::sign(
+        &acceptance,
+        &hub.keys.hub_sign_key,
+        &hub.keys.hub_sign_cert,
+    ) {
+        Ok(s) => s,
+        Err(e) => refuse!(RefusalCode::Unavailable, "sign", "hub cannot sign: {e}"),
+    };
+    let rec = DocRecord {
+        envelope: signed,
+        acceptance: signed_acc,
+        sender: agency.clone(),
+        recipients: env.recipients.clone(),
+        body_sha256: env.body_sha256,
+        body_len: env.body_len,
+        body_at: BodyAt::Inline,
+        accepted_ms: acceptance.accepted_ms,
+        answered: 0,
+    };
+    let acc = match hub.store.accept(rec, body).await {
+        Ok(AcceptOutcome::Stored(a)) => {
+            hub.metrics.accepted.fetch_add(1, Ordering::Relaxed);
+            info!(doc = %env.id, sender = %agency, recipients = env.recipients.len(), bytes = env.body_len, "accepted");
+            for r in &env.recipients {
+                hub.wake(r);
+            }
+            a
+        }
+        Ok(AcceptOutcome::Duplicate(a)) => a,
+        Ok(AcceptOutcome::Conflict) => refuse!(
+            RefusalCode::Conflict,
+            "conflict",
+            "document ID {} is already used by a different document",
+            env.id
+        ),
+        Err(e) => refuse!(
+            RefusalCode::Unavailable,
+            "store",
+            "hub store unavailable: {e}"
+        ),
+    };
+    write_frame(send, &Frame::Accepted { acceptance: acc }).await?;
+    send.finish()?;
+    Ok(())
+}
+
+/// Per-connection worker: pushes pending deliveries and relays answers to one node.
+async fn pusher(hub: Arc<Hub>, agency: AgencyId, conn: quinn::Connection, wake: Arc<Notify>) {
+    let permits = Arc::new(Semaphore::new(hub.cfg.limits.deliveries_in_flight as usize));
+    let docs_in_flight: Arc<Mutex<HashSet<DocumentId>>> = Arc::default();
+    let relays_in_flight: Arc<Mutex<HashSet<(DocumentId, AgencyId)>>> = Arc::default();
+    loop {
+        if conn.close_reason().is_some() {
+            return;
+        }
+        let notified = wake.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let mut started = 0;
+
+        let skip = docs_in_flight.lock().map(|s| s.clone()).unwrap_or_default();
+        let pending = hub
+            .store
+            .pending_for(&agency, 256, &skip)
+            .unwrap_or_else(|e| {
+                warn!(error = %e, "reading the delivery queue failed");
+                Vec::new()
+            });
+        for p in pending {
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                return;
+            };
+            if let Ok(mut s) = docs_in_flight.lock() {
+                s.insert(p.doc);
+            }
+            started += 1;
+            let (hub, agency, conn, wake, inflight) = (
+                hub.clone(),
+                agency.clone(),
+                conn.clone(),
+                wake.clone(),
+                docs_in_flight.clone(),
+            );
+            tokio::spawn(
+                async move {
+                    let ok = deliver_one(&hub, &agency, &conn, p.doc).await;
+                    if let Err(e) = &ok {
+                        warn!(doc = %p.doc, error = %e, "delivery attempt failed; will retry");
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                    }
+                    if let Ok(mut s) = inflight.lock() {
+                        s.remove(&p.doc);
+                    }
+                    drop(permit);
+                    wake.notify_one();
+                }
+                .in_current_span(),
+            );
+        }
+
+        let skip = relays_in_flight
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default();
+        let relays = hub
+            .store
+            .relays_for(&agency, 256, &skip)
+            .unwrap_or_else(|e| {
+                warn!(error = %e, "reading the relay queue failed");
+                Vec::new()
+            });
+        for (doc, rcpt, item) in relays {
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                return;
+            };
+            if let Ok(mut s) = relays_in_flight.lock() {
+                s.insert((doc, rcpt.clone()));
+            }
+            started += 1;
+            let (hub, agency, conn, wake, inflight) = (
+                hub.clone(),
+                agency.clone(),
+                conn.clone(),
+                wake.clone(),
+                relays_in_flight.clone(),
+            );
+            tokio::spawn(
+                async move {
+                    let ok = relay_one(&hub, &agency, &conn, doc, &rcpt, item).await;
+                    if let Err(e) = &ok {
+                        warn!(doc = %doc, error = %e, "relay attempt failed; will retry");
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                    }
+                    if let Ok(mut s) = inflight.lock() {
+                        s.remove(&(doc, rcpt));
+                    }
+                    drop(permit);
+                    wake.notify_one();
+                }
+                .in_current_span(),
+            );
+        }
+        if started == 0 {
+            tokio::select! {
+                _ = notified => {}
+                _ = conn.closed() => return,
+                _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+            }
+        }
+    }
+}
+
+async fn deliver_one(
+    hub: &Arc<Hub>,
+    agency: &AgencyId,
+    conn: &quinn::Connection,
+    doc: DocumentId,
+) -> Result<()> {
+    let rec = hub
+        .store
+        .doc(&doc)?
+        .with_context(|| format!("queued document {doc} has no record"))?;
+    let (mut send, mut recv) = conn.open_bi().await?;
+    write_frame(
+        &mut send,
+        &Frame::Deliver {
+            envelope: rec.envelope.clone(),
+        },
+    )
+    .await?;
+    match rec.body_at {
+        BodyAt::Inline => {
+            let body = hub
+                .store
+                .inline_body(&rec.body_sha256)?
+                .with_context(|| format!("inline body of {doc} missing"))?;
+            send.write_all(&body).await?;
+        }
+        BodyAt::File => {
+            let mut f = hub.blobs.open_read(&rec.body_sha256).await?;
+            send_body(&mut send, &mut f, rec.body_len).await?;
+        }
+        BodyAt::Removed => anyhow::bail!("body of {doc} was removed while a delivery was pending"),
+    }
+    send.finish()?;
+    let reply = read_frame(&mut recv).await?;
+    let receipt = match reply {
+        Frame::Receipt { receipt } => receipt,
+        Frame::Refused(r) => anyhow::bail!("recipient refused delivery: {r}"),
+        _ => anyhow::bail!("recipient answered a delivery with an unexpected frame"),
+    };
+    match hub
+        .keys
+        .signing_trust
+        .verify(&receipt.0, RECEIPT_CONTEXT, now_ms() / 1000)
+    {
+        Ok(Signer::Agency(a)) if &a == agency => {}
+        Ok(_) => anyhow::bail!("receipt is not signed by the recipient {agency}"),
+        Err(e) => anyhow::bail!("receipt signature: {e}"),
+    }
+    let r = receipt.receipt()?;
+    if r.doc_id != doc || &r.recipient != agency {
+        anyhow::bail!("receipt names another document or recipient");
+    }
+    let state = match &r.outcome {
+        Outcome::Delivered => {
+            if r.body_sha256 != rec.body_sha256 {
+                anyhow::bail!("receipt acknowledges a different body hash");
+            }
+            DeliveryState::Delivered(receipt)
+        }
+        Outcome::Rejected { reason } => DeliveryState::Rejected(receipt, reason.clone()),
+    };
+    let outcome = match &state {
+        DeliveryState::Delivered(_) => "delivered".to_string(),
+        DeliveryState::Rejected(_, why) => format!("rejected: {why}"),
+        _ => String::new(),
+    };
+    if let Some(sender) = hub
+        .store
+        .record_answer(doc, agency.clone(), state, now_ms())
+        .await?
+    {
+        hub.metrics.answered(outcome.starts_with("delivered"));
+        info!(doc = %doc, recipient = %agency, sender = %sender, %outcome, "answered");
+        hub.wake(&sender);
+    }
+    Ok(())
+}
+
+async fn relay_one(
+    _hub: &Arc<Hub>,
+    sender: &AgencyId,
+    conn: &quinn::Connection,
+    doc: DocumentId,
+    recipient: &AgencyId,
+    item: RelayItem,
+) -> Result<()> {
+    let (mut send, mut recv) = conn.open_bi().await?;
+    let frame = match item {
+        RelayItem::Receipt(receipt) => Frame::RelayReceipt { receipt },
+        RelayItem::Notice(notice) => Frame::Notice { notice },
+    };
+    write_frame(&mut send, &frame).await?;
+    send.finish()?;
+    match read_frame(&mut recv).await? {
+        Frame::Ack { doc_id } if doc_id == doc => {}
+        Frame::Refused(r) => {
+            // The sender's agent checked and refused it; retrying cannot change that.
+            warn!(doc = %doc, recipient = %recipient, refusal = %r, "sender refused a relayed answer; dropping it");
+        }
+        _ => anyhow::bail!("sender answered a relay with an unexpected frame"),
+    }
+    _hub.store
+        .relay_done(sender.clone(), doc, recipient.clone())
+        .await?;
+    debug!(doc = %doc, recipient = %recipient, "answer relayed to sender");
+    Ok(())
+}
+
+/// Periodically expires deliveries pending too long and removes bodies past retention.
+async fn sweeper(hub: Arc<Hub>) {
+    let every = Duration::from_secs(hub.cfg.delivery.sweep_interval_secs);
+    loop {
+        if let Err(e) = sweep_once(&hub).await {
+            warn!(error = %e, "sweep failed");
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// One expiry and retention pass.
+pub async fn sweep_once(hub: &Arc<Hub>) -> Result<()> {
+    let now = now_ms();
+    let cutoff = now.saturating_sub(hub.cfg.delivery.expiry_secs.saturating_mul(1000));
+    for (doc, rcpt) in hub.store.expired_before(cutoff, 10_000)? {
+        let Some(rec) = hub.store.doc(&doc)? else {
+            continue;
+        };
+        let notice = hub.sign_notice(&HubNotice {
+            doc_id: doc,
+            sender: rec.sender.clone(),
+            recipient: rcpt.clone(),
+            kind: NoticeKind::Expired,
+            time_ms: now,
+        })?;
+        if let Some(sender) =
+            crate::state::expire(&hub.store, doc, rcpt.clone(), notice, now).await?
+        {
+            info!(doc = %doc, recipient = %rcpt, sender = %sender, "delivery expired");
+            hub.wake(&sender);
+        }
+    }
+    let cutoff = now.saturating_sub(hub.cfg.delivery.body_retention_secs.saturating_mul(1000));
+    for digest in hub.store.release_bodies(cutoff, 10_000).await? {
+        match hub.blobs.remove(&digest) {
+            Ok(_) => debug!(digest = %hex::encode(digest), "body removed after retention"),
+            Err(e) => warn!(error = %e, "removing body file failed"),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,620 @@
+//! The hub's durable state: registry, documents, per-recipient queues, receipts to relay.
+//! This module is the seam between routing logic and storage (redb today, a shared engine later).
+//!
+//! Every method that changes state returns only after the change is durable (group commit).
+//! Tables:
+//! - `nodes`: agency → [`NodeRecord`]
+//! - `docs`: doc ID → [`DocRecord`] (envelope, acceptance, body location)
+//! - `inline_bodies`: body digest → bytes, for bodies up to [`INLINE_MAX`]; larger bodies are
+//!   content-addressed files. `body_refs` counts the documents using each body.
+//! - `deliveries`: (doc, recipient) → [`DeliveryRecord`]
+//! - `queue`: (recipient, doc) → accepted time — pending deliveries, in document order
+//! - `expiry`: (accepted time, doc, recipient) — pending deliveries in age order
+//! - `relays`: (sender, doc, recipient) → [`RelayItem`] — answers not yet acknowledged by the sender
+//! - `retention`: (all-answered time, doc) — bodies waiting for removal
+//! - `counters`: name → count, updated in the same commit as the event counted
+
+use poros_protocol::{
+    AgencyId, Digest, DocumentId, SignedAcceptance, SignedEnvelope, SignedNotice, SignedReceipt,
+};
+use poros_store::{Db, StoreError};
+use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+/// Bodies up to this size live inside the database (one fsync per group commit instead of
+/// two per file); larger ones are files.
+pub const INLINE_MAX: u64 = 64 * 1024;
+
+const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes");
+const DOCS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("docs");
+const INLINE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("inline_bodies");
+const BODY_REFS: TableDefinition<&[u8], u64> = TableDefinition::new("body_refs");
+const DELIVERIES: TableDefinition<(&[u8], &str), &[u8]> = TableDefinition::new("deliveries");
+const QUEUE: TableDefinition<(&str, &[u8]), u64> = TableDefinition::new("queue");
+const EXPIRY: TableDefinition<(u64, &[u8], &str), ()> = TableDefinition::new("expiry");
+const RELAYS: TableDefinition<(&str, &[u8], &str), &[u8]> = TableDefinition::new("relays");
+const RETENTION: TableDefinition<(u64, &[u8]), ()> = TableDefinition::new("retention");
+const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
+
+/// Lifecycle state of a registered node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeState {
+    /// May connect and exchange.
+    Active,
+    /// Connections refused; documents to it are held.
+    Suspended,
+    /// Certificates revoked.
+    Revoked,
+}
+
+/// A registered agency node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    /// Agency code.
+    pub agency: AgencyId,
+    /// Human name.
+    pub name: String,
+    /// State.
+    pub state: NodeState,
+    /// Serial (hex) of the node's TLS certificate.
+    pub tls_serial: String,
+    /// Serial (hex) of the node's signing certificate.
+    pub sign_serial: String,
+    /// Expiry of the TLS certificate, Unix seconds.
+    pub tls_not_after: i64,
+    /// When registered, Unix ms.
+    pub registered_ms: u64,
+}
+
+/// Where a body lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BodyAt {
+    /// In `inline_bodies`.
+    Inline,
+    /// A content-addressed file.
+    File,
+    /// Removed after retention.
+    Removed,
+}
+
+/// A document the hub accepted.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DocRecord {
+    /// As signed by the sender.
+    pub envelope: SignedEnvelope,
+    /// As signed by the hub.
+    pub acceptance: SignedAcceptance,
+    /// Sender.
+    pub sender: AgencyId,
+    /// Recipients.
+    pub recipients: Vec<AgencyId>,
+    /// Body digest.
+    pub body_sha256: Digest,
+    /// Body length.
+    pub body_len: u64,
+    /// Body location.
+    pub body_at: BodyAt,
+    /// Accepted at, Unix ms.
+    pub accepted_ms: u64,
+    /// Recipients that have answered (receipt, rejection) or expired.
+    pub answered: u32,
+}
+
+/// State of one delivery.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum DeliveryState {
+    /// Not yet answered.
+    Pending,
+    /// Recipient's signed receipt.
+    Delivered(SignedReceipt),
+    /// Recipient's signed rejection.
+    Rejected(SignedReceipt, String),
+    /// Hub's signed expiry notice.
+    Expired(SignedNotice),
+}
+
+/// One (document, recipient) delivery.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DeliveryRecord {
+    /// State.
+    pub state: DeliveryState,
+    /// When answered, Unix ms.
+    pub answered_ms: Option<u64>,
+}
+
+/// Something to relay to a sender.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum RelayItem {
+    /// A recipient's receipt or rejection.
+    Receipt(SignedReceipt),
+    /// A hub notice.
+    Notice(SignedNotice),
+}
+
+/// Result of trying to store a submission.
+#[derive(Debug)]
+pub enum AcceptOutcome {
+    /// Newly stored.
+    Stored(SignedAcceptance),
+    /// Same document seen before: the original acceptance.
+    Duplicate(SignedAcceptance),
+    /// Same ID, different document.
+    Conflict,
+}
+
+/// A body supplied with a submission.
+pub enum NewBody {
+    /// Small body, stored in the database.
+    Inline(Vec<u8>),
+    /// Large body already committed as a file under its digest.
+    File,
+}
+
+fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
+    postcard::to_allocvec(v).map_err(|e| StoreError::Other(format!("encode: {e}")))
+}
+
+fn dec<T: for<'a> Deserialize<'a>>(b: &[u8]) -> Result<T, StoreError> {
+    postcard::from_bytes(b).map_err(|e| StoreError::Corrupt(format!("decode: {e}")))
+}
+
+fn bump(txn: &redb::WriteTransaction, name: &str, by: u64) -> Result<(), StoreError> {
+    let mut t = txn.open_table(COUNTERS)?;
+    let v = t.get(name)?.map(|g| g.value()).unwrap_or(0);
+    t.insert(name, v + by)?;
+    Ok(())
+}
+
+/// Handle on the hub's durable state.
+#[derive(Clone)]
+pub struct HubStore {
+    db: Db,
+}
+
+/// A pending delivery ready to push.
+#[derive(Clone, Debug)]
+pub struct Pending {
+    /// Document.
+    pub doc: DocumentId,
+    /// Accepted at.
+    pub accepted_ms: u64,
+}
+
+impl HubStore {
+    /// Open (creating tables).
+    pub fn open(db: Db) -> Result<Self, StoreError> {
+        db.write_blocking(|txn| {
+            txn.open_table(NODES)?;
+            txn.open_table(DOCS)?;
+            txn.open_table(INLINE)?;
+            txn.open_table(BODY_REFS)?;
+            txn.open_table(DELIVERIES)?;
+            txn.open_table(QUEUE)?;
+            txn.open_table(EXPIRY)?;
+            txn.open_table(RELAYS)?;
+            txn.open_table(RETENTION)?;
+            txn.open_table(COUNTERS)?;
+            Ok(())
+        })?;
+        Ok(HubStore { db })
+    }
+
+    /// The underlying database (for statistics).
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    // ---- registry ----
+
+    /// Insert or replace a node record.
+    pub fn put_node_blocking(&self, rec: NodeRecord) -> Result<(), StoreError> {
+        self.db.write_blocking(move |txn| {
+            let mut t = txn.open_table(NODES)?;
+            t.insert(rec.agency.as_str(), enc(&rec)?.as_slice())?;
+            Ok(())
+        })
+    }
+
+    /// Insert or replace a node record.
+    pub async fn put_node(&self, rec: NodeRecord) -> Result<(), StoreError> {
+        self.db
+            .write(move |txn| {
+                let mut t = txn.open_table(NODES)?;
+                t.insert(rec.agency.as_str(), enc(&rec)?.as_slice())?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// All nodes.
+    pub fn nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {
+        let r = self.db.read()?;
+        let t = r.open_table(NODES)?;
+        let mut out = Vec::new();
+        for e in t.iter()? {
+            let (_, v) = e?;
+            out.push(dec(v.value())?);
+        }
+        Ok(out)
+    }
+
+    // ---- documents ----
+
+    /// A stored document.
+    pub fn doc(&self, id: &DocumentId) -> Result<Option<DocRecord>, StoreError> {
+        let r = self.db.read()?;
+        let t = r.open_table(DOCS)?;
+        let x = t.get(id.as_bytes().as_slice())?;
+        x.map(|g| dec(g.value())).transpose()
+    }
+
+    /// Store an accepted document with one pending delivery per recipient, atomically.
+    pub async fn accept(&self, rec: DocRecord, body: NewBody) -> Result<AcceptOutcome, StoreError> {
+        let inline = match body {
+            NewBody::Inline(b) => Some(b),
+            NewBody::File => None,
+        };
+        self.db
+            .write(move |txn| {
+                let id = rec
+                    .envelope
+                    .envelope()
+                    .map_err(|e| StoreError::Other(e.to_string()))?
+                    .id;
+                let key = id.as_bytes().as_slice();
+                let existing = {
+                    let docs = txn.open_table(DOCS)?;
+                    let v = docs.get(key)?.map(|g| g.value().to_vec());
+                    v
+                };
+                if let Some(bytes) = existing {
+                    let old: DocRecord = dec(&bytes)?;
+                    return Ok(if old.envelope == rec.envelope {
+                        AcceptOutcome::Duplicate(old.acceptance)
+                    } else {
+                        AcceptOutcome::Conflict
+                    });
+                }
+                let mut rec = rec.clone();
+                rec.body_at = if inline.is_some() {
+                    BodyAt::Inline
+                } else {
+                    BodyAt::File
+                };
+                if let Some(b) = &inline {
+                    txn.open_table(INLINE)?
+                        .insert(rec.body_sha256.as_slice(), b.as_slice())?;
+                }
+                {
+                    let mut refs = txn.open_table(BODY_REFS)?;
+                    let n = refs
+                        .get(rec.body_sha256.as_slice())?
+                        .map(|g| g.value())
+                        .unwrap_or(0);
+                    refs.insert(rec.body_sha256.as_slice(), n + 1)?;
+                }
+                txn.open_table(DOCS)?.insert(key, enc(&rec)?.as_slice())?;
+                let pending = enc(&DeliveryRecord {
+                    state: DeliveryState::Pending,
+                    answered_ms: None,
+                })?;
+                let mut del = txn.open_table(DELIVERIES)?;
+                let mut q = txn.open_table(QUEUE)?;
+                let mut ex = txn.open_table(EXPIRY)?;
+                for r in &rec.recipients {
+                    del.insert((key, r.as_str()), pending.as_slice())?;
+                    q.insert((r.as_str(), key), rec.accepted_ms)?;
+                    ex.insert((rec.accepted_ms, key, r.as_str()), ())?;
+                }
+                drop((del, q, ex));
+                bump(txn, "documents_accepted", 1)?;
+                bump(txn, "deliveries_queued", rec.recipients.len() as u64)?;
+                bump(txn, "body_bytes_accepted", rec.body_len)?;
+                Ok(AcceptOutcome::Stored(rec.acceptance.clone()))
+            })
+            .await
+    }
+
+    /// Up to `limit` pending deliveries for `recipient`, oldest first, skipping `skip`.
+    pub fn pending_for(
+        &self,
+        recipient: &AgencyId,
+        limit: usize,
+        skip: &std::collections::HashSet<DocumentId>,
+    ) -> Result<Vec<Pending>, StoreError> {
+        let r = self.db.read()?;
+        let q = r.open_table(QUEUE)?;
+        let lo: &[u8] = &[];
+        let hi: &[u8] = &[0xff; 17];
+        let mut out = Vec::new();
+        for e in q.range((recipient.as_str(), lo)..(recipient.as_str(), hi))? {
+            let (k, v) = e?;
+            let (_, doc) = k.value();
+            let doc = DocumentId::from_bytes(
+                doc.try_into()
+                    .map_err(|_| StoreError::Corrupt("queue key".into()))?,
+            );
+            if skip.contains(&doc) {
+                continue;
+            }
+            out.push(Pending {
+                doc,
+                accepted_ms: v.value(),
+            });
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// An inline body.
+    pub fn inline_body(&self, digest: &Digest) -> Result<Option<Vec<u8>>, StoreError> {
+        let r = self.db.read()?;
+        let t = r.open_table(INLINE)?;
+        let x = t.get(digest.as_slice())?;
+        Ok(x.map(|g| g.value().to_vec()))
+    }
+
+    /// Record a recipient's answer (idempotent: a second answer is ignored) and queue it for
+    /// relay to the sender. Returns the sender if a relay was queued.
+    pub async fn record_answer(
+        &self,
+        doc: DocumentId,
+        recipient: AgencyId,
+        state: DeliveryState,
+        now_ms: u64,
+    ) -> Result<Option<AgencyId>, StoreError> {
+        self.db
+            .write(move |txn| answer_in(txn, doc, &recipient, state.clone(), now_ms))
+            .await
+    }
+
+    /// Relays waiting for `sender`, up to `limit`, skipping keys in flight.
+    pub fn relays_for(
+        &self,
+        sender: &AgencyId,
+        limit: usize,
+        skip: &std::collections::HashSet<(DocumentId, AgencyId)>,
+    ) -> Result<Vec<(DocumentId, AgencyId, RelayItem)>, StoreError> {
+        let r = self.db.read()?;
+        let t = r.open_table(RELAYS)?;
+        let lo: &[u8] = &[];
+        let hi: &[u8] = &[0xff; 17];
+        let mut out = Vec::new();
+        for e in t.range((sender.as_str(), lo, "")..(sender.as_str(), hi, ""))? {
+            let (k, v) = e?;
+            let (_, doc, rcpt) = k.value();
+            let doc = DocumentId::from_bytes(
+                doc.try_into()
+                    .map_err(|_| StoreError::Corrupt("relay key".into()))?,
+            );
+            let rcpt = AgencyId::parse(rcpt).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            if skip.contains(&(doc, rcpt.clone())) {
+                continue;
+            }
+            out.push((doc, rcpt, dec(v.value())?));
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The sender acknowledged (stored) a relayed answer.
+    pub async fn relay_done(
+        &self,
+        sender: AgencyId,
+        doc: DocumentId,
+        recipient: AgencyId,
+    ) -> Result<(), StoreError> {
+        self.db
+            .write(move |txn| {
+                let mut t = txn.open_table(RELAYS)?;
+                t.remove((
+                    sender.as_str(),
+                    doc.as_bytes().as_slice(),
+                    recipient.as_str(),
+                ))?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// All delivery records of a document.
+    pub fn deliveries(
+        &self,
+        doc: &DocumentId,
+    ) -> Result<Vec<(AgencyId, DeliveryRecord)>, StoreError> {
+        let r = self.db.read()?;
+        let t = r.open_table(DELIVERIES)?;
+        let key = doc.as_bytes().as_slice();
+        let mut out = Vec::new();
+        for e in t.range((key, "")..=(key, "~"))? {
+            let (k, v) = e?;
+            let (_, rcpt) = k.value();
+            let a = AgencyId::parse(rcpt).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            out.push((a, dec(v.value())?));
+        }
+        Ok(out)
+    }
+
+    /// Pending deliveries accepted before `cutoff_ms` (oldest first), at most `limit`.
+    pub fn expired_before(
+        &self,
+        cutoff_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<(DocumentId, AgencyId)>, StoreError> {
+        let r = self.db.read()?;
+        let t = r.open_table(EXPIRY)?;
+        let lo: &[u8] = &[];
+        let mut out = Vec::new();
+        for e in t.range((0u64, lo, "")..(cutoff_ms, lo, ""))? {
+            let (k, _) = e?;
+            let (_, doc, rcpt) = k.value();
+            let doc = DocumentId::from_bytes(
+                doc.try_into()
+                    .map_err(|_| StoreError::Corrupt("expiry key".into()))?,
+            );
+            out.push((
+                doc,
+                AgencyId::parse(rcpt).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            ));
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Documents fully answered before `cutoff_ms` whose bodies may go. Removes them from the
+    /// retention index, marks the body removed and returns digests of file bodies whose last
+    /// reference went (the caller deletes those files after this commit is durable).
+    pub async fn release_bodies(
+        &self,
+        cutoff_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<Digest>, StoreError> {
+        self.db
+            .write(move |txn| {
+                let mut due = Vec::new();
+                {
+                    let t = txn.open_table(RETENTION)?;
+                    let lo: &[u8] = &[];
+                    for e in t.range((0u64, lo)..(cutoff_ms, lo))? {
+                        let (k, _) = e?;
+                        let (ts, doc) = k.value();
+                        due.push((ts, doc.to_vec()));
+                        if due.len() >= limit {
+                            break;
+                        }
+                    }
+                }
+                let mut files = Vec::new();
+                let mut ret = txn.open_table(RETENTION)?;
+                let mut docs = txn.open_table(DOCS)?;
+                let mut refs = txn.open_table(BODY_REFS)?;
+                let mut inl = txn.open_table(INLINE)?;
+                for (ts, doc) in due {
+                    ret.remove((ts, doc.as_slice()))?;
+                    let Some(mut rec) = docs
+                        .get(doc.as_slice())?
+                        .map(|g| dec::<DocRecord>(g.value()))
+                        .transpose()?
+                    else {
+                        continue;
+                    };
+                    let n = refs
+                        .get(rec.body_sha256.as_slice())?
+                        .map(|g| g.value())
+                        .unwrap_or(1);
+                    if n <= 1 {
+                        refs.remove(rec.body_sha256.as_slice())?;
+                        match rec.body_at {
+                            BodyAt::Inline => {
+                                inl.remove(rec.body_sha256.as_slice())?;
+                            }
+                            BodyAt::File => files.push(rec.body_sha256),
+                            BodyAt::Removed => {}
+                        }
+                    } else {
+                        refs.insert(rec.body_sha256.as_slice(), n - 1)?;
+                    }
+                    rec.body_at = BodyAt::Removed;
+                    docs.insert(doc.as_slice(), enc(&rec)?.as_slice())?;
+                }
+                Ok(files)
+            })
+            .await
+    }
+
+    /// Counter values.
+    pub fn counters(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let r = self.db.read()?;
+        let t = r.open_table(COUNTERS)?;
+        let mut out = Vec::new();
+        for e in t.iter()? {
+            let (k, v) = e?;
+            out.push((k.value().to_string(), v.value()));
+        }
+        Ok(out)
+    }
+
+    /// Number of pending deliveries (queue depth).
+    pub fn queue_depth(&self) -> Result<u64, StoreError> {
+        let r = self.db.read()?;
+        let t = r.open_table(QUEUE)?;
+        Ok(t.len()?)
+    }
+}
+
+fn answer_in(
+    txn: &redb::WriteTransaction,
+    doc: DocumentId,
+    recipient: &AgencyId,
+    state: DeliveryState,
+    now_ms: u64,
+) -> Result<Option<AgencyId>, StoreError> {
+    let key = doc.as_bytes().as_slice();
+    let mut del = txn.open_table(DELIVERIES)?;
+    let cur: DeliveryRecord = match del.get((key, recipient.as_str()))? {
+        Some(g) => dec(g.value())?,
+        None => return Ok(None),
+    };
+    if !matches!(cur.state, DeliveryState::Pending) {
+        return Ok(None);
+    }
+    let mut docs = txn.open_table(DOCS)?;
+    let mut rec: DocRecord = match docs.get(key)? {
+        Some(g) => dec(g.value())?,
+        None => {
+            return Err(StoreError::Corrupt(format!(
+                "delivery without document {doc}"
+            )))
+        }
+    };
+    let (relay, counter) = match &state {
+        DeliveryState::Delivered(r) => (RelayItem::Receipt(r.clone()), "deliveries_delivered"),
+        DeliveryState::Rejected(r, _) => (RelayItem::Receipt(r.clone()), "deliveries_rejected"),
+        DeliveryState::Expired(n) => (RelayItem::Notice(n.clone()), "deliveries_expired"),
+        DeliveryState::Pending => return Ok(None),
+    };
+    del.insert(
+        (key, recipient.as_str()),
+        enc(&DeliveryRecord {
+            state,
+            answered_ms: Some(now_ms),
+        })?
+        .as_slice(),
+    )?;
+    txn.open_table(QUEUE)?.remove((recipient.as_str(), key))?;
+    txn.open_table(EXPIRY)?
+        .remove((rec.accepted_ms, key, recipient.as_str()))?;
+    txn.open_table(RELAYS)?.insert(
+        (rec.sender.as_str(), key, recipient.as_str()),
+        enc(&relay)?.as_slice(),
+    )?;
+    rec.answered += 1;
+    if rec.answered as usize >= rec.recipients.len() {
+        txn.open_table(RETENTION)?.insert((now_ms, key), ())?;
+    }
+    docs.insert(key, enc(&rec)?.as_slice())?;
+    drop(del);
+    drop(docs);
+    bump(txn, counter, 1)?;
+    Ok(Some(rec.sender))
+}
+
+/// Mark a pending delivery expired (hub-signed notice), queueing the notice for the sender.
+pub async fn expire(
+    store: &HubStore,
+    doc: DocumentId,
+    recipient: AgencyId,
+    notice: SignedNotice,
+    now_ms: u64,
+) -> Result<Option<AgencyId>, StoreError> {
+    store
+        .record_answer(doc, recipient, DeliveryState::Expired(notice), now_ms)
+        .await
+}

@@ -1,0 +1,538 @@
+//! The redb handle with group commit: one committer thread, many concurrent writers.
+//! Owns `Db`, the batching/retry logic and the commit statistics.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use redb::{Database, Durability, ReadTransaction, WriteTransaction};
+use tokio::sync::oneshot;
+
+use crate::StoreError;
+
+/// Most jobs folded into one transaction; bounds the work lost to a retry.
+pub const MAX_BATCH: usize = 512;
+
+/// Counters describing how well writes are being batched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CommitStats {
+    /// Durable commits performed.
+    pub commits: u64,
+    /// Write jobs those commits acknowledged.
+    pub jobs: u64,
+    /// Wall time of the most recent `commit()` (including its fsync), in microseconds.
+    pub last_commit_micros: u64,
+}
+
+impl CommitStats {
+    /// Mean number of jobs per durable commit (0 before the first commit).
+    pub fn mean_batch(&self) -> f64 {
+        if self.commits == 0 {
+            0.0
+        } else {
+            self.jobs as f64 / self.commits as f64
+        }
+    }
+}
+
+#[derive(Default)]
+struct Stats {
+    commits: AtomicU64,
+    jobs: AtomicU64,
+    last_commit_micros: AtomicU64,
+}
+
+/// A shared, cheaply clonable handle to a redb database whose writes are group-committed.
+///
+/// Every write is durable (`Durability::Immediate`) before it is acknowledged, but writes that
+/// arrive while a commit is in flight share the next one, so fsync latency does not cap throughput.
+/// Dropping the last clone waits for queued writes to commit, then releases the file lock.
+#[derive(Clone)]
+pub struct Db {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    db: Arc<Database>,
+    stats: Arc<Stats>,
+    jobs: Option<mpsc::Sender<Box<dyn Job>>>,
+    committer: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Db {
+    /// Opens (creating if needed) the database at `path` and starts its committer thread.
+    pub fn open(path: &Path) -> Result<Db, StoreError> {
+        let db = match Database::create(path) {
+            Ok(db) => db,
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                return Err(StoreError::Locked {
+                    path: path.to_owned(),
+                })
+            }
+            Err(redb::DatabaseError::Storage(redb::StorageError::Io(source))) => {
+                return Err(StoreError::Io {
+                    op: "open database",
+                    path: path.to_owned(),
+                    source,
+                })
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let db = Arc::new(db);
+        let stats = Arc::new(Stats::default());
+        let (tx, rx) = mpsc::channel();
+        let committer = {
+            let (db, stats) = (db.clone(), stats.clone());
+            std::thread::Builder::new()
+                .name("poros-store-commit".into())
+                .spawn(move || committer(&db, &rx, &stats))
+                .map_err(|source| StoreError::Io {
+                    op: "spawn committer thread for",
+                    path: path.to_owned(),
+                    source,
+                })?
+        };
+        Ok(Db {
+            inner: Arc::new(Inner {
+                path: path.to_owned(),
+                db,
+                stats,
+                jobs: Some(tx),
+                committer: Some(committer),
+            }),
+        })
+    }
+
+    /// The database file this handle was opened on.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Starts a read transaction; it sees only durable, acknowledged writes.
+    pub fn read(&self) -> Result<ReadTransaction, StoreError> {
+        Ok(self.inner.db.begin_read()?)
+    }
+
+    /// Runs `f` inside a group-committed write transaction; returns once the write is durable.
+    ///
+    /// `f` shares its transaction with other writers' closures and sees their earlier writes.
+    /// If any closure in a batch fails, the batch is rolled back and every closure is re-run
+    /// alone, so `f` may be called more than once: it must not have effects outside `txn`.
+    /// An `Err` from `f` rolls back everything `f` wrote and is returned unchanged.
+    pub async fn write<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        F: FnMut(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
+        self.submit(f)?.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// [`Db::write`] for synchronous callers; blocks the thread until the write is durable.
+    ///
+    /// Panics if called from within an async runtime context (use [`Db::write`] there).
+    pub fn write_blocking<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        F: FnMut(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
+        self.submit(f)?
+            .blocking_recv()
+            .map_err(|_| StoreError::Closed)?
+    }
+
+    /// Snapshot of the commit counters.
+    pub fn stats(&self) -> CommitStats {
+        let s = &self.inner.stats;
+        CommitStats {
+            commits: s.commits.load(Ordering::Relaxed),
+            jobs: s.jobs.load(Ordering::Relaxed),
+            last_commit_micros: s.last_commit_micros.load(Ordering::Relaxed),
+        }
+    }
+
+    fn submit<R, F>(&self, f: F) -> Result<oneshot::Receiver<Result<R, StoreError>>, StoreError>
+    where
+        F: FnMut(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        let job = Box::new(Pending {
+            f,
+            out: None,
+            reply,
+        });
+        let jobs = self.inner.jobs.as_ref().ok_or(StoreError::Closed)?;
+        jobs.send(job).map_err(|_| StoreError::Closed)?;
+        Ok(rx)
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the channel lets the committer drain what is queued and exit; joining it
+        // releases the file lock before drop returns, so the same path can be reopened at once.
+        drop(self.jobs.take());
+        if let Some(handle) = self.committer.take() {
+            // A write closure may own the last handle, in which case we are the committer.
+            if handle.thread().id() != std::thread::current().id() && handle.join().is_err() {
+                tracing::error!(path = %self.path.display(), "store committer thread panicked");
+            }
+        }
+    }
+}
+
+enum Outcome {
+    Done,
+    Failed(StoreError),
+    Panicked,
+}
+
+/// A type-erased write request as seen by the committer.
+trait Job: Send {
+    /// Runs the closure in `txn`, keeping its output until `finish`.
+    fn run(&mut self, txn: &WriteTransaction) -> Outcome;
+    /// Acknowledges the caller: with the kept output if `result` is Ok.
+    fn finish(self: Box<Self>, result: Result<(), StoreError>);
+}
+
+struct Pending<F, R> {
+    f: F,
+    out: Option<R>,
+    reply: oneshot::Sender<Result<R, StoreError>>,
+}
+
+impl<F, R> Job for Pending<F, R>
+where
+    F: FnMut(&WriteTransaction) -> Result<R, StoreError> + Send,
+    R: Send,
+{
+    fn run(&mut self, txn: &WriteTransaction) -> Outcome {
+        // A panicking closure must not kill the committer and strand every later writer.
+        match catch_unwind(AssertUnwindSafe(|| (self.f)(txn))) {
+            Ok(Ok(r)) => {
+                self.out = Some(r);
+                Outcome::Done
+            }
+            Ok(Err(e)) => {
+                self.out = None;
+                Outcome::Failed(e)
+            }
+            Err(_) => Outcome::Panicked,
+        }
+    }
+
+    fn finish(mut self: Box<Self>, result: Result<(), StoreError>) {
+        let reply = result.and_then(|()| self.out.take().ok_or(StoreError::Closed));
+        // The caller may have stopped waiting (future dropped); the write stands regardless.
+        let _ = self.reply.send(reply);
+    }
+}
+
+fn committer(db: &Database, rx: &mpsc::Receiver<Box<dyn Job>>, stats: &Stats) {
+    let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
+    while let Ok(first) = rx.recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        if batch.len() == 1 {
+            batch.drain(..).for_each(|job| run_alone(db, job, stats));
+            continue;
+        }
+        match run_batch(db, &mut batch, stats) {
+            Ok(()) => batch.drain(..).for_each(|job| job.finish(Ok(()))),
+            Err(panicked) => {
+                tracing::debug!(
+                    jobs = batch.len(),
+                    "group commit failed; retrying jobs one by one"
+                );
+                for (i, job) in batch.drain(..).enumerate() {
+                    if Some(i) == panicked {
+                        job.finish(Err(StoreError::Panicked));
+                    } else {
+                        run_alone(db, job, stats);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn begin(db: &Database) -> Result<WriteTransaction, StoreError> {
+    let mut txn = db.begin_write()?;
+    // Immediate is redb's default; stated because acknowledging writes depends on it.
+    txn.set_durability(Durability::Immediate);
+    Ok(txn)
+}
+
+fn commit(txn: WriteTransaction, jobs: u64, stats: &Stats) -> Result<(), StoreError> {
+    let started = Instant::now();
+    txn.commit()?;
+    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    stats.last_commit_micros.store(micros, Ordering::Relaxed);
+    stats.commits.fetch_add(1, Ordering::Relaxed);
+    stats.jobs.fetch_add(jobs, Ordering::Relaxed);
+    Ok(())
+}
+
+fn abort(txn: WriteTransaction) {
+    if let Err(e) = txn.abort() {
+        tracing::warn!(error = %e, "aborting store write transaction failed");
+    }
+}
+
+/// Runs every job in one transaction. On failure everything is rolled back and the index of a
+/// job that panicked (which must not be re-run) is returned.
+fn run_batch(
+    db: &Database,
+    batch: &mut [Box<dyn Job>],
+    stats: &Stats,
+) -> Result<(), Option<usize>> {
+    let txn = begin(db).map_err(|_| None)?;
+    for (i, job) in batch.iter_mut().enumerate() {
+        match job.run(&txn) {
+            Outcome::Done => {}
+            Outcome::Failed(_) => {
+                abort(txn);
+                return Err(None);
+            }
+            Outcome::Panicked => {
+                abort(txn);
+                return Err(Some(i));
+            }
+        }
+    }
+    commit(txn, batch.len() as u64, stats).map_err(|_| None)
+}
+
+fn run_alone(db: &Database, mut job: Box<dyn Job>, stats: &Stats) {
+    let result = begin(db).and_then(|txn| match job.run(&txn) {
+        Outcome::Done => commit(txn, 1, stats),
+        Outcome::Failed(e) => {
+            abort(txn);
+            Err(e)
+        }
+        Outcome::Panicked => {
+            abort(txn);
+            Err(StoreError::Panicked)
+        }
+    });
+    job.finish(result);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redb::TableDefinition;
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    use std::sync::atomic::AtomicUsize;
+    use std::time::Duration;
+
+    const T: TableDefinition<u64, u64> = TableDefinition::new("t");
+
+    fn put(k: u64, v: u64) -> impl FnMut(&WriteTransaction) -> Result<(), StoreError> {
+        move |txn| {
+            txn.open_table(T)?.insert(k, v)?;
+            Ok(())
+        }
+    }
+
+    fn get(db: &Db, k: u64) -> Option<u64> {
+        let txn = db.read().expect("read");
+        let table = match txn.open_table(T) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return None,
+            Err(e) => panic!("open table: {e}"),
+        };
+        table.get(k).expect("get").map(|v| v.value())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+    async fn concurrent_writes_share_commits_and_survive_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.redb");
+        let db = Db::open(&path).expect("open");
+        let tasks: Vec<_> = (0..200u64)
+            .map(|i| {
+                let db = db.clone();
+                tokio::spawn(async move { db.write(put(i, i * 10)).await })
+            })
+            .collect();
+        for t in tasks {
+            t.await.expect("join").expect("write");
+        }
+        let stats = db.stats();
+        assert_eq!(stats.jobs, 200);
+        assert!(
+            stats.commits < stats.jobs,
+            "no batching happened: {stats:?}"
+        );
+        drop(db);
+
+        let db = Db::open(&path).expect("reopen");
+        for i in 0..200 {
+            assert_eq!(get(&db, i), Some(i * 10));
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn failing_or_panicking_closure_does_not_affect_its_batch() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(&dir.path().join("s.redb")).expect("open");
+        // Keep the committer busy so the following jobs queue up and form one batch.
+        let blocker = tokio::spawn({
+            let db = db.clone();
+            async move {
+                db.write(|_txn| {
+                    std::thread::sleep(Duration::from_millis(200));
+                    Ok(())
+                })
+                .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let a_runs = Arc::new(AtomicUsize::new(0));
+        let a = db.write({
+            let (runs, mut put) = (a_runs.clone(), put(1, 1));
+            move |txn| {
+                runs.fetch_add(1, Ordering::Relaxed);
+                put(txn)
+            }
+        });
+        let bad = db.write(|txn| {
+            txn.open_table(T)?.insert(2, 2)?;
+            Err::<(), _>(StoreError::Other("nope".into()))
+        });
+        let boom = db.write(|txn| -> Result<(), StoreError> {
+            txn.open_table(T)?.insert(3, 3)?;
+            panic!("boom")
+        });
+        let c = db.write(put(4, 4));
+        // join! polls in order on its first poll, so all four are queued behind the blocker.
+        let (a, bad, boom, c) = tokio::join!(a, bad, boom, c);
+        blocker.await.expect("join").expect("blocker");
+        a.expect("a");
+        c.expect("c");
+        assert!(matches!(bad, Err(StoreError::Other(m)) if m == "nope"));
+        assert!(matches!(boom, Err(StoreError::Panicked)));
+        // Ran once in the failed batch, then again alone.
+        assert_eq!(a_runs.load(Ordering::Relaxed), 2);
+        assert_eq!(get(&db, 1), Some(1));
+        assert_eq!(get(&db, 2), None);
+        assert_eq!(get(&db, 3), None);
+        assert_eq!(get(&db, 4), Some(4));
+        // The committer survived the panic.
+        db.write(put(5, 5)).await.expect("after panic");
+    }
+
+    #[test]
+    fn second_open_is_locked_and_reopen_after_drop_works() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.redb");
+        let db = Db::open(&path).expect("open");
+        db.write_blocking(put(7, 70)).expect("write");
+        match Db::open(&path) {
+            Err(StoreError::Locked { path: p }) => assert_eq!(p, path),
+            other => panic!("expected Locked, got {other:?}"),
+        }
+        let clone = db.clone();
+        drop(db);
+        assert_eq!(get(&clone, 7), Some(70));
+        drop(clone);
+        let db = Db::open(&path).expect("reopen");
+        assert_eq!(get(&db, 7), Some(70));
+        assert_eq!(db.write_blocking(|_| Ok(42)).expect("return value"), 42);
+    }
+
+    const CHILD_ENV: &str = "POROS_STORE_CRASH_CHILD";
+
+    /// Child half of `acknowledged_writes_survive_sigkill`; does nothing unless spawned by it.
+    #[test]
+    fn crash_child() {
+        let Some(path) = std::env::var_os(CHILD_ENV) else {
+            return;
+        };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(4)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let db = Db::open(Path::new(&path)).expect("child open");
+            let writers: Vec<_> = (0..8u64)
+                .map(|w| {
+                    let db = db.clone();
+                    tokio::spawn(async move {
+                        for i in 0.. {
+                            let key = i * 8 + w;
+                            db.write(put(key, key + 1)).await.expect("child write");
+                            let mut out = std::io::stdout().lock();
+                            writeln!(out, "ack {key}")
+                                .and_then(|()| out.flush())
+                                .expect("stdout");
+                        }
+                    })
+                })
+                .collect();
+            for w in writers {
+                w.await.expect("writer");
+            }
+        });
+    }
+
+    #[test]
+    fn acknowledged_writes_survive_sigkill() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.redb");
+        let mut child = Command::new(std::env::current_exe().expect("current_exe"))
+            .args([
+                "--exact",
+                "db::tests::crash_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_ENV, &path)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn child");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let mut acked = Vec::new();
+        while acked.len() < 300 {
+            let line = lines
+                .next()
+                .expect("child exited early")
+                .expect("read child stdout");
+            if let Some(key) = line.strip_prefix("ack ") {
+                acked.push(key.parse::<u64>().expect("key"));
+            }
+        }
+        child.kill().expect("kill child");
+        child.wait().expect("wait child");
+        // Acks already in the pipe were also durable before they were printed.
+        for line in lines {
+            if let Some(key) = line.expect("read child stdout").strip_prefix("ack ") {
+                acked.push(key.parse().expect("key"));
+            }
+        }
+        let db = Db::open(&path).expect("reopen after kill");
+        for key in &acked {
+            assert_eq!(get(&db, *key), Some(key + 1), "acknowledged key {key} lost");
+        }
+    }
+}
