@@ -1,1 +1,4 @@
-fn main() {}
+//! `poros-agent`: see `poros_agent::cli`.
+fn main() -> std::process::ExitCode {
+    poros_agent::cli::main()
+}

@@ -1,1 +1,4 @@
-fn main() {}
+//! `poros-hub`: see `poros_hub::cli`.
+fn main() -> std::process::ExitCode {
+    poros_hub::cli::main()
+}

@@ -1,0 +1,310 @@
+//! The agent's local HTTP API (loopback only) for the agency's document-management software
+//! and the CLI verbs: send, inbox, fetch, status, receipts.
+
+use crate::node::{now_ms, Agent, SendError, StagedBody};
+use crate::state::{BodyAt, InRecord, OutRecord, RecipientStatus, INLINE_MAX};
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures_util::StreamExt;
+use poros_certs::Signer;
+use poros_protocol::receipt::RECEIPT_CONTEXT;
+use poros_protocol::{AgencyId, DocumentId, Metadata, Outcome};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// Build the router.
+pub fn router(agent: Arc<Agent>) -> Router {
+    Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/documents", post(send).get(outbox))
+        .route("/v1/documents/:id", get(status))
+        .route("/v1/inbox", get(inbox))
+        .route("/v1/inbox/:id/body", get(fetch))
+        .route("/v1/quarantine", get(quarantine))
+        .route("/v1/receipts", get(receipts))
+        .with_state(agent)
+}
+
+fn err(code: StatusCode, msg: impl std::fmt::Display) -> Response {
+    (code, Json(json!({"error": msg.to_string()}))).into_response()
+}
+
+async fn health(State(a): State<Arc<Agent>>) -> Response {
+    Json(json!({"agency": a.agency(), "connected": a.connected()})).into_response()
+}
+
+/// Query parameters of `POST /v1/documents`.
+#[derive(Deserialize)]
+struct SendQuery {
+    /// Comma-separated recipient agency codes.
+    to: String,
+    subject: String,
+    number: Option<String>,
+    #[serde(rename = "type")]
+    doc_type: Option<String>,
+    priority: Option<String>,
+    due: Option<String>,
+    filename: Option<String>,
+}
+
+async fn send(State(a): State<Arc<Agent>>, Query(q): Query<SendQuery>, body: Body) -> Response {
+    let mut recipients = Vec::new();
+    for r in q.to.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match AgencyId::parse(r) {
+            Ok(id) => recipients.push(id),
+            Err(e) => return err(StatusCode::BAD_REQUEST, format!("recipient: {e}")),
+        }
+    }
+    let priority = match q.priority.as_deref().map(str::parse).transpose() {
+        Ok(p) => p.unwrap_or_default(),
+        Err(e) => return err(StatusCode::BAD_REQUEST, e),
+    };
+    let meta = Metadata {
+        subject: q.subject,
+        number: q.number,
+        doc_type: q.doc_type,
+        priority,
+        due_date: q.due,
+        filename: q.filename,
+    };
+    if let Err(e) = meta.validate() {
+        return err(StatusCode::BAD_REQUEST, e);
+    }
+    let staged = match stage_body(&a, body).await {
+        Ok(s) => s,
+        Err(SendError::TooLarge(n)) => {
+            return err(StatusCode::PAYLOAD_TOO_LARGE, SendError::TooLarge(n))
+        }
+        Err(e) => return err(StatusCode::BAD_REQUEST, e),
+    };
+    match a.create_document(recipients, meta, staged).await {
+        Ok(id) => (StatusCode::CREATED, Json(json!({"id": id.to_string()}))).into_response(),
+        Err(SendError::Store(e)) => err(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(e) => err(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+/// Receive the caller's body: small bodies stay in memory, larger ones stream to a file.
+async fn stage_body(a: &Agent, body: Body) -> Result<StagedBody, SendError> {
+    let max = a.cfg.max_body_bytes;
+    let mut stream = body.into_data_stream();
+    let mut buf = Vec::new();
+    let mut writer = None;
+    let mut total = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| SendError::Invalid(format!("reading request body: {e}")))?;
+        total += chunk.len() as u64;
+        if total > max {
+            return Err(SendError::TooLarge(max));
+        }
+        match &mut writer {
+            Some(w) => poros_store::BlobWriter::write(w, &chunk).await?,
+            None => {
+                buf.extend_from_slice(&chunk);
+                if buf.len() as u64 > INLINE_MAX {
+                    let mut w = a.blobs.writer().await?;
+                    w.write(&buf).await?;
+                    buf = Vec::new();
+                    writer = Some(w);
+                }
+            }
+        }
+    }
+    match writer {
+        Some(w) => {
+            let (d, l) = w.commit().await?;
+            Ok(StagedBody::File(d, l))
+        }
+        None => Ok(StagedBody::Inline(buf)),
+    }
+}
+
+fn recipient_json(a: &Agent, out: &OutRecord, agency: &AgencyId, st: &RecipientStatus) -> Value {
+    let (state, time_ms, reason) = match st {
+        _ if out.refused.is_some() => ("refused", None, out.refused.clone()),
+        RecipientStatus::Delivered(r) => ("delivered", r.receipt().ok().map(|r| r.time_ms), None),
+        RecipientStatus::Rejected(r) => {
+            let rr = r.receipt().ok();
+            let why = rr.as_ref().and_then(|r| match &r.outcome {
+                Outcome::Rejected { reason } => Some(reason.clone()),
+                _ => None,
+            });
+            ("rejected", rr.map(|r| r.time_ms), why)
+        }
+        RecipientStatus::Expired(n) => ("expired", n.notice().ok().map(|n| n.time_ms), None),
+        RecipientStatus::Pending => match &out.acceptance {
+            Some(acc) => (
+                "accepted",
+                acc.acceptance().ok().map(|a| a.accepted_ms),
+                None,
+            ),
+            None => ("pending", None, None),
+        },
+    };
+    let _ = a;
+    json!({"agency": agency, "state": state, "time_ms": time_ms, "reason": reason})
+}
+
+fn out_json(a: &Agent, id: &DocumentId, out: &OutRecord) -> Value {
+    let env = out.envelope.envelope().ok();
+    let statuses = a.store.statuses(id).unwrap_or_default();
+    let recipients: Vec<Value> = statuses
+        .iter()
+        .map(|(ag, st)| recipient_json(a, out, ag, st))
+        .collect();
+    json!({
+        "id": id.to_string(),
+        "subject": env.as_ref().map(|e| e.meta.subject.clone()),
+        "number": env.as_ref().and_then(|e| e.meta.number.clone()),
+        "created_ms": env.as_ref().map(|e| e.created_ms),
+        "body_len": out.body_len,
+        "body_sha256": hex::encode(out.body_sha256),
+        "accepted_ms": out.acceptance.as_ref().and_then(|a| a.acceptance().ok()).map(|a| a.accepted_ms),
+        "recipients": recipients,
+    })
+}
+
+async fn outbox(State(a): State<Arc<Agent>>) -> Response {
+    match a.store.outbox() {
+        Ok(list) => Json(
+            list.iter()
+                .map(|(id, o)| out_json(&a, id, o))
+                .collect::<Vec<_>>(),
+        )
+        .into_response(),
+        Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+fn parse_id(id: &str) -> Result<DocumentId, Response> {
+    id.parse().map_err(|_| {
+        err(
+            StatusCode::BAD_REQUEST,
+            format!("{id:?} is not a document ID"),
+        )
+    })
+}
+
+async fn status(State(a): State<Arc<Agent>>, Path(id): Path<String>) -> Response {
+    let id = match parse_id(&id) {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    match a.store.outgoing(&id) {
+        Ok(Some(o)) => Json(out_json(&a, &id, &o)).into_response(),
+        Ok(None) => err(StatusCode::NOT_FOUND, format!("no sent document {id}")),
+        Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+fn in_json(id: &DocumentId, r: &InRecord) -> Value {
+    let env = r.envelope.envelope().ok();
+    json!({
+        "id": id.to_string(),
+        "sender": env.as_ref().map(|e| e.sender.to_string()),
+        "subject": env.as_ref().map(|e| e.meta.subject.clone()),
+        "number": env.as_ref().and_then(|e| e.meta.number.clone()),
+        "type": env.as_ref().and_then(|e| e.meta.doc_type.clone()),
+        "priority": env.as_ref().map(|e| e.meta.priority),
+        "due": env.as_ref().and_then(|e| e.meta.due_date.clone()),
+        "filename": env.as_ref().and_then(|e| e.meta.filename.clone()),
+        "body_len": r.body_len,
+        "body_sha256": hex::encode(r.body_sha256),
+        "received_ms": r.received_ms,
+        "reason": r.reason,
+    })
+}
+
+async fn inbox(State(a): State<Arc<Agent>>) -> Response {
+    match a.store.list_received(false) {
+        Ok(l) => Json(l.iter().map(|(id, r)| in_json(id, r)).collect::<Vec<_>>()).into_response(),
+        Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+async fn quarantine(State(a): State<Arc<Agent>>) -> Response {
+    match a.store.list_received(true) {
+        Ok(l) => Json(l.iter().map(|(id, r)| in_json(id, r)).collect::<Vec<_>>()).into_response(),
+        Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+async fn fetch(State(a): State<Arc<Agent>>, Path(id): Path<String>) -> Response {
+    let id = match parse_id(&id) {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    let rec = match a.store.received(&id) {
+        Ok(Some(r)) if r.reason.is_none() => r,
+        Ok(Some(_)) => {
+            return err(
+                StatusCode::FORBIDDEN,
+                format!("document {id} is quarantined"),
+            )
+        }
+        Ok(None) => {
+            return err(
+                StatusCode::NOT_FOUND,
+                format!("no document {id} in the inbox"),
+            )
+        }
+        Err(e) => return err(StatusCode::INTERNAL_SERVER_ERROR, e),
+    };
+    match rec.body_at {
+        BodyAt::Inline => match a.store.inline_body(&rec.body_sha256) {
+            Ok(Some(b)) => b.into_response(),
+            Ok(None) => err(StatusCode::INTERNAL_SERVER_ERROR, "inline body missing"),
+            Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, e),
+        },
+        BodyAt::File => match a.blobs.open_read(&rec.body_sha256).await {
+            Ok(f) => {
+                let stream = tokio_util::io::ReaderStream::with_capacity(f, 256 * 1024);
+                Response::builder()
+                    .header("content-length", rec.body_len)
+                    .body(Body::from_stream(stream))
+                    .unwrap_or_else(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))
+            }
+            Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, e),
+        },
+        BodyAt::None => err(StatusCode::NOT_FOUND, "body not kept"),
+    }
+}
+
+async fn receipts(State(a): State<Arc<Agent>>) -> Response {
+    let list = match a.store.outbox() {
+        Ok(l) => l,
+        Err(e) => return err(StatusCode::INTERNAL_SERVER_ERROR, e),
+    };
+    let mut out = Vec::new();
+    for (id, _) in list {
+        for (rcpt, st) in a.store.statuses(&id).unwrap_or_default() {
+            let r = match &st {
+                RecipientStatus::Delivered(r) | RecipientStatus::Rejected(r) => r,
+                _ => continue,
+            };
+            let Ok(rr) = r.receipt() else { continue };
+            // Re-check the stored signature as of the receipt's own time.
+            let verified = matches!(
+                a.trust_verify(&r.0, RECEIPT_CONTEXT, rr.time_ms / 1000),
+                Ok(Signer::Agency(s)) if s == rcpt
+            );
+            out.push(json!({
+                "id": id.to_string(),
+                "recipient": rcpt,
+                "outcome": match &rr.outcome { Outcome::Delivered => "delivered", Outcome::Rejected { .. } => "rejected" },
+                "reason": match &rr.outcome { Outcome::Rejected { reason } => Some(reason.clone()), _ => None },
+                "time_ms": rr.time_ms,
+                "body_sha256": hex::encode(rr.body_sha256),
+                "signature": hex::encode(&r.0.signature),
+                "signature_verified": verified,
+            }));
+        }
+    }
+    let _ = now_ms();
+    Json(out).into_response()
+}

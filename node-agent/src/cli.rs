@@ -1,0 +1,444 @@
+//! `poros-agent` command line: init an agent directory, run the agent, and the everyday verbs
+//! (send, inbox, fetch, status, receipts, quarantine), which talk to the running agent's local API.
+
+use crate::node::Agent;
+use crate::paths::{self, AgentPaths};
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use poros_protocol::AgencyId;
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Poros node agent: signs, sends, verifies and receives official documents for one agency.
+#[derive(Parser, Debug)]
+#[command(name = "poros-agent", version)]
+pub struct Cli {
+    /// Show the full cause chain of errors.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Create an agent directory: keys (generated here, 0600) and certificate requests.
+    Init {
+        /// Agent directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Agency code (DDD.DD.DD.XDD).
+        #[arg(long)]
+        agency: String,
+        /// Hub QUIC address.
+        #[arg(long, default_value = "127.0.0.1:7443")]
+        hub: SocketAddr,
+        /// Name in the hub's certificate.
+        #[arg(long, default_value = "localhost")]
+        hub_name: String,
+    },
+    /// Run the agent (connects to the hub, serves the local API).
+    Run {
+        /// Agent directory.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Sign and send a file.
+    Send {
+        /// Agent directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The document body.
+        file: PathBuf,
+        /// Recipient agency codes (comma-separated or repeated).
+        #[arg(long, required = true, value_delimiter = ',')]
+        to: Vec<String>,
+        /// Subject.
+        #[arg(long)]
+        subject: String,
+        /// Official number/notation, e.g. 123/QD-BTC.
+        #[arg(long)]
+        number: Option<String>,
+        /// Document type.
+        #[arg(long = "type")]
+        doc_type: Option<String>,
+        /// normal, urgent or flash.
+        #[arg(long)]
+        priority: Option<String>,
+        /// Due date YYYY-MM-DD.
+        #[arg(long)]
+        due: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List received documents.
+    Inbox {
+        /// Agent directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List quarantined (rejected) deliveries.
+    Quarantine {
+        /// Agent directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a received document's body to a file (or stdout).
+    Fetch {
+        /// Agent directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Document ID.
+        id: String,
+        /// Output file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Per-recipient status of sent documents (one, or all).
+    Status {
+        /// Agent directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Document ID.
+        id: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Signed receipts and rejections received for sent documents.
+    Receipts {
+        /// Agent directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Entry point used by the `poros-agent` binary.
+pub fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let verbose = cli.verbose;
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            if verbose {
+                eprintln!("poros-agent: error: {e:?}");
+            } else {
+                eprintln!("poros-agent: error: {e:#}");
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Client for a running agent's local API.
+pub struct ApiClient {
+    base: String,
+    http: reqwest::blocking::Client,
+}
+
+impl ApiClient {
+    /// Connect using `run/api.addr` of the agent directory.
+    pub fn new(dir: &Path) -> Result<Self> {
+        let p = AgentPaths::new(dir);
+        p.load_config()?;
+        let addr = std::fs::read_to_string(p.at("run/api.addr")).with_context(|| {
+            format!(
+                "the agent in {} is not running (start it with `poros-agent run --dir {}`)",
+                dir.display(),
+                dir.display()
+            )
+        })?;
+        let http = reqwest::blocking::Client::builder().timeout(None).build()?;
+        Ok(ApiClient {
+            base: format!("http://{}", addr.trim()),
+            http,
+        })
+    }
+
+    fn check(r: reqwest::blocking::Response) -> Result<reqwest::blocking::Response> {
+        if r.status().is_success() {
+            return Ok(r);
+        }
+        let status = r.status();
+        let v: Value = r.json().unwrap_or(Value::Null);
+        bail!(
+            "{} ({status})",
+            v["error"].as_str().unwrap_or("request failed")
+        )
+    }
+
+    /// GET JSON.
+    pub fn get(&self, path: &str) -> Result<Value> {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .with_context(|| format!("contacting the agent at {} (is it running?)", self.base))?;
+        Ok(Self::check(r)?.json()?)
+    }
+}
+
+fn print(v: &Value, json: bool, table: impl Fn(&Value)) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(v)?);
+    } else {
+        table(v);
+    }
+    Ok(())
+}
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        o => o.to_string(),
+    }
+}
+
+fn ms_to_utc(v: &Value) -> String {
+    match v.as_u64() {
+        Some(ms) => time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_else(|| ms.to_string()),
+        None => "-".into(),
+    }
+}
+
+/// Print one sent document's per-recipient status lines.
+pub fn print_status(d: &Value) {
+    println!("{}  {}  {}", s(&d["id"]), s(&d["number"]), s(&d["subject"]));
+    for r in d["recipients"].as_array().into_iter().flatten() {
+        let state = s(&r["state"]);
+        let what = match state.as_str() {
+            "pending" => "pending (not yet accepted by hub)".to_string(),
+            "accepted" => format!("accepted by hub at {}", ms_to_utc(&r["time_ms"])),
+            "delivered" => format!("delivered, receipt signed at {}", ms_to_utc(&r["time_ms"])),
+            "rejected" => format!(
+                "rejected at {}: {}",
+                ms_to_utc(&r["time_ms"]),
+                s(&r["reason"])
+            ),
+            "expired" => format!("expired at hub at {}", ms_to_utc(&r["time_ms"])),
+            "refused" => format!("refused by hub: {}", s(&r["reason"])),
+            other => other.to_string(),
+        };
+        println!("    {}  {}", s(&r["agency"]), what);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Cmd::Init {
+            dir,
+            agency,
+            hub,
+            hub_name,
+        } => {
+            let agency = AgencyId::parse(&agency)?;
+            paths::init(&dir, &agency, hub, &hub_name)?;
+            println!("created agent directory {} for {agency}", dir.display());
+            println!(
+                "keys generated in {}/keys (0600, never leave this machine)",
+                dir.display()
+            );
+            println!(
+                "next: the hub administrator runs `poros-hub node add --agency {agency} --name NAME --requests {d}/requests --out {d}/certs`, then `poros-agent run --dir {d}`",
+                d = dir.display()
+            );
+            Ok(())
+        }
+        Cmd::Run { dir } => run_agent(&dir),
+        Cmd::Send {
+            dir,
+            file,
+            to,
+            subject,
+            number,
+            doc_type,
+            priority,
+            due,
+            json,
+        } => {
+            let c = ApiClient::new(&dir)?;
+            let f = std::fs::File::open(&file)
+                .with_context(|| format!("opening {}", file.display()))?;
+            let len = f.metadata()?.len();
+            let mut q: Vec<(&str, String)> = vec![("to", to.join(",")), ("subject", subject)];
+            if let Some(n) = number {
+                q.push(("number", n));
+            }
+            if let Some(t) = doc_type {
+                q.push(("type", t));
+            }
+            if let Some(p) = priority {
+                q.push(("priority", p));
+            }
+            if let Some(d) = due {
+                q.push(("due", d));
+            }
+            if let Some(n) = file.file_name().and_then(|n| n.to_str()) {
+                q.push(("filename", n.to_string()));
+            }
+            let r = c
+                .http
+                .post(format!("{}/v1/documents", c.base))
+                .query(&q)
+                .body(reqwest::blocking::Body::sized(f, len))
+                .send()
+                .with_context(|| format!("contacting the agent at {}", c.base))?;
+            let v: Value = ApiClient::check(r)?.json()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!("{}", s(&v["id"]));
+            }
+            Ok(())
+        }
+        Cmd::Inbox { dir, json } => list_received(&dir, json, "/v1/inbox"),
+        Cmd::Quarantine { dir, json } => list_received(&dir, json, "/v1/quarantine"),
+        Cmd::Fetch { dir, id, out } => {
+            let c = ApiClient::new(&dir)?;
+            let mut r = ApiClient::check(
+                c.http
+                    .get(format!("{}/v1/inbox/{id}/body", c.base))
+                    .send()
+                    .with_context(|| format!("contacting the agent at {}", c.base))?,
+            )?;
+            match out {
+                Some(p) => {
+                    let mut f = std::fs::File::create(&p)
+                        .with_context(|| format!("creating {}", p.display()))?;
+                    let n = r.copy_to(&mut f)?;
+                    f.sync_all()?;
+                    eprintln!("wrote {n} bytes to {}", p.display());
+                }
+                None => {
+                    r.copy_to(&mut std::io::stdout().lock())?;
+                }
+            }
+            Ok(())
+        }
+        Cmd::Status { dir, id, json } => {
+            let c = ApiClient::new(&dir)?;
+            let v = match &id {
+                Some(id) => c.get(&format!("/v1/documents/{id}"))?,
+                None => c.get("/v1/documents")?,
+            };
+            print(&v, json, |v| match v.as_array() {
+                Some(list) => list.iter().for_each(print_status),
+                None => print_status(v),
+            })
+        }
+        Cmd::Receipts { dir, json } => {
+            let c = ApiClient::new(&dir)?;
+            let v = c.get("/v1/receipts")?;
+            print(&v, json, |v| {
+                println!(
+                    "{:<36}  {:<13}  {:<9}  {:<20}  {}",
+                    "DOCUMENT", "RECIPIENT", "OUTCOME", "SIGNED AT", "SIGNATURE"
+                );
+                for r in v.as_array().into_iter().flatten() {
+                    println!(
+                        "{:<36}  {:<13}  {:<9}  {:<20}  {}{}",
+                        s(&r["id"]),
+                        s(&r["recipient"]),
+                        s(&r["outcome"]),
+                        ms_to_utc(&r["time_ms"]),
+                        if r["signature_verified"].as_bool() == Some(true) {
+                            "valid"
+                        } else {
+                            "INVALID"
+                        },
+                        r["reason"]
+                            .as_str()
+                            .map(|x| format!("  ({x})"))
+                            .unwrap_or_default()
+                    );
+                }
+            })
+        }
+    }
+}
+
+fn list_received(dir: &Path, json: bool, path: &str) -> Result<()> {
+    let c = ApiClient::new(dir)?;
+    let v = c.get(path)?;
+    print(&v, json, |v| {
+        println!(
+            "{:<36}  {:<13}  {:>9}  {}",
+            "DOCUMENT", "SENDER", "BYTES", "SUBJECT"
+        );
+        for d in v.as_array().into_iter().flatten() {
+            println!(
+                "{:<36}  {:<13}  {:>9}  {}{}",
+                s(&d["id"]),
+                s(&d["sender"]),
+                s(&d["body_len"]),
+                s(&d["subject"]),
+                d["reason"]
+                    .as_str()
+                    .map(|r| format!("  [{r}]"))
+                    .unwrap_or_default()
+            );
+        }
+    })
+}
+
+fn run_agent(dir: &Path) -> Result<()> {
+    crate::init_tracing();
+    let paths = AgentPaths::new(dir);
+    let cfg = paths.load_config()?;
+    // Opened before the runtime starts: store setup uses blocking commits.
+    let agent = Agent::open(&paths, cfg)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(agent.cfg.api_listen)
+            .await
+            .with_context(|| format!("binding the local API on {}", agent.cfg.api_listen))?;
+        let addr = listener.local_addr()?;
+        std::fs::create_dir_all(paths.at("run"))?;
+        let tmp = paths.at("run/api.addr.tmp");
+        std::fs::write(&tmp, addr.to_string())?;
+        std::fs::rename(&tmp, paths.at("run/api.addr"))?;
+        tracing::info!(agency = %agent.agency(), api = %addr, hub = %agent.cfg.hub, "agent running");
+        agent.start();
+        let app = crate::api::router(agent.clone());
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
+        agent.close();
+        let _ = std::fs::remove_file(paths.at("run/api.addr"));
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

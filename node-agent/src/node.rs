@@ -1,0 +1,648 @@
+//! The running agent: keeps one QUIC connection to the hub (reconnecting with backoff),
+//! submits the outbox, verifies and stores deliveries, and stores relayed receipts.
+//! Every answer sent to the hub follows a durable commit.
+
+use crate::paths::AgentPaths;
+use crate::state::{AgentStore, BodyAt, InRecord, OutRecord, RecipientStatus, INLINE_MAX};
+use anyhow::{Context, Result};
+use poros_certs::{Signer, SigningTrust};
+use poros_config::AgentConfig;
+use poros_protocol::envelope::ENVELOPE_CONTEXT;
+use poros_protocol::receipt::{ACCEPTANCE_CONTEXT, NOTICE_CONTEXT, RECEIPT_CONTEXT};
+use poros_protocol::{
+    AgencyId, DocumentId, Envelope, Frame, Metadata, NoticeKind, Outcome, Receipt, Refusal,
+    RefusalCode, SignedEnvelope, SignedReceipt, SigningKey,
+};
+use poros_store::{Blobs, Db};
+use poros_transport::{read_frame, recv_small_body, send_body, write_frame, BodyReader, Limits};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{watch, Notify, Semaphore};
+use tracing::{debug, info, warn, Instrument};
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A running agent.
+pub struct Agent {
+    /// Configuration.
+    pub cfg: AgentConfig,
+    /// Durable state.
+    pub store: AgentStore,
+    /// Body files.
+    pub blobs: Blobs,
+    sign_key: SigningKey,
+    sign_cert: Vec<u8>,
+    trust: SigningTrust,
+    client_tls: rustls::ClientConfig,
+    conn: watch::Sender<Option<quinn::Connection>>,
+    submit_wake: Notify,
+}
+
+/// Errors the local API reports to its caller.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// Bad request from the caller.
+    #[error("{0}")]
+    Invalid(String),
+    /// Too large.
+    #[error("document body exceeds the limit of {0} bytes")]
+    TooLarge(u64),
+    /// Storage failure.
+    #[error("store: {0}")]
+    Store(#[from] poros_store::StoreError),
+}
+
+impl Agent {
+    /// Load keys and open the store.
+    pub fn open(paths: &AgentPaths, cfg: AgentConfig) -> Result<Arc<Agent>> {
+        let read = |p: std::path::PathBuf| {
+            std::fs::read_to_string(&p).with_context(|| {
+                format!(
+                    "reading {} (have the hub administrator run `poros-hub node add --agency {} --requests {} --out {}`)",
+                    p.display(),
+                    cfg.agency,
+                    paths.at("requests").display(),
+                    paths.at("certs").display()
+                )
+            })
+        };
+        let first = |pem: String, what: &str| -> Result<Vec<u8>> {
+            poros_certs::pem_to_der_certs(&pem)?
+                .into_iter()
+                .next()
+                .with_context(|| format!("no certificate in {what}"))
+        };
+        let tls_cert = first(read(paths.at("certs/tls.crt"))?, "certs/tls.crt")?;
+        let sign_cert = first(read(paths.at("certs/sign.crt"))?, "certs/sign.crt")?;
+        let network_ca = first(
+            read(paths.at("certs/network-ca.crt"))?,
+            "certs/network-ca.crt",
+        )?;
+        let signing_ca = first(
+            read(paths.at("certs/signing-ca.crt"))?,
+            "certs/signing-ca.crt",
+        )?;
+        let crls: Vec<Vec<u8>> = std::fs::read(paths.at("certs/signing.crl"))
+            .into_iter()
+            .collect();
+        for (der, what) in [(&tls_cert, "certs/tls.crt"), (&sign_cert, "certs/sign.crt")] {
+            let a = poros_certs::agency_from_cert(der).with_context(|| what.to_string())?;
+            if a != cfg.agency {
+                anyhow::bail!(
+                    "{what} is issued to {a}, but agent.toml says agency = {}",
+                    cfg.agency
+                );
+            }
+        }
+        let tls_key = poros_certs::load_key_pem(&paths.at("keys/tls.key"))?;
+        let sign_key = poros_certs::load_key_pem(&paths.at("keys/sign.key"))?;
+        let client_tls = poros_certs::agent_client_config(
+            &network_ca,
+            vec![tls_cert],
+            poros_certs::key_pkcs8_der(&tls_key),
+        )?;
+        let trust = SigningTrust::new(&[signing_ca], &crls)?;
+        let sign_key = SigningKey::from_pkcs8(&poros_certs::key_pkcs8_der(&sign_key))?;
+        let db = Db::open(&paths.at("data/agent.redb"))?;
+        let store = AgentStore::open(db)?;
+        let blobs = Blobs::open(&paths.at("data/bodies"))?;
+        Ok(Arc::new(Agent {
+            cfg,
+            store,
+            blobs,
+            sign_key,
+            sign_cert,
+            trust,
+            client_tls,
+            conn: watch::channel(None).0,
+            submit_wake: Notify::new(),
+        }))
+    }
+
+    /// Verify a stored signed statement again.
+    pub fn trust_verify(
+        &self,
+        blob: &poros_protocol::SignedBlob,
+        context: &[u8],
+        at_secs: u64,
+    ) -> Result<Signer, poros_certs::VerifyError> {
+        self.trust.verify(blob, context, at_secs)
+    }
+
+    /// This agency.
+    pub fn agency(&self) -> &AgencyId {
+        &self.cfg.agency
+    }
+
+    /// Whether a hub connection is up.
+    pub fn connected(&self) -> bool {
+        self.conn.borrow().is_some()
+    }
+
+    /// Sign and durably store a new outgoing document whose body was already received into
+    /// `body` (inline bytes or a committed file); returns its ID.
+    pub async fn create_document(
+        &self,
+        recipients: Vec<AgencyId>,
+        meta: Metadata,
+        body: StagedBody,
+    ) -> Result<DocumentId, SendError> {
+        let (digest, len, inline) = match body {
+            StagedBody::Inline(b) => (poros_protocol::sha256(&b), b.len() as u64, Some(b)),
+            StagedBody::File(d, l) => (d, l, None),
+        };
+        let mut rand = [0u8; 10];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut rand)
+            .map_err(|_| SendError::Invalid("system random generator failed".into()))?;
+        let now = now_ms();
+        let env = Envelope {
+            id: DocumentId::new_v7(now, rand),
+            sender: self.cfg.agency.clone(),
+            recipients: recipients.clone(),
+            meta,
+            created_ms: now,
+            body_len: len,
+            body_sha256: digest,
+        };
+        env.validate()
+            .map_err(|e| SendError::Invalid(e.to_string()))?;
+        let signed = SignedEnvelope::sign(&env, &self.sign_key, &self.sign_cert)
+            .map_err(|e| SendError::Invalid(format!("signing failed: {e}")))?;
+        let rec = OutRecord {
+            envelope: signed,
+            body_at: if inline.is_some() {
+                BodyAt::Inline
+            } else {
+                BodyAt::File
+            },
+            body_sha256: digest,
+            body_len: len,
+            acceptance: None,
+            refused: None,
+        };
+        self.store
+            .put_outgoing(env.id, rec, recipients, inline)
+            .await?;
+        info!(doc = %env.id, agency = %self.cfg.agency, recipients = env.recipients.len(), bytes = len, "document signed and stored in outbox");
+        self.submit_wake.notify_one();
+        Ok(env.id)
+    }
+
+    /// Start the connection manager and submitter.
+    pub fn start(self: &Arc<Self>) {
+        tokio::spawn(self.clone().connection_manager());
+        tokio::spawn(self.clone().submitter());
+    }
+
+    /// Close the hub connection (shutdown).
+    pub fn close(&self) {
+        if let Some(c) = self.conn.borrow().as_ref() {
+            c.close(0u32.into(), b"agent shutting down");
+        }
+    }
+
+    async fn connection_manager(self: Arc<Self>) {
+        let limits = Limits::default();
+        let endpoint = match poros_transport::client_endpoint(
+            self.client_tls.clone(),
+            &limits,
+            self.cfg.hub.is_ipv6(),
+        ) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot create the QUIC endpoint");
+                return;
+            }
+        };
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let attempt = async {
+                let connecting = endpoint.connect(self.cfg.hub, &self.cfg.hub_server_name)?;
+                Ok::<_, anyhow::Error>(connecting.await?)
+            };
+            match attempt.await {
+                Ok(conn) => {
+                    info!(hub = %self.cfg.hub, agency = %self.cfg.agency, "connected to hub");
+                    backoff = Duration::from_millis(100);
+                    self.conn.send_replace(Some(conn.clone()));
+                    self.submit_wake.notify_one();
+                    loop {
+                        match conn.accept_bi().await {
+                            Ok((send, recv)) => {
+                                let me = self.clone();
+                                tokio::spawn(async move { me.handle_incoming(send, recv).await });
+                            }
+                            Err(e) => {
+                                warn!(reason = %e, "hub connection closed");
+                                break;
+                            }
+                        }
+                    }
+                    self.conn.send_replace(None);
+                }
+                Err(e) => {
+                    warn!(hub = %self.cfg.hub, error = %e, "cannot connect to hub; retrying in {:?}", backoff)
+                }
+            }
+            // Jitter spreads reconnections of many agents after a hub restart.
+            let mut j = [0u8; 1];
+            let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut j);
+            tokio::time::sleep(backoff + backoff * u32::from(j[0]) / 512).await;
+            backoff = (backoff * 2).min(Duration::from_secs(10));
+        }
+    }
+
+    async fn submitter(self: Arc<Self>) {
+        let permits = Arc::new(Semaphore::new(self.cfg.submit_in_flight as usize));
+        let in_flight: Arc<Mutex<HashSet<DocumentId>>> = Arc::default();
+        let mut conn_rx = self.conn.subscribe();
+        loop {
+            let notified = self.submit_wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let conn = conn_rx.borrow_and_update().clone();
+            let Some(conn) = conn else {
+                let _ = conn_rx.changed().await;
+                continue;
+            };
+            let skip = in_flight.lock().map(|s| s.clone()).unwrap_or_default();
+            let queue = self.store.submission_queue(256, &skip).unwrap_or_else(|e| {
+                warn!(error = %e, "reading the submission queue failed");
+                Vec::new()
+            });
+            let started = queue.len();
+            for id in queue {
+                let Ok(permit) = permits.clone().acquire_owned().await else {
+                    return;
+                };
+                if let Ok(mut s) = in_flight.lock() {
+                    s.insert(id);
+                }
+                let (me, conn, inf) = (self.clone(), conn.clone(), in_flight.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = me.submit_one(&conn, id).await {
+                        warn!(doc = %id, error = %e, "submission attempt failed; will retry");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                    if let Ok(mut s) = inf.lock() {
+                        s.remove(&id);
+                    }
+                    drop(permit);
+                    me.submit_wake.notify_one();
+                });
+            }
+            if started == 0 {
+                tokio::select! {
+                    _ = notified => {}
+                    _ = conn_rx.changed() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                }
+            }
+        }
+    }
+
+    async fn submit_one(&self, conn: &quinn::Connection, id: DocumentId) -> Result<()> {
+        let rec = self
+            .store
+            .outgoing(&id)?
+            .with_context(|| format!("queued document {id} has no record"))?;
+        let (mut send, mut recv) = conn.open_bi().await?;
+        write_frame(
+            &mut send,
+            &Frame::Submit {
+                envelope: rec.envelope.clone(),
+            },
+        )
+        .await?;
+        let body_write = async {
+            match rec.body_at {
+                BodyAt::Inline => {
+                    let b = self
+                        .store
+                        .inline_body(&rec.body_sha256)?
+                        .with_context(|| format!("inline body of {id} missing"))?;
+                    send.write_all(&b).await?;
+                }
+                BodyAt::File => {
+                    let mut f = self.blobs.open_read(&rec.body_sha256).await?;
+                    send_body(&mut send, &mut f, rec.body_len).await?;
+                }
+                BodyAt::None => anyhow::bail!("outgoing document {id} has no body"),
+            }
+            let _ = send.finish();
+            Ok(())
+        };
+        // The hub may answer (and stop reading) before the whole body is sent, e.g. for a
+        // duplicate or a refusal; so read the answer concurrently with writing the body.
+        let (w, reply) = tokio::join!(body_write, read_frame(&mut recv));
+        let reply = match (reply, w) {
+            (Ok(f), _) => f,
+            (Err(e), Err(we)) => return Err(we.context(e.to_string())),
+            (Err(e), Ok(())) => return Err(e.into()),
+        };
+        match reply {
+            Frame::Accepted { acceptance } => {
+                match self
+                    .trust
+                    .verify(&acceptance.0, ACCEPTANCE_CONTEXT, now_ms() / 1000)
+                {
+                    Ok(Signer::Hub) => {}
+                    Ok(_) => anyhow::bail!("acceptance for {id} is not signed by the hub"),
+                    Err(e) => anyhow::bail!("acceptance for {id}: {e}"),
+                }
+                let a = acceptance.acceptance()?;
+                if a.doc_id != id || a.body_sha256 != rec.body_sha256 || &a.sender != self.agency()
+                {
+                    anyhow::bail!("hub acceptance does not match document {id}");
+                }
+                self.store
+                    .submission_done(id, Some(acceptance), None)
+                    .await?;
+                info!(doc = %id, agency = %self.cfg.agency, "accepted by hub");
+            }
+            Frame::Refused(Refusal {
+                code: RefusalCode::Unavailable,
+                message,
+            }) => {
+                anyhow::bail!("hub temporarily unavailable: {message}");
+            }
+            Frame::Refused(r) => {
+                warn!(doc = %id, agency = %self.cfg.agency, refusal = %r, "refused by hub");
+                self.store
+                    .submission_done(id, None, Some(r.to_string()))
+                    .await?;
+            }
+            _ => anyhow::bail!("hub answered a submission with an unexpected frame"),
+        }
+        Ok(())
+    }
+
+    async fn handle_incoming(
+        self: Arc<Self>,
+        mut send: quinn::SendStream,
+        mut recv: quinn::RecvStream,
+    ) {
+        let frame = match read_frame(&mut recv).await {
+            Ok(f) => f,
+            Err(e) => {
+                warn!(error = %e, "malformed frame from hub");
+                let _ = write_frame(
+                    &mut send,
+                    &Frame::Refused(Refusal {
+                        code: RefusalCode::Malformed,
+                        message: format!("malformed frame: {e}"),
+                    }),
+                )
+                .await;
+                let _ = send.finish();
+                return;
+            }
+        };
+        let reply = match frame {
+            Frame::Deliver { envelope } => {
+                let span = tracing::info_span!("deliver", agency = %self.cfg.agency);
+                self.receive(envelope, &mut recv).instrument(span).await
+            }
+            Frame::RelayReceipt { receipt } => self.store_relayed_receipt(receipt).await,
+            Frame::Notice { notice } => self.store_notice(notice).await,
+            _ => Ok(Frame::Refused(Refusal {
+                code: RefusalCode::Malformed,
+                message: "unexpected frame from hub".into(),
+            })),
+        };
+        match reply {
+            Ok(f) => {
+                let _ = recv.stop(0u32.into());
+                let _ = write_frame(&mut send, &f).await;
+                let _ = send.finish();
+            }
+            // No answer: the hub keeps the delivery pending and retries.
+            Err(e) => warn!(error = %e, "incoming request failed"),
+        }
+    }
+
+    fn sign_receipt(&self, r: &Receipt) -> Result<SignedReceipt> {
+        Ok(SignedReceipt::sign(r, &self.sign_key, &self.sign_cert)?)
+    }
+
+    /// Verify and durably store a delivery; returns the signed receipt or rejection to send.
+    async fn receive(&self, signed: SignedEnvelope, recv: &mut quinn::RecvStream) -> Result<Frame> {
+        let env = match signed.envelope() {
+            Ok(e) => e,
+            Err(e) => {
+                return Ok(Frame::Refused(Refusal {
+                    code: RefusalCode::InvalidEnvelope,
+                    message: format!("envelope does not decode: {e}"),
+                }))
+            }
+        };
+        if let Some(known) = self.store.received(&env.id)? {
+            debug!(doc = %env.id, "redelivery answered with the original receipt");
+            return Ok(Frame::Receipt {
+                receipt: known.receipt,
+            });
+        }
+        let now = now_ms();
+        let mut reason: Option<String> = None;
+        match self.trust.verify(&signed.0, ENVELOPE_CONTEXT, now / 1000) {
+            Ok(Signer::Agency(a)) if a == env.sender => {}
+            Ok(Signer::Agency(a)) => {
+                reason = Some(format!(
+                    "envelope claims sender {} but is signed by {a}",
+                    env.sender
+                ))
+            }
+            Ok(Signer::Hub) => {
+                reason = Some("envelope is signed by the hub, not by an agency".into())
+            }
+            Err(e) => reason = Some(format!("sender signature: {e}")),
+        }
+        if reason.is_none() {
+            if let Err(e) = env.validate() {
+                reason = Some(format!("invalid envelope: {e}"));
+            } else if !env.recipients.contains(&self.cfg.agency) {
+                reason = Some(format!("document is not addressed to {}", self.cfg.agency));
+            }
+        }
+        let too_large = env.body_len > self.cfg.max_body_bytes;
+        if reason.is_none() && too_large {
+            reason = Some(format!(
+                "body of {} bytes exceeds this agency's limit of {} bytes",
+                env.body_len, self.cfg.max_body_bytes
+            ));
+        }
+        // Read the body unless it is too large to accept at all.
+        let (digest, len, body_at, inline) = if too_large {
+            (env.body_sha256, 0, BodyAt::None, None)
+        } else if env.body_len <= INLINE_MAX {
+            let b = recv_small_body(recv, env.body_len).await?;
+            (
+                poros_protocol::sha256(&b),
+                b.len() as u64,
+                BodyAt::Inline,
+                Some(b),
+            )
+        } else {
+            let mut w = self.blobs.writer().await?;
+            let mut reader = BodyReader::new(env.body_len);
+            while let Some(c) = reader.next(recv).await? {
+                w.write(&c).await?;
+            }
+            let (d, l) = w.commit().await?;
+            (d, l, BodyAt::File, None)
+        };
+        if reason.is_none() && (digest != env.body_sha256 || len != env.body_len) {
+            reason = Some(format!(
+                "body SHA-256 {} does not match the signed envelope ({})",
+                hex::encode(digest),
+                hex::encode(env.body_sha256)
+            ));
+        }
+        let receipt = Receipt {
+            doc_id: env.id,
+            sender: env.sender.clone(),
+            recipient: self.cfg.agency.clone(),
+            body_sha256: digest,
+            outcome: match &reason {
+                None => Outcome::Delivered,
+                Some(r) => Outcome::Rejected { reason: r.clone() },
+            },
+            time_ms: now_ms(),
+        };
+        let signed_receipt = self.sign_receipt(&receipt)?;
+        let rec = InRecord {
+            envelope: signed,
+            receipt: signed_receipt,
+            received_ms: receipt.time_ms,
+            body_at,
+            body_sha256: digest,
+            body_len: len,
+            reason: reason.clone(),
+        };
+        let stored = self.store.put_received(env.id, rec, inline).await?;
+        match &reason {
+            None => {
+                info!(doc = %env.id, sender = %env.sender, bytes = len, "received into inbox; receipt signed")
+            }
+            Some(r) => {
+                warn!(doc = %env.id, sender = %env.sender, reason = %r, "delivery rejected and quarantined")
+            }
+        }
+        Ok(Frame::Receipt {
+            receipt: stored.receipt,
+        })
+    }
+
+    async fn store_relayed_receipt(&self, receipt: SignedReceipt) -> Result<Frame> {
+        let refuse = |msg: String| {
+            warn!(reason = %msg, "relayed receipt refused");
+            Ok(Frame::Refused(Refusal {
+                code: RefusalCode::BadSignature,
+                message: msg,
+            }))
+        };
+        let signer = match self
+            .trust
+            .verify(&receipt.0, RECEIPT_CONTEXT, now_ms() / 1000)
+        {
+            Ok(Signer::Agency(a)) => a,
+            Ok(Signer::Hub) => {
+                return refuse("receipt is signed by the hub, not the recipient".into())
+            }
+            Err(e) => return refuse(format!("receipt signature: {e}")),
+        };
+        let r = receipt.receipt()?;
+        if r.recipient != signer {
+            return refuse(format!(
+                "receipt names recipient {} but is signed by {signer}",
+                r.recipient
+            ));
+        }
+        let Some(out) = self.store.outgoing(&r.doc_id)? else {
+            return refuse(format!("receipt for unknown document {}", r.doc_id));
+        };
+        let status = match &r.outcome {
+            Outcome::Delivered => {
+                if r.body_sha256 != out.body_sha256 {
+                    return refuse(format!(
+                        "receipt for {} acknowledges a different body",
+                        r.doc_id
+                    ));
+                }
+                RecipientStatus::Delivered(receipt)
+            }
+            Outcome::Rejected { .. } => RecipientStatus::Rejected(receipt),
+        };
+        if !self
+            .store
+            .set_status(r.doc_id, r.recipient.clone(), status)
+            .await?
+        {
+            return refuse(format!(
+                "{} is not a recipient of {}",
+                r.recipient, r.doc_id
+            ));
+        }
+        match &r.outcome {
+            Outcome::Delivered => {
+                info!(doc = %r.doc_id, agency = %self.cfg.agency, recipient = %r.recipient, "receipt stored")
+            }
+            Outcome::Rejected { reason } => {
+                warn!(doc = %r.doc_id, agency = %self.cfg.agency, recipient = %r.recipient, %reason, "rejection stored")
+            }
+        }
+        Ok(Frame::Ack { doc_id: r.doc_id })
+    }
+
+    async fn store_notice(&self, notice: poros_protocol::SignedNotice) -> Result<Frame> {
+        let refuse = |msg: String| {
+            Ok(Frame::Refused(Refusal {
+                code: RefusalCode::BadSignature,
+                message: msg,
+            }))
+        };
+        match self
+            .trust
+            .verify(&notice.0, NOTICE_CONTEXT, now_ms() / 1000)
+        {
+            Ok(Signer::Hub) => {}
+            Ok(_) => return refuse("notice is not signed by the hub".into()),
+            Err(e) => return refuse(format!("notice signature: {e}")),
+        }
+        let n = notice.notice()?;
+        if &n.sender != self.agency() {
+            return refuse(format!(
+                "notice concerns sender {}, not this agency",
+                n.sender
+            ));
+        }
+        match n.kind {
+            NoticeKind::Expired => {
+                self.store
+                    .set_status(
+                        n.doc_id,
+                        n.recipient.clone(),
+                        RecipientStatus::Expired(notice),
+                    )
+                    .await?;
+                warn!(doc = %n.doc_id, agency = %self.cfg.agency, recipient = %n.recipient, "delivery expired at hub");
+            }
+        }
+        Ok(Frame::Ack { doc_id: n.doc_id })
+    }
+}
+
+/// A body received from the local caller, before the envelope is signed.
+pub enum StagedBody {
+    /// Small body in memory.
+    Inline(Vec<u8>),
+    /// Committed file: digest and length.
+    File(poros_protocol::Digest, u64),
+}

@@ -1,0 +1,323 @@
+//! The agent's durable state: outbox (with submission queue and per-recipient status),
+//! inbox, quarantine, and small bodies. Every change returns only once durable.
+//!
+//! Tables: `outbox` doc → [`OutRecord`]; `out_queue` doc → () (not yet accepted by the hub);
+//! `out_status` (doc, recipient) → [`RecipientStatus`]; `inbox` doc → [`InRecord`];
+//! `quarantine` doc → [`InRecord`]; `inline_bodies` digest → bytes.
+
+use poros_protocol::{
+    AgencyId, Digest, DocumentId, SignedAcceptance, SignedEnvelope, SignedNotice, SignedReceipt,
+};
+use poros_store::{Db, StoreError};
+use redb::{ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+/// Bodies up to this size are stored in the database; larger ones as files.
+pub const INLINE_MAX: u64 = 64 * 1024;
+
+const OUTBOX: TableDefinition<&[u8], &[u8]> = TableDefinition::new("outbox");
+const OUT_QUEUE: TableDefinition<&[u8], ()> = TableDefinition::new("out_queue");
+const OUT_STATUS: TableDefinition<(&[u8], &str), &[u8]> = TableDefinition::new("out_status");
+const INBOX: TableDefinition<&[u8], &[u8]> = TableDefinition::new("inbox");
+const QUARANTINE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("quarantine");
+const INLINE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("inline_bodies");
+
+/// Where a body is kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BodyAt {
+    /// In `inline_bodies`.
+    Inline,
+    /// Content-addressed file.
+    File,
+    /// Not kept (e.g. a quarantined delivery whose body was never read).
+    None,
+}
+
+/// A document this agency sent.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct OutRecord {
+    /// As signed by this agency.
+    pub envelope: SignedEnvelope,
+    /// Body location.
+    pub body_at: BodyAt,
+    /// Body digest.
+    pub body_sha256: Digest,
+    /// Body length.
+    pub body_len: u64,
+    /// The hub's signed acceptance, once accepted.
+    pub acceptance: Option<SignedAcceptance>,
+    /// The hub's refusal, if it refused the document for good.
+    pub refused: Option<String>,
+}
+
+/// Where a sent document stands with one recipient.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum RecipientStatus {
+    /// No answer yet.
+    Pending,
+    /// Receipt signed by the recipient.
+    Delivered(SignedReceipt),
+    /// Rejection signed by the recipient.
+    Rejected(SignedReceipt),
+    /// Hub-signed expiry notice.
+    Expired(SignedNotice),
+}
+
+/// A document received (inbox) or quarantined.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct InRecord {
+    /// As signed by the sender.
+    pub envelope: SignedEnvelope,
+    /// Our signed receipt (or rejection).
+    pub receipt: SignedReceipt,
+    /// When stored, Unix ms.
+    pub received_ms: u64,
+    /// Body location.
+    pub body_at: BodyAt,
+    /// Digest of the bytes actually received.
+    pub body_sha256: Digest,
+    /// Length of the bytes actually received.
+    pub body_len: u64,
+    /// Why it was quarantined.
+    pub reason: Option<String>,
+}
+
+fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
+    postcard::to_allocvec(v).map_err(|e| StoreError::Other(format!("encode: {e}")))
+}
+
+fn dec<T: for<'a> Deserialize<'a>>(b: &[u8]) -> Result<T, StoreError> {
+    postcard::from_bytes(b).map_err(|e| StoreError::Corrupt(format!("decode: {e}")))
+}
+
+fn id_of(b: &[u8]) -> Result<DocumentId, StoreError> {
+    Ok(DocumentId::from_bytes(
+        b.try_into()
+            .map_err(|_| StoreError::Corrupt("document key".into()))?,
+    ))
+}
+
+/// Handle on the agent's durable state.
+#[derive(Clone)]
+pub struct AgentStore {
+    db: Db,
+}
+
+impl AgentStore {
+    /// Open, creating tables.
+    pub fn open(db: Db) -> Result<Self, StoreError> {
+        db.write_blocking(|txn| {
+            txn.open_table(OUTBOX)?;
+            txn.open_table(OUT_QUEUE)?;
+            txn.open_table(OUT_STATUS)?;
+            txn.open_table(INBOX)?;
+            txn.open_table(QUARANTINE)?;
+            txn.open_table(INLINE)?;
+            Ok(())
+        })?;
+        Ok(AgentStore { db })
+    }
+
+    /// Store a new outgoing document, queued for submission, pending for every recipient.
+    pub async fn put_outgoing(
+        &self,
+        id: DocumentId,
+        rec: OutRecord,
+        recipients: Vec<AgencyId>,
+        inline: Option<Vec<u8>>,
+    ) -> Result<(), StoreError> {
+        self.db
+            .write(move |txn| {
+                let key = id.as_bytes().as_slice();
+                if let Some(b) = &inline {
+                    txn.open_table(INLINE)?
+                        .insert(rec.body_sha256.as_slice(), b.as_slice())?;
+                }
+                txn.open_table(OUTBOX)?.insert(key, enc(&rec)?.as_slice())?;
+                txn.open_table(OUT_QUEUE)?.insert(key, ())?;
+                let pending = enc(&RecipientStatus::Pending)?;
+                let mut st = txn.open_table(OUT_STATUS)?;
+                for r in &recipients {
+                    st.insert((key, r.as_str()), pending.as_slice())?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    /// Outgoing documents not yet accepted, oldest first.
+    pub fn submission_queue(
+        &self,
+        limit: usize,
+        skip: &std::collections::HashSet<DocumentId>,
+    ) -> Result<Vec<DocumentId>, StoreError> {
+        let r = self.db.read()?;
+        let t = r.open_table(OUT_QUEUE)?;
+        let mut out = Vec::new();
+        for e in t.iter()? {
+            let (k, _) = e?;
+            let id = id_of(k.value())?;
+            if !skip.contains(&id) {
+                out.push(id);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// One outgoing document.
+    pub fn outgoing(&self, id: &DocumentId) -> Result<Option<OutRecord>, StoreError> {
+        let r = self.db.read()?;
+        let t = r.open_table(OUTBOX)?;
+        let v = t.get(id.as_bytes().as_slice())?;
+        v.map(|g| dec(g.value())).transpose()
+    }
+
+    /// All outgoing documents, oldest first.
+    pub fn outbox(&self) -> Result<Vec<(DocumentId, OutRecord)>, StoreError> {
+        let r = self.db.read()?;
+        let t = r.open_table(OUTBOX)?;
+        let mut out = Vec::new();
+        for e in t.iter()? {
+            let (k, v) = e?;
+            out.push((id_of(k.value())?, dec(v.value())?));
+        }
+        Ok(out)
+    }
+
+    /// Record the hub's acceptance or final refusal; leaves the submission queue.
+    pub async fn submission_done(
+        &self,
+        id: DocumentId,
+        acceptance: Option<SignedAcceptance>,
+        refused: Option<String>,
+    ) -> Result<(), StoreError> {
+        self.db
+            .write(move |txn| {
+                let key = id.as_bytes().as_slice();
+                let mut ob = txn.open_table(OUTBOX)?;
+                let cur = ob.get(key)?.map(|g| g.value().to_vec());
+                let Some(cur) = cur else { return Ok(()) };
+                let mut rec: OutRecord = dec(&cur)?;
+                if rec.acceptance.is_none() && rec.refused.is_none() {
+                    rec.acceptance = acceptance.clone();
+                    rec.refused = refused.clone();
+                    ob.insert(key, enc(&rec)?.as_slice())?;
+                }
+                txn.open_table(OUT_QUEUE)?.remove(key)?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Per-recipient status of an outgoing document.
+    pub fn statuses(
+        &self,
+        id: &DocumentId,
+    ) -> Result<Vec<(AgencyId, RecipientStatus)>, StoreError> {
+        let r = self.db.read()?;
+        let t = r.open_table(OUT_STATUS)?;
+        let key = id.as_bytes().as_slice();
+        let mut out = Vec::new();
+        for e in t.range((key, "")..=(key, "~"))? {
+            let (k, v) = e?;
+            let a = AgencyId::parse(k.value().1).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            out.push((a, dec(v.value())?));
+        }
+        Ok(out)
+    }
+
+    /// Record a recipient's answer unless one is already recorded. Returns false if the
+    /// document/recipient pair is unknown.
+    pub async fn set_status(
+        &self,
+        id: DocumentId,
+        recipient: AgencyId,
+        status: RecipientStatus,
+    ) -> Result<bool, StoreError> {
+        self.db
+            .write(move |txn| {
+                let key = id.as_bytes().as_slice();
+                let mut t = txn.open_table(OUT_STATUS)?;
+                let cur = t
+                    .get((key, recipient.as_str()))?
+                    .map(|g| g.value().to_vec());
+                let Some(cur) = cur else { return Ok(false) };
+                if matches!(dec::<RecipientStatus>(&cur)?, RecipientStatus::Pending) {
+                    t.insert((key, recipient.as_str()), enc(&status)?.as_slice())?;
+                }
+                Ok(true)
+            })
+            .await
+    }
+
+    /// A received or quarantined document (inbox first).
+    pub fn received(&self, id: &DocumentId) -> Result<Option<InRecord>, StoreError> {
+        let r = self.db.read()?;
+        for def in [INBOX, QUARANTINE] {
+            let t = r.open_table(def)?;
+            if let Some(g) = t.get(id.as_bytes().as_slice())? {
+                return Ok(Some(dec(g.value())?));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Store a received document in the inbox (or quarantine when `rec.reason` is set), unless
+    /// it is already known; returns the record now stored (the earlier one for a redelivery).
+    pub async fn put_received(
+        &self,
+        id: DocumentId,
+        rec: InRecord,
+        inline: Option<Vec<u8>>,
+    ) -> Result<InRecord, StoreError> {
+        self.db
+            .write(move |txn| {
+                let key = id.as_bytes().as_slice();
+                for def in [INBOX, QUARANTINE] {
+                    let t = txn.open_table(def)?;
+                    let v = t.get(key)?.map(|g| g.value().to_vec());
+                    if let Some(v) = v {
+                        return dec(&v);
+                    }
+                }
+                if let Some(b) = &inline {
+                    txn.open_table(INLINE)?
+                        .insert(rec.body_sha256.as_slice(), b.as_slice())?;
+                }
+                let def = if rec.reason.is_some() {
+                    QUARANTINE
+                } else {
+                    INBOX
+                };
+                txn.open_table(def)?.insert(key, enc(&rec)?.as_slice())?;
+                Ok(rec.clone())
+            })
+            .await
+    }
+
+    /// The inbox (or quarantine), oldest first.
+    pub fn list_received(
+        &self,
+        quarantine: bool,
+    ) -> Result<Vec<(DocumentId, InRecord)>, StoreError> {
+        let r = self.db.read()?;
+        let t = r.open_table(if quarantine { QUARANTINE } else { INBOX })?;
+        let mut out = Vec::new();
+        for e in t.iter()? {
+            let (k, v) = e?;
+            out.push((id_of(k.value())?, dec(v.value())?));
+        }
+        Ok(out)
+    }
+
+    /// An inline body.
+    pub fn inline_body(&self, digest: &Digest) -> Result<Option<Vec<u8>>, StoreError> {
+        let r = self.db.read()?;
+        let t = r.open_table(INLINE)?;
+        let v = t.get(digest.as_slice())?;
+        Ok(v.map(|g| g.value().to_vec()))
+    }
+}
