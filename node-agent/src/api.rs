@@ -27,6 +27,7 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/v1/inbox/:id/body", get(fetch))
         .route("/v1/quarantine", get(quarantine))
         .route("/v1/receipts", get(receipts))
+        .route("/v1/events", get(events))
         .with_state(agent)
 }
 
@@ -307,4 +308,26 @@ async fn receipts(State(a): State<Arc<Agent>>) -> Response {
     }
     let _ = now_ms();
     Json(out).into_response()
+}
+
+#[derive(Deserialize)]
+struct EventsQuery {
+    #[serde(default)]
+    after: u64,
+    limit: Option<usize>,
+}
+
+/// Answers stored for sent documents, in storage order, after a cursor: `{events, next}`.
+async fn events(State(a): State<Arc<Agent>>, Query(q): Query<EventsQuery>) -> Response {
+    match a.store.events(q.after, q.limit.unwrap_or(1000).min(10_000)) {
+        Ok(list) => {
+            let next = list.last().map(|(s, _)| *s).unwrap_or(q.after);
+            let events: Vec<Value> = list
+                .into_iter()
+                .map(|(seq, e)| json!({"seq": seq, "id": e.doc.to_string(), "recipient": e.recipient, "state": e.state, "stored_ms": e.stored_ms}))
+                .collect();
+            Json(json!({"events": events, "next": next})).into_response()
+        }
+        Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
 }

@@ -21,6 +21,21 @@ const OUT_STATUS: TableDefinition<(&[u8], &str), &[u8]> = TableDefinition::new("
 const INBOX: TableDefinition<&[u8], &[u8]> = TableDefinition::new("inbox");
 const QUARANTINE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("quarantine");
 const INLINE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("inline_bodies");
+const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+
+/// An answer recorded for a sent document, in the order the agent stored them; local
+/// software follows this log with a cursor instead of rescanning the outbox.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Event {
+    /// Document.
+    pub doc: DocumentId,
+    /// Recipient concerned.
+    pub recipient: AgencyId,
+    /// `delivered`, `rejected` or `expired`.
+    pub state: String,
+    /// When the agent stored it, Unix ms.
+    pub stored_ms: u64,
+}
 
 /// Where a body is kept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,6 +128,7 @@ impl AgentStore {
             txn.open_table(INBOX)?;
             txn.open_table(QUARANTINE)?;
             txn.open_table(INLINE)?;
+            txn.open_table(EVENTS)?;
             Ok(())
         })?;
         Ok(AgentStore { db })
@@ -247,6 +263,21 @@ impl AgentStore {
                 let Some(cur) = cur else { return Ok(false) };
                 if matches!(dec::<RecipientStatus>(&cur)?, RecipientStatus::Pending) {
                     t.insert((key, recipient.as_str()), enc(&status)?.as_slice())?;
+                    let mut ev = txn.open_table(EVENTS)?;
+                    let seq = ev.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1);
+                    let state = match &status {
+                        RecipientStatus::Delivered(_) => "delivered",
+                        RecipientStatus::Rejected(_) => "rejected",
+                        RecipientStatus::Expired(_) => "expired",
+                        RecipientStatus::Pending => "pending",
+                    };
+                    let e = Event {
+                        doc: id,
+                        recipient: recipient.clone(),
+                        state: state.into(),
+                        stored_ms: crate::node::now_ms(),
+                    };
+                    ev.insert(seq, enc(&e)?.as_slice())?;
                 }
                 Ok(true)
             })
@@ -309,6 +340,21 @@ impl AgentStore {
         for e in t.iter()? {
             let (k, v) = e?;
             out.push((id_of(k.value())?, dec(v.value())?));
+        }
+        Ok(out)
+    }
+
+    /// Events after sequence number `after`, at most `limit`.
+    pub fn events(&self, after: u64, limit: usize) -> Result<Vec<(u64, Event)>, StoreError> {
+        let r = self.db.read()?;
+        let t = r.open_table(EVENTS)?;
+        let mut out = Vec::new();
+        for e in t.range(after.saturating_add(1)..)? {
+            let (k, v) = e?;
+            out.push((k.value(), dec(v.value())?));
+            if out.len() >= limit {
+                break;
+            }
         }
         Ok(out)
     }
