@@ -618,3 +618,198 @@ pub async fn expire(
         .record_answer(doc, recipient, DeliveryState::Expired(notice), now_ms)
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use poros_protocol::{
+        Acceptance, Envelope, HubNotice, Metadata, NoticeKind, Outcome, Receipt, SigningKey,
+    };
+
+    fn key() -> SigningKey {
+        let rng = ring::rand::SystemRandom::new();
+        let doc = ring::signature::EcdsaKeyPair::generate_pkcs8(
+            &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+            &rng,
+        )
+        .unwrap();
+        SigningKey::from_pkcs8(doc.as_ref()).unwrap()
+    }
+
+    fn a(s: &str) -> AgencyId {
+        AgencyId::parse(s).unwrap()
+    }
+
+    fn doc(k: &SigningKey, n: u8, body: &[u8], recipients: &[&str]) -> (DocumentId, DocRecord) {
+        let env = Envelope {
+            id: DocumentId::new_v7(1000 + n as u64, [n; 10]),
+            sender: a("000.00.00.G01"),
+            recipients: recipients.iter().map(|r| a(r)).collect(),
+            meta: Metadata {
+                subject: "s".into(),
+                ..Default::default()
+            },
+            created_ms: 1,
+            body_len: body.len() as u64,
+            body_sha256: poros_protocol::sha256(body),
+        };
+        let acc = Acceptance {
+            doc_id: env.id,
+            sender: env.sender.clone(),
+            recipients: env.recipients.clone(),
+            body_sha256: env.body_sha256,
+            body_len: env.body_len,
+            accepted_ms: 5_000,
+        };
+        let rec = DocRecord {
+            envelope: SignedEnvelope::sign(&env, k, b"c").unwrap(),
+            acceptance: SignedAcceptance::sign(&acc, k, b"c").unwrap(),
+            sender: env.sender.clone(),
+            recipients: env.recipients.clone(),
+            body_sha256: env.body_sha256,
+            body_len: env.body_len,
+            body_at: BodyAt::Inline,
+            accepted_ms: 5_000,
+            answered: 0,
+        };
+        (env.id, rec)
+    }
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn accept_is_idempotent_and_conflicts_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = HubStore::open(Db::open(&dir.path().join("h.redb")).unwrap()).unwrap();
+        let k = key();
+        let (id, rec) = doc(&k, 1, b"body", &["000.00.00.H01", "000.00.00.H02"]);
+        let rt = rt();
+        let first = rt
+            .block_on(store.accept(rec.clone(), NewBody::Inline(b"body".to_vec())))
+            .unwrap();
+        assert!(matches!(first, AcceptOutcome::Stored(_)));
+        let again = rt
+            .block_on(store.accept(rec.clone(), NewBody::Inline(b"body".to_vec())))
+            .unwrap();
+        assert!(matches!(again, AcceptOutcome::Duplicate(x) if x == rec.acceptance));
+        let (_, mut other) = doc(&k, 1, b"other", &["000.00.00.H01"]);
+        other.acceptance = rec.acceptance.clone();
+        let c = rt
+            .block_on(store.accept(other, NewBody::Inline(b"other".to_vec())))
+            .unwrap();
+        assert!(matches!(c, AcceptOutcome::Conflict));
+        // One pending delivery per recipient, stored once.
+        let none = std::collections::HashSet::new();
+        assert_eq!(
+            store
+                .pending_for(&a("000.00.00.H01"), 10, &none)
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            store.pending_for(&a("000.00.00.H02"), 10, &none).unwrap()[0].doc,
+            id
+        );
+        assert_eq!(store.queue_depth().unwrap(), 2);
+        let counters: HashMap<String, u64> = store.counters().unwrap().into_iter().collect();
+        assert_eq!(counters["documents_accepted"], 1);
+    }
+
+    use std::collections::HashMap;
+
+    #[test]
+    fn answers_relay_once_expiry_notifies_and_retention_frees_bodies() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = HubStore::open(Db::open(&dir.path().join("h.redb")).unwrap()).unwrap();
+        let k = key();
+        let (id, rec) = doc(&k, 2, b"payload", &["000.00.00.H01", "000.00.00.H02"]);
+        let rt = rt();
+        rt.block_on(store.accept(rec, NewBody::Inline(b"payload".to_vec())))
+            .unwrap();
+        let receipt = poros_protocol::SignedReceipt::sign(
+            &Receipt {
+                doc_id: id,
+                sender: a("000.00.00.G01"),
+                recipient: a("000.00.00.H01"),
+                body_sha256: poros_protocol::sha256(b"payload"),
+                outcome: Outcome::Delivered,
+                time_ms: 6_000,
+            },
+            &k,
+            b"c",
+        )
+        .unwrap();
+        let st = DeliveryState::Delivered(receipt);
+        let sender = rt
+            .block_on(store.record_answer(id, a("000.00.00.H01"), st.clone(), 6_000))
+            .unwrap();
+        assert_eq!(sender, Some(a("000.00.00.G01")));
+        // A second answer for the same delivery is ignored (no second relay).
+        assert_eq!(
+            rt.block_on(store.record_answer(id, a("000.00.00.H01"), st, 6_001))
+                .unwrap(),
+            None
+        );
+        let none = std::collections::HashSet::new();
+        assert_eq!(
+            store
+                .relays_for(&a("000.00.00.G01"), 10, &none)
+                .unwrap()
+                .len(),
+            1
+        );
+
+        // H02 never answers: it expires once older than the cutoff, and the sender is told.
+        assert!(store.expired_before(5_000, 10).unwrap().is_empty());
+        let due = store.expired_before(5_001, 10).unwrap();
+        assert_eq!(due, vec![(id, a("000.00.00.H02"))]);
+        let notice = SignedNotice::sign(
+            &HubNotice {
+                doc_id: id,
+                sender: a("000.00.00.G01"),
+                recipient: a("000.00.00.H02"),
+                kind: NoticeKind::Expired,
+                time_ms: 7_000,
+            },
+            &k,
+            b"c",
+        )
+        .unwrap();
+        rt.block_on(expire(&store, id, a("000.00.00.H02"), notice, 7_000))
+            .unwrap();
+        assert!(store
+            .pending_for(&a("000.00.00.H02"), 10, &std::collections::HashSet::new())
+            .unwrap()
+            .is_empty());
+        let relays = store.relays_for(&a("000.00.00.G01"), 10, &none).unwrap();
+        assert_eq!(relays.len(), 2);
+        assert!(relays
+            .iter()
+            .any(|(_, r, item)| r == &a("000.00.00.H02") && matches!(item, RelayItem::Notice(_))));
+
+        // Every recipient answered at 7_000: the body goes only after retention.
+        assert!(rt
+            .block_on(store.release_bodies(7_000, 10))
+            .unwrap()
+            .is_empty());
+        assert!(store
+            .inline_body(&poros_protocol::sha256(b"payload"))
+            .unwrap()
+            .is_some());
+        rt.block_on(store.release_bodies(7_001, 10)).unwrap();
+        assert!(store
+            .inline_body(&poros_protocol::sha256(b"payload"))
+            .unwrap()
+            .is_none());
+        let d = store.doc(&id).unwrap().unwrap();
+        assert_eq!(d.body_at, BodyAt::Removed);
+        // Metadata and receipts stay.
+        assert_eq!(store.deliveries(&id).unwrap().len(), 2);
+    }
+}

@@ -1,0 +1,673 @@
+//! End-to-end harness: a hub deployment and node agents as real processes (the `poros-hub` and
+//! `poros-agent` binaries of this package) in a fresh temporary directory with their own ports.
+//!
+//! Every child's stderr goes to `logs/<name>.log` in the temporary directory; when a test
+//! panics, the tail of every log is printed so the failure can be understood from CI output.
+//! Synchronisation is always by polling a condition with a deadline ([`wait_until`]), never by
+//! fixed sleeps. Dropping a [`Net`] kills every process it started.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Generous deadline for anything that normally takes well under a second or two.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+pub const HUB_EXE: &str = env!("CARGO_BIN_EXE_poros-hub");
+pub const AGENT_EXE: &str = env!("CARGO_BIN_EXE_poros-agent");
+
+/// Agency codes used by the tests.
+pub const A: &str = "000.00.00.G01";
+pub const B: &str = "000.00.00.G02";
+pub const C: &str = "000.00.00.H01";
+pub const D: &str = "000.00.00.H02";
+
+/// Poll `f` every 50 ms until it holds; panic naming `what` after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f() {
+            return;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A UDP+TCP port that is free on 127.0.0.1 right now (so the hub can be given fixed addresses
+/// and be restarted on the same ones).
+pub fn free_port() -> u16 {
+    loop {
+        let u = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+        let port = u.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so bodies are not trivially compressible.
+pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(poros_protocol::sha256(data))
+}
+
+/// One test network: a hub deployment and agents, all under one temporary directory.
+pub struct Net {
+    tmp: Option<tempfile::TempDir>,
+    pub root: PathBuf,
+    pub hub_dir: PathBuf,
+    pub quic_port: u16,
+    pub ops_port: u16,
+    hub: Option<Child>,
+    agents: BTreeMap<String, Child>,
+    http: reqwest::blocking::Client,
+}
+
+impl Net {
+    /// A new network with an initialised (not running) hub deployment.
+    pub fn new() -> Net {
+        let tmp = tempfile::Builder::new()
+            .prefix("poros-e2e-")
+            .tempdir()
+            .expect("tempdir");
+        let root = tmp.path().to_path_buf();
+        std::fs::create_dir_all(root.join("logs")).unwrap();
+        std::fs::create_dir_all(root.join("files")).unwrap();
+        let net = Net {
+            hub_dir: root.join("hub"),
+            root,
+            tmp: Some(tmp),
+            quic_port: free_port(),
+            ops_port: free_port(),
+            hub: None,
+            agents: BTreeMap::new(),
+            http: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+        };
+        net.hub_init();
+        net
+    }
+
+    pub fn quic_addr(&self) -> std::net::SocketAddr {
+        format!("127.0.0.1:{}", self.quic_port).parse().unwrap()
+    }
+
+    fn hub_init(&self) {
+        let out = run(
+            HUB_EXE,
+            &[
+                "init",
+                "--dir",
+                &s(&self.hub_dir),
+                "--listen",
+                &format!("127.0.0.1:{}", self.quic_port),
+                "--ops-listen",
+                &format!("127.0.0.1:{}", self.ops_port),
+            ],
+        );
+        assert_ok(&out, "poros-hub init");
+    }
+
+    pub fn hub_toml(&self) -> PathBuf {
+        self.hub_dir.join("hub.toml")
+    }
+
+    /// Replace `key = ...` (the first line starting with `key =`) in `hub.toml`.
+    pub fn set_hub_config(&self, key: &str, value: &str) {
+        set_toml_key(&self.hub_toml(), key, value);
+    }
+
+    fn log(&self, name: &str) -> std::fs::File {
+        let p = self.root.join("logs").join(format!("{name}.log"));
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&p)
+            .unwrap();
+        use std::io::Write;
+        let _ = writeln!(f, "===== start {name} =====");
+        f
+    }
+
+    fn spawn(&self, exe: &str, args: &[&str], log: &str) -> Child {
+        Command::new(exe)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(self.log(log))
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {exe}: {e}"))
+    }
+
+    /// Start the hub and wait until its operations listener answers.
+    pub fn start_hub(&mut self) {
+        assert!(self.hub.is_none(), "hub already running");
+        // Stale address files from a killed hub must not be mistaken for a live one.
+        let _ = std::fs::remove_file(self.hub_dir.join("run/ops.addr"));
+        let _ = std::fs::remove_file(self.hub_dir.join("run/quic.addr"));
+        let child = self.spawn(HUB_EXE, &["run", "--dir", &s(&self.hub_dir)], "hub");
+        self.hub = Some(child);
+        let url = format!("http://127.0.0.1:{}/healthz", self.ops_port);
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(Ok(Some(st))) = self.hub.as_mut().map(|c| c.try_wait()) {
+                self.hub = None;
+                panic!("hub exited during start-up ({st}); see logs/hub.log");
+            }
+            if self.hub_dir.join("run/quic.addr").exists()
+                && self
+                    .http
+                    .get(&url)
+                    .send()
+                    .is_ok_and(|r| r.status().is_success())
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "hub did not start within {DEADLINE:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL the hub (no clean shutdown).
+    pub fn kill_hub(&mut self) {
+        if let Some(mut c) = self.hub.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM the hub and wait for it to exit.
+    pub fn stop_hub(&mut self) {
+        if let Some(c) = self.hub.take() {
+            terminate(c, "hub");
+        }
+    }
+
+    pub fn hub_running(&self) -> bool {
+        self.hub.is_some()
+    }
+
+    pub fn agent_dir(&self, code: &str) -> PathBuf {
+        self.root.join("agents").join(code)
+    }
+
+    /// Create an agent directory (keys, requests) without registering it.
+    pub fn init_agent(&self, code: &str) {
+        let d = self.agent_dir(code);
+        let out = run(
+            AGENT_EXE,
+            &[
+                "init",
+                "--dir",
+                &s(&d),
+                "--agency",
+                code,
+                "--hub",
+                &format!("127.0.0.1:{}", self.quic_port),
+            ],
+        );
+        assert_ok(&out, "poros-agent init");
+    }
+
+    /// `poros-agent init` and `poros-hub node add` (works with the hub running or not).
+    pub fn add_agent(&self, code: &str) {
+        self.init_agent(code);
+        let d = self.agent_dir(code);
+        let out = run(
+            HUB_EXE,
+            &[
+                "node",
+                "add",
+                "--dir",
+                &s(&self.hub_dir),
+                "--agency",
+                code,
+                "--name",
+                &format!("Agency {code}"),
+                "--requests",
+                &s(&d.join("requests")),
+                "--out",
+                &s(&d.join("certs")),
+            ],
+        );
+        assert_ok(&out, "poros-hub node add");
+    }
+
+    /// Start an agent and wait until its API answers and it is connected to the hub.
+    pub fn start_agent(&mut self, code: &str) {
+        let wait_connected = self.hub.is_some();
+        self.start_agent_opts(code, wait_connected);
+    }
+
+    /// Start an agent; wait for its API, and for its hub connection if `connected`.
+    pub fn start_agent_opts(&mut self, code: &str, connected: bool) {
+        assert!(
+            !self.agents.contains_key(code),
+            "agent {code} already running"
+        );
+        let d = self.agent_dir(code);
+        let _ = std::fs::remove_file(d.join("run/api.addr"));
+        let child = self.spawn(AGENT_EXE, &["run", "--dir", &s(&d)], code);
+        self.agents.insert(code.to_string(), child);
+        let what = if connected {
+            format!("agent {code} to connect to the hub")
+        } else {
+            format!("agent {code} to serve its API")
+        };
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(Ok(Some(st))) = self.agents.get_mut(code).map(|c| c.try_wait()) {
+                self.agents.remove(code);
+                panic!("agent {code} exited during start-up ({st}); see logs/{code}.log");
+            }
+            if let Some(h) = self.api_get(code, "/v1/health") {
+                if !connected || h["connected"] == Value::Bool(true) {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL an agent.
+    pub fn kill_agent(&mut self, code: &str) {
+        if let Some(mut c) = self.agents.remove(code) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM an agent and wait for it to exit.
+    pub fn stop_agent(&mut self, code: &str) {
+        if let Some(c) = self.agents.remove(code) {
+            terminate(c, code);
+        }
+    }
+
+    fn api_base(&self, code: &str) -> Option<String> {
+        let addr = std::fs::read_to_string(self.agent_dir(code).join("run/api.addr")).ok()?;
+        Some(format!("http://{}", addr.trim()))
+    }
+
+    /// GET on an agent's local API; `None` if it is not answering or not 2xx.
+    pub fn api_get(&self, code: &str, path: &str) -> Option<Value> {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.api_base(code)?))
+            .send()
+            .ok()?;
+        if !r.status().is_success() {
+            return None;
+        }
+        r.json().ok()
+    }
+
+    /// GET that must succeed.
+    pub fn api(&self, code: &str, path: &str) -> Value {
+        self.api_get(code, path)
+            .unwrap_or_else(|| panic!("GET {path} on agent {code} failed"))
+    }
+
+    /// Send `body` from `from` to `to` over the local HTTP API; returns the document ID.
+    pub fn send(&self, from: &str, to: &[&str], subject: &str, body: &[u8]) -> String {
+        self.try_send(from, to, subject, body)
+            .unwrap_or_else(|e| panic!("send from {from}: {e}"))
+    }
+
+    /// Like [`Net::send`], but reports failures.
+    pub fn try_send(
+        &self,
+        from: &str,
+        to: &[&str],
+        subject: &str,
+        body: &[u8],
+    ) -> Result<String, String> {
+        let base = self.api_base(from).ok_or("agent not running")?;
+        let to = to.join(",");
+        let r = self
+            .http
+            .post(format!("{base}/v1/documents"))
+            .query(&[("to", to.as_str()), ("subject", subject)])
+            .body(body.to_vec())
+            .send()
+            .map_err(|e| e.to_string())?;
+        let status = r.status();
+        let v: Value = r.json().map_err(|e| e.to_string())?;
+        if !status.is_success() {
+            return Err(format!("{status}: {v}"));
+        }
+        v["id"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| format!("no id in {v}"))
+    }
+
+    /// Write `body` to a file and send it with `poros-agent send`; returns the document ID.
+    pub fn send_cli(&self, from: &str, to: &[&str], subject: &str, body: &[u8]) -> String {
+        let f = self.write_file(&format!("send-{}.bin", sha256_hex(body)), body);
+        let out = self.agent_cli(&[
+            "send",
+            "--dir",
+            &s(&self.agent_dir(from)),
+            &s(&f),
+            "--to",
+            &to.join(","),
+            "--subject",
+            subject,
+            "--number",
+            "1/TEST",
+        ]);
+        assert_ok(&out, "poros-agent send");
+        let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert_eq!(id.len(), 36, "send printed {id:?}");
+        id
+    }
+
+    pub fn write_file(&self, name: &str, body: &[u8]) -> PathBuf {
+        let p = self.root.join("files").join(name);
+        std::fs::write(&p, body).unwrap();
+        p
+    }
+
+    /// Run `poros-agent` with `args`.
+    pub fn agent_cli(&self, args: &[&str]) -> Output {
+        run(AGENT_EXE, args)
+    }
+
+    /// Run `poros-agent <verb> --dir <code> [extra] --json` and parse its stdout.
+    pub fn agent_json(&self, code: &str, verb: &str, extra: &[&str]) -> Value {
+        let d = s(&self.agent_dir(code));
+        let mut args = vec![verb, "--dir", &d];
+        args.extend_from_slice(extra);
+        args.push("--json");
+        let out = self.agent_cli(&args);
+        assert_ok(&out, &format!("poros-agent {verb}"));
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "poros-agent {verb} printed non-JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+
+    /// Sender-side status of one document (`GET /v1/documents/ID`).
+    pub fn status(&self, from: &str, id: &str) -> Value {
+        self.api(from, &format!("/v1/documents/{id}"))
+    }
+
+    /// States of every recipient of `id` at the sender, by agency; empty if not answering.
+    pub fn states(&self, from: &str, id: &str) -> BTreeMap<String, String> {
+        let Some(v) = self.api_get(from, &format!("/v1/documents/{id}")) else {
+            return BTreeMap::new();
+        };
+        recipient_states(&v)
+    }
+
+    /// Wait until every recipient of `id` is in `state` at the sender.
+    pub fn wait_state(&self, from: &str, id: &str, state: &str) -> Value {
+        let mut last = BTreeMap::new();
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            last = self.states(from, id);
+            if !last.is_empty() && last.values().all(|s| s == state) {
+                return self.status(from, id);
+            }
+            if Instant::now() >= deadline {
+                panic!("timed out waiting for {id} to be {state} at {from}; last: {last:?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// IDs in an agent's inbox, with how often each occurs.
+    pub fn inbox_counts(&self, code: &str) -> Option<BTreeMap<String, usize>> {
+        let v = self.api_get(code, "/v1/inbox")?;
+        let mut m = BTreeMap::new();
+        for d in v.as_array()? {
+            *m.entry(d["id"].as_str()?.to_string()).or_insert(0) += 1;
+        }
+        Some(m)
+    }
+
+    /// Body of a received document via the HTTP API.
+    pub fn fetch(&self, code: &str, id: &str) -> Vec<u8> {
+        let base = self.api_base(code).expect("agent running");
+        let r = self
+            .http
+            .get(format!("{base}/v1/inbox/{id}/body"))
+            .send()
+            .unwrap();
+        assert!(
+            r.status().is_success(),
+            "fetch {id} at {code}: {}",
+            r.status()
+        );
+        r.bytes().unwrap().to_vec()
+    }
+
+    pub fn admin_token(&self) -> String {
+        std::fs::read_to_string(self.hub_dir.join("admin.token"))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    /// GET on the hub's admin API.
+    pub fn admin_get(&self, path: &str) -> Value {
+        let r = self
+            .http
+            .get(format!("http://127.0.0.1:{}{path}", self.ops_port))
+            .bearer_auth(self.admin_token())
+            .send()
+            .unwrap_or_else(|e| panic!("admin GET {path}: {e}"));
+        assert!(r.status().is_success(), "admin GET {path}: {}", r.status());
+        r.json().unwrap()
+    }
+
+    /// Committed body files in the hub store (`data/bodies/<2 hex>/<64 hex>`).
+    pub fn hub_body_files(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let Ok(rd) = std::fs::read_dir(self.hub_dir.join("data/bodies")) else {
+            return out;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            let name = e.file_name().to_string_lossy().to_string();
+            if !p.is_dir() || name.len() != 2 {
+                continue; // skips tmp/
+            }
+            for f in std::fs::read_dir(&p).unwrap().flatten() {
+                if f.path().is_file() && f.file_name().len() == 64 {
+                    out.push(f.path());
+                }
+            }
+        }
+        out
+    }
+
+    /// Print the tail of every log (used on failure).
+    pub fn dump_logs(&self) {
+        let Ok(rd) = std::fs::read_dir(self.root.join("logs")) else {
+            return;
+        };
+        let mut files: Vec<_> = rd.flatten().map(|e| e.path()).collect();
+        files.sort();
+        for p in files {
+            let text = std::fs::read_to_string(&p).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let from = lines.len().saturating_sub(40);
+            eprintln!(
+                "----- {} (last {} lines) -----",
+                p.display(),
+                lines.len() - from
+            );
+            for l in &lines[from..] {
+                eprintln!("{l}");
+            }
+        }
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        for (_, mut c) in std::mem::take(&mut self.agents) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.kill_hub();
+        if std::thread::panicking() {
+            self.dump_logs();
+            if std::env::var_os("POROS_E2E_KEEP").is_some() {
+                if let Some(t) = self.tmp.take() {
+                    eprintln!("keeping {}", t.into_path().display());
+                }
+            } else {
+                eprintln!("(set POROS_E2E_KEEP=1 to keep {})", self.root.display());
+            }
+        }
+    }
+}
+
+/// Per-recipient states from a `/v1/documents/ID` answer.
+pub fn recipient_states(v: &Value) -> BTreeMap<String, String> {
+    v["recipients"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            (
+                r["agency"].as_str().unwrap_or("?").to_string(),
+                r["state"].as_str().unwrap_or("?").to_string(),
+            )
+        })
+        .collect()
+}
+
+fn terminate(mut c: Child, name: &str) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(c.id().to_string())
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = c.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = c.kill();
+    let _ = c.wait();
+    panic!("{name} did not exit within 20 s of SIGTERM");
+}
+
+pub fn s(p: &Path) -> String {
+    p.to_string_lossy().to_string()
+}
+
+pub fn run(exe: &str, args: &[&str]) -> Output {
+    Command::new(exe)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running {exe}: {e}"))
+}
+
+pub fn assert_ok(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}): stdout: {} stderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Replace the first `key = ...` line of a TOML file.
+pub fn set_toml_key(path: &Path, key: &str, value: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut done = false;
+    let lines: Vec<String> = text
+        .lines()
+        .map(|l| {
+            if !done && l.trim_start().starts_with(&format!("{key} =")) {
+                done = true;
+                format!("{key} = {value}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    assert!(done, "no `{key} =` line in {}", path.display());
+    std::fs::write(path, lines.join("\n") + "\n").unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw QUIC clients (for protocol-level refusal tests).
+
+/// A rustls client config from certificate and key files.
+pub fn client_tls(network_ca_pem: &str, cert_pem: &str, key_pem: &str) -> rustls::ClientConfig {
+    let ca = poros_certs::pem_to_der_certs(network_ca_pem)
+        .unwrap()
+        .remove(0);
+    let cert = poros_certs::pem_to_der_certs(cert_pem).unwrap();
+    let key = rcgen_key_der(key_pem);
+    poros_certs::agent_client_config(&ca, cert, key).unwrap()
+}
+
+fn rcgen_key_der(key_pem: &str) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("k.pem");
+    poros_certs::write_secret_file(&p, key_pem.as_bytes()).unwrap();
+    let k = poros_certs::load_key_pem(&p).unwrap();
+    poros_certs::key_pkcs8_der(&k)
+}
+
+/// The client config an agent directory's files give.
+pub fn agent_tls(agent_dir: &Path) -> rustls::ClientConfig {
+    let r = |p: &str| std::fs::read_to_string(agent_dir.join(p)).unwrap();
+    client_tls(
+        &r("certs/network-ca.crt"),
+        &r("certs/tls.crt"),
+        &r("keys/tls.key"),
+    )
+}
+
+/// A QUIC client endpoint for `tls`.
+pub fn endpoint(tls: rustls::ClientConfig) -> quinn::Endpoint {
+    poros_transport::client_endpoint(tls, &poros_transport::Limits::default(), false).unwrap()
+}
+
+/// A small tokio runtime for raw-client code.
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
