@@ -431,10 +431,9 @@ impl Net {
 
     /// Wait until every recipient of `id` is in `state` at the sender.
     pub fn wait_state(&self, from: &str, id: &str, state: &str) -> Value {
-        let mut last = BTreeMap::new();
         let deadline = Instant::now() + DEADLINE;
         loop {
-            last = self.states(from, id);
+            let last = self.states(from, id);
             if !last.is_empty() && last.values().all(|s| s == state) {
                 return self.status(from, id);
             }
@@ -545,7 +544,7 @@ impl Drop for Net {
             self.dump_logs();
             if std::env::var_os("POROS_E2E_KEEP").is_some() {
                 if let Some(t) = self.tmp.take() {
-                    eprintln!("keeping {}", t.into_path().display());
+                    eprintln!("keeping {}", t.keep().display());
                 }
             } else {
                 eprintln!("(set POROS_E2E_KEEP=1 to keep {})", self.root.display());
