@@ -51,7 +51,7 @@ fn load<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ConfigError> {
 }
 
 /// `hub.toml`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct HubConfig {
     /// Network settings.
@@ -96,16 +96,6 @@ pub struct DeliveryPolicy {
     pub body_retention_secs: u64,
     /// How often the hub looks for expired deliveries and removable bodies.
     pub sweep_interval_secs: u64,
-}
-
-impl Default for HubConfig {
-    fn default() -> Self {
-        HubConfig {
-            network: HubNetwork::default(),
-            limits: HubLimits::default(),
-            delivery: DeliveryPolicy::default(),
-        }
-    }
 }
 
 impl Default for HubNetwork {

@@ -218,10 +218,7 @@ fn run(cli: Cli) -> Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&nodes)?);
             } else {
-                println!(
-                    "{:<15} {:<10} {:<9} {}",
-                    "AGENCY", "STATE", "CONNECTED", "NAME"
-                );
+                println!("{:<15} {:<10} {:<9} NAME", "AGENCY", "STATE", "CONNECTED");
                 for n in nodes {
                     println!(
                         "{:<15} {:<10} {:<9} {}",

@@ -264,11 +264,11 @@ pub fn run(dir: Option<PathBuf>, bulk: usize) -> Result<()> {
     );
     sent.push((AGENCIES[2].0.into(), id));
     for i in 0..bulk {
-        for from in 0..3 {
+        for (from, (code, _)) in AGENCIES.iter().enumerate().take(3) {
             let to = [(from + 1) % 3, 3];
             let f = letter(
                 &format!("notice-{from}-{i}.txt"),
-                &format!("Notice {i} from {}\n", AGENCIES[from].0),
+                &format!("Notice {i} from {code}\n"),
             )?;
             let id = send(
                 from,
@@ -277,7 +277,7 @@ pub fn run(dir: Option<PathBuf>, bulk: usize) -> Result<()> {
                 &format!("{i}/TB"),
                 &f,
             )?;
-            sent.push((AGENCIES[from].0.into(), id));
+            sent.push((code.to_string(), id));
         }
     }
     println!(
@@ -287,7 +287,8 @@ pub fn run(dir: Option<PathBuf>, bulk: usize) -> Result<()> {
 
     let dir_of =
         |code: &str| agent_dirs[AGENCIES.iter().position(|a| a.0 == code).unwrap_or(0)].clone();
-    let states = |sent: &[(String, String)]| -> Vec<(String, String, Vec<(String, String)>)> {
+    type Row = (String, String, Vec<(String, String)>);
+    let states = |sent: &[(String, String)]| -> Vec<Row> {
         sent.iter()
             .map(|(from, id)| {
                 let v = api(&dir_of(from), &format!("/v1/documents/{id}")).unwrap_or(Value::Null);

@@ -349,8 +349,8 @@ fn run(cli: Cli) -> Result<()> {
             let v = c.get("/v1/receipts")?;
             print(&v, json, |v| {
                 println!(
-                    "{:<36}  {:<13}  {:<9}  {:<20}  {}",
-                    "DOCUMENT", "RECIPIENT", "OUTCOME", "SIGNED AT", "SIGNATURE"
+                    "{:<36}  {:<13}  {:<9}  {:<20}  SIGNATURE",
+                    "DOCUMENT", "RECIPIENT", "OUTCOME", "SIGNED AT"
                 );
                 for r in v.as_array().into_iter().flatten() {
                     println!(
@@ -380,8 +380,8 @@ fn list_received(dir: &Path, json: bool, path: &str) -> Result<()> {
     let v = c.get(path)?;
     print(&v, json, |v| {
         println!(
-            "{:<36}  {:<13}  {:>9}  {}",
-            "DOCUMENT", "SENDER", "BYTES", "SUBJECT"
+            "{:<36}  {:<13}  {:>9}  SUBJECT",
+            "DOCUMENT", "SENDER", "BYTES"
         );
         for d in v.as_array().into_iter().flatten() {
             println!(
