@@ -10,7 +10,7 @@ use std::time::Duration;
 
 /// Size asked for the UDP socket buffers: the kernel default (208 KiB) drops packets on bulk
 /// transfers at loopback speeds.
-pub const UDP_BUFFER_BYTES: usize = 8 * 1024 * 1024;
+pub const UDP_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 
 /// Chunk size used when streaming bodies.
 pub const CHUNK: usize = 256 * 1024;
@@ -93,10 +93,11 @@ fn transport_config(limits: &Limits) -> quinn::TransportConfig {
     if let Ok(idle) = quinn::IdleTimeout::try_from(limits.idle_timeout) {
         t.max_idle_timeout(Some(idle));
     }
-    // Windows large enough for ~1 GB/s on loopback with a few ms of buffering.
-    t.stream_receive_window((8u32 * 1024 * 1024).into());
-    t.receive_window((32u32 * 1024 * 1024).into());
-    t.send_window(32 * 1024 * 1024);
+    // Loopback and LAN round trips are sub-millisecond, so a few MiB of window keep a stream
+    // at full speed while bounding what one connection can make us buffer (flat memory).
+    t.stream_receive_window((4u32 * 1024 * 1024).into());
+    t.receive_window((8u32 * 1024 * 1024).into());
+    t.send_window(8 * 1024 * 1024);
     t
 }
 
