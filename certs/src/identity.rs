@@ -86,6 +86,11 @@ pub fn cert_not_after_unix(der: &[u8]) -> Result<i64, CertError> {
     Ok(parse(der)?.validity().not_after.timestamp())
 }
 
+/// The certificate's notBefore as Unix seconds.
+pub fn cert_not_before_unix(der: &[u8]) -> Result<i64, CertError> {
+    Ok(parse(der)?.validity().not_before.timestamp())
+}
+
 /// Whether the certificate explicitly lists the clientAuth extended key usage.
 pub(crate) fn has_client_auth_eku(der: &[u8]) -> Result<bool, CertError> {
     let cert = parse(der)?;

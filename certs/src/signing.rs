@@ -58,7 +58,22 @@ pub enum VerifyError {
 pub struct SigningTrust {
     roots: Vec<TrustAnchor<'static>>,
     crls: Vec<CertRevocationList<'static>>,
+    /// Signer certificates whose chain already verified under the current roots and CRLs,
+    /// keyed by the SHA-256 of their DER. A hit still checks the validity window and the
+    /// signature itself; only the chain walk (one ECDSA verify and the X.509 parse) is
+    /// skipped. Cleared whenever the CRLs change.
+    verified: std::sync::Mutex<std::collections::HashMap<[u8; 32], VerifiedCert>>,
 }
+
+#[derive(Clone, Debug)]
+struct VerifiedCert {
+    signer: Signer,
+    not_before: i64,
+    not_after: i64,
+}
+
+/// Upper bound on cached signer certificates (a few per agency in practice).
+const VERIFIED_CACHE_MAX: usize = 100_000;
 
 impl SigningTrust {
     /// Trust `roots` (signing CA certificates, DER), revoking what `crls` (DER) list.
@@ -74,6 +89,7 @@ impl SigningTrust {
         let mut trust = SigningTrust {
             roots,
             crls: Vec::new(),
+            verified: Default::default(),
         };
         trust.set_crls(crls)?;
         Ok(trust)
@@ -89,6 +105,9 @@ impl SigningTrust {
                     .map_err(|e| CertError::Crl(format!("{e:?}")))
             })
             .collect::<Result<_, _>>()?;
+        if let Ok(mut v) = self.verified.lock() {
+            v.clear();
+        }
         Ok(())
     }
 
@@ -103,6 +122,24 @@ impl SigningTrust {
         let cert_der = CertificateDer::from(blob.signer_cert.as_slice());
         let ee = webpki::EndEntityCert::try_from(&cert_der)
             .map_err(|e| VerifyError::BadCertificate(format!("{e:?}")))?;
+        let key = poros_protocol::sha256(&blob.signer_cert);
+        let cached = self.verified.lock().ok().and_then(|v| v.get(&key).cloned());
+        if let Some(c) = cached {
+            let now = now_unix_secs as i64;
+            if now < c.not_before {
+                return Err(VerifyError::NotYetValid);
+            }
+            if now > c.not_after {
+                return Err(VerifyError::Expired);
+            }
+            ee.verify_signature(
+                webpki::ring::ECDSA_P256_SHA256,
+                &SignedBlob::message(context, &blob.payload),
+                &blob.signature,
+            )
+            .map_err(|_| VerifyError::BadSignature)?;
+            return Ok(c.signer);
+        }
         let crl_refs: Vec<&CertRevocationList<'_>> = self.crls.iter().collect();
         // With no CRL configured there is nothing to consult; with CRLs, a certificate from an
         // issuer without one is allowed rather than refused (Allow), as the brief's policy says.
@@ -129,7 +166,27 @@ impl SigningTrust {
             &blob.signature,
         )
         .map_err(|_| VerifyError::BadSignature)?;
-        crate::identity::signer_from_cert(&blob.signer_cert).map_err(VerifyError::NoIdentity)
+        let signer = crate::identity::signer_from_cert(&blob.signer_cert)
+            .map_err(VerifyError::NoIdentity)?;
+        if let (Ok(not_before), Ok(not_after)) = (
+            crate::identity::cert_not_before_unix(&blob.signer_cert),
+            crate::identity::cert_not_after_unix(&blob.signer_cert),
+        ) {
+            if let Ok(mut v) = self.verified.lock() {
+                if v.len() >= VERIFIED_CACHE_MAX {
+                    v.clear();
+                }
+                v.insert(
+                    key,
+                    VerifiedCert {
+                        signer: signer.clone(),
+                        not_before,
+                        not_after,
+                    },
+                );
+            }
+        }
+        Ok(signer)
     }
 }
 
@@ -290,6 +347,37 @@ mod tests {
         let blob = sign(&key, &cert.der, CTX, b"payload");
         assert!(matches!(
             f.trust().verify(&blob, CTX, now_unix()),
+            Err(VerifyError::Revoked)
+        ));
+    }
+
+    #[test]
+    fn cached_chain_still_checks_signature_validity_and_new_crls() {
+        let f = Fixture::new();
+        let (key, cert) = f.signer(&SignerSubject::Agency(agency("000.00.00.G22")));
+        let mut trust = f.trust();
+        let blob = sign(&key, &cert.der, CTX, b"payload");
+        trust.verify(&blob, CTX, now_unix()).unwrap();
+        // Served from the cache from here on: each check must still hold.
+        let mut tampered = blob.clone();
+        tampered.payload[0] ^= 1;
+        assert!(matches!(
+            trust.verify(&tampered, CTX, now_unix()),
+            Err(VerifyError::BadSignature)
+        ));
+        assert!(matches!(
+            trust.verify(&blob, CTX, now_unix() + 3 * 24 * 3600 * 365),
+            Err(VerifyError::Expired)
+        ));
+        assert!(matches!(
+            trust.verify(&blob, CTX, 1_000),
+            Err(VerifyError::NotYetValid)
+        ));
+        let (nb, na) = valid_now();
+        let crl = f.ca.crl(&[(cert.serial.clone(), nb)], 2, nb, na).unwrap();
+        trust.set_crls(&[crl]).unwrap();
+        assert!(matches!(
+            trust.verify(&blob, CTX, now_unix()),
             Err(VerifyError::Revoked)
         ));
     }
