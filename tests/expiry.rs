@@ -29,20 +29,34 @@ fn pending_delivery_expires_and_body_is_released_after_retention() {
     let id = net.send(A, &[B, C], "expires for the offline agency", &body);
 
     // C answers at once; B never connects, so its delivery expires and A is told.
-    wait_until("C's receipt and B's expiry at the sender", Duration::from_secs(60), || {
-        let st = net.states(A, &id);
-        st.get(C).map(String::as_str) == Some("delivered")
-            && st.get(B).map(String::as_str) == Some("expired")
-    });
+    wait_until(
+        "C's receipt and B's expiry at the sender",
+        Duration::from_secs(60),
+        || {
+            let st = net.states(A, &id);
+            st.get(C).map(String::as_str) == Some("delivered")
+                && st.get(B).map(String::as_str) == Some("expired")
+        },
+    );
     let doc = net.admin_get(&format!("/admin/v1/documents/{id}"));
     let hub_states = recipient_states_hub(&doc);
-    assert_eq!(hub_states.get(B).map(String::as_str), Some("expired"), "{doc}");
-    assert_eq!(hub_states.get(C).map(String::as_str), Some("delivered"), "{doc}");
+    assert_eq!(
+        hub_states.get(B).map(String::as_str),
+        Some("expired"),
+        "{doc}"
+    );
+    assert_eq!(
+        hub_states.get(C).map(String::as_str),
+        Some("delivered"),
+        "{doc}"
+    );
 
     // Everyone answered and retention is 0: the body file goes, the record stays.
-    wait_until("the body to leave the hub's disk", Duration::from_secs(60), || {
-        net.hub_body_files().is_empty()
-    });
+    wait_until(
+        "the body to leave the hub's disk",
+        Duration::from_secs(60),
+        || net.hub_body_files().is_empty(),
+    );
     let doc = net.admin_get(&format!("/admin/v1/documents/{id}"));
     assert_eq!(doc["body_at"], "removed", "{doc}");
     assert_eq!(doc["deliveries"].as_array().map(Vec::len), Some(2), "{doc}");
@@ -53,7 +67,10 @@ fn pending_delivery_expires_and_body_is_released_after_retention() {
     net.wait_state(A, &later, "delivered");
     let inbox = net.inbox_counts(B).expect("B's inbox");
     assert_eq!(inbox.get(&later), Some(&1));
-    assert!(!inbox.contains_key(&id), "expired document was delivered: {inbox:?}");
+    assert!(
+        !inbox.contains_key(&id),
+        "expired document was delivered: {inbox:?}"
+    );
 
     // The expiry shown at A is backed by the hub's signature, which A verified before storing;
     // the receipt from C is listed with a verified signature.

@@ -204,6 +204,24 @@ pub fn issue_node(
     })
 }
 
+/// The QUIC stateless-reset key (`pki/quic-reset.key`, 0600), created on first use so that
+/// deployments made before it existed get one too.
+fn quic_reset_key(paths: &HubPaths) -> Result<[u8; 32]> {
+    let p = paths.at("pki/quic-reset.key");
+    if !p.exists() {
+        let mut k = [0u8; 32];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut k)
+            .map_err(|_| anyhow::anyhow!("system random generator failed"))?;
+        poros_certs::write_secret_file(&p, hex::encode(k).as_bytes())?;
+    }
+    let text = read(&p)?;
+    let bytes = hex::decode(text.trim()).ok().filter(|b| b.len() == 32);
+    let bytes = bytes.with_context(|| format!("{}: expected 64 hex digits", p.display()))?;
+    let mut k = [0u8; 32];
+    k.copy_from_slice(&bytes);
+    Ok(k)
+}
+
 /// Key material of a running hub.
 pub struct HubKeys {
     /// rustls server configuration (mutual TLS, agency identity extraction).
@@ -214,6 +232,8 @@ pub struct HubKeys {
     pub hub_sign_key: SigningKey,
     /// The hub's signing certificate (DER).
     pub hub_sign_cert: Vec<u8>,
+    /// Key for QUIC stateless resets, stable across restarts.
+    pub reset_key: [u8; 32],
 }
 
 /// Load everything the running hub needs from the deployment.
@@ -236,7 +256,9 @@ pub fn load_keys(paths: &HubPaths) -> Result<HubKeys> {
     let sign_key = poros_certs::load_key_pem(&paths.at("pki/hub-sign.key"))?;
     let hub_sign_key = SigningKey::from_pkcs8(&poros_certs::key_pkcs8_der(&sign_key))?;
     let hub_sign_cert = first_der(&paths.at("pki/hub-sign.crt"))?;
+    let reset_key = quic_reset_key(paths)?;
     Ok(HubKeys {
+        reset_key,
         server_tls,
         signing_trust,
         hub_sign_key,

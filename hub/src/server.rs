@@ -196,11 +196,12 @@ pub async fn serve(
 
 /// Bind the hub's QUIC endpoint.
 pub fn bind(hub: &Hub, tls: rustls::ServerConfig) -> Result<quinn::Endpoint> {
+    let reset_key = hub.keys.reset_key;
     let limits = Limits {
         max_streams: hub.cfg.limits.max_streams_per_node,
         ..Limits::default()
     };
-    poros_transport::server_endpoint(hub.cfg.network.listen, tls, &limits)
+    poros_transport::server_endpoint(hub.cfg.network.listen, tls, &limits, &reset_key)
         .with_context(|| format!("binding QUIC listener {}", hub.cfg.network.listen))
 }
 
@@ -319,12 +320,7 @@ async fn handle_stream(
         Ok(Err(e)) => {
             hub.metrics.refuse("malformed");
             warn!(error = %e, "malformed frame");
-            refuse(
-                &mut send,
-                RefusalCode::Malformed,
-                format!("malformed frame: {e}"),
-            )
-            .await;
+            refuse(&mut send, RefusalCode::Malformed, e.to_string()).await;
             let _ = recv.stop(0u32.into());
             return;
         }

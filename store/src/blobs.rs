@@ -8,15 +8,11 @@ use std::sync::Arc;
 
 use ring::digest::{Context, SHA256};
 use tokio::fs::File;
-use tokio::io::{AsyncWriteExt, BufWriter};
 
 use crate::StoreError;
 
 /// SHA-256 of a blob's contents; also its name on disk.
 pub type Digest = [u8; 32];
-
-/// Write buffer per blob writer: large enough that fsync-free appends stay cheap.
-const WRITE_BUFFER: usize = 256 * 1024;
 
 /// A directory of immutable, content-addressed files.
 ///
@@ -86,19 +82,12 @@ impl Blobs {
             .inner
             .tmp
             .join(format!("{}-{n}.part", std::process::id()));
-        let file = tokio::fs::OpenOptions::new()
+        let file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&tmp_path)
-            .await
             .map_err(io_err("create blob temp file", &tmp_path))?;
-        Ok(BlobWriter {
-            blobs: self.clone(),
-            file: Some(BufWriter::with_capacity(WRITE_BUFFER, file)),
-            tmp_path,
-            hash: Context::new(&SHA256),
-            len: 0,
-        })
+        BlobWriter::start(self.clone(), file, tmp_path)
     }
 
     /// Where the blob with this digest lives (whether or not it exists).
@@ -141,15 +130,30 @@ impl Blobs {
 
 /// A blob being streamed to disk; hashes and counts bytes as they are written.
 ///
+/// The file IO and the hashing run on a dedicated thread fed through a bounded channel, so
+/// receiving the next chunk overlaps writing the last one, async workers never block, and at
+/// most about ten pieces of [`PIECE`] bytes are buffered. The thread also flushes written data to disk every
+/// [`SYNC_EVERY`] bytes: the final fsync then has little left to do, instead of writing a
+/// whole large body at the end.
+///
 /// Dropping it without committing deletes the temp file.
 pub struct BlobWriter {
     blobs: Blobs,
     /// None once committed (or after a failed commit consumed it).
-    file: Option<BufWriter<File>>,
+    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    worker: Option<std::thread::JoinHandle<Result<Digest, StoreError>>>,
     tmp_path: PathBuf,
-    hash: Context,
     len: u64,
+    /// Small writes are gathered here so the channel carries large pieces.
+    pending: Vec<u8>,
 }
+
+/// Bytes gathered before a piece is handed to the writer thread.
+pub const PIECE: usize = 1024 * 1024;
+/// Pieces the channel holds at most (bounds memory per writer).
+const PIPELINE_PIECES: usize = 8;
+/// Written data is flushed to disk (fdatasync) after this many bytes.
+pub const SYNC_EVERY: u64 = 32 * 1024 * 1024;
 
 impl std::fmt::Debug for BlobWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -160,15 +164,86 @@ impl std::fmt::Debug for BlobWriter {
     }
 }
 
+fn write_thread(
+    mut file: std::fs::File,
+    path: PathBuf,
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+) -> Result<Digest, StoreError> {
+    use std::io::Write;
+    let mut hash = Context::new(&SHA256);
+    let mut unsynced = 0u64;
+    for piece in rx {
+        file.write_all(&piece)
+            .map_err(io_err("write blob temp file", &path))?;
+        hash.update(&piece);
+        unsynced += piece.len() as u64;
+        if unsynced >= SYNC_EVERY {
+            file.sync_data()
+                .map_err(io_err("fsync blob temp file", &path))?;
+            unsynced = 0;
+        }
+    }
+    file.sync_all()
+        .map_err(io_err("fsync blob temp file", &path))?;
+    let mut digest = [0u8; 32];
+    digest.copy_from_slice(hash.finish().as_ref());
+    Ok(digest)
+}
+
 impl BlobWriter {
+    fn start(blobs: Blobs, file: std::fs::File, tmp_path: PathBuf) -> Result<Self, StoreError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(PIPELINE_PIECES);
+        let path = tmp_path.clone();
+        let worker = std::thread::Builder::new()
+            .name("poros-blob-writer".into())
+            .spawn(move || write_thread(file, path, rx))
+            .map_err(io_err("start blob writer thread", &tmp_path))?;
+        Ok(BlobWriter {
+            blobs,
+            tx: Some(tx),
+            worker: Some(worker),
+            tmp_path,
+            len: 0,
+            pending: Vec::with_capacity(PIECE),
+        })
+    }
+
+    async fn hand_over(&mut self, piece: Vec<u8>) -> Result<(), StoreError> {
+        let tx = self.tx.clone().ok_or(StoreError::Closed)?;
+        // A full channel means the disk is behind: wait off the async workers.
+        let sent = tokio::task::spawn_blocking(move || tx.send(piece))
+            .await
+            .map_err(|_| StoreError::Other("blob writer hand-over panicked".into()))?;
+        if sent.is_err() {
+            // The thread stopped on an IO error; commit() reports it.
+            return self.join_error().await;
+        }
+        Ok(())
+    }
+
+    async fn join_error(&mut self) -> Result<(), StoreError> {
+        self.tx = None;
+        let worker = self.worker.take().ok_or(StoreError::Closed)?;
+        let res = tokio::task::spawn_blocking(move || worker.join())
+            .await
+            .map_err(|_| StoreError::Other("blob writer join panicked".into()))?;
+        match res {
+            Ok(Err(e)) => Err(e),
+            _ => Err(StoreError::Other("blob writer stopped".into())),
+        }
+    }
+
     /// Appends a chunk.
     pub async fn write(&mut self, chunk: &[u8]) -> Result<(), StoreError> {
-        let file = self.file.as_mut().ok_or(StoreError::Closed)?;
-        file.write_all(chunk)
-            .await
-            .map_err(io_err("write blob temp file", &self.tmp_path))?;
-        self.hash.update(chunk);
+        if self.tx.is_none() {
+            return Err(StoreError::Closed);
+        }
         self.len += chunk.len() as u64;
+        self.pending.extend_from_slice(chunk);
+        if self.pending.len() >= PIECE {
+            let piece = std::mem::replace(&mut self.pending, Vec::with_capacity(PIECE));
+            self.hand_over(piece).await?;
+        }
         Ok(())
     }
 
@@ -193,20 +268,18 @@ impl BlobWriter {
     }
 
     async fn finish(mut self, expected: Option<Digest>) -> Result<(Digest, u64), StoreError> {
-        let mut file = self.file.take().ok_or(StoreError::Closed)?;
-        // From here on any early return leaves `file` None, and Drop removes the temp file.
-        let path = self.tmp_path.clone();
-        file.flush()
+        if !self.pending.is_empty() {
+            let piece = std::mem::take(&mut self.pending);
+            self.hand_over(piece).await?;
+        }
+        // Closing the channel lets the thread fsync and report the digest.
+        self.tx = None;
+        let worker = self.worker.take().ok_or(StoreError::Closed)?;
+        // From here on any early return leaves `tmp_path` set, and Drop removes the temp file.
+        let digest = tokio::task::spawn_blocking(move || worker.join())
             .await
-            .map_err(io_err("flush blob temp file", &path))?;
-        let file = file.into_inner();
-        file.sync_all()
-            .await
-            .map_err(io_err("fsync blob temp file", &path))?;
-        drop(file);
-
-        let mut digest = [0u8; 32];
-        digest.copy_from_slice(self.hash.clone().finish().as_ref());
+            .map_err(|_| StoreError::Other("blob writer join panicked".into()))?
+            .map_err(|_| StoreError::Other("blob writer thread panicked".into()))??;
         if let Some(expected) = expected {
             if expected != digest {
                 return Err(StoreError::DigestMismatch {
@@ -215,7 +288,7 @@ impl BlobWriter {
                 });
             }
         }
-
+        let path = self.tmp_path.clone();
         let dest = self.blobs.path(&digest);
         let root = self.blobs.inner.root.clone();
         let published = tokio::task::spawn_blocking(move || publish(&path, &dest, &root))

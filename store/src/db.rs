@@ -45,6 +45,9 @@ struct Stats {
     last_commit_micros: AtomicU64,
 }
 
+/// Page cache of each database.
+pub const CACHE_BYTES: usize = 32 * 1024 * 1024;
+
 /// A shared, cheaply clonable handle to a redb database whose writes are group-committed.
 ///
 /// Every write is durable (`Durability::Immediate`) before it is acknowledged, but writes that
@@ -74,7 +77,12 @@ impl std::fmt::Debug for Db {
 impl Db {
     /// Opens (creating if needed) the database at `path` and starts its committer thread.
     pub fn open(path: &Path) -> Result<Db, StoreError> {
-        let db = match Database::create(path) {
+        // redb's default page cache is 1 GiB; the working set here is queue heads and recent
+        // records, so a small cache keeps resident memory flat as the history grows.
+        let db = match redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+        {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
                 return Err(StoreError::Locked {

@@ -348,24 +348,15 @@ impl Net {
         subject: &str,
         body: &[u8],
     ) -> Result<String, String> {
-        let base = self.api_base(from).ok_or("agent not running")?;
-        let to = to.join(",");
-        let r = self
-            .http
-            .post(format!("{base}/v1/documents"))
-            .query(&[("to", to.as_str()), ("subject", subject)])
-            .body(body.to_vec())
-            .send()
-            .map_err(|e| e.to_string())?;
-        let status = r.status();
-        let v: Value = r.json().map_err(|e| e.to_string())?;
-        if !status.is_success() {
-            return Err(format!("{status}: {v}"));
+        self.handle(from).try_send(to, subject, body)
+    }
+
+    /// A handle on an agent's API that can be moved to another thread.
+    pub fn handle(&self, code: &str) -> AgentHandle {
+        AgentHandle {
+            dir: self.agent_dir(code),
+            http: self.http.clone(),
         }
-        v["id"]
-            .as_str()
-            .map(str::to_string)
-            .ok_or_else(|| format!("no id in {v}"))
     }
 
     /// Write `body` to a file and send it with `poros-agent send`; returns the document ID.
@@ -540,16 +531,50 @@ impl Drop for Net {
             let _ = c.wait();
         }
         self.kill_hub();
+        let keep = std::env::var_os("POROS_E2E_KEEP").is_some();
         if std::thread::panicking() {
             self.dump_logs();
-            if std::env::var_os("POROS_E2E_KEEP").is_some() {
-                if let Some(t) = self.tmp.take() {
-                    eprintln!("keeping {}", t.keep().display());
-                }
-            } else {
+            if !keep {
                 eprintln!("(set POROS_E2E_KEEP=1 to keep {})", self.root.display());
             }
         }
+        if keep {
+            if let Some(t) = self.tmp.take() {
+                eprintln!("keeping {}", t.keep().display());
+            }
+        }
+    }
+}
+
+/// An agent's local API, usable from any thread (re-reads `run/api.addr` on every call).
+#[derive(Clone)]
+pub struct AgentHandle {
+    dir: PathBuf,
+    http: reqwest::blocking::Client,
+}
+
+impl AgentHandle {
+    /// POST a document; `Ok(id)` only when the agent acknowledged it (durably stored).
+    pub fn try_send(&self, to: &[&str], subject: &str, body: &[u8]) -> Result<String, String> {
+        let addr = std::fs::read_to_string(self.dir.join("run/api.addr"))
+            .map_err(|e| format!("agent not running: {e}"))?;
+        let to = to.join(",");
+        let r = self
+            .http
+            .post(format!("http://{}/v1/documents", addr.trim()))
+            .query(&[("to", to.as_str()), ("subject", subject)])
+            .body(body.to_vec())
+            .send()
+            .map_err(|e| e.to_string())?;
+        let status = r.status();
+        let v: Value = r.json().map_err(|e| e.to_string())?;
+        if !status.is_success() {
+            return Err(format!("{status}: {v}"));
+        }
+        v["id"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| format!("no id in {v}"))
     }
 }
 

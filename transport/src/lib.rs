@@ -114,18 +114,24 @@ fn udp_socket(addr: SocketAddr) -> Result<std::net::UdpSocket, WireError> {
 }
 
 /// A server endpoint (the hub) bound to `addr`.
+///
+/// `reset_key` keys QUIC stateless resets. It must survive restarts: with a fresh random key
+/// a restarted hub's resets are ignored by clients, which then sit out the whole idle timeout
+/// before reconnecting.
 pub fn server_endpoint(
     addr: SocketAddr,
     tls: rustls::ServerConfig,
     limits: &Limits,
+    reset_key: &[u8; 32],
 ) -> Result<quinn::Endpoint, WireError> {
     let crypto = QuicServerConfig::try_from(tls).map_err(|e| WireError::Tls(e.to_string()))?;
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     server.transport_config(Arc::new(transport_config(limits)));
     // Address validation round trip is not needed on loopback/private networks; keep defaults.
     let sock = udp_socket(addr)?;
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, reset_key);
     quinn::Endpoint::new(
-        quinn::EndpointConfig::default(),
+        quinn::EndpointConfig::new(Arc::new(key)),
         Some(server),
         sock,
         Arc::new(quinn::TokioRuntime),
@@ -183,7 +189,8 @@ pub async fn send_body<R: tokio::io::AsyncRead + Unpin>(
     len: u64,
 ) -> Result<(), WireError> {
     use tokio::io::AsyncReadExt;
-    let mut buf = vec![0u8; CHUNK.min(len.max(1) as usize)];
+    // Large reads: each tokio file read is a hop to the blocking pool.
+    let mut buf = vec![0u8; (4 * CHUNK).min(len.max(1) as usize)];
     let mut left = len;
     while left > 0 {
         let want = (left as usize).min(buf.len());

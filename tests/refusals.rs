@@ -1,0 +1,501 @@
+//! What the exchange refuses, and that refusing never stops it serving everyone else:
+//! tampered bodies, forged senders, bad certificates, oversized documents, malformed frames
+//! and broken configuration.
+
+mod common;
+use common::*;
+use poros_protocol::{
+    AgencyId, DocumentId, Envelope, Frame, Metadata, RefusalCode, SignedEnvelope, SigningKey,
+};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::Duration;
+use time::OffsetDateTime;
+
+// ---------------------------------------------------------------------------------------------
+// Raw QUIC client helpers.
+
+async fn connect(
+    tls: rustls::ClientConfig,
+    addr: std::net::SocketAddr,
+) -> Result<quinn::Connection, String> {
+    let ep = endpoint(tls);
+    let connecting = ep.connect(addr, "localhost").map_err(|e| e.to_string())?;
+    tokio::time::timeout(Duration::from_secs(20), connecting)
+        .await
+        .map_err(|_| "handshake timed out".to_string())?
+        .map_err(|e| e.to_string())
+}
+
+/// One request on a new stream: write `bytes`, finish, read the answer frame.
+async fn request(conn: &quinn::Connection, bytes: &[u8]) -> Result<Frame, String> {
+    let fut = async {
+        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+        // The hub may stop reading early (refusal); a failed write is then expected.
+        let _ = send.write_all(bytes).await;
+        let _ = send.finish();
+        poros_transport::read_frame(&mut recv)
+            .await
+            .map_err(|e| e.to_string())
+    };
+    tokio::time::timeout(Duration::from_secs(20), fut)
+        .await
+        .map_err(|_| "no answer within 20 s".to_string())?
+}
+
+fn refused(f: &Frame) -> Option<(RefusalCode, String)> {
+    match f {
+        Frame::Refused(r) => Some((r.code, r.message.clone())),
+        _ => None,
+    }
+}
+
+/// A Submit frame followed by the body.
+fn submit_bytes(env: &SignedEnvelope, body: &[u8]) -> Vec<u8> {
+    let mut b = Frame::Submit {
+        envelope: env.clone(),
+    }
+    .encode()
+    .unwrap();
+    b.extend_from_slice(body);
+    b
+}
+
+fn signing_key(agent_dir: &Path) -> (SigningKey, Vec<u8>) {
+    let k = poros_certs::load_key_pem(&agent_dir.join("keys/sign.key")).unwrap();
+    let key = SigningKey::from_pkcs8(&poros_certs::key_pkcs8_der(&k)).unwrap();
+    let cert = poros_certs::pem_to_der_certs(
+        &std::fs::read_to_string(agent_dir.join("certs/sign.crt")).unwrap(),
+    )
+    .unwrap()
+    .remove(0);
+    (key, cert)
+}
+
+fn envelope(sender: &str, to: &str, body: &[u8], seed: u8) -> Envelope {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    Envelope {
+        id: DocumentId::new_v7(now, [seed; 10]),
+        sender: AgencyId::parse(sender).unwrap(),
+        recipients: vec![AgencyId::parse(to).unwrap()],
+        meta: Metadata {
+            subject: format!("raw {seed}"),
+            ..Default::default()
+        },
+        created_ms: now,
+        body_len: body.len() as u64,
+        body_sha256: poros_protocol::sha256(body),
+    }
+}
+
+fn network_ca(net: &Net) -> poros_certs::Ca {
+    let r = |p: &str| std::fs::read_to_string(net.hub_dir.join(p)).unwrap();
+    poros_certs::Ca::load(&r("pki/network-ca.crt"), &r("pki/network-ca.key")).unwrap()
+}
+
+/// A client config with a fresh key and a node certificate for `agency` from `ca`.
+fn forged_tls(
+    net: &Net,
+    ca: &poros_certs::Ca,
+    agency: &str,
+    nb: OffsetDateTime,
+    na: OffsetDateTime,
+) -> rustls::ClientConfig {
+    let agency = AgencyId::parse(agency).unwrap();
+    let key = poros_certs::generate_key().unwrap();
+    let csr = poros_certs::make_csr(&key, &agency).unwrap();
+    let issued = ca.issue_node_tls(&csr, &agency, nb, na).unwrap();
+    let hub_ca = std::fs::read_to_string(net.hub_dir.join("pki/network-ca.crt")).unwrap();
+    let ca_der = poros_certs::pem_to_der_certs(&hub_ca).unwrap().remove(0);
+    poros_certs::agent_client_config(&ca_der, vec![issued.der], poros_certs::key_pkcs8_der(&key))
+        .unwrap()
+}
+
+/// A normal A → B exchange through the agents still works.
+fn exchange_still_works(net: &Net, what: &str) {
+    let body = format!("still serving after {what}").into_bytes();
+    let id = net.send(A, &[B], "Still serving", &body);
+    net.wait_state(A, &id, "delivered");
+    assert_eq!(net.fetch(B, &id), body);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// A body altered on the hub's disk is detected by the receiver, quarantined, and the sender
+/// gets a signed rejection naming the SHA-256 mismatch.
+#[test]
+fn body_altered_on_hub_disk_is_rejected() {
+    let mut net = Net::new();
+    net.add_agent(A);
+    net.add_agent(B);
+    net.start_hub();
+    net.start_agent(A);
+    let body = pseudo_random(100 * 1024, 7);
+    let id = net.send(A, &[B], "Tamper target", &body);
+    net.wait_state(A, &id, "accepted");
+
+    let files = net.hub_body_files();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(files[0].ends_with(sha256_hex(&body)));
+    let f = &files[0];
+    std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut data = std::fs::read(f).unwrap();
+    data[50_000] ^= 0x01;
+    std::fs::write(f, &data).unwrap();
+
+    net.start_agent(B);
+    let st = net.wait_state(A, &id, "rejected");
+    let reason = st["recipients"][0]["reason"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        reason.contains("SHA-256") && reason.contains("body"),
+        "reason: {st}"
+    );
+
+    let receipts = net.api(A, "/v1/receipts");
+    let r = receipts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == id.as_str())
+        .unwrap_or_else(|| panic!("no rejection at A: {receipts}"));
+    assert_eq!(r["outcome"], "rejected");
+    assert_eq!(r["signature_verified"], true, "{r}");
+
+    let q = net.api(B, "/v1/quarantine");
+    let qe = q
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == id.as_str());
+    let qe = qe.unwrap_or_else(|| panic!("{id} not quarantined at B: {q}"));
+    assert!(
+        qe["reason"].as_str().unwrap_or("").contains("SHA-256"),
+        "{qe}"
+    );
+    assert!(
+        !net.inbox_counts(B).unwrap().contains_key(&id),
+        "tampered document in B's inbox"
+    );
+    let doc = net.admin_get(&format!("/admin/v1/documents/{id}"));
+    assert_eq!(doc["deliveries"][0]["state"], "rejected", "{doc}");
+}
+
+/// An envelope claiming another sender is refused with SenderMismatch; a bad signature with
+/// BadSignature; the same connection then submits a valid document, and A's agent works.
+#[test]
+fn forged_sender_and_bad_signature_are_refused() {
+    let mut net = Net::new();
+    net.add_agent(A);
+    net.add_agent(B);
+    net.start_hub();
+    net.start_agent(B);
+    // A's agent is not running: the raw client below is A (same certificate), and the hub keeps
+    // one connection per agency.
+    let (key, cert) = signing_key(&net.agent_dir(A));
+    let tls = agent_tls(&net.agent_dir(A));
+    let addr = net.quic_addr();
+    let body = b"forged".to_vec();
+    let valid = envelope(A, B, b"valid raw body", 3);
+    let rt = rt();
+    rt.block_on(async {
+        let conn = connect(tls, addr).await.expect("A's credentials connect");
+
+        // Claims sender B, signed with A's key, over A's connection.
+        let forged = SignedEnvelope::sign(&envelope(B, A, &body, 1), &key, &cert).unwrap();
+        let f = request(&conn, &submit_bytes(&forged, &body)).await.unwrap();
+        let (code, msg) = refused(&f).unwrap_or_else(|| panic!("not refused: {f:?}"));
+        assert_eq!(code, RefusalCode::SenderMismatch, "{msg}");
+        assert!(msg.contains(B) && msg.contains(A), "{msg}");
+
+        // A's own envelope with a broken signature.
+        let mut bad = SignedEnvelope::sign(&envelope(A, B, &body, 2), &key, &cert).unwrap();
+        let n = bad.0.signature.len();
+        bad.0.signature[n - 3] ^= 0x55;
+        let f = request(&conn, &submit_bytes(&bad, &body)).await.unwrap();
+        let (code, msg) = refused(&f).unwrap_or_else(|| panic!("not refused: {f:?}"));
+        assert_eq!(code, RefusalCode::BadSignature, "{msg}");
+
+        // The same connection still works: a valid submission is accepted.
+        let ok = SignedEnvelope::sign(&valid, &key, &cert).unwrap();
+        let f = request(&conn, &submit_bytes(&ok, b"valid raw body"))
+            .await
+            .unwrap();
+        assert!(matches!(f, Frame::Accepted { .. }), "{f:?}");
+        conn.close(0u32.into(), b"done");
+    });
+    let valid_id = valid.id.to_string();
+    wait_until("the raw-submitted document at B", DEADLINE, || {
+        net.inbox_counts(B)
+            .is_some_and(|m| m.contains_key(&valid_id))
+    });
+    assert_eq!(net.fetch(B, &valid_id), b"valid raw body");
+    // Nothing forged reached B.
+    assert_eq!(net.inbox_counts(B).unwrap().len(), 1);
+    assert_eq!(net.api(B, "/v1/quarantine").as_array().unwrap().len(), 0);
+
+    net.start_agent(A);
+    exchange_still_works(&net, "forged submissions");
+}
+
+/// Certificates from a foreign CA, expired ones and ones for unregistered agencies are refused;
+/// the hub keeps serving the registered agencies throughout.
+#[test]
+fn foreign_expired_and_unregistered_certificates_are_refused() {
+    let mut net = Net::new();
+    net.add_agent(A);
+    net.add_agent(B);
+    net.start_hub();
+    net.start_agent(A);
+    net.start_agent(B);
+    let now = OffsetDateTime::now_utc();
+    let day = time::Duration::days(1);
+    let foreign = poros_certs::Ca::new_root("Foreign CA", now - day, now + day * 30).unwrap();
+    let real = network_ca(&net);
+    let cases = [
+        (
+            "foreign CA",
+            forged_tls(&net, &foreign, A, now - day, now + day * 30),
+        ),
+        (
+            "expired",
+            forged_tls(&net, &real, A, now - day * 10, now - day),
+        ),
+        (
+            "unregistered agency",
+            forged_tls(&net, &real, "000.00.00.Z99", now - day, now + day * 30),
+        ),
+    ];
+    let addr = net.quic_addr();
+    let rt = rt();
+    for (what, tls) in cases {
+        let outcome: Result<quinn::ConnectionError, String> = rt.block_on(async {
+            // TLS 1.3: the client may finish its side before the hub judges its certificate;
+            // the hub then closes the connection. Nothing may get through in any case.
+            let conn = connect(tls, addr).await?;
+            let body = b"should not pass";
+            let env = envelope(A, B, body, 9);
+            let (key, cert) = signing_key(&net.agent_dir(A));
+            let signed = SignedEnvelope::sign(&env, &key, &cert).unwrap();
+            let r = request(&conn, &submit_bytes(&signed, body)).await;
+            assert!(r.is_err(), "{what}: a request got an answer: {r:?}");
+            let reason = tokio::time::timeout(Duration::from_secs(20), conn.closed())
+                .await
+                .unwrap_or_else(|_| panic!("{what}: connection not closed by the hub"));
+            Ok(reason)
+        });
+        eprintln!("{what}: {outcome:?}");
+        let text = match &outcome {
+            Ok(e) => e.to_string(),
+            Err(e) => e.clone(),
+        };
+        match (what, &outcome) {
+            ("unregistered agency", Ok(quinn::ConnectionError::ApplicationClosed(c))) => {
+                assert_eq!(c.error_code, quinn::VarInt::from_u32(0x10), "{what}: {c}");
+                let reason = String::from_utf8_lossy(&c.reason);
+                assert!(reason.contains("not registered"), "{what}: {reason}");
+            }
+            ("unregistered agency", _) => panic!("{what}: expected application close 0x10: {text}"),
+            (_, Ok(quinn::ConnectionError::ApplicationClosed(c))) => {
+                panic!("{what}: got past the handshake (application close {c})")
+            }
+            _ => {
+                let expected = if what == "expired" {
+                    "expired"
+                } else {
+                    "UnknownIssuer"
+                };
+                assert!(
+                    text.contains("handshake") && text.contains(expected),
+                    "{what}: {text}"
+                );
+            }
+        }
+        // The registered agencies are unaffected.
+        wait_until("A still connected", DEADLINE, || {
+            net.api_get(A, "/v1/health")
+                .is_some_and(|h| h["connected"] == true)
+        });
+    }
+    let m = reqwest::blocking::get(format!("http://127.0.0.1:{}/metrics", net.ops_port))
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(m.contains("unknown_agency"), "metrics: {m}");
+    exchange_still_works(&net, "refused certificates");
+    assert_eq!(
+        net.inbox_counts(B).unwrap().len(),
+        1,
+        "nothing else reached B"
+    );
+}
+
+/// The hub's size limit refuses a larger document (status "refused" naming the limit); the
+/// agent's own limit makes `poros-agent send` fail naming it.
+#[test]
+fn documents_over_the_size_limits_are_refused() {
+    let mut net = Net::new();
+    net.add_agent(A);
+    net.add_agent(B);
+    net.add_agent(C);
+    net.set_hub_config("max_body_bytes", "1000");
+    set_toml_key(
+        &net.agent_dir(C).join("agent.toml"),
+        "max_body_bytes",
+        "500",
+    );
+    net.start_hub();
+    net.start_agent(A);
+    net.start_agent(B);
+    net.start_agent(C);
+
+    let big = pseudo_random(2000, 11);
+    let id = net.send(A, &[B], "Too big for the hub", &big);
+    let st = net.wait_state(A, &id, "refused");
+    let reason = st["recipients"][0]["reason"].as_str().unwrap_or("");
+    assert!(reason.contains("limit of 1000 bytes"), "{st}");
+    assert!(reason.contains("2000"), "{st}");
+
+    // Within the limit still flows.
+    let small = pseudo_random(1000, 12);
+    let id2 = net.send(A, &[B], "Fits", &small);
+    net.wait_state(A, &id2, "delivered");
+    assert!(!net.inbox_counts(B).unwrap().contains_key(&id));
+
+    // The agent's own limit: the CLI fails and names it; nothing is queued.
+    let f = net.write_file("c-big.bin", &pseudo_random(800, 13));
+    let out = net.agent_cli(&[
+        "send",
+        "--dir",
+        &s(&net.agent_dir(C)),
+        &s(&f),
+        "--to",
+        B,
+        "--subject",
+        "Too big for C",
+    ]);
+    assert!(!out.status.success(), "send over the agent limit succeeded");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("limit of 500 bytes"), "stderr: {err}");
+    assert_eq!(net.api(C, "/v1/documents").as_array().unwrap().len(), 0);
+}
+
+/// Garbage, oversized length prefixes, empty and truncated frames and unexpected frame types
+/// are each answered with Refused(Malformed); the connection and the hub keep working.
+#[test]
+fn malformed_frames_are_refused_and_hub_keeps_serving() {
+    let mut net = Net::new();
+    net.add_agent(A);
+    net.add_agent(B);
+    net.start_hub();
+    net.start_agent(B);
+    let tls = agent_tls(&net.agent_dir(A));
+    let (key, cert) = signing_key(&net.agent_dir(A));
+    let addr = net.quic_addr();
+    let mut truncated = 100u32.to_be_bytes().to_vec();
+    truncated.extend_from_slice(b"0123456789");
+    let ack = Frame::Ack {
+        doc_id: DocumentId::new_v7(1, [1; 10]),
+    }
+    .encode()
+    .unwrap();
+    let deliver = Frame::Deliver {
+        envelope: SignedEnvelope::sign(&envelope(A, B, b"x", 4), &key, &cert).unwrap(),
+    }
+    .encode()
+    .unwrap();
+    let mut garbage = 8u32.to_be_bytes().to_vec();
+    garbage.extend_from_slice(b"garbage!");
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("undecodable payload", garbage),
+        ("random bytes", pseudo_random(300, 5)),
+        (
+            "oversized length prefix",
+            vec![0x7f, 0xff, 0xff, 0xff, 1, 2, 3],
+        ),
+        (
+            "length prefix over the 256 KiB limit",
+            (256 * 1024 + 1u32).to_be_bytes().to_vec(),
+        ),
+        ("empty frame", vec![0, 0, 0, 0]),
+        ("truncated frame", truncated),
+        ("unexpected frame type Ack", ack),
+        ("unexpected frame type Deliver", deliver),
+    ];
+    let valid = envelope(A, B, b"after the garbage", 6);
+    let rt = rt();
+    rt.block_on(async {
+        let conn = connect(tls, addr).await.expect("connect");
+        for (what, bytes) in &cases {
+            let f = request(&conn, bytes)
+                .await
+                .unwrap_or_else(|e| panic!("{what}: no refusal frame: {e}"));
+            let (code, msg) = refused(&f).unwrap_or_else(|| panic!("{what}: answered {f:?}"));
+            assert_eq!(code, RefusalCode::Malformed, "{what}: {msg}");
+            eprintln!("{what}: Refused(Malformed): {msg}");
+        }
+        assert!(
+            conn.close_reason().is_none(),
+            "connection closed: {:?}",
+            conn.close_reason()
+        );
+        let ok = SignedEnvelope::sign(&valid, &key, &cert).unwrap();
+        let f = request(&conn, &submit_bytes(&ok, b"after the garbage"))
+            .await
+            .unwrap();
+        assert!(matches!(f, Frame::Accepted { .. }), "{f:?}");
+        conn.close(0u32.into(), b"done");
+    });
+    let valid_id = valid.id.to_string();
+    wait_until("the valid raw document at B", DEADLINE, || {
+        net.inbox_counts(B)
+            .is_some_and(|m| m.contains_key(&valid_id))
+    });
+    net.start_agent(A);
+    exchange_still_works(&net, "malformed frames");
+}
+
+/// A bad value in hub.toml or agent.toml stops `run` with a message naming the file and key.
+#[test]
+fn broken_config_fails_naming_file_and_key() {
+    let net = Net::new();
+    let toml = net.hub_toml();
+    let original = std::fs::read_to_string(&toml).unwrap();
+    let cases = [
+        ("max_streams_per_node", "0", "limits.max_streams_per_node"),
+        ("max_body_bytes", "\"big\"", "max_body_bytes"),
+        ("listen", "\"nowhere\"", "listen"),
+    ];
+    for (key, value, named) in cases {
+        std::fs::write(&toml, &original).unwrap();
+        set_toml_key(&toml, key, value);
+        let out = run(HUB_EXE, &["run", "--dir", &s(&net.hub_dir)]);
+        assert!(!out.status.success(), "hub ran with {key} = {value}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("hub.toml") && err.contains(named),
+            "{key} = {value}: {err}"
+        );
+    }
+    std::fs::write(&toml, original + "\n[bogus]\nx = 1\n").unwrap();
+    let out = run(HUB_EXE, &["run", "--dir", &s(&net.hub_dir)]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("hub.toml") && err.contains("bogus"), "{err}");
+
+    net.add_agent(A);
+    let at = net.agent_dir(A).join("agent.toml");
+    set_toml_key(&at, "api_listen", "\"0.0.0.0:0\"");
+    let out = run(AGENT_EXE, &["run", "--dir", &s(&net.agent_dir(A))]);
+    assert!(!out.status.success(), "agent ran with a non-loopback API");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("agent.toml") && err.contains("api_listen"),
+        "{err}"
+    );
+}
