@@ -755,7 +755,7 @@ fn run_phase(
         "    receipts stored at senders: {delivered} delivered, {} other ({states:?}), {missing} missing after wait",
         lat.len() - delivered
     );
-    let at_target = rate_total.map_or(true, |r| r >= TARGET_DOCS_PER_S);
+    let at_target = rate_total.is_none_or(|r| r >= TARGET_DOCS_PER_S);
     println!(
         "    end-to-end throughput: {docs_per_s:.0} docs/s (receipts stored / (last receipt stored - first POST), {window_s:.2} s){}",
         if rate_total.is_none() { format!("   [target >= {TARGET_DOCS_PER_S:.0}]") } else { String::new() }
@@ -1058,6 +1058,7 @@ fn raw_quinn(rt: &tokio::runtime::Runtime, len: u64) -> Res<f64> {
             "127.0.0.1:0".parse::<SocketAddr>()?,
             server_tls,
             &limits,
+            &[7u8; 32],
         )?;
         let addr = server.local_addr()?;
         let srv = tokio::spawn(async move {

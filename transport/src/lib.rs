@@ -130,13 +130,24 @@ pub fn server_endpoint(
     // Address validation round trip is not needed on loopback/private networks; keep defaults.
     let sock = udp_socket(addr)?;
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, reset_key);
-    quinn::Endpoint::new(
-        quinn::EndpointConfig::new(Arc::new(key)),
-        Some(server),
-        sock,
-        Arc::new(quinn::TokioRuntime),
-    )
-    .map_err(|source| WireError::Socket { addr, source })
+    let mut config = quinn::EndpointConfig::new(Arc::new(key));
+    // Connection IDs carry a keyed check that packets for unknown connections must pass
+    // before a reset is sent; derive that key from the same stable secret, or a restarted
+    // hub drops old connections' packets silently instead of resetting them.
+    let cid_key = u64::from_le_bytes(
+        ring::hmac::sign(
+            &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, reset_key),
+            b"cid",
+        )
+        .as_ref()[..8]
+            .try_into()
+            .unwrap_or([0; 8]),
+    );
+    config.cid_generator(move || {
+        Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
+    });
+    quinn::Endpoint::new(config, Some(server), sock, Arc::new(quinn::TokioRuntime))
+        .map_err(|source| WireError::Socket { addr, source })
 }
 
 /// A client endpoint (an agent) bound to an ephemeral port, with `tls` as default client config.
