@@ -538,7 +538,6 @@ async fn handle_submit(
         body_len: env.body_len,
         body_at: BodyAt::Inline,
         accepted_ms: acceptance.accepted_ms,
-        answered: 0,
     };
     let acc = match hub.store.accept(rec, body).await {
         Ok(AcceptOutcome::Stored(a)) => {

@@ -12,6 +12,7 @@
 //! - `expiry`: (accepted time, doc, recipient) — pending deliveries in age order
 //! - `relays`: (sender, doc, recipient) → [`RelayItem`] — answers not yet acknowledged by the sender
 //! - `retention`: (all-answered time, doc) — bodies waiting for removal
+//! - `answered`: doc → recipients that answered or expired so far
 //! - `counters`: name → count, updated in the same commit as the event counted
 
 use poros_protocol::{
@@ -35,6 +36,7 @@ const EXPIRY: TableDefinition<(u64, &[u8], &str), ()> = TableDefinition::new("ex
 const RELAYS: TableDefinition<(&str, &[u8], &str), &[u8]> = TableDefinition::new("relays");
 const RETENTION: TableDefinition<(u64, &[u8]), ()> = TableDefinition::new("retention");
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
+const ANSWERED: TableDefinition<&[u8], u32> = TableDefinition::new("answered");
 
 /// Lifecycle state of a registered node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,8 +99,6 @@ pub struct DocRecord {
     pub body_at: BodyAt,
     /// Accepted at, Unix ms.
     pub accepted_ms: u64,
-    /// Recipients that have answered (receipt, rejection) or expired.
-    pub answered: u32,
 }
 
 /// State of one delivery.
@@ -159,10 +159,13 @@ fn dec<T: for<'a> Deserialize<'a>>(b: &[u8]) -> Result<T, StoreError> {
     postcard::from_bytes(b).map_err(|e| StoreError::Corrupt(format!("decode: {e}")))
 }
 
-fn bump(txn: &redb::WriteTransaction, name: &str, by: u64) -> Result<(), StoreError> {
+/// Add to counters; one table open for all of them (opens are a large part of a small job).
+fn bump(txn: &redb::WriteTransaction, counts: &[(&str, u64)]) -> Result<(), StoreError> {
     let mut t = txn.open_table(COUNTERS)?;
-    let v = t.get(name)?.map(|g| g.value()).unwrap_or(0);
-    t.insert(name, v + by)?;
+    for (name, by) in counts {
+        let v = t.get(*name)?.map(|g| g.value()).unwrap_or(0);
+        t.insert(*name, v + by)?;
+    }
     Ok(())
 }
 
@@ -195,6 +198,7 @@ impl HubStore {
             txn.open_table(RELAYS)?;
             txn.open_table(RETENTION)?;
             txn.open_table(COUNTERS)?;
+            txn.open_table(ANSWERED)?;
             Ok(())
         })?;
         Ok(HubStore { db })
@@ -308,9 +312,14 @@ impl HubStore {
                     ex.insert((rec.accepted_ms, key, r.as_str()), ())?;
                 }
                 drop((del, q, ex));
-                bump(txn, "documents_accepted", 1)?;
-                bump(txn, "deliveries_queued", rec.recipients.len() as u64)?;
-                bump(txn, "body_bytes_accepted", rec.body_len)?;
+                bump(
+                    txn,
+                    &[
+                        ("documents_accepted", 1),
+                        ("deliveries_queued", rec.recipients.len() as u64),
+                        ("body_bytes_accepted", rec.body_len),
+                    ],
+                )?;
                 Ok(AcceptOutcome::Stored(rec.acceptance.clone()))
             })
             .await
@@ -565,8 +574,8 @@ fn answer_in(
     if !matches!(cur.state, DeliveryState::Pending) {
         return Ok(None);
     }
-    let mut docs = txn.open_table(DOCS)?;
-    let mut rec: DocRecord = match docs.get(key)? {
+    let docs = txn.open_table(DOCS)?;
+    let rec: DocRecord = match docs.get(key)? {
         Some(g) => dec(g.value())?,
         None => {
             return Err(StoreError::Corrupt(format!(
@@ -595,14 +604,19 @@ fn answer_in(
         (rec.sender.as_str(), key, recipient.as_str()),
         enc(&relay)?.as_slice(),
     )?;
-    rec.answered += 1;
-    if rec.answered as usize >= rec.recipients.len() {
+    // The count lives apart from the document record so an answer never rewrites the record.
+    let answered = {
+        let mut t = txn.open_table(ANSWERED)?;
+        let n = t.get(key)?.map(|g| g.value()).unwrap_or(0) + 1;
+        t.insert(key, n)?;
+        n
+    };
+    if answered as usize >= rec.recipients.len() {
         txn.open_table(RETENTION)?.insert((now_ms, key), ())?;
     }
-    docs.insert(key, enc(&rec)?.as_slice())?;
     drop(del);
     drop(docs);
-    bump(txn, counter, 1)?;
+    bump(txn, &[(counter, 1)])?;
     Ok(Some(rec.sender))
 }
 
@@ -670,7 +684,6 @@ mod tests {
             body_len: env.body_len,
             body_at: BodyAt::Inline,
             accepted_ms: 5_000,
-            answered: 0,
         };
         (env.id, rec)
     }
