@@ -463,7 +463,7 @@ fn malformed_frames_are_refused_and_hub_keeps_serving() {
 /// A bad value in hub.toml or agent.toml stops `run` with a message naming the file and key.
 #[test]
 fn broken_config_fails_naming_file_and_key() {
-    let net = Net::new();
+    let mut net = Net::new();
     let toml = net.hub_toml();
     let original = std::fs::read_to_string(&toml).unwrap();
     let cases = [
@@ -482,11 +482,12 @@ fn broken_config_fails_naming_file_and_key() {
             "{key} = {value}: {err}"
         );
     }
-    std::fs::write(&toml, original + "\n[bogus]\nx = 1\n").unwrap();
+    std::fs::write(&toml, original.clone() + "\n[bogus]\nx = 1\n").unwrap();
     let out = run(HUB_EXE, &["run", "--dir", &s(&net.hub_dir)]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("hub.toml") && err.contains("bogus"), "{err}");
+    std::fs::write(&toml, &original).unwrap();
 
     net.add_agent(A);
     let at = net.agent_dir(A).join("agent.toml");

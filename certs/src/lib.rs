@@ -28,7 +28,10 @@ pub use keys::{
     pem_to_der_certs, write_public_file, write_secret_file,
 };
 pub use signing::{Signer, SigningTrust, VerifyError, OID_DOCUMENT_SIGNING_DER_VALUE};
-pub use tls::{agent_client_config, hub_server_config, peer_agency, AgencyClientVerifier};
+pub use tls::{
+    agent_client_config, enroll_client_config, hub_enroll_server_config, hub_server_config,
+    peer_agency, AgencyClientVerifier,
+};
 
 use std::path::PathBuf;
 

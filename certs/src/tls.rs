@@ -402,3 +402,114 @@ mod tests {
         assert_eq!(c.alpn_protocols, vec![poros_protocol::ALPN.to_vec()]);
     }
 }
+
+/// The hub's enrolment endpoint: server-authenticated only (a new agency holds no certificate
+/// yet; its one-time token authorises it). The chain sent includes the network CA so the
+/// agent can check it against the pin in its token.
+pub fn hub_enroll_server_config(
+    hub_cert_chain_with_ca: Vec<Vec<u8>>,
+    hub_key_pkcs8: Vec<u8>,
+) -> Result<rustls::ServerConfig, CertError> {
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_no_client_auth()
+        .with_single_cert(chain(hub_cert_chain_with_ca), pkcs8(hub_key_pkcs8))?;
+    config.alpn_protocols = vec![poros_protocol::ENROLL_ALPN.to_vec()];
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
+    config.max_early_data_size = 0;
+    Ok(config)
+}
+
+/// Verifies the hub on the enrolment endpoint against a network CA known only by its SHA-256
+/// pin: the CA certificate must be in the chain the hub sends and hash to the pin, and the
+/// hub's certificate must chain to it for the expected server name.
+#[derive(Debug)]
+struct PinnedCaVerifier {
+    pin: [u8; 32],
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for PinnedCaVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        let ca = intermediates
+            .iter()
+            .find(|c| poros_protocol::sha256(c.as_ref()) == self.pin)
+            .ok_or_else(|| {
+                rustls::Error::General(
+                    "the hub's certificate chain does not contain the network CA pinned in the enrolment token"
+                        .into(),
+                )
+            })?;
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(ca.clone().into_owned())
+            .map_err(|e| rustls::Error::General(format!("pinned CA: {e}")))?;
+        let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            self.provider.clone(),
+        )
+        .build()
+        .map_err(|e| rustls::Error::General(format!("pinned CA: {e}")))?;
+        inner.verify_server_cert(end_entity, &[], server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// A new agent's client configuration for enrolment: no client certificate; the hub is
+/// authenticated through the network CA pin carried by the token.
+pub fn enroll_client_config(ca_pin: [u8; 32]) -> Result<rustls::ClientConfig, CertError> {
+    let provider = provider();
+    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(PinnedCaVerifier {
+            pin: ca_pin,
+            provider,
+        }))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![poros_protocol::ENROLL_ALPN.to_vec()];
+    config.resumption = rustls::client::Resumption::disabled();
+    config.enable_early_data = false;
+    Ok(config)
+}

@@ -60,6 +60,34 @@ pub struct HubConfig {
     pub limits: HubLimits,
     /// Delivery policy.
     pub delivery: DeliveryPolicy,
+    /// Enrolment and certificate lifetimes.
+    pub enrolment: Enrolment,
+}
+
+/// `[enrolment]` of `hub.toml`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Enrolment {
+    /// QUIC address of the enrolment endpoint (server-authenticated, token-authorised).
+    /// Port 0 picks a free port; tokens carry the address actually bound.
+    pub listen: SocketAddr,
+    /// Host name new agents check the hub's certificate against.
+    pub server_name: String,
+    /// How long an enrolment token stays valid, in seconds.
+    pub token_ttl_secs: u64,
+    /// Lifetime of node certificates, in seconds.
+    pub cert_lifetime_secs: u64,
+}
+
+impl Default for Enrolment {
+    fn default() -> Self {
+        Enrolment {
+            listen: "127.0.0.1:0".parse().expect("literal"),
+            server_name: "localhost".into(),
+            token_ttl_secs: 24 * 3600,
+            cert_lifetime_secs: 30 * 24 * 3600,
+        }
+    }
 }
 
 /// `[network]` of `hub.toml`.
@@ -159,6 +187,21 @@ impl HubConfig {
         }
         if self.delivery.expiry_secs == 0 {
             return bad("delivery.expiry_secs", "a number of seconds greater than 0");
+        }
+        if self.enrolment.token_ttl_secs == 0 {
+            return bad(
+                "enrolment.token_ttl_secs",
+                "a number of seconds greater than 0",
+            );
+        }
+        if self.enrolment.cert_lifetime_secs < 10 {
+            return bad(
+                "enrolment.cert_lifetime_secs",
+                "a number of seconds, at least 10",
+            );
+        }
+        if self.enrolment.server_name.is_empty() {
+            return bad("enrolment.server_name", "a DNS name in the hub certificate");
         }
         if self.delivery.sweep_interval_secs == 0 {
             return bad(
@@ -271,7 +314,12 @@ impl AgentConfig {
 }
 
 /// The commented default `hub.toml` written by `poros-hub init`.
-pub fn hub_toml_template(listen: SocketAddr, ops_listen: SocketAddr) -> String {
+pub fn hub_toml_template(
+    listen: SocketAddr,
+    ops_listen: SocketAddr,
+    enroll_listen: SocketAddr,
+    server_name: &str,
+) -> String {
     let d = HubConfig::default();
     format!(
         "# Poros hub configuration. Every key is optional; shown values are the defaults\n\
@@ -297,7 +345,17 @@ pub fn hub_toml_template(listen: SocketAddr, ops_listen: SocketAddr) -> String {
          # metadata, acceptances and receipts are kept.\n\
          body_retention_secs = {}\n\
          # How often expiry and retention are checked.\n\
-         sweep_interval_secs = {}\n",
+         sweep_interval_secs = {}\n\n\
+         [enrolment]\n\
+         # QUIC endpoint where new agencies redeem one-time tokens (no client certificate;\n\
+         # the hub is authenticated by the CA pin in the token). Port 0 = any free port.\n\
+         listen = \"{enroll_listen}\"\n\
+         # Name in the hub certificate that new agents check.\n\
+         server_name = \"{server_name}\"\n\
+         # Enrolment tokens expire after this long (24 h).\n\
+         token_ttl_secs = {}\n\
+         # Node certificates live this long (30 days); agents renew at two thirds.\n\
+         cert_lifetime_secs = {}\n",
         d.limits.max_body_bytes,
         d.limits.max_streams_per_node,
         d.limits.deliveries_in_flight,
@@ -305,6 +363,8 @@ pub fn hub_toml_template(listen: SocketAddr, ops_listen: SocketAddr) -> String {
         d.delivery.expiry_secs,
         d.delivery.body_retention_secs,
         d.delivery.sweep_interval_secs,
+        d.enrolment.token_ttl_secs,
+        d.enrolment.cert_lifetime_secs,
     )
 }
 
@@ -322,7 +382,12 @@ mod tests {
     #[test]
     fn template_parses_to_defaults() {
         let d = HubConfig::default();
-        let (_t, p) = write(&hub_toml_template(d.network.listen, d.network.ops_listen));
+        let (_t, p) = write(&hub_toml_template(
+            d.network.listen,
+            d.network.ops_listen,
+            d.enrolment.listen,
+            &d.enrolment.server_name,
+        ));
         assert_eq!(HubConfig::load(&p).unwrap(), d);
     }
 

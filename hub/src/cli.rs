@@ -2,8 +2,8 @@
 //! and the one-command local demo.
 
 use crate::deployment::{self, HubPaths, InitOptions};
-use crate::server::{self, now_ms, Hub};
-use crate::state::{HubStore, NodeRecord, NodeState};
+use crate::server::{self, Hub};
+use crate::state::HubStore;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use poros_config::HubConfig;
@@ -35,6 +35,9 @@ enum Cmd {
         /// Operations HTTP listener.
         #[arg(long, default_value = "127.0.0.1:7080")]
         ops_listen: SocketAddr,
+        /// Enrolment endpoint (QUIC, token-authorised); port 0 = any free port.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        enroll_listen: SocketAddr,
         /// DNS name(s) in the hub certificate.
         #[arg(long = "dns", default_value = "localhost")]
         dns: Vec<String>,
@@ -55,6 +58,15 @@ enum Cmd {
     },
     /// Show exchange counters.
     Stats {
+        /// Deployment directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List recorded admin actions (who, what, when).
+    Audit {
         /// Deployment directory.
         #[arg(long)]
         dir: PathBuf,
@@ -83,7 +95,8 @@ enum Cmd {
 
 #[derive(Subcommand, Debug)]
 enum NodeCmd {
-    /// Register an agency and issue its certificates from its requests (offline flow).
+    /// Register an agency. Without --requests: prints a one-time enrolment token for
+    /// `poros-agent enroll`. With --requests/--out: the offline flow (air-gapped agencies).
     Add {
         /// Deployment directory.
         #[arg(long)]
@@ -94,15 +107,12 @@ enum NodeCmd {
         /// Agency name.
         #[arg(long)]
         name: String,
-        /// Directory holding the agent's tls.csr and sign.csr.
-        #[arg(long)]
-        requests: PathBuf,
-        /// Directory to write the certificates and trust roots into.
-        #[arg(long)]
-        out: PathBuf,
-        /// Certificate lifetime in days.
-        #[arg(long, default_value_t = 365)]
-        days: i64,
+        /// Directory holding the agent's tls.csr and sign.csr (offline flow).
+        #[arg(long, requires = "out")]
+        requests: Option<PathBuf>,
+        /// Directory to write the certificates and trust roots into (offline flow).
+        #[arg(long, requires = "requests")]
+        out: Option<PathBuf>,
     },
     /// List registered nodes.
     List {
@@ -112,6 +122,41 @@ enum NodeCmd {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Show one node with its admin history.
+    Show {
+        /// Deployment directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Agency code.
+        agency: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Close the node's connection and refuse new ones; documents to it are held.
+    Suspend {
+        /// Deployment directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Agency code.
+        agency: String,
+    },
+    /// Let a suspended node connect again; held documents flow.
+    Resume {
+        /// Deployment directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Agency code.
+        agency: String,
+    },
+    /// Revoke the node's certificates (CRL), cut its connection and tell every agent.
+    Revoke {
+        /// Deployment directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Agency code.
+        agency: String,
     },
 }
 
@@ -138,6 +183,7 @@ fn run(cli: Cli) -> Result<()> {
             dir,
             listen,
             ops_listen,
+            enroll_listen,
             dns,
             ip,
         } => {
@@ -148,90 +194,23 @@ fn run(cli: Cli) -> Result<()> {
                     ops_listen,
                     dns_names: dns,
                     ips: ip,
+                    enroll_listen,
                 },
             )?;
             println!("created deployment in {}", dir.display());
             println!("  hub.toml, pki/ (network and signing CAs, hub identity), admin.token");
-            println!("next: poros-hub node add --dir {} --agency ID --name NAME --requests AGENT/requests --out AGENT/certs", dir.display());
+            println!("next: poros-hub run --dir {d}, then poros-hub node add --dir {d} --agency ID --name NAME", d = dir.display());
             Ok(())
         }
         Cmd::Run { dir } => run_hub(&dir),
-        Cmd::Node {
-            cmd:
-                NodeCmd::Add {
-                    dir,
-                    agency,
-                    name,
-                    requests,
-                    out,
-                    days,
-                },
-        } => {
-            let agency = AgencyId::parse(&agency)?;
-            if name.trim().is_empty() {
-                bail!("--name must not be empty");
-            }
-            let paths = HubPaths::new(&dir);
-            let issued = deployment::issue_node(&paths, &agency, &requests, &out, days)?;
-            let rec = NodeRecord {
-                agency: agency.clone(),
-                name,
-                state: NodeState::Active,
-                tls_serial: issued.tls_serial,
-                sign_serial: issued.sign_serial,
-                tls_not_after: issued.tls_not_after,
-                registered_ms: now_ms(),
-            };
-            match AdminClient::connect(&paths)? {
-                Some(c) => c.put_node(&rec)?,
-                None => {
-                    let store = open_store(&paths)?;
-                    store.put_node_blocking(rec)?;
-                }
-            }
-            println!(
-                "registered {agency}; certificates written to {}",
-                out.display()
-            );
-            Ok(())
-        }
-        Cmd::Node {
-            cmd: NodeCmd::List { dir, json },
-        } => {
-            let paths = HubPaths::new(&dir);
-            let nodes: Vec<serde_json::Value> = match AdminClient::connect(&paths)? {
-                Some(c) => c
-                    .get("/admin/v1/nodes")?
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default(),
-                None => open_store(&paths)?
-                    .nodes()?
-                    .into_iter()
-                    .map(|n| {
-                        serde_json::json!({"agency": n.agency, "name": n.name, "state": n.state,
-                        "tls_serial": n.tls_serial, "sign_serial": n.sign_serial,
-                        "tls_not_after": n.tls_not_after, "connected": false})
-                    })
-                    .collect(),
-            };
+        Cmd::Node { cmd } => node_cmd(cmd),
+        Cmd::Audit { dir, json } => {
+            let c = AdminClient::require(&HubPaths::new(&dir))?;
+            let v = c.get("/admin/v1/audit")?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&nodes)?);
+                println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
-                println!("{:<15} {:<10} {:<9} NAME", "AGENCY", "STATE", "CONNECTED");
-                for n in nodes {
-                    println!(
-                        "{:<15} {:<10} {:<9} {}",
-                        n["agency"].as_str().unwrap_or("?"),
-                        n["state"].as_str().unwrap_or("?"),
-                        if n["connected"].as_bool().unwrap_or(false) {
-                            "yes"
-                        } else {
-                            "no"
-                        },
-                        n["name"].as_str().unwrap_or("")
-                    );
-                }
+                print_audit(&v);
             }
             Ok(())
         }
@@ -275,6 +254,171 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
+fn print_audit(v: &serde_json::Value) {
+    for a in v.as_array().into_iter().flatten() {
+        println!(
+            "{}  {:<28} {:<14} {:<13} {}",
+            fmt_ms(a["time_ms"].as_u64()),
+            a["actor"].as_str().unwrap_or("?"),
+            a["action"].as_str().unwrap_or("?"),
+            a["agency"].as_str().unwrap_or("-"),
+            a["detail"].as_str().unwrap_or("")
+        );
+    }
+}
+
+fn fmt_ms(ms: Option<u64>) -> String {
+    ms.and_then(|ms| time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| "-".into())
+}
+
+fn node_cmd(cmd: NodeCmd) -> Result<()> {
+    match cmd {
+        NodeCmd::Add {
+            dir,
+            agency,
+            name,
+            requests,
+            out,
+        } => {
+            let agency = AgencyId::parse(&agency)?;
+            if name.trim().is_empty() {
+                bail!("--name must not be empty");
+            }
+            let c = AdminClient::require(&HubPaths::new(&dir))?;
+            match (requests, out) {
+                (Some(req), Some(out)) => {
+                    let read = |f: &str| {
+                        std::fs::read_to_string(req.join(f))
+                            .with_context(|| format!("reading {}", req.join(f).display()))
+                    };
+                    let v = c.post(
+                        "/admin/v1/nodes",
+                        &serde_json::json!({"agency": agency, "name": name,
+                            "tls_csr": read("tls.csr")?, "sign_csr": read("sign.csr")?}),
+                    )?;
+                    let creds: poros_protocol::Credentials =
+                        serde_json::from_value(v["credentials"].clone()).context("hub answer")?;
+                    write_credentials(&out, &creds)?;
+                    println!(
+                        "registered {agency}; certificates written to {}",
+                        out.display()
+                    );
+                }
+                _ => {
+                    let v = c.post(
+                        "/admin/v1/nodes",
+                        &serde_json::json!({"agency": agency, "name": name}),
+                    )?;
+                    let token = v["token"].as_str().context("hub answer has no token")?;
+                    eprintln!("registered {agency} (pending); on the agency's machine run:");
+                    eprintln!("  poros-agent enroll --dir DIR --token <token below>");
+                    println!("{token}");
+                }
+            }
+            Ok(())
+        }
+        NodeCmd::List { dir, json } => {
+            let c = AdminClient::require(&HubPaths::new(&dir))?;
+            let v = c.get("/admin/v1/nodes")?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+                return Ok(());
+            }
+            println!(
+                "{:<15} {:<10} {:<9} {:<26} {:<26} NAME",
+                "AGENCY", "STATE", "CONNECTED", "CERT EXPIRES", "LAST SEEN"
+            );
+            for n in v.as_array().into_iter().flatten() {
+                let exp = n["tls_not_after"]
+                    .as_i64()
+                    .filter(|t| *t > 0)
+                    .map(|t| fmt_ms(Some(t as u64 * 1000)));
+                println!(
+                    "{:<15} {:<10} {:<9} {:<26} {:<26} {}{}",
+                    n["agency"].as_str().unwrap_or("?"),
+                    n["state"].as_str().unwrap_or("?"),
+                    if n["connected"].as_bool().unwrap_or(false) {
+                        "yes"
+                    } else {
+                        "no"
+                    },
+                    exp.unwrap_or_else(|| "-".into()),
+                    fmt_ms(n["last_seen_ms"].as_u64()),
+                    n["name"].as_str().unwrap_or(""),
+                    if n["expiring_soon"].as_bool() == Some(true) {
+                        "  WARNING: certificate close to expiry and not renewed"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            Ok(())
+        }
+        NodeCmd::Show { dir, agency, json } => {
+            let agency = AgencyId::parse(&agency)?;
+            let c = AdminClient::require(&HubPaths::new(&dir))?;
+            let v = c.get(&format!("/admin/v1/nodes/{agency}"))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+                return Ok(());
+            }
+            for k in [
+                "agency",
+                "name",
+                "state",
+                "connected",
+                "tls_serial",
+                "sign_serial",
+                "tls_not_after",
+                "last_seen_ms",
+                "pending_deliveries",
+                "expiring_soon",
+            ] {
+                println!("{k:<20} {}", v[k]);
+            }
+            println!("history:");
+            print_audit(&v["history"]);
+            Ok(())
+        }
+        NodeCmd::Suspend { dir, agency } => node_action(&dir, &agency, "suspend"),
+        NodeCmd::Resume { dir, agency } => node_action(&dir, &agency, "resume"),
+        NodeCmd::Revoke { dir, agency } => node_action(&dir, &agency, "revoke"),
+    }
+}
+
+fn node_action(dir: &Path, agency: &str, action: &str) -> Result<()> {
+    let agency = AgencyId::parse(agency)?;
+    let c = AdminClient::require(&HubPaths::new(dir))?;
+    c.post(
+        &format!("/admin/v1/nodes/{agency}/{action}"),
+        &serde_json::json!({}),
+    )?;
+    println!("{action}: {agency} done");
+    Ok(())
+}
+
+/// Write issued certificates and trust roots into an agent's `certs/` directory.
+pub fn write_credentials(out: &Path, c: &poros_protocol::Credentials) -> Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    for (name, data) in [
+        ("tls.crt", c.tls_cert.as_bytes()),
+        ("sign.crt", c.sign_cert.as_bytes()),
+        ("network-ca.crt", c.network_ca.as_bytes()),
+        ("signing-ca.crt", c.signing_ca.as_bytes()),
+        ("signing.crl", c.signing_crl.as_slice()),
+    ] {
+        let p = out.join(name);
+        let _ = std::fs::remove_file(&p);
+        poros_certs::write_public_file(&p, data)?;
+    }
+    Ok(())
+}
+
 fn open_store(paths: &HubPaths) -> Result<HubStore> {
     if !paths.config().exists() {
         bail!(
@@ -316,6 +460,9 @@ fn run_hub(dir: &Path) -> Result<()> {
     rt.block_on(async move {
         let endpoint = server::bind(&hub, server::server_tls(&hub))?;
         let quic_addr = endpoint.local_addr()?;
+        let enrol = server::bind_enrolment(&hub)?;
+        let enroll_addr = enrol.local_addr()?;
+        tokio::spawn(server::serve_enrolment(hub.clone(), enrol));
         let ops = tokio::net::TcpListener::bind(hub.cfg.network.ops_listen)
             .await
             .with_context(|| {
@@ -324,10 +471,12 @@ fn run_hub(dir: &Path) -> Result<()> {
         let ops_addr = ops.local_addr()?;
         std::fs::create_dir_all(paths.at("run"))?;
         write_atomic(&paths.at("run/quic.addr"), &quic_addr.to_string())?;
+        write_atomic(&paths.at("run/enroll.addr"), &enroll_addr.to_string())?;
         write_atomic(&paths.at("run/ops.addr"), &ops_addr.to_string())?;
-        tracing::info!(%quic_addr, %ops_addr, "hub listening");
+        tracing::info!(%quic_addr, %ops_addr, %enroll_addr, "hub listening");
         let app = crate::ops::router(hub.clone(), token);
         tokio::spawn(async move {
+            let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
             if let Err(e) = axum::serve(ops, app).await {
                 tracing::error!(error = %e, "operations listener failed");
             }
@@ -362,6 +511,35 @@ pub struct AdminClient {
 }
 
 impl AdminClient {
+    /// The running hub's admin API, or a clear error when the hub is not running.
+    pub fn require(paths: &HubPaths) -> Result<AdminClient> {
+        if !paths.config().exists() {
+            bail!(
+                "{} is not a Poros deployment (no hub.toml)",
+                paths.root.display()
+            );
+        }
+        Self::connect(paths)?.with_context(|| {
+            format!(
+                "the hub of {} is not running (no answer from its operations listener); start it with `poros-hub run --dir {}`",
+                paths.root.display(),
+                paths.root.display()
+            )
+        })
+    }
+
+    /// POST JSON.
+    pub fn post(&self, path: &str, body: &serde_json::Value) -> Result<serde_json::Value> {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .with_context(|| format!("contacting the hub at {}", self.base))?;
+        Self::json(r)
+    }
+
     /// `Ok(None)` when no hub is running for this deployment.
     pub fn connect(paths: &HubPaths) -> Result<Option<AdminClient>> {
         let Ok(addr) = std::fs::read_to_string(paths.at("run/ops.addr")) else {
@@ -391,17 +569,6 @@ impl AdminClient {
             .send()
             .with_context(|| format!("contacting the hub at {}", self.base))?;
         Self::json(r)
-    }
-
-    fn put_node(&self, rec: &NodeRecord) -> Result<()> {
-        let r = self
-            .http
-            .post(format!("{}/admin/v1/nodes", self.base))
-            .bearer_auth(&self.token)
-            .json(rec)
-            .send()
-            .with_context(|| format!("contacting the hub at {}", self.base))?;
-        Self::json(r).map(|_| ())
     }
 
     fn json(r: reqwest::blocking::Response) -> Result<serde_json::Value> {

@@ -151,6 +151,18 @@ pub fn run(dir: Option<PathBuf>, bulk: usize) -> Result<()> {
     )?;
     println!("   deployment created: network CA, signing CA, hub identity (hub/)");
 
+    let mut procs = Procs(Vec::new());
+    spawn(
+        &mut procs,
+        "hub",
+        &hub_exe,
+        &["run", "--dir", &hub_s],
+        &root.join("logs/hub.log"),
+    )?;
+    wait_for("the hub to listen", Duration::from_secs(20), || {
+        hub_dir.join("run/ops.addr").exists()
+    })?;
+    println!("   hub running on {listen} (QUIC, mutual TLS 1.3); logs in logs/hub.log");
     let mut agent_dirs = Vec::new();
     for (code, name) in AGENCIES {
         let d = root.join("agents").join(code);
@@ -180,18 +192,6 @@ pub fn run(dir: Option<PathBuf>, bulk: usize) -> Result<()> {
         agent_dirs.push(d);
     }
 
-    let mut procs = Procs(Vec::new());
-    spawn(
-        &mut procs,
-        "hub",
-        &hub_exe,
-        &["run", "--dir", &hub_s],
-        &root.join("logs/hub.log"),
-    )?;
-    wait_for("the hub to listen", Duration::from_secs(20), || {
-        hub_dir.join("run/ops.addr").exists()
-    })?;
-    println!("   hub running on {listen} (QUIC, mutual TLS 1.3); logs in logs/hub.log");
     for d in &agent_dirs[..3] {
         start_agent(&mut procs, &agent_exe, d, &root)?;
     }

@@ -63,6 +63,8 @@ pub struct InitOptions {
     pub dns_names: Vec<String>,
     /// IP addresses for the hub certificate.
     pub ips: Vec<IpAddr>,
+    /// Enrolment endpoint.
+    pub enroll_listen: SocketAddr,
 }
 
 fn days(n: i64) -> Duration {
@@ -121,7 +123,17 @@ pub fn init(dir: &Path, opts: &InitOptions) -> Result<()> {
         .map_err(|_| anyhow::anyhow!("system random generator failed"))?;
     poros_certs::write_secret_file(&paths.at("admin.token"), hex::encode(token).as_bytes())?;
 
-    let toml = poros_config::hub_toml_template(opts.listen, opts.ops_listen);
+    let server_name = opts
+        .dns_names
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "localhost".into());
+    let toml = poros_config::hub_toml_template(
+        opts.listen,
+        opts.ops_listen,
+        opts.enroll_listen,
+        &server_name,
+    );
     poros_certs::write_public_file(&paths.config(), toml.as_bytes())?;
     Ok(())
 }
@@ -224,10 +236,18 @@ fn quic_reset_key(paths: &HubPaths) -> Result<[u8; 32]> {
 
 /// Key material of a running hub.
 pub struct HubKeys {
+    /// Issues node TLS certificates.
+    pub network_ca: Ca,
+    /// Issues signing certificates.
+    pub signing_ca: Ca,
+    /// The hub's TLS chain (leaf first) and key, to rebuild server configs (CRL changes).
+    pub tls_chain: Vec<Vec<u8>>,
+    /// PKCS#8 of the hub's TLS key.
+    pub tls_key: Vec<u8>,
     /// rustls server configuration (mutual TLS, agency identity extraction).
     pub server_tls: rustls::ServerConfig,
     /// Verifies agencies' signatures.
-    pub signing_trust: poros_certs::SigningTrust,
+    pub signing_trust: std::sync::RwLock<poros_certs::SigningTrust>,
     /// Signs acceptances and notices.
     pub hub_sign_key: SigningKey,
     /// The hub's signing certificate (DER).
@@ -246,11 +266,12 @@ pub fn load_keys(paths: &HubPaths) -> Result<HubKeys> {
         .with_context(|| format!("reading {}", paths.at("pki/signing.crl").display()))?;
     let tls_chain = poros_certs::pem_to_der_certs(&read(&paths.at("pki/hub-tls.crt"))?)?;
     let tls_key = poros_certs::load_key_pem(&paths.at("pki/hub-tls.key"))?;
+    let tls_key = poros_certs::key_pkcs8_der(&tls_key);
     let server_tls = poros_certs::hub_server_config(
         &network_ca,
         &[network_crl],
-        tls_chain,
-        poros_certs::key_pkcs8_der(&tls_key),
+        tls_chain.clone(),
+        tls_key.clone(),
     )?;
     let signing_trust = poros_certs::SigningTrust::new(&[signing_ca], &[signing_crl])?;
     let sign_key = poros_certs::load_key_pem(&paths.at("pki/hub-sign.key"))?;
@@ -258,9 +279,13 @@ pub fn load_keys(paths: &HubPaths) -> Result<HubKeys> {
     let hub_sign_cert = first_der(&paths.at("pki/hub-sign.crt"))?;
     let reset_key = quic_reset_key(paths)?;
     Ok(HubKeys {
+        network_ca: load_ca(paths, "network-ca")?,
+        signing_ca: load_ca(paths, "signing-ca")?,
+        tls_chain,
+        tls_key,
         reset_key,
         server_tls,
-        signing_trust,
+        signing_trust: std::sync::RwLock::new(signing_trust),
         hub_sign_key,
         hub_sign_cert,
     })

@@ -2,14 +2,17 @@
 //! document status for operators, and the admin API (bearer token) the CLI uses.
 
 use crate::server::{now_ms, Hub};
-use crate::state::{DeliveryState, NodeRecord};
+use crate::state::{DeliveryState, NodeRecord, NodeState};
+use axum::extract::ConnectInfo;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use poros_protocol::AgencyId;
 use poros_protocol::DocumentId;
 use serde_json::json;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 #[derive(Clone)]
@@ -28,7 +31,10 @@ pub fn router(hub: Arc<Hub>, admin_token: String) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(|| async { "ready\n" }))
         .route("/metrics", get(metrics))
-        .route("/admin/v1/nodes", get(list_nodes).post(put_node))
+        .route("/admin/v1/nodes", get(list_nodes).post(add_node))
+        .route("/admin/v1/nodes/:agency", get(show_node))
+        .route("/admin/v1/nodes/:agency/:action", post(node_action))
+        .route("/admin/v1/audit", get(audit_log))
         .route("/admin/v1/documents/:id", get(doc_status))
         .route("/admin/v1/stats", get(stats))
         .route("/admin/v1/sweep", post(sweep))
@@ -101,6 +107,20 @@ async fn metrics(State(st): State<Ops>) -> Response {
     ([("content-type", "text/plain; version=0.0.4")], out).into_response()
 }
 
+/// A node's registry entry as JSON, with connection and renewal status.
+pub fn node_json(n: &NodeRecord, connected: bool) -> serde_json::Value {
+    let now_s = (now_ms() / 1000) as i64;
+    let lifetime = (n.tls_not_after - n.tls_not_before).max(1);
+    // Agents renew at two thirds of the lifetime; past that without renewal, warn.
+    let expiring = n.state == NodeState::Active
+        && n.tls_not_after > 0
+        && n.tls_not_after - now_s < lifetime / 3;
+    json!({"agency": n.agency, "name": n.name, "state": n.state, "tls_serial": n.tls_serial,
+           "sign_serial": n.sign_serial, "tls_not_after": n.tls_not_after, "connected": connected,
+           "last_seen_ms": n.last_seen_ms, "registered_ms": n.registered_ms,
+           "expiring_soon": expiring})
+}
+
 async fn list_nodes(State(st): State<Ops>, h: HeaderMap) -> Response {
     if let Err(r) = authorized(&st, &h) {
         return r;
@@ -109,22 +129,131 @@ async fn list_nodes(State(st): State<Ops>, h: HeaderMap) -> Response {
     let nodes: Vec<_> = st
         .hub
         .nodes()
-        .into_iter()
-        .map(|n| {
-            let c = connected.contains(&n.agency);
-            json!({"agency": n.agency, "name": n.name, "state": n.state, "tls_serial": n.tls_serial,
-                   "sign_serial": n.sign_serial, "tls_not_after": n.tls_not_after, "connected": c})
-        })
+        .iter()
+        .map(|n| node_json(n, connected.contains(&n.agency)))
         .collect();
     Json(nodes).into_response()
 }
 
-async fn put_node(State(st): State<Ops>, h: HeaderMap, Json(rec): Json<NodeRecord>) -> Response {
+#[derive(serde::Deserialize)]
+struct AddNode {
+    agency: String,
+    name: String,
+    tls_csr: Option<String>,
+    sign_csr: Option<String>,
+}
+
+fn bad_request(msg: impl std::fmt::Display) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({"error": msg.to_string()})),
+    )
+        .into_response()
+}
+
+fn conflict(e: anyhow::Error) -> Response {
+    (
+        StatusCode::CONFLICT,
+        Json(json!({"error": format!("{e:#}")})),
+    )
+        .into_response()
+}
+
+async fn add_node(
+    State(st): State<Ops>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    h: HeaderMap,
+    Json(req): Json<AddNode>,
+) -> Response {
     if let Err(r) = authorized(&st, &h) {
         return r;
     }
-    match st.hub.put_node(rec).await {
-        Ok(()) => (StatusCode::OK, Json(json!({"ok": true}))).into_response(),
+    let agency = match AgencyId::parse(&req.agency) {
+        Ok(a) => a,
+        Err(e) => return bad_request(e),
+    };
+    if req.name.trim().is_empty() {
+        return bad_request("the agency name must not be empty");
+    }
+    let actor = format!("admin@{peer}");
+    match (req.tls_csr, req.sign_csr) {
+        (Some(t), Some(s)) => match st
+            .hub
+            .add_node_offline(&agency, &req.name, &t, &s, &actor)
+            .await
+        {
+            Ok(creds) => Json(json!({"credentials": creds})).into_response(),
+            Err(e) => conflict(e),
+        },
+        (None, None) => match st.hub.add_node_token(&agency, &req.name, &actor).await {
+            Ok(token) => Json(json!({"token": token})).into_response(),
+            Err(e) => conflict(e),
+        },
+        _ => bad_request("give both tls_csr and sign_csr, or neither (token enrolment)"),
+    }
+}
+
+async fn show_node(State(st): State<Ops>, h: HeaderMap, Path(agency): Path<String>) -> Response {
+    if let Err(r) = authorized(&st, &h) {
+        return r;
+    }
+    let agency = match AgencyId::parse(&agency) {
+        Ok(a) => a,
+        Err(e) => return bad_request(e),
+    };
+    let Some(n) = st.hub.nodes().into_iter().find(|n| n.agency == agency) else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": format!("agency {agency} is not registered")})),
+        )
+            .into_response();
+    };
+    let history = match st.hub.store.audit_log(Some(&agency)) {
+        Ok(h) => h,
+        Err(e) => return internal(e),
+    };
+    let mut v = node_json(&n, st.hub.connected_agencies().contains(&agency));
+    v["history"] = json!(history);
+    v["pending_deliveries"] = json!(st.hub.store.pending_count(&agency).unwrap_or(0));
+    Json(v).into_response()
+}
+
+async fn node_action(
+    State(st): State<Ops>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    h: HeaderMap,
+    Path((agency, action)): Path<(String, String)>,
+) -> Response {
+    if let Err(r) = authorized(&st, &h) {
+        return r;
+    }
+    let agency = match AgencyId::parse(&agency) {
+        Ok(a) => a,
+        Err(e) => return bad_request(e),
+    };
+    let actor = format!("admin@{peer}");
+    let res = match action.as_str() {
+        "suspend" => st.hub.set_active(&agency, false, &actor).await,
+        "resume" => st.hub.set_active(&agency, true, &actor).await,
+        "revoke" => st.hub.revoke(&agency, &actor).await,
+        other => {
+            return bad_request(format!(
+                "unknown action {other:?} (suspend, resume, revoke)"
+            ))
+        }
+    };
+    match res {
+        Ok(()) => Json(json!({"ok": true})).into_response(),
+        Err(e) => conflict(e),
+    }
+}
+
+async fn audit_log(State(st): State<Ops>, h: HeaderMap) -> Response {
+    if let Err(r) = authorized(&st, &h) {
+        return r;
+    }
+    match st.hub.store.audit_log(None) {
+        Ok(a) => Json(a).into_response(),
         Err(e) => internal(e),
     }
 }

@@ -64,7 +64,13 @@ pub struct Hub {
     pub store: HubStore,
     /// Body files.
     pub blobs: Blobs,
-    keys: HubKeys,
+    pub(crate) keys: HubKeys,
+    /// The bound QUIC endpoint (its server config is swapped when CRLs change).
+    pub(crate) endpoint: Mutex<Option<quinn::Endpoint>>,
+    /// Address of the enrolment endpoint, once bound (carried by tokens).
+    pub(crate) enroll_addr: Mutex<Option<std::net::SocketAddr>>,
+    /// Deployment paths.
+    pub(crate) paths: HubPaths,
     /// Registry cache (the store is authoritative; admin changes update both).
     registry: RwLock<HashMap<AgencyId, NodeRecord>>,
     connected: Mutex<HashMap<AgencyId, Connected>>,
@@ -90,6 +96,9 @@ impl Hub {
             store,
             blobs,
             keys,
+            endpoint: Mutex::new(None),
+            enroll_addr: Mutex::new(None),
+            paths: paths.clone(),
             registry: RwLock::new(registry),
             connected: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
@@ -144,12 +153,55 @@ impl Hub {
         self.connected.lock().ok()?.get(a).map(|c| c.conn.clone())
     }
 
+    pub(crate) fn wake_agency(&self, a: &AgencyId) {
+        self.wake(a)
+    }
+
     fn wake(&self, a: &AgencyId) {
         if let Ok(c) = self.connected.lock() {
             if let Some(c) = c.get(a) {
                 c.wake.notify_one();
             }
         }
+    }
+
+    /// Verify a signed statement against the signing CA and current CRL.
+    pub fn verify(
+        &self,
+        blob: &poros_protocol::SignedBlob,
+        context: &[u8],
+        now_secs: u64,
+    ) -> Result<Signer, poros_certs::VerifyError> {
+        match self.keys.signing_trust.read() {
+            Ok(t) => t.verify(blob, context, now_secs),
+            Err(p) => p.into_inner().verify(blob, context, now_secs),
+        }
+    }
+
+    /// Record that a node was seen now (connect or disconnect).
+    async fn seen(&self, a: &AgencyId) {
+        let Some(mut rec) = self.node(a) else { return };
+        rec.last_seen_ms = Some(now_ms());
+        if self.store.put_node(rec.clone()).await.is_ok() {
+            self.cache_node(rec);
+        }
+    }
+
+    pub(crate) fn node(&self, a: &AgencyId) -> Option<NodeRecord> {
+        self.registry.read().ok()?.get(a).cloned()
+    }
+
+    pub(crate) fn cache_node(&self, rec: NodeRecord) {
+        if let Ok(mut r) = self.registry.write() {
+            r.insert(rec.agency.clone(), rec);
+        }
+    }
+
+    pub(crate) fn connections(&self) -> Vec<(AgencyId, quinn::Connection)> {
+        self.connected
+            .lock()
+            .map(|c| c.iter().map(|(a, c)| (a.clone(), c.conn.clone())).collect())
+            .unwrap_or_default()
     }
 
     fn sign_notice(&self, n: &HubNotice) -> Result<SignedNotice> {
@@ -194,15 +246,108 @@ pub async fn serve(
     Ok(())
 }
 
+/// Transport limits from the configuration.
+pub fn limits(cfg: &HubConfig) -> Limits {
+    Limits {
+        max_streams: cfg.limits.max_streams_per_node,
+        ..Limits::default()
+    }
+}
+
 /// Bind the hub's QUIC endpoint.
 pub fn bind(hub: &Hub, tls: rustls::ServerConfig) -> Result<quinn::Endpoint> {
     let reset_key = hub.keys.reset_key;
-    let limits = Limits {
-        max_streams: hub.cfg.limits.max_streams_per_node,
-        ..Limits::default()
-    };
-    poros_transport::server_endpoint(hub.cfg.network.listen, tls, &limits, &reset_key)
-        .with_context(|| format!("binding QUIC listener {}", hub.cfg.network.listen))
+    let ep = poros_transport::server_endpoint(
+        hub.cfg.network.listen,
+        tls,
+        &limits(&hub.cfg),
+        &reset_key,
+    )
+    .with_context(|| format!("binding QUIC listener {}", hub.cfg.network.listen))?;
+    if let Ok(mut e) = hub.endpoint.lock() {
+        *e = Some(ep.clone());
+    }
+    Ok(ep)
+}
+
+/// Bind the enrolment endpoint (server-authenticated only) and remember its address.
+pub fn bind_enrolment(hub: &Hub) -> Result<quinn::Endpoint> {
+    let mut chain = hub.keys.tls_chain.clone();
+    chain.push(hub.keys.network_ca.cert_der().to_vec());
+    let tls = poros_certs::hub_enroll_server_config(chain, hub.keys.tls_key.clone())?;
+    let mut reset = hub.keys.reset_key;
+    reset[0] ^= 0x5a; // a distinct key per endpoint
+    let ep = poros_transport::server_endpoint(
+        hub.cfg.enrolment.listen,
+        tls,
+        &Limits {
+            max_streams: 4,
+            ..Limits::default()
+        },
+        &reset,
+    )
+    .with_context(|| format!("binding enrolment listener {}", hub.cfg.enrolment.listen))?;
+    if let Ok(mut a) = hub.enroll_addr.lock() {
+        *a = ep.local_addr().ok();
+    }
+    Ok(ep)
+}
+
+/// Serve token enrolments until the endpoint closes.
+pub async fn serve_enrolment(hub: Arc<Hub>, endpoint: quinn::Endpoint) {
+    // Enrolment is rare; a small bound keeps a flood from costing more than a few tasks.
+    let permits = Arc::new(Semaphore::new(32));
+    while let Some(inc) = endpoint.accept().await {
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            inc.refuse();
+            continue;
+        };
+        let hub = hub.clone();
+        tokio::spawn(async move {
+            let remote = inc.remote_address();
+            let res: Result<()> = async {
+                let conn = inc.await?;
+                let (mut send, mut recv) = conn.accept_bi().await?;
+                let frame =
+                    tokio::time::timeout(Duration::from_secs(30), read_frame(&mut recv)).await??;
+                let reply = match frame {
+                    Frame::Enroll {
+                        agency,
+                        secret,
+                        tls_csr,
+                        sign_csr,
+                    } => {
+                        match hub
+                            .enrol(
+                                &agency,
+                                &secret,
+                                &tls_csr,
+                                &sign_csr,
+                                &format!("enrolment@{remote}"),
+                            )
+                            .await
+                        {
+                            Ok(c) => Frame::Credentials(c),
+                            Err(r) => Frame::Refused(r),
+                        }
+                    }
+                    _ => Frame::Refused(Refusal {
+                        code: RefusalCode::Malformed,
+                        message: "expected an Enroll frame".into(),
+                    }),
+                };
+                write_frame(&mut send, &reply).await?;
+                send.finish()?;
+                let _ = tokio::time::timeout(Duration::from_secs(5), conn.closed()).await;
+                Ok(())
+            }
+            .await;
+            if let Err(e) = res {
+                warn!(%remote, error = %e, "enrolment connection failed");
+            }
+            drop(permit);
+        });
+    }
 }
 
 /// The rustls server config (cloned out so `bind` can consume it).
@@ -241,6 +386,15 @@ async fn serve_connection(hub: Arc<Hub>, inc: quinn::Incoming) {
     async move {
         match hub.node_state(&agency) {
             Some(NodeState::Active) => {}
+            Some(NodeState::Pending) => {
+                hub.metrics.refuse("not_active");
+                warn!("connection refused: agency has not enrolled");
+                conn.close(
+                    close::NOT_ACTIVE.into(),
+                    format!("agency {agency} has not enrolled").as_bytes(),
+                );
+                return;
+            }
             Some(state) => {
                 hub.metrics.refuse("not_active");
                 warn!(?state, "connection refused: agency is not active");
@@ -277,6 +431,8 @@ async fn serve_connection(hub: Arc<Hub>, inc: quinn::Incoming) {
         }
         hub.metrics.connections.fetch_add(1, Ordering::Relaxed);
         info!("node connected");
+        hub.seen(&agency).await;
+        hub.push_crl_to(&agency, conn.clone());
         let pusher =
             tokio::spawn(pusher(hub.clone(), agency.clone(), conn.clone(), wake).in_current_span());
         loop {
@@ -298,6 +454,7 @@ async fn serve_connection(hub: Arc<Hub>, inc: quinn::Incoming) {
                 c.remove(&agency);
             }
         }
+        hub.seen(&agency).await;
     }
     .instrument(span)
     .await
@@ -341,6 +498,17 @@ async fn handle_stream(
                 warn!(error = %e, "submission failed");
             }
         }
+        Frame::Renew { tls_csr, sign_csr } => {
+            let reply = match hub.renew(&agency, &tls_csr, &sign_csr).await {
+                Ok(c) => Frame::Credentials(c),
+                Err(e) => Frame::Refused(Refusal {
+                    code: RefusalCode::NotAllowed,
+                    message: format!("renewal refused: {e:#}"),
+                }),
+            };
+            let _ = write_frame(&mut send, &reply).await;
+            let _ = send.finish();
+        }
         other => {
             hub.metrics.refuse("malformed");
             let name = format!("{other:?}");
@@ -377,11 +545,7 @@ async fn handle_submit(
         }};
     }
     let now = now_ms();
-    match hub
-        .keys
-        .signing_trust
-        .verify(&signed.0, ENVELOPE_CONTEXT, now / 1000)
-    {
+    match hub.verify(&signed.0, ENVELOPE_CONTEXT, now / 1000) {
         Ok(Signer::Agency(a)) if &a == agency => {}
         Ok(Signer::Agency(a)) => refuse!(
             RefusalCode::SenderMismatch,
@@ -427,7 +591,7 @@ async fn handle_submit(
     }
     for r in &env.recipients {
         match hub.node_state(r) {
-            Some(NodeState::Active) | Some(NodeState::Suspended) => {}
+            Some(NodeState::Active) | Some(NodeState::Suspended) | Some(NodeState::Pending) => {}
             Some(NodeState::Revoked) => refuse!(
                 RefusalCode::UnknownRecipient,
                 "unknown_recipient",
@@ -711,11 +875,7 @@ async fn deliver_one(
         Frame::Refused(r) => anyhow::bail!("recipient refused delivery: {r}"),
         _ => anyhow::bail!("recipient answered a delivery with an unexpected frame"),
     };
-    match hub
-        .keys
-        .signing_trust
-        .verify(&receipt.0, RECEIPT_CONTEXT, now_ms() / 1000)
-    {
+    match hub.verify(&receipt.0, RECEIPT_CONTEXT, now_ms() / 1000) {
         Ok(Signer::Agency(a)) if &a == agency => {}
         Ok(_) => anyhow::bail!("receipt is not signed by the recipient {agency}"),
         Err(e) => anyhow::bail!("receipt signature: {e}"),

@@ -37,11 +37,16 @@ const RELAYS: TableDefinition<(&str, &[u8], &str), &[u8]> = TableDefinition::new
 const RETENTION: TableDefinition<(u64, &[u8]), ()> = TableDefinition::new("retention");
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 const ANSWERED: TableDefinition<&[u8], u32> = TableDefinition::new("answered");
+const TOKENS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("enrolment_tokens");
+const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+const REVOKED: TableDefinition<&str, &[u8]> = TableDefinition::new("revoked_serials");
 
 /// Lifecycle state of a registered node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NodeState {
+    /// Registered, waiting for enrolment by token.
+    Pending,
     /// May connect and exchange.
     Active,
     /// Connections refused; documents to it are held.
@@ -67,6 +72,46 @@ pub struct NodeRecord {
     pub tls_not_after: i64,
     /// When registered, Unix ms.
     pub registered_ms: u64,
+    /// Issue time of the TLS certificate, Unix seconds (for renewal warnings).
+    pub tls_not_before: i64,
+    /// Last connection or disconnection seen, Unix ms.
+    pub last_seen_ms: Option<u64>,
+}
+
+/// One administrative action, as recorded (who, what, when).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// When, Unix ms.
+    pub time_ms: u64,
+    /// Who: `admin@<address>` for the admin API, `enrolment@<address>` for token use,
+    /// `node:<agency>` for actions a node takes itself (renewal).
+    pub actor: String,
+    /// What, e.g. `node add`, `suspend`, `enrol refused`.
+    pub action: String,
+    /// Agency concerned.
+    pub agency: Option<AgencyId>,
+    /// Details (e.g. the refusal reason, serials issued).
+    pub detail: String,
+}
+
+/// A stored enrolment token.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TokenRecord {
+    /// The token as issued.
+    pub token: poros_protocol::EnrollToken,
+    /// When it was used, if it was.
+    pub used_ms: Option<u64>,
+}
+
+/// A revoked certificate serial.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RevokedSerial {
+    /// Agency it belonged to.
+    pub agency: AgencyId,
+    /// `tls` (network CA) or `sign` (signing CA).
+    pub kind: String,
+    /// Revocation time, Unix ms.
+    pub revoked_ms: u64,
 }
 
 /// Where a body lives.
@@ -199,6 +244,9 @@ impl HubStore {
             txn.open_table(RETENTION)?;
             txn.open_table(COUNTERS)?;
             txn.open_table(ANSWERED)?;
+            txn.open_table(TOKENS)?;
+            txn.open_table(AUDIT)?;
+            txn.open_table(REVOKED)?;
             Ok(())
         })?;
         Ok(HubStore { db })
@@ -210,6 +258,157 @@ impl HubStore {
     }
 
     // ---- registry ----
+
+    /// Insert or replace a node record and record the action, in one commit.
+    pub async fn put_node_audited(
+        &self,
+        rec: NodeRecord,
+        audit: AuditRecord,
+    ) -> Result<(), StoreError> {
+        self.db
+            .write(move |txn| {
+                txn.open_table(NODES)?
+                    .insert(rec.agency.as_str(), enc(&rec)?.as_slice())?;
+                audit_in(txn, &audit)
+            })
+            .await
+    }
+
+    /// Record an action on its own.
+    pub async fn audit(&self, audit: AuditRecord) -> Result<(), StoreError> {
+        self.db.write(move |txn| audit_in(txn, &audit)).await
+    }
+
+    /// Audit records, oldest first, optionally only those about `agency`.
+    pub fn audit_log(&self, agency: Option<&AgencyId>) -> Result<Vec<AuditRecord>, StoreError> {
+        let r = self.db.read()?;
+        let t = r.open_table(AUDIT)?;
+        let mut out = Vec::new();
+        for e in t.iter()? {
+            let (_, v) = e?;
+            let a: AuditRecord = dec(v.value())?;
+            if agency.is_none() || a.agency.as_ref() == agency {
+                out.push(a);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Store a new enrolment token (keyed by the SHA-256 of its secret) with its node record.
+    pub async fn put_token(
+        &self,
+        rec: NodeRecord,
+        token: poros_protocol::EnrollToken,
+        audit: AuditRecord,
+    ) -> Result<(), StoreError> {
+        self.db
+            .write(move |txn| {
+                let key = poros_protocol::sha256(token.secret.as_bytes());
+                let tr = TokenRecord {
+                    token: token.clone(),
+                    used_ms: None,
+                };
+                txn.open_table(TOKENS)?
+                    .insert(key.as_slice(), enc(&tr)?.as_slice())?;
+                txn.open_table(NODES)?
+                    .insert(rec.agency.as_str(), enc(&rec)?.as_slice())?;
+                audit_in(txn, &audit)
+            })
+            .await
+    }
+
+    /// Look up a token by its secret.
+    pub fn token(&self, secret: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let r = self.db.read()?;
+        let t = r.open_table(TOKENS)?;
+        let key = poros_protocol::sha256(secret.as_bytes());
+        let v = t.get(key.as_slice())?;
+        v.map(|g| dec(g.value())).transpose()
+    }
+
+    /// Mark a token used and activate the node, atomically; fails (returns false) if the
+    /// token was used meanwhile.
+    pub async fn redeem_token(
+        &self,
+        secret: String,
+        rec: NodeRecord,
+        now_ms: u64,
+        audit: AuditRecord,
+    ) -> Result<bool, StoreError> {
+        self.db
+            .write(move |txn| {
+                let key = poros_protocol::sha256(secret.as_bytes());
+                let mut t = txn.open_table(TOKENS)?;
+                let cur = t.get(key.as_slice())?.map(|g| g.value().to_vec());
+                let Some(cur) = cur else { return Ok(false) };
+                let mut tr: TokenRecord = dec(&cur)?;
+                if tr.used_ms.is_some() {
+                    return Ok(false);
+                }
+                tr.used_ms = Some(now_ms);
+                t.insert(key.as_slice(), enc(&tr)?.as_slice())?;
+                txn.open_table(NODES)?
+                    .insert(rec.agency.as_str(), enc(&rec)?.as_slice())?;
+                audit_in(txn, &audit)?;
+                Ok(true)
+            })
+            .await
+    }
+
+    /// Revoke a node: state, its certificate serials, and the action, in one commit.
+    pub async fn revoke(
+        &self,
+        rec: NodeRecord,
+        now_ms: u64,
+        audit: AuditRecord,
+    ) -> Result<(), StoreError> {
+        self.db
+            .write(move |txn| {
+                txn.open_table(NODES)?
+                    .insert(rec.agency.as_str(), enc(&rec)?.as_slice())?;
+                let mut rv = txn.open_table(REVOKED)?;
+                for (serial, kind) in [(&rec.tls_serial, "tls"), (&rec.sign_serial, "sign")] {
+                    if serial.is_empty() {
+                        continue;
+                    }
+                    let r = RevokedSerial {
+                        agency: rec.agency.clone(),
+                        kind: kind.into(),
+                        revoked_ms: now_ms,
+                    };
+                    rv.insert(serial.as_str(), enc(&r)?.as_slice())?;
+                }
+                drop(rv);
+                audit_in(txn, &audit)
+            })
+            .await
+    }
+
+    /// Every revoked serial (hex) with its record.
+    pub fn revoked(&self) -> Result<Vec<(String, RevokedSerial)>, StoreError> {
+        let r = self.db.read()?;
+        let t = r.open_table(REVOKED)?;
+        let mut out = Vec::new();
+        for e in t.iter()? {
+            let (k, v) = e?;
+            out.push((k.value().to_string(), dec(v.value())?));
+        }
+        Ok(out)
+    }
+
+    /// Pending deliveries held for `recipient`.
+    pub fn pending_count(&self, recipient: &AgencyId) -> Result<u64, StoreError> {
+        let r = self.db.read()?;
+        let q = r.open_table(QUEUE)?;
+        let lo: &[u8] = &[];
+        let hi: &[u8] = &[0xff; 17];
+        let mut n = 0;
+        for e in q.range((recipient.as_str(), lo)..(recipient.as_str(), hi))? {
+            e?;
+            n += 1;
+        }
+        Ok(n)
+    }
 
     /// Insert or replace a node record.
     pub fn put_node_blocking(&self, rec: NodeRecord) -> Result<(), StoreError> {
@@ -556,6 +755,13 @@ impl HubStore {
         let t = r.open_table(QUEUE)?;
         Ok(t.len()?)
     }
+}
+
+fn audit_in(txn: &redb::WriteTransaction, a: &AuditRecord) -> Result<(), StoreError> {
+    let mut t = txn.open_table(AUDIT)?;
+    let seq = t.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1);
+    t.insert(seq, enc(a)?.as_slice())?;
+    Ok(())
 }
 
 fn answer_in(

@@ -52,6 +52,49 @@ pub enum Frame {
     },
     /// Either direction: the request was refused.
     Refused(Refusal),
+    /// New agent → hub, on the enrolment endpoint: a one-time token and certificate requests
+    /// for keys generated on the agent's machine.
+    Enroll {
+        /// The agency the token was issued for.
+        agency: crate::AgencyId,
+        /// The token's secret part.
+        secret: String,
+        /// PEM request for the TLS key.
+        tls_csr: String,
+        /// PEM request for the signing key.
+        sign_csr: String,
+    },
+    /// Agent → hub, on its authenticated connection: certificates for fresh keys.
+    Renew {
+        /// PEM request for the new TLS key.
+        tls_csr: String,
+        /// PEM request for the new signing key.
+        sign_csr: String,
+    },
+    /// Hub → agent answer to `Enroll` or `Renew`.
+    Credentials(Credentials),
+    /// Hub → agent: the signing CA's current revocation list (DER); answered with `Ack`.
+    CrlUpdate {
+        /// DER-encoded CRL.
+        signing_crl: Vec<u8>,
+    },
+}
+
+/// Certificates and trust roots the hub hands to an agent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credentials {
+    /// The agent's TLS certificate (PEM).
+    pub tls_cert: String,
+    /// The agent's signing certificate (PEM).
+    pub sign_cert: String,
+    /// Network CA certificate (PEM).
+    pub network_ca: String,
+    /// Signing CA certificate (PEM).
+    pub signing_ca: String,
+    /// Signing CA's revocation list (DER).
+    pub signing_crl: Vec<u8>,
+    /// The hub's QUIC address for exchange (host:port).
+    pub hub: String,
 }
 
 /// A refusal with a machine-readable code and a human message naming what was wrong.
@@ -84,6 +127,10 @@ pub enum RefusalCode {
     Conflict,
     /// A temporary failure; retry later.
     Unavailable,
+    /// An enrolment token was refused (unknown, used, expired, tampered, wrong agency).
+    BadToken,
+    /// The agency is not in a state that allows this (e.g. already active).
+    NotAllowed,
 }
 
 impl std::fmt::Display for Refusal {

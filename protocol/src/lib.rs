@@ -9,6 +9,7 @@
 //! - [`receipt`]: delivery receipts and rejections (signed by the recipient), hub acceptances
 //!   and hub notices (signed by the hub).
 //! - [`frame`]: the length-prefixed frames carried at the start of every QUIC stream.
+//! - [`token`]: one-time enrolment tokens.
 #![forbid(unsafe_code)]
 
 pub mod envelope;
@@ -16,21 +17,26 @@ pub mod frame;
 pub mod ids;
 pub mod receipt;
 pub mod signed;
+pub mod token;
 
 pub use envelope::{Envelope, Metadata, Priority, SignedEnvelope};
-pub use frame::{Frame, FrameError, Refusal, RefusalCode};
+pub use frame::{Credentials, Frame, FrameError, Refusal, RefusalCode};
 pub use ids::{AgencyId, AgencyIdError, DocumentId};
 pub use receipt::{
     Acceptance, HubNotice, NoticeKind, Outcome, Receipt, SignedAcceptance, SignedNotice,
     SignedReceipt,
 };
 pub use signed::{SignError, SignedBlob, SigningKey};
+pub use token::{EnrollToken, TokenError};
 
 /// A SHA-256 digest.
 pub type Digest = [u8; 32];
 
 /// ALPN protocol identifier spoken on every Poros QUIC connection.
 pub const ALPN: &[u8] = b"poros/1";
+
+/// ALPN of the hub's enrolment endpoint (server-authenticated only; token-authorised).
+pub const ENROLL_ALPN: &[u8] = b"poros-enroll/1";
 
 /// SHA-256 of `data` in one call (bodies are hashed incrementally with [`ring::digest::Context`]).
 pub fn sha256(data: &[u8]) -> Digest {

@@ -234,8 +234,20 @@ impl Net {
         assert_ok(&out, "poros-agent init");
     }
 
-    /// `poros-agent init` and `poros-hub node add` (works with the hub running or not).
-    pub fn add_agent(&self, code: &str) {
+    /// `poros-agent init` and `poros-hub node add` (the offline request flow). Admin verbs
+    /// go through the running hub's admin API, so the hub is started for it if it is down.
+    pub fn add_agent(&mut self, code: &str) {
+        let was_running = self.hub.is_some();
+        if !was_running {
+            self.start_hub();
+        }
+        self.register_agent(code);
+        if !was_running {
+            self.stop_hub();
+        }
+    }
+
+    fn register_agent(&self, code: &str) {
         self.init_agent(code);
         let d = self.agent_dir(code);
         let out = run(

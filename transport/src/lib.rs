@@ -85,7 +85,8 @@ impl Default for Limits {
     }
 }
 
-fn transport_config(limits: &Limits) -> quinn::TransportConfig {
+/// Transport parameters for `limits`.
+pub fn transport_config(limits: &Limits) -> quinn::TransportConfig {
     let mut t = quinn::TransportConfig::default();
     t.max_concurrent_bidi_streams(limits.max_streams.into());
     t.max_concurrent_uni_streams(0u32.into());

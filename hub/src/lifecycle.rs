@@ -1,0 +1,511 @@
+//! Node lifecycle on the running hub: registration (token or offline requests), enrolment,
+//! suspension, resumption, revocation (CRLs, live connections, pushes to agents) and renewal.
+//! Every change is recorded in the audit log in the same commit as the change.
+
+use crate::server::{close, now_ms, Hub};
+use crate::state::{AuditRecord, NodeRecord, NodeState};
+use anyhow::{bail, Context, Result};
+use poros_certs::SignerSubject;
+use poros_protocol::{AgencyId, Credentials, EnrollToken, Frame, Refusal, RefusalCode};
+use std::sync::Arc;
+use time::OffsetDateTime;
+use tracing::{info, warn};
+
+/// Certificates just issued for one node.
+pub struct IssuedPair {
+    /// What the agent receives.
+    pub creds: Credentials,
+    /// TLS certificate serial (hex).
+    pub tls_serial: String,
+    /// Signing certificate serial (hex).
+    pub sign_serial: String,
+    /// Validity start, Unix seconds.
+    pub not_before: i64,
+    /// Validity end, Unix seconds.
+    pub not_after: i64,
+}
+
+fn audit(actor: &str, action: &str, agency: Option<&AgencyId>, detail: String) -> AuditRecord {
+    AuditRecord {
+        time_ms: now_ms(),
+        actor: actor.to_string(),
+        action: action.to_string(),
+        agency: agency.cloned(),
+        detail,
+    }
+}
+
+fn refusal(code: RefusalCode, message: impl Into<String>) -> Refusal {
+    Refusal {
+        code,
+        message: message.into(),
+    }
+}
+
+impl Hub {
+    /// Issue a node's TLS and signing certificates from its requests, overwriting every
+    /// policy field, valid for the configured lifetime.
+    pub fn issue_pair(
+        &self,
+        agency: &AgencyId,
+        tls_csr: &str,
+        sign_csr: &str,
+    ) -> Result<IssuedPair> {
+        let now = OffsetDateTime::now_utc();
+        let nb = now - time::Duration::minutes(5);
+        let na = now + time::Duration::seconds(self.cfg.enrolment.cert_lifetime_secs as i64);
+        let tls = self
+            .keys
+            .network_ca
+            .issue_node_tls(tls_csr, agency, nb, na)
+            .context("TLS certificate request")?;
+        let sign = self
+            .keys
+            .signing_ca
+            .issue_signing(sign_csr, &SignerSubject::Agency(agency.clone()), nb, na)
+            .context("signing certificate request")?;
+        let signing_crl = std::fs::read(self.paths.at("pki/signing.crl"))
+            .with_context(|| format!("reading {}", self.paths.at("pki/signing.crl").display()))?;
+        let hub_addr = self
+            .endpoint
+            .lock()
+            .ok()
+            .and_then(|e| e.as_ref().and_then(|e| e.local_addr().ok()))
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| self.cfg.network.listen.to_string());
+        Ok(IssuedPair {
+            creds: Credentials {
+                tls_cert: tls.pem,
+                sign_cert: sign.pem,
+                network_ca: self.keys.network_ca.cert_pem().to_string(),
+                signing_ca: self.keys.signing_ca.cert_pem().to_string(),
+                signing_crl,
+                hub: hub_addr,
+            },
+            tls_serial: hex::encode(&tls.serial),
+            sign_serial: hex::encode(&sign.serial),
+            not_before: nb.unix_timestamp(),
+            not_after: na.unix_timestamp(),
+        })
+    }
+
+    fn refuse_existing(&self, agency: &AgencyId) -> Result<()> {
+        match self.node(agency).map(|n| n.state) {
+            Some(NodeState::Active) => bail!("agency {agency} is already registered and active"),
+            Some(NodeState::Suspended) => {
+                bail!("agency {agency} is registered and suspended; resume it instead")
+            }
+            Some(NodeState::Revoked) => {
+                bail!("agency {agency} was revoked; a revoked agency cannot be re-registered")
+            }
+            Some(NodeState::Pending) | None => Ok(()),
+        }
+    }
+
+    /// Register a pending node and return a one-time enrolment token.
+    pub async fn add_node_token(
+        &self,
+        agency: &AgencyId,
+        name: &str,
+        actor: &str,
+    ) -> Result<String> {
+        self.refuse_existing(agency)?;
+        let addr = self
+            .enroll_addr
+            .lock()
+            .ok()
+            .and_then(|a| *a)
+            .context("the enrolment endpoint is not listening")?;
+        let mut secret = [0u8; 32];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut secret)
+            .map_err(|_| anyhow::anyhow!("system random generator failed"))?;
+        let token = EnrollToken {
+            agency: agency.clone(),
+            hub: addr.to_string(),
+            server_name: self.cfg.enrolment.server_name.clone(),
+            ca_pin: poros_protocol::sha256(self.keys.network_ca.cert_der()),
+            secret: hex::encode(secret),
+            expires_ms: now_ms() + self.cfg.enrolment.token_ttl_secs * 1000,
+        };
+        let rec = NodeRecord {
+            agency: agency.clone(),
+            name: name.to_string(),
+            state: NodeState::Pending,
+            tls_serial: String::new(),
+            sign_serial: String::new(),
+            tls_not_after: 0,
+            tls_not_before: 0,
+            registered_ms: now_ms(),
+            last_seen_ms: None,
+        };
+        let a = audit(
+            actor,
+            "node add",
+            Some(agency),
+            format!(
+                "pending; enrolment token expires at {} ms",
+                token.expires_ms
+            ),
+        );
+        self.store.put_token(rec.clone(), token.clone(), a).await?;
+        self.cache_node(rec);
+        info!(agency = %agency, "node registered; enrolment token issued");
+        Ok(token.encode())
+    }
+
+    /// Register an active node from certificate requests (the offline flow).
+    pub async fn add_node_offline(
+        &self,
+        agency: &AgencyId,
+        name: &str,
+        tls_csr: &str,
+        sign_csr: &str,
+        actor: &str,
+    ) -> Result<Credentials> {
+        self.refuse_existing(agency)?;
+        let issued = self.issue_pair(agency, tls_csr, sign_csr)?;
+        let rec = NodeRecord {
+            agency: agency.clone(),
+            name: name.to_string(),
+            state: NodeState::Active,
+            tls_serial: issued.tls_serial.clone(),
+            sign_serial: issued.sign_serial.clone(),
+            tls_not_after: issued.not_after,
+            tls_not_before: issued.not_before,
+            registered_ms: now_ms(),
+            last_seen_ms: None,
+        };
+        let a = audit(
+            actor,
+            "node add",
+            Some(agency),
+            format!(
+                "active; issued tls {} sign {} from requests",
+                issued.tls_serial, issued.sign_serial
+            ),
+        );
+        self.store.put_node_audited(rec.clone(), a).await?;
+        self.put_cached_and_apply(rec);
+        info!(agency = %agency, "node registered from certificate requests");
+        Ok(issued.creds)
+    }
+
+    fn put_cached_and_apply(&self, rec: NodeRecord) {
+        let agency = rec.agency.clone();
+        let active = rec.state == NodeState::Active;
+        self.cache_node(rec);
+        if !active {
+            if let Some((_, c)) = self.connections().into_iter().find(|(a, _)| a == &agency) {
+                c.close(close::NOT_ACTIVE.into(), b"agency is no longer active");
+            }
+        } else {
+            self.wake_agency(&agency);
+        }
+    }
+
+    /// Redeem an enrolment token: every failure is recorded and answered with its own reason.
+    pub async fn enrol(
+        &self,
+        agency: &AgencyId,
+        secret: &str,
+        tls_csr: &str,
+        sign_csr: &str,
+        actor: &str,
+    ) -> Result<Credentials, Refusal> {
+        let outcome = self
+            .try_enrol(agency, secret, tls_csr, sign_csr, actor)
+            .await;
+        if let Err(r) = &outcome {
+            warn!(agency = %agency, reason = %r.message, "enrolment refused");
+            let _ = self
+                .store
+                .audit(audit(
+                    actor,
+                    "enrol refused",
+                    Some(agency),
+                    r.message.clone(),
+                ))
+                .await;
+        }
+        outcome
+    }
+
+    async fn try_enrol(
+        &self,
+        agency: &AgencyId,
+        secret: &str,
+        tls_csr: &str,
+        sign_csr: &str,
+        actor: &str,
+    ) -> Result<Credentials, Refusal> {
+        let bad = |m: &str| refusal(RefusalCode::BadToken, m);
+        let tr = self
+            .store
+            .token(secret)
+            .map_err(|e| refusal(RefusalCode::Unavailable, e.to_string()))?
+            .ok_or_else(|| bad("enrolment token is not known to this hub (mistyped, tampered or from another hub)"))?;
+        if &tr.token.agency != agency {
+            return Err(bad(&format!(
+                "enrolment token was issued for {}, not {agency}",
+                tr.token.agency
+            )));
+        }
+        if tr.used_ms.is_some() {
+            return Err(bad("enrolment token was already used"));
+        }
+        if now_ms() > tr.token.expires_ms {
+            return Err(bad(
+                "enrolment token has expired; ask the administrator for a new one",
+            ));
+        }
+        let node = self.node(agency);
+        match node.as_ref().map(|n| n.state) {
+            Some(NodeState::Pending) => {}
+            Some(NodeState::Active) => {
+                return Err(refusal(
+                    RefusalCode::NotAllowed,
+                    format!("agency {agency} is already active; enrolment refused"),
+                ))
+            }
+            Some(s) => {
+                return Err(refusal(
+                    RefusalCode::NotAllowed,
+                    format!("agency {agency} is {s:?}; enrolment refused"),
+                ))
+            }
+            None => {
+                return Err(refusal(
+                    RefusalCode::NotAllowed,
+                    format!("agency {agency} is not registered"),
+                ))
+            }
+        }
+        let issued = self
+            .issue_pair(agency, tls_csr, sign_csr)
+            .map_err(|e| refusal(RefusalCode::InvalidEnvelope, format!("{e:#}")))?;
+        let mut rec = node.unwrap_or_else(|| unreachable_node(agency));
+        rec.state = NodeState::Active;
+        rec.tls_serial = issued.tls_serial.clone();
+        rec.sign_serial = issued.sign_serial.clone();
+        rec.tls_not_after = issued.not_after;
+        rec.tls_not_before = issued.not_before;
+        let a = audit(
+            actor,
+            "enrolled",
+            Some(agency),
+            format!(
+                "token redeemed; issued tls {} sign {}",
+                issued.tls_serial, issued.sign_serial
+            ),
+        );
+        let ok = self
+            .store
+            .redeem_token(secret.to_string(), rec.clone(), now_ms(), a)
+            .await
+            .map_err(|e| refusal(RefusalCode::Unavailable, e.to_string()))?;
+        if !ok {
+            return Err(bad("enrolment token was already used"));
+        }
+        self.put_cached_and_apply(rec);
+        info!(agency = %agency, "node enrolled by token");
+        Ok(issued.creds)
+    }
+
+    /// Issue fresh certificates to a connected node for its new keys.
+    pub async fn renew(
+        &self,
+        agency: &AgencyId,
+        tls_csr: &str,
+        sign_csr: &str,
+    ) -> Result<Credentials> {
+        let mut rec = self
+            .node(agency)
+            .with_context(|| format!("{agency} is not registered"))?;
+        if rec.state != NodeState::Active {
+            bail!("{agency} is not active");
+        }
+        let issued = self.issue_pair(agency, tls_csr, sign_csr)?;
+        rec.tls_serial = issued.tls_serial.clone();
+        rec.sign_serial = issued.sign_serial.clone();
+        rec.tls_not_after = issued.not_after;
+        rec.tls_not_before = issued.not_before;
+        let a = audit(
+            &format!("node:{agency}"),
+            "renewed",
+            Some(agency),
+            format!(
+                "issued tls {} sign {}",
+                issued.tls_serial, issued.sign_serial
+            ),
+        );
+        self.store.put_node_audited(rec.clone(), a).await?;
+        self.cache_node(rec);
+        info!(agency = %agency, "certificates renewed");
+        Ok(issued.creds)
+    }
+
+    /// Suspend (`active = false`) or resume a node.
+    pub async fn set_active(&self, agency: &AgencyId, active: bool, actor: &str) -> Result<()> {
+        let mut rec = self
+            .node(agency)
+            .with_context(|| format!("agency {agency} is not registered"))?;
+        let (from, to) = match (rec.state, active) {
+            (NodeState::Active, false) => (NodeState::Active, NodeState::Suspended),
+            (NodeState::Suspended, true) => (NodeState::Suspended, NodeState::Active),
+            (s, _) => bail!(
+                "agency {agency} is {s:?}; cannot {}",
+                if active { "resume" } else { "suspend" }
+            ),
+        };
+        rec.state = to;
+        let action = if active { "resume" } else { "suspend" };
+        self.store
+            .put_node_audited(
+                rec.clone(),
+                audit(actor, action, Some(agency), format!("{from:?} -> {to:?}")),
+            )
+            .await?;
+        self.put_cached_and_apply(rec);
+        info!(agency = %agency, action, "node state changed");
+        Ok(())
+    }
+
+    /// Revoke a node: its certificates go on the CRLs, its connection is closed, new
+    /// handshakes are refused and every connected agent receives the new signing CRL.
+    pub async fn revoke(self: &Arc<Self>, agency: &AgencyId, actor: &str) -> Result<()> {
+        let mut rec = self
+            .node(agency)
+            .with_context(|| format!("agency {agency} is not registered"))?;
+        if rec.state == NodeState::Revoked {
+            bail!("agency {agency} is already revoked");
+        }
+        rec.state = NodeState::Revoked;
+        let now = now_ms();
+        self.store
+            .revoke(
+                rec.clone(),
+                now,
+                audit(
+                    actor,
+                    "revoke",
+                    Some(agency),
+                    format!("revoked tls {} sign {}", rec.tls_serial, rec.sign_serial),
+                ),
+            )
+            .await?;
+        self.put_cached_and_apply(rec);
+        self.reload_crls()?;
+        self.push_crl();
+        info!(agency = %agency, "node revoked");
+        Ok(())
+    }
+
+    /// Rebuild both CRLs from the store, write them, and put them in force for handshakes
+    /// and signature checks.
+    fn reload_crls(&self) -> Result<()> {
+        let revoked = self.store.revoked()?;
+        let now = OffsetDateTime::now_utc();
+        let number = now_ms();
+        let list = |kind: &str| -> Result<Vec<(Vec<u8>, OffsetDateTime)>> {
+            revoked
+                .iter()
+                .filter(|(_, r)| r.kind == kind)
+                .map(|(serial, r)| {
+                    let at =
+                        OffsetDateTime::from_unix_timestamp_nanos(r.revoked_ms as i128 * 1_000_000)
+                            .unwrap_or(now);
+                    Ok((hex::decode(serial)?, at))
+                })
+                .collect()
+        };
+        let next = now + time::Duration::days(30);
+        let network = self.keys.network_ca.crl(
+            &list("tls")?,
+            number,
+            now - time::Duration::minutes(5),
+            next,
+        )?;
+        let signing = self.keys.signing_ca.crl(
+            &list("sign")?,
+            number,
+            now - time::Duration::minutes(5),
+            next,
+        )?;
+        for (name, der) in [("network", &network), ("signing", &signing)] {
+            let p = self.paths.at(&format!("pki/{name}.crl"));
+            let tmp = self.paths.at(&format!("pki/{name}.crl.tmp"));
+            let _ = std::fs::remove_file(&tmp);
+            poros_certs::write_public_file(&tmp, der)?;
+            std::fs::rename(&tmp, &p).with_context(|| format!("writing {}", p.display()))?;
+        }
+        let tls = poros_certs::hub_server_config(
+            self.keys.network_ca.cert_der(),
+            &[network],
+            self.keys.tls_chain.clone(),
+            self.keys.tls_key.clone(),
+        )?;
+        let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+            .map_err(|e| anyhow::anyhow!("server config: {e}"))?;
+        let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+        server.transport_config(Arc::new(poros_transport::transport_config(
+            &crate::server::limits(&self.cfg),
+        )));
+        if let Ok(ep) = self.endpoint.lock() {
+            if let Some(ep) = ep.as_ref() {
+                ep.set_server_config(Some(server));
+            }
+        }
+        match self.keys.signing_trust.write() {
+            Ok(mut t) => t.set_crls(&[signing])?,
+            Err(p) => p.into_inner().set_crls(&[signing])?,
+        }
+        Ok(())
+    }
+
+    /// Send the current signing CRL to every connected agent.
+    fn push_crl(self: &Arc<Self>) {
+        for (agency, conn) in self.connections() {
+            self.push_crl_to(&agency, conn);
+        }
+    }
+
+    /// Send the current signing CRL to one agent (at connect, and after each revocation).
+    pub(crate) fn push_crl_to(&self, agency: &AgencyId, conn: quinn::Connection) {
+        let Ok(crl) = std::fs::read(self.paths.at("pki/signing.crl")) else {
+            return;
+        };
+        let agency = agency.clone();
+        {
+            tokio::spawn(async move {
+                let res: Result<()> = async {
+                    let (mut send, mut recv) = conn.open_bi().await?;
+                    poros_transport::write_frame(&mut send, &Frame::CrlUpdate { signing_crl: crl })
+                        .await?;
+                    send.finish()?;
+                    match poros_transport::read_frame(&mut recv).await? {
+                        Frame::Ack { .. } => Ok(()),
+                        other => bail!("unexpected answer {other:?}"),
+                    }
+                }
+                .await;
+                if let Err(e) = res {
+                    warn!(agency = %agency, error = %e, "CRL push failed; the agent gets it at its next connection");
+                }
+            });
+        }
+    }
+}
+
+fn unreachable_node(agency: &AgencyId) -> NodeRecord {
+    NodeRecord {
+        agency: agency.clone(),
+        name: String::new(),
+        state: NodeState::Pending,
+        tls_serial: String::new(),
+        sign_serial: String::new(),
+        tls_not_after: 0,
+        tls_not_before: 0,
+        registered_ms: now_ms(),
+        last_seen_ms: None,
+    }
+}
