@@ -574,10 +574,16 @@ impl AdminClient {
     fn json(r: reqwest::blocking::Response) -> Result<serde_json::Value> {
         let status = r.status();
         let v: serde_json::Value = r.json().unwrap_or(serde_json::Value::Null);
+        if status == reqwest::StatusCode::UNAUTHORIZED {
+            bail!(
+                "the hub refused the admin credential (admin.token): {}",
+                v["error"].as_str().unwrap_or("unauthorized")
+            );
+        }
         if !status.is_success() {
             bail!(
-                "hub answered {status}: {}",
-                v["error"].as_str().unwrap_or("no detail")
+                "{}",
+                v["error"].as_str().unwrap_or("the hub refused the request")
             );
         }
         Ok(v)

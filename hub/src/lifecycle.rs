@@ -52,8 +52,10 @@ impl Hub {
         sign_csr: &str,
     ) -> Result<IssuedPair> {
         let now = OffsetDateTime::now_utc();
-        let nb = now - time::Duration::minutes(5);
-        let na = now + time::Duration::seconds(self.cfg.enrolment.cert_lifetime_secs as i64);
+        let lifetime = self.cfg.enrolment.cert_lifetime_secs as i64;
+        // Backdated a little for clock skew, but never by a large share of a short lifetime.
+        let nb = now - time::Duration::seconds((lifetime / 10).min(300));
+        let na = now + time::Duration::seconds(lifetime);
         let tls = self
             .keys
             .network_ca

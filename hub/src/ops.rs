@@ -111,10 +111,11 @@ async fn metrics(State(st): State<Ops>) -> Response {
 pub fn node_json(n: &NodeRecord, connected: bool) -> serde_json::Value {
     let now_s = (now_ms() / 1000) as i64;
     let lifetime = (n.tls_not_after - n.tls_not_before).max(1);
-    // Agents renew at two thirds of the lifetime; past that without renewal, warn.
+    // Agents renew with a third of the lifetime left; with a quarter left and no renewal,
+    // something is wrong at the agency.
     let expiring = n.state == NodeState::Active
         && n.tls_not_after > 0
-        && n.tls_not_after - now_s < lifetime / 3;
+        && n.tls_not_after - now_s < lifetime / 4;
     json!({"agency": n.agency, "name": n.name, "state": n.state, "tls_serial": n.tls_serial,
            "sign_serial": n.sign_serial, "tls_not_after": n.tls_not_after, "connected": connected,
            "last_seen_ms": n.last_seen_ms, "registered_ms": n.registered_ms,

@@ -38,6 +38,16 @@ enum Cmd {
         #[arg(long, default_value = "localhost")]
         hub_name: String,
     },
+    /// Enrol with a one-time token from the hub administrator (`poros-hub node add`):
+    /// generates keys here, obtains certificates, and leaves the directory ready to run.
+    Enroll {
+        /// Agent directory (created).
+        #[arg(long)]
+        dir: PathBuf,
+        /// The enrolment token.
+        #[arg(long)]
+        token: String,
+    },
     /// Run the agent (connects to the hub, serves the local API).
     Run {
         /// Agent directory.
@@ -263,6 +273,15 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Run { dir } => run_agent(&dir),
+        Cmd::Enroll { dir, token } => {
+            let agency = crate::enroll::enroll(&dir, &token)?;
+            println!(
+                "enrolled {agency} in {}; start it with `poros-agent run --dir {}`",
+                dir.display(),
+                dir.display()
+            );
+            Ok(())
+        }
         Cmd::Send {
             dir,
             file,

@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //! - [`paths`]: the agent directory and `init` (local key generation, certificate requests).
+//! - [`enroll`]: one-command enrolment with a token from the hub administrator.
 //! - [`state`]: durable outbox, inbox, quarantine and per-recipient status.
 //! - [`node`]: the hub connection, submission, delivery verification and receipts.
 //! - [`api`]: the loopback HTTP API; [`cli`]: the `poros-agent` command line.
@@ -10,6 +11,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod enroll;
 pub mod node;
 pub mod paths;
 pub mod state;

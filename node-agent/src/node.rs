@@ -37,12 +37,94 @@ pub struct Agent {
     pub store: AgentStore,
     /// Body files.
     pub blobs: Blobs,
-    sign_key: SigningKey,
-    sign_cert: Vec<u8>,
-    trust: SigningTrust,
-    client_tls: rustls::ClientConfig,
+    paths: AgentPaths,
+    creds: std::sync::RwLock<Creds>,
+    trust: std::sync::RwLock<SigningTrust>,
     conn: watch::Sender<Option<quinn::Connection>>,
     submit_wake: Notify,
+}
+
+/// The agent's current keys and certificates (replaced as a whole on renewal).
+#[derive(Clone)]
+struct Creds {
+    sign_key: Arc<SigningKey>,
+    sign_cert: Vec<u8>,
+    client_tls: rustls::ClientConfig,
+    not_before: i64,
+    not_after: i64,
+}
+
+/// QUIC application close code: the agent closed this connection to reconnect with renewed
+/// certificates.
+const CLOSE_RENEWED: u32 = 0x20;
+
+fn read_creds(paths: &AgentPaths, agency: &AgencyId) -> Result<(Creds, Vec<u8>)> {
+    let read = |p: std::path::PathBuf| {
+        std::fs::read_to_string(&p).with_context(|| {
+            format!(
+                "reading {} (enrol with `poros-agent enroll --token ...`, or have the hub administrator run `poros-hub node add --agency {} --requests {} --out {}`)",
+                p.display(),
+                agency,
+                paths.at("requests").display(),
+                paths.at("certs").display()
+            )
+        })
+    };
+    let first = |pem: String, what: &str| -> Result<Vec<u8>> {
+        poros_certs::pem_to_der_certs(&pem)?
+            .into_iter()
+            .next()
+            .with_context(|| format!("no certificate in {what}"))
+    };
+    let tls_cert = first(read(paths.at("certs/tls.crt"))?, "certs/tls.crt")?;
+    let sign_cert = first(read(paths.at("certs/sign.crt"))?, "certs/sign.crt")?;
+    let network_ca = first(
+        read(paths.at("certs/network-ca.crt"))?,
+        "certs/network-ca.crt",
+    )?;
+    let signing_ca = first(
+        read(paths.at("certs/signing-ca.crt"))?,
+        "certs/signing-ca.crt",
+    )?;
+    for (der, what) in [(&tls_cert, "certs/tls.crt"), (&sign_cert, "certs/sign.crt")] {
+        let a = poros_certs::agency_from_cert(der).with_context(|| what.to_string())?;
+        if &a != agency {
+            anyhow::bail!("{what} is issued to {a}, but agent.toml says agency = {agency}");
+        }
+    }
+    let not_before = poros_certs::cert_not_before_unix(&tls_cert)?;
+    let not_after = poros_certs::cert_not_after_unix(&tls_cert)?;
+    let tls_key = poros_certs::load_key_pem(&paths.at("keys/tls.key"))?;
+    let sign_key = poros_certs::load_key_pem(&paths.at("keys/sign.key"))?;
+    let client_tls = poros_certs::agent_client_config(
+        &network_ca,
+        vec![tls_cert],
+        poros_certs::key_pkcs8_der(&tls_key),
+    )?;
+    let sign_key = SigningKey::from_pkcs8(&poros_certs::key_pkcs8_der(&sign_key))?;
+    Ok((
+        Creds {
+            sign_key: Arc::new(sign_key),
+            sign_cert,
+            client_tls,
+            not_before,
+            not_after,
+        },
+        signing_ca,
+    ))
+}
+
+/// Replace a file atomically: write a sibling, then rename over it.
+fn replace_file(path: &std::path::Path, data: &[u8], secret: bool) -> Result<()> {
+    let tmp = path.with_extension("new");
+    let _ = std::fs::remove_file(&tmp);
+    if secret {
+        poros_certs::write_secret_file(&tmp, data)?;
+    } else {
+        poros_certs::write_public_file(&tmp, data)?;
+    }
+    std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
+    Ok(())
 }
 
 /// Errors the local API reports to its caller.
@@ -62,54 +144,11 @@ pub enum SendError {
 impl Agent {
     /// Load keys and open the store.
     pub fn open(paths: &AgentPaths, cfg: AgentConfig) -> Result<Arc<Agent>> {
-        let read = |p: std::path::PathBuf| {
-            std::fs::read_to_string(&p).with_context(|| {
-                format!(
-                    "reading {} (have the hub administrator run `poros-hub node add --agency {} --requests {} --out {}`)",
-                    p.display(),
-                    cfg.agency,
-                    paths.at("requests").display(),
-                    paths.at("certs").display()
-                )
-            })
-        };
-        let first = |pem: String, what: &str| -> Result<Vec<u8>> {
-            poros_certs::pem_to_der_certs(&pem)?
-                .into_iter()
-                .next()
-                .with_context(|| format!("no certificate in {what}"))
-        };
-        let tls_cert = first(read(paths.at("certs/tls.crt"))?, "certs/tls.crt")?;
-        let sign_cert = first(read(paths.at("certs/sign.crt"))?, "certs/sign.crt")?;
-        let network_ca = first(
-            read(paths.at("certs/network-ca.crt"))?,
-            "certs/network-ca.crt",
-        )?;
-        let signing_ca = first(
-            read(paths.at("certs/signing-ca.crt"))?,
-            "certs/signing-ca.crt",
-        )?;
+        let (creds, signing_ca) = read_creds(paths, &cfg.agency)?;
         let crls: Vec<Vec<u8>> = std::fs::read(paths.at("certs/signing.crl"))
             .into_iter()
             .collect();
-        for (der, what) in [(&tls_cert, "certs/tls.crt"), (&sign_cert, "certs/sign.crt")] {
-            let a = poros_certs::agency_from_cert(der).with_context(|| what.to_string())?;
-            if a != cfg.agency {
-                anyhow::bail!(
-                    "{what} is issued to {a}, but agent.toml says agency = {}",
-                    cfg.agency
-                );
-            }
-        }
-        let tls_key = poros_certs::load_key_pem(&paths.at("keys/tls.key"))?;
-        let sign_key = poros_certs::load_key_pem(&paths.at("keys/sign.key"))?;
-        let client_tls = poros_certs::agent_client_config(
-            &network_ca,
-            vec![tls_cert],
-            poros_certs::key_pkcs8_der(&tls_key),
-        )?;
         let trust = SigningTrust::new(&[signing_ca], &crls)?;
-        let sign_key = SigningKey::from_pkcs8(&poros_certs::key_pkcs8_der(&sign_key))?;
         let db = Db::open(&paths.at("data/agent.redb"))?;
         let store = AgentStore::open(db)?;
         let blobs = Blobs::open(&paths.at("data/bodies"))?;
@@ -117,10 +156,9 @@ impl Agent {
             cfg,
             store,
             blobs,
-            sign_key,
-            sign_cert,
-            trust,
-            client_tls,
+            paths: paths.clone(),
+            creds: std::sync::RwLock::new(creds),
+            trust: std::sync::RwLock::new(trust),
             conn: watch::channel(None).0,
             submit_wake: Notify::new(),
         }))
@@ -133,7 +171,10 @@ impl Agent {
         context: &[u8],
         at_secs: u64,
     ) -> Result<Signer, poros_certs::VerifyError> {
-        self.trust.verify(blob, context, at_secs)
+        match self.trust.read() {
+            Ok(t) => t.verify(blob, context, at_secs),
+            Err(p) => p.into_inner().verify(blob, context, at_secs),
+        }
     }
 
     /// This agency.
@@ -173,7 +214,8 @@ impl Agent {
         };
         env.validate()
             .map_err(|e| SendError::Invalid(e.to_string()))?;
-        let signed = SignedEnvelope::sign(&env, &self.sign_key, &self.sign_cert)
+        let c = self.creds();
+        let signed = SignedEnvelope::sign(&env, &c.sign_key, &c.sign_cert)
             .map_err(|e| SendError::Invalid(format!("signing failed: {e}")))?;
         let rec = OutRecord {
             envelope: signed,
@@ -195,10 +237,83 @@ impl Agent {
         Ok(env.id)
     }
 
-    /// Start the connection manager and submitter.
+    fn creds(&self) -> Creds {
+        match self.creds.read() {
+            Ok(c) => c.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Start the connection manager, submitter and renewal watch.
     pub fn start(self: &Arc<Self>) {
         tokio::spawn(self.clone().connection_manager());
         tokio::spawn(self.clone().submitter());
+        tokio::spawn(self.clone().renewer());
+    }
+
+    /// Renews keys and certificates at two thirds of their lifetime, over the live connection.
+    async fn renewer(self: Arc<Self>) {
+        loop {
+            let c = self.creds();
+            let lifetime = (c.not_after - c.not_before).max(1);
+            let due = c.not_before + lifetime * 2 / 3;
+            let now = (now_ms() / 1000) as i64;
+            // Check often enough for short test lifetimes, rarely for real ones.
+            let tick = Duration::from_secs((lifetime as u64 / 20).clamp(1, 60));
+            if now >= due {
+                let conn = self.conn.borrow().clone();
+                if let Some(conn) = conn {
+                    match self.renew(&conn).await {
+                        Ok(()) => continue,
+                        Err(e) => {
+                            warn!(agency = %self.cfg.agency, error = %e, "certificate renewal failed; will retry")
+                        }
+                    }
+                }
+            }
+            tokio::time::sleep(tick).await;
+        }
+    }
+
+    async fn renew(&self, conn: &quinn::Connection) -> Result<()> {
+        let tls_key = poros_certs::generate_key()?;
+        let sign_key = poros_certs::generate_key()?;
+        let tls_csr = poros_certs::make_csr(&tls_key, &self.cfg.agency)?;
+        let sign_csr = poros_certs::make_csr(&sign_key, &self.cfg.agency)?;
+        let (mut send, mut recv) = conn.open_bi().await?;
+        write_frame(&mut send, &Frame::Renew { tls_csr, sign_csr }).await?;
+        send.finish()?;
+        let creds = match read_frame(&mut recv).await? {
+            Frame::Credentials(c) => c,
+            Frame::Refused(r) => anyhow::bail!("hub refused renewal: {r}"),
+            _ => anyhow::bail!("unexpected answer to a renewal"),
+        };
+        // New keys first, then certificates: at every instant the files on disk are either
+        // the old pair or the new one only once both renames are done; a crash in between
+        // leaves a key whose certificate is missing, which `run` reports clearly.
+        let p = &self.paths;
+        replace_file(
+            &p.at("keys/tls.key"),
+            tls_key.serialize_pem().as_bytes(),
+            true,
+        )?;
+        replace_file(
+            &p.at("keys/sign.key"),
+            sign_key.serialize_pem().as_bytes(),
+            true,
+        )?;
+        replace_file(&p.at("certs/tls.crt"), creds.tls_cert.as_bytes(), false)?;
+        replace_file(&p.at("certs/sign.crt"), creds.sign_cert.as_bytes(), false)?;
+        let (new, _) = read_creds(p, &self.cfg.agency)?;
+        let (nb, na) = (new.not_before, new.not_after);
+        match self.creds.write() {
+            Ok(mut c) => *c = new,
+            Err(pz) => *pz.into_inner() = new,
+        }
+        info!(agency = %self.cfg.agency, not_before = nb, not_after = na, "certificates renewed with fresh keys");
+        // Reconnect with the new TLS certificate; in-flight operations are retried.
+        conn.close(CLOSE_RENEWED.into(), b"renewed");
+        Ok(())
     }
 
     /// Close the hub connection (shutdown).
@@ -211,7 +326,7 @@ impl Agent {
     async fn connection_manager(self: Arc<Self>) {
         let limits = Limits::default();
         let endpoint = match poros_transport::client_endpoint(
-            self.client_tls.clone(),
+            self.creds().client_tls,
             &limits,
             self.cfg.hub.is_ipv6(),
         ) {
@@ -223,14 +338,18 @@ impl Agent {
         };
         let mut backoff = Duration::from_millis(100);
         loop {
+            let mut renewed = false;
             let attempt = async {
-                let connecting = endpoint.connect(self.cfg.hub, &self.cfg.hub_server_name)?;
+                // The current credentials: they change when the agent renews.
+                let config = poros_transport::quic_client_config(self.creds().client_tls, &limits)?;
+                let connecting =
+                    endpoint.connect_with(config, self.cfg.hub, &self.cfg.hub_server_name)?;
                 Ok::<_, anyhow::Error>(connecting.await?)
             };
             match attempt.await {
                 Ok(conn) => {
                     info!(hub = %self.cfg.hub, agency = %self.cfg.agency, "connected to hub");
-                    backoff = Duration::from_millis(100);
+                    let since = std::time::Instant::now();
                     self.conn.send_replace(Some(conn.clone()));
                     self.submit_wake.notify_one();
                     loop {
@@ -239,6 +358,11 @@ impl Agent {
                                 let me = self.clone();
                                 tokio::spawn(async move { me.handle_incoming(send, recv).await });
                             }
+                            Err(quinn::ConnectionError::LocallyClosed) => {
+                                info!("reconnecting with renewed certificates");
+                                renewed = true;
+                                break;
+                            }
                             Err(e) => {
                                 warn!(reason = %e, "hub connection closed");
                                 break;
@@ -246,10 +370,19 @@ impl Agent {
                         }
                     }
                     self.conn.send_replace(None);
+                    // A TLS 1.3 client finishes its handshake before the hub has checked its
+                    // certificate, so a refused node "connects" and is closed at once: only
+                    // a connection that lasted resets the backoff.
+                    if since.elapsed() > Duration::from_secs(10) {
+                        backoff = Duration::from_millis(100);
+                    }
                 }
                 Err(e) => {
                     warn!(hub = %self.cfg.hub, error = %e, "cannot connect to hub; retrying in {:?}", backoff)
                 }
+            }
+            if renewed {
+                continue;
             }
             // Jitter spreads reconnections of many agents after a hub restart.
             let mut j = [0u8; 1];
@@ -349,10 +482,7 @@ impl Agent {
         };
         match reply {
             Frame::Accepted { acceptance } => {
-                match self
-                    .trust
-                    .verify(&acceptance.0, ACCEPTANCE_CONTEXT, now_ms() / 1000)
-                {
+                match self.trust_verify(&acceptance.0, ACCEPTANCE_CONTEXT, now_ms() / 1000) {
                     Ok(Signer::Hub) => {}
                     Ok(_) => anyhow::bail!("acceptance for {id} is not signed by the hub"),
                     Err(e) => anyhow::bail!("acceptance for {id}: {e}"),
@@ -412,6 +542,7 @@ impl Agent {
             }
             Frame::RelayReceipt { receipt } => self.store_relayed_receipt(receipt).await,
             Frame::Notice { notice } => self.store_notice(notice).await,
+            Frame::CrlUpdate { signing_crl } => self.apply_crl(signing_crl),
             _ => Ok(Frame::Refused(Refusal {
                 code: RefusalCode::Malformed,
                 message: "unexpected frame from hub".into(),
@@ -428,8 +559,30 @@ impl Agent {
         }
     }
 
+    /// Put a signing CRL pushed by the hub in force (signatures by revoked certificates are
+    /// refused from now on) and keep it for restarts.
+    fn apply_crl(&self, crl: Vec<u8>) -> Result<Frame> {
+        let mut trust = match self.trust.write() {
+            Ok(t) => t,
+            Err(p) => p.into_inner(),
+        };
+        if let Err(e) = trust.set_crls(std::slice::from_ref(&crl)) {
+            return Ok(Frame::Refused(Refusal {
+                code: RefusalCode::Malformed,
+                message: format!("CRL refused: {e}"),
+            }));
+        }
+        drop(trust);
+        replace_file(&self.paths.at("certs/signing.crl"), &crl, false)?;
+        debug!(agency = %self.cfg.agency, bytes = crl.len(), "signing CRL updated");
+        Ok(Frame::Ack {
+            doc_id: DocumentId::from_bytes([0; 16]),
+        })
+    }
+
     fn sign_receipt(&self, r: &Receipt) -> Result<SignedReceipt> {
-        Ok(SignedReceipt::sign(r, &self.sign_key, &self.sign_cert)?)
+        let c = self.creds();
+        Ok(SignedReceipt::sign(r, &c.sign_key, &c.sign_cert)?)
     }
 
     /// Verify and durably store a delivery; returns the signed receipt or rejection to send.
@@ -451,7 +604,7 @@ impl Agent {
         }
         let now = now_ms();
         let mut reason: Option<String> = None;
-        match self.trust.verify(&signed.0, ENVELOPE_CONTEXT, now / 1000) {
+        match self.trust_verify(&signed.0, ENVELOPE_CONTEXT, now / 1000) {
             Ok(Signer::Agency(a)) if a == env.sender => {}
             Ok(Signer::Agency(a)) => {
                 reason = Some(format!(
@@ -548,10 +701,7 @@ impl Agent {
                 message: msg,
             }))
         };
-        let signer = match self
-            .trust
-            .verify(&receipt.0, RECEIPT_CONTEXT, now_ms() / 1000)
-        {
+        let signer = match self.trust_verify(&receipt.0, RECEIPT_CONTEXT, now_ms() / 1000) {
             Ok(Signer::Agency(a)) => a,
             Ok(Signer::Hub) => {
                 return refuse("receipt is signed by the hub, not the recipient".into())
@@ -608,10 +758,7 @@ impl Agent {
                 message: msg,
             }))
         };
-        match self
-            .trust
-            .verify(&notice.0, NOTICE_CONTEXT, now_ms() / 1000)
-        {
+        match self.trust_verify(&notice.0, NOTICE_CONTEXT, now_ms() / 1000) {
             Ok(Signer::Hub) => {}
             Ok(_) => return refuse("notice is not signed by the hub".into()),
             Err(e) => return refuse(format!("notice signature: {e}")),

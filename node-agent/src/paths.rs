@@ -59,11 +59,17 @@ pub fn init(dir: &Path, agency: &AgencyId, hub: SocketAddr, hub_server_name: &st
             dir.display()
         );
     }
+    create_keys(&p, agency)?;
+    write_config(&p, agency, hub, hub_server_name)
+}
+
+/// Generate the TLS and signing keys (0600) and their certificate requests.
+pub fn create_keys(p: &AgentPaths, agency: &AgencyId) -> Result<()> {
     for sub in ["keys", "requests", "certs", "data", "run"] {
         std::fs::create_dir_all(p.at(sub))
             .with_context(|| format!("creating {}", p.at(sub).display()))?;
     }
-    for (name, _) in [("tls", ()), ("sign", ())] {
+    for name in ["tls", "sign"] {
         let key = poros_certs::generate_key()?;
         poros_certs::write_secret_file(
             &p.at(&format!("keys/{name}.key")),
@@ -72,8 +78,19 @@ pub fn init(dir: &Path, agency: &AgencyId, hub: SocketAddr, hub_server_name: &st
         let csr = poros_certs::make_csr(&key, agency)?;
         poros_certs::write_public_file(&p.at(&format!("requests/{name}.csr")), csr.as_bytes())?;
     }
+    Ok(())
+}
+
+/// Write `agent.toml`.
+pub fn write_config(
+    p: &AgentPaths,
+    agency: &AgencyId,
+    hub: SocketAddr,
+    hub_server_name: &str,
+) -> Result<()> {
     let mut cfg = AgentConfig::new(agency.clone(), hub);
     cfg.hub_server_name = hub_server_name.to_string();
+    let _ = std::fs::remove_file(p.config());
     poros_certs::write_public_file(&p.config(), cfg.to_toml().as_bytes())?;
     Ok(())
 }

@@ -177,6 +177,18 @@ pub fn client_endpoint(
     Ok(ep)
 }
 
+/// A quinn client configuration from a rustls one (used per connection, so an agent can
+/// switch certificates after renewal).
+pub fn quic_client_config(
+    tls: rustls::ClientConfig,
+    limits: &Limits,
+) -> Result<quinn::ClientConfig, WireError> {
+    let crypto = QuicClientConfig::try_from(tls).map_err(|e| WireError::Tls(e.to_string()))?;
+    let mut client = quinn::ClientConfig::new(Arc::new(crypto));
+    client.transport_config(Arc::new(transport_config(limits)));
+    Ok(client)
+}
+
 /// Read one frame (length prefix checked before allocating).
 pub async fn read_frame(recv: &mut quinn::RecvStream) -> Result<Frame, WireError> {
     let mut prefix = [0u8; 4];
