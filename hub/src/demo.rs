@@ -164,9 +164,22 @@ pub fn run(dir: Option<PathBuf>, bulk: usize) -> Result<()> {
     })?;
     println!("   hub running on {listen} (QUIC, mutual TLS 1.3); logs in logs/hub.log");
     let mut agent_dirs = Vec::new();
-    for (code, name) in AGENCIES {
+    let mut late_token = String::new();
+    for (i, (code, name)) in AGENCIES.iter().enumerate() {
         let d = root.join("agents").join(code);
         let ds = d.to_string_lossy().to_string();
+        if i == 3 {
+            // The late agency enrols by one-time token, as a new agency would.
+            late_token = run_cmd(
+                &hub_exe,
+                &[
+                    "node", "add", "--dir", &hub_s, "--agency", code, "--name", name,
+                ],
+            )?;
+            println!("   agency {code} ({name}): registered; enrolment token issued");
+            agent_dirs.push(d);
+            continue;
+        }
         run_cmd(
             &agent_exe,
             &["init", "--dir", &ds, "--agency", code, "--hub", &listen],
@@ -188,7 +201,7 @@ pub fn run(dir: Option<PathBuf>, bulk: usize) -> Result<()> {
                 &format!("{ds}/certs"),
             ],
         )?;
-        println!("   agency {code} ({name}): keys generated locally, certificates issued");
+        println!("   agency {code} ({name}): keys generated locally, certificates issued from its requests");
         agent_dirs.push(d);
     }
 
@@ -319,8 +332,18 @@ pub fn run(dir: Option<PathBuf>, bulk: usize) -> Result<()> {
         },
     )?;
     println!("   online recipients answered with signed receipts; H29 deliveries held at the hub");
+    run_cmd(
+        &agent_exe,
+        &[
+            "enroll",
+            "--dir",
+            &agent_dirs[3].to_string_lossy(),
+            "--token",
+            &late_token,
+        ],
+    )?;
     start_agent(&mut procs, &agent_exe, &agent_dirs[3], &root)?;
-    println!("   H29 started");
+    println!("   H29 enrolled with its token (keys generated on its side) and started");
     wait_for("every receipt", Duration::from_secs(60), || {
         states(&sent)
             .iter()

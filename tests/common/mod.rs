@@ -707,3 +707,128 @@ pub fn rt() -> tokio::runtime::Runtime {
         .build()
         .unwrap()
 }
+
+// ---------------------------------------------------------------------------------------------
+// Node lifecycle helpers (admin CLI, token enrolment, metrics, logs).
+
+impl Net {
+    /// Run `poros-hub` with `args`.
+    pub fn hub_cli(&self, args: &[&str]) -> Output {
+        run(HUB_EXE, args)
+    }
+
+    /// Run `poros-hub <words...> --dir HUB [extra] --json` (must succeed) and parse stdout.
+    pub fn hub_json(&self, words: &[&str], extra: &[&str]) -> Value {
+        let d = s(&self.hub_dir);
+        let mut args: Vec<&str> = words.to_vec();
+        args.extend_from_slice(&["--dir", &d]);
+        args.extend_from_slice(extra);
+        args.push("--json");
+        let out = self.hub_cli(&args);
+        assert_ok(&out, &format!("poros-hub {}", words.join(" ")));
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "poros-hub {} printed non-JSON ({e}): {}",
+                words.join(" "),
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+
+    /// `poros-hub node list --json`.
+    pub fn node_list(&self) -> Value {
+        self.hub_json(&["node", "list"], &[])
+    }
+
+    /// One agency's entry of `poros-hub node list --json`, if registered.
+    pub fn node_entry(&self, code: &str) -> Option<Value> {
+        self.node_list()
+            .as_array()?
+            .iter()
+            .find(|n| n["agency"] == code)
+            .cloned()
+    }
+
+    /// `poros-hub node show CODE --json`.
+    pub fn node_show(&self, code: &str) -> Value {
+        self.hub_json(&["node", "show"], &[code])
+    }
+
+    /// `poros-hub audit --json`.
+    pub fn audit(&self) -> Value {
+        self.hub_json(&["audit"], &[])
+    }
+
+    /// `poros-hub node <action> CODE` (suspend, resume, revoke); returns the raw output.
+    pub fn node_action(&self, action: &str, code: &str) -> Output {
+        self.hub_cli(&["node", action, "--dir", &s(&self.hub_dir), code])
+    }
+
+    /// `poros-hub node add` without requests: the raw output (the token is on stdout).
+    pub fn try_issue_token(&self, code: &str) -> Output {
+        self.hub_cli(&[
+            "node",
+            "add",
+            "--dir",
+            &s(&self.hub_dir),
+            "--agency",
+            code,
+            "--name",
+            &format!("Agency {code}"),
+        ])
+    }
+
+    /// Register `code` as pending on the running hub and return its one-time token.
+    pub fn issue_token(&self, code: &str) -> String {
+        let out = self.try_issue_token(code);
+        assert_ok(&out, "poros-hub node add (token)");
+        let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(
+            token.starts_with(poros_protocol::token::TOKEN_PREFIX),
+            "node add printed {token:?}"
+        );
+        token
+    }
+
+    /// `poros-agent enroll --dir DIR --token TOKEN`; the raw output.
+    pub fn enroll_dir(&self, dir: &Path, token: &str) -> Output {
+        self.agent_cli(&["enroll", "--dir", &s(dir), "--token", token])
+    }
+
+    /// Token enrolment of `code` into `agent_dir(code)` (the hub must be running); the agent
+    /// can then be started with [`Net::start_agent`].
+    pub fn enroll_agent(&self, code: &str) {
+        assert!(self.hub.is_some(), "token enrolment needs the running hub");
+        let token = self.issue_token(code);
+        let out = self.enroll_dir(&self.agent_dir(code), &token);
+        assert_ok(&out, "poros-agent enroll");
+    }
+
+    /// The hub's Prometheus text (`/metrics`).
+    pub fn metrics(&self) -> String {
+        self.http
+            .get(format!("http://127.0.0.1:{}/metrics", self.ops_port))
+            .send()
+            .and_then(|r| r.text())
+            .unwrap_or_else(|e| panic!("GET /metrics: {e}"))
+    }
+
+    /// Value of one metric line (`name` including labels), 0 when absent.
+    pub fn metric(&self, name: &str) -> u64 {
+        self.metrics()
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Everything a process wrote to `logs/<name>.log` so far.
+    pub fn log_text(&self, name: &str) -> String {
+        std::fs::read_to_string(self.root.join("logs").join(format!("{name}.log")))
+            .unwrap_or_default()
+    }
+
+    /// The shared HTTP client (for raw requests).
+    pub fn http(&self) -> &reqwest::blocking::Client {
+        &self.http
+    }
+}
