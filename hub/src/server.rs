@@ -65,6 +65,8 @@ pub struct Hub {
     /// Body files.
     pub blobs: Blobs,
     pub(crate) keys: HubKeys,
+    /// Orders body-file removal after retention against new references to the same file.
+    blob_gc: tokio::sync::RwLock<()>,
     /// The bound QUIC endpoint (its server config is swapped when CRLs change).
     pub(crate) endpoint: Mutex<Option<quinn::Endpoint>>,
     /// Address of the enrolment endpoint, once bound (carried by tokens).
@@ -96,6 +98,7 @@ impl Hub {
             store,
             blobs,
             keys,
+            blob_gc: tokio::sync::RwLock::new(()),
             endpoint: Mutex::new(None),
             enroll_addr: Mutex::new(None),
             paths: paths.clone(),
@@ -634,6 +637,7 @@ async fn handle_submit(
         ),
     }
 
+    let mut gc_guard = None;
     let body = if env.body_len <= INLINE_MAX {
         let buf = recv_small_body(recv, env.body_len).await?;
         if poros_protocol::sha256(&buf) != env.body_sha256 {
@@ -663,6 +667,9 @@ async fn handle_submit(
                 );
             }
         }
+        // Held until the document's reference to the file is committed, so retention cannot
+        // delete a file this document is about to share with an older one.
+        gc_guard = Some(hub.blob_gc.read().await);
         match w.commit_expecting(&env.body_sha256).await {
             Ok(_) => NewBody::File,
             Err(poros_store::StoreError::DigestMismatch { .. }) => refuse!(
@@ -725,6 +732,7 @@ async fn handle_submit(
             "hub store unavailable: {e}"
         ),
     };
+    drop(gc_guard);
     write_frame(send, &Frame::Accepted { acceptance: acc }).await?;
     send.finish()?;
     Ok(())
@@ -975,6 +983,11 @@ pub async fn sweep_once(hub: &Arc<Hub>) -> Result<()> {
     }
     let cutoff = now.saturating_sub(hub.cfg.delivery.body_retention_secs.saturating_mul(1000));
     for digest in hub.store.release_bodies(cutoff, 10_000).await? {
+        // A document accepted meanwhile may have taken a new reference to the same content.
+        let _gc = hub.blob_gc.write().await;
+        if hub.store.body_refs(&digest)? > 0 {
+            continue;
+        }
         match hub.blobs.remove(&digest) {
             Ok(_) => debug!(digest = %hex::encode(digest), "body removed after retention"),
             Err(e) => warn!(error = %e, "removing body file failed"),

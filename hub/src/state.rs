@@ -557,6 +557,14 @@ impl HubStore {
         Ok(out)
     }
 
+    /// Documents referencing a body.
+    pub fn body_refs(&self, digest: &Digest) -> Result<u64, StoreError> {
+        let r = self.db.read()?;
+        let t = r.open_table(BODY_REFS)?;
+        let v = t.get(digest.as_slice())?;
+        Ok(v.map(|g| g.value()).unwrap_or(0))
+    }
+
     /// An inline body.
     pub fn inline_body(&self, digest: &Digest) -> Result<Option<Vec<u8>>, StoreError> {
         let r = self.db.read()?;
