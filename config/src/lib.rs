@@ -62,6 +62,28 @@ pub struct HubConfig {
     pub delivery: DeliveryPolicy,
     /// Enrolment and certificate lifetimes.
     pub enrolment: Enrolment,
+    /// Exchange statistics and the monitors' dashboard.
+    pub monitoring: Monitoring,
+}
+
+/// `[monitoring]` of `hub.toml`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Monitoring {
+    /// A delivery answered with a receipt within this many seconds counts as on time.
+    pub on_time_secs: u64,
+    /// Agencies whose delivery or electronic-exchange rate is below this percentage are
+    /// highlighted on the dashboard.
+    pub alert_below_percent: f64,
+}
+
+impl Default for Monitoring {
+    fn default() -> Self {
+        Monitoring {
+            on_time_secs: 3600,
+            alert_below_percent: 90.0,
+        }
+    }
 }
 
 /// `[enrolment]` of `hub.toml`.
@@ -202,6 +224,18 @@ impl HubConfig {
         }
         if self.enrolment.server_name.is_empty() {
             return bad("enrolment.server_name", "a DNS name in the hub certificate");
+        }
+        if self.monitoring.on_time_secs == 0 {
+            return bad(
+                "monitoring.on_time_secs",
+                "a number of seconds greater than 0",
+            );
+        }
+        if !(0.0..=100.0).contains(&self.monitoring.alert_below_percent) {
+            return bad(
+                "monitoring.alert_below_percent",
+                "a percentage between 0 and 100",
+            );
         }
         if self.delivery.sweep_interval_secs == 0 {
             return bad(
@@ -355,7 +389,12 @@ pub fn hub_toml_template(
          # Enrolment tokens expire after this long (24 h).\n\
          token_ttl_secs = {}\n\
          # Node certificates live this long (30 days); agents renew at two thirds.\n\
-         cert_lifetime_secs = {}\n",
+         cert_lifetime_secs = {}\n\n\
+         [monitoring]\n\
+         # A delivery whose receipt arrives within this long of acceptance is on time (1 h).\n\
+         on_time_secs = {}\n\
+         # Agencies below this delivery or electronic-exchange rate are highlighted.\n\
+         alert_below_percent = {:.1}\n",
         d.limits.max_body_bytes,
         d.limits.max_streams_per_node,
         d.limits.deliveries_in_flight,
@@ -365,6 +404,8 @@ pub fn hub_toml_template(
         d.delivery.sweep_interval_secs,
         d.enrolment.token_ttl_secs,
         d.enrolment.cert_lifetime_secs,
+        d.monitoring.on_time_secs,
+        d.monitoring.alert_below_percent,
     )
 }
 

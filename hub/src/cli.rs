@@ -3,7 +3,6 @@
 
 use crate::deployment::{self, HubPaths, InitOptions};
 use crate::server::{self, Hub};
-use crate::state::HubStore;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use poros_config::HubConfig;
@@ -62,8 +61,31 @@ enum Cmd {
         #[arg(long)]
         dir: PathBuf,
         /// Print JSON.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "csv")]
         json: bool,
+        /// Print CSV.
+        #[arg(long)]
+        csv: bool,
+        /// A month, YYYY-MM.
+        #[arg(long, conflicts_with_all = ["from", "to", "year"])]
+        month: Option<String>,
+        /// A year, YYYY.
+        #[arg(long, conflicts_with_all = ["from", "to"])]
+        year: Option<String>,
+        /// First day, YYYY-MM-DD (default: first of this month).
+        #[arg(long)]
+        from: Option<String>,
+        /// Last day, YYYY-MM-DD (default: today).
+        #[arg(long)]
+        to: Option<String>,
+        /// Only this agency.
+        #[arg(long)]
+        agency: Option<String>,
+    },
+    /// Read-only monitor credentials for the dashboard and statistics API.
+    Monitor {
+        #[command(subcommand)]
+        cmd: MonitorCmd,
     },
     /// List recorded admin actions (who, what, when).
     Audit {
@@ -90,6 +112,32 @@ enum Cmd {
         /// Documents each agency sends in the bulk round.
         #[arg(long, default_value_t = 5)]
         docs: usize,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum MonitorCmd {
+    /// Issue a monitor credential; prints the token and the dashboard address.
+    Add {
+        /// Deployment directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// A name for the credential (e.g. the monitoring office).
+        name: String,
+    },
+    /// Revoke a monitor credential.
+    Revoke {
+        /// Deployment directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Its name.
+        name: String,
+    },
+    /// List monitor credentials.
+    List {
+        /// Deployment directory.
+        #[arg(long)]
+        dir: PathBuf,
     },
 }
 
@@ -214,32 +262,85 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Cmd::Stats { dir, json } => {
-            let paths = HubPaths::new(&dir);
-            let v = match AdminClient::connect(&paths)? {
-                Some(c) => c.get("/admin/v1/stats")?,
-                None => {
-                    let store = open_store(&paths)?;
-                    let counters: serde_json::Map<String, serde_json::Value> = store
-                        .counters()?
-                        .into_iter()
-                        .map(|(k, v)| (k, v.into()))
-                        .collect();
-                    serde_json::json!({"counters": counters, "queue_depth": store.queue_depth()?})
+        Cmd::Stats {
+            dir,
+            json,
+            csv,
+            month,
+            year,
+            from,
+            to,
+            agency,
+        } => {
+            let c = AdminClient::require(&HubPaths::new(&dir))?;
+            let mut q = Vec::new();
+            for (k, v) in [
+                ("month", &month),
+                ("year", &year),
+                ("from", &from),
+                ("to", &to),
+                ("agency", &agency),
+            ] {
+                if let Some(v) = v {
+                    q.push(format!("{k}={v}"));
                 }
-            };
+            }
+            if csv {
+                q.push("format=csv".into());
+                print!("{}", c.get_text(&format!("/api/v1/stats?{}", q.join("&")))?);
+                return Ok(());
+            }
+            let v = c.get(&format!("/api/v1/stats?{}", q.join("&")))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
-                if let Some(c) = v["counters"].as_object() {
-                    for (k, val) in c {
-                        println!("{k:<24} {val}");
-                    }
-                }
-                println!("{:<24} {}", "queue_depth", v["queue_depth"]);
+                print_stats(&v);
             }
             Ok(())
         }
+        Cmd::Monitor { cmd } => match cmd {
+            MonitorCmd::Add { dir, name } => {
+                let paths = HubPaths::new(&dir);
+                let c = AdminClient::require(&paths)?;
+                let v = c.post("/admin/v1/monitors", &serde_json::json!({"name": name}))?;
+                let token = v["token"].as_str().context("hub answer has no token")?;
+                eprintln!(
+                    "monitor credential {name:?} issued; dashboard: {}/dashboard?token=<token>",
+                    c.base
+                );
+                println!("{token}");
+                Ok(())
+            }
+            MonitorCmd::Revoke { dir, name } => {
+                let c = AdminClient::require(&HubPaths::new(&dir))?;
+                c.post(
+                    &format!("/admin/v1/monitors/{name}/revoke"),
+                    &serde_json::json!({}),
+                )?;
+                println!("monitor credential {name:?} revoked");
+                Ok(())
+            }
+            MonitorCmd::List { dir } => {
+                let c = AdminClient::require(&HubPaths::new(&dir))?;
+                for m in c
+                    .get("/admin/v1/monitors")?
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                {
+                    println!(
+                        "{:<30} created {}  {}",
+                        m["name"].as_str().unwrap_or("?"),
+                        fmt_ms(m["created_ms"].as_u64()),
+                        m["revoked_ms"]
+                            .as_u64()
+                            .map(|t| format!("revoked {}", fmt_ms(Some(t))))
+                            .unwrap_or_else(|| "live".into())
+                    );
+                }
+                Ok(())
+            }
+        },
         Cmd::Doc { dir, id } => {
             let paths = HubPaths::new(&dir);
             let c = AdminClient::connect(&paths)?
@@ -251,6 +352,81 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Demo { dir, docs } => crate::demo::run(dir, docs),
+    }
+}
+
+fn print_stats(v: &serde_json::Value) {
+    let p = |x: &serde_json::Value| {
+        x.as_f64()
+            .map(|f| format!("{f:.2} %"))
+            .unwrap_or_else(|| "-".into())
+    };
+    let t = |x: &serde_json::Value| match x {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "-".into(),
+        o => o.to_string(),
+    };
+    let n = &v["national"];
+    println!(
+        "Poros exchange, {} to {} (on time = receipt within {} s)",
+        t(&v["from"]),
+        t(&v["to"]),
+        t(&v["on_time_secs"])
+    );
+    println!(
+        "  national delivery rate     {}  ({} of {} deliveries with a verified receipt)",
+        p(&n["delivery_rate"]),
+        t(&n["delivered"]),
+        t(&n["due"])
+    );
+    println!(
+        "  on time / late             {} on time ({}), {} late; {} rejected, {} expired, {} pending ({} overdue)",
+        t(&n["on_time"]), p(&n["on_time_rate"]), t(&n["late"]), t(&n["rejected"]), t(&n["expired"]), t(&n["pending"]), t(&n["overdue"])
+    );
+    println!(
+        "  electronic exchange rate   {}  (paper-only reported: {} sent, {} received)",
+        p(&n["electronic_rate"]),
+        t(&n["paper_sent"]),
+        t(&n["paper_received"])
+    );
+    println!(
+        "  connected agencies         {}/{} ({})",
+        t(&n["connected"]),
+        t(&n["registered"]),
+        p(&n["connected_rate"])
+    );
+    println!();
+    println!(
+        "{:<8} {:>9} {:>10} {:>11}",
+        "GROUP", "DUE", "DELIVERY", "ELECTRONIC"
+    );
+    for g in v["groups"].as_array().into_iter().flatten() {
+        println!(
+            "{:<8} {:>9} {:>10} {:>11}",
+            t(&g["group"]),
+            t(&g["due"]),
+            p(&g["delivery_rate"]),
+            p(&g["electronic_rate"])
+        );
+    }
+    println!();
+    println!(
+        "{:<14} {:>6} {:>6} {:>10} {:>10} {:>8} {:>8} {:>11}  NAME",
+        "AGENCY", "SENT", "RECV", "DELIVERY", "ON TIME", "REJECTED", "PENDING", "ELECTRONIC"
+    );
+    for a in v["agencies"].as_array().into_iter().flatten() {
+        println!(
+            "{:<14} {:>6} {:>6} {:>10} {:>10} {:>8} {:>8} {:>11}  {}",
+            t(&a["scope"]),
+            t(&a["sent"]),
+            t(&a["due"]),
+            p(&a["delivery_rate"]),
+            p(&a["on_time_rate"]),
+            t(&a["rejected"]),
+            t(&a["pending"]),
+            p(&a["electronic_rate"]),
+            t(&a["name"])
+        );
     }
 }
 
@@ -419,17 +595,6 @@ pub fn write_credentials(out: &Path, c: &poros_protocol::Credentials) -> Result<
     Ok(())
 }
 
-fn open_store(paths: &HubPaths) -> Result<HubStore> {
-    if !paths.config().exists() {
-        bail!(
-            "{} is not a Poros deployment (no hub.toml); create one with `poros-hub init`",
-            paths.root.display()
-        );
-    }
-    let db = poros_store::Db::open(&paths.db())?;
-    Ok(HubStore::open(db)?)
-}
-
 fn write_atomic(path: &Path, text: &str) -> Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
@@ -558,6 +723,20 @@ impl AdminClient {
             return Ok(None);
         }
         Ok(Some(AdminClient { base, token, http }))
+    }
+
+    /// GET a text document.
+    pub fn get_text(&self, path: &str) -> Result<String> {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .with_context(|| format!("contacting the hub at {}", self.base))?;
+        if !r.status().is_success() {
+            return Self::json(r).map(|_| String::new());
+        }
+        Ok(r.text()?)
     }
 
     /// GET a JSON document.

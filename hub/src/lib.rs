@@ -7,7 +7,7 @@
 //! - [`lifecycle`]: registration, enrolment, suspension, revocation (CRLs) and renewal.
 //! - [`server`]: connections, submissions, per-node delivery/relay worker, expiry sweeper.
 //! - [`ops`]: the operations HTTP listener (health, metrics, admin API).
-//! - [`metrics`]: in-process counters.
+//! - [`metrics`]: in-process counters; [`stats`]: exact exchange statistics per agency and period.
 //! - [`cli`]: the `poros-hub` command line; [`demo`]: the one-command local exchange.
 #![forbid(unsafe_code)]
 
@@ -17,8 +17,10 @@ pub mod deployment;
 pub mod lifecycle;
 pub mod metrics;
 pub mod ops;
+pub mod report;
 pub mod server;
 pub mod state;
+pub mod stats;
 
 /// Install the tracing subscriber (`RUST_LOG` overrides the default `info`).
 pub fn init_tracing() {

@@ -4,7 +4,7 @@
 use crate::server::{now_ms, Hub};
 use crate::state::{DeliveryState, NodeRecord, NodeState};
 use axum::extract::ConnectInfo;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -35,6 +35,29 @@ pub fn router(hub: Arc<Hub>, admin_token: String) -> Router {
         .route("/admin/v1/nodes/:agency", get(show_node))
         .route("/admin/v1/nodes/:agency/:action", post(node_action))
         .route("/admin/v1/audit", get(audit_log))
+        .route("/admin/v1/monitors", get(list_monitors).post(add_monitor))
+        .route("/admin/v1/monitors/:name/revoke", post(revoke_monitor))
+        .route("/api/v1/stats", get(api_stats))
+        .route("/api/v1/trend", get(api_trend))
+        .route("/dashboard", get(dashboard))
+        .route(
+            "/dashboard/app.js",
+            get(|| async {
+                (
+                    [("content-type", "text/javascript; charset=utf-8")],
+                    include_str!("../assets/app.js"),
+                )
+            }),
+        )
+        .route(
+            "/dashboard/app.css",
+            get(|| async {
+                (
+                    [("content-type", "text/css; charset=utf-8")],
+                    include_str!("../assets/app.css"),
+                )
+            }),
+        )
         .route("/admin/v1/documents/:id", get(doc_status))
         .route("/admin/v1/stats", get(stats))
         .route("/admin/v1/sweep", post(sweep))
@@ -71,6 +94,240 @@ fn internal(e: impl std::fmt::Display) -> Response {
         .into_response()
 }
 
+/// Whether `token` is the admin token or a live monitor credential (read-only access).
+fn monitor_ok(st: &Ops, token: &str) -> bool {
+    if token.is_empty() {
+        return false;
+    }
+    let h = poros_protocol::sha256(token.as_bytes());
+    if h == poros_protocol::sha256(st.admin_token.as_bytes()) {
+        return true;
+    }
+    st.hub
+        .store
+        .monitors()
+        .map(|m| {
+            m.iter()
+                .any(|m| m.revoked_ms.is_none() && m.token_sha256 == h)
+        })
+        .unwrap_or(false)
+}
+
+fn bearer(h: &HeaderMap) -> &str {
+    h.get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("")
+}
+
+#[derive(serde::Deserialize)]
+struct StatsQuery {
+    from: Option<String>,
+    to: Option<String>,
+    month: Option<String>,
+    year: Option<String>,
+    agency: Option<String>,
+    format: Option<String>,
+    token: Option<String>,
+}
+
+fn monitor_refused() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        Json(json!({"error": "a monitor credential is required (Authorization: Bearer <token>, issued with `poros-hub monitor add`)"})),
+    )
+        .into_response()
+}
+
+async fn api_stats(State(st): State<Ops>, h: HeaderMap, Query(q): Query<StatsQuery>) -> Response {
+    let token = q
+        .token
+        .as_deref()
+        .filter(|t| !t.is_empty())
+        .unwrap_or(bearer(&h));
+    if !monitor_ok(&st, token) {
+        return monitor_refused();
+    }
+    let query = match crate::report::Query::parse(
+        q.from.as_deref(),
+        q.to.as_deref(),
+        q.month.as_deref(),
+        q.year.as_deref(),
+        q.agency.as_deref(),
+    ) {
+        Ok(q) => q,
+        Err(e) => return bad_request(format!("{e:#}")),
+    };
+    match crate::report::report(&st.hub, &query) {
+        Ok(r) if q.format.as_deref() == Some("csv") => (
+            [
+                ("content-type", "text/csv; charset=utf-8"),
+                (
+                    "content-disposition",
+                    "attachment; filename=\"poros-stats.csv\"",
+                ),
+            ],
+            crate::report::csv(&r),
+        )
+            .into_response(),
+        Ok(r) => Json(r).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+async fn api_trend(State(st): State<Ops>, h: HeaderMap, Query(q): Query<StatsQuery>) -> Response {
+    let token = q
+        .token
+        .as_deref()
+        .filter(|t| !t.is_empty())
+        .unwrap_or(bearer(&h));
+    if !monitor_ok(&st, token) {
+        return monitor_refused();
+    }
+    let to = match q.to.as_deref().map(crate::stats::Day::parse) {
+        Some(Some(d)) => d,
+        Some(None) => return bad_request("to is not YYYY-MM-DD"),
+        None => crate::stats::Day::of_ms(now_ms()),
+    };
+    match crate::report::trend(&st.hub, to) {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+async fn dashboard(State(st): State<Ops>, h: HeaderMap, Query(q): Query<StatsQuery>) -> Response {
+    let token = q
+        .token
+        .as_deref()
+        .filter(|t| !t.is_empty())
+        .unwrap_or(bearer(&h));
+    if !monitor_ok(&st, token) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [("content-type", "text/html; charset=utf-8")],
+            "<!doctype html><title>Poros</title><h1>Monitor credential required</h1>\
+             <p>Open this page as <code>/dashboard?token=&lt;monitor token&gt;</code>; the hub \
+             administrator issues tokens with <code>poros-hub monitor add NAME</code>.</p>",
+        )
+            .into_response();
+    }
+    (
+        [
+            ("content-type", "text/html; charset=utf-8"),
+            ("cache-control", "no-store"),
+            ("referrer-policy", "no-referrer"),
+        ],
+        include_str!("../assets/dashboard.html"),
+    )
+        .into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct AddMonitor {
+    name: String,
+}
+
+async fn add_monitor(
+    State(st): State<Ops>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    h: HeaderMap,
+    Json(req): Json<AddMonitor>,
+) -> Response {
+    if let Err(r) = authorized(&st, &h) {
+        return r;
+    }
+    if req.name.trim().is_empty() || req.name.len() > 100 {
+        return bad_request("a monitor needs a name of 1 to 100 characters");
+    }
+    if st
+        .hub
+        .store
+        .monitors()
+        .unwrap_or_default()
+        .iter()
+        .any(|m| m.name == req.name && m.revoked_ms.is_none())
+    {
+        return conflict(anyhow::anyhow!(
+            "a live monitor credential named {:?} exists; revoke it first",
+            req.name
+        ));
+    }
+    let mut raw = [0u8; 32];
+    if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut raw).is_err() {
+        return internal("system random generator failed");
+    }
+    let token = format!("pmon_{}", hex::encode(raw));
+    let rec = crate::state::MonitorRecord {
+        name: req.name.clone(),
+        token_sha256: poros_protocol::sha256(token.as_bytes()),
+        created_ms: now_ms(),
+        revoked_ms: None,
+    };
+    let audit = crate::state::AuditRecord {
+        time_ms: now_ms(),
+        actor: format!("admin@{peer}"),
+        action: "monitor add".into(),
+        agency: None,
+        detail: req.name,
+    };
+    match st.hub.store.put_monitor(rec, audit).await {
+        Ok(()) => Json(json!({"token": token})).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+async fn list_monitors(State(st): State<Ops>, h: HeaderMap) -> Response {
+    if let Err(r) = authorized(&st, &h) {
+        return r;
+    }
+    match st.hub.store.monitors() {
+        Ok(m) => Json(
+            m.iter()
+                .map(|m| json!({"name": m.name, "created_ms": m.created_ms, "revoked_ms": m.revoked_ms}))
+                .collect::<Vec<_>>(),
+        )
+        .into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+async fn revoke_monitor(
+    State(st): State<Ops>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    h: HeaderMap,
+    Path(name): Path<String>,
+) -> Response {
+    if let Err(r) = authorized(&st, &h) {
+        return r;
+    }
+    let Some(mut rec) = st
+        .hub
+        .store
+        .monitors()
+        .unwrap_or_default()
+        .into_iter()
+        .find(|m| m.name == name && m.revoked_ms.is_none())
+    else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": format!("no live monitor credential named {name:?}")})),
+        )
+            .into_response();
+    };
+    rec.revoked_ms = Some(now_ms());
+    let audit = crate::state::AuditRecord {
+        time_ms: now_ms(),
+        actor: format!("admin@{peer}"),
+        action: "monitor revoke".into(),
+        agency: None,
+        detail: name,
+    };
+    match st.hub.store.put_monitor(rec, audit).await {
+        Ok(()) => Json(json!({"ok": true})).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
 async fn metrics(State(st): State<Ops>) -> Response {
     use std::fmt::Write;
     let mut out = String::new();
@@ -104,6 +361,40 @@ async fn metrics(State(st): State<Ops>) -> Response {
         s.last_commit_micros as f64 / 1e6
     );
     st.hub.metrics.render(&mut out);
+    // Per-agency series for the current year, from the exact counters.
+    let year = vec![format!("Y{}", crate::stats::Day::of_ms(now_ms()).y)];
+    if let Ok(r) = st.hub.store.db().read() {
+        if let Ok(sums) = crate::stats::sums(&r, &year, None) {
+            let _ = writeln!(out, "# TYPE poros_agency_documents_sent_total counter");
+            let _ = writeln!(out, "# TYPE poros_agency_deliveries_due_total counter");
+            let _ = writeln!(out, "# TYPE poros_agency_deliveries_total counter");
+            let mut scopes: Vec<_> = sums
+                .iter()
+                .filter(|(s, _)| !s.contains(':') && s.as_str() != crate::stats::NATIONAL)
+                .collect();
+            scopes.sort_by(|a, b| a.0.cmp(b.0));
+            for (scope, m) in scopes {
+                let g = |k: &str| m.get(k).copied().unwrap_or(0);
+                let _ = writeln!(
+                    out,
+                    "poros_agency_documents_sent_total{{agency=\"{scope}\"}} {}",
+                    g("sent")
+                );
+                let _ = writeln!(
+                    out,
+                    "poros_agency_deliveries_due_total{{agency=\"{scope}\"}} {}",
+                    g("in_due")
+                );
+                for o in ["ontime", "late", "rejected", "expired"] {
+                    let _ = writeln!(
+                        out,
+                        "poros_agency_deliveries_total{{agency=\"{scope}\",outcome=\"{o}\"}} {}",
+                        g(&format!("in_{o}"))
+                    );
+                }
+            }
+        }
+    }
     ([("content-type", "text/plain; version=0.0.4")], out).into_response()
 }
 

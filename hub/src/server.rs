@@ -86,7 +86,7 @@ impl Hub {
     pub fn open(paths: &HubPaths, cfg: HubConfig) -> Result<Arc<Hub>> {
         let keys = crate::deployment::load_keys(paths)?;
         let db = Db::open(&paths.db())?;
-        let store = HubStore::open(db)?;
+        let store = HubStore::open(db)?.with_on_time_ms(cfg.monitoring.on_time_secs * 1000);
         let blobs = Blobs::open(&paths.bodies())?;
         let registry = store
             .nodes()?
@@ -183,6 +183,9 @@ impl Hub {
 
     /// Record that a node was seen now (connect or disconnect).
     async fn seen(&self, a: &AgencyId) {
+        if let Err(e) = self.store.mark_seen(vec![a.clone()], now_ms()).await {
+            warn!(error = %e, "recording a connection in the statistics failed");
+        }
         let Some(mut rec) = self.node(a) else { return };
         rec.last_seen_ms = Some(now_ms());
         if self.store.put_node(rec.clone()).await.is_ok() {
@@ -501,6 +504,22 @@ async fn handle_stream(
                 warn!(error = %e, "submission failed");
             }
         }
+        Frame::PaperReport { report } => {
+            let reply = match paper_report(&hub, &agency, report).await {
+                Ok(()) => Frame::Ack {
+                    doc_id: DocumentId::from_bytes([0; 16]),
+                },
+                Err(message) => {
+                    warn!(reason = %message, "paper report refused");
+                    Frame::Refused(Refusal {
+                        code: RefusalCode::InvalidEnvelope,
+                        message,
+                    })
+                }
+            };
+            let _ = write_frame(&mut send, &reply).await;
+            let _ = send.finish();
+        }
         Frame::Renew { tls_csr, sign_csr } => {
             let reply = match hub.renew(&agency, &tls_csr, &sign_csr).await {
                 Ok(c) => Frame::Credentials(c),
@@ -738,6 +757,50 @@ async fn handle_submit(
     Ok(())
 }
 
+/// Verify and store a monthly paper-count report from the connected agency.
+async fn paper_report(
+    hub: &Arc<Hub>,
+    agency: &AgencyId,
+    report: poros_protocol::SignedPaperReport,
+) -> Result<(), String> {
+    match hub.verify(
+        &report.0,
+        poros_protocol::receipt::PAPER_CONTEXT,
+        now_ms() / 1000,
+    ) {
+        Ok(Signer::Agency(a)) if &a == agency => {}
+        Ok(_) => return Err(format!("paper report is not signed by {agency}")),
+        Err(e) => return Err(format!("paper report signature: {e}")),
+    }
+    let r = report
+        .report()
+        .map_err(|e| format!("paper report does not decode: {e}"))?;
+    if &r.agency != agency {
+        return Err(format!(
+            "paper report names {} but this connection is {agency}",
+            r.agency
+        ));
+    }
+    if !poros_protocol::PaperReport::month_is_valid(&r.month) {
+        return Err(format!("month {:?} is not YYYY-MM", r.month));
+    }
+    let signed = postcard::to_allocvec(&report).map_err(|e| e.to_string())?;
+    hub.store
+        .put_paper(
+            agency.clone(),
+            r.month.clone(),
+            crate::stats::PaperCount {
+                sent: r.sent,
+                received: r.received,
+                signed,
+            },
+        )
+        .await
+        .map_err(|e| format!("hub store unavailable: {e}"))?;
+    info!(agency = %agency, month = %r.month, sent = r.sent, received = r.received, "paper report stored");
+    Ok(())
+}
+
 /// Per-connection worker: pushes pending deliveries and relays answers to one node.
 async fn pusher(hub: Arc<Hub>, agency: AgencyId, conn: quinn::Connection, wake: Arc<Notify>) {
     let permits = Arc::new(Semaphore::new(hub.cfg.limits.deliveries_in_flight as usize));
@@ -962,6 +1025,8 @@ async fn sweeper(hub: Arc<Hub>) {
 /// One expiry and retention pass.
 pub async fn sweep_once(hub: &Arc<Hub>) -> Result<()> {
     let now = now_ms();
+    // Connected agencies count as seen on every day they stay connected.
+    hub.store.mark_seen(hub.connected_agencies(), now).await?;
     let cutoff = now.saturating_sub(hub.cfg.delivery.expiry_secs.saturating_mul(1000));
     for (doc, rcpt) in hub.store.expired_before(cutoff, 10_000)? {
         let Some(rec) = hub.store.doc(&doc)? else {

@@ -21,6 +21,7 @@ use poros_protocol::{
 use poros_store::{Db, StoreError};
 use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
 /// Bodies up to this size live inside the database (one fsync per group commit instead of
 /// two per file); larger ones are files.
@@ -40,6 +41,20 @@ const ANSWERED: TableDefinition<&[u8], u32> = TableDefinition::new("answered");
 const TOKENS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("enrolment_tokens");
 const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 const REVOKED: TableDefinition<&str, &[u8]> = TableDefinition::new("revoked_serials");
+const MONITORS: TableDefinition<&str, &[u8]> = TableDefinition::new("monitor_credentials");
+
+/// A read-only monitor credential (the token itself is never stored, only its SHA-256).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MonitorRecord {
+    /// Name given by the admin.
+    pub name: String,
+    /// SHA-256 of the token.
+    pub token_sha256: [u8; 32],
+    /// Created, Unix ms.
+    pub created_ms: u64,
+    /// Revoked, Unix ms.
+    pub revoked_ms: Option<u64>,
+}
 
 /// Lifecycle state of a registered node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -218,6 +233,8 @@ fn bump(txn: &redb::WriteTransaction, counts: &[(&str, u64)]) -> Result<(), Stor
 #[derive(Clone)]
 pub struct HubStore {
     db: Db,
+    /// Deliveries answered within this many ms of acceptance count as on time.
+    on_time_ms: u64,
 }
 
 /// A pending delivery ready to push.
@@ -247,9 +264,22 @@ impl HubStore {
             txn.open_table(TOKENS)?;
             txn.open_table(AUDIT)?;
             txn.open_table(REVOKED)?;
+            txn.open_table(MONITORS)?;
+            txn.open_table(crate::stats::STATS)?;
+            txn.open_table(crate::stats::SEEN)?;
+            txn.open_table(crate::stats::PAPER)?;
             Ok(())
         })?;
-        Ok(HubStore { db })
+        Ok(HubStore {
+            db,
+            on_time_ms: 3_600_000,
+        })
+    }
+
+    /// Set the on-time target used when counting answers.
+    pub fn with_on_time_ms(mut self, ms: u64) -> Self {
+        self.on_time_ms = ms;
+        self
     }
 
     /// The underlying database (for statistics).
@@ -511,6 +541,7 @@ impl HubStore {
                     ex.insert((rec.accepted_ms, key, r.as_str()), ())?;
                 }
                 drop((del, q, ex));
+                crate::stats::on_accept(txn, &rec.sender, &rec.recipients, rec.accepted_ms)?;
                 bump(
                     txn,
                     &[
@@ -582,8 +613,9 @@ impl HubStore {
         state: DeliveryState,
         now_ms: u64,
     ) -> Result<Option<AgencyId>, StoreError> {
+        let on_time = self.on_time_ms;
         self.db
-            .write(move |txn| answer_in(txn, doc, &recipient, state.clone(), now_ms))
+            .write(move |txn| answer_in(txn, doc, &recipient, state.clone(), now_ms, on_time))
             .await
     }
 
@@ -745,6 +777,126 @@ impl HubStore {
             .await
     }
 
+    /// Store a monitor credential (replacing one of the same name) and record the action.
+    pub async fn put_monitor(
+        &self,
+        rec: MonitorRecord,
+        audit: AuditRecord,
+    ) -> Result<(), StoreError> {
+        self.db
+            .write(move |txn| {
+                txn.open_table(MONITORS)?
+                    .insert(rec.name.as_str(), enc(&rec)?.as_slice())?;
+                audit_in(txn, &audit)
+            })
+            .await
+    }
+
+    /// All monitor credentials.
+    pub fn monitors(&self) -> Result<Vec<MonitorRecord>, StoreError> {
+        let r = self.db.read()?;
+        let t = r.open_table(MONITORS)?;
+        let mut out = Vec::new();
+        for e in t.iter()? {
+            let (_, v) = e?;
+            out.push(dec(v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Mark agencies as seen (connected) now.
+    pub async fn mark_seen(&self, agencies: Vec<AgencyId>, now_ms: u64) -> Result<(), StoreError> {
+        self.db
+            .write(move |txn| {
+                for a in &agencies {
+                    crate::stats::on_seen(txn, a, now_ms)?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    /// Store an agency's paper-only counts for a month.
+    pub async fn put_paper(
+        &self,
+        agency: AgencyId,
+        month: String,
+        count: crate::stats::PaperCount,
+    ) -> Result<(), StoreError> {
+        self.db
+            .write(move |txn| crate::stats::on_paper(txn, &agency, &month, &count))
+            .await
+    }
+
+    /// Pending deliveries accepted in `[from_ms, to_ms)` and older than `older_than_ms`,
+    /// counted per recipient (the pending set, not the history, is scanned).
+    pub fn overdue(
+        &self,
+        from_ms: u64,
+        to_ms: u64,
+        older_than_ms: u64,
+    ) -> Result<HashMap<String, u64>, StoreError> {
+        let r = self.db.read()?;
+        let t = r.open_table(EXPIRY)?;
+        let lo: &[u8] = &[];
+        let mut out: HashMap<String, u64> = HashMap::new();
+        let end = to_ms.min(older_than_ms);
+        if end <= from_ms {
+            return Ok(out);
+        }
+        for e in t.range((from_ms, lo, "")..(end, lo, ""))? {
+            let (k, _) = e?;
+            *out.entry(k.value().2.to_string()).or_default() += 1;
+        }
+        Ok(out)
+    }
+
+    /// Recount the statistics of `periods` from the stored delivery records (slow: scans the
+    /// whole history; used to check the live counters).
+    pub fn recount(&self, on_time_ms: u64) -> Result<crate::stats::Sums, StoreError> {
+        let r = self.db.read()?;
+        let docs = r.open_table(DOCS)?;
+        let dels = r.open_table(DELIVERIES)?;
+        let mut out: crate::stats::Sums = HashMap::new();
+        let mut add = |scope: &str, metric: &str, by: u64| {
+            *out.entry(scope.to_string())
+                .or_default()
+                .entry(metric.to_string())
+                .or_default() += by;
+        };
+        for e in docs.iter()? {
+            let (k, v) = e?;
+            let rec: DocRecord = dec(v.value())?;
+            add(rec.sender.as_str(), "sent", 1);
+            add(crate::stats::NATIONAL, "sent", 1);
+            add(rec.sender.as_str(), "out_due", rec.recipients.len() as u64);
+            for rcpt in &rec.recipients {
+                add(rcpt.as_str(), "in_due", 1);
+                add(crate::stats::NATIONAL, "in_due", 1);
+                let Some(g) = dels.get((k.value(), rcpt.as_str()))? else {
+                    continue;
+                };
+                let d: DeliveryRecord = dec(g.value())?;
+                let m = match d.state {
+                    DeliveryState::Pending => continue,
+                    DeliveryState::Delivered(_)
+                        if d.answered_ms.unwrap_or(0).saturating_sub(rec.accepted_ms)
+                            <= on_time_ms =>
+                    {
+                        "ontime"
+                    }
+                    DeliveryState::Delivered(_) => "late",
+                    DeliveryState::Rejected(..) => "rejected",
+                    DeliveryState::Expired(_) => "expired",
+                };
+                add(rcpt.as_str(), &format!("in_{m}"), 1);
+                add(crate::stats::NATIONAL, &format!("in_{m}"), 1);
+                add(rec.sender.as_str(), &format!("out_{m}"), 1);
+            }
+        }
+        Ok(out)
+    }
+
     /// Counter values.
     pub fn counters(&self) -> Result<Vec<(String, u64)>, StoreError> {
         let r = self.db.read()?;
@@ -778,6 +930,7 @@ fn answer_in(
     recipient: &AgencyId,
     state: DeliveryState,
     now_ms: u64,
+    on_time_ms: u64,
 ) -> Result<Option<AgencyId>, StoreError> {
     let key = doc.as_bytes().as_slice();
     let mut del = txn.open_table(DELIVERIES)?;
@@ -796,6 +949,15 @@ fn answer_in(
                 "delivery without document {doc}"
             )))
         }
+    };
+    let (end, reason) = match &state {
+        DeliveryState::Delivered(_) if now_ms.saturating_sub(rec.accepted_ms) <= on_time_ms => {
+            (crate::stats::End::OnTime, None)
+        }
+        DeliveryState::Delivered(_) => (crate::stats::End::Late, None),
+        DeliveryState::Rejected(_, why) => (crate::stats::End::Rejected, Some(why.clone())),
+        DeliveryState::Expired(_) => (crate::stats::End::Expired, None),
+        DeliveryState::Pending => return Ok(None),
     };
     let (relay, counter) = match &state {
         DeliveryState::Delivered(r) => (RelayItem::Receipt(r.clone()), "deliveries_delivered"),
@@ -831,6 +993,15 @@ fn answer_in(
     drop(del);
     drop(docs);
     bump(txn, &[(counter, 1)])?;
+    crate::stats::on_end(
+        txn,
+        &rec.sender,
+        recipient,
+        rec.accepted_ms,
+        now_ms,
+        end,
+        reason.as_deref(),
+    )?;
     Ok(Some(rec.sender))
 }
 

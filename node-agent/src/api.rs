@@ -28,6 +28,7 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/v1/quarantine", get(quarantine))
         .route("/v1/receipts", get(receipts))
         .route("/v1/events", get(events))
+        .route("/v1/reports/paper", post(paper))
         .with_state(agent)
 }
 
@@ -331,5 +332,20 @@ async fn events(State(a): State<Arc<Agent>>, Query(q): Query<EventsQuery>) -> Re
             Json(json!({"events": events, "next": next})).into_response()
         }
         Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+#[derive(Deserialize)]
+struct PaperBody {
+    month: String,
+    sent: u64,
+    received: u64,
+}
+
+/// Sign and send this agency's paper-only counts for a month.
+async fn paper(State(a): State<Arc<Agent>>, Json(b): Json<PaperBody>) -> Response {
+    match a.report_paper(&b.month, b.sent, b.received).await {
+        Ok(()) => Json(json!({"ok": true})).into_response(),
+        Err(e) => err(StatusCode::BAD_GATEWAY, format!("{e:#}")),
     }
 }

@@ -123,6 +123,11 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Report figures to the hub.
+    Report {
+        #[command(subcommand)]
+        what: ReportCmd,
+    },
     /// Signed receipts and rejections received for sent documents.
     Receipts {
         /// Agent directory.
@@ -131,6 +136,26 @@ enum Cmd {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ReportCmd {
+    /// This agency's official documents exchanged on paper only in a month (signed, sent
+    /// through the hub; the electronic-exchange rate is measured against them).
+    Paper {
+        /// Agent directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Month, YYYY-MM.
+        #[arg(long)]
+        month: String,
+        /// Documents sent on paper only.
+        #[arg(long)]
+        sent: u64,
+        /// Documents received on paper only.
+        #[arg(long)]
+        received: u64,
     },
 }
 
@@ -362,6 +387,28 @@ fn run(cli: Cli) -> Result<()> {
                 Some(list) => list.iter().for_each(print_status),
                 None => print_status(v),
             })
+        }
+        Cmd::Report {
+            what:
+                ReportCmd::Paper {
+                    dir,
+                    month,
+                    sent,
+                    received,
+                },
+        } => {
+            let c = ApiClient::new(&dir)?;
+            let r = c
+                .http
+                .post(format!("{}/v1/reports/paper", c.base))
+                .json(&serde_json::json!({"month": month, "sent": sent, "received": received}))
+                .send()
+                .with_context(|| format!("contacting the agent at {}", c.base))?;
+            ApiClient::check(r)?;
+            println!(
+                "paper report for {month} accepted by the hub ({sent} sent, {received} received)"
+            );
+            Ok(())
         }
         Cmd::Receipts { dir, json } => {
             let c = ApiClient::new(&dir)?;

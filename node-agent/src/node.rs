@@ -164,6 +164,38 @@ impl Agent {
         }))
     }
 
+    /// Sign a monthly paper-only count and deliver it to the hub, which counts it in the
+    /// electronic-exchange rate. Needs the hub connection.
+    pub async fn report_paper(&self, month: &str, sent: u64, received: u64) -> Result<()> {
+        if !poros_protocol::PaperReport::month_is_valid(month) {
+            anyhow::bail!("month {month:?} is not YYYY-MM");
+        }
+        let report = poros_protocol::PaperReport {
+            agency: self.cfg.agency.clone(),
+            month: month.to_string(),
+            sent,
+            received,
+            time_ms: now_ms(),
+        };
+        let c = self.creds();
+        let signed = poros_protocol::SignedPaperReport::sign(&report, &c.sign_key, &c.sign_cert)?;
+        let conn =
+            self.conn.borrow().clone().context(
+                "not connected to the hub; the report is sent when the agent is connected",
+            )?;
+        let (mut send, mut recv) = conn.open_bi().await?;
+        write_frame(&mut send, &Frame::PaperReport { report: signed }).await?;
+        send.finish()?;
+        match read_frame(&mut recv).await? {
+            Frame::Ack { .. } => {
+                info!(agency = %self.cfg.agency, month, sent, received, "paper report accepted by hub");
+                Ok(())
+            }
+            Frame::Refused(r) => anyhow::bail!("hub refused the report: {}", r.message),
+            _ => anyhow::bail!("unexpected answer to a paper report"),
+        }
+    }
+
     /// Verify a stored signed statement again.
     pub fn trust_verify(
         &self,

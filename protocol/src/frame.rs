@@ -73,6 +73,11 @@ pub enum Frame {
     },
     /// Hub → agent answer to `Enroll` or `Renew`.
     Credentials(Credentials),
+    /// Agent → hub: a signed monthly paper-count report; answered with `Ack` once stored.
+    PaperReport {
+        /// Signed by the reporting agency.
+        report: crate::receipt::SignedPaperReport,
+    },
     /// Hub → agent: the signing CA's current revocation list (DER); answered with `Ack`.
     CrlUpdate {
         /// DER-encoded CRL.

@@ -132,6 +132,53 @@ impl SignedNotice {
     }
 }
 
+/// Signature context for paper-count reports.
+pub const PAPER_CONTEXT: &[u8] = b"poros/paper/v1";
+
+/// An agency's monthly count of official documents exchanged on paper only, which the
+/// electronic-exchange rate is measured against.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaperReport {
+    /// Reporting agency.
+    pub agency: AgencyId,
+    /// Month, `YYYY-MM`.
+    pub month: String,
+    /// Documents sent on paper only.
+    pub sent: u64,
+    /// Documents received on paper only.
+    pub received: u64,
+    /// When signed, Unix ms.
+    pub time_ms: u64,
+}
+
+impl PaperReport {
+    /// Whether `month` is a plausible `YYYY-MM`.
+    pub fn month_is_valid(month: &str) -> bool {
+        let b = month.as_bytes();
+        b.len() == 7
+            && b[4] == b'-'
+            && b[..4].iter().all(u8::is_ascii_digit)
+            && matches!(month[5..].parse::<u8>(), Ok(1..=12))
+    }
+}
+
+/// A paper report signed by its agency.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedPaperReport(pub SignedBlob);
+
+impl SignedPaperReport {
+    /// Encode and sign.
+    pub fn sign(r: &PaperReport, key: &SigningKey, cert: &[u8]) -> Result<Self, SignError> {
+        let payload = postcard::to_allocvec(r)?;
+        SignedBlob::sign(PAPER_CONTEXT, payload, key, cert).map(SignedPaperReport)
+    }
+
+    /// Decode (after verifying).
+    pub fn report(&self) -> Result<PaperReport, postcard::Error> {
+        postcard::from_bytes(&self.0.payload)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

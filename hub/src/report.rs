@@ -1,0 +1,337 @@
+//! Exchange figures for monitors: delivery rate, on-time share, electronic-exchange rate and
+//! connected agencies, per agency, per agency group and nationally, for any range of days.
+//! Built only from the pre-aggregated counters in [`crate::stats`] and the pending set.
+//!
+//! Definitions (also in the README):
+//! - *delivery rate* = deliveries completed with a verified receipt ÷ deliveries due, where a
+//!   delivery falls due when the hub accepts the document; per agency it counts deliveries
+//!   addressed **to** that agency. *On time* = receipt within `on_time_secs` of acceptance.
+//! - *electronic-exchange rate* = documents the agency sent and received through the axis ÷
+//!   (those + the documents it reported as exchanged on paper only), for the months reported.
+//! - *connected agencies* = active agencies connected at some time in the range ÷ registered.
+
+use crate::server::{now_ms, Hub};
+use crate::state::NodeState;
+use crate::stats::{self, Day, NATIONAL};
+use anyhow::{bail, Result};
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+
+/// What to report on.
+#[derive(Clone, Debug)]
+pub struct Query {
+    /// First day (UTC).
+    pub from: Day,
+    /// Last day (UTC), inclusive.
+    pub to: Day,
+    /// Only this agency (and national and its group).
+    pub agency: Option<String>,
+}
+
+impl Query {
+    /// From `from`/`to` (`YYYY-MM-DD`), `month` (`YYYY-MM`) or `year` (`YYYY`); default: the
+    /// current month.
+    pub fn parse(
+        from: Option<&str>,
+        to: Option<&str>,
+        month: Option<&str>,
+        year: Option<&str>,
+        agency: Option<&str>,
+    ) -> Result<Query> {
+        let today = Day::of_ms(now_ms());
+        let (from, to) =
+            if let Some(m) = month {
+                let first = Day::parse(&format!("{m}-01"))
+                    .ok_or_else(|| anyhow::anyhow!("month {m:?} is not YYYY-MM"))?;
+                let mut last = first;
+                while last.next().m == first.m {
+                    last = last.next();
+                }
+                (first, last)
+            } else if let Some(y) = year {
+                let first = Day::parse(&format!("{y}-01-01"))
+                    .ok_or_else(|| anyhow::anyhow!("year {y:?} is not YYYY"))?;
+                (
+                    first,
+                    Day {
+                        y: first.y,
+                        m: 12,
+                        d: 31,
+                    },
+                )
+            } else {
+                let from = match from {
+                    Some(f) => Day::parse(f)
+                        .ok_or_else(|| anyhow::anyhow!("from {f:?} is not YYYY-MM-DD"))?,
+                    None => Day { d: 1, ..today },
+                };
+                let to = match to {
+                    Some(t) => Day::parse(t)
+                        .ok_or_else(|| anyhow::anyhow!("to {t:?} is not YYYY-MM-DD"))?,
+                    None => today,
+                };
+                (from, to)
+            };
+        if to < from {
+            bail!("the range ends ({to}) before it starts ({from})");
+        }
+        if let Some(a) = agency {
+            poros_protocol::AgencyId::parse(a)?;
+        }
+        Ok(Query {
+            from,
+            to,
+            agency: agency.map(str::to_string),
+        })
+    }
+}
+
+fn pct(num: u64, den: u64) -> Value {
+    if den == 0 {
+        Value::Null
+    } else {
+        json!(((num as f64) * 10000.0 / den as f64).round() / 100.0)
+    }
+}
+
+/// Figures of one scope from its summed counters.
+pub fn figures(scope: &str, m: &BTreeMap<String, u64>, overdue: u64) -> Value {
+    let g = |k: &str| m.get(k).copied().unwrap_or(0);
+    let due = g("in_due");
+    let (on_time, late, rejected, expired) = (
+        g("in_ontime"),
+        g("in_late"),
+        g("in_rejected"),
+        g("in_expired"),
+    );
+    let delivered = on_time + late;
+    let pending = due.saturating_sub(delivered + rejected + expired);
+    let sent = g("sent");
+    // An agency's exchanged documents are those it sent plus those it received; groups and
+    // the nation sum the same quantities, as their paper counts do.
+    let electronic = sent + due;
+    let paper = g("paper_sent") + g("paper_received");
+    let by_reason: Map<String, Value> = m
+        .iter()
+        .filter_map(|(k, v)| k.strip_prefix("rej:").map(|r| (r.to_string(), json!(v))))
+        .collect();
+    json!({
+        "scope": scope,
+        "sent": sent,
+        "received": due,
+        "due": due,
+        "delivered": delivered,
+        "on_time": on_time,
+        "late": late,
+        "rejected": rejected,
+        "rejected_by_reason": by_reason,
+        "expired": expired,
+        "pending": pending,
+        "overdue": overdue,
+        "delivery_rate": pct(delivered, due),
+        "on_time_rate": pct(on_time, due),
+        "paper_sent": g("paper_sent"),
+        "paper_received": g("paper_received"),
+        "electronic_rate": if paper == 0 && electronic == 0 { Value::Null } else { pct(electronic, electronic + paper) },
+        "avg_latency_ms": g("in_latency_ms").checked_div(delivered),
+    })
+}
+
+/// The full report behind the dashboard, the JSON API and `poros-hub stats`.
+pub fn report(hub: &Hub, q: &Query) -> Result<Value> {
+    let periods = stats::cover(q.from, q.to);
+    let r = hub.store.db().read()?;
+    let mut sums = stats::sums(&r, &periods, None)?;
+    // Paper counts are monthly: a month the range only partly covers contributes its whole
+    // paper count (its electronic counts come from the days covered).
+    let partial: Vec<String> = months_touched(q.from, q.to)
+        .into_iter()
+        .filter(|m| {
+            !periods
+                .iter()
+                .any(|p| p == m || (p.starts_with('Y') && m[1..].starts_with(&p[1..])))
+        })
+        .collect();
+    for (scope, m) in stats::sums(&r, &partial, None)? {
+        let e = sums.entry(scope).or_default();
+        for k in ["paper_sent", "paper_received"] {
+            if let Some(v) = m.get(k) {
+                *e.entry(k.to_string()).or_default() += v;
+            }
+        }
+    }
+    let seen = stats::seen(&r, &periods)?;
+    drop(r);
+    let from_ms = day_start_ms(q.from);
+    let to_ms = day_start_ms(q.to.next());
+    let on_time_ms = hub.cfg.monitoring.on_time_secs * 1000;
+    let overdue = hub
+        .store
+        .overdue(from_ms, to_ms, now_ms().saturating_sub(on_time_ms))?;
+    let nodes = hub.nodes();
+    let connected_now = hub.connected_agencies();
+    let empty = BTreeMap::new();
+    let registered: Vec<_> = nodes
+        .iter()
+        .filter(|n| n.state != NodeState::Pending)
+        .collect();
+    let seen_active = registered
+        .iter()
+        .filter(|n| n.state == NodeState::Active && seen.contains(n.agency.as_str()))
+        .count();
+
+    let mut agencies = Vec::new();
+    for n in &nodes {
+        if q.agency.as_deref().is_some_and(|a| a != n.agency.as_str()) {
+            continue;
+        }
+        let mut f = figures(
+            n.agency.as_str(),
+            sums.get(n.agency.as_str()).unwrap_or(&empty),
+            overdue.get(n.agency.as_str()).copied().unwrap_or(0),
+        );
+        f["name"] = json!(n.name);
+        f["group"] = json!(n.agency.group().to_string());
+        f["state"] = json!(n.state);
+        f["connected"] = json!(connected_now.contains(&n.agency));
+        f["seen_in_period"] = json!(seen.contains(n.agency.as_str()));
+        agencies.push(f);
+    }
+    let mut groups: BTreeMap<String, (u64, usize, usize)> = BTreeMap::new();
+    for n in &registered {
+        let e = groups.entry(n.agency.group().to_string()).or_default();
+        e.0 += overdue.get(n.agency.as_str()).copied().unwrap_or(0);
+        e.1 += 1;
+        if n.state == NodeState::Active && seen.contains(n.agency.as_str()) {
+            e.2 += 1;
+        }
+    }
+    let groups: Vec<Value> = groups
+        .into_iter()
+        .map(|(g, (od, reg, seen_n))| {
+            let scope = format!("group:{g}");
+            let mut f = figures(&scope, sums.get(&scope).unwrap_or(&empty), od);
+            f["group"] = json!(g);
+            f["registered"] = json!(reg);
+            f["connected"] = json!(seen_n);
+            f
+        })
+        .collect();
+    let mut national = figures(
+        NATIONAL,
+        sums.get(NATIONAL).unwrap_or(&empty),
+        overdue.values().sum(),
+    );
+    national["registered"] = json!(registered.len());
+    national["connected"] = json!(seen_active);
+    national["connected_rate"] = pct(seen_active as u64, registered.len() as u64);
+    national["connected_now"] = json!(connected_now.len());
+
+    Ok(json!({
+        "from": q.from.to_string(),
+        "to": q.to.to_string(),
+        "on_time_secs": hub.cfg.monitoring.on_time_secs,
+        "alert_below_percent": hub.cfg.monitoring.alert_below_percent,
+        "generated_ms": now_ms(),
+        "national": national,
+        "groups": groups,
+        "agencies": agencies,
+    }))
+}
+
+/// Month keys (`M2026-11`) of every month the range touches.
+fn months_touched(from: Day, to: Day) -> Vec<String> {
+    let mut out = Vec::new();
+    let (mut y, mut m) = (from.y, from.m);
+    while (y, m) <= (to.y, to.m) {
+        out.push(format!("M{y:04}-{m:02}"));
+        if m == 12 {
+            y += 1;
+            m = 1;
+        } else {
+            m += 1;
+        }
+    }
+    out
+}
+
+/// National delivery and electronic rates for each of the 30 days ending at `to`.
+pub fn trend(hub: &Hub, to: Day) -> Result<Value> {
+    let mut days = Vec::new();
+    let mut d = Day::of_ms(day_start_ms(to).saturating_sub(29 * 86_400_000));
+    for _ in 0..30 {
+        days.push(d);
+        d = d.next();
+    }
+    let r = hub.store.db().read()?;
+    let empty = BTreeMap::new();
+    let mut out = Vec::new();
+    for day in days {
+        let s = stats::sums(&r, &[day.key()], Some(NATIONAL))?;
+        let f = figures(NATIONAL, s.get(NATIONAL).unwrap_or(&empty), 0);
+        out.push(
+            json!({"day": day.to_string(), "due": f["due"], "delivered": f["delivered"],
+                        "delivery_rate": f["delivery_rate"], "on_time_rate": f["on_time_rate"]}),
+        );
+    }
+    Ok(json!(out))
+}
+
+/// Unix ms at 00:00 UTC of `d`.
+pub fn day_start_ms(d: Day) -> u64 {
+    let date = time::Date::from_calendar_date(
+        d.y,
+        time::Month::try_from(d.m).unwrap_or(time::Month::January),
+        d.d,
+    )
+    .unwrap_or(time::Date::MIN);
+    let t = date.midnight().assume_utc().unix_timestamp();
+    (t.max(0) as u64) * 1000
+}
+
+/// The per-agency table as CSV.
+pub fn csv(report: &Value) -> String {
+    let cols = [
+        "scope",
+        "name",
+        "group",
+        "state",
+        "sent",
+        "received",
+        "due",
+        "delivered",
+        "on_time",
+        "late",
+        "rejected",
+        "expired",
+        "pending",
+        "overdue",
+        "delivery_rate",
+        "on_time_rate",
+        "paper_sent",
+        "paper_received",
+        "electronic_rate",
+        "avg_latency_ms",
+    ];
+    let mut out = cols.join(",");
+    out.push('\n');
+    let rows = std::iter::once(&report["national"])
+        .chain(report["groups"].as_array().into_iter().flatten())
+        .chain(report["agencies"].as_array().into_iter().flatten());
+    for row in rows {
+        let cells: Vec<String> = cols
+            .iter()
+            .map(|c| match &row[*c] {
+                Value::Null => String::new(),
+                Value::String(s) if s.contains([',', '"', '\n']) => {
+                    format!("\"{}\"", s.replace('"', "\"\""))
+                }
+                Value::String(s) => s.clone(),
+                v => v.to_string(),
+            })
+            .collect();
+        out.push_str(&cells.join(","));
+        out.push('\n');
+    }
+    out
+}

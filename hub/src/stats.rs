@@ -1,0 +1,430 @@
+//! Exchange statistics: counters per agency, per agency group and nationally, per day, month
+//! and year, updated inside the same commit as the event they count, so after any crash they
+//! equal a recount of the stored records. Reading a day, a month or a year is one range scan
+//! over pre-aggregated keys, never a scan of the document history.
+//!
+//! Table `stats`: (period, scope, metric) → count, where period is `D2026-11-22`, `M2026-11`
+//! or `Y2026`, scope is an agency code, `group:G` or `national`. Table `seen`: (period,
+//! agency) → () for agencies connected during the period. Table `paper`: (month, agency) →
+//! the agency's signed paper-only counts.
+
+use poros_protocol::AgencyId;
+use poros_store::StoreError;
+use redb::{ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+pub(crate) const STATS: TableDefinition<(&str, &str, &str), u64> = TableDefinition::new("stats");
+pub(crate) const SEEN: TableDefinition<(&str, &str), ()> = TableDefinition::new("seen");
+pub(crate) const PAPER: TableDefinition<(&str, &str), &[u8]> =
+    TableDefinition::new("paper_reports");
+
+/// Scope of national figures.
+pub const NATIONAL: &str = "national";
+
+/// A civil date (UTC).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Day {
+    /// Year.
+    pub y: i32,
+    /// Month 1–12.
+    pub m: u8,
+    /// Day 1–31.
+    pub d: u8,
+}
+
+impl Day {
+    /// The UTC day of a Unix-ms instant.
+    pub fn of_ms(ms: u64) -> Day {
+        let date = time::OffsetDateTime::from_unix_timestamp((ms / 1000) as i64)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+            .date();
+        Day {
+            y: date.year(),
+            m: date.month() as u8,
+            d: date.day(),
+        }
+    }
+
+    /// Parse `YYYY-MM-DD`.
+    pub fn parse(s: &str) -> Option<Day> {
+        let mut it = s.split('-');
+        let (y, m, d) = (
+            it.next()?.parse().ok()?,
+            it.next()?.parse().ok()?,
+            it.next()?.parse().ok()?,
+        );
+        if it.next().is_some() {
+            return None;
+        }
+        let month = time::Month::try_from(m).ok()?;
+        time::Date::from_calendar_date(y, month, d).ok()?;
+        Some(Day { y, m, d })
+    }
+
+    fn date(self) -> time::Date {
+        time::Date::from_calendar_date(
+            self.y,
+            time::Month::try_from(self.m).unwrap_or(time::Month::January),
+            self.d,
+        )
+        .unwrap_or(time::Date::MIN)
+    }
+
+    /// The next day.
+    pub fn next(self) -> Day {
+        let n = self.date().next_day().unwrap_or(time::Date::MAX);
+        Day {
+            y: n.year(),
+            m: n.month() as u8,
+            d: n.day(),
+        }
+    }
+
+    /// Last day of this day's month.
+    fn month_end(self) -> Day {
+        let days = time::Month::try_from(self.m)
+            .unwrap_or(time::Month::January)
+            .length(self.y);
+        Day { d: days, ..self }
+    }
+
+    /// `YYYY-MM-DD`.
+    pub fn key(self) -> String {
+        format!("D{:04}-{:02}-{:02}", self.y, self.m, self.d)
+    }
+    fn month_key(self) -> String {
+        format!("M{:04}-{:02}", self.y, self.m)
+    }
+    fn year_key(self) -> String {
+        format!("Y{:04}", self.y)
+    }
+}
+
+impl std::fmt::Display for Day {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:04}-{:02}-{:02}", self.y, self.m, self.d)
+    }
+}
+
+/// The period keys (day, month, year) an event at `ms` counts in.
+fn periods(ms: u64) -> [String; 3] {
+    let d = Day::of_ms(ms);
+    [d.key(), d.month_key(), d.year_key()]
+}
+
+/// Split `[from, to]` into the fewest whole years, months and days.
+pub fn cover(from: Day, to: Day) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = from;
+    while cur <= to {
+        let year_end = Day {
+            y: cur.y,
+            m: 12,
+            d: 31,
+        };
+        if cur.m == 1 && cur.d == 1 && year_end <= to {
+            out.push(cur.year_key());
+            cur = year_end.next();
+        } else if cur.d == 1 && cur.month_end() <= to {
+            out.push(cur.month_key());
+            cur = cur.month_end().next();
+        } else {
+            out.push(cur.key());
+            cur = cur.next();
+        }
+    }
+    out
+}
+
+fn scopes(a: &AgencyId) -> [String; 3] {
+    [
+        a.to_string(),
+        format!("group:{}", a.group()),
+        NATIONAL.to_string(),
+    ]
+}
+
+fn add(
+    t: &mut redb::Table<(&str, &str, &str), u64>,
+    ms: u64,
+    scope_list: &[String],
+    metric: &str,
+    by: u64,
+) -> Result<(), StoreError> {
+    for p in periods(ms) {
+        for s in scope_list {
+            let k = (p.as_str(), s.as_str(), metric);
+            let v = t.get(k)?.map(|g| g.value()).unwrap_or(0);
+            t.insert(k, v + by)?;
+        }
+    }
+    Ok(())
+}
+
+/// Count an accepted document (by its acceptance day).
+pub(crate) fn on_accept(
+    txn: &redb::WriteTransaction,
+    sender: &AgencyId,
+    recipients: &[AgencyId],
+    accepted_ms: u64,
+) -> Result<(), StoreError> {
+    let mut t = txn.open_table(STATS)?;
+    add(&mut t, accepted_ms, &scopes(sender), "sent", 1)?;
+    add(
+        &mut t,
+        accepted_ms,
+        &[sender.to_string()],
+        "out_due",
+        recipients.len() as u64,
+    )?;
+    for r in recipients {
+        let mut s = scopes(r).to_vec();
+        s.truncate(2); // national "due" is counted once per delivery below
+        add(&mut t, accepted_ms, &s, "in_due", 1)?;
+    }
+    add(
+        &mut t,
+        accepted_ms,
+        &[NATIONAL.to_string()],
+        "in_due",
+        recipients.len() as u64,
+    )?;
+    Ok(())
+}
+
+/// How a delivery ended, for counting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    /// Receipt within the on-time target.
+    OnTime,
+    /// Receipt after it.
+    Late,
+    /// Signed rejection.
+    Rejected,
+    /// Expired at the hub.
+    Expired,
+}
+
+impl End {
+    fn metric(self) -> &'static str {
+        match self {
+            End::OnTime => "ontime",
+            End::Late => "late",
+            End::Rejected => "rejected",
+            End::Expired => "expired",
+        }
+    }
+}
+
+/// Coarse category of a rejection reason, for "rejected by reason".
+pub fn reason_category(reason: &str) -> &'static str {
+    let r = reason.to_ascii_lowercase();
+    if r.contains("revoked") {
+        "revoked"
+    } else if r.contains("sha-256") || r.contains("body") {
+        "body_mismatch"
+    } else if r.contains("signature") || r.contains("signed by") || r.contains("certificate") {
+        "signature"
+    } else if r.contains("limit") {
+        "too_large"
+    } else {
+        "other"
+    }
+}
+
+/// Count an answered or expired delivery, in the period of its acceptance (when it fell due).
+pub(crate) fn on_end(
+    txn: &redb::WriteTransaction,
+    sender: &AgencyId,
+    recipient: &AgencyId,
+    accepted_ms: u64,
+    answered_ms: u64,
+    end: End,
+    reason: Option<&str>,
+) -> Result<(), StoreError> {
+    let mut t = txn.open_table(STATS)?;
+    let m = end.metric();
+    add(
+        &mut t,
+        accepted_ms,
+        &scopes(recipient),
+        &format!("in_{m}"),
+        1,
+    )?;
+    add(
+        &mut t,
+        accepted_ms,
+        &[sender.to_string()],
+        &format!("out_{m}"),
+        1,
+    )?;
+    if matches!(end, End::OnTime | End::Late) {
+        add(
+            &mut t,
+            accepted_ms,
+            &scopes(recipient),
+            "in_latency_ms",
+            answered_ms.saturating_sub(accepted_ms),
+        )?;
+    }
+    if let Some(reason) = reason {
+        add(
+            &mut t,
+            accepted_ms,
+            &scopes(recipient),
+            &format!("rej:{}", reason_category(reason)),
+            1,
+        )?;
+    }
+    Ok(())
+}
+
+/// Mark an agency as seen (connected) on the day of `ms`.
+pub(crate) fn on_seen(
+    txn: &redb::WriteTransaction,
+    agency: &AgencyId,
+    ms: u64,
+) -> Result<(), StoreError> {
+    let mut t = txn.open_table(SEEN)?;
+    for p in periods(ms) {
+        t.insert((p.as_str(), agency.as_str()), ())?;
+    }
+    Ok(())
+}
+
+/// A paper-only count reported by an agency for one month.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaperCount {
+    /// Official documents sent on paper only.
+    pub sent: u64,
+    /// Official documents received on paper only.
+    pub received: u64,
+    /// The agency's signed report (postcard of the signed blob), kept as evidence.
+    pub signed: Vec<u8>,
+}
+
+/// Store (or replace) an agency's paper counts for `month` (`YYYY-MM`), updating aggregates by
+/// the difference so a corrected report does not double count.
+pub(crate) fn on_paper(
+    txn: &redb::WriteTransaction,
+    agency: &AgencyId,
+    month: &str,
+    count: &PaperCount,
+) -> Result<(), StoreError> {
+    let mut p = txn.open_table(PAPER)?;
+    let old: Option<PaperCount> = p
+        .get((month, agency.as_str()))?
+        .map(|g| postcard::from_bytes(g.value()))
+        .transpose()
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let bytes = postcard::to_allocvec(count).map_err(|e| StoreError::Other(e.to_string()))?;
+    p.insert((month, agency.as_str()), bytes.as_slice())?;
+    drop(p);
+    let mut t = txn.open_table(STATS)?;
+    let (os, or) = old.map(|o| (o.sent, o.received)).unwrap_or((0, 0));
+    let year = &month[..4];
+    for period in [format!("M{month}"), format!("Y{year}")] {
+        for s in scopes(agency) {
+            for (metric, new, old) in [
+                ("paper_sent", count.sent, os),
+                ("paper_received", count.received, or),
+            ] {
+                let k = (period.as_str(), s.as_str(), metric);
+                let v = t.get(k)?.map(|g| g.value()).unwrap_or(0);
+                t.insert(k, (v + new).saturating_sub(old))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Summed counters per scope over a set of periods.
+pub type Sums = HashMap<String, BTreeMap<String, u64>>;
+
+/// Sum every counter of every scope over `periods` (one range scan per period).
+pub fn sums(
+    r: &redb::ReadTransaction,
+    periods: &[String],
+    only: Option<&str>,
+) -> Result<Sums, StoreError> {
+    let t = r.open_table(STATS)?;
+    let mut out: Sums = HashMap::new();
+    for p in periods {
+        let iter = match only {
+            Some(scope) => t.range((p.as_str(), scope, "")..=(p.as_str(), scope, "\u{10ffff}"))?,
+            None => t.range((p.as_str(), "", "")..=(p.as_str(), "\u{10ffff}", ""))?,
+        };
+        for e in iter {
+            let (k, v) = e?;
+            let (_, scope, metric) = k.value();
+            *out.entry(scope.to_string())
+                .or_default()
+                .entry(metric.to_string())
+                .or_default() += v.value();
+        }
+    }
+    Ok(out)
+}
+
+/// Agencies seen (connected) in any of `periods`.
+pub fn seen(r: &redb::ReadTransaction, periods: &[String]) -> Result<HashSet<String>, StoreError> {
+    let t = r.open_table(SEEN)?;
+    let mut out = HashSet::new();
+    for p in periods {
+        for e in t.range((p.as_str(), "")..=(p.as_str(), "\u{10ffff}"))? {
+            let (k, _) = e?;
+            out.insert(k.value().1.to_string());
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> Day {
+        Day::parse(s).unwrap()
+    }
+
+    #[test]
+    fn ranges_use_the_coarsest_periods() {
+        assert_eq!(cover(d("2026-01-01"), d("2026-12-31")), vec!["Y2026"]);
+        assert_eq!(cover(d("2026-11-01"), d("2026-11-30")), vec!["M2026-11"]);
+        assert_eq!(
+            cover(d("2026-10-30"), d("2026-12-02")),
+            vec![
+                "D2026-10-30",
+                "D2026-10-31",
+                "M2026-11",
+                "D2026-12-01",
+                "D2026-12-02"
+            ]
+        );
+        assert_eq!(cover(d("2024-02-28"), d("2024-03-01")).len(), 3); // leap day
+        assert!(cover(d("2026-02-01"), d("2026-01-01")).is_empty());
+        assert_eq!(
+            cover(d("2025-12-31"), d("2027-01-01")),
+            vec!["D2025-12-31", "Y2026", "D2027-01-01"]
+        );
+        assert!(Day::parse("2026-02-30").is_none());
+        assert_eq!(Day::of_ms(0).to_string(), "1970-01-01");
+    }
+
+    #[test]
+    fn reasons_are_categorised() {
+        assert_eq!(
+            reason_category("body SHA-256 abc does not match the signed envelope"),
+            "body_mismatch"
+        );
+        assert_eq!(
+            reason_category("sender signature: signer certificate is revoked"),
+            "revoked"
+        );
+        assert_eq!(
+            reason_category("envelope claims sender X but is signed by Y"),
+            "signature"
+        );
+    }
+}
