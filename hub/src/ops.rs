@@ -35,6 +35,7 @@ pub fn router(hub: Arc<Hub>, admin_token: String) -> Router {
         .route("/admin/v1/nodes/:agency", get(show_node))
         .route("/admin/v1/nodes/:agency/:action", post(node_action))
         .route("/admin/v1/audit", get(audit_log))
+        .route("/admin/v1/stats/check", get(stats_check))
         .route("/admin/v1/monitors", get(list_monitors).post(add_monitor))
         .route("/admin/v1/monitors/:name/revoke", post(revoke_monitor))
         .route("/api/v1/stats", get(api_stats))
@@ -538,6 +539,39 @@ async fn node_action(
         Ok(()) => Json(json!({"ok": true})).into_response(),
         Err(e) => conflict(e),
     }
+}
+
+/// Live counters against a recount from the stored delivery records (all time).
+async fn stats_check(State(st): State<Ops>, h: HeaderMap) -> Response {
+    if let Err(r) = authorized(&st, &h) {
+        return r;
+    }
+    let on_time = st.hub.cfg.monitoring.on_time_secs * 1000;
+    let recount = match st.hub.store.recount(on_time) {
+        Ok(r) => r,
+        Err(e) => return internal(e),
+    };
+    let today = crate::stats::Day::of_ms(now_ms());
+    let all = crate::stats::cover(
+        crate::stats::Day { y: 1970, m: 1, d: 1 },
+        crate::stats::Day { y: today.y, m: 12, d: 31 },
+    );
+    let live = match st.hub.store.db().read().map_err(anyhow::Error::from).and_then(|r| {
+        crate::stats::sums(&r, &all, None).map_err(anyhow::Error::from)
+    }) {
+        Ok(l) => l,
+        Err(e) => return internal(e),
+    };
+    let mut mismatches = Vec::new();
+    for (scope, metrics) in &recount {
+        for (m, v) in metrics {
+            let l = live.get(scope).and_then(|x| x.get(m)).copied().unwrap_or(0);
+            if l != *v {
+                mismatches.push(json!({"scope": scope, "metric": m, "live": l, "recount": v}));
+            }
+        }
+    }
+    Json(json!({"equal": mismatches.is_empty(), "mismatches": mismatches, "recount": recount})).into_response()
 }
 
 async fn audit_log(State(st): State<Ops>, h: HeaderMap) -> Response {

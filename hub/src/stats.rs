@@ -380,6 +380,19 @@ pub fn seen(r: &redb::ReadTransaction, periods: &[String]) -> Result<HashSet<Str
     Ok(out)
 }
 
+/// Insert pre-computed counters in one commit: (period key, scope, metric, value). For loading
+/// history (benchmarks, migrations); live counting goes through the event functions.
+pub fn bulk_load(db: &poros_store::Db, rows: Vec<(String, String, String, u64)>) -> Result<(), StoreError> {
+    let rows = std::sync::Arc::new(rows);
+    db.write_blocking(move |txn| {
+        let mut t = txn.open_table(STATS)?;
+        for (p, s, m, v) in rows.iter() {
+            t.insert((p.as_str(), s.as_str(), m.as_str()), *v)?;
+        }
+        Ok(())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
