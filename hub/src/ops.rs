@@ -29,7 +29,7 @@ pub fn router(hub: Arc<Hub>, admin_token: String) -> Router {
     };
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(|| async { "ready\n" }))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/admin/v1/nodes", get(list_nodes).post(add_node))
         .route("/admin/v1/nodes/:agency", get(show_node))
@@ -326,6 +326,16 @@ async fn revoke_monitor(
     match st.hub.store.put_monitor(rec, audit).await {
         Ok(()) => Json(json!({"ok": true})).into_response(),
         Err(e) => internal(e),
+    }
+}
+
+/// Ready when the store answers a read and the QUIC listener is bound.
+async fn readyz(State(st): State<Ops>) -> Response {
+    let bound = st.hub.endpoint.lock().map(|e| e.is_some()).unwrap_or(false);
+    match st.hub.store.queue_depth() {
+        Ok(_) if bound => "ready\n".into_response(),
+        Ok(_) => (StatusCode::SERVICE_UNAVAILABLE, "QUIC listener not bound\n").into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("store unavailable: {e}\n")).into_response(),
     }
 }
 
