@@ -397,7 +397,7 @@ impl Hub {
             .await?;
         self.put_cached_and_apply(rec);
         self.reload_crls()?;
-        self.push_crl();
+        self.push_crl().await;
         info!(agency = %agency, "node revoked");
         Ok(())
     }
@@ -464,36 +464,45 @@ impl Hub {
         Ok(())
     }
 
-    /// Send the current signing CRL to every connected agent.
-    fn push_crl(self: &Arc<Self>) {
-        for (agency, conn) in self.connections() {
-            self.push_crl_to(&agency, conn);
+    /// Send the current signing CRL to every connected agent, waiting (bounded) until they
+    /// have it in force.
+    async fn push_crl(self: &Arc<Self>) {
+        let pushes: Vec<_> = self
+            .connections()
+            .into_iter()
+            .map(|(agency, conn)| {
+                let hub = self.clone();
+                tokio::spawn(async move { hub.push_crl_to(&agency, conn).await })
+            })
+            .collect();
+        for p in pushes {
+            let _ = p.await;
         }
     }
 
-    /// Send the current signing CRL to one agent (at connect, and after each revocation).
-    pub(crate) fn push_crl_to(&self, agency: &AgencyId, conn: quinn::Connection) {
+    /// Send the current signing CRL to one agent (at connect, before any delivery, and after
+    /// each revocation) and wait for its acknowledgement, at most a few seconds.
+    pub(crate) async fn push_crl_to(&self, agency: &AgencyId, conn: quinn::Connection) {
         let Ok(crl) = std::fs::read(self.paths.at("pki/signing.crl")) else {
             return;
         };
-        let agency = agency.clone();
-        {
-            tokio::spawn(async move {
-                let res: Result<()> = async {
-                    let (mut send, mut recv) = conn.open_bi().await?;
-                    poros_transport::write_frame(&mut send, &Frame::CrlUpdate { signing_crl: crl })
-                        .await?;
-                    send.finish()?;
-                    match poros_transport::read_frame(&mut recv).await? {
-                        Frame::Ack { .. } => Ok(()),
-                        other => bail!("unexpected answer {other:?}"),
-                    }
-                }
-                .await;
-                if let Err(e) = res {
-                    warn!(agency = %agency, error = %e, "CRL push failed; the agent gets it at its next connection");
-                }
-            });
+        let push = async {
+            let (mut send, mut recv) = conn.open_bi().await?;
+            poros_transport::write_frame(&mut send, &Frame::CrlUpdate { signing_crl: crl }).await?;
+            send.finish()?;
+            match poros_transport::read_frame(&mut recv).await? {
+                Frame::Ack { .. } => Ok(()),
+                other => bail!("unexpected answer {other:?}"),
+            }
+        };
+        match tokio::time::timeout(std::time::Duration::from_secs(5), push).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                warn!(agency = %agency, error = %e, "CRL push failed; the agent gets it at its next connection")
+            }
+            Err(_) => {
+                warn!(agency = %agency, "CRL push timed out; the agent gets it at its next connection")
+            }
         }
     }
 }

@@ -232,11 +232,15 @@ async fn add_monitor(
     State(st): State<Ops>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     h: HeaderMap,
-    Json(req): Json<AddMonitor>,
+    body: axum::body::Bytes,
 ) -> Response {
     if let Err(r) = authorized(&st, &h) {
         return r;
     }
+    let req: AddMonitor = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return bad_request(format!("request body: {e}")),
+    };
     if req.name.trim().is_empty() || req.name.len() > 100 {
         return bad_request("a monitor needs a name of 1 to 100 characters");
     }
@@ -335,7 +339,11 @@ async fn readyz(State(st): State<Ops>) -> Response {
     match st.hub.store.queue_depth() {
         Ok(_) if bound => "ready\n".into_response(),
         Ok(_) => (StatusCode::SERVICE_UNAVAILABLE, "QUIC listener not bound\n").into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("store unavailable: {e}\n")).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("store unavailable: {e}\n"),
+        )
+            .into_response(),
     }
 }
 
@@ -466,11 +474,16 @@ async fn add_node(
     State(st): State<Ops>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     h: HeaderMap,
-    Json(req): Json<AddNode>,
+    body: axum::body::Bytes,
 ) -> Response {
+    // The credential is checked before the body is even parsed.
     if let Err(r) = authorized(&st, &h) {
         return r;
     }
+    let req: AddNode = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return bad_request(format!("request body: {e}")),
+    };
     let agency = match AgencyId::parse(&req.agency) {
         Ok(a) => a,
         Err(e) => return bad_request(e),
@@ -563,12 +576,25 @@ async fn stats_check(State(st): State<Ops>, h: HeaderMap) -> Response {
     };
     let today = crate::stats::Day::of_ms(now_ms());
     let all = crate::stats::cover(
-        crate::stats::Day { y: 1970, m: 1, d: 1 },
-        crate::stats::Day { y: today.y, m: 12, d: 31 },
+        crate::stats::Day {
+            y: 1970,
+            m: 1,
+            d: 1,
+        },
+        crate::stats::Day {
+            y: today.y,
+            m: 12,
+            d: 31,
+        },
     );
-    let live = match st.hub.store.db().read().map_err(anyhow::Error::from).and_then(|r| {
-        crate::stats::sums(&r, &all, None).map_err(anyhow::Error::from)
-    }) {
+    let live = match st
+        .hub
+        .store
+        .db()
+        .read()
+        .map_err(anyhow::Error::from)
+        .and_then(|r| crate::stats::sums(&r, &all, None).map_err(anyhow::Error::from))
+    {
         Ok(l) => l,
         Err(e) => return internal(e),
     };
@@ -581,7 +607,8 @@ async fn stats_check(State(st): State<Ops>, h: HeaderMap) -> Response {
             }
         }
     }
-    Json(json!({"equal": mismatches.is_empty(), "mismatches": mismatches, "recount": recount})).into_response()
+    Json(json!({"equal": mismatches.is_empty(), "mismatches": mismatches, "recount": recount}))
+        .into_response()
 }
 
 async fn audit_log(State(st): State<Ops>, h: HeaderMap) -> Response {

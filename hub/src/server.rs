@@ -438,7 +438,9 @@ async fn serve_connection(hub: Arc<Hub>, inc: quinn::Incoming) {
         hub.metrics.connections.fetch_add(1, Ordering::Relaxed);
         info!("node connected");
         hub.seen(&agency).await;
-        hub.push_crl_to(&agency, conn.clone());
+        // The agent must hold the current CRL before it is handed any held document, or it
+        // could accept one signed by a certificate revoked while it was offline.
+        hub.push_crl_to(&agency, conn.clone()).await;
         let pusher =
             tokio::spawn(pusher(hub.clone(), agency.clone(), conn.clone(), wake).in_current_span());
         loop {

@@ -382,7 +382,10 @@ pub fn seen(r: &redb::ReadTransaction, periods: &[String]) -> Result<HashSet<Str
 
 /// Insert pre-computed counters in one commit: (period key, scope, metric, value). For loading
 /// history (benchmarks, migrations); live counting goes through the event functions.
-pub fn bulk_load(db: &poros_store::Db, rows: Vec<(String, String, String, u64)>) -> Result<(), StoreError> {
+pub fn bulk_load(
+    db: &poros_store::Db,
+    rows: Vec<(String, String, String, u64)>,
+) -> Result<(), StoreError> {
     let rows = std::sync::Arc::new(rows);
     db.write_blocking(move |txn| {
         let mut t = txn.open_table(STATS)?;
