@@ -195,7 +195,16 @@ impl Cluster {
                 &ops,
             ],
         )?;
-        let mut agents = Vec::new();
+        let mut c = Cluster {
+            root: root.to_path_buf(),
+            hub_dir,
+            ops,
+            agents: Vec::new(),
+            apis: HashMap::new(),
+            procs: Procs::default(),
+        };
+        // Registration goes through the running hub's admin API.
+        c.start_hub()?;
         for code in codes {
             let d = root.join("agents").join(code);
             let ds = d.to_string_lossy().to_string();
@@ -220,17 +229,9 @@ impl Cluster {
                     &format!("{ds}/certs"),
                 ],
             )?;
-            agents.push((code.to_string(), d));
+            c.agents.push((code.to_string(), d));
         }
-        let mut c = Cluster {
-            root: root.to_path_buf(),
-            hub_dir,
-            ops,
-            agents,
-            apis: HashMap::new(),
-            procs: Procs::default(),
-        };
-        c.start()?;
+        c.start_agents()?;
         Ok(c)
     }
 
@@ -249,7 +250,7 @@ impl Cluster {
         Ok(())
     }
 
-    fn start(&mut self) -> Res<()> {
+    fn start_hub(&mut self) -> Res<()> {
         let hub_dir = self.hub_dir.clone();
         self.spawn("hub", HUB_EXE, &hub_dir)?;
         wait_for("the hub to listen", Duration::from_secs(30), || {
@@ -258,6 +259,10 @@ impl Cluster {
         self.ops = std::fs::read_to_string(hub_dir.join("run/ops.addr"))?
             .trim()
             .to_string();
+        Ok(())
+    }
+
+    fn start_agents(&mut self) -> Res<()> {
         for (code, dir) in self.agents.clone() {
             let _ = std::fs::remove_file(dir.join("run/api.addr"));
             self.spawn(&code, AGENT_EXE, &dir)?;

@@ -233,6 +233,7 @@ fn bump(txn: &redb::WriteTransaction, counts: &[(&str, u64)]) -> Result<(), Stor
 #[derive(Clone)]
 pub struct HubStore {
     db: Db,
+    stats: std::sync::Arc<crate::stats::StatsHook>,
     /// Deliveries answered within this many ms of acceptance count as on time.
     on_time_ms: u64,
 }
@@ -270,8 +271,11 @@ impl HubStore {
             txn.open_table(crate::stats::PAPER)?;
             Ok(())
         })?;
+        let stats = std::sync::Arc::new(crate::stats::StatsHook::default());
+        db.set_batch_hook(stats.clone());
         Ok(HubStore {
             db,
+            stats,
             on_time_ms: 3_600_000,
         })
     }
@@ -488,6 +492,7 @@ impl HubStore {
             NewBody::Inline(b) => Some(b),
             NewBody::File => None,
         };
+        let stats = self.stats.clone();
         self.db
             .write(move |txn| {
                 let id = rec
@@ -541,7 +546,7 @@ impl HubStore {
                     ex.insert((rec.accepted_ms, key, r.as_str()), ())?;
                 }
                 drop((del, q, ex));
-                crate::stats::on_accept(txn, &rec.sender, &rec.recipients, rec.accepted_ms)?;
+                crate::stats::on_accept(&stats, &rec.sender, &rec.recipients, rec.accepted_ms);
                 bump(
                     txn,
                     &[
@@ -614,8 +619,11 @@ impl HubStore {
         now_ms: u64,
     ) -> Result<Option<AgencyId>, StoreError> {
         let on_time = self.on_time_ms;
+        let stats = self.stats.clone();
         self.db
-            .write(move |txn| answer_in(txn, doc, &recipient, state.clone(), now_ms, on_time))
+            .write(move |txn| {
+                answer_in(txn, &stats, doc, &recipient, state.clone(), now_ms, on_time)
+            })
             .await
     }
 
@@ -926,6 +934,7 @@ fn audit_in(txn: &redb::WriteTransaction, a: &AuditRecord) -> Result<(), StoreEr
 
 fn answer_in(
     txn: &redb::WriteTransaction,
+    stats: &crate::stats::StatsHook,
     doc: DocumentId,
     recipient: &AgencyId,
     state: DeliveryState,
@@ -994,14 +1003,14 @@ fn answer_in(
     drop(docs);
     bump(txn, &[(counter, 1)])?;
     crate::stats::on_end(
-        txn,
+        stats,
         &rec.sender,
         recipient,
         rec.accepted_ms,
         now_ms,
         end,
         reason.as_deref(),
-    )?;
+    );
     Ok(Some(rec.sender))
 }
 

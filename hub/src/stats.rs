@@ -145,52 +145,79 @@ fn scopes(a: &AgencyId) -> [String; 3] {
     ]
 }
 
-fn add(
-    t: &mut redb::Table<(&str, &str, &str), u64>,
-    ms: u64,
-    scope_list: &[String],
-    metric: &str,
-    by: u64,
-) -> Result<(), StoreError> {
-    for p in periods(ms) {
-        for s in scope_list {
-            let k = (p.as_str(), s.as_str(), metric);
+/// Counter increments gathered from the jobs of one group commit and written once, just
+/// before that commit (many documents of a batch share the same counters; adding them up in
+/// memory turns hundreds of table updates into a few). Installed as the store's batch hook,
+/// so the increments still land in the same transaction as the events that caused them.
+#[derive(Default)]
+pub struct StatsHook {
+    pending: std::sync::Mutex<HashMap<(String, String, String), u64>>,
+}
+
+impl StatsHook {
+    fn add(&self, ms: u64, scope_list: &[String], metric: &str, by: u64) {
+        let Ok(mut p) = self.pending.lock() else {
+            return;
+        };
+        for period in periods(ms) {
+            for s in scope_list {
+                *p.entry((period.clone(), s.clone(), metric.to_string()))
+                    .or_default() += by;
+            }
+        }
+    }
+}
+
+impl poros_store::BatchHook for StatsHook {
+    fn before_commit(&self, txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+        let pending = match self.pending.lock() {
+            Ok(mut p) => std::mem::take(&mut *p),
+            Err(_) => return Err(StoreError::Other("statistics lock poisoned".into())),
+        };
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let mut t = txn.open_table(STATS)?;
+        for ((p, s, m), by) in pending {
+            let k = (p.as_str(), s.as_str(), m.as_str());
             let v = t.get(k)?.map(|g| g.value()).unwrap_or(0);
             t.insert(k, v + by)?;
         }
+        Ok(())
     }
-    Ok(())
+
+    fn on_abort(&self) {
+        if let Ok(mut p) = self.pending.lock() {
+            p.clear();
+        }
+    }
 }
 
 /// Count an accepted document (by its acceptance day).
 pub(crate) fn on_accept(
-    txn: &redb::WriteTransaction,
+    h: &StatsHook,
     sender: &AgencyId,
     recipients: &[AgencyId],
     accepted_ms: u64,
-) -> Result<(), StoreError> {
-    let mut t = txn.open_table(STATS)?;
-    add(&mut t, accepted_ms, &scopes(sender), "sent", 1)?;
-    add(
-        &mut t,
+) {
+    h.add(accepted_ms, &scopes(sender), "sent", 1);
+    h.add(
         accepted_ms,
         &[sender.to_string()],
         "out_due",
         recipients.len() as u64,
-    )?;
+    );
     for r in recipients {
         let mut s = scopes(r).to_vec();
         s.truncate(2); // national "due" is counted once per delivery below
-        add(&mut t, accepted_ms, &s, "in_due", 1)?;
+        h.add(accepted_ms, &s, "in_due", 1);
     }
-    add(
-        &mut t,
+    h.add(
         accepted_ms,
         &[NATIONAL.to_string()],
         "in_due",
         recipients.len() as u64,
-    )?;
-    Ok(())
+    );
 }
 
 /// How a delivery ended, for counting.
@@ -235,49 +262,33 @@ pub fn reason_category(reason: &str) -> &'static str {
 
 /// Count an answered or expired delivery, in the period of its acceptance (when it fell due).
 pub(crate) fn on_end(
-    txn: &redb::WriteTransaction,
+    h: &StatsHook,
     sender: &AgencyId,
     recipient: &AgencyId,
     accepted_ms: u64,
     answered_ms: u64,
     end: End,
     reason: Option<&str>,
-) -> Result<(), StoreError> {
-    let mut t = txn.open_table(STATS)?;
+) {
     let m = end.metric();
-    add(
-        &mut t,
-        accepted_ms,
-        &scopes(recipient),
-        &format!("in_{m}"),
-        1,
-    )?;
-    add(
-        &mut t,
-        accepted_ms,
-        &[sender.to_string()],
-        &format!("out_{m}"),
-        1,
-    )?;
+    h.add(accepted_ms, &scopes(recipient), &format!("in_{m}"), 1);
+    h.add(accepted_ms, &[sender.to_string()], &format!("out_{m}"), 1);
     if matches!(end, End::OnTime | End::Late) {
-        add(
-            &mut t,
+        h.add(
             accepted_ms,
             &scopes(recipient),
             "in_latency_ms",
             answered_ms.saturating_sub(accepted_ms),
-        )?;
+        );
     }
     if let Some(reason) = reason {
-        add(
-            &mut t,
+        h.add(
             accepted_ms,
             &scopes(recipient),
             &format!("rej:{}", reason_category(reason)),
             1,
-        )?;
+        );
     }
-    Ok(())
 }
 
 /// Mark an agency as seen (connected) on the day of `ms`.

@@ -58,10 +58,26 @@ pub struct Db {
     inner: Arc<Inner>,
 }
 
+/// Work done once per group commit, inside its transaction, after every job of the batch:
+/// lets callers aggregate what many jobs write to the same keys (counters) into one update.
+pub trait BatchHook: Send + Sync {
+    /// Called inside the transaction just before it commits.
+    fn before_commit(&self, txn: &WriteTransaction) -> Result<(), StoreError>;
+    /// Called when a transaction is rolled back (anything gathered for it must be dropped).
+    fn on_abort(&self);
+}
+
+type HookSlot = Arc<std::sync::RwLock<Option<Arc<dyn BatchHook>>>>;
+
+fn hook_of(slot: &HookSlot) -> Option<Arc<dyn BatchHook>> {
+    slot.read().ok().and_then(|h| h.clone())
+}
+
 struct Inner {
     path: PathBuf,
     db: Arc<Database>,
     stats: Arc<Stats>,
+    hook: HookSlot,
     jobs: Option<mpsc::Sender<Box<dyn Job>>>,
     committer: Option<JoinHandle<()>>,
 }
@@ -101,11 +117,12 @@ impl Db {
         let db = Arc::new(db);
         let stats = Arc::new(Stats::default());
         let (tx, rx) = mpsc::channel();
+        let hook: HookSlot = Arc::default();
         let committer = {
-            let (db, stats) = (db.clone(), stats.clone());
+            let (db, stats, hook) = (db.clone(), stats.clone(), hook.clone());
             std::thread::Builder::new()
                 .name("poros-store-commit".into())
-                .spawn(move || committer(&db, &rx, &stats))
+                .spawn(move || committer(&db, &rx, &stats, &hook))
                 .map_err(|source| StoreError::Io {
                     op: "spawn committer thread for",
                     path: path.to_owned(),
@@ -117,10 +134,18 @@ impl Db {
                 path: path.to_owned(),
                 db,
                 stats,
+                hook,
                 jobs: Some(tx),
                 committer: Some(committer),
             }),
         })
+    }
+
+    /// Install the hook run once per commit (replacing any earlier one).
+    pub fn set_batch_hook(&self, hook: Arc<dyn BatchHook>) {
+        if let Ok(mut h) = self.inner.hook.write() {
+            *h = Some(hook);
+        }
     }
 
     /// The database file this handle was opened on.
@@ -248,7 +273,7 @@ where
     }
 }
 
-fn committer(db: &Database, rx: &mpsc::Receiver<Box<dyn Job>>, stats: &Stats) {
+fn committer(db: &Database, rx: &mpsc::Receiver<Box<dyn Job>>, stats: &Stats, hook: &HookSlot) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = rx.recv() {
         batch.push(first);
@@ -258,11 +283,15 @@ fn committer(db: &Database, rx: &mpsc::Receiver<Box<dyn Job>>, stats: &Stats) {
                 Err(_) => break,
             }
         }
+        let hook = hook_of(hook);
+        let hook = hook.as_deref();
         if batch.len() == 1 {
-            batch.drain(..).for_each(|job| run_alone(db, job, stats));
+            batch
+                .drain(..)
+                .for_each(|job| run_alone(db, job, stats, hook));
             continue;
         }
-        match run_batch(db, &mut batch, stats) {
+        match run_batch(db, &mut batch, stats, hook) {
             Ok(()) => batch.drain(..).for_each(|job| job.finish(Ok(()))),
             Err(panicked) => {
                 tracing::debug!(
@@ -273,7 +302,7 @@ fn committer(db: &Database, rx: &mpsc::Receiver<Box<dyn Job>>, stats: &Stats) {
                     if Some(i) == panicked {
                         job.finish(Err(StoreError::Panicked));
                     } else {
-                        run_alone(db, job, stats);
+                        run_alone(db, job, stats, hook);
                     }
                 }
             }
@@ -298,7 +327,10 @@ fn commit(txn: WriteTransaction, jobs: u64, stats: &Stats) -> Result<(), StoreEr
     Ok(())
 }
 
-fn abort(txn: WriteTransaction) {
+fn abort(txn: WriteTransaction, hook: Option<&dyn BatchHook>) {
+    if let Some(h) = hook {
+        h.on_abort();
+    }
     if let Err(e) = txn.abort() {
         tracing::warn!(error = %e, "aborting store write transaction failed");
     }
@@ -310,33 +342,58 @@ fn run_batch(
     db: &Database,
     batch: &mut [Box<dyn Job>],
     stats: &Stats,
+    hook: Option<&dyn BatchHook>,
 ) -> Result<(), Option<usize>> {
     let txn = begin(db).map_err(|_| None)?;
     for (i, job) in batch.iter_mut().enumerate() {
         match job.run(&txn) {
             Outcome::Done => {}
             Outcome::Failed(_) => {
-                abort(txn);
+                abort(txn, hook);
                 return Err(None);
             }
             Outcome::Panicked => {
-                abort(txn);
+                abort(txn, hook);
                 return Err(Some(i));
             }
         }
     }
-    commit(txn, batch.len() as u64, stats).map_err(|_| None)
+    if let Some(h) = hook {
+        if h.before_commit(&txn).is_err() {
+            abort(txn, hook);
+            return Err(None);
+        }
+    }
+    commit(txn, batch.len() as u64, stats).map_err(|_| {
+        // A failed commit leaves nothing written; what the hook gathered is gone with it.
+        if let Some(h) = hook {
+            h.on_abort();
+        }
+        None
+    })
 }
 
-fn run_alone(db: &Database, mut job: Box<dyn Job>, stats: &Stats) {
+fn run_alone(db: &Database, mut job: Box<dyn Job>, stats: &Stats, hook: Option<&dyn BatchHook>) {
     let result = begin(db).and_then(|txn| match job.run(&txn) {
-        Outcome::Done => commit(txn, 1, stats),
+        Outcome::Done => {
+            if let Some(h) = hook {
+                if let Err(e) = h.before_commit(&txn) {
+                    abort(txn, hook);
+                    return Err(e);
+                }
+            }
+            commit(txn, 1, stats).inspect_err(|_| {
+                if let Some(h) = hook {
+                    h.on_abort();
+                }
+            })
+        }
         Outcome::Failed(e) => {
-            abort(txn);
+            abort(txn, hook);
             Err(e)
         }
         Outcome::Panicked => {
-            abort(txn);
+            abort(txn, hook);
             Err(StoreError::Panicked)
         }
     });
@@ -397,6 +454,65 @@ mod tests {
         for i in 0..200 {
             assert_eq!(get(&db, i), Some(i * 10));
         }
+    }
+
+    use redb::ReadableTable;
+
+    /// Adds up what jobs report and writes the sum to key 0 once per commit.
+    #[derive(Default)]
+    struct SumHook {
+        pending: std::sync::Mutex<u64>,
+        flushes: AtomicUsize,
+    }
+
+    impl BatchHook for SumHook {
+        fn before_commit(&self, txn: &WriteTransaction) -> Result<(), StoreError> {
+            let add = std::mem::take(&mut *self.pending.lock().expect("lock"));
+            let mut t = txn.open_table(T)?;
+            let cur = t.get(0)?.map(|v| v.value()).unwrap_or(0);
+            t.insert(0, cur + add)?;
+            self.flushes.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        }
+        fn on_abort(&self) {
+            *self.pending.lock().expect("lock") = 0;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn batch_hook_sums_once_per_commit_and_forgets_rolled_back_work() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(&dir.path().join("s.redb")).expect("open");
+        let hook = Arc::new(SumHook::default());
+        db.set_batch_hook(hook.clone());
+        let tasks: Vec<_> = (1..=100u64)
+            .map(|i| {
+                let (db, hook) = (db.clone(), hook.clone());
+                tokio::spawn(async move {
+                    db.write(move |txn| {
+                        *hook.pending.lock().expect("lock") += 1;
+                        txn.open_table(T)?.insert(i, i)?;
+                        // Every tenth job fails after reporting: its share must vanish.
+                        if i % 10 == 0 {
+                            return Err(StoreError::Other("refused".into()));
+                        }
+                        Ok(())
+                    })
+                    .await
+                })
+            })
+            .collect();
+        let mut ok = 0;
+        for t in tasks {
+            if t.await.expect("join").is_ok() {
+                ok += 1;
+            }
+        }
+        assert_eq!(ok, 90);
+        assert_eq!(get(&db, 0), Some(90), "sum must count committed jobs only");
+        assert_eq!(get(&db, 10), None);
+        let s = db.stats();
+        assert_eq!(hook.flushes.load(Ordering::Relaxed) as u64, s.commits);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -7,5 +7,5 @@ mod db;
 mod error;
 
 pub use blobs::{fsync_dir, BlobWriter, Blobs, Digest};
-pub use db::{CommitStats, Db, MAX_BATCH};
+pub use db::{BatchHook, CommitStats, Db, MAX_BATCH};
 pub use error::StoreError;
