@@ -88,7 +88,7 @@ function drawTrend(points) {
   const xs = (i) => P + (i * (W - 2 * P)) / Math.max(1, points.length - 1);
   const ys = (v) => H - P - (v / 100) * (H - 2 * P);
   let out = "";
-  for (const v of [0, 50, 90, 100]) out += `<line x1="${P}" x2="${W - P}" y1="${ys(v)}" y2="${ys(v)}" stroke="#e3e7ec"/><text x="2" y="${ys(v) + 4}" font-size="10" fill="#7a8796">${v}</text>`;
+  for (const v of [0, 50, 100]) out += `<line x1="${P}" x2="${W - P}" y1="${ys(v)}" y2="${ys(v)}" stroke="#e3e7ec"/><text x="2" y="${ys(v) + 4}" font-size="10" fill="#7a8796">${v}</text>`;
   const pts = points.map((p, i) => (p.delivery_rate === null ? null : `${xs(i)},${ys(p.delivery_rate)}`)).filter(Boolean);
   if (pts.length) out += `<polyline fill="none" stroke="#1f6fc5" stroke-width="2" points="${pts.join(" ")}"/>`;
   points.forEach((p, i) => { if (p.delivery_rate !== null) out += `<circle cx="${xs(i)}" cy="${ys(p.delivery_rate)}" r="2.5" fill="#1f6fc5"><title>${p.day}: ${p.delivery_rate} % (${p.delivered}/${p.due})</title></circle>`; });

@@ -159,7 +159,12 @@ async fn api_stats(State(st): State<Ops>, h: HeaderMap, Query(q): Query<StatsQue
         Ok(q) => q,
         Err(e) => return bad_request(format!("{e:#}")),
     };
-    match crate::report::report(&st.hub, &query) {
+    // Reports read many counters: keep them off the threads that serve the exchange.
+    let hub = st.hub.clone();
+    let res = tokio::task::spawn_blocking(move || crate::report::report(&hub, &query))
+        .await
+        .unwrap_or_else(|e| Err(anyhow::anyhow!("report task failed: {e}")));
+    match res {
         Ok(r) if q.format.as_deref() == Some("csv") => (
             [
                 ("content-type", "text/csv; charset=utf-8"),
@@ -190,7 +195,11 @@ async fn api_trend(State(st): State<Ops>, h: HeaderMap, Query(q): Query<StatsQue
         Some(None) => return bad_request("to is not YYYY-MM-DD"),
         None => crate::stats::Day::of_ms(now_ms()),
     };
-    match crate::report::trend(&st.hub, to) {
+    let hub = st.hub.clone();
+    let res = tokio::task::spawn_blocking(move || crate::report::trend(&hub, to))
+        .await
+        .unwrap_or_else(|e| Err(anyhow::anyhow!("trend task failed: {e}")));
+    match res {
         Ok(v) => Json(v).into_response(),
         Err(e) => internal(e),
     }

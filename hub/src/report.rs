@@ -6,8 +6,9 @@
 //! - *delivery rate* = deliveries completed with a verified receipt ÷ deliveries due, where a
 //!   delivery falls due when the hub accepts the document; per agency it counts deliveries
 //!   addressed **to** that agency. *On time* = receipt within `on_time_secs` of acceptance.
-//! - *electronic-exchange rate* = documents the agency sent and received through the axis ÷
-//!   (those + the documents it reported as exchanged on paper only), for the months reported.
+//! - *electronic-exchange rate* = documents the agency exchanged through the axis (sent and
+//!   accepted, or received with a verified receipt) ÷ (those + the documents it reported as
+//!   exchanged on paper only), for the months reported.
 //! - *connected agencies* = active agencies connected at some time in the range ÷ registered.
 
 use crate::server::{now_ms, Hub};
@@ -107,9 +108,11 @@ pub fn figures(scope: &str, m: &BTreeMap<String, u64>, overdue: u64) -> Value {
     let delivered = on_time + late;
     let pending = due.saturating_sub(delivered + rejected + expired);
     let sent = g("sent");
-    // An agency's exchanged documents are those it sent plus those it received; groups and
-    // the nation sum the same quantities, as their paper counts do.
-    let electronic = sent + due;
+    // Documents exchanged through the axis: those the agency sent (accepted by the hub) and
+    // those it actually received (delivered with a receipt; a document still pending or
+    // rejected has not been exchanged). Groups and the nation sum the same quantities, as
+    // their paper counts do.
+    let electronic = sent + delivered;
     let paper = g("paper_sent") + g("paper_received");
     let by_reason: Map<String, Value> = m
         .iter()
@@ -141,9 +144,23 @@ pub fn figures(scope: &str, m: &BTreeMap<String, u64>, overdue: u64) -> Value {
 pub fn report(hub: &Hub, q: &Query) -> Result<Value> {
     let periods = stats::cover(q.from, q.to);
     let r = hub.store.db().read()?;
-    let mut sums = stats::sums(&r, &periods, None)?;
+    // With an agency filter only its own, its group's and the national counters are read.
+    let mut sums = match &q.agency {
+        Some(a) => {
+            let group = format!(
+                "group:{}",
+                a.as_bytes().get(10).map(|c| *c as char).unwrap_or('?')
+            );
+            let mut out = stats::Sums::new();
+            for scope in [a.as_str(), group.as_str(), NATIONAL] {
+                out.extend(stats::sums(&r, &periods, Some(scope))?);
+            }
+            out
+        }
+        None => stats::sums(&r, &periods, None)?,
+    };
     // Paper counts are monthly: a month the range only partly covers contributes its whole
-    // paper count (its electronic counts come from the days covered).
+    // paper count (its electronic counts come from the days covered), read from the reports.
     let partial: Vec<String> = months_touched(q.from, q.to)
         .into_iter()
         .filter(|m| {
@@ -151,8 +168,18 @@ pub fn report(hub: &Hub, q: &Query) -> Result<Value> {
                 .iter()
                 .any(|p| p == m || (p.starts_with('Y') && m[1..].starts_with(&p[1..])))
         })
+        .map(|m| m[1..].to_string())
         .collect();
-    for (scope, m) in stats::sums(&r, &partial, None)? {
+    for (scope, m) in stats::paper_sums(&r, &partial)? {
+        if let Some(a) = &q.agency {
+            let group = format!(
+                "group:{}",
+                a.as_bytes().get(10).map(|c| *c as char).unwrap_or('?')
+            );
+            if scope != *a && scope != group && scope != NATIONAL {
+                continue;
+            }
+        }
         let e = sums.entry(scope).or_default();
         for k in ["paper_sent", "paper_received"] {
             if let Some(v) = m.get(k) {

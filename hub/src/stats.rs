@@ -378,6 +378,29 @@ pub fn sums(
     Ok(out)
 }
 
+/// Paper-only counts of the given months (`YYYY-MM`) per agency, group and nation, read from
+/// the reports themselves (a few rows per month).
+pub fn paper_sums(r: &redb::ReadTransaction, months: &[String]) -> Result<Sums, StoreError> {
+    let t = r.open_table(PAPER)?;
+    let mut out: Sums = HashMap::new();
+    for m in months {
+        for e in t.range((m.as_str(), "")..=(m.as_str(), "\u{10ffff}"))? {
+            let (k, v) = e?;
+            let Ok(agency) = AgencyId::parse(k.value().1) else {
+                continue;
+            };
+            let c: PaperCount =
+                postcard::from_bytes(v.value()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            for s in scopes(&agency) {
+                let e = out.entry(s).or_default();
+                *e.entry("paper_sent".into()).or_default() += c.sent;
+                *e.entry("paper_received".into()).or_default() += c.received;
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Agencies seen (connected) in any of `periods`.
 pub fn seen(r: &redb::ReadTransaction, periods: &[String]) -> Result<HashSet<String>, StoreError> {
     let t = r.open_table(SEEN)?;

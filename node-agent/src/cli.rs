@@ -489,7 +489,7 @@ fn run_agent(dir: &Path) -> Result<()> {
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown_signal())
             .await?;
-        agent.close();
+        agent.close().await;
         let _ = std::fs::remove_file(paths.at("run/api.addr"));
         Ok(())
     })

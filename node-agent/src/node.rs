@@ -42,6 +42,8 @@ pub struct Agent {
     trust: std::sync::RwLock<SigningTrust>,
     conn: watch::Sender<Option<quinn::Connection>>,
     submit_wake: Notify,
+    endpoint: Mutex<Option<quinn::Endpoint>>,
+    shutting_down: std::sync::atomic::AtomicBool,
 }
 
 /// The agent's current keys and certificates (replaced as a whole on renewal).
@@ -161,6 +163,8 @@ impl Agent {
             trust: std::sync::RwLock::new(trust),
             conn: watch::channel(None).0,
             submit_wake: Notify::new(),
+            endpoint: Mutex::new(None),
+            shutting_down: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 
@@ -349,9 +353,17 @@ impl Agent {
     }
 
     /// Close the hub connection (shutdown).
-    pub fn close(&self) {
+    pub async fn close(&self) {
+        self.shutting_down
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         if let Some(c) = self.conn.borrow().as_ref() {
             c.close(0u32.into(), b"agent shutting down");
+        }
+        // Let the close reach the hub, so it shows this node offline at once rather than
+        // after its idle timeout.
+        let ep = self.endpoint.lock().ok().and_then(|e| e.clone());
+        if let Some(ep) = ep {
+            let _ = tokio::time::timeout(Duration::from_secs(1), ep.wait_idle()).await;
         }
     }
 
@@ -368,8 +380,14 @@ impl Agent {
                 return;
             }
         };
+        if let Ok(mut e) = self.endpoint.lock() {
+            *e = Some(endpoint.clone());
+        }
         let mut backoff = Duration::from_millis(100);
         loop {
+            if self.shutting_down.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
             let mut renewed = false;
             let attempt = async {
                 // The current credentials: they change when the agent renews.
