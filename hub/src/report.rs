@@ -121,7 +121,7 @@ pub fn figures(scope: &str, m: &BTreeMap<String, u64>, overdue: u64) -> Value {
     json!({
         "scope": scope,
         "sent": sent,
-        "received": due,
+        "received": delivered,
         "due": due,
         "delivered": delivered,
         "on_time": on_time,
@@ -225,7 +225,17 @@ pub fn report(hub: &Hub, q: &Query) -> Result<Value> {
         agencies.push(f);
     }
     let mut groups: BTreeMap<String, (u64, usize, usize)> = BTreeMap::new();
+    let only_group = q
+        .agency
+        .as_deref()
+        .and_then(|a| a.as_bytes().get(10))
+        .map(|c| *c as char);
     for n in &registered {
+        // With an agency filter, only that agency's group is reported (its counters are the
+        // only group counters read).
+        if only_group.is_some_and(|g| g != n.agency.group()) {
+            continue;
+        }
         let e = groups.entry(n.agency.group().to_string()).or_default();
         e.0 += overdue.get(n.agency.as_str()).copied().unwrap_or(0);
         e.1 += 1;

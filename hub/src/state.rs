@@ -875,11 +875,15 @@ impl HubStore {
         for e in docs.iter()? {
             let (k, v) = e?;
             let rec: DocRecord = dec(v.value())?;
+            let sender_group = format!("group:{}", rec.sender.group());
             add(rec.sender.as_str(), "sent", 1);
+            add(&sender_group, "sent", 1);
             add(crate::stats::NATIONAL, "sent", 1);
             add(rec.sender.as_str(), "out_due", rec.recipients.len() as u64);
             for rcpt in &rec.recipients {
+                let rcpt_group = format!("group:{}", rcpt.group());
                 add(rcpt.as_str(), "in_due", 1);
+                add(&rcpt_group, "in_due", 1);
                 add(crate::stats::NATIONAL, "in_due", 1);
                 let Some(g) = dels.get((k.value(), rcpt.as_str()))? else {
                     continue;
@@ -898,6 +902,7 @@ impl HubStore {
                     DeliveryState::Expired(_) => "expired",
                 };
                 add(rcpt.as_str(), &format!("in_{m}"), 1);
+                add(&rcpt_group, &format!("in_{m}"), 1);
                 add(crate::stats::NATIONAL, &format!("in_{m}"), 1);
                 add(rec.sender.as_str(), &format!("out_{m}"), 1);
             }
