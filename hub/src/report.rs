@@ -142,7 +142,20 @@ pub fn figures(scope: &str, m: &BTreeMap<String, u64>, overdue: u64) -> Value {
 
 /// The full report behind the dashboard, the JSON API and `poros-hub stats`.
 pub fn report(hub: &Hub, q: &Query) -> Result<Value> {
-    let periods = stats::cover(q.from, q.to);
+    // Counters are keyed by acceptance day, so no day after today holds anything: a range
+    // reaching today can be read to the end of its year, letting whole months and years
+    // replace day-by-day scans (month to date becomes one month read).
+    let today = Day::of_ms(now_ms());
+    let read_to = if q.to >= today {
+        Day {
+            y: q.to.y,
+            m: 12,
+            d: 31,
+        }
+    } else {
+        q.to
+    };
+    let periods = stats::cover(q.from, read_to);
     let r = hub.store.db().read()?;
     // With an agency filter only its own, its group's and the national counters are read.
     let mut sums = match &q.agency {
