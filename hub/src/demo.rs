@@ -387,6 +387,13 @@ pub fn run(dir: Option<PathBuf>, bulk: usize) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
     println!("inbox sizes: {}", inboxes.join(", "));
+    println!();
+    println!("== Exchange figures (poros-hub stats)");
+    if let Ok(stats) = run_cmd(&hub_exe, &["stats", "--dir", &hub_s]) {
+        for line in stats.lines().take(5) {
+            println!("{line}");
+        }
+    }
     drop(procs);
     println!();
     println!(
