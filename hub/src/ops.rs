@@ -121,6 +121,17 @@ fn bearer(h: &HeaderMap) -> &str {
         .unwrap_or("")
 }
 
+/// A monitor-readable request carries its credential as a bearer token or, for links such as
+/// the CSV export and the dashboard itself, as `?token=`.
+fn monitor_request_ok(st: &Ops, h: &HeaderMap, q: &StatsQuery) -> bool {
+    let token = q
+        .token
+        .as_deref()
+        .filter(|t| !t.is_empty())
+        .unwrap_or(bearer(h));
+    monitor_ok(st, token)
+}
+
 #[derive(serde::Deserialize)]
 struct StatsQuery {
     from: Option<String>,
@@ -141,12 +152,7 @@ fn monitor_refused() -> Response {
 }
 
 async fn api_stats(State(st): State<Ops>, h: HeaderMap, Query(q): Query<StatsQuery>) -> Response {
-    let token = q
-        .token
-        .as_deref()
-        .filter(|t| !t.is_empty())
-        .unwrap_or(bearer(&h));
-    if !monitor_ok(&st, token) {
+    if !monitor_request_ok(&st, &h, &q) {
         return monitor_refused();
     }
     let query = match crate::report::Query::parse(
@@ -182,12 +188,7 @@ async fn api_stats(State(st): State<Ops>, h: HeaderMap, Query(q): Query<StatsQue
 }
 
 async fn api_trend(State(st): State<Ops>, h: HeaderMap, Query(q): Query<StatsQuery>) -> Response {
-    let token = q
-        .token
-        .as_deref()
-        .filter(|t| !t.is_empty())
-        .unwrap_or(bearer(&h));
-    if !monitor_ok(&st, token) {
+    if !monitor_request_ok(&st, &h, &q) {
         return monitor_refused();
     }
     let to = match q.to.as_deref().map(crate::stats::Day::parse) {
@@ -206,12 +207,7 @@ async fn api_trend(State(st): State<Ops>, h: HeaderMap, Query(q): Query<StatsQue
 }
 
 async fn dashboard(State(st): State<Ops>, h: HeaderMap, Query(q): Query<StatsQuery>) -> Response {
-    let token = q
-        .token
-        .as_deref()
-        .filter(|t| !t.is_empty())
-        .unwrap_or(bearer(&h));
-    if !monitor_ok(&st, token) {
+    if !monitor_request_ok(&st, &h, &q) {
         return (
             StatusCode::UNAUTHORIZED,
             [("content-type", "text/html; charset=utf-8")],

@@ -42,13 +42,7 @@ pub mod close {
     pub const NO_IDENTITY: u32 = 0x14;
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+pub use poros_transport::now_ms;
 
 struct Connected {
     conn: quinn::Connection,

@@ -16,14 +16,4 @@ pub mod node;
 pub mod paths;
 pub mod state;
 
-/// Install the tracing subscriber (`RUST_LOG` overrides the default `info`).
-pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .try_init();
-}
+pub use poros_transport::init_tracing;

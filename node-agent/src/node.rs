@@ -21,13 +21,7 @@ use std::time::Duration;
 use tokio::sync::{watch, Notify, Semaphore};
 use tracing::{debug, info, warn, Instrument};
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+pub use poros_transport::now_ms;
 
 /// A running agent.
 pub struct Agent {

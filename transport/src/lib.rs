@@ -8,6 +8,27 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Milliseconds since the Unix epoch: the clock both binaries stamp events with.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Install the tracing subscriber of a Poros process: one line per event on stderr, level
+/// from `RUST_LOG` (default `info`), colours only on a terminal.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
 /// Size asked for the UDP socket buffers: the kernel default (208 KiB) drops packets on bulk
 /// transfers at loopback speeds.
 pub const UDP_BUFFER_BYTES: usize = 4 * 1024 * 1024;
