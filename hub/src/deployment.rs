@@ -16,7 +16,7 @@
 
 use anyhow::{bail, Context, Result};
 use poros_certs::{Ca, SignerSubject};
-use poros_protocol::{AgencyId, SigningKey};
+use poros_protocol::SigningKey;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use time::{Duration, OffsetDateTime};
@@ -163,57 +163,6 @@ fn first_der(p: &Path) -> Result<Vec<u8>> {
         .into_iter()
         .next()
         .with_context(|| format!("{}: no certificate in file", p.display()))
-}
-
-/// Certificates issued to a node by `node add`.
-pub struct IssuedNode {
-    /// TLS certificate serial (hex).
-    pub tls_serial: String,
-    /// Signing certificate serial (hex).
-    pub sign_serial: String,
-    /// TLS certificate expiry, Unix seconds.
-    pub tls_not_after: i64,
-}
-
-/// Issue a node's TLS and signing certificates from its requests in `requests_dir`
-/// (`tls.csr`, `sign.csr`) and write them, with the trust roots, into `out_dir`.
-pub fn issue_node(
-    paths: &HubPaths,
-    agency: &AgencyId,
-    requests_dir: &Path,
-    out_dir: &Path,
-    valid_days: i64,
-) -> Result<IssuedNode> {
-    let network = load_ca(paths, "network-ca")?;
-    let signing = load_ca(paths, "signing-ca")?;
-    let tls_csr = read(&requests_dir.join("tls.csr"))?;
-    let sign_csr = read(&requests_dir.join("sign.csr"))?;
-    let now = OffsetDateTime::now_utc();
-    let nb = now - Duration::minutes(5);
-    let na = now + days(valid_days);
-    let tls = network
-        .issue_node_tls(&tls_csr, agency, nb, na)
-        .with_context(|| format!("issuing from {}", requests_dir.join("tls.csr").display()))?;
-    let sign = signing
-        .issue_signing(&sign_csr, &SignerSubject::Agency(agency.clone()), nb, na)
-        .with_context(|| format!("issuing from {}", requests_dir.join("sign.csr").display()))?;
-    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
-    let put = |name: &str, data: &[u8]| -> Result<()> {
-        let p = out_dir.join(name);
-        let _ = std::fs::remove_file(&p);
-        poros_certs::write_public_file(&p, data)?;
-        Ok(())
-    };
-    put("tls.crt", tls.pem.as_bytes())?;
-    put("sign.crt", sign.pem.as_bytes())?;
-    put("network-ca.crt", network.cert_pem().as_bytes())?;
-    put("signing-ca.crt", signing.cert_pem().as_bytes())?;
-    put("signing.crl", &std::fs::read(paths.at("pki/signing.crl"))?)?;
-    Ok(IssuedNode {
-        tls_serial: hex::encode(&tls.serial),
-        sign_serial: hex::encode(&sign.serial),
-        tls_not_after: na.unix_timestamp(),
-    })
 }
 
 /// The QUIC stateless-reset key (`pki/quic-reset.key`, 0600), created on first use so that

@@ -10,12 +10,6 @@ use std::sync::Mutex;
 pub struct Metrics {
     /// Connections established.
     pub connections: AtomicU64,
-    /// Documents accepted.
-    pub accepted: AtomicU64,
-    /// Deliveries answered with a receipt.
-    pub delivered: AtomicU64,
-    /// Deliveries answered with a rejection.
-    pub rejected: AtomicU64,
     refusals: Mutex<BTreeMap<String, u64>>,
     handshake_failures: Mutex<BTreeMap<String, u64>>,
 }
@@ -44,15 +38,6 @@ impl Metrics {
         };
         if let Ok(mut m) = self.handshake_failures.lock() {
             *m.entry(reason.to_string()).or_default() += 1;
-        }
-    }
-
-    /// Count an answered delivery.
-    pub fn answered(&self, delivered: bool) {
-        if delivered {
-            self.delivered.fetch_add(1, Ordering::Relaxed);
-        } else {
-            self.rejected.fetch_add(1, Ordering::Relaxed);
         }
     }
 

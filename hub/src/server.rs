@@ -103,26 +103,6 @@ impl Hub {
         }))
     }
 
-    /// Register or update a node (admin API).
-    pub async fn put_node(&self, rec: NodeRecord) -> Result<()> {
-        self.store.put_node(rec.clone()).await?;
-        let state = rec.state;
-        let agency = rec.agency.clone();
-        self.registry
-            .write()
-            .map_err(|_| anyhow::anyhow!("registry lock poisoned"))?
-            .insert(agency.clone(), rec);
-        if state != NodeState::Active {
-            if let Some(c) = self.connected_conn(&agency) {
-                c.close(close::NOT_ACTIVE.into(), b"agency is no longer active");
-            }
-        } else {
-            // Documents held for it may now flow.
-            self.wake(&agency);
-        }
-        Ok(())
-    }
-
     /// Registry snapshot.
     pub fn nodes(&self) -> Vec<NodeRecord> {
         let mut v: Vec<_> = self
@@ -144,10 +124,6 @@ impl Hub {
             .lock()
             .map(|c| c.keys().cloned().collect())
             .unwrap_or_default()
-    }
-
-    fn connected_conn(&self, a: &AgencyId) -> Option<quinn::Connection> {
-        self.connected.lock().ok()?.get(a).map(|c| c.conn.clone())
     }
 
     pub(crate) fn wake_agency(&self, a: &AgencyId) {
@@ -727,7 +703,6 @@ async fn handle_submit(
     };
     let acc = match hub.store.accept(rec, body).await {
         Ok(AcceptOutcome::Stored(a)) => {
-            hub.metrics.accepted.fetch_add(1, Ordering::Relaxed);
             info!(doc = %env.id, sender = %agency, recipients = env.recipients.len(), bytes = env.body_len, "accepted");
             for r in &env.recipients {
                 hub.wake(r);
@@ -970,7 +945,6 @@ async fn deliver_one(
         .record_answer(doc, agency.clone(), state, now_ms())
         .await?
     {
-        hub.metrics.answered(outcome.starts_with("delivered"));
         info!(doc = %doc, recipient = %agency, sender = %sender, %outcome, "answered");
         hub.wake(&sender);
     }

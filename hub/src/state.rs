@@ -445,15 +445,6 @@ impl HubStore {
     }
 
     /// Insert or replace a node record.
-    pub fn put_node_blocking(&self, rec: NodeRecord) -> Result<(), StoreError> {
-        self.db.write_blocking(move |txn| {
-            let mut t = txn.open_table(NODES)?;
-            t.insert(rec.agency.as_str(), enc(&rec)?.as_slice())?;
-            Ok(())
-        })
-    }
-
-    /// Insert or replace a node record.
     pub async fn put_node(&self, rec: NodeRecord) -> Result<(), StoreError> {
         self.db
             .write(move |txn| {
