@@ -646,26 +646,11 @@ fn run_hub(dir: &Path) -> Result<()> {
                 tracing::error!(error = %e, "operations listener failed");
             }
         });
-        server::serve(hub, endpoint, shutdown_signal()).await?;
+        server::serve(hub, endpoint, poros_transport::shutdown_signal()).await?;
         let _ = std::fs::remove_file(paths.at("run/ops.addr"));
         let _ = std::fs::remove_file(paths.at("run/quic.addr"));
         Ok(())
     })
-}
-
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }
 
 /// Client for the running hub's admin API (address from `run/ops.addr`, token from `admin.token`).

@@ -1,5 +1,5 @@
-//! A hub deployment directory: creating it (`poros-hub init`), issuing node certificates
-//! (`poros-hub node add`) and loading the key material the running hub needs.
+//! A hub deployment directory: creating it (`poros-hub init`) and loading the key material
+//! the running hub needs (node certificates are issued by the hub itself, in `lifecycle`).
 //!
 //! Layout (private keys 0600, never copied elsewhere):
 //! ```text

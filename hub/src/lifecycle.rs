@@ -25,6 +25,21 @@ pub struct IssuedPair {
     pub not_after: i64,
 }
 
+impl IssuedPair {
+    /// Record these certificates in the node's registry entry.
+    fn stamp(&self, rec: &mut NodeRecord) {
+        rec.tls_serial = self.tls_serial.clone();
+        rec.sign_serial = self.sign_serial.clone();
+        rec.tls_not_after = self.not_after;
+        rec.tls_not_before = self.not_before;
+    }
+
+    /// The serials, as the audit log states them.
+    fn serials(&self) -> String {
+        format!("issued tls {} sign {}", self.tls_serial, self.sign_serial)
+    }
+}
+
 fn audit(actor: &str, action: &str, agency: Option<&AgencyId>, detail: String) -> AuditRecord {
     AuditRecord {
         time_ms: now_ms(),
@@ -129,17 +144,7 @@ impl Hub {
             secret: hex::encode(secret),
             expires_ms: now_ms() + self.cfg.enrolment.token_ttl_secs * 1000,
         };
-        let rec = NodeRecord {
-            agency: agency.clone(),
-            name: name.to_string(),
-            state: NodeState::Pending,
-            tls_serial: String::new(),
-            sign_serial: String::new(),
-            tls_not_after: 0,
-            tls_not_before: 0,
-            registered_ms: now_ms(),
-            last_seen_ms: None,
-        };
+        let rec = NodeRecord::pending(agency, name, now_ms());
         let a = audit(
             actor,
             "node add",
@@ -166,25 +171,14 @@ impl Hub {
     ) -> Result<Credentials> {
         self.refuse_existing(agency)?;
         let issued = self.issue_pair(agency, tls_csr, sign_csr)?;
-        let rec = NodeRecord {
-            agency: agency.clone(),
-            name: name.to_string(),
-            state: NodeState::Active,
-            tls_serial: issued.tls_serial.clone(),
-            sign_serial: issued.sign_serial.clone(),
-            tls_not_after: issued.not_after,
-            tls_not_before: issued.not_before,
-            registered_ms: now_ms(),
-            last_seen_ms: None,
-        };
+        let mut rec = NodeRecord::pending(agency, name, now_ms());
+        rec.state = NodeState::Active;
+        issued.stamp(&mut rec);
         let a = audit(
             actor,
             "node add",
             Some(agency),
-            format!(
-                "active; issued tls {} sign {} from requests",
-                issued.tls_serial, issued.sign_serial
-            ),
+            format!("active; {} from requests", issued.serials()),
         );
         self.store.put_node_audited(rec.clone(), a).await?;
         self.put_cached_and_apply(rec);
@@ -260,19 +254,18 @@ impl Hub {
                 "enrolment token has expired; ask the administrator for a new one",
             ));
         }
-        let node = self.node(agency);
-        match node.as_ref().map(|n| n.state) {
-            Some(NodeState::Pending) => {}
-            Some(NodeState::Active) => {
+        let mut rec = match self.node(agency) {
+            Some(n) if n.state == NodeState::Pending => n,
+            Some(n) if n.state == NodeState::Active => {
                 return Err(refusal(
                     RefusalCode::NotAllowed,
                     format!("agency {agency} is already active; enrolment refused"),
                 ))
             }
-            Some(s) => {
+            Some(n) => {
                 return Err(refusal(
                     RefusalCode::NotAllowed,
-                    format!("agency {agency} is {s:?}; enrolment refused"),
+                    format!("agency {agency} is {:?}; enrolment refused", n.state),
                 ))
             }
             None => {
@@ -281,24 +274,17 @@ impl Hub {
                     format!("agency {agency} is not registered"),
                 ))
             }
-        }
+        };
         let issued = self
             .issue_pair(agency, tls_csr, sign_csr)
             .map_err(|e| refusal(RefusalCode::InvalidEnvelope, format!("{e:#}")))?;
-        let mut rec = node.unwrap_or_else(|| unreachable_node(agency));
         rec.state = NodeState::Active;
-        rec.tls_serial = issued.tls_serial.clone();
-        rec.sign_serial = issued.sign_serial.clone();
-        rec.tls_not_after = issued.not_after;
-        rec.tls_not_before = issued.not_before;
+        issued.stamp(&mut rec);
         let a = audit(
             actor,
             "enrolled",
             Some(agency),
-            format!(
-                "token redeemed; issued tls {} sign {}",
-                issued.tls_serial, issued.sign_serial
-            ),
+            format!("token redeemed; {}", issued.serials()),
         );
         let ok = self
             .store
@@ -327,18 +313,12 @@ impl Hub {
             bail!("{agency} is not active");
         }
         let issued = self.issue_pair(agency, tls_csr, sign_csr)?;
-        rec.tls_serial = issued.tls_serial.clone();
-        rec.sign_serial = issued.sign_serial.clone();
-        rec.tls_not_after = issued.not_after;
-        rec.tls_not_before = issued.not_before;
+        issued.stamp(&mut rec);
         let a = audit(
             &format!("node:{agency}"),
             "renewed",
             Some(agency),
-            format!(
-                "issued tls {} sign {}",
-                issued.tls_serial, issued.sign_serial
-            ),
+            issued.serials(),
         );
         self.store.put_node_audited(rec.clone(), a).await?;
         self.cache_node(rec);
@@ -504,19 +484,5 @@ impl Hub {
                 warn!(agency = %agency, "CRL push timed out; the agent gets it at its next connection")
             }
         }
-    }
-}
-
-fn unreachable_node(agency: &AgencyId) -> NodeRecord {
-    NodeRecord {
-        agency: agency.clone(),
-        name: String::new(),
-        state: NodeState::Pending,
-        tls_serial: String::new(),
-        sign_serial: String::new(),
-        tls_not_after: 0,
-        tls_not_before: 0,
-        registered_ms: now_ms(),
-        last_seen_ms: None,
     }
 }

@@ -87,6 +87,19 @@ fn authorized(st: &Ops, h: &HeaderMap) -> Result<(), Response> {
     }
 }
 
+/// An admin request's JSON body, parsed only once the credential has been checked (an
+/// unauthenticated caller learns nothing from parser errors).
+// axum responses are returned by value everywhere; boxing this one error would only add noise.
+#[allow(clippy::result_large_err)]
+fn authorized_json<T: serde::de::DeserializeOwned>(
+    st: &Ops,
+    h: &HeaderMap,
+    body: &[u8],
+) -> Result<T, Response> {
+    authorized(st, h)?;
+    serde_json::from_slice(body).map_err(|e| bad_request(format!("request body: {e}")))
+}
+
 fn internal(e: impl std::fmt::Display) -> Response {
     (
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -239,12 +252,9 @@ async fn add_monitor(
     h: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(r) = authorized(&st, &h) {
-        return r;
-    }
-    let req: AddMonitor = match serde_json::from_slice(&body) {
+    let req: AddMonitor = match authorized_json(&st, &h, &body) {
         Ok(r) => r,
-        Err(e) => return bad_request(format!("request body: {e}")),
+        Err(r) => return r,
     };
     if req.name.trim().is_empty() || req.name.len() > 100 {
         return bad_request("a monitor needs a name of 1 to 100 characters");
@@ -353,22 +363,32 @@ async fn readyz(State(st): State<Ops>) -> Response {
 }
 
 async fn metrics(State(st): State<Ops>) -> Response {
+    // Per-agency series read many counters: render off the exchange's async workers.
+    let hub = st.hub.clone();
+    match tokio::task::spawn_blocking(move || metrics_text(&hub)).await {
+        Ok(out) => ([("content-type", "text/plain; version=0.0.4")], out).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+/// The Prometheus text exposition.
+fn metrics_text(hub: &Hub) -> String {
     use std::fmt::Write;
     let mut out = String::new();
-    if let Ok(counters) = st.hub.store.counters() {
+    if let Ok(counters) = hub.store.counters() {
         for (k, v) in counters {
             let _ = writeln!(out, "# TYPE poros_{k}_total counter\nporos_{k}_total {v}");
         }
     }
-    if let Ok(d) = st.hub.store.queue_depth() {
+    if let Ok(d) = hub.store.queue_depth() {
         let _ = writeln!(out, "# TYPE poros_queue_depth gauge\nporos_queue_depth {d}");
     }
     let _ = writeln!(
         out,
         "# TYPE poros_connected_nodes gauge\nporos_connected_nodes {}",
-        st.hub.connected_agencies().len()
+        hub.connected_agencies().len()
     );
-    let s = st.hub.store.db().stats();
+    let s = hub.store.db().stats();
     let _ = writeln!(
         out,
         "# TYPE poros_store_commits_total counter\nporos_store_commits_total {}",
@@ -384,10 +404,10 @@ async fn metrics(State(st): State<Ops>) -> Response {
         "# TYPE poros_store_last_commit_seconds gauge\nporos_store_last_commit_seconds {}",
         s.last_commit_micros as f64 / 1e6
     );
-    st.hub.metrics.render(&mut out);
+    hub.metrics.render(&mut out);
     // Per-agency series for the current year, from the exact counters.
     let year = vec![format!("Y{}", crate::stats::Day::of_ms(now_ms()).y)];
-    if let Ok(r) = st.hub.store.db().read() {
+    if let Ok(r) = hub.store.db().read() {
         if let Ok(sums) = crate::stats::sums(&r, &year, None) {
             let _ = writeln!(out, "# TYPE poros_agency_documents_sent_total counter");
             let _ = writeln!(out, "# TYPE poros_agency_deliveries_due_total counter");
@@ -419,7 +439,7 @@ async fn metrics(State(st): State<Ops>) -> Response {
             }
         }
     }
-    ([("content-type", "text/plain; version=0.0.4")], out).into_response()
+    out
 }
 
 /// A node's registry entry as JSON, with connection and renewal status.
@@ -481,13 +501,9 @@ async fn add_node(
     h: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    // The credential is checked before the body is even parsed.
-    if let Err(r) = authorized(&st, &h) {
-        return r;
-    }
-    let req: AddNode = match serde_json::from_slice(&body) {
+    let req: AddNode = match authorized_json(&st, &h, &body) {
         Ok(r) => r,
-        Err(e) => return bad_request(format!("request body: {e}")),
+        Err(r) => return r,
     };
     let agency = match AgencyId::parse(&req.agency) {
         Ok(a) => a,
@@ -574,68 +590,13 @@ async fn stats_check(State(st): State<Ops>, h: HeaderMap) -> Response {
     if let Err(r) = authorized(&st, &h) {
         return r;
     }
-    let on_time = st.hub.cfg.monitoring.on_time_secs * 1000;
-    let recount = match st.hub.store.recount(on_time) {
-        Ok(r) => r,
-        Err(e) => return internal(e),
-    };
-    let today = crate::stats::Day::of_ms(now_ms());
-    let all = crate::stats::cover(
-        crate::stats::Day {
-            y: 1970,
-            m: 1,
-            d: 1,
-        },
-        crate::stats::Day {
-            y: today.y,
-            m: 12,
-            d: 31,
-        },
-    );
-    let live = match st
-        .hub
-        .store
-        .db()
-        .read()
-        .map_err(anyhow::Error::from)
-        .and_then(|r| crate::stats::sums(&r, &all, None).map_err(anyhow::Error::from))
-    {
-        Ok(l) => l,
-        Err(e) => return internal(e),
-    };
-    // Every counter the recount can derive, on either side: a live counter the records do not
-    // explain is as wrong as a missing one.
-    let checked = |m: &str| {
-        matches!(m, "sent" | "out_due" | "in_due")
-            || ["in_", "out_"].iter().any(|p| {
-                m.strip_prefix(p)
-                    .is_some_and(|rest| matches!(rest, "ontime" | "late" | "rejected" | "expired"))
-            })
-    };
-    let mut keys = std::collections::BTreeSet::new();
-    for (scope, metrics) in recount.iter().chain(live.iter()) {
-        for m in metrics.keys().filter(|m| checked(m)) {
-            keys.insert((scope.clone(), m.clone()));
-        }
+    // A recount reads the whole history: keep it off the threads that serve the exchange.
+    let hub = st.hub.clone();
+    match tokio::task::spawn_blocking(move || crate::report::check(&hub)).await {
+        Ok(Ok(v)) => Json(v).into_response(),
+        Ok(Err(e)) => internal(e),
+        Err(e) => internal(e),
     }
-    let mut mismatches = Vec::new();
-    for (scope, m) in keys {
-        let l = live
-            .get(&scope)
-            .and_then(|x| x.get(&m))
-            .copied()
-            .unwrap_or(0);
-        let r = recount
-            .get(&scope)
-            .and_then(|x| x.get(&m))
-            .copied()
-            .unwrap_or(0);
-        if l != r {
-            mismatches.push(json!({"scope": scope, "metric": m, "live": l, "recount": r}));
-        }
-    }
-    Json(json!({"equal": mismatches.is_empty(), "mismatches": mismatches, "recount": recount}))
-        .into_response()
 }
 
 async fn audit_log(State(st): State<Ops>, h: HeaderMap) -> Response {

@@ -26,7 +26,7 @@ pub struct Query {
     /// Last day (UTC), inclusive.
     pub to: Day,
     /// Only this agency (and national and its group).
-    pub agency: Option<String>,
+    pub agency: Option<poros_protocol::AgencyId>,
 }
 
 impl Query {
@@ -76,14 +76,8 @@ impl Query {
         if to < from {
             bail!("the range ends ({to}) before it starts ({from})");
         }
-        if let Some(a) = agency {
-            poros_protocol::AgencyId::parse(a)?;
-        }
-        Ok(Query {
-            from,
-            to,
-            agency: agency.map(str::to_string),
-        })
+        let agency = agency.map(poros_protocol::AgencyId::parse).transpose()?;
+        Ok(Query { from, to, agency })
     }
 }
 
@@ -158,14 +152,11 @@ pub fn report(hub: &Hub, q: &Query) -> Result<Value> {
     let periods = stats::cover(q.from, read_to);
     let r = hub.store.db().read()?;
     // With an agency filter only its own, its group's and the national counters are read.
-    let mut sums = match &q.agency {
-        Some(a) => {
-            let group = format!(
-                "group:{}",
-                a.as_bytes().get(10).map(|c| *c as char).unwrap_or('?')
-            );
+    let only = q.agency.as_ref().map(stats::scopes);
+    let mut sums = match &only {
+        Some(scopes) => {
             let mut out = stats::Sums::new();
-            for scope in [a.as_str(), group.as_str(), NATIONAL] {
+            for scope in scopes {
                 out.extend(stats::sums(&r, &periods, Some(scope))?);
             }
             out
@@ -184,14 +175,8 @@ pub fn report(hub: &Hub, q: &Query) -> Result<Value> {
         .map(|m| m[1..].to_string())
         .collect();
     for (scope, m) in stats::paper_sums(&r, &partial)? {
-        if let Some(a) = &q.agency {
-            let group = format!(
-                "group:{}",
-                a.as_bytes().get(10).map(|c| *c as char).unwrap_or('?')
-            );
-            if scope != *a && scope != group && scope != NATIONAL {
-                continue;
-            }
+        if only.as_ref().is_some_and(|o| !o.contains(&scope)) {
+            continue;
         }
         let e = sums.entry(scope).or_default();
         for k in ["paper_sent", "paper_received"] {
@@ -222,7 +207,7 @@ pub fn report(hub: &Hub, q: &Query) -> Result<Value> {
 
     let mut agencies = Vec::new();
     for n in &nodes {
-        if q.agency.as_deref().is_some_and(|a| a != n.agency.as_str()) {
+        if q.agency.as_ref().is_some_and(|a| a != &n.agency) {
             continue;
         }
         let mut f = figures(
@@ -238,11 +223,7 @@ pub fn report(hub: &Hub, q: &Query) -> Result<Value> {
         agencies.push(f);
     }
     let mut groups: BTreeMap<String, (u64, usize, usize)> = BTreeMap::new();
-    let only_group = q
-        .agency
-        .as_deref()
-        .and_then(|a| a.as_bytes().get(10))
-        .map(|c| *c as char);
+    let only_group = q.agency.as_ref().map(|a| a.group());
     for n in &registered {
         // With an agency filter, only that agency's group is reported (its counters are the
         // only group counters read).
@@ -384,4 +365,55 @@ pub fn csv(report: &Value) -> String {
         out.push('\n');
     }
     out
+}
+
+/// Compare the live counters with a recount from the stored delivery records (all time).
+/// Every counter the recount can derive is compared, on either side: a live counter the
+/// records do not explain is as wrong as a missing one.
+pub fn check(hub: &Hub) -> Result<Value> {
+    let recount = hub.store.recount(hub.cfg.monitoring.on_time_secs * 1000)?;
+    let today = Day::of_ms(now_ms());
+    let all = stats::cover(
+        Day {
+            y: 1970,
+            m: 1,
+            d: 1,
+        },
+        Day {
+            y: today.y,
+            m: 12,
+            d: 31,
+        },
+    );
+    let live = stats::sums(&hub.store.db().read()?, &all, None)?;
+    let checked = |m: &str| {
+        matches!(m, "sent" | "out_due" | "in_due")
+            || ["in_", "out_"].iter().any(|p| {
+                m.strip_prefix(p)
+                    .is_some_and(|rest| matches!(rest, "ontime" | "late" | "rejected" | "expired"))
+            })
+    };
+    let mut keys = std::collections::BTreeSet::new();
+    for (scope, metrics) in recount.iter().chain(live.iter()) {
+        for m in metrics.keys().filter(|m| checked(m)) {
+            keys.insert((scope.clone(), m.clone()));
+        }
+    }
+    let mut mismatches = Vec::new();
+    for (scope, m) in keys {
+        let l = live
+            .get(&scope)
+            .and_then(|x| x.get(&m))
+            .copied()
+            .unwrap_or(0);
+        let r = recount
+            .get(&scope)
+            .and_then(|x| x.get(&m))
+            .copied()
+            .unwrap_or(0);
+        if l != r {
+            mismatches.push(json!({"scope": scope, "metric": m, "live": l, "recount": r}));
+        }
+    }
+    Ok(json!({"equal": mismatches.is_empty(), "mismatches": mismatches, "recount": recount}))
 }

@@ -93,6 +93,23 @@ pub struct NodeRecord {
     pub last_seen_ms: Option<u64>,
 }
 
+impl NodeRecord {
+    /// A newly registered node, waiting for its certificates.
+    pub fn pending(agency: &AgencyId, name: &str, now_ms: u64) -> Self {
+        NodeRecord {
+            agency: agency.clone(),
+            name: name.to_string(),
+            state: NodeState::Pending,
+            tls_serial: String::new(),
+            sign_serial: String::new(),
+            tls_not_after: 0,
+            tls_not_before: 0,
+            registered_ms: now_ms,
+            last_seen_ms: None,
+        }
+    }
+}
+
 /// One administrative action, as recorded (who, what, when).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditRecord {
@@ -315,17 +332,9 @@ impl HubStore {
 
     /// Audit records, oldest first, optionally only those about `agency`.
     pub fn audit_log(&self, agency: Option<&AgencyId>) -> Result<Vec<AuditRecord>, StoreError> {
-        let r = self.db.read()?;
-        let t = r.open_table(AUDIT)?;
-        let mut out = Vec::new();
-        for e in t.iter()? {
-            let (_, v) = e?;
-            let a: AuditRecord = dec(v.value())?;
-            if agency.is_none() || a.agency.as_ref() == agency {
-                out.push(a);
-            }
-        }
-        Ok(out)
+        let mut all: Vec<AuditRecord> = self.all(AUDIT)?;
+        all.retain(|a| agency.is_none() || a.agency.as_ref() == agency);
+        Ok(all)
     }
 
     /// Store a new enrolment token (keyed by the SHA-256 of its secret) with its node record.
@@ -457,8 +466,16 @@ impl HubStore {
 
     /// All nodes.
     pub fn nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {
+        self.all(NODES)
+    }
+
+    /// Every record of a table whose values are encoded records, in key order.
+    fn all<K: redb::Key + 'static, T: for<'a> Deserialize<'a>>(
+        &self,
+        def: TableDefinition<K, &[u8]>,
+    ) -> Result<Vec<T>, StoreError> {
         let r = self.db.read()?;
-        let t = r.open_table(NODES)?;
+        let t = r.open_table(def)?;
         let mut out = Vec::new();
         for e in t.iter()? {
             let (_, v) = e?;
@@ -793,14 +810,7 @@ impl HubStore {
 
     /// All monitor credentials.
     pub fn monitors(&self) -> Result<Vec<MonitorRecord>, StoreError> {
-        let r = self.db.read()?;
-        let t = r.open_table(MONITORS)?;
-        let mut out = Vec::new();
-        for e in t.iter()? {
-            let (_, v) = e?;
-            out.push(dec(v.value())?);
-        }
-        Ok(out)
+        self.all(MONITORS)
     }
 
     /// Mark agencies as seen (connected) now.

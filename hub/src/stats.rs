@@ -137,7 +137,8 @@ pub fn cover(from: Day, to: Day) -> Vec<String> {
     out
 }
 
-fn scopes(a: &AgencyId) -> [String; 3] {
+/// The scopes an agency's events count in: itself, its group, the nation.
+pub(crate) fn scopes(a: &AgencyId) -> [String; 3] {
     [
         a.to_string(),
         format!("group:{}", a.group()),

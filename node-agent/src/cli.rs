@@ -487,24 +487,10 @@ fn run_agent(dir: &Path) -> Result<()> {
         agent.start();
         let app = crate::api::router(agent.clone());
         axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
+            .with_graceful_shutdown(poros_transport::shutdown_signal())
             .await?;
         agent.close().await;
         let _ = std::fs::remove_file(paths.at("run/api.addr"));
         Ok(())
     })
-}
-
-async fn shutdown_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }

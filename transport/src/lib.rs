@@ -29,6 +29,21 @@ pub fn init_tracing() {
         .try_init();
 }
 
+/// Resolves on SIGINT or SIGTERM: how both binaries learn to shut down cleanly.
+pub async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
 /// Size asked for the UDP socket buffers: the kernel default (208 KiB) drops packets on bulk
 /// transfers at loopback speeds.
 pub const UDP_BUFFER_BYTES: usize = 4 * 1024 * 1024;
