@@ -1,4 +1,4 @@
-//! Crash safety: SIGKILL of the hub or of a receiving agent while hundreds of documents flow.
+//! Crash safety: SIGKILL of the hub, of a sending or of a receiving agent while hundreds of documents flow.
 //! Every document the sender's agent acknowledged (its POST returned an ID) must end up in its
 //! recipient's inbox exactly once, with the right body, and its signed receipt at the sender.
 
@@ -222,6 +222,46 @@ fn recipient_kill9_during_delivery() {
     check_all_delivered(&net, &sent);
     eprintln!(
         "recipient kill -9 after {killed_at} posts: {} documents recovered in {:?}",
+        sent.len(),
+        t.elapsed()
+    );
+}
+
+/// kill -9 of the sending agent with documents it acknowledged still only in its outbox (the
+/// hub is down meanwhile, so nothing could be submitted) and others in flight; after a restart
+/// every acknowledged document reaches the recipient exactly once, with the receipt back.
+#[test]
+fn sender_kill9_with_acknowledged_documents_in_its_outbox() {
+    let mut net = Net::new();
+    net.add_agent(A);
+    net.add_agent(B);
+    net.start_hub();
+    net.start_agent(A);
+    net.start_agent(B);
+    let posted = Arc::new(AtomicUsize::new(0));
+    let handles = spawn_senders(&net, &[(A, B)], &posted);
+
+    wait_posted(&posted, PER_SENDER / 3);
+    net.kill_hub();
+    let hub_down_at = posted.load(Ordering::SeqCst);
+    // These are acknowledged by A while only its outbox holds them.
+    wait_posted(&posted, hub_down_at + 40);
+    net.kill_agent(A);
+    let killed_at = posted.load(Ordering::SeqCst);
+    // With A down, the remaining POSTs fail fast and are not counted as acknowledged.
+    let sent = collect(handles);
+    assert!(
+        sent.len() >= hub_down_at + 40,
+        "{} acknowledged, expected at least {}",
+        sent.len(),
+        hub_down_at + 40
+    );
+    net.start_hub();
+    net.start_agent(A);
+    let t = Instant::now();
+    check_all_delivered(&net, &sent);
+    eprintln!(
+        "hub down after {hub_down_at} posts, sender kill -9 after {killed_at}: {} acknowledged documents delivered in {:?}",
         sent.len(),
         t.elapsed()
     );
