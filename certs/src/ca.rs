@@ -37,6 +37,17 @@ pub struct Issued {
     pub serial: Vec<u8>,
 }
 
+/// One entry of a CRL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CrlEntry {
+    /// Certificate serial.
+    pub serial: Vec<u8>,
+    /// Revocation time.
+    pub at: OffsetDateTime,
+    /// Retired by renewal rather than revoked (CRL reason `superseded`).
+    pub superseded: bool,
+}
+
 /// A certificate authority: its certificate and private key.
 pub struct Ca {
     // Used only as the issuer description for rcgen; for a loaded CA it is a re-signed copy,
@@ -217,6 +228,26 @@ impl Ca {
         this_update: OffsetDateTime,
         next_update: OffsetDateTime,
     ) -> Result<Vec<u8>, CertError> {
+        let entries: Vec<CrlEntry> = revoked
+            .iter()
+            .map(|(serial, at)| CrlEntry {
+                serial: serial.clone(),
+                at: *at,
+                superseded: false,
+            })
+            .collect();
+        self.crl_entries(&entries, crl_number, this_update, next_update)
+    }
+
+    /// A CRL whose entries may carry the reason `superseded` (a certificate retired by renewal:
+    /// statements it signed before `at` stay verifiable; see `SigningTrust::verify_signed_at`).
+    pub fn crl_entries(
+        &self,
+        revoked: &[CrlEntry],
+        crl_number: u64,
+        this_update: OffsetDateTime,
+        next_update: OffsetDateTime,
+    ) -> Result<Vec<u8>, CertError> {
         let params = CertificateRevocationListParams {
             this_update,
             next_update,
@@ -224,10 +255,10 @@ impl Ca {
             issuing_distribution_point: None,
             revoked_certs: revoked
                 .iter()
-                .map(|(serial, at)| RevokedCertParams {
-                    serial_number: SerialNumber::from_slice(serial),
-                    revocation_time: *at,
-                    reason_code: None,
+                .map(|e| RevokedCertParams {
+                    serial_number: SerialNumber::from_slice(&e.serial),
+                    revocation_time: e.at,
+                    reason_code: e.superseded.then_some(rcgen::RevocationReason::Superseded),
                     invalidity_date: None,
                 })
                 .collect(),

@@ -81,6 +81,11 @@ pub fn cert_serial_hex(der: &[u8]) -> Result<String, CertError> {
         .collect())
 }
 
+/// The serial number's raw bytes, as a CRL lists them.
+pub fn cert_serial_bytes(der: &[u8]) -> Result<Vec<u8>, CertError> {
+    Ok(parse(der)?.raw_serial().to_vec())
+}
+
 /// The end of the validity period, in Unix seconds.
 pub fn cert_not_after_unix(der: &[u8]) -> Result<i64, CertError> {
     Ok(parse(der)?.validity().not_after.timestamp())

@@ -19,10 +19,10 @@ pub mod tls;
 #[cfg(test)]
 pub(crate) mod testutil;
 
-pub use ca::{Ca, Issued, SignerSubject};
+pub use ca::{Ca, CrlEntry, Issued, SignerSubject};
 pub use identity::{
-    agency_from_cert, cert_not_after_unix, cert_not_before_unix, cert_serial_hex, signer_from_cert,
-    HUB_URI,
+    agency_from_cert, cert_not_after_unix, cert_not_before_unix, cert_serial_bytes,
+    cert_serial_hex, signer_from_cert, HUB_URI,
 };
 pub use keys::{
     der_to_pem_cert, generate_key, key_pkcs8_der, load_key_pem, make_csr, make_key_csr,

@@ -190,6 +190,61 @@ impl SigningTrust {
     }
 }
 
+impl SigningTrust {
+    /// [`SigningTrust::verify`], except that a signer certificate retired by renewal (CRL
+    /// reason `superseded`) is still accepted for a statement signed before its retirement.
+    ///
+    /// `signed_at_unix_secs` is the time the statement claims; only the hub, which refuses
+    /// anything signed with a superseded certificate after the supersession by its own clock,
+    /// makes that claim trustworthy. A certificate revoked for any other reason (compromise,
+    /// the agency revoked) is refused whatever the time.
+    pub fn verify_signed_at(
+        &self,
+        blob: &SignedBlob,
+        context: &[u8],
+        now_unix_secs: u64,
+        signed_at_unix_secs: u64,
+    ) -> Result<Signer, VerifyError> {
+        match self.verify(blob, context, now_unix_secs) {
+            Err(VerifyError::Revoked) => {}
+            other => return other,
+        }
+        let serial = crate::identity::cert_serial_bytes(&blob.signer_cert)
+            .map_err(|e| VerifyError::BadCertificate(e.to_string()))?;
+        let superseded_after = self.crls.iter().find_map(|crl| {
+            let entry = crl.find_serial(&serial).ok().flatten()?;
+            (entry.reason_code == Some(webpki::RevocationReason::Superseded))
+                .then(|| entry.revocation_date.as_secs())
+        });
+        match superseded_after {
+            Some(retired) if signed_at_unix_secs < retired => {}
+            _ => return Err(VerifyError::Revoked),
+        }
+        // The CRL that names it was authenticated by the strict check above; the rest of the
+        // chain is checked again without it.
+        let cert_der = CertificateDer::from(blob.signer_cert.as_slice());
+        let ee = webpki::EndEntityCert::try_from(&cert_der)
+            .map_err(|e| VerifyError::BadCertificate(format!("{e:?}")))?;
+        ee.verify_for_usage(
+            webpki::ALL_VERIFICATION_ALGS,
+            &self.roots,
+            &[],
+            UnixTime::since_unix_epoch(Duration::from_secs(now_unix_secs)),
+            webpki::KeyUsage::required(&OID_DOCUMENT_SIGNING_DER_VALUE),
+            None,
+            None,
+        )
+        .map_err(map_chain_error)?;
+        ee.verify_signature(
+            webpki::ring::ECDSA_P256_SHA256,
+            &SignedBlob::message(context, &blob.payload),
+            &blob.signature,
+        )
+        .map_err(|_| VerifyError::BadSignature)?;
+        crate::identity::signer_from_cert(&blob.signer_cert).map_err(VerifyError::NoIdentity)
+    }
+}
+
 // The deprecated unit variant is still matched in case an older code path returns it.
 #[allow(deprecated)]
 fn map_chain_error(e: webpki::Error) -> VerifyError {
@@ -397,6 +452,67 @@ mod tests {
         assert!(matches!(
             SigningTrust::new(&[f.ca.cert_der().to_vec()], &[b"junk".to_vec()]),
             Err(CertError::Crl(_))
+        ));
+    }
+
+    #[test]
+    fn superseded_signer_stays_valid_for_what_it_signed_before_retirement() {
+        let f = Fixture::new();
+        let a = agency("000.00.00.G22");
+        let (key, cert) = f.signer(&SignerSubject::Agency(a.clone()));
+        let (vkey, victim) = f.signer(&SignerSubject::Agency(a.clone()));
+        let retired = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+        let (nb, na) = valid_now();
+        let crl =
+            f.ca.crl_entries(
+                &[
+                    crate::CrlEntry {
+                        serial: cert.serial.clone(),
+                        at: retired,
+                        superseded: true,
+                    },
+                    crate::CrlEntry {
+                        serial: victim.serial.clone(),
+                        at: retired,
+                        superseded: false,
+                    },
+                ],
+                2,
+                nb,
+                na,
+            )
+            .unwrap();
+        let trust = SigningTrust::new(&[f.ca.cert_der().to_vec()], &[crl]).unwrap();
+        let blob = sign(&key, &cert.der, CTX, b"payload");
+        let before = retired.unix_timestamp() as u64 - 60;
+        let after = retired.unix_timestamp() as u64 + 60;
+        // The strict check refuses it; signed before the retirement it verifies, after it not.
+        assert!(matches!(
+            trust.verify(&blob, CTX, now_unix()),
+            Err(VerifyError::Revoked)
+        ));
+        assert_eq!(
+            trust
+                .verify_signed_at(&blob, CTX, now_unix(), before)
+                .unwrap(),
+            Signer::Agency(a)
+        );
+        assert!(matches!(
+            trust.verify_signed_at(&blob, CTX, now_unix(), after),
+            Err(VerifyError::Revoked)
+        ));
+        // A forged signature does not pass the superseded path either.
+        let mut bad = blob.clone();
+        bad.payload = b"other".to_vec();
+        assert!(matches!(
+            trust.verify_signed_at(&bad, CTX, now_unix(), before),
+            Err(VerifyError::BadSignature)
+        ));
+        // Revoked (not superseded) stays refused whatever the claimed time.
+        let vblob = sign(&vkey, &victim.der, CTX, b"payload");
+        assert!(matches!(
+            trust.verify_signed_at(&vblob, CTX, now_unix(), before),
+            Err(VerifyError::Revoked)
         ));
     }
 }

@@ -99,6 +99,17 @@ pub struct Enrolment {
     pub token_ttl_secs: u64,
     /// Lifetime of node certificates, in seconds.
     pub cert_lifetime_secs: u64,
+    /// After a renewal, how long the superseded certificates are still admitted while the agent
+    /// switches to the new ones; they are retired (put on the CRLs) when the new TLS certificate
+    /// is first used or when this runs out, whichever comes first.
+    pub renewal_overlap_secs: u64,
+    /// Enrolment requests processed at once (each holds a slot only while it is processed).
+    pub max_in_progress: u32,
+    /// Enrolment connections open at once from one source address.
+    pub max_per_source: u32,
+    /// Deadline for each step of an enrolment: the first request after the handshake, reading
+    /// it, and delivering the answer. An idle connection is closed when it runs out.
+    pub step_timeout_secs: u64,
 }
 
 impl Default for Enrolment {
@@ -108,6 +119,10 @@ impl Default for Enrolment {
             server_name: "localhost".into(),
             token_ttl_secs: 24 * 3600,
             cert_lifetime_secs: 30 * 24 * 3600,
+            renewal_overlap_secs: 600,
+            max_in_progress: 32,
+            max_per_source: 4,
+            step_timeout_secs: 10,
         }
     }
 }
@@ -220,6 +235,24 @@ impl HubConfig {
             return bad(
                 "enrolment.cert_lifetime_secs",
                 "a number of seconds, at least 10",
+            );
+        }
+        if self.enrolment.renewal_overlap_secs > 7 * 24 * 3600 {
+            return bad(
+                "enrolment.renewal_overlap_secs",
+                "a number of seconds, at most 604800 (7 days)",
+            );
+        }
+        if !(1..=10_000).contains(&self.enrolment.max_in_progress) {
+            return bad("enrolment.max_in_progress", "between 1 and 10000");
+        }
+        if !(1..=1_000).contains(&self.enrolment.max_per_source) {
+            return bad("enrolment.max_per_source", "between 1 and 1000");
+        }
+        if !(1..=600).contains(&self.enrolment.step_timeout_secs) {
+            return bad(
+                "enrolment.step_timeout_secs",
+                "a number of seconds between 1 and 600",
             );
         }
         if self.enrolment.server_name.is_empty() {
@@ -389,7 +422,15 @@ pub fn hub_toml_template(
          # Enrolment tokens expire after this long (24 h).\n\
          token_ttl_secs = {}\n\
          # Node certificates live this long (30 days); agents renew at two thirds.\n\
-         cert_lifetime_secs = {}\n\n\
+         cert_lifetime_secs = {}\n\
+         # After a renewal the old certificates are admitted this long at most (10 min), then\n\
+         # revoked; they are revoked at once when the agent first uses the new ones.\n\
+         renewal_overlap_secs = {}\n\
+         # Enrolments processed at once, enrolment connections per source address, and the\n\
+         # deadline of each enrolment step (idle connections are closed when it runs out).\n\
+         max_in_progress = {}\n\
+         max_per_source = {}\n\
+         step_timeout_secs = {}\n\n\
          [monitoring]\n\
          # A delivery whose receipt arrives within this long of acceptance is on time (1 h).\n\
          on_time_secs = {}\n\
@@ -404,6 +445,10 @@ pub fn hub_toml_template(
         d.delivery.sweep_interval_secs,
         d.enrolment.token_ttl_secs,
         d.enrolment.cert_lifetime_secs,
+        d.enrolment.renewal_overlap_secs,
+        d.enrolment.max_in_progress,
+        d.enrolment.max_per_source,
+        d.enrolment.step_timeout_secs,
         d.monitoring.on_time_secs,
         d.monitoring.alert_below_percent,
     )

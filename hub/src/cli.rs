@@ -554,8 +554,26 @@ fn node_cmd(cmd: NodeCmd) -> Result<()> {
                 "last_seen_ms",
                 "pending_deliveries",
                 "expiring_soon",
+                "identity_conflicts",
             ] {
                 println!("{k:<20} {}", v[k]);
+            }
+            if let Some(c) = v["last_conflict"].as_object() {
+                println!(
+                    "{:<20} {} kept {} refused {}",
+                    "last_conflict",
+                    fmt_ms(c.get("at_ms").and_then(|x| x.as_u64())),
+                    c.get("kept").and_then(|x| x.as_str()).unwrap_or("?"),
+                    c.get("refused").and_then(|x| x.as_str()).unwrap_or("?"),
+                );
+            }
+            if let Some(o) = v["superseded"].as_object() {
+                println!(
+                    "{:<20} tls {} sign {} (until retired)",
+                    "superseded",
+                    o.get("tls_serial").and_then(|x| x.as_str()).unwrap_or("?"),
+                    o.get("sign_serial").and_then(|x| x.as_str()).unwrap_or("?"),
+                );
             }
             println!("history:");
             print_audit(&v["history"]);

@@ -3,7 +3,7 @@
 //! Every change is recorded in the audit log in the same commit as the change.
 
 use crate::server::{close, now_ms, Hub};
-use crate::state::{AuditRecord, NodeRecord, NodeState};
+use crate::state::{AuditRecord, NodeRecord, NodeState, Superseded};
 use anyhow::{bail, Context, Result};
 use poros_certs::SignerSubject;
 use poros_protocol::{AgencyId, Credentials, EnrollToken, Frame, Refusal, RefusalCode};
@@ -300,12 +300,19 @@ impl Hub {
     }
 
     /// Issue fresh certificates to a connected node for its new keys.
+    ///
+    /// The replaced certificates stay admitted for `renewal_overlap_secs` while the agent
+    /// switches over, and are retired (CRL reason `superseded`) as soon as the new TLS
+    /// certificate is first used, or when the overlap runs out.
     pub async fn renew(
-        &self,
+        self: &Arc<Self>,
         agency: &AgencyId,
         tls_csr: &str,
         sign_csr: &str,
     ) -> Result<Credentials> {
+        // A renewal before the previous one was taken into use retires the older pair first:
+        // at most one superseded pair is ever admitted.
+        self.retire_superseded(agency, "renewed again").await?;
         let mut rec = self
             .node(agency)
             .with_context(|| format!("{agency} is not registered"))?;
@@ -313,17 +320,77 @@ impl Hub {
             bail!("{agency} is not active");
         }
         let issued = self.issue_pair(agency, tls_csr, sign_csr)?;
+        let old = Superseded {
+            tls_serial: rec.tls_serial.clone(),
+            sign_serial: rec.sign_serial.clone(),
+            at_ms: now_ms(),
+        };
         issued.stamp(&mut rec);
+        rec.superseded = Some(old.clone());
         let a = audit(
             &format!("node:{agency}"),
             "renewed",
             Some(agency),
-            issued.serials(),
+            format!(
+                "{}; superseded tls {} sign {}",
+                issued.serials(),
+                old.tls_serial,
+                old.sign_serial
+            ),
         );
         self.store.put_node_audited(rec.clone(), a).await?;
         self.cache_node(rec);
         info!(agency = %agency, "certificates renewed");
         Ok(issued.creds)
+    }
+
+    /// Put a node's superseded certificates on the CRLs (reason `superseded`: what they signed
+    /// before now stays verifiable), refuse them from now on, and push the new signing CRL.
+    pub(crate) async fn retire_superseded(
+        self: &Arc<Self>,
+        agency: &AgencyId,
+        why: &str,
+    ) -> Result<()> {
+        let Some(old) = self.node(agency).and_then(|n| n.superseded) else {
+            return Ok(());
+        };
+        let a = audit(
+            "hub",
+            "retire superseded",
+            Some(agency),
+            format!("{why}; tls {} sign {}", old.tls_serial, old.sign_serial),
+        );
+        let Some(rec) = self
+            .store
+            .retire_superseded(agency.clone(), now_ms(), a)
+            .await?
+        else {
+            return Ok(());
+        };
+        self.cache_node(rec);
+        self.reload_crls()?;
+        self.push_crl().await;
+        info!(agency = %agency, reason = why, "superseded certificates retired");
+        Ok(())
+    }
+
+    /// Retire every superseded pair whose overlap has run out (called by the sweeper).
+    pub(crate) async fn retire_expired_overlaps(self: &Arc<Self>, now_ms: u64) -> Result<()> {
+        let overlap = self.cfg.enrolment.renewal_overlap_secs.saturating_mul(1000);
+        let due: Vec<AgencyId> = self
+            .nodes()
+            .into_iter()
+            .filter(|n| {
+                n.superseded
+                    .as_ref()
+                    .is_some_and(|s| now_ms >= s.at_ms.saturating_add(overlap))
+            })
+            .map(|n| n.agency)
+            .collect();
+        for a in due {
+            self.retire_superseded(&a, "renewal overlap ended").await?;
+        }
+        Ok(())
     }
 
     /// Suspend (`active = false`) or resume a node.
@@ -386,28 +453,35 @@ impl Hub {
     /// and signature checks.
     fn reload_crls(&self) -> Result<()> {
         let revoked = self.store.revoked()?;
+        let superseded = self.store.superseded()?;
         let now = OffsetDateTime::now_utc();
         let number = now_ms();
-        let list = |kind: &str| -> Result<Vec<(Vec<u8>, OffsetDateTime)>> {
+        let list = |kind: &str| -> Result<Vec<poros_certs::CrlEntry>> {
+            let revoked = revoked.iter().map(|(s, r)| (s, r, false));
+            let superseded = superseded.iter().map(|(s, r)| (s, r, true));
             revoked
-                .iter()
-                .filter(|(_, r)| r.kind == kind)
-                .map(|(serial, r)| {
+                .chain(superseded)
+                .filter(|(_, r, _)| r.kind == kind)
+                .map(|(serial, r, superseded)| {
                     let at =
                         OffsetDateTime::from_unix_timestamp_nanos(r.revoked_ms as i128 * 1_000_000)
                             .unwrap_or(now);
-                    Ok((hex::decode(serial)?, at))
+                    Ok(poros_certs::CrlEntry {
+                        serial: hex::decode(serial)?,
+                        at,
+                        superseded,
+                    })
                 })
                 .collect()
         };
         let next = now + time::Duration::days(30);
-        let network = self.keys.network_ca.crl(
+        let network = self.keys.network_ca.crl_entries(
             &list("tls")?,
             number,
             now - time::Duration::minutes(5),
             next,
         )?;
-        let signing = self.keys.signing_ca.crl(
+        let signing = self.keys.signing_ca.crl_entries(
             &list("sign")?,
             number,
             now - time::Duration::minutes(5),

@@ -10,11 +10,18 @@ use std::sync::Mutex;
 pub struct Metrics {
     /// Connections established.
     pub connections: AtomicU64,
+    /// Second live connections refused because the agency was already connected and answering.
+    identity_conflicts: AtomicU64,
     refusals: Mutex<BTreeMap<String, u64>>,
     handshake_failures: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Metrics {
+    /// Count an identity conflict (two live connections claiming one agency).
+    pub fn identity_conflict(&self) {
+        self.identity_conflicts.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Count a refusal by reason.
     pub fn refuse(&self, reason: &str) {
         if let Ok(mut m) = self.refusals.lock() {
@@ -49,6 +56,12 @@ impl Metrics {
             out,
             "poros_connections_total {}",
             self.connections.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(out, "# TYPE poros_identity_conflicts_total counter");
+        let _ = writeln!(
+            out,
+            "poros_identity_conflicts_total {}",
+            self.identity_conflicts.load(Ordering::Relaxed)
         );
         let _ = writeln!(out, "# TYPE poros_refusals_total counter");
         if let Ok(m) = self.refusals.lock() {

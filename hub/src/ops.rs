@@ -454,7 +454,8 @@ pub fn node_json(n: &NodeRecord, connected: bool) -> serde_json::Value {
     json!({"agency": n.agency, "name": n.name, "state": n.state, "tls_serial": n.tls_serial,
            "sign_serial": n.sign_serial, "tls_not_after": n.tls_not_after, "connected": connected,
            "last_seen_ms": n.last_seen_ms, "registered_ms": n.registered_ms,
-           "expiring_soon": expiring})
+           "expiring_soon": expiring, "superseded": n.superseded,
+           "identity_conflicts": n.conflicts, "last_conflict": n.last_conflict})
 }
 
 async fn list_nodes(State(st): State<Ops>, h: HeaderMap) -> Response {

@@ -5,8 +5,8 @@
 use crate::deployment::{HubKeys, HubPaths};
 use crate::metrics::Metrics;
 use crate::state::{
-    AcceptOutcome, BodyAt, DeliveryState, DocRecord, HubStore, NewBody, NodeRecord, NodeState,
-    RelayItem, INLINE_MAX,
+    AcceptOutcome, BodyAt, Conflict, DeliveryState, DocRecord, HubStore, NewBody, NodeRecord,
+    NodeState, RelayItem, SerialCheck, INLINE_MAX,
 };
 use anyhow::{Context, Result};
 use poros_certs::Signer;
@@ -40,9 +40,30 @@ pub mod close {
     pub const SHUTDOWN: u32 = 0x13;
     /// The peer certificate names no agency.
     pub const NO_IDENTITY: u32 = 0x14;
+    /// The certificate is not the one the hub holds for the agency (superseded or never issued).
+    pub const NOT_CURRENT_CERT: u32 = 0x15;
+    /// Another live connection already serves this agency (identity conflict).
+    pub const IDENTITY_CONFLICT: u32 = 0x16;
 }
 
 pub use poros_transport::now_ms;
+
+/// Why a statement is not accepted as the agency's own.
+#[derive(Debug, thiserror::Error)]
+pub enum AgencyCheck {
+    /// Signed by someone else.
+    #[error("signed by {0}, not by the connected agency")]
+    OtherSigner(String),
+    /// The signature or the signer's chain does not verify.
+    #[error("signature: {0}")]
+    Invalid(poros_certs::VerifyError),
+    /// A valid certificate of the agency's, but not the one the hub holds for it now.
+    #[error(
+        "signed with certificate {0}, which is not the agency's current signing certificate \
+         (superseded by a renewal, or never issued by this hub)"
+    )]
+    NotCurrent(String),
+}
 
 struct Connected {
     conn: quinn::Connection,
@@ -148,6 +169,35 @@ impl Hub {
         match self.keys.signing_trust.read() {
             Ok(t) => t.verify(blob, context, now_secs),
             Err(p) => p.into_inner().verify(blob, context, now_secs),
+        }
+    }
+
+    /// Verify a statement that `agency` must have signed with the signing certificate the hub
+    /// currently holds for it (or, during a renewal's overlap, the one it replaced): a
+    /// superseded or never-issued certificate is refused by the hub's clock, whatever the
+    /// statement claims.
+    pub fn verify_agency(
+        &self,
+        blob: &poros_protocol::SignedBlob,
+        context: &[u8],
+        agency: &AgencyId,
+    ) -> Result<(), AgencyCheck> {
+        let now = now_ms();
+        match self.verify(blob, context, now / 1000) {
+            Ok(Signer::Agency(a)) if &a == agency => {}
+            Ok(Signer::Agency(a)) => return Err(AgencyCheck::OtherSigner(a.to_string())),
+            Ok(Signer::Hub) => return Err(AgencyCheck::OtherSigner("the hub".into())),
+            Err(e) => return Err(AgencyCheck::Invalid(e)),
+        }
+        let serial = poros_certs::cert_serial_hex(&blob.signer_cert)
+            .map_err(|e| AgencyCheck::Invalid(poros_certs::VerifyError::NoIdentity(e)))?;
+        let overlap = self.cfg.enrolment.renewal_overlap_secs.saturating_mul(1000);
+        match self
+            .node(agency)
+            .map(|n| n.check_sign_serial(&serial, now, overlap))
+        {
+            Some(SerialCheck::Current) | Some(SerialCheck::Superseded) => Ok(()),
+            _ => Err(AgencyCheck::NotCurrent(serial)),
         }
     }
 
@@ -358,10 +408,19 @@ async fn serve_connection(hub: Arc<Hub>, inc: quinn::Incoming) {
             return;
         }
     };
+    let serial = certs
+        .as_deref()
+        .and_then(|c| c.first())
+        .and_then(|c| poros_certs::cert_serial_hex(c).ok())
+        .unwrap_or_default();
     let span = info_span!("conn", agency = %agency, %remote);
     async move {
         match hub.node_state(&agency) {
-            Some(NodeState::Active) => {}
+            Some(NodeState::Active) => {
+                if !admit_certificate(&hub, &agency, &serial, &conn) {
+                    return;
+                }
+            }
             Some(NodeState::Pending) => {
                 hub.metrics.refuse("not_active");
                 warn!("connection refused: agency has not enrolled");
@@ -389,6 +448,9 @@ async fn serve_connection(hub: Arc<Hub>, inc: quinn::Incoming) {
                 );
                 return;
             }
+        }
+        if !settle_identity(&hub, &agency, &conn, remote).await {
+            return;
         }
         let id = hub.next_conn.fetch_add(1, Ordering::Relaxed);
         let wake = Arc::new(Notify::new());
@@ -436,6 +498,113 @@ async fn serve_connection(hub: Arc<Hub>, inc: quinn::Incoming) {
     }
     .instrument(span)
     .await
+}
+
+/// Admit a node only with the TLS certificate the hub holds for it now, or during a renewal's
+/// overlap the one it replaced; the first use of a new certificate retires the old pair.
+fn admit_certificate(
+    hub: &Arc<Hub>,
+    agency: &AgencyId,
+    serial: &str,
+    conn: &quinn::Connection,
+) -> bool {
+    let Some(rec) = hub.node(agency) else {
+        return false;
+    };
+    let overlap = hub.cfg.enrolment.renewal_overlap_secs.saturating_mul(1000);
+    match rec.check_tls_serial(serial, now_ms(), overlap) {
+        SerialCheck::Current => {
+            if rec.superseded.is_some() {
+                let (hub, agency) = (hub.clone(), agency.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = hub
+                        .retire_superseded(&agency, "new certificate in use")
+                        .await
+                    {
+                        warn!(agency = %agency, error = %e, "retiring superseded certificates failed; the sweeper retries");
+                    }
+                });
+            }
+            true
+        }
+        SerialCheck::Superseded => {
+            info!(
+                serial,
+                "admitted with the certificate its renewal replaced (overlap)"
+            );
+            true
+        }
+        SerialCheck::Unknown => {
+            hub.metrics.refuse("not_current_certificate");
+            warn!(
+                serial,
+                current = %rec.tls_serial,
+                "connection refused: not the agency's current certificate (superseded or never issued)"
+            );
+            conn.close(
+                close::NOT_CURRENT_CERT.into(),
+                format!("certificate {serial} is not the current certificate of {agency}")
+                    .as_bytes(),
+            );
+            false
+        }
+    }
+}
+
+/// A second connection for an agency that is already connected: if the first still answers,
+/// two parties hold the agency's credentials. That conflict is logged, counted and recorded,
+/// and the newcomer is refused: the agency's mail is never silently handed to it. A first
+/// connection that no longer answers is a stale one (a reconnect) and is replaced.
+async fn settle_identity(
+    hub: &Arc<Hub>,
+    agency: &AgencyId,
+    conn: &quinn::Connection,
+    remote: std::net::SocketAddr,
+) -> bool {
+    let existing = hub
+        .connected
+        .lock()
+        .ok()
+        .and_then(|c| c.get(agency).map(|c| c.conn.clone()));
+    let Some(old) = existing else { return true };
+    if old.close_reason().is_some() || !answers_ping(&old).await {
+        return true;
+    }
+    hub.metrics.identity_conflict();
+    let kept = old.remote_address().to_string();
+    warn!(%kept, refused = %remote, "identity conflict: a second live connection presents this agency's certificate; refused");
+    conn.close(
+        close::IDENTITY_CONFLICT.into(),
+        format!("another live connection already serves {agency}").as_bytes(),
+    );
+    if let Some(mut rec) = hub.node(agency) {
+        rec.conflicts += 1;
+        rec.last_conflict = Some(Conflict {
+            at_ms: now_ms(),
+            kept,
+            refused: remote.to_string(),
+        });
+        match hub.store.put_node(rec.clone()).await {
+            Ok(()) => hub.cache_node(rec),
+            Err(e) => warn!(error = %e, "recording the identity conflict failed"),
+        }
+    }
+    false
+}
+
+/// Whether a connection's agent answers a ping within a few seconds.
+async fn answers_ping(conn: &quinn::Connection) -> bool {
+    let ping = async {
+        let (mut send, mut recv) = conn.open_bi().await?;
+        write_frame(&mut send, &Frame::Ping).await?;
+        send.finish()?;
+        read_frame(&mut recv).await?;
+        Ok::<_, anyhow::Error>(())
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(3), ping).await,
+        Ok(Ok(()))
+    )
 }
 
 async fn refuse(send: &mut quinn::SendStream, code: RefusalCode, message: String) {
@@ -538,23 +707,20 @@ async fn handle_submit(
             return Ok(());
         }};
     }
-    let now = now_ms();
-    match hub.verify(&signed.0, ENVELOPE_CONTEXT, now / 1000) {
-        Ok(Signer::Agency(a)) if &a == agency => {}
-        Ok(Signer::Agency(a)) => refuse!(
+    match hub.verify_agency(&signed.0, ENVELOPE_CONTEXT, agency) {
+        Ok(()) => {}
+        Err(e @ AgencyCheck::OtherSigner(_)) => refuse!(
             RefusalCode::SenderMismatch,
             "sender_mismatch",
-            "envelope is signed by {a} but this connection is {agency}"
+            "envelope is {e}"
         ),
-        Ok(Signer::Hub) => refuse!(
-            RefusalCode::SenderMismatch,
-            "sender_mismatch",
-            "envelope is signed by the hub, not by {agency}"
-        ),
-        Err(e) => refuse!(
+        Err(e @ AgencyCheck::Invalid(_)) => {
+            refuse!(RefusalCode::BadSignature, "bad_signature", "envelope {e}")
+        }
+        Err(e @ AgencyCheck::NotCurrent(_)) => refuse!(
             RefusalCode::BadSignature,
-            "bad_signature",
-            "envelope signature: {e}"
+            "superseded_certificate",
+            "envelope {e}"
         ),
     }
     let env = match signed.envelope() {
@@ -601,7 +767,7 @@ async fn handle_submit(
     drop(_g);
     // Resubmission: answer with the original acceptance without reading the body again.
     match hub.store.doc(&env.id) {
-        Ok(Some(old)) if old.envelope == signed => {
+        Ok(Some(old)) if old.envelope.0.payload == signed.0.payload => {
             let _ = recv.stop(0u32.into());
             write_frame(
                 send,
@@ -734,15 +900,8 @@ async fn paper_report(
     agency: &AgencyId,
     report: poros_protocol::SignedPaperReport,
 ) -> Result<(), String> {
-    match hub.verify(
-        &report.0,
-        poros_protocol::receipt::PAPER_CONTEXT,
-        now_ms() / 1000,
-    ) {
-        Ok(Signer::Agency(a)) if &a == agency => {}
-        Ok(_) => return Err(format!("paper report is not signed by {agency}")),
-        Err(e) => return Err(format!("paper report signature: {e}")),
-    }
+    hub.verify_agency(&report.0, poros_protocol::receipt::PAPER_CONTEXT, agency)
+        .map_err(|e| format!("paper report {e}"))?;
     let r = report
         .report()
         .map_err(|e| format!("paper report does not decode: {e}"))?;
@@ -917,10 +1076,8 @@ async fn deliver_one(
         Frame::Refused(r) => anyhow::bail!("recipient refused delivery: {r}"),
         _ => anyhow::bail!("recipient answered a delivery with an unexpected frame"),
     };
-    match hub.verify(&receipt.0, RECEIPT_CONTEXT, now_ms() / 1000) {
-        Ok(Signer::Agency(a)) if &a == agency => {}
-        Ok(_) => anyhow::bail!("receipt is not signed by the recipient {agency}"),
-        Err(e) => anyhow::bail!("receipt signature: {e}"),
+    if let Err(e) = hub.verify_agency(&receipt.0, RECEIPT_CONTEXT, agency) {
+        anyhow::bail!("receipt from {agency} refused: {e}");
     }
     let r = receipt.receipt()?;
     if r.doc_id != doc || &r.recipient != agency {
@@ -997,6 +1154,7 @@ pub async fn sweep_once(hub: &Arc<Hub>) -> Result<()> {
     let now = now_ms();
     // Connected agencies count as seen on every day they stay connected.
     hub.store.mark_seen(hub.connected_agencies(), now).await?;
+    hub.retire_expired_overlaps(now).await?;
     let cutoff = now.saturating_sub(hub.cfg.delivery.expiry_secs.saturating_mul(1000));
     for (doc, rcpt) in hub.store.expired_before(cutoff, 10_000)? {
         let Some(rec) = hub.store.doc(&doc)? else {

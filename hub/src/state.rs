@@ -41,6 +41,9 @@ const ANSWERED: TableDefinition<&[u8], u32> = TableDefinition::new("answered");
 const TOKENS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("enrolment_tokens");
 const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 const REVOKED: TableDefinition<&str, &[u8]> = TableDefinition::new("revoked_serials");
+/// Serials retired by renewal (CRL reason `superseded`): statements signed before the
+/// retirement stay verifiable, unlike those of `revoked_serials`.
+const SUPERSEDED: TableDefinition<&str, &[u8]> = TableDefinition::new("superseded_serials");
 const MONITORS: TableDefinition<&str, &[u8]> = TableDefinition::new("monitor_credentials");
 
 /// A read-only monitor credential (the token itself is never stored, only its SHA-256).
@@ -91,9 +94,93 @@ pub struct NodeRecord {
     pub tls_not_before: i64,
     /// Last connection or disconnection seen, Unix ms.
     pub last_seen_ms: Option<u64>,
+    /// Certificates replaced by the latest renewal and not yet retired (admitted only during the
+    /// renewal overlap).
+    pub superseded: Option<Superseded>,
+    /// Identity conflicts seen: two live connections presenting this agency's certificate.
+    pub conflicts: u64,
+    /// The latest identity conflict.
+    pub last_conflict: Option<Conflict>,
+}
+
+/// Certificates a renewal replaced, admitted for a short overlap.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Superseded {
+    /// Serial (hex) of the replaced TLS certificate.
+    pub tls_serial: String,
+    /// Serial (hex) of the replaced signing certificate.
+    pub sign_serial: String,
+    /// When the renewal was issued (the supersession time, by the hub's clock), Unix ms.
+    pub at_ms: u64,
+}
+
+/// Two live connections claimed one agency.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conflict {
+    /// When, Unix ms.
+    pub at_ms: u64,
+    /// Address of the connection already serving the agency.
+    pub kept: String,
+    /// Address of the connection refused.
+    pub refused: String,
+}
+
+/// Whether a presented certificate serial is admitted for a node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SerialCheck {
+    /// The certificate the hub currently holds for the agency.
+    Current,
+    /// The certificate replaced by the latest renewal, still inside its overlap.
+    Superseded,
+    /// Any other certificate: an earlier one, or one the hub never issued.
+    Unknown,
 }
 
 impl NodeRecord {
+    /// Check a TLS certificate serial against the registry (pure: the time is an argument).
+    pub fn check_tls_serial(&self, serial: &str, now_ms: u64, overlap_ms: u64) -> SerialCheck {
+        self.check_serial(
+            serial,
+            now_ms,
+            overlap_ms,
+            |s| &s.tls_serial,
+            &self.tls_serial,
+        )
+    }
+
+    /// Check a signing certificate serial against the registry (pure: the time is an argument).
+    pub fn check_sign_serial(&self, serial: &str, now_ms: u64, overlap_ms: u64) -> SerialCheck {
+        self.check_serial(
+            serial,
+            now_ms,
+            overlap_ms,
+            |s| &s.sign_serial,
+            &self.sign_serial,
+        )
+    }
+
+    fn check_serial(
+        &self,
+        serial: &str,
+        now_ms: u64,
+        overlap_ms: u64,
+        old: impl Fn(&Superseded) -> &String,
+        current: &str,
+    ) -> SerialCheck {
+        if !current.is_empty() && serial.eq_ignore_ascii_case(current) {
+            return SerialCheck::Current;
+        }
+        match &self.superseded {
+            Some(s)
+                if old(s).eq_ignore_ascii_case(serial)
+                    && now_ms < s.at_ms.saturating_add(overlap_ms) =>
+            {
+                SerialCheck::Superseded
+            }
+            _ => SerialCheck::Unknown,
+        }
+    }
+
     /// A newly registered node, waiting for its certificates.
     pub fn pending(agency: &AgencyId, name: &str, now_ms: u64) -> Self {
         NodeRecord {
@@ -106,8 +193,47 @@ impl NodeRecord {
             tls_not_before: 0,
             registered_ms: now_ms,
             last_seen_ms: None,
+            superseded: None,
+            conflicts: 0,
+            last_conflict: None,
         }
     }
+}
+
+/// `NodeRecord` as stored before certificate rotation and conflicts were recorded; read so that
+/// stores written by earlier versions keep working.
+#[derive(Deserialize)]
+struct NodeRecordV1 {
+    agency: AgencyId,
+    name: String,
+    state: NodeState,
+    tls_serial: String,
+    sign_serial: String,
+    tls_not_after: i64,
+    registered_ms: u64,
+    tls_not_before: i64,
+    last_seen_ms: Option<u64>,
+}
+
+fn dec_node(b: &[u8]) -> Result<NodeRecord, StoreError> {
+    if let Ok(n) = postcard::from_bytes::<NodeRecord>(b) {
+        return Ok(n);
+    }
+    let v: NodeRecordV1 = dec(b)?;
+    Ok(NodeRecord {
+        agency: v.agency,
+        name: v.name,
+        state: v.state,
+        tls_serial: v.tls_serial,
+        sign_serial: v.sign_serial,
+        tls_not_after: v.tls_not_after,
+        registered_ms: v.registered_ms,
+        tls_not_before: v.tls_not_before,
+        last_seen_ms: v.last_seen_ms,
+        superseded: None,
+        conflicts: 0,
+        last_conflict: None,
+    })
 }
 
 /// One administrative action, as recorded (who, what, when).
@@ -282,6 +408,7 @@ impl HubStore {
             txn.open_table(TOKENS)?;
             txn.open_table(AUDIT)?;
             txn.open_table(REVOKED)?;
+            txn.open_table(SUPERSEDED)?;
             txn.open_table(MONITORS)?;
             txn.open_table(crate::stats::STATS)?;
             txn.open_table(crate::stats::SEEN)?;
@@ -410,7 +537,12 @@ impl HubStore {
                 txn.open_table(NODES)?
                     .insert(rec.agency.as_str(), enc(&rec)?.as_slice())?;
                 let mut rv = txn.open_table(REVOKED)?;
-                for (serial, kind) in [(&rec.tls_serial, "tls"), (&rec.sign_serial, "sign")] {
+                // Certificates superseded by a renewal and not yet retired are revoked too.
+                let old = rec.superseded.iter();
+                let serials = [(&rec.tls_serial, "tls"), (&rec.sign_serial, "sign")]
+                    .into_iter()
+                    .chain(old.flat_map(|o| [(&o.tls_serial, "tls"), (&o.sign_serial, "sign")]));
+                for (serial, kind) in serials {
                     if serial.is_empty() {
                         continue;
                     }
@@ -466,7 +598,69 @@ impl HubStore {
 
     /// All nodes.
     pub fn nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {
-        self.all(NODES)
+        let r = self.db.read()?;
+        let t = r.open_table(NODES)?;
+        let mut out = Vec::new();
+        for e in t.iter()? {
+            let (_, v) = e?;
+            out.push(dec_node(v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Retire a node's superseded certificates: clear them from its record and list their
+    /// serials as superseded (CRL reason `superseded`, dated `now_ms`), with an audit record,
+    /// in one commit. Returns the updated record, or `None` if there was nothing to retire.
+    pub async fn retire_superseded(
+        &self,
+        agency: AgencyId,
+        now_ms: u64,
+        audit: AuditRecord,
+    ) -> Result<Option<NodeRecord>, StoreError> {
+        self.db
+            .write(move |txn| {
+                let mut nodes = txn.open_table(NODES)?;
+                let Some(mut rec) = nodes
+                    .get(agency.as_str())?
+                    .map(|g| dec_node(g.value()))
+                    .transpose()?
+                else {
+                    return Ok(None);
+                };
+                let Some(old) = rec.superseded.take() else {
+                    return Ok(None);
+                };
+                nodes.insert(agency.as_str(), enc(&rec)?.as_slice())?;
+                drop(nodes);
+                let mut t = txn.open_table(SUPERSEDED)?;
+                for (serial, kind) in [(&old.tls_serial, "tls"), (&old.sign_serial, "sign")] {
+                    if serial.is_empty() {
+                        continue;
+                    }
+                    let r = RevokedSerial {
+                        agency: agency.clone(),
+                        kind: kind.into(),
+                        revoked_ms: now_ms,
+                    };
+                    t.insert(serial.as_str(), enc(&r)?.as_slice())?;
+                }
+                drop(t);
+                audit_in(txn, &audit)?;
+                Ok(Some(rec))
+            })
+            .await
+    }
+
+    /// Every serial retired by renewal (hex) with its record.
+    pub fn superseded(&self) -> Result<Vec<(String, RevokedSerial)>, StoreError> {
+        let r = self.db.read()?;
+        let t = r.open_table(SUPERSEDED)?;
+        let mut out = Vec::new();
+        for e in t.iter()? {
+            let (k, v) = e?;
+            out.push((k.value().to_string(), dec(v.value())?));
+        }
+        Ok(out)
     }
 
     /// Every record of a table whose values are encoded records, in key order.
@@ -516,7 +710,7 @@ impl HubStore {
                 };
                 if let Some(bytes) = existing {
                     let old: DocRecord = dec(&bytes)?;
-                    return Ok(if old.envelope == rec.envelope {
+                    return Ok(if old.envelope.0.payload == rec.envelope.0.payload {
                         AcceptOutcome::Duplicate(old.acceptance)
                     } else {
                         AcceptOutcome::Conflict

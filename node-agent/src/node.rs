@@ -194,16 +194,31 @@ impl Agent {
         }
     }
 
-    /// Verify a stored signed statement again.
+    /// Verify a signed statement as of `at_secs`, the time it was made (a stored one again,
+    /// as of its own time): a signer certificate since retired by renewal is accepted for
+    /// statements made before its retirement.
     pub fn trust_verify(
         &self,
         blob: &poros_protocol::SignedBlob,
         context: &[u8],
         at_secs: u64,
     ) -> Result<Signer, poros_certs::VerifyError> {
+        self.trust_verify_signed_at(blob, context, at_secs, at_secs)
+    }
+
+    /// Verify a statement now that claims to have been made at `signed_at_secs`.
+    pub fn trust_verify_signed_at(
+        &self,
+        blob: &poros_protocol::SignedBlob,
+        context: &[u8],
+        now_secs: u64,
+        signed_at_secs: u64,
+    ) -> Result<Signer, poros_certs::VerifyError> {
         match self.trust.read() {
-            Ok(t) => t.verify(blob, context, at_secs),
-            Err(p) => p.into_inner().verify(blob, context, at_secs),
+            Ok(t) => t.verify_signed_at(blob, context, now_secs, signed_at_secs),
+            Err(p) => p
+                .into_inner()
+                .verify_signed_at(blob, context, now_secs, signed_at_secs),
         }
     }
 
@@ -403,6 +418,10 @@ impl Agent {
                                 tokio::spawn(async move { me.handle_incoming(send, recv).await });
                             }
                             Err(quinn::ConnectionError::LocallyClosed) => {
+                                // Closed here either to reconnect after a renewal or to stop.
+                                if self.shutting_down.load(std::sync::atomic::Ordering::SeqCst) {
+                                    return;
+                                }
                                 info!("reconnecting with renewed certificates");
                                 renewed = true;
                                 break;
@@ -486,10 +505,28 @@ impl Agent {
     }
 
     async fn submit_one(&self, conn: &quinn::Connection, id: DocumentId) -> Result<()> {
-        let rec = self
+        let mut rec = self
             .store
             .outgoing(&id)?
             .with_context(|| format!("queued document {id} has no record"))?;
+        let creds = self.creds();
+        if rec.envelope.0.signer_cert != creds.sign_cert {
+            // Signed before a renewal: the hub refuses the superseded certificate once the new
+            // one is in use, so the same envelope is signed again with the current key (the hub
+            // recognises a resubmission by its content, not its signature).
+            let resigned = SignedEnvelope(poros_protocol::SignedBlob::sign(
+                ENVELOPE_CONTEXT,
+                rec.envelope.0.payload.clone(),
+                &creds.sign_key,
+                &creds.sign_cert,
+            )?);
+            rec = self
+                .store
+                .resign_outgoing(id, resigned)
+                .await?
+                .with_context(|| format!("queued document {id} has no record"))?;
+            debug!(doc = %id, "envelope signed again with the renewed certificate");
+        }
         let (mut send, mut recv) = conn.open_bi().await?;
         write_frame(
             &mut send,
@@ -587,6 +624,9 @@ impl Agent {
             Frame::RelayReceipt { receipt } => self.store_relayed_receipt(receipt).await,
             Frame::Notice { notice } => self.store_notice(notice).await,
             Frame::CrlUpdate { signing_crl } => self.apply_crl(signing_crl),
+            Frame::Ping => Ok(Frame::Ack {
+                doc_id: DocumentId::from_bytes([0; 16]),
+            }),
             _ => Ok(Frame::Refused(Refusal {
                 code: RefusalCode::Malformed,
                 message: "unexpected frame from hub".into(),
@@ -642,13 +682,30 @@ impl Agent {
         };
         if let Some(known) = self.store.received(&env.id)? {
             debug!(doc = %env.id, "redelivery answered with the original receipt");
-            return Ok(Frame::Receipt {
-                receipt: known.receipt,
-            });
+            let creds = self.creds();
+            if known.receipt.0.signer_cert == creds.sign_cert {
+                return Ok(Frame::Receipt {
+                    receipt: known.receipt,
+                });
+            }
+            // The same receipt, signed again with the current key: the hub refuses a signer
+            // certificate that a renewal has retired.
+            let receipt = SignedReceipt(poros_protocol::SignedBlob::sign(
+                RECEIPT_CONTEXT,
+                known.receipt.0.payload.clone(),
+                &creds.sign_key,
+                &creds.sign_cert,
+            )?);
+            return Ok(Frame::Receipt { receipt });
         }
         let now = now_ms();
         let mut reason: Option<String> = None;
-        match self.trust_verify(&signed.0, ENVELOPE_CONTEXT, now / 1000) {
+        match self.trust_verify_signed_at(
+            &signed.0,
+            ENVELOPE_CONTEXT,
+            now / 1000,
+            env.created_ms / 1000,
+        ) {
             Ok(Signer::Agency(a)) if a == env.sender => {}
             Ok(Signer::Agency(a)) => {
                 reason = Some(format!(
@@ -745,7 +802,15 @@ impl Agent {
                 message: msg,
             }))
         };
-        let signer = match self.trust_verify(&receipt.0, RECEIPT_CONTEXT, now_ms() / 1000) {
+        // The claimed time only matters for a signer since retired by renewal, which the hub
+        // refused to relay if it signed after the retirement.
+        let claimed = receipt.receipt().map(|r| r.time_ms / 1000).unwrap_or(0);
+        let signer = match self.trust_verify_signed_at(
+            &receipt.0,
+            RECEIPT_CONTEXT,
+            now_ms() / 1000,
+            claimed,
+        ) {
             Ok(Signer::Agency(a)) => a,
             Ok(Signer::Hub) => {
                 return refuse("receipt is signed by the hub, not the recipient".into())

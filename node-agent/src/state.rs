@@ -203,6 +203,29 @@ impl AgentStore {
         Ok(out)
     }
 
+    /// Replace the signed envelope of a document not yet accepted (re-signed after a renewal
+    /// with the same content); returns the record as stored.
+    pub async fn resign_outgoing(
+        &self,
+        id: DocumentId,
+        envelope: SignedEnvelope,
+    ) -> Result<Option<OutRecord>, StoreError> {
+        self.db
+            .write(move |txn| {
+                let key = id.as_bytes().as_slice();
+                let mut ob = txn.open_table(OUTBOX)?;
+                let cur = ob.get(key)?.map(|g| g.value().to_vec());
+                let Some(cur) = cur else { return Ok(None) };
+                let mut rec: OutRecord = dec(&cur)?;
+                if rec.acceptance.is_none() && rec.envelope.0.payload == envelope.0.payload {
+                    rec.envelope = envelope.clone();
+                    ob.insert(key, enc(&rec)?.as_slice())?;
+                }
+                Ok(Some(rec))
+            })
+            .await
+    }
+
     /// Record the hub's acceptance or final refusal; leaves the submission queue.
     pub async fn submission_done(
         &self,

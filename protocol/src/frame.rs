@@ -83,6 +83,9 @@ pub enum Frame {
         /// DER-encoded CRL.
         signing_crl: Vec<u8>,
     },
+    /// Hub → agent: are you still there? Answered with `Ack`. The hub asks an agency's existing
+    /// connection before it decides whether a second one is a reconnect or an identity conflict.
+    Ping,
 }
 
 /// Certificates and trust roots the hub hands to an agent.

@@ -7,6 +7,8 @@
 //! fixed sleeps. Dropping a [`Net`] kills every process it started.
 #![allow(dead_code)]
 
+pub mod raw;
+
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
