@@ -223,6 +223,7 @@ fn listed(net: &Net, code: &str, path: &str) -> Option<Vec<Listed>> {
                 subject: text(d, "subject"),
                 sha: text(d, "body_sha256"),
                 states: recipient_states(d),
+                served: None,
             })
             .collect(),
     )
@@ -263,7 +264,11 @@ fn observe(net: &Net) -> Observed {
     let mut o = Observed::default();
     let get = |c: &str, p: &str| listed(net, c, p).unwrap_or_else(|| panic!("GET {p} at {c}"));
     for c in ALL {
-        o.inbox.insert(c.into(), get(c, "/v1/inbox"));
+        let mut inbox = get(c, "/v1/inbox");
+        for d in &mut inbox {
+            d.served = Some(net.fetch_sha256(c, &d.id));
+        }
+        o.inbox.insert(c.into(), inbox);
         o.quarantined
             .insert(c.into(), get(c, "/v1/quarantine").len());
         o.outbox.insert(c.into(), get(c, "/v1/documents"));
@@ -350,7 +355,7 @@ fn kill9_rounds_under_load_lose_and_double_nothing() {
 
     eprintln!(
         "fault suite: seed {} rounds {rounds} acknowledged {} delivered {} lost {} doubled {} \
-         (unacknowledged {}, of which appeared {}; refused {}) kills hub {} sender {} receiver {} \
+         (unacknowledged {}, of which appeared {}; refused {}; bodies read back {}) kills hub {} sender {} receiver {} \
          drained in {:.1} s, elapsed {:.1} s",
         p.seed,
         report.acknowledged,
@@ -360,6 +365,7 @@ fn kill9_rounds_under_load_lose_and_double_nothing() {
         report.unacknowledged,
         report.unacknowledged_appeared,
         report.refused,
+        report.bodies_read_back,
         kills.hub,
         kills.sender,
         kills.receiver,

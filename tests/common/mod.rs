@@ -473,6 +473,30 @@ impl Net {
         r.bytes().unwrap().to_vec()
     }
 
+    /// SHA-256 (hex) of a received document's body as the agent serves it, read in chunks so
+    /// any number of large bodies can be checked without holding them.
+    pub fn fetch_sha256(&self, code: &str, id: &str) -> Result<String, String> {
+        use std::io::Read;
+        let base = self.api_base(code).ok_or("agent not running")?;
+        let mut r = self
+            .http
+            .get(format!("{base}/v1/inbox/{id}/body"))
+            .send()
+            .map_err(|e| e.to_string())?;
+        if !r.status().is_success() {
+            return Err(format!("HTTP {}", r.status()));
+        }
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) => return Ok(hex::encode(ctx.finish())),
+                Ok(n) => ctx.update(&buf[..n]),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+
     pub fn admin_token(&self) -> String {
         std::fs::read_to_string(self.hub_dir.join("admin.token"))
             .unwrap()

@@ -38,6 +38,8 @@ pub struct Listed {
     pub sha: String,
     /// Per-recipient states (outbox only).
     pub states: BTreeMap<String, String>,
+    /// SHA-256 of the body as the agent serves it (inbox only), or why it could not be read.
+    pub served: Option<Result<String, String>>,
 }
 
 /// A receipt as the sender lists it.
@@ -78,6 +80,8 @@ pub struct Report {
     pub lost: usize,
     /// Extra copies of one POST in one inbox.
     pub doubled: usize,
+    /// Inbox bodies read back from the agents whose hash matched.
+    pub bodies_read_back: usize,
     /// Every fault, lost and doubled included, one line each.
     pub faults: Vec<String>,
 }
@@ -142,6 +146,16 @@ pub fn audit(ledger: &[Post], o: &Observed) -> Report {
         for d in list {
             check_listed(&mut r, "inbox", agency, d);
             copies.entry(&d.subject).or_default().push(&d.id);
+            match &d.served {
+                Some(Ok(sha)) if *sha == d.sha => r.bodies_read_back += 1,
+                served => fault(
+                    &mut r,
+                    format!(
+                        "body of {} at {agency} is served as {served:?}, listed as {}",
+                        d.id, d.sha
+                    ),
+                ),
+            }
         }
         for (subject, ids) in copies.iter().filter(|(_, ids)| ids.len() > 1) {
             r.doubled += ids.len() - 1;
@@ -292,6 +306,7 @@ mod tests {
                 .iter()
                 .map(|s| (s.to_string(), "delivered".to_string()))
                 .collect(),
+            served: states.is_empty().then(|| Ok(format!("sha-{subject}"))),
         };
         let mut o = Observed {
             stats_equal: true,
@@ -358,6 +373,7 @@ mod tests {
             (2, 2, 1, 1)
         );
         assert_eq!((r.delivered, r.lost, r.doubled), (3, 0, 0));
+        assert_eq!(r.bodies_read_back, 4);
     }
 
     #[test]
@@ -416,8 +432,14 @@ mod tests {
     }
 
     #[test]
-    fn audit_reports_receipt_quarantine_and_statistics_faults() {
-        let cases: [Injection; 6] = [
+    fn audit_reports_body_receipt_quarantine_and_statistics_faults() {
+        let cases: [Injection; 8] = [
+            ("body served differs", |o| {
+                o.inbox.get_mut(C).unwrap()[1].served = Some(Ok("sha-other".into()))
+            }),
+            ("body unreadable", |o| {
+                o.inbox.get_mut(D).unwrap()[0].served = Some(Err("HTTP 500".into()))
+            }),
             ("unverified receipt", |o| {
                 o.receipts.get_mut(A).unwrap()[0].verified = false
             }),
