@@ -5,8 +5,8 @@
 //! clock, so a failing run can be repeated), `POROS_FAULT_ROUNDS` (default 3) and
 //! `POROS_FAULT_BUDGET_SECS` (no new round starts once spent; default 40). Every random choice
 //! (victim, moment, downtime, body size, recipients) comes from the seed; thread timing does
-//! not, so a rerun repeats the schedule, not every interleaving. A long run:
-//! `POROS_FAULT_ROUNDS=30 POROS_FAULT_BUDGET_SECS=900 cargo test --release --test fault -- --nocapture`
+//! not, so a rerun repeats the schedule, not every interleaving. A long run (README, "Fault
+//! suite"): `POROS_FAULT_ROUNDS=60 POROS_FAULT_BUDGET_SECS=1800 cargo test --test fault kill9 -- --nocapture`
 
 #[path = "fault/audit.rs"]
 mod audit;
@@ -28,8 +28,6 @@ const ALL: [&str; 4] = [A, B, C, D];
 const THREADS_PER_SENDER: usize = 2;
 /// The drain gives up when the number of undelivered answers has not fallen for this long.
 const STALL: Duration = Duration::from_secs(90);
-/// The store's inline limit: bodies above it are files at every hop.
-const INLINE_MAX: usize = 64 * 1024;
 
 /// A tiny seeded PRNG (splitmix64 to spread the seed, then xorshift64*).
 struct Rng(u64);
@@ -114,7 +112,8 @@ fn load_thread(
                 to.remove((rng.next() % to.len() as u64) as usize);
             }
             let len = if rng.chance(1, 4) {
-                rng.range(INLINE_MAX as u64 + 1, 384 * 1024)
+                // Above the inline limit: a body file at every hop.
+                rng.range(poros_agent::state::INLINE_MAX + 1, 384 * 1024)
             } else {
                 rng.range(16, 8 * 1024)
             } as usize;
@@ -173,41 +172,47 @@ struct Kills {
     receiver: usize,
 }
 
+/// The process a round kills.
+#[derive(Debug, Clone, Copy)]
+enum Victim {
+    Hub,
+    Sender(&'static str),
+    Receiver(&'static str),
+}
+
 /// One round: let the load run to a random moment, kill -9 a random process, leave it down for
 /// a random stretch of load, restart it. Sometimes the next round starts before every agent
 /// has reconnected, so a kill can land in the middle of a recovery.
-fn round(net: &mut Net, rng: &mut Rng, done: &AtomicUsize, kills: &mut Kills) -> String {
+fn round(net: &mut Net, rng: &mut Rng, done: &AtomicUsize, kills: &mut Kills) -> Victim {
     after_posts(done, rng.range(1, 120));
-    let what = match rng.next() % 3 {
-        0 => {
+    let victim = match rng.next() % 3 {
+        0 => Victim::Hub,
+        1 => Victim::Sender(rng.pick(&SENDERS)),
+        _ => Victim::Receiver(rng.pick(&RECEIVERS)),
+    };
+    match victim {
+        Victim::Hub => {
             net.kill_hub();
             kills.hub += 1;
-            "hub".to_string()
         }
-        1 => {
-            let c = rng.pick(&SENDERS);
+        Victim::Sender(c) => {
             net.kill_agent(c);
             kills.sender += 1;
-            format!("sender {c}")
         }
-        _ => {
-            let c = rng.pick(&RECEIVERS);
+        Victim::Receiver(c) => {
             net.kill_agent(c);
             kills.receiver += 1;
-            format!("receiver {c}")
         }
-    };
+    }
     after_posts(done, rng.range(0, 60));
-    if what == "hub" {
-        net.start_hub();
-    } else {
-        let c = what.rsplit(' ').next().unwrap_or_default().to_string();
-        net.start_agent(&c);
+    match victim {
+        Victim::Hub => net.start_hub(),
+        Victim::Sender(c) | Victim::Receiver(c) => net.start_agent(c),
     }
     if rng.chance(3, 4) {
         wait_all_connected(net);
     }
-    what
+    victim
 }
 
 /// Documents as an agent lists them (`/v1/inbox`, `/v1/quarantine`, `/v1/documents`).
@@ -335,10 +340,10 @@ fn kill9_rounds_under_load_lose_and_double_nothing() {
     let mut kills = Kills::default();
     let mut rounds = 0;
     while rounds < p.rounds && t.elapsed() < p.budget {
-        let what = round(&mut net, &mut rng, &done, &mut kills);
+        let victim = round(&mut net, &mut rng, &done, &mut kills);
         rounds += 1;
         eprintln!(
-            "round {rounds}: killed {what}; {} POSTs so far",
+            "round {rounds}: killed {victim:?}; {} POSTs so far",
             done.load(Ordering::SeqCst)
         );
     }
