@@ -475,6 +475,30 @@ impl Net {
         r.bytes().unwrap().to_vec()
     }
 
+    /// SHA-256 (hex) of a received document's body as the agent serves it, read in chunks so
+    /// any number of large bodies can be checked without holding them.
+    pub fn fetch_sha256(&self, code: &str, id: &str) -> Result<String, String> {
+        use std::io::Read;
+        let base = self.api_base(code).ok_or("agent not running")?;
+        let mut r = self
+            .http
+            .get(format!("{base}/v1/inbox/{id}/body"))
+            .send()
+            .map_err(|e| e.to_string())?;
+        if !r.status().is_success() {
+            return Err(format!("HTTP {}", r.status()));
+        }
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) => return Ok(hex::encode(ctx.finish())),
+                Ok(n) => ctx.update(&buf[..n]),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+
     pub fn admin_token(&self) -> String {
         std::fs::read_to_string(self.hub_dir.join("admin.token"))
             .unwrap()
@@ -567,28 +591,62 @@ pub struct AgentHandle {
     http: reqwest::blocking::Client,
 }
 
+/// What became of one `POST /v1/documents`, as far as the caller can know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PostOutcome {
+    /// The agent answered with the document's ID: it is durably stored.
+    Acknowledged(String),
+    /// The agent answered with an error status: nothing was stored.
+    Refused(String),
+    /// The request never reached an agent (not running, connection refused).
+    NotSent(String),
+    /// The request went out but no complete answer came back (e.g. the agent was killed):
+    /// the document may or may not exist.
+    Unknown(String),
+}
+
 impl AgentHandle {
     /// POST a document; `Ok(id)` only when the agent acknowledged it (durably stored).
     pub fn try_send(&self, to: &[&str], subject: &str, body: &[u8]) -> Result<String, String> {
-        let addr = std::fs::read_to_string(self.dir.join("run/api.addr"))
-            .map_err(|e| format!("agent not running: {e}"))?;
+        match self.post(to, subject, body) {
+            PostOutcome::Acknowledged(id) => Ok(id),
+            PostOutcome::Refused(e) | PostOutcome::NotSent(e) | PostOutcome::Unknown(e) => Err(e),
+        }
+    }
+
+    /// POST a document and classify the outcome (see [`PostOutcome`]).
+    pub fn post(&self, to: &[&str], subject: &str, body: &[u8]) -> PostOutcome {
+        let addr = match std::fs::read_to_string(self.dir.join("run/api.addr")) {
+            Ok(a) => a,
+            Err(e) => return PostOutcome::NotSent(format!("agent not running: {e}")),
+        };
         let to = to.join(",");
-        let r = self
+        let r = match self
             .http
             .post(format!("http://{}/v1/documents", addr.trim()))
             .query(&[("to", to.as_str()), ("subject", subject)])
             .body(body.to_vec())
             .send()
-            .map_err(|e| e.to_string())?;
+        {
+            Ok(r) => r,
+            Err(e) if e.is_connect() => return PostOutcome::NotSent(e.to_string()),
+            Err(e) => return PostOutcome::Unknown(e.to_string()),
+        };
         let status = r.status();
-        let v: Value = r.json().map_err(|e| e.to_string())?;
+        // A success status whose body was cut off leaves the outcome unknown; an error
+        // status is a refusal whatever its body says.
+        let v: Value = match r.json() {
+            Ok(v) => v,
+            Err(e) if status.is_success() => return PostOutcome::Unknown(e.to_string()),
+            Err(e) => return PostOutcome::Refused(e.to_string()),
+        };
         if !status.is_success() {
-            return Err(format!("{status}: {v}"));
+            return PostOutcome::Refused(format!("{status}: {v}"));
         }
-        v["id"]
-            .as_str()
-            .map(str::to_string)
-            .ok_or_else(|| format!("no id in {v}"))
+        match v["id"].as_str() {
+            Some(id) => PostOutcome::Acknowledged(id.to_string()),
+            None => PostOutcome::Unknown(format!("no id in {v}")),
+        }
     }
 }
 
