@@ -643,9 +643,9 @@ fn run_hub(dir: &Path) -> Result<()> {
     rt.block_on(async move {
         let endpoint = server::bind(&hub, server::server_tls(&hub))?;
         let quic_addr = endpoint.local_addr()?;
-        let enrol = server::bind_enrolment(&hub)?;
+        let enrol = crate::enrolment::bind(&hub)?;
         let enroll_addr = enrol.local_addr()?;
-        tokio::spawn(server::serve_enrolment(hub.clone(), enrol));
+        tokio::spawn(crate::enrolment::serve(hub.clone(), enrol));
         let ops = tokio::net::TcpListener::bind(hub.cfg.network.ops_listen)
             .await
             .with_context(|| {

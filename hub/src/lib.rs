@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`deployment`]: the deployment directory — `init`, node certificate issuance, key loading.
 //! - [`state`]: durable state behind one narrow seam (registry, documents, queues, relays).
+//! - [`enrolment`]: the token enrolment endpoint, bounded per source and per step.
 //! - [`lifecycle`]: registration, enrolment, suspension, revocation (CRLs) and renewal.
 //! - [`server`]: connections, submissions, per-node delivery/relay worker, expiry sweeper.
 //! - [`ops`]: the operations HTTP listener (health, metrics, admin API).
@@ -14,6 +15,7 @@
 pub mod cli;
 pub mod demo;
 pub mod deployment;
+pub mod enrolment;
 pub mod lifecycle;
 pub mod metrics;
 pub mod ops;

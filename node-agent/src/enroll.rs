@@ -7,6 +7,61 @@ use anyhow::{bail, Context, Result};
 use poros_protocol::{EnrollToken, Frame};
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
+
+/// Attempts while the hub says its enrolment service is busy (about 30 s in all).
+const BUSY_ATTEMPTS: u32 = 6;
+/// Deadline of each step of an attempt (handshake, request, answer).
+const STEP: Duration = Duration::from_secs(30);
+
+enum Attempt {
+    Done(poros_protocol::Credentials),
+    /// The hub refused the connection or answered that it is busy: worth retrying.
+    Busy(String),
+}
+
+/// One enrolment attempt. A refused connection is the hub's enrolment endpoint shedding load
+/// (too many connections, or too many from this address), not a failure to authenticate it.
+async fn attempt_once(token: &EnrollToken, hub: SocketAddr, request: &Frame) -> Result<Attempt> {
+    let tls = poros_certs::enroll_client_config(token.ca_pin)?;
+    let ep =
+        poros_transport::client_endpoint(tls, &poros_transport::Limits::default(), hub.is_ipv6())?;
+    let connecting = ep.connect(hub, &token.server_name)?;
+    let conn = match tokio::time::timeout(STEP, connecting).await {
+        Err(_) => bail!("the hub's enrolment service at {hub} did not answer within {STEP:?}"),
+        Ok(Err(quinn::ConnectionError::ConnectionClosed(c)))
+            if c.error_code == quinn::TransportErrorCode::CONNECTION_REFUSED =>
+        {
+            return Ok(Attempt::Busy("it refused the connection".into()))
+        }
+        Ok(Err(e)) => {
+            return Err(e)
+                .with_context(|| format!("cannot authenticate the hub at {hub} for enrolment"))
+        }
+        Ok(Ok(c)) => c,
+    };
+    let exchange = async {
+        let (mut send, mut recv) = conn.open_bi().await?;
+        poros_transport::write_frame(&mut send, request).await?;
+        send.finish()?;
+        Ok::<_, anyhow::Error>(poros_transport::read_frame(&mut recv).await?)
+    };
+    let reply = tokio::time::timeout(STEP, exchange)
+        .await
+        .with_context(|| {
+            format!("the hub's enrolment service at {hub} did not answer within {STEP:?}")
+        })??;
+    conn.close(0u32.into(), b"done");
+    let _ = tokio::time::timeout(Duration::from_secs(2), ep.wait_idle()).await;
+    match reply {
+        Frame::Credentials(c) => Ok(Attempt::Done(c)),
+        Frame::Refused(r) if r.code == poros_protocol::RefusalCode::Unavailable => {
+            Ok(Attempt::Busy(r.message))
+        }
+        Frame::Refused(r) => bail!("enrolment refused by the hub: {}", r.message),
+        _ => bail!("unexpected answer from the hub's enrolment endpoint"),
+    }
+}
 
 /// Enrol the agent directory `dir` with `token`; returns the agency enrolled.
 pub fn enroll(dir: &Path, token: &str) -> Result<poros_protocol::AgencyId> {
@@ -40,37 +95,28 @@ pub fn enroll(dir: &Path, token: &str) -> Result<poros_protocol::AgencyId> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let request = Frame::Enroll {
+        agency: token.agency.clone(),
+        secret: token.secret.clone(),
+        tls_csr,
+        sign_csr,
+    };
     let creds = rt.block_on(async {
-        let tls = poros_certs::enroll_client_config(token.ca_pin)?;
-        let ep = poros_transport::client_endpoint(
-            tls,
-            &poros_transport::Limits::default(),
-            hub.is_ipv6(),
-        )?;
-        let conn = ep
-            .connect(hub, &token.server_name)?
-            .await
-            .with_context(|| format!("cannot authenticate the hub at {hub} for enrolment"))?;
-        let (mut send, mut recv) = conn.open_bi().await?;
-        poros_transport::write_frame(
-            &mut send,
-            &Frame::Enroll {
-                agency: token.agency.clone(),
-                secret: token.secret.clone(),
-                tls_csr,
-                sign_csr,
-            },
-        )
-        .await?;
-        send.finish()?;
-        let reply = poros_transport::read_frame(&mut recv).await?;
-        conn.close(0u32.into(), b"done");
-        ep.wait_idle().await;
-        match reply {
-            Frame::Credentials(c) => Ok(c),
-            Frame::Refused(r) => bail!("enrolment refused by the hub: {}", r.message),
-            _ => bail!("unexpected answer from the hub's enrolment endpoint"),
+        let mut wait = Duration::from_secs(1);
+        for attempt in 1..=BUSY_ATTEMPTS {
+            match attempt_once(&token, hub, &request).await? {
+                Attempt::Done(c) => return Ok(c),
+                Attempt::Busy(why) if attempt < BUSY_ATTEMPTS => {
+                    eprintln!("the hub's enrolment service is busy ({why}); retrying in {wait:?}");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(10));
+                }
+                Attempt::Busy(why) => {
+                    bail!("the hub's enrolment service at {hub} is busy ({why}); retry later")
+                }
+            }
         }
+        bail!("the hub's enrolment service at {hub} is busy; retry later")
     })?;
     let hub_addr: SocketAddr = creds.hub.parse().with_context(|| {
         format!(
