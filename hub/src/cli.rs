@@ -362,7 +362,7 @@ fn print_stats(v: &serde_json::Value) {
             .unwrap_or_else(|| "-".into())
     };
     let t = |x: &serde_json::Value| match x {
-        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::String(s) => esc(s),
         serde_json::Value::Null => "-".into(),
         o => o.to_string(),
     };
@@ -435,12 +435,18 @@ fn print_audit(v: &serde_json::Value) {
         println!(
             "{}  {:<28} {:<14} {:<13} {}",
             fmt_ms(a["time_ms"].as_u64()),
-            a["actor"].as_str().unwrap_or("?"),
-            a["action"].as_str().unwrap_or("?"),
-            a["agency"].as_str().unwrap_or("-"),
-            a["detail"].as_str().unwrap_or("")
+            esc(a["actor"].as_str().unwrap_or("?")),
+            esc(a["action"].as_str().unwrap_or("?")),
+            esc(a["agency"].as_str().unwrap_or("-")),
+            esc(a["detail"].as_str().unwrap_or(""))
         );
     }
+}
+
+/// Text from the store or the network, made safe for a terminal (names and details may have
+/// been written by an earlier version that did not refuse control characters).
+fn esc(s: &str) -> String {
+    poros_protocol::text::escape_for_terminal(s).into_owned()
 }
 
 fn fmt_ms(ms: Option<u64>) -> String {
@@ -525,7 +531,7 @@ fn node_cmd(cmd: NodeCmd) -> Result<()> {
                     },
                     exp.unwrap_or_else(|| "-".into()),
                     fmt_ms(n["last_seen_ms"].as_u64()),
-                    n["name"].as_str().unwrap_or(""),
+                    esc(n["name"].as_str().unwrap_or("")),
                     if n["expiring_soon"].as_bool() == Some(true) {
                         "  WARNING: certificate close to expiry and not renewed"
                     } else {

@@ -4,13 +4,14 @@
 use crate::server::{now_ms, Hub};
 use crate::state::{DeliveryState, NodeRecord, NodeState};
 use axum::extract::ConnectInfo;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use poros_protocol::AgencyId;
 use poros_protocol::DocumentId;
+use poros_transport::http::StrictQuery;
 use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -164,7 +165,11 @@ fn monitor_refused() -> Response {
         .into_response()
 }
 
-async fn api_stats(State(st): State<Ops>, h: HeaderMap, Query(q): Query<StatsQuery>) -> Response {
+async fn api_stats(
+    State(st): State<Ops>,
+    h: HeaderMap,
+    StrictQuery(q): StrictQuery<StatsQuery>,
+) -> Response {
     if !monitor_request_ok(&st, &h, &q) {
         return monitor_refused();
     }
@@ -200,7 +205,11 @@ async fn api_stats(State(st): State<Ops>, h: HeaderMap, Query(q): Query<StatsQue
     }
 }
 
-async fn api_trend(State(st): State<Ops>, h: HeaderMap, Query(q): Query<StatsQuery>) -> Response {
+async fn api_trend(
+    State(st): State<Ops>,
+    h: HeaderMap,
+    StrictQuery(q): StrictQuery<StatsQuery>,
+) -> Response {
     if !monitor_request_ok(&st, &h, &q) {
         return monitor_refused();
     }
@@ -219,7 +228,11 @@ async fn api_trend(State(st): State<Ops>, h: HeaderMap, Query(q): Query<StatsQue
     }
 }
 
-async fn dashboard(State(st): State<Ops>, h: HeaderMap, Query(q): Query<StatsQuery>) -> Response {
+async fn dashboard(
+    State(st): State<Ops>,
+    h: HeaderMap,
+    StrictQuery(q): StrictQuery<StatsQuery>,
+) -> Response {
     if !monitor_request_ok(&st, &h, &q) {
         return (
             StatusCode::UNAUTHORIZED,
@@ -256,8 +269,8 @@ async fn add_monitor(
         Ok(r) => r,
         Err(r) => return r,
     };
-    if req.name.trim().is_empty() || req.name.len() > 100 {
-        return bad_request("a monitor needs a name of 1 to 100 characters");
+    if let Err(e) = poros_protocol::text::name("monitor name", &req.name) {
+        return bad_request(e);
     }
     if st
         .hub
@@ -510,8 +523,8 @@ async fn add_node(
         Ok(a) => a,
         Err(e) => return bad_request(e),
     };
-    if req.name.trim().is_empty() {
-        return bad_request("the agency name must not be empty");
+    if let Err(e) = poros_protocol::text::name("agency name", &req.name) {
+        return bad_request(e);
     }
     let actor = format!("admin@{peer}");
     match (req.tls_csr, req.sign_csr) {

@@ -4,7 +4,7 @@
 use crate::node::{now_ms, Agent, SendError, StagedBody};
 use crate::state::{BodyAt, InRecord, OutRecord, RecipientStatus, INLINE_MAX};
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -13,6 +13,7 @@ use futures_util::StreamExt;
 use poros_certs::Signer;
 use poros_protocol::receipt::RECEIPT_CONTEXT;
 use poros_protocol::{AgencyId, DocumentId, Metadata, Outcome};
+use poros_transport::http::StrictQuery;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -54,7 +55,11 @@ struct SendQuery {
     filename: Option<String>,
 }
 
-async fn send(State(a): State<Arc<Agent>>, Query(q): Query<SendQuery>, body: Body) -> Response {
+async fn send(
+    State(a): State<Arc<Agent>>,
+    StrictQuery(q): StrictQuery<SendQuery>,
+    body: Body,
+) -> Response {
     let mut recipients = Vec::new();
     for r in q.to.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         match AgencyId::parse(r) {
@@ -321,7 +326,7 @@ struct EventsQuery {
 }
 
 /// Answers stored for sent documents, in storage order, after a cursor: `{events, next}`.
-async fn events(State(a): State<Arc<Agent>>, Query(q): Query<EventsQuery>) -> Response {
+async fn events(State(a): State<Arc<Agent>>, StrictQuery(q): StrictQuery<EventsQuery>) -> Response {
     match a.store.events(q.after, q.limit.unwrap_or(1000).min(10_000)) {
         Ok(list) => {
             let next = list.last().map(|(s, _)| *s).unwrap_or(q.after);

@@ -166,11 +166,18 @@ pub fn main() -> std::process::ExitCode {
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            if verbose {
-                eprintln!("poros-agent: error: {e:?}");
+            // An error may quote the agent's or the hub's answer: escaped like any network text.
+            let text = if verbose {
+                format!("{e:?}")
             } else {
-                eprintln!("poros-agent: error: {e:#}");
-            }
+                format!("{e:#}")
+            };
+            let text: String = text
+                .lines()
+                .map(|l| poros_protocol::text::escape_for_terminal(l).into_owned())
+                .collect::<Vec<_>>()
+                .join("\n");
+            eprintln!("poros-agent: error: {text}");
             std::process::ExitCode::FAILURE
         }
     }
@@ -233,10 +240,12 @@ fn print(v: &Value, json: bool, table: impl Fn(&Value)) -> Result<()> {
     Ok(())
 }
 
+/// A value for a terminal table: text that came from the network (subjects, reasons, names)
+/// is escaped, so it can neither move the cursor nor forge lines.
 fn s(v: &Value) -> String {
     match v {
         Value::Null => "-".into(),
-        Value::String(s) => s.clone(),
+        Value::String(s) => poros_protocol::text::escape_for_terminal(s).into_owned(),
         o => o.to_string(),
     }
 }
@@ -432,7 +441,7 @@ fn run(cli: Cli) -> Result<()> {
                         },
                         r["reason"]
                             .as_str()
-                            .map(|x| format!("  ({x})"))
+                            .map(|_| format!("  ({})", s(&r["reason"])))
                             .unwrap_or_default()
                     );
                 }
@@ -458,7 +467,7 @@ fn list_received(dir: &Path, json: bool, path: &str) -> Result<()> {
                 s(&d["subject"]),
                 d["reason"]
                     .as_str()
-                    .map(|r| format!("  [{r}]"))
+                    .map(|_| format!("  [{}]", s(&d["reason"])))
                     .unwrap_or_default()
             );
         }

@@ -99,9 +99,12 @@ pub enum EnvelopeError {
     /// A text field is too long.
     #[error("field {0} is longer than {MAX_FIELD_LEN} bytes")]
     FieldTooLong(&'static str),
-    /// Due date not `YYYY-MM-DD`.
-    #[error("due date {0:?} is not of the form YYYY-MM-DD")]
+    /// Due date not a real date written `YYYY-MM-DD`.
+    #[error("due date {0:?} is not a calendar date written YYYY-MM-DD")]
     BadDueDate(String),
+    /// A field holds a character it may not (see [`crate::text`]).
+    #[error("{0}")]
+    Text(crate::text::TextError),
     /// Payload did not decode.
     #[error("envelope does not decode: {0}")]
     Decode(String),
@@ -143,28 +146,22 @@ impl Metadata {
             ("filename", self.filename.as_ref()),
         ];
         for (name, v) in fields {
-            if v.is_some_and(|v| v.len() > MAX_FIELD_LEN) {
-                return Err(EnvelopeError::FieldTooLong(name));
+            if let Some(v) = v {
+                // Every metadata field is one line: a subject with ESC or CR could repaint or
+                // forge lines on the recipient's terminal.
+                crate::text::single_line(name, v, MAX_FIELD_LEN).map_err(|e| match e {
+                    crate::text::TextError::TooLong { .. } => EnvelopeError::FieldTooLong(name),
+                    other => EnvelopeError::Text(other),
+                })?;
             }
         }
         if let Some(d) = &self.due_date {
-            if !is_iso_date(d) {
+            if !crate::text::is_calendar_date(d) {
                 return Err(EnvelopeError::BadDueDate(d.clone()));
             }
         }
         Ok(())
     }
-}
-
-fn is_iso_date(s: &str) -> bool {
-    let b = s.as_bytes();
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
-        return false;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<u32> {
-        std::str::from_utf8(&b[r]).ok()?.parse().ok()
-    };
-    matches!((num(0..4), num(5..7), num(8..10)), (Some(_), Some(m), Some(d)) if (1..=12).contains(&m) && (1..=31).contains(&d))
 }
 
 /// An envelope as signed by its sender.

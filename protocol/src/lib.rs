@@ -10,6 +10,7 @@
 //!   and hub notices (signed by the hub).
 //! - [`frame`]: the length-prefixed frames carried at the start of every QUIC stream.
 //! - [`token`]: one-time enrolment tokens.
+//! - [`text`]: what text may cross a boundary, and how it is shown on a terminal.
 #![forbid(unsafe_code)]
 
 pub mod envelope;
@@ -17,6 +18,7 @@ pub mod frame;
 pub mod ids;
 pub mod receipt;
 pub mod signed;
+pub mod text;
 pub mod token;
 
 pub use envelope::{Envelope, Metadata, Priority, SignedEnvelope};

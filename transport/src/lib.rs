@@ -2,6 +2,8 @@
 //! frame IO on streams: one bidirectional stream per operation, a frame then an optional body.
 #![forbid(unsafe_code)]
 
+pub mod http;
+
 use poros_protocol::{Frame, FrameError};
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use std::net::SocketAddr;
