@@ -5,7 +5,9 @@
 mod blobs;
 mod db;
 mod error;
+mod health;
 
 pub use blobs::{fsync_dir, BlobWriter, Blobs, Digest};
 pub use db::{BatchHook, CommitStats, Db, MAX_BATCH};
-pub use error::StoreError;
+pub use error::{StorageFault, StoreError};
+pub use health::PROBE_BYTES;

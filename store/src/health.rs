@@ -1,0 +1,144 @@
+//! Whether the store can write, and recovery after it could not (full disk, I/O error).
+//! Owns the swappable database handle shared by readers and the committer, and the backoff.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use redb::{Database, Durability, TableDefinition};
+
+use crate::{StorageFault, StoreError};
+
+/// How the committer (re-)opens the database file.
+pub(crate) type Opener = Box<dyn Fn() -> Result<Database, StoreError> + Send + Sync>;
+
+/// How often an idle, healthy committer looks for a fault reported from outside.
+pub(crate) const IDLE_CHECK: Duration = Duration::from_millis(500);
+
+/// Bytes committed (then deleted) to show that writing works again: a commit needs some room,
+/// so "one byte fits" would flap between writable and full.
+pub const PROBE_BYTES: usize = 1024 * 1024;
+
+/// Where the probe is written: through redb itself, so it meets the same file and limits
+/// as real writes.
+const PROBE: TableDefinition<u8, &[u8]> = TableDefinition::new("poros_store_write_probe");
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// What readers, writers and the committer share.
+pub(crate) struct Shared {
+    /// The open database; `None` while it is being re-opened after a failed write.
+    db: RwLock<Option<Arc<Database>>>,
+    /// The fault being recovered from, if any.
+    fault: Mutex<Option<StorageFault>>,
+    /// Whether the database handle failed (redb then refuses it for good) rather than, say,
+    /// a body file next to it.
+    reopen: AtomicBool,
+    /// Writes refused or failed for a storage fault, since start.
+    pub(crate) write_failures: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn new(db: Database) -> Shared {
+        Shared {
+            db: RwLock::new(Some(Arc::new(db))),
+            fault: Mutex::new(None),
+            reopen: AtomicBool::new(false),
+            write_failures: AtomicU64::new(0),
+        }
+    }
+
+    /// The database to use now.
+    pub(crate) fn current(&self) -> Result<Arc<Database>, StoreError> {
+        let db = self.db.read().ok().and_then(|d| d.clone());
+        db.ok_or_else(|| StoreError::Unavailable(self.fault().unwrap_or(StorageFault::Io)))
+    }
+
+    pub(crate) fn fault(&self) -> Option<StorageFault> {
+        self.fault.lock().ok().and_then(|f| *f)
+    }
+
+    /// Marks the store unwritable. The first cause is kept: the errors that follow a failed
+    /// write are redb's generic "previous I/O error", which would hide "disk full".
+    /// `db_failed`: the database handle itself met the fault and must be re-opened.
+    pub(crate) fn fail(&self, fault: StorageFault, db_failed: bool) {
+        if let Ok(mut f) = self.fault.lock() {
+            f.get_or_insert(fault);
+        }
+        if db_failed {
+            self.reopen.store(true, Ordering::Release);
+        }
+    }
+
+    /// One recovery attempt: re-open the database if it failed, then probe a real write.
+    pub(crate) fn try_recover(&self, opener: &Opener) -> Result<(), StoreError> {
+        if self.reopen.load(Ordering::Acquire) {
+            // Drop our handle so its file lock is released (readers still holding the old
+            // one delay this; a later attempt succeeds), then open afresh: redb falls back
+            // to its last good commit.
+            if let Ok(mut d) = self.db.write() {
+                d.take();
+            }
+            // redb asserts on some damaged files; a panic must not kill the committer.
+            let db = catch_unwind(AssertUnwindSafe(opener))
+                .map_err(|_| StoreError::Other("re-opening the database panicked".into()))??;
+            if let Ok(mut d) = self.db.write() {
+                *d = Some(Arc::new(db));
+            }
+            self.reopen.store(false, Ordering::Release);
+        }
+        let db = self.current()?;
+        if let Err(e) = probe_write(&db) {
+            if e.fault().is_some() {
+                self.reopen.store(true, Ordering::Release);
+            }
+            return Err(e);
+        }
+        if let Ok(mut f) = self.fault.lock() {
+            *f = None;
+        }
+        Ok(())
+    }
+}
+
+/// Commits [`PROBE_BYTES`], then removes them in a second commit.
+fn probe_write(db: &Database) -> Result<(), StoreError> {
+    let filler = vec![0xa5; PROBE_BYTES];
+    for keep in [true, false] {
+        let mut txn = db.begin_write()?;
+        txn.set_durability(Durability::Immediate);
+        {
+            let mut t = txn.open_table(PROBE)?;
+            if keep {
+                t.insert(0, filler.as_slice())?;
+            } else {
+                t.remove(0)?;
+            }
+        }
+        txn.commit()?;
+    }
+    Ok(())
+}
+
+/// Backoff between recovery attempts.
+pub(crate) struct Recovery {
+    pub(crate) next_try: Instant,
+    wait: Duration,
+}
+
+impl Recovery {
+    /// The first attempt is immediate: readers need a working handle again as soon as possible.
+    pub(crate) fn new() -> Recovery {
+        Recovery {
+            next_try: Instant::now(),
+            wait: FIRST_BACKOFF,
+        }
+    }
+
+    pub(crate) fn backoff(&mut self) {
+        self.next_try = Instant::now() + self.wait;
+        self.wait = (self.wait * 2).min(MAX_BACKOFF);
+    }
+}
