@@ -142,3 +142,18 @@ impl Recovery {
         self.wait = (self.wait * 2).min(MAX_BACKOFF);
     }
 }
+
+/// Gauge: 1 while the store can write, 0 while it recovers from a storage fault (alert on 0).
+pub const WRITABLE_METRIC: &str = "poros_store_writable";
+/// Counter: writes refused or failed because the storage could not write.
+pub const WRITE_FAILURES_METRIC: &str = "poros_store_write_failures_total";
+
+/// Prometheus text for a store's health, the same on hub and agent.
+pub fn health_metrics(db: &crate::Db) -> String {
+    let writable = u8::from(db.health().is_none());
+    format!(
+        "# TYPE {WRITABLE_METRIC} gauge\n{WRITABLE_METRIC} {writable}\n\
+         # TYPE {WRITE_FAILURES_METRIC} counter\n{WRITE_FAILURES_METRIC} {}\n",
+        db.stats().write_failures
+    )
+}

@@ -10,4 +10,4 @@ mod health;
 pub use blobs::{fsync_dir, BlobWriter, Blobs, Digest};
 pub use db::{BatchHook, CommitStats, Db, MAX_BATCH};
 pub use error::{StorageFault, StoreError};
-pub use health::PROBE_BYTES;
+pub use health::{health_metrics, PROBE_BYTES, WRITABLE_METRIC, WRITE_FAILURES_METRIC};
