@@ -183,10 +183,7 @@ impl Db {
         db.begin_read().map_err(|e| {
             let e = StoreError::from(e);
             match e.fault() {
-                Some(f) => {
-                    self.inner.shared.fail(f, true);
-                    StoreError::Unavailable(f)
-                }
+                Some(f) => StoreError::Unavailable(self.inner.shared.fail(f, true)),
                 None => e,
             }
         })
@@ -201,7 +198,7 @@ impl Db {
     /// Reports a storage fault met outside the database (e.g. writing a body file next to
     /// it): the store counts as unwritable until the committer sees writing work again.
     pub fn report_fault(&self, fault: StorageFault) {
-        self.inner.shared.fail(fault, false);
+        let _ = self.inner.shared.fail(fault, false);
     }
 
     /// Runs `f` inside a group-committed write transaction; returns once the write is durable.
@@ -408,7 +405,7 @@ impl Committer {
             Ok(()) => batch.drain(..).for_each(|job| job.finish(Ok(()))),
             Err(BatchFailed::Storage(f)) => {
                 // Nothing of the batch was written, and redb will refuse this handle from now on.
-                self.shared.fail(f, true);
+                let f = self.shared.fail(f, true);
                 self.refuse_all(batch, f);
             }
             Err(BatchFailed::Job(panicked)) => {
@@ -450,7 +447,7 @@ impl Committer {
         let result = result.map_err(|e| match e.fault() {
             Some(f) => {
                 // redb refuses every later use of this handle; the next loop re-opens it.
-                self.shared.fail(f, true);
+                let f = self.shared.fail(f, true);
                 self.shared.write_failures.fetch_add(1, Ordering::Relaxed);
                 StoreError::Unavailable(f)
             }

@@ -63,12 +63,14 @@ impl Shared {
     /// Marks the store unwritable. The first cause is kept: the errors that follow a failed
     /// write are redb's generic "previous I/O error", which would hide "disk full".
     /// `db_failed`: the database handle itself met the fault and must be re-opened.
-    pub(crate) fn fail(&self, fault: StorageFault, db_failed: bool) {
-        if let Ok(mut f) = self.fault.lock() {
-            f.get_or_insert(fault);
-        }
+    /// Returns the fault now recorded, which callers report instead of their own.
+    pub(crate) fn fail(&self, fault: StorageFault, db_failed: bool) -> StorageFault {
         if db_failed {
             self.reopen.store(true, Ordering::Release);
+        }
+        match self.fault.lock() {
+            Ok(mut f) => *f.get_or_insert(fault),
+            Err(_) => fault,
         }
     }
 
