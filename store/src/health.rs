@@ -90,6 +90,7 @@ impl Shared {
                 *d = Some(Arc::new(db));
             }
             self.reopen.store(false, Ordering::Release);
+            tracing::info!("database re-opened on its last good commit");
         }
         let db = self.current()?;
         if let Err(e) = probe_write(&db) {
