@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use poros_protocol::{AgencyId, DelayReason, DocumentId, Frame, HubNotice, NoticeKind};
 use poros_transport::{now_ms, read_frame, write_frame};
@@ -14,6 +14,10 @@ use crate::server::Hub;
 /// How long telling a sender may take before the next failed attempt tries again.
 const TELL_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A sender already told is told again after this long (its agent keeps delays in memory
+/// only, so a restarted agent learns them again), but not on every 2-second retry.
+const RETELL_AFTER: Duration = Duration::from_secs(60);
+
 /// The last temporary failure of each delivery still being retried. In memory only: the
 /// notice is advisory, and after a restart the next failed attempt sets it again.
 #[derive(Default)]
@@ -23,33 +27,32 @@ pub struct Delays {
 
 struct Last {
     reason: DelayReason,
-    /// Whether the sender's agent acknowledged a notice with this reason.
-    told: bool,
+    /// When the sender's agent last acknowledged a notice with this reason.
+    told: Option<Instant>,
 }
 
 impl Delays {
-    /// Remembers `reason`; true when the sender still has to be told it.
-    fn record(&self, doc: DocumentId, rcpt: &AgencyId, reason: DelayReason) -> bool {
+    /// Remembers `reason`; true when the sender has to be told it (now, at `now`).
+    fn record(&self, doc: DocumentId, rcpt: &AgencyId, reason: DelayReason, now: Instant) -> bool {
         let Ok(mut m) = self.last.lock() else {
             return false;
         };
-        let e = m.entry((doc, rcpt.clone())).or_insert(Last {
-            reason,
-            told: false,
-        });
+        let e = m
+            .entry((doc, rcpt.clone()))
+            .or_insert(Last { reason, told: None });
         if e.reason != reason {
-            *e = Last {
-                reason,
-                told: false,
-            };
+            *e = Last { reason, told: None };
         }
-        !e.told
+        e.told
+            .is_none_or(|t| now.saturating_duration_since(t) >= RETELL_AFTER)
     }
 
-    fn told(&self, doc: DocumentId, rcpt: &AgencyId, reason: DelayReason) {
+    fn told(&self, doc: DocumentId, rcpt: &AgencyId, reason: DelayReason, now: Instant) {
         if let Ok(mut m) = self.last.lock() {
             if let Some(e) = m.get_mut(&(doc, rcpt.clone())) {
-                e.told |= e.reason == reason;
+                if e.reason == reason {
+                    e.told = Some(now);
+                }
             }
         }
     }
@@ -77,7 +80,7 @@ pub(crate) async fn delayed(
     reason: DelayReason,
 ) {
     hub.metrics.delay(reason);
-    if !hub.delays.record(doc, rcpt, reason) {
+    if !hub.delays.record(doc, rcpt, reason, Instant::now()) {
         return;
     }
     // Not connected: the next failed attempt tries again.
@@ -108,10 +111,39 @@ pub(crate) async fn delayed(
     };
     match tokio::time::timeout(TELL_TIMEOUT, tell).await {
         Ok(Ok(())) => {
-            hub.delays.told(doc, rcpt, reason);
+            hub.delays.told(doc, rcpt, reason, Instant::now());
             debug!(doc = %doc, recipient = %rcpt, %reason, "sender told of the delay");
         }
         Ok(Err(e)) => warn!(doc = %doc, error = %e, "telling the sender of a delay failed"),
         Err(_) => warn!(doc = %doc, "telling the sender of a delay timed out"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sender_is_told_each_new_reason_once_then_again_only_after_a_while() {
+        let d = Delays::default();
+        let (doc, b) = (
+            DocumentId::new_v7(1, [1; 10]),
+            AgencyId::parse("000.00.00.G02").expect("agency"),
+        );
+        let t0 = Instant::now();
+        let full = DelayReason::RecipientStorageFull;
+        assert!(d.record(doc, &b, full, t0), "first delay: tell");
+        assert!(d.record(doc, &b, full, t0), "not told yet: tell again");
+        d.told(doc, &b, full, t0);
+        assert!(!d.record(doc, &b, full, t0 + Duration::from_secs(2)));
+        assert!(
+            d.record(doc, &b, full, t0 + RETELL_AFTER),
+            "told again later"
+        );
+        let other = DelayReason::RecipientUnavailable;
+        assert!(d.record(doc, &b, other, t0), "a new reason is told at once");
+        assert_eq!(d.reason(doc, &b), Some(other));
+        d.clear(doc, &b);
+        assert_eq!(d.reason(doc, &b), None);
     }
 }

@@ -1044,6 +1044,7 @@ pub async fn sweep_once(hub: &Arc<Hub>) -> Result<()> {
         if let Some(sender) =
             crate::state::expire(&hub.store, doc, rcpt.clone(), notice, now).await?
         {
+            hub.delays.clear(doc, &rcpt);
             info!(doc = %doc, recipient = %rcpt, sender = %sender, "delivery expired");
             hub.wake(&sender);
         }

@@ -127,7 +127,7 @@ impl Db {
     }
 
     /// [`Db::open`] with the way the database is (re-)opened given, so tests can inject faults.
-    fn open_with(path: &Path, opener: Opener) -> Result<Db, StoreError> {
+    pub(crate) fn open_with(path: &Path, opener: Opener) -> Result<Db, StoreError> {
         let db = opener()?;
         let shared = Arc::new(Shared::new(db));
         let stats = Arc::new(Stats::default());
@@ -746,114 +746,6 @@ mod tests {
         let db = Db::open(&path).expect("reopen");
         assert_eq!(get(&db, 7), Some(70));
         assert_eq!(db.write_blocking(|_| Ok(42)).expect("return value"), 42);
-    }
-
-    /// A file whose writes fail with "no space" while `full` is set: a full disk on demand.
-    #[derive(Debug)]
-    struct FillableFile {
-        file: redb::backends::FileBackend,
-        full: Arc<std::sync::atomic::AtomicBool>,
-    }
-
-    impl redb::StorageBackend for FillableFile {
-        fn len(&self) -> Result<u64, std::io::Error> {
-            self.file.len()
-        }
-        fn read(&self, offset: u64, len: usize) -> Result<Vec<u8>, std::io::Error> {
-            self.file.read(offset, len)
-        }
-        fn set_len(&self, len: u64) -> Result<(), std::io::Error> {
-            self.file.set_len(len)
-        }
-        fn sync_data(&self, eventual: bool) -> Result<(), std::io::Error> {
-            self.file.sync_data(eventual)
-        }
-        fn write(&self, offset: u64, data: &[u8]) -> Result<(), std::io::Error> {
-            if self.full.load(Ordering::SeqCst) {
-                return Err(std::io::Error::from(std::io::ErrorKind::StorageFull));
-            }
-            self.file.write(offset, data)
-        }
-    }
-
-    fn fillable(path: &Path, full: &Arc<std::sync::atomic::AtomicBool>) -> Db {
-        let (path, full) = (path.to_owned(), full.clone());
-        let p = path.clone();
-        Db::open_with(
-            &p,
-            Box::new(move || {
-                let f = std::fs::OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create(true)
-                    .truncate(false)
-                    .open(&path)
-                    .map_err(|source| StoreError::Io {
-                        op: "open",
-                        path: path.clone(),
-                        source,
-                    })?;
-                let file = redb::backends::FileBackend::new(f)?;
-                let backend = FillableFile {
-                    file,
-                    full: full.clone(),
-                };
-                Ok(redb::Builder::new().create_with_backend(backend)?)
-            }),
-        )
-        .expect("open fillable")
-    }
-
-    fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !f() {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    #[test]
-    fn full_disk_refuses_writes_then_recovers_without_reopening_by_the_caller() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let full = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let db = fillable(&dir.path().join("s.redb"), &full);
-        db.write_blocking(put(1, 10))
-            .expect("write before the disk fills");
-        assert_eq!(db.health(), None);
-
-        full.store(true, Ordering::SeqCst);
-        match db.write_blocking(put(2, 20)) {
-            Err(StoreError::Unavailable(StorageFault::NoSpace)) => {}
-            other => panic!("expected Unavailable(NoSpace), got {other:?}"),
-        }
-        assert_eq!(db.health(), Some(StorageFault::NoSpace));
-        // Later writes are refused at once with the same retryable cause, not redb's
-        // "previous I/O error".
-        match db.write_blocking(put(3, 30)) {
-            Err(e) => assert_eq!(e.fault(), Some(StorageFault::NoSpace), "{e}"),
-            Ok(()) => panic!("write accepted on a full disk"),
-        }
-        assert!(db.stats().write_failures >= 2);
-        assert_eq!(db.health(), Some(StorageFault::NoSpace), "still full");
-
-        full.store(false, Ordering::SeqCst);
-        wait_for("the store to become writable", || db.health().is_none());
-        db.write_blocking(put(4, 40))
-            .expect("write after space is freed");
-        // Re-opened on redb's last good commit: the acknowledged write is there.
-        assert_eq!(get(&db, 1), Some(10));
-        assert_eq!(get(&db, 2), None, "a refused write must not appear");
-        assert_eq!(get(&db, 4), Some(40));
-    }
-
-    #[test]
-    fn a_fault_reported_from_outside_clears_once_writing_works() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let db = Db::open(&dir.path().join("s.redb")).expect("open");
-        db.report_fault(StorageFault::NoSpace);
-        assert_eq!(db.health(), Some(StorageFault::NoSpace));
-        wait_for("the probe to clear the fault", || db.health().is_none());
-        db.write_blocking(put(1, 1)).expect("write");
     }
 
     const CHILD_ENV: &str = "POROS_STORE_CRASH_CHILD";
