@@ -1,5 +1,5 @@
-//! Durable primitives shared by the Poros hub and node agent.
-//! Owns the group-committed redb store ([`Db`]) and content-addressed body files ([`Blobs`]).
+//! Durable primitives shared by the Poros hub and node agent: the group-committed redb store
+//! ([`Db`], which recovers by itself from a full disk) and content-addressed body files ([`Blobs`]).
 #![forbid(unsafe_code)]
 
 mod blobs;
