@@ -7,12 +7,14 @@
 //! - [`enrolment`]: the token enrolment endpoint, bounded per source and per step.
 //! - [`lifecycle`]: registration, enrolment, suspension, revocation (CRLs) and renewal.
 //! - [`server`]: connections, submissions, per-node delivery/relay worker, expiry sweeper.
+//! - [`delays`]: deliveries a recipient refused for now (e.g. its disk is full), told to senders.
 //! - [`ops`]: the operations HTTP listener (health, metrics, admin API).
 //! - [`metrics`]: in-process counters; [`stats`]: exact exchange statistics per agency and period.
 //! - [`cli`]: the `poros-hub` command line; [`demo`]: the one-command local exchange.
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod delays;
 pub mod demo;
 pub mod deployment;
 pub mod enrolment;

@@ -14,6 +14,7 @@ pub struct Metrics {
     identity_conflicts: AtomicU64,
     refusals: Mutex<BTreeMap<String, u64>>,
     handshake_failures: Mutex<BTreeMap<String, u64>>,
+    delays: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Metrics {
@@ -26,6 +27,13 @@ impl Metrics {
     pub fn refuse(&self, reason: &str) {
         if let Ok(mut m) = self.refusals.lock() {
             *m.entry(reason.to_string()).or_default() += 1;
+        }
+    }
+
+    /// Count a delivery attempt a recipient refused for a temporary reason.
+    pub fn delay(&self, reason: poros_protocol::DelayReason) {
+        if let Ok(mut m) = self.delays.lock() {
+            *m.entry(reason.label()).or_default() += 1;
         }
     }
 
@@ -73,6 +81,12 @@ impl Metrics {
         if let Ok(m) = self.handshake_failures.lock() {
             for (k, v) in m.iter() {
                 let _ = writeln!(out, "poros_handshake_failures_total{{reason=\"{k}\"}} {v}");
+            }
+        }
+        let _ = writeln!(out, "# TYPE poros_delivery_delays_total counter");
+        if let Ok(m) = self.delays.lock() {
+            for (k, v) in m.iter() {
+                let _ = writeln!(out, "poros_delivery_delays_total{{reason=\"{k}\"}} {v}");
             }
         }
     }

@@ -361,8 +361,15 @@ async fn revoke_monitor(
     }
 }
 
-/// Ready when the store answers a read and the QUIC listener is bound.
+/// Ready when the store can write and answers a read, and the QUIC listener is bound.
 async fn readyz(State(st): State<Ops>) -> Response {
+    if let Some(fault) = st.hub.store.db().health() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("store cannot write: {fault}; recovering\n"),
+        )
+            .into_response();
+    }
     let bound = st.hub.endpoint.lock().map(|e| e.is_some()).unwrap_or(false);
     match st.hub.store.queue_depth() {
         Ok(_) if bound => "ready\n".into_response(),
@@ -417,6 +424,7 @@ fn metrics_text(hub: &Hub) -> String {
         "# TYPE poros_store_last_commit_seconds gauge\nporos_store_last_commit_seconds {}",
         s.last_commit_micros as f64 / 1e6
     );
+    out.push_str(&poros_store::health_metrics(hub.store.db()));
     hub.metrics.render(&mut out);
     // Per-agency series for the current year, from the exact counters.
     let year = vec![format!("Y{}", crate::stats::Day::of_ms(now_ms()).y)];
@@ -653,7 +661,11 @@ async fn doc_status(State(st): State<Ops>, h: HeaderMap, Path(id): Path<String>)
         .into_iter()
         .map(|(a, d)| {
             let (state, reason) = match d.state {
-                DeliveryState::Pending => ("pending", None),
+                // Still retried; the reason is the recipient's last temporary refusal.
+                DeliveryState::Pending => (
+                    "pending",
+                    st.hub.delays.reason(id, &a).map(|r| r.to_string()),
+                ),
                 DeliveryState::Delivered(_) => ("delivered", None),
                 DeliveryState::Rejected(_, why) => ("rejected", Some(why)),
                 DeliveryState::Expired(_) => ("expired", None),

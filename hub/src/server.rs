@@ -14,8 +14,8 @@ use poros_config::HubConfig;
 use poros_protocol::envelope::ENVELOPE_CONTEXT;
 use poros_protocol::receipt::RECEIPT_CONTEXT;
 use poros_protocol::{
-    Acceptance, AgencyId, DocumentId, Frame, HubNotice, NoticeKind, Outcome, Refusal, RefusalCode,
-    SignedAcceptance, SignedEnvelope, SignedNotice,
+    Acceptance, AgencyId, DelayReason, DocumentId, Frame, HubNotice, NoticeKind, Outcome, Refusal,
+    RefusalCode, SignedAcceptance, SignedEnvelope, SignedNotice, StorageParty,
 };
 use poros_store::{Blobs, Db};
 use poros_transport::{
@@ -94,6 +94,8 @@ pub struct Hub {
     next_conn: AtomicU64,
     /// Operational counters.
     pub metrics: Metrics,
+    /// Deliveries a recipient refused for now, and whether their senders know.
+    pub delays: crate::delays::Delays,
 }
 
 impl Hub {
@@ -121,6 +123,7 @@ impl Hub {
             connected: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
             metrics: Metrics::default(),
+            delays: Default::default(),
         }))
     }
 
@@ -230,7 +233,11 @@ impl Hub {
             .unwrap_or_default()
     }
 
-    fn sign_notice(&self, n: &HubNotice) -> Result<SignedNotice> {
+    pub(crate) fn connection_of(&self, a: &AgencyId) -> Option<quinn::Connection> {
+        self.connected.lock().ok()?.get(a).map(|c| c.conn.clone())
+    }
+
+    pub(crate) fn sign_notice(&self, n: &HubNotice) -> Result<SignedNotice> {
         Ok(SignedNotice::sign(
             n,
             &self.keys.hub_sign_key,
@@ -610,6 +617,32 @@ async fn handle_stream(
     }
 }
 
+/// The refusal for a failed store operation. A storage fault is the retryable "hub storage is
+/// full / unavailable" (and marks the store unwritable, for /readyz); any other error is
+/// logged here and answered without its details, which may name internal paths.
+fn store_refusal(hub: &Hub, e: &poros_store::StoreError) -> (RefusalCode, String, &'static str) {
+    match e.fault() {
+        Some(f) => {
+            hub.store.db().report_fault(f);
+            let r = Refusal::storage(StorageParty::Hub, f.is_full());
+            let metric = if f.is_full() {
+                "storage_full"
+            } else {
+                "storage_unavailable"
+            };
+            (r.code, r.message, metric)
+        }
+        None => {
+            warn!(error = %e, "hub store error");
+            (
+                RefusalCode::Unavailable,
+                "hub store error, retrying".into(),
+                "store",
+            )
+        }
+    }
+}
+
 async fn handle_submit(
     hub: &Arc<Hub>,
     agency: &AgencyId,
@@ -707,11 +740,10 @@ async fn handle_submit(
             env.id
         ),
         Ok(None) => {}
-        Err(e) => refuse!(
-            RefusalCode::Unavailable,
-            "store",
-            "hub store unavailable: {e}"
-        ),
+        Err(e) => {
+            let (code, msg, metric) = store_refusal(hub, &e);
+            refuse!(code, metric, "{msg}")
+        }
     }
 
     let mut gc_guard = None;
@@ -728,20 +760,16 @@ async fn handle_submit(
     } else {
         let mut w = match hub.blobs.writer().await {
             Ok(w) => w,
-            Err(e) => refuse!(
-                RefusalCode::Unavailable,
-                "store",
-                "hub store unavailable: {e}"
-            ),
+            Err(e) => {
+                let (code, msg, metric) = store_refusal(hub, &e);
+                refuse!(code, metric, "{msg}")
+            }
         };
         let mut reader = BodyReader::new(env.body_len);
         while let Some(c) = reader.next(recv).await? {
             if let Err(e) = w.write(&c).await {
-                refuse!(
-                    RefusalCode::Unavailable,
-                    "store",
-                    "hub store unavailable: {e}"
-                );
+                let (code, msg, metric) = store_refusal(hub, &e);
+                refuse!(code, metric, "{msg}");
             }
         }
         // Held until the document's reference to the file is committed, so retention cannot
@@ -754,11 +782,10 @@ async fn handle_submit(
                 "body_mismatch",
                 "body does not match the SHA-256 in the signed envelope"
             ),
-            Err(e) => refuse!(
-                RefusalCode::Unavailable,
-                "store",
-                "hub store unavailable: {e}"
-            ),
+            Err(e) => {
+                let (code, msg, metric) = store_refusal(hub, &e);
+                refuse!(code, metric, "{msg}")
+            }
         }
     };
     let acceptance = Acceptance {
@@ -802,11 +829,10 @@ async fn handle_submit(
             "document ID {} is already used by a different document",
             env.id
         ),
-        Err(e) => refuse!(
-            RefusalCode::Unavailable,
-            "store",
-            "hub store unavailable: {e}"
-        ),
+        Err(e) => {
+            let (code, msg, metric) = store_refusal(hub, &e);
+            refuse!(code, metric, "{msg}")
+        }
     };
     drop(gc_guard);
     write_frame(send, &Frame::Accepted { acceptance: acc }).await?;
@@ -846,7 +872,7 @@ async fn paper_report(
             },
         )
         .await
-        .map_err(|e| format!("hub store unavailable: {e}"))?;
+        .map_err(|e| store_refusal(hub, &e).1)?;
     info!(agency = %agency, month = %r.month, sent = r.sent, received = r.received, "paper report stored");
     Ok(())
 }
@@ -993,7 +1019,12 @@ async fn deliver_one(
     let reply = read_frame(&mut recv).await?;
     let receipt = match reply {
         Frame::Receipt { receipt } => receipt,
-        Frame::Refused(r) => anyhow::bail!("recipient refused delivery: {r}"),
+        Frame::Refused(r) => {
+            if let Some(reason) = DelayReason::of_refusal(r.code) {
+                crate::delays::delayed(hub, doc, &rec.sender, agency, reason).await;
+            }
+            anyhow::bail!("recipient refused delivery: {r}")
+        }
         _ => anyhow::bail!("recipient answered a delivery with an unexpected frame"),
     };
     if let Err(e) = hub.verify_agency(&receipt.0, RECEIPT_CONTEXT, agency) {
@@ -1022,6 +1053,7 @@ async fn deliver_one(
         .record_answer(doc, agency.clone(), state, now_ms())
         .await?
     {
+        hub.delays.clear(doc, agency);
         info!(doc = %doc, recipient = %agency, sender = %sender, %outcome, "answered");
         hub.wake(&sender);
     }
@@ -1090,6 +1122,7 @@ pub async fn sweep_once(hub: &Arc<Hub>) -> Result<()> {
         if let Some(sender) =
             crate::state::expire(&hub.store, doc, rcpt.clone(), notice, now).await?
         {
+            hub.delays.clear(doc, &rcpt);
             info!(doc = %doc, recipient = %rcpt, sender = %sender, "delivery expired");
             hub.wake(&sender);
         }

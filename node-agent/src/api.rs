@@ -13,6 +13,7 @@ use futures_util::StreamExt;
 use poros_certs::Signer;
 use poros_protocol::receipt::RECEIPT_CONTEXT;
 use poros_protocol::{AgencyId, DocumentId, Metadata, Outcome};
+use poros_store::StoreError;
 use poros_transport::http::StrictQuery;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -22,6 +23,7 @@ use std::sync::Arc;
 pub fn router(agent: Arc<Agent>) -> Router {
     Router::new()
         .route("/v1/health", get(health))
+        .route("/metrics", get(metrics))
         .route("/v1/documents", post(send).get(outbox))
         .route("/v1/documents/:id", get(status))
         .route("/v1/inbox", get(inbox))
@@ -37,8 +39,51 @@ fn err(code: StatusCode, msg: impl std::fmt::Display) -> Response {
     (code, Json(json!({"error": msg.to_string()}))).into_response()
 }
 
+/// Answer for a store error: a storage fault is 507 (full) or 503 (other), retryable, and
+/// marks the store unwritable for /v1/health; anything else is logged and answered without
+/// its details, which may name internal paths.
+fn store_err(a: &Agent, e: &StoreError) -> Response {
+    match e.fault() {
+        Some(f) => {
+            a.store.db().report_fault(f);
+            let code = if f.is_full() {
+                StatusCode::INSUFFICIENT_STORAGE
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            err(code, format!("not stored: agent {f}; retry later"))
+        }
+        None => {
+            tracing::warn!(error = %e, "agent store error");
+            err(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "agent store error (details in the agent's log)",
+            )
+        }
+    }
+}
+
 async fn health(State(a): State<Arc<Agent>>) -> Response {
-    Json(json!({"agency": a.agency(), "connected": a.connected()})).into_response()
+    let fault = a.store.db().health();
+    Json(json!({
+        "agency": a.agency(),
+        "connected": a.connected(),
+        "store": {
+            "writable": fault.is_none(),
+            "reason": fault.map(|f| f.to_string()),
+            "write_failures": a.store.db().stats().write_failures,
+        },
+    }))
+    .into_response()
+}
+
+/// Prometheus text: the store's health (alert on `poros_store_writable 0`).
+async fn metrics(State(a): State<Arc<Agent>>) -> Response {
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        poros_store::health_metrics(a.store.db()),
+    )
+        .into_response()
 }
 
 /// Query parameters of `POST /v1/documents`.
@@ -87,11 +132,12 @@ async fn send(
         Err(SendError::TooLarge(n)) => {
             return err(StatusCode::PAYLOAD_TOO_LARGE, SendError::TooLarge(n))
         }
+        Err(SendError::Store(e)) => return store_err(&a, &e),
         Err(e) => return err(StatusCode::BAD_REQUEST, e),
     };
     match a.create_document(recipients, meta, staged).await {
         Ok(id) => (StatusCode::CREATED, Json(json!({"id": id.to_string()}))).into_response(),
-        Err(SendError::Store(e)) => err(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(SendError::Store(e)) => store_err(&a, &e),
         Err(e) => err(StatusCode::BAD_REQUEST, e),
     }
 }
@@ -131,7 +177,15 @@ async fn stage_body(a: &Agent, body: Body) -> Result<StagedBody, SendError> {
     }
 }
 
-fn recipient_json(a: &Agent, out: &OutRecord, agency: &AgencyId, st: &RecipientStatus) -> Value {
+fn recipient_json(
+    a: &Agent,
+    id: &DocumentId,
+    out: &OutRecord,
+    agency: &AgencyId,
+    st: &RecipientStatus,
+) -> Value {
+    // Still retried: the hub's or the recipient's last temporary refusal, if any.
+    let delay = || a.reasons.reason(*id, agency);
     let (state, time_ms, reason) = match st {
         _ if out.refused.is_some() => ("refused", None, out.refused.clone()),
         RecipientStatus::Delivered(r) => ("delivered", r.receipt().ok().map(|r| r.time_ms), None),
@@ -148,12 +202,11 @@ fn recipient_json(a: &Agent, out: &OutRecord, agency: &AgencyId, st: &RecipientS
             Some(acc) => (
                 "accepted",
                 acc.acceptance().ok().map(|a| a.accepted_ms),
-                None,
+                delay(),
             ),
-            None => ("pending", None, None),
+            None => ("pending", None, delay()),
         },
     };
-    let _ = a;
     json!({"agency": agency, "state": state, "time_ms": time_ms, "reason": reason})
 }
 
@@ -162,7 +215,7 @@ fn out_json(a: &Agent, id: &DocumentId, out: &OutRecord) -> Value {
     let statuses = a.store.statuses(id).unwrap_or_default();
     let recipients: Vec<Value> = statuses
         .iter()
-        .map(|(ag, st)| recipient_json(a, out, ag, st))
+        .map(|(ag, st)| recipient_json(a, id, out, ag, st))
         .collect();
     json!({
         "id": id.to_string(),

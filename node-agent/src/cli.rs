@@ -269,8 +269,18 @@ pub fn print_status(d: &Value) {
     for r in d["recipients"].as_array().into_iter().flatten() {
         let state = s(&r["state"]);
         let what = match state.as_str() {
-            "pending" => "pending (not yet accepted by hub)".to_string(),
-            "accepted" => format!("accepted by hub at {}", ms_to_utc(&r["time_ms"])),
+            "pending" => match r["reason"].as_str() {
+                Some(why) => format!("pending (not yet accepted by hub: {why})"),
+                None => "pending (not yet accepted by hub)".to_string(),
+            },
+            "accepted" => format!(
+                "accepted by hub at {}{}",
+                ms_to_utc(&r["time_ms"]),
+                r["reason"]
+                    .as_str()
+                    .map(|why| format!("; delayed: {why}"))
+                    .unwrap_or_default()
+            ),
             "delivered" => format!("delivered, receipt signed at {}", ms_to_utc(&r["time_ms"])),
             "rejected" => format!(
                 "rejected at {}: {}",

@@ -6,6 +6,7 @@
 //! - [`enroll`]: one-command enrolment with a token from the hub administrator.
 //! - [`state`]: durable outbox, inbox, quarantine and per-recipient status.
 //! - [`node`]: the hub connection, submission, delivery verification and receipts.
+//! - [`reasons`]: why a sent document is still pending (hub or recipient storage full, ...).
 //! - [`api`]: the loopback HTTP API; [`cli`]: the `poros-agent` command line.
 #![forbid(unsafe_code)]
 
@@ -14,6 +15,7 @@ pub mod cli;
 pub mod enroll;
 pub mod node;
 pub mod paths;
+pub mod reasons;
 pub mod state;
 
 pub use poros_transport::init_tracing;

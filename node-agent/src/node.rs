@@ -11,7 +11,7 @@ use poros_protocol::envelope::ENVELOPE_CONTEXT;
 use poros_protocol::receipt::{ACCEPTANCE_CONTEXT, NOTICE_CONTEXT, RECEIPT_CONTEXT};
 use poros_protocol::{
     AgencyId, DocumentId, Envelope, Frame, Metadata, NoticeKind, Outcome, Receipt, Refusal,
-    RefusalCode, SignedEnvelope, SignedReceipt, SigningKey,
+    RefusalCode, SignedEnvelope, SignedReceipt, SigningKey, StorageParty,
 };
 use poros_store::{Blobs, Db};
 use poros_transport::{read_frame, recv_small_body, send_body, write_frame, BodyReader, Limits};
@@ -31,6 +31,8 @@ pub struct Agent {
     pub store: AgentStore,
     /// Body files.
     pub blobs: Blobs,
+    /// Why sent documents are still pending (advisory, in memory).
+    pub reasons: crate::reasons::PendingReasons,
     paths: AgentPaths,
     creds: std::sync::RwLock<Creds>,
     trust: std::sync::RwLock<SigningTrust>,
@@ -152,6 +154,7 @@ impl Agent {
             cfg,
             store,
             blobs,
+            reasons: Default::default(),
             paths: paths.clone(),
             creds: std::sync::RwLock::new(creds),
             trust: std::sync::RwLock::new(trust),
@@ -576,19 +579,20 @@ impl Agent {
                 self.store
                     .submission_done(id, Some(acceptance), None)
                     .await?;
+                self.reasons.submission_done(id);
                 info!(doc = %id, agency = %self.cfg.agency, "accepted by hub");
             }
-            Frame::Refused(Refusal {
-                code: RefusalCode::Unavailable,
-                message,
-            }) => {
-                anyhow::bail!("hub temporarily unavailable: {message}");
+            Frame::Refused(r) if r.code.is_retryable() => {
+                // Still queued; the status shows why until the hub accepts it.
+                self.reasons.submission_refused(id, r.message.clone());
+                anyhow::bail!("hub temporarily unavailable: {}", r.message);
             }
             Frame::Refused(r) => {
                 warn!(doc = %id, agency = %self.cfg.agency, refusal = %r, "refused by hub");
                 self.store
                     .submission_done(id, None, Some(r.to_string()))
                     .await?;
+                self.reasons.submission_done(id);
             }
             _ => anyhow::bail!("hub answered a submission with an unexpected frame"),
         }
@@ -619,7 +623,8 @@ impl Agent {
         let reply = match frame {
             Frame::Deliver { envelope } => {
                 let span = tracing::info_span!("deliver", agency = %self.cfg.agency);
-                self.receive(envelope, &mut recv).instrument(span).await
+                let answer = self.receive(envelope, &mut recv).instrument(span).await;
+                self.storage_refusal(answer)
             }
             Frame::RelayReceipt { receipt } => self.store_relayed_receipt(receipt).await,
             Frame::Notice { notice } => self.store_notice(notice).await,
@@ -640,6 +645,29 @@ impl Agent {
             }
             // No answer: the hub keeps the delivery pending and retries.
             Err(e) => warn!(error = %e, "incoming request failed"),
+        }
+    }
+
+    /// A delivery this agent could not store because its storage cannot write is refused
+    /// with the retryable "recipient storage full / unavailable" (the hub keeps retrying and
+    /// tells the sender), instead of a dropped stream that says nothing.
+    fn storage_refusal(&self, answer: Result<Frame>) -> Result<Frame> {
+        let fault = match &answer {
+            Err(e) => e
+                .downcast_ref::<poros_store::StoreError>()
+                .and_then(poros_store::StoreError::fault),
+            Ok(_) => None,
+        };
+        match fault {
+            Some(f) => {
+                self.store.db().report_fault(f);
+                warn!(agency = %self.cfg.agency, fault = %f, "delivery refused: cannot store it now");
+                Ok(Frame::Refused(Refusal::storage(
+                    StorageParty::Recipient,
+                    f.is_full(),
+                )))
+            }
+            None => answer,
         }
     }
 
@@ -839,6 +867,7 @@ impl Agent {
             }
             Outcome::Rejected { .. } => RecipientStatus::Rejected(receipt),
         };
+        self.reasons.answered(r.doc_id, &r.recipient);
         if !self
             .store
             .set_status(r.doc_id, r.recipient.clone(), status)
@@ -888,7 +917,22 @@ impl Agent {
                         RecipientStatus::Expired(notice),
                     )
                     .await?;
+                self.reasons.answered(n.doc_id, &n.recipient);
                 warn!(doc = %n.doc_id, agency = %self.cfg.agency, recipient = %n.recipient, "delivery expired at hub");
+            }
+            NoticeKind::Delayed { reason } => {
+                // Advisory: shown beside a status that is still pending, never stored over
+                // an answer (a late notice must not hide a receipt).
+                let pending = self
+                    .store
+                    .statuses(&n.doc_id)?
+                    .into_iter()
+                    .any(|(a, st)| a == n.recipient && matches!(st, RecipientStatus::Pending));
+                if pending {
+                    self.reasons
+                        .delayed(n.doc_id, n.recipient.clone(), reason.to_string());
+                    warn!(doc = %n.doc_id, agency = %self.cfg.agency, recipient = %n.recipient, %reason, "delivery delayed; the hub keeps retrying");
+                }
             }
         }
         Ok(Frame::Ack { doc_id: n.doc_id })

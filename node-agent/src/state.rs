@@ -134,6 +134,11 @@ impl AgentStore {
         Ok(AgentStore { db })
     }
 
+    /// The underlying database (health, metrics).
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
     /// Store a new outgoing document, queued for submission, pending for every recipient.
     pub async fn put_outgoing(
         &self,

@@ -139,6 +139,49 @@ pub enum RefusalCode {
     BadToken,
     /// The agency is not in a state that allows this (e.g. already active).
     NotAllowed,
+    /// The refusing party's storage is full; retry later (it recovers once space is freed).
+    StorageFull,
+}
+
+impl RefusalCode {
+    /// Whether the same request may succeed later unchanged, so the asking side keeps it
+    /// queued and retries instead of recording a final refusal.
+    pub fn is_retryable(self) -> bool {
+        matches!(self, RefusalCode::Unavailable | RefusalCode::StorageFull)
+    }
+}
+
+/// Whose storage refused a request (the wording of storage refusals is defined once, here).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StorageParty {
+    /// The hub, refusing a submission.
+    Hub,
+    /// The receiving agent, refusing a delivery.
+    Recipient,
+}
+
+impl Refusal {
+    /// The retryable refusal of a party whose storage cannot write now: `full` when the
+    /// cause is lack of space, otherwise another storage fault.
+    pub fn storage(party: StorageParty, full: bool) -> Refusal {
+        let (code, message) = match (party, full) {
+            (StorageParty::Hub, true) => {
+                (RefusalCode::StorageFull, "hub storage is full, retrying")
+            }
+            (StorageParty::Hub, false) => (
+                RefusalCode::Unavailable,
+                "hub storage is unavailable, retrying",
+            ),
+            (StorageParty::Recipient, true) => (RefusalCode::StorageFull, "recipient storage full"),
+            (StorageParty::Recipient, false) => {
+                (RefusalCode::Unavailable, "recipient storage unavailable")
+            }
+        };
+        Refusal {
+            code,
+            message: message.into(),
+        }
+    }
 }
 
 impl std::fmt::Display for Refusal {

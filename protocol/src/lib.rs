@@ -22,11 +22,11 @@ pub mod text;
 pub mod token;
 
 pub use envelope::{Envelope, Metadata, Priority, SignedEnvelope};
-pub use frame::{Credentials, Frame, FrameError, Refusal, RefusalCode};
+pub use frame::{Credentials, Frame, FrameError, Refusal, RefusalCode, StorageParty};
 pub use ids::{AgencyId, AgencyIdError, DocumentId};
 pub use receipt::{
-    Acceptance, HubNotice, NoticeKind, Outcome, PaperReport, Receipt, SignedAcceptance,
-    SignedNotice, SignedPaperReport, SignedReceipt,
+    Acceptance, DelayReason, HubNotice, NoticeKind, Outcome, PaperReport, Receipt,
+    SignedAcceptance, SignedNotice, SignedPaperReport, SignedReceipt,
 };
 pub use signed::{SignError, SignedBlob, SigningKey};
 pub use token::{EnrollToken, TokenError};

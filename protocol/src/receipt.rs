@@ -98,6 +98,53 @@ impl SignedAcceptance {
 pub enum NoticeKind {
     /// The delivery stayed pending past the configured expiry and was dropped.
     Expired,
+    /// The delivery is late for this reason; the hub keeps retrying. Not final: it never
+    /// replaces a receipt, a rejection or an expiry, and a later answer supersedes it.
+    Delayed {
+        /// Why the last attempt failed.
+        reason: DelayReason,
+    },
+}
+
+impl NoticeKind {
+    /// Whether the notice ends the delivery (and so is stored as the recipient's status).
+    pub fn is_final(&self) -> bool {
+        match self {
+            NoticeKind::Expired => true,
+            NoticeKind::Delayed { .. } => false,
+        }
+    }
+}
+
+/// Why a delivery that the hub keeps retrying has not arrived yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[non_exhaustive]
+pub enum DelayReason {
+    /// The recipient refused it because its storage is full.
+    #[error("recipient storage full")]
+    RecipientStorageFull,
+    /// The recipient refused it for another temporary reason (e.g. a storage I/O error).
+    #[error("recipient temporarily unavailable")]
+    RecipientUnavailable,
+}
+
+impl DelayReason {
+    /// Stable label for metrics and logs.
+    pub fn label(self) -> &'static str {
+        match self {
+            DelayReason::RecipientStorageFull => "recipient_storage_full",
+            DelayReason::RecipientUnavailable => "recipient_unavailable",
+        }
+    }
+
+    /// The delay a recipient's refusal of a delivery stands for, if it is a temporary one.
+    pub fn of_refusal(code: crate::RefusalCode) -> Option<DelayReason> {
+        match code {
+            crate::RefusalCode::StorageFull => Some(DelayReason::RecipientStorageFull),
+            crate::RefusalCode::Unavailable => Some(DelayReason::RecipientUnavailable),
+            _ => None,
+        }
+    }
 }
 
 /// A hub statement about one delivery.
@@ -183,6 +230,22 @@ impl SignedPaperReport {
 mod tests {
     use super::*;
     use crate::signed::{test_key, verify_raw};
+
+    #[test]
+    fn only_expiry_is_final_and_delays_name_their_reason() {
+        assert!(NoticeKind::Expired.is_final());
+        let d = NoticeKind::Delayed {
+            reason: DelayReason::RecipientStorageFull,
+        };
+        assert!(!d.is_final());
+        assert_eq!(
+            DelayReason::of_refusal(crate::RefusalCode::StorageFull)
+                .map(|r| r.to_string())
+                .as_deref(),
+            Some("recipient storage full")
+        );
+        assert_eq!(DelayReason::of_refusal(crate::RefusalCode::Conflict), None);
+    }
 
     #[test]
     fn receipt_round_trip_and_tamper() {

@@ -6,12 +6,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use redb::{Database, Durability, ReadTransaction, WriteTransaction};
 use tokio::sync::oneshot;
 
-use crate::StoreError;
+use crate::health::{Opener, Recovery, Shared, IDLE_CHECK};
+use crate::{StorageFault, StoreError};
 
 /// Most jobs folded into one transaction; bounds the work lost to a retry.
 pub const MAX_BATCH: usize = 512;
@@ -25,6 +26,8 @@ pub struct CommitStats {
     pub jobs: u64,
     /// Wall time of the most recent `commit()` (including its fsync), in microseconds.
     pub last_commit_micros: u64,
+    /// Writes refused or failed because the storage could not write (full, I/O error).
+    pub write_failures: u64,
 }
 
 impl CommitStats {
@@ -53,6 +56,12 @@ pub const CACHE_BYTES: usize = 32 * 1024 * 1024;
 /// Every write is durable (`Durability::Immediate`) before it is acknowledged, but writes that
 /// arrive while a commit is in flight share the next one, so fsync latency does not cap throughput.
 /// Dropping the last clone waits for queued writes to commit, then releases the file lock.
+///
+/// A write that fails for lack of space or an I/O error puts the handle in a faulted state
+/// (see [`Db::health`]): redb refuses every later use of that `Database`, so the committer drops
+/// it, re-opens the file (redb falls back to its last good commit) and checks that writing is
+/// possible again, with backoff. Meanwhile writes are refused at once with
+/// [`StoreError::Unavailable`]; nothing acknowledged is lost.
 #[derive(Clone)]
 pub struct Db {
     inner: Arc<Inner>,
@@ -75,7 +84,7 @@ fn hook_of(slot: &HookSlot) -> Option<Arc<dyn BatchHook>> {
 
 struct Inner {
     path: PathBuf,
-    db: Arc<Database>,
+    shared: Arc<Shared>,
     stats: Arc<Stats>,
     hook: HookSlot,
     jobs: Option<mpsc::Sender<Box<dyn Job>>>,
@@ -90,39 +99,51 @@ impl std::fmt::Debug for Db {
     }
 }
 
+fn open_file(path: &Path) -> Result<Database, StoreError> {
+    // redb's default page cache is 1 GiB; the working set here is queue heads and recent
+    // records, so a small cache keeps resident memory flat as the history grows.
+    match redb::Builder::new()
+        .set_cache_size(CACHE_BYTES)
+        .create(path)
+    {
+        Ok(db) => Ok(db),
+        Err(redb::DatabaseError::DatabaseAlreadyOpen) => Err(StoreError::Locked {
+            path: path.to_owned(),
+        }),
+        Err(redb::DatabaseError::Storage(redb::StorageError::Io(source))) => Err(StoreError::Io {
+            op: "open database",
+            path: path.to_owned(),
+            source,
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
 impl Db {
     /// Opens (creating if needed) the database at `path` and starts its committer thread.
     pub fn open(path: &Path) -> Result<Db, StoreError> {
-        // redb's default page cache is 1 GiB; the working set here is queue heads and recent
-        // records, so a small cache keeps resident memory flat as the history grows.
-        let db = match redb::Builder::new()
-            .set_cache_size(CACHE_BYTES)
-            .create(path)
-        {
-            Ok(db) => db,
-            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
-                return Err(StoreError::Locked {
-                    path: path.to_owned(),
-                })
-            }
-            Err(redb::DatabaseError::Storage(redb::StorageError::Io(source))) => {
-                return Err(StoreError::Io {
-                    op: "open database",
-                    path: path.to_owned(),
-                    source,
-                })
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let db = Arc::new(db);
+        let p = path.to_owned();
+        Db::open_with(path, Box::new(move || open_file(&p)))
+    }
+
+    /// [`Db::open`] with the way the database is (re-)opened given, so tests can inject faults.
+    pub(crate) fn open_with(path: &Path, opener: Opener) -> Result<Db, StoreError> {
+        let db = opener()?;
+        let shared = Arc::new(Shared::new(db));
         let stats = Arc::new(Stats::default());
         let (tx, rx) = mpsc::channel();
         let hook: HookSlot = Arc::default();
         let committer = {
-            let (db, stats, hook) = (db.clone(), stats.clone(), hook.clone());
+            let c = Committer {
+                shared: shared.clone(),
+                opener,
+                stats: stats.clone(),
+                hook: hook.clone(),
+                recovery: None,
+            };
             std::thread::Builder::new()
                 .name("poros-store-commit".into())
-                .spawn(move || committer(&db, &rx, &stats, &hook))
+                .spawn(move || c.run(&rx))
                 .map_err(|source| StoreError::Io {
                     op: "spawn committer thread for",
                     path: path.to_owned(),
@@ -132,7 +153,7 @@ impl Db {
         Ok(Db {
             inner: Arc::new(Inner {
                 path: path.to_owned(),
-                db,
+                shared,
                 stats,
                 hook,
                 jobs: Some(tx),
@@ -154,8 +175,30 @@ impl Db {
     }
 
     /// Starts a read transaction; it sees only durable, acknowledged writes.
+    ///
+    /// While the database is being re-opened after a failed write this fails with
+    /// [`StoreError::Unavailable`].
     pub fn read(&self) -> Result<ReadTransaction, StoreError> {
-        Ok(self.inner.db.begin_read()?)
+        let db = self.inner.shared.current()?;
+        db.begin_read().map_err(|e| {
+            let e = StoreError::from(e);
+            match e.fault() {
+                Some(f) => StoreError::Unavailable(self.inner.shared.fail(f, true)),
+                None => e,
+            }
+        })
+    }
+
+    /// Whether the store can take writes now: `None` when it can, else the fault it is
+    /// recovering from.
+    pub fn health(&self) -> Option<StorageFault> {
+        self.inner.shared.fault()
+    }
+
+    /// Reports a storage fault met outside the database (e.g. writing a body file next to
+    /// it): the store counts as unwritable until the committer sees writing work again.
+    pub fn report_fault(&self, fault: StorageFault) {
+        let _ = self.inner.shared.fail(fault, false);
     }
 
     /// Runs `f` inside a group-committed write transaction; returns once the write is durable.
@@ -163,7 +206,8 @@ impl Db {
     /// `f` shares its transaction with other writers' closures and sees their earlier writes.
     /// If any closure in a batch fails, the batch is rolled back and every closure is re-run
     /// alone, so `f` may be called more than once: it must not have effects outside `txn`.
-    /// An `Err` from `f` rolls back everything `f` wrote and is returned unchanged.
+    /// An `Err` from `f` rolls back everything `f` wrote and is returned unchanged, except
+    /// storage faults, which come back as [`StoreError::Unavailable`].
     pub async fn write<R, F>(&self, f: F) -> Result<R, StoreError>
     where
         F: FnMut(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
@@ -192,6 +236,7 @@ impl Db {
             commits: s.commits.load(Ordering::Relaxed),
             jobs: s.jobs.load(Ordering::Relaxed),
             last_commit_micros: s.last_commit_micros.load(Ordering::Relaxed),
+            write_failures: self.inner.shared.write_failures.load(Ordering::Relaxed),
         }
     }
 
@@ -273,27 +318,97 @@ where
     }
 }
 
-fn committer(db: &Database, rx: &mpsc::Receiver<Box<dyn Job>>, stats: &Stats, hook: &HookSlot) {
-    let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
-    while let Ok(first) = rx.recv() {
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+/// The committer's own state: how to re-open, and the recovery in progress if any.
+struct Committer {
+    shared: Arc<Shared>,
+    opener: Opener,
+    stats: Arc<Stats>,
+    hook: HookSlot,
+    recovery: Option<Recovery>,
+}
+
+impl Committer {
+    fn run(mut self, rx: &mpsc::Receiver<Box<dyn Job>>) {
+        let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
+        loop {
+            // Wake up now and then even without work: a fault reported by a reader or by
+            // body-file code must start a recovery, and a recovery must progress while idle.
+            let first = match rx.recv_timeout(self.idle_wait()) {
+                Ok(job) => Some(job),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            };
+            self.recover_if_due();
+            let Some(first) = first else { continue };
+            batch.push(first);
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            self.commit_batch(&mut batch);
+        }
+    }
+
+    fn idle_wait(&self) -> Duration {
+        match &self.recovery {
+            Some(r) => r.next_try.saturating_duration_since(Instant::now()),
+            None => IDLE_CHECK,
+        }
+    }
+
+    /// Starts or advances recovery from a storage fault; clears the fault once the database
+    /// is open again and a test write succeeds.
+    fn recover_if_due(&mut self) {
+        let Some(fault) = self.shared.fault() else {
+            self.recovery = None;
+            return;
+        };
+        let r = self.recovery.get_or_insert_with(|| {
+            tracing::warn!(%fault, "store cannot write; recovering");
+            Recovery::new()
+        });
+        if Instant::now() < r.next_try {
+            return;
+        }
+        match self.shared.try_recover(&self.opener) {
+            Ok(()) => {
+                tracing::info!("store writable again");
+                self.recovery = None;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "store still cannot write");
+                r.backoff();
             }
         }
-        let hook = hook_of(hook);
+    }
+
+    fn commit_batch(&mut self, batch: &mut Vec<Box<dyn Job>>) {
+        let hook = hook_of(&self.hook);
         let hook = hook.as_deref();
-        if batch.len() == 1 {
-            batch
-                .drain(..)
-                .for_each(|job| run_alone(db, job, stats, hook));
-            continue;
+        if let Some(f) = self.refusing() {
+            self.refuse_all(batch, f);
+            return;
         }
-        match run_batch(db, &mut batch, stats, hook) {
+        let Ok(db) = self.shared.current() else {
+            self.refuse_all(batch, StorageFault::Io);
+            return;
+        };
+        if batch.len() == 1 {
+            for job in batch.drain(..) {
+                self.run_alone(&db, job, hook);
+            }
+            return;
+        }
+        match run_batch(&db, batch, &self.stats, hook) {
             Ok(()) => batch.drain(..).for_each(|job| job.finish(Ok(()))),
-            Err(panicked) => {
+            Err(BatchFailed::Storage(f)) => {
+                // Nothing of the batch was written, and redb will refuse this handle from now on.
+                let f = self.shared.fail(f, true);
+                self.refuse_all(batch, f);
+            }
+            Err(BatchFailed::Job(panicked)) => {
                 tracing::debug!(
                     jobs = batch.len(),
                     "group commit failed; retrying jobs one by one"
@@ -301,12 +416,44 @@ fn committer(db: &Database, rx: &mpsc::Receiver<Box<dyn Job>>, stats: &Stats, ho
                 for (i, job) in batch.drain(..).enumerate() {
                     if Some(i) == panicked {
                         job.finish(Err(StoreError::Panicked));
+                    } else if let Some(f) = self.refusing() {
+                        self.refuse(job, f);
                     } else {
-                        run_alone(db, job, stats, hook);
+                        self.run_alone(&db, job, hook);
                     }
                 }
             }
         }
+    }
+
+    fn refusing(&self) -> Option<StorageFault> {
+        self.shared.fault()
+    }
+
+    fn refuse(&self, job: Box<dyn Job>, f: StorageFault) {
+        self.shared.write_failures.fetch_add(1, Ordering::Relaxed);
+        job.finish(Err(StoreError::Unavailable(f)));
+    }
+
+    fn refuse_all(&self, batch: &mut Vec<Box<dyn Job>>, f: StorageFault) {
+        for job in batch.drain(..) {
+            self.refuse(job, f);
+        }
+    }
+
+    fn run_alone(&self, db: &Database, job: Box<dyn Job>, hook: Option<&dyn BatchHook>) {
+        let mut job = job;
+        let result = run_one(db, &mut *job, &self.stats, hook);
+        let result = result.map_err(|e| match e.fault() {
+            Some(f) => {
+                // redb refuses every later use of this handle; the next loop re-opens it.
+                let f = self.shared.fail(f, true);
+                self.shared.write_failures.fetch_add(1, Ordering::Relaxed);
+                StoreError::Unavailable(f)
+            }
+            None => e,
+        });
+        job.finish(result);
     }
 }
 
@@ -336,45 +483,63 @@ fn abort(txn: WriteTransaction, hook: Option<&dyn BatchHook>) {
     }
 }
 
-/// Runs every job in one transaction. On failure everything is rolled back and the index of a
-/// job that panicked (which must not be re-run) is returned.
+/// Why a group commit failed.
+enum BatchFailed {
+    /// A job failed (or panicked, at this index: it must not be re-run); the others may
+    /// succeed alone.
+    Job(Option<usize>),
+    /// The storage could not write; no job can succeed now.
+    Storage(StorageFault),
+}
+
+/// Runs every job in one transaction. On failure everything is rolled back.
 fn run_batch(
     db: &Database,
     batch: &mut [Box<dyn Job>],
     stats: &Stats,
     hook: Option<&dyn BatchHook>,
-) -> Result<(), Option<usize>> {
-    let txn = begin(db).map_err(|_| None)?;
+) -> Result<(), BatchFailed> {
+    let storage = |e: StoreError| match e.fault() {
+        Some(f) => BatchFailed::Storage(f),
+        None => BatchFailed::Job(None),
+    };
+    let txn = begin(db).map_err(storage)?;
     for (i, job) in batch.iter_mut().enumerate() {
         match job.run(&txn) {
             Outcome::Done => {}
             Outcome::Failed(_) => {
                 abort(txn, hook);
-                return Err(None);
+                return Err(BatchFailed::Job(None));
             }
             Outcome::Panicked => {
                 abort(txn, hook);
-                return Err(Some(i));
+                return Err(BatchFailed::Job(Some(i)));
             }
         }
     }
     if let Some(h) = hook {
         if h.before_commit(&txn).is_err() {
             abort(txn, hook);
-            return Err(None);
+            return Err(BatchFailed::Job(None));
         }
     }
-    commit(txn, batch.len() as u64, stats).map_err(|_| {
+    commit(txn, batch.len() as u64, stats).map_err(|e| {
         // A failed commit leaves nothing written; what the hook gathered is gone with it.
         if let Some(h) = hook {
             h.on_abort();
         }
-        None
+        storage(e)
     })
 }
 
-fn run_alone(db: &Database, mut job: Box<dyn Job>, stats: &Stats, hook: Option<&dyn BatchHook>) {
-    let result = begin(db).and_then(|txn| match job.run(&txn) {
+fn run_one(
+    db: &Database,
+    job: &mut dyn Job,
+    stats: &Stats,
+    hook: Option<&dyn BatchHook>,
+) -> Result<(), StoreError> {
+    let txn = begin(db)?;
+    match job.run(&txn) {
         Outcome::Done => {
             if let Some(h) = hook {
                 if let Err(e) = h.before_commit(&txn) {
@@ -396,8 +561,7 @@ fn run_alone(db: &Database, mut job: Box<dyn Job>, stats: &Stats, hook: Option<&
             abort(txn, hook);
             Err(StoreError::Panicked)
         }
-    });
-    job.finish(result);
+    }
 }
 
 #[cfg(test)]

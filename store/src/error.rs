@@ -54,6 +54,64 @@ pub enum StoreError {
     /// A caller's own failure, raised from inside a write closure.
     #[error("{0}")]
     Other(String),
+    /// The storage cannot take writes now (full, over quota, failing); nothing was written.
+    /// Retryable: the store recovers by itself once writing is possible again. The text names
+    /// the cause only, never a path, so it may be shown to remote parties.
+    #[error("store cannot write: {0}; retry later")]
+    Unavailable(StorageFault),
+}
+
+/// Why the storage cannot take writes: one vocabulary for the store's health, its errors and
+/// the answers built from them (HTTP status, refusal code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageFault {
+    /// The filesystem has no space left (ENOSPC).
+    #[error("storage is full")]
+    NoSpace,
+    /// A disk quota was exceeded (EDQUOT).
+    #[error("storage quota exceeded")]
+    Quota,
+    /// The device reported an I/O error, or the database refused further use after one.
+    #[error("storage I/O error")]
+    Io,
+}
+
+impl StorageFault {
+    /// Whether freeing space is what it takes to recover (HTTP 507 rather than 503).
+    pub fn is_full(self) -> bool {
+        matches!(self, StorageFault::NoSpace | StorageFault::Quota)
+    }
+
+    /// The storage fault behind an OS error, if it is one (other errors are the caller's).
+    pub fn of_io(e: &io::Error) -> Option<StorageFault> {
+        // EIO has no `ErrorKind`; its number is 5 on every Unix.
+        const EIO: i32 = 5;
+        match e.kind() {
+            io::ErrorKind::StorageFull => Some(StorageFault::NoSpace),
+            io::ErrorKind::QuotaExceeded => Some(StorageFault::Quota),
+            _ if e.raw_os_error() == Some(EIO) => Some(StorageFault::Io),
+            _ => None,
+        }
+    }
+}
+
+impl StoreError {
+    /// The storage fault behind this error, if any: such errors are retryable, the others
+    /// are about the data or the caller.
+    pub fn fault(&self) -> Option<StorageFault> {
+        match self {
+            StoreError::Unavailable(f) => Some(*f),
+            StoreError::Io { source, .. } => StorageFault::of_io(source),
+            StoreError::Db(e) => match e.as_ref() {
+                redb::Error::Io(source) => StorageFault::of_io(source).or(Some(StorageFault::Io)),
+                // redb's answer to every use after a failed write, until re-opened.
+                redb::Error::PreviousIo => Some(StorageFault::Io),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
 }
 
 impl From<redb::Error> for StoreError {
@@ -102,5 +160,32 @@ mod tests {
             actual: [0xff; 32],
         };
         assert!(e.to_string().contains(&"ff".repeat(32)));
+    }
+
+    #[test]
+    fn storage_faults_are_classified_and_named_without_paths() {
+        let full = StoreError::Io {
+            op: "write blob",
+            path: "/secret/dir/tmp/x".into(),
+            source: io::Error::from(io::ErrorKind::StorageFull),
+        };
+        assert_eq!(full.fault(), Some(StorageFault::NoSpace));
+        let e = StoreError::Unavailable(StorageFault::NoSpace);
+        assert_eq!(
+            e.to_string(),
+            "store cannot write: storage is full; retry later"
+        );
+        assert!(StorageFault::NoSpace.is_full() && !StorageFault::Io.is_full());
+        assert_eq!(
+            StoreError::from(redb::StorageError::PreviousIo).fault(),
+            Some(StorageFault::Io)
+        );
+        assert_eq!(StoreError::Corrupt("x".into()).fault(), None);
+        let other = StoreError::Io {
+            op: "open",
+            path: "/x".into(),
+            source: io::Error::from(io::ErrorKind::NotFound),
+        };
+        assert_eq!(other.fault(), None);
     }
 }

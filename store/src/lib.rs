@@ -1,11 +1,13 @@
-//! Durable primitives shared by the Poros hub and node agent.
-//! Owns the group-committed redb store ([`Db`]) and content-addressed body files ([`Blobs`]).
+//! Durable primitives shared by the Poros hub and node agent: the group-committed redb store
+//! ([`Db`], which recovers by itself from a full disk) and content-addressed body files ([`Blobs`]).
 #![forbid(unsafe_code)]
 
 mod blobs;
 mod db;
 mod error;
+mod health;
 
 pub use blobs::{fsync_dir, BlobWriter, Blobs, Digest};
 pub use db::{BatchHook, CommitStats, Db, MAX_BATCH};
-pub use error::StoreError;
+pub use error::{StorageFault, StoreError};
+pub use health::{health_metrics, PROBE_BYTES, WRITABLE_METRIC, WRITE_FAILURES_METRIC};

@@ -82,6 +82,8 @@ pub struct Net {
     hub: Option<Child>,
     agents: BTreeMap<String, Child>,
     http: reqwest::blocking::Client,
+    /// Filesystems mounted by [`Net::mount_tmpfs`], unmounted after the processes are gone.
+    mounts: Vec<PathBuf>,
 }
 
 impl Net {
@@ -106,6 +108,7 @@ impl Net {
                 .timeout(Duration::from_secs(30))
                 .build()
                 .unwrap(),
+            mounts: Vec::new(),
         };
         net.hub_init();
         net
@@ -212,6 +215,50 @@ impl Net {
 
     pub fn hub_running(&self) -> bool {
         self.hub.is_some()
+    }
+
+    /// Whether the hub process started by [`Net::start_hub`] is still the one running.
+    pub fn hub_alive(&mut self) -> bool {
+        matches!(self.hub.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    /// Whether agent `code` started by this net is still running (never restarted).
+    pub fn agent_alive(&mut self, code: &str) -> bool {
+        matches!(
+            self.agents.get_mut(code).map(|c| c.try_wait()),
+            Some(Ok(None))
+        )
+    }
+
+    /// Puts `dir` (which must exist, with its contents) on a fresh tmpfs of `mib` MiB, so a
+    /// test can fill it. Needs root; fails the test with a clear message otherwise. Unmounted
+    /// when the net is dropped, after its processes are killed.
+    pub fn mount_tmpfs(&mut self, dir: &Path, mib: u32) {
+        let old = dir.with_extension("before-tmpfs");
+        std::fs::rename(dir, &old).unwrap_or_else(|e| panic!("moving {}: {e}", dir.display()));
+        std::fs::create_dir(dir).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .unwrap_or_else(|e| panic!("running mount(8): {e}"));
+        assert!(
+            out.status.success(),
+            "cannot mount a {mib} MiB tmpfs at {} (this test needs root and mount(8)): {}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        self.mounts.push(dir.to_path_buf());
+        let mut src = old.clone().into_os_string();
+        src.push("/.");
+        let cp = Command::new("cp")
+            .arg("-a")
+            .arg(&src)
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(cp.status.success(), "copying into the tmpfs: {cp:?}");
+        std::fs::remove_dir_all(&old).unwrap();
     }
 
     pub fn agent_dir(&self, code: &str) -> PathBuf {
@@ -569,6 +616,12 @@ impl Drop for Net {
             let _ = c.wait();
         }
         self.kill_hub();
+        for m in std::mem::take(&mut self.mounts) {
+            match Command::new("umount").arg(&m).output() {
+                Ok(o) if o.status.success() => {}
+                other => eprintln!("umount {}: {other:?}", m.display()),
+            }
+        }
         let keep = std::env::var_os("POROS_E2E_KEEP").is_some();
         if std::thread::panicking() {
             self.dump_logs();
