@@ -31,7 +31,8 @@ pub use keys::{
 pub use signing::{Signer, SigningTrust, VerifyError, OID_DOCUMENT_SIGNING_DER_VALUE};
 pub use tls::{
     agent_client_config, enroll_client_config, hub_enroll_server_config, hub_server_config,
-    peer_agency, AgencyClientVerifier,
+    hub_server_config_observed, peer_agency, AgencyClientVerifier, ClientCertRefusal,
+    RefusalObserver,
 };
 
 use std::path::PathBuf;

@@ -34,17 +34,155 @@ fn chain(certs: Vec<Vec<u8>>) -> Vec<CertificateDer<'static>> {
     certs.into_iter().map(CertificateDer::from).collect()
 }
 
+/// Why the hub's verifier refused a client certificate: a closed list, so each reason has its
+/// own label in the hub's metrics instead of a catch-all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClientCertRefusal {
+    /// Past its validity.
+    Expired,
+    /// Before its validity.
+    NotYetValid,
+    /// Not issued by the network CA.
+    UnknownIssuer,
+    /// On the network CRL.
+    Revoked,
+    /// A CA certificate presented as a node's.
+    CaUsedAsEndEntity,
+    /// No clientAuth extended key usage (or a usage for something else).
+    NoClientAuthEku,
+    /// No `urn:poros:agency:` URI.
+    NoAgencyUri,
+    /// More than one agency URI.
+    SeveralAgencyUris,
+    /// An agency URI whose code is not an agency code.
+    InvalidAgencyCode,
+    /// A signature in the chain does not verify.
+    BadSignature,
+    /// The certificate does not parse.
+    BadEncoding,
+    /// Anything else.
+    Other,
+}
+
+impl ClientCertRefusal {
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::UnknownIssuer => "unknown_issuer",
+            Self::Revoked => "revoked",
+            Self::CaUsedAsEndEntity => "ca_as_end_entity",
+            Self::NoClientAuthEku => "no_client_auth_eku",
+            Self::NoAgencyUri => "no_agency_uri",
+            Self::SeveralAgencyUris => "several_agency_uris",
+            Self::InvalidAgencyCode => "invalid_agency_code",
+            Self::BadSignature => "bad_signature",
+            Self::BadEncoding => "bad_encoding",
+            Self::Other => "other_certificate",
+        }
+    }
+
+    fn of_cert_error(e: &CertError) -> Self {
+        match e {
+            CertError::NotClientAuth => Self::NoClientAuthEku,
+            CertError::NoAgencyUri => Self::NoAgencyUri,
+            CertError::MultipleAgencyUris | CertError::AmbiguousSigner => Self::SeveralAgencyUris,
+            CertError::InvalidAgencyCode(_) => Self::InvalidAgencyCode,
+            CertError::NotCertificate(_) => Self::BadEncoding,
+            _ => Self::Other,
+        }
+    }
+
+    #[allow(deprecated)]
+    fn of_rustls(e: &rustls::Error) -> Self {
+        let rustls::Error::InvalidCertificate(c) = e else {
+            return Self::Other;
+        };
+        match c {
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => Self::Expired,
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+                Self::NotYetValid
+            }
+            CertificateError::UnknownIssuer => Self::UnknownIssuer,
+            CertificateError::Revoked => Self::Revoked,
+            CertificateError::BadSignature => Self::BadSignature,
+            CertificateError::BadEncoding => Self::BadEncoding,
+            CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
+                Self::NoClientAuthEku
+            }
+            CertificateError::Other(OtherError(inner)) => {
+                if let Some(ce) = inner.downcast_ref::<CertError>() {
+                    Self::of_cert_error(ce)
+                } else if let Some(we) = inner.downcast_ref::<webpki::Error>() {
+                    match we {
+                        webpki::Error::CaUsedAsEndEntity => Self::CaUsedAsEndEntity,
+                        webpki::Error::RequiredEkuNotFound
+                        | webpki::Error::RequiredEkuNotFoundContext(_) => Self::NoClientAuthEku,
+                        _ => Self::Other,
+                    }
+                } else {
+                    Self::Other
+                }
+            }
+            _ => Self::Other,
+        }
+    }
+}
+
+/// Told of every client certificate the hub's verifier refuses (for metrics).
+pub type RefusalObserver = Arc<dyn Fn(ClientCertRefusal) + Send + Sync>;
+
 /// Client-certificate verifier for the hub: webpki chain, clientAuth and CRL checks against the
 /// network CA, and in addition the certificate must name exactly one valid agency.
-#[derive(Debug)]
 pub struct AgencyClientVerifier {
     inner: Arc<dyn ClientCertVerifier>,
+    observer: Option<RefusalObserver>,
+}
+
+impl std::fmt::Debug for AgencyClientVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgencyClientVerifier")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
 }
 
 impl AgencyClientVerifier {
     /// Wrap an already configured verifier.
     pub fn new(inner: Arc<dyn ClientCertVerifier>) -> Self {
-        AgencyClientVerifier { inner }
+        AgencyClientVerifier {
+            inner,
+            observer: None,
+        }
+    }
+
+    /// Tell `observer` why each refused certificate was refused.
+    pub fn observed(mut self, observer: RefusalObserver) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    fn check(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let verified = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)?;
+        let reject = |e: CertError| {
+            rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(e))))
+        };
+        // webpki accepts a certificate with no EKU extension at all for clientAuth; Poros CAs
+        // always set one, so its absence means the certificate was not made for this.
+        if !has_client_auth_eku(end_entity).map_err(reject)? {
+            return Err(reject(CertError::NotClientAuth));
+        }
+        agency_from_cert(end_entity).map_err(reject)?;
+        Ok(verified)
     }
 }
 
@@ -67,19 +205,11 @@ impl ClientCertVerifier for AgencyClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        let verified = self
-            .inner
-            .verify_client_cert(end_entity, intermediates, now)?;
-        let reject = |e: CertError| {
-            rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(e))))
-        };
-        // webpki accepts a certificate with no EKU extension at all for clientAuth; Poros CAs
-        // always set one, so its absence means the certificate was not made for this.
-        if !has_client_auth_eku(end_entity).map_err(reject)? {
-            return Err(reject(CertError::NotClientAuth));
+        let r = self.check(end_entity, intermediates, now);
+        if let (Err(e), Some(observe)) = (&r, &self.observer) {
+            observe(ClientCertRefusal::of_rustls(e));
         }
-        agency_from_cert(end_entity).map_err(reject)?;
-        Ok(verified)
+        r
     }
 
     fn verify_tls12_signature(
@@ -120,6 +250,17 @@ pub fn hub_server_config(
     hub_cert_chain: Vec<Vec<u8>>,
     hub_key_pkcs8: Vec<u8>,
 ) -> Result<rustls::ServerConfig, CertError> {
+    hub_server_config_observed(network_ca_der, crls, hub_cert_chain, hub_key_pkcs8, None)
+}
+
+/// [`hub_server_config`] whose verifier tells `observer` why it refuses a certificate.
+pub fn hub_server_config_observed(
+    network_ca_der: &[u8],
+    crls: &[Vec<u8>],
+    hub_cert_chain: Vec<Vec<u8>>,
+    hub_key_pkcs8: Vec<u8>,
+    observer: Option<RefusalObserver>,
+) -> Result<rustls::ServerConfig, CertError> {
     let provider = provider();
     let inner =
         WebPkiClientVerifier::builder_with_provider(roots(network_ca_der)?, provider.clone())
@@ -130,7 +271,10 @@ pub fn hub_server_config(
             .build()?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_client_cert_verifier(Arc::new(AgencyClientVerifier::new(inner)))
+        .with_client_cert_verifier(Arc::new(match observer {
+            Some(o) => AgencyClientVerifier::new(inner).observed(o),
+            None => AgencyClientVerifier::new(inner),
+        }))
         .with_single_cert(chain(hub_cert_chain), pkcs8(hub_key_pkcs8))?;
     config.alpn_protocols = vec![poros_protocol::ALPN.to_vec()];
     // Each connection re-authenticates fully, so a revocation takes effect at the next connect.

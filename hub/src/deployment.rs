@@ -206,7 +206,10 @@ pub struct HubKeys {
 }
 
 /// Load everything the running hub needs from the deployment.
-pub fn load_keys(paths: &HubPaths) -> Result<HubKeys> {
+pub fn load_keys(
+    paths: &HubPaths,
+    observer: Option<poros_certs::RefusalObserver>,
+) -> Result<HubKeys> {
     let network_ca = first_der(&paths.at("pki/network-ca.crt"))?;
     let signing_ca = first_der(&paths.at("pki/signing-ca.crt"))?;
     let network_crl = std::fs::read(paths.at("pki/network.crl"))
@@ -216,11 +219,12 @@ pub fn load_keys(paths: &HubPaths) -> Result<HubKeys> {
     let tls_chain = poros_certs::pem_to_der_certs(&read(&paths.at("pki/hub-tls.crt"))?)?;
     let tls_key = poros_certs::load_key_pem(&paths.at("pki/hub-tls.key"))?;
     let tls_key = poros_certs::key_pkcs8_der(&tls_key);
-    let server_tls = poros_certs::hub_server_config(
+    let server_tls = poros_certs::hub_server_config_observed(
         &network_ca,
         &[network_crl],
         tls_chain.clone(),
         tls_key.clone(),
+        observer,
     )?;
     let signing_trust = poros_certs::SigningTrust::new(&[signing_ca], &[signing_crl])?;
     let sign_key = poros_certs::load_key_pem(&paths.at("pki/hub-sign.key"))?;

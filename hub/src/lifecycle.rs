@@ -494,11 +494,12 @@ impl Hub {
             poros_certs::write_public_file(&tmp, der)?;
             std::fs::rename(&tmp, &p).with_context(|| format!("writing {}", p.display()))?;
         }
-        let tls = poros_certs::hub_server_config(
+        let tls = poros_certs::hub_server_config_observed(
             self.keys.network_ca.cert_der(),
             &[network],
             self.keys.tls_chain.clone(),
             self.keys.tls_key.clone(),
+            Some(self.metrics.cert_observer()),
         )?;
         let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
             .map_err(|e| anyhow::anyhow!("server config: {e}"))?;

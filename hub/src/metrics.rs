@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Counters since process start (durable business counters live in the store).
 #[derive(Default)]
@@ -13,7 +13,8 @@ pub struct Metrics {
     /// Second live connections refused because the agency was already connected and answering.
     identity_conflicts: AtomicU64,
     refusals: Mutex<BTreeMap<String, u64>>,
-    handshake_failures: Mutex<BTreeMap<String, u64>>,
+    /// Shared with the TLS verifier, which counts each certificate refusal by its typed reason.
+    handshake_failures: Arc<Mutex<BTreeMap<String, u64>>>,
     delays: Mutex<BTreeMap<&'static str, u64>>,
 }
 
@@ -37,19 +38,21 @@ impl Metrics {
         }
     }
 
-    /// Count a failed handshake by a coarse reason.
+    /// The observer the hub's TLS verifier reports refused client certificates to.
+    pub fn cert_observer(&self) -> poros_certs::RefusalObserver {
+        let failures = self.handshake_failures.clone();
+        Arc::new(move |r: poros_certs::ClientCertRefusal| {
+            if let Ok(mut m) = failures.lock() {
+                *m.entry(r.label().to_string()).or_default() += 1;
+            }
+        })
+    }
+
+    /// Count a failed handshake. Certificate refusals were counted, with their own reasons, by
+    /// the verifier ([`Metrics::cert_observer`]); the rest are told apart by the TLS alert.
     pub fn handshake_failure(&self, e: &quinn::ConnectionError) {
-        let text = e.to_string();
-        let reason = if text.contains("expired") {
-            "expired"
-        } else if text.contains("UnknownIssuer") || text.contains("unknown issuer") {
-            "unknown_issuer"
-        } else if text.contains("revoked") || text.contains("Revoked") {
-            "revoked"
-        } else if text.contains("timed out") {
-            "timeout"
-        } else {
-            "other"
+        let Some(reason) = handshake_reason(e) else {
+            return;
         };
         if let Ok(mut m) = self.handshake_failures.lock() {
             *m.entry(reason.to_string()).or_default() += 1;
@@ -90,4 +93,56 @@ impl Metrics {
             }
         }
     }
+}
+
+/// TLS alerts (RFC 8446 §6) a failed handshake can end with.
+mod alert {
+    pub const BAD_CERTIFICATE: u8 = 42;
+    pub const UNSUPPORTED_CERTIFICATE: u8 = 43;
+    pub const CERTIFICATE_REVOKED: u8 = 44;
+    pub const CERTIFICATE_EXPIRED: u8 = 45;
+    pub const CERTIFICATE_UNKNOWN: u8 = 46;
+    pub const UNKNOWN_CA: u8 = 48;
+    pub const DECODE_ERROR: u8 = 50;
+    pub const PROTOCOL_VERSION: u8 = 70;
+    pub const CERTIFICATE_REQUIRED: u8 = 116;
+    pub const NO_APPLICATION_PROTOCOL: u8 = 120;
+}
+
+/// The label of a handshake failure that the certificate verifier did not already count.
+fn handshake_reason(e: &quinn::ConnectionError) -> Option<&'static str> {
+    use quinn::TransportErrorCode as Code;
+    let quinn::ConnectionError::TransportError(te) = e else {
+        return Some(match e {
+            quinn::ConnectionError::TimedOut => "timeout",
+            quinn::ConnectionError::Reset => "reset",
+            quinn::ConnectionError::VersionMismatch => "quic_version",
+            _ => "other",
+        });
+    };
+    let is = |a: u8| te.code == Code::crypto(a);
+    if [
+        alert::BAD_CERTIFICATE,
+        alert::UNSUPPORTED_CERTIFICATE,
+        alert::CERTIFICATE_REVOKED,
+        alert::CERTIFICATE_EXPIRED,
+        alert::CERTIFICATE_UNKNOWN,
+        alert::UNKNOWN_CA,
+    ]
+    .into_iter()
+    .any(is)
+    {
+        return None;
+    }
+    Some(if is(alert::CERTIFICATE_REQUIRED) {
+        "no_certificate"
+    } else if is(alert::NO_APPLICATION_PROTOCOL) {
+        "wrong_alpn"
+    } else if is(alert::PROTOCOL_VERSION) {
+        "tls_version"
+    } else if is(alert::DECODE_ERROR) {
+        "malformed_handshake"
+    } else {
+        "other"
+    })
 }

@@ -101,7 +101,8 @@ pub struct Hub {
 impl Hub {
     /// Open the deployment's store and keys.
     pub fn open(paths: &HubPaths, cfg: HubConfig) -> Result<Arc<Hub>> {
-        let keys = crate::deployment::load_keys(paths)?;
+        let metrics = Metrics::default();
+        let keys = crate::deployment::load_keys(paths, Some(metrics.cert_observer()))?;
         let db = Db::open(&paths.db())?;
         let store = HubStore::open(db)?.with_on_time_ms(cfg.monitoring.on_time_secs * 1000);
         let blobs = Blobs::open(&paths.bodies())?;
@@ -122,7 +123,7 @@ impl Hub {
             registry: RwLock::new(registry),
             connected: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
-            metrics: Metrics::default(),
+            metrics,
             delays: Default::default(),
         }))
     }
