@@ -83,6 +83,13 @@ pub enum Frame {
         /// DER-encoded CRL.
         signing_crl: Vec<u8>,
     },
+    /// Hub → sending agent: the hub lost or found damaged its copy of this document's body;
+    /// answered with `Submit` carrying the original signed envelope followed by the body, or
+    /// with `Refused` (`NotFound` when the agent no longer holds it).
+    Reupload {
+        /// The document whose body is asked for.
+        doc_id: DocumentId,
+    },
 }
 
 /// Certificates and trust roots the hub hands to an agent.
@@ -136,6 +143,9 @@ pub enum RefusalCode {
     BadToken,
     /// The agency is not in a state that allows this (e.g. already active).
     NotAllowed,
+    /// The thing asked for is not held (e.g. a body asked for again that the agent no
+    /// longer keeps).
+    NotFound,
 }
 
 impl std::fmt::Display for Refusal {

@@ -23,8 +23,8 @@ pub use envelope::{Envelope, Metadata, Priority, SignedEnvelope};
 pub use frame::{Credentials, Frame, FrameError, Refusal, RefusalCode};
 pub use ids::{AgencyId, AgencyIdError, DocumentId};
 pub use receipt::{
-    Acceptance, HubNotice, NoticeKind, Outcome, PaperReport, Receipt, SignedAcceptance,
-    SignedNotice, SignedPaperReport, SignedReceipt,
+    Acceptance, BodyLostReason, HubNotice, NoticeKind, Outcome, PaperReport, Receipt,
+    SignedAcceptance, SignedNotice, SignedPaperReport, SignedReceipt,
 };
 pub use signed::{SignError, SignedBlob, SigningKey};
 pub use token::{EnrollToken, TokenError};

@@ -6,6 +6,6 @@ mod blobs;
 mod db;
 mod error;
 
-pub use blobs::{fsync_dir, BlobWriter, Blobs, Digest};
+pub use blobs::{fsync_dir, BlobCheck, BlobWriter, Blobs, Digest};
 pub use db::{BatchHook, CommitStats, Db, MAX_BATCH};
 pub use error::StoreError;
