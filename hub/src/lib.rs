@@ -6,6 +6,7 @@
 //! - [`state`]: durable state behind one narrow seam (registry, documents, queues, relays).
 //! - [`lifecycle`]: registration, enrolment, suspension, revocation (CRLs) and renewal.
 //! - [`server`]: connections, submissions, per-node delivery/relay worker, expiry sweeper.
+//! - [`repair`]: bodies lost on disk: checks before delivery, re-upload from the sender, scrub.
 //! - [`ops`]: the operations HTTP listener (health, metrics, admin API).
 //! - [`metrics`]: in-process counters; [`stats`]: exact exchange statistics per agency and period.
 //! - [`cli`]: the `poros-hub` command line; [`demo`]: the one-command local exchange.
@@ -17,6 +18,7 @@ pub mod deployment;
 pub mod lifecycle;
 pub mod metrics;
 pub mod ops;
+pub mod repair;
 pub mod report;
 pub mod server;
 pub mod state;

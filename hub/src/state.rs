@@ -14,6 +14,8 @@
 //! - `retention`: (all-answered time, doc) — bodies waiting for removal
 //! - `answered`: doc → recipients that answered or expired so far
 //! - `counters`: name → count, updated in the same commit as the event counted
+//! - `held`, `damaged_bodies`, `repairs`: deliveries waiting for a damaged body to be
+//!   repaired from its sender (see [`bodies`])
 
 use poros_protocol::{
     AgencyId, Digest, DocumentId, SignedAcceptance, SignedEnvelope, SignedNotice, SignedReceipt,
@@ -22,6 +24,9 @@ use poros_store::{Db, StoreError};
 use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+
+mod bodies;
+pub use bodies::{DamageRecord, HeldDelivery};
 
 /// Bodies up to this size live inside the database (one fsync per group commit instead of
 /// two per file); larger ones are files.
@@ -189,6 +194,9 @@ pub enum DeliveryState {
     Rejected(SignedReceipt, String),
     /// Hub's signed expiry notice.
     Expired(SignedNotice),
+    /// Hub's signed notice that the body was lost and could not be repaired (counted like an
+    /// expiry in the statistics: the delivery failed without the recipient's fault).
+    Lost(SignedNotice),
 }
 
 /// One (document, recipient) delivery.
@@ -283,6 +291,7 @@ impl HubStore {
             txn.open_table(AUDIT)?;
             txn.open_table(REVOKED)?;
             txn.open_table(MONITORS)?;
+            bodies::create_tables(txn)?;
             txn.open_table(crate::stats::STATS)?;
             txn.open_table(crate::stats::SEEN)?;
             txn.open_table(crate::stats::PAPER)?;
@@ -900,7 +909,7 @@ impl HubStore {
                     }
                     DeliveryState::Delivered(_) => "late",
                     DeliveryState::Rejected(..) => "rejected",
-                    DeliveryState::Expired(_) => "expired",
+                    DeliveryState::Expired(_) | DeliveryState::Lost(_) => "expired",
                 };
                 add(rcpt.as_str(), &format!("in_{m}"), 1);
                 add(&rcpt_group, &format!("in_{m}"), 1);
@@ -971,15 +980,18 @@ fn answer_in(
         }
         DeliveryState::Delivered(_) => (crate::stats::End::Late, None),
         DeliveryState::Rejected(_, why) => (crate::stats::End::Rejected, Some(why.clone())),
-        DeliveryState::Expired(_) => (crate::stats::End::Expired, None),
+        DeliveryState::Expired(_) | DeliveryState::Lost(_) => (crate::stats::End::Expired, None),
         DeliveryState::Pending => return Ok(None),
     };
     let (relay, counter) = match &state {
         DeliveryState::Delivered(r) => (RelayItem::Receipt(r.clone()), "deliveries_delivered"),
         DeliveryState::Rejected(r, _) => (RelayItem::Receipt(r.clone()), "deliveries_rejected"),
         DeliveryState::Expired(n) => (RelayItem::Notice(n.clone()), "deliveries_expired"),
+        DeliveryState::Lost(n) => (RelayItem::Notice(n.clone()), "deliveries_lost"),
         DeliveryState::Pending => return Ok(None),
     };
+    // A delivery held for a body repair leaves the holding table when it ends some other way.
+    let was_held = matches!(state, DeliveryState::Expired(_) | DeliveryState::Lost(_));
     del.insert(
         (key, recipient.as_str()),
         enc(&DeliveryRecord {
@@ -989,6 +1001,9 @@ fn answer_in(
         .as_slice(),
     )?;
     txn.open_table(QUEUE)?.remove((recipient.as_str(), key))?;
+    if was_held {
+        bodies::unhold(txn, recipient, key)?;
+    }
     txn.open_table(EXPIRY)?
         .remove((rec.accepted_ms, key, recipient.as_str()))?;
     txn.open_table(RELAYS)?.insert(

@@ -24,7 +24,7 @@ pub use frame::{Credentials, Frame, FrameError, Refusal, RefusalCode};
 pub use ids::{AgencyId, AgencyIdError, DocumentId};
 pub use receipt::{
     Acceptance, BodyLostReason, HubNotice, NoticeKind, Outcome, PaperReport, Receipt,
-    SignedAcceptance, SignedNotice, SignedPaperReport, SignedReceipt,
+    SignedAcceptance, SignedNotice, SignedPaperReport, SignedReceipt, MAX_REPAIR_ATTEMPTS,
 };
 pub use signed::{SignError, SignedBlob, SigningKey};
 pub use token::{EnrollToken, TokenError};
