@@ -22,32 +22,58 @@ use tracing::{info, warn};
 /// How long the sender's agent has to start answering a re-upload request.
 const REUPLOAD_ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Cheap check of a body before delivering it: file present with the recorded length, or
-/// inline bytes present with the recorded length and hash. `Some(what)` when damaged.
-pub(crate) fn check_before_delivery(hub: &Hub, rec: &DocRecord) -> Result<Option<String>> {
+/// A body ready to be delivered.
+pub(crate) enum BodySource {
+    /// Small body, read from the store (length and hash checked).
+    Inline(Vec<u8>),
+    /// Body file with the recorded length, open; its hash is checked as it streams.
+    File(tokio::fs::File),
+    /// Removed after retention.
+    Removed,
+}
+
+fn describe(check: BlobCheck, recorded: u64) -> String {
+    match check {
+        BlobCheck::Intact => "body intact".into(),
+        BlobCheck::Missing => "body file missing".into(),
+        BlobCheck::WrongLength { found } => {
+            format!("body file has {found} bytes, {recorded} recorded")
+        }
+        BlobCheck::WrongHash => "body file does not match its SHA-256".into(),
+    }
+}
+
+/// The body of `rec`, checked cheaply before anything is sent: a file must be present with
+/// the recorded length; inline bytes must have the recorded length and hash. `Ok(Err(what))`
+/// when it is missing or damaged.
+pub(crate) async fn body_for_delivery(
+    hub: &Hub,
+    rec: &DocRecord,
+) -> Result<Result<BodySource, String>> {
     match rec.body_at {
-        BodyAt::File => Ok(match hub.blobs.check_len(&rec.body_sha256, rec.body_len)? {
-            BlobCheck::Intact => None,
-            BlobCheck::Missing => Some("body file missing".to_string()),
-            BlobCheck::WrongLength { found } => Some(format!(
-                "body file has {found} bytes, {} recorded",
-                rec.body_len
-            )),
-            BlobCheck::WrongHash => Some("body file does not match its SHA-256".into()),
-        }),
+        BodyAt::File => match hub.blobs.check_len(&rec.body_sha256, rec.body_len)? {
+            BlobCheck::Intact => match hub.blobs.open_read(&rec.body_sha256).await {
+                Ok(f) => Ok(Ok(BodySource::File(f))),
+                Err(StoreError::BlobNotFound { .. }) => {
+                    Ok(Err(describe(BlobCheck::Missing, rec.body_len)))
+                }
+                Err(e) => Err(e.into()),
+            },
+            bad => Ok(Err(describe(bad, rec.body_len))),
+        },
         BodyAt::Inline => Ok(match hub.store.inline_body(&rec.body_sha256)? {
-            None => Some("inline body missing".into()),
-            Some(b) if b.len() as u64 != rec.body_len => Some(format!(
+            None => Err("inline body missing".into()),
+            Some(b) if b.len() as u64 != rec.body_len => Err(format!(
                 "inline body has {} bytes, {} recorded",
                 b.len(),
                 rec.body_len
             )),
             Some(b) if poros_protocol::sha256(&b) != rec.body_sha256 => {
-                Some("inline body does not match its SHA-256".into())
+                Err("inline body does not match its SHA-256".into())
             }
-            Some(_) => None,
+            Some(b) => Ok(BodySource::Inline(b)),
         }),
-        BodyAt::Removed => Ok(None),
+        BodyAt::Removed => Ok(Ok(BodySource::Removed)),
     }
 }
 

@@ -4,6 +4,7 @@
 
 use crate::deployment::{HubKeys, HubPaths};
 use crate::metrics::Metrics;
+use crate::repair::BodySource;
 use crate::state::{
     AcceptOutcome, BodyAt, DeliveryState, DocRecord, HubStore, NewBody, NodeRecord, NodeState,
     RelayItem, INLINE_MAX,
@@ -937,22 +938,12 @@ async fn deliver_one(
     // A body lost or damaged on the hub's disk is never sent: the deliveries are held and the
     // sender is asked for it again (length and, for inline bodies, hash checked up front; a
     // file's hash is checked as it streams).
-    if let Some(what) = crate::repair::check_before_delivery(hub, &rec)? {
-        return crate::repair::body_damaged(hub, doc, what).await;
-    }
-    let inline = match rec.body_at {
-        BodyAt::Inline => hub.store.inline_body(&rec.body_sha256)?,
-        _ => None,
-    };
-    let file = match rec.body_at {
-        BodyAt::File => match hub.blobs.open_read(&rec.body_sha256).await {
-            Ok(f) => Some(f),
-            Err(poros_store::StoreError::BlobNotFound { .. }) => {
-                return crate::repair::body_damaged(hub, doc, "body file missing".into()).await;
-            }
-            Err(e) => return Err(e.into()),
-        },
-        _ => None,
+    let body = match crate::repair::body_for_delivery(hub, &rec).await? {
+        Ok(BodySource::Removed) => {
+            anyhow::bail!("body of {doc} was removed while a delivery was pending")
+        }
+        Ok(b) => b,
+        Err(what) => return crate::repair::body_damaged(hub, doc, what).await,
     };
     let (mut send, mut recv) = conn.open_bi().await?;
     write_frame(
@@ -962,9 +953,9 @@ async fn deliver_one(
         },
     )
     .await?;
-    match (rec.body_at, inline, file) {
-        (BodyAt::Inline, Some(body), _) => send.write_all(&body).await?,
-        (BodyAt::File, _, Some(mut f)) => {
+    match body {
+        BodySource::Inline(b) => send.write_all(&b).await?,
+        BodySource::File(mut f) => {
             match send_body_verified(&mut send, &mut f, rec.body_len, &rec.body_sha256).await {
                 Ok(()) => {}
                 Err(e @ (WireError::BodyDamaged | WireError::ShortBody { .. })) => {
@@ -973,10 +964,7 @@ async fn deliver_one(
                 Err(e) => return Err(e.into()),
             }
         }
-        (BodyAt::Removed, _, _) => {
-            anyhow::bail!("body of {doc} was removed while a delivery was pending")
-        }
-        _ => return crate::repair::body_damaged(hub, doc, "body missing".into()).await,
+        BodySource::Removed => {}
     }
     send.finish()?;
     let reply = read_frame(&mut recv).await?;

@@ -1240,4 +1240,88 @@ mod tests {
         // Metadata and receipts stay.
         assert_eq!(store.deliveries(&id).unwrap().len(), 2);
     }
+
+    #[test]
+    fn damaged_body_holds_deliveries_until_repaired_or_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = HubStore::open(Db::open(&dir.path().join("h.redb")).unwrap()).unwrap();
+        let k = key();
+        let (h1, h2) = (a("000.00.00.H01"), a("000.00.00.H02"));
+        let (id, rec) = doc(&k, 3, b"payload", &["000.00.00.H01", "000.00.00.H02"]);
+        let digest = rec.body_sha256;
+        let rt = rt();
+        rt.block_on(store.accept(rec, NewBody::Inline(b"payload".to_vec())))
+            .unwrap();
+        let none = std::collections::HashSet::new();
+        let sender = a("000.00.00.G01");
+
+        // Found damaged twice (two recipients' attempts): one request, both deliveries held.
+        let asked = rt
+            .block_on(store.hold_damaged(id, "missing".into(), 6_000))
+            .unwrap();
+        assert_eq!(asked, Some(sender.clone()));
+        assert_eq!(
+            rt.block_on(store.hold_damaged(id, "missing".into(), 6_001))
+                .unwrap(),
+            None
+        );
+        assert!(store.pending_for(&h1, 10, &none).unwrap().is_empty());
+        assert_eq!(store.held_count(None).unwrap(), 2);
+        assert_eq!(
+            store.repairs_for(&sender, 10, &none).unwrap(),
+            vec![(id, digest)]
+        );
+
+        // Repaired: back in both queues, request gone.
+        let wake = rt
+            .block_on(store.body_repaired(digest, Some(b"payload".to_vec())))
+            .unwrap();
+        assert_eq!(wake.len(), 2);
+        assert_eq!(store.pending_for(&h2, 10, &none).unwrap()[0].doc, id);
+        assert!(store.repairs_for(&sender, 10, &none).unwrap().is_empty());
+        assert_eq!(store.held_count(None).unwrap(), 0);
+
+        // Damaged again and lost: each held delivery ends with its notice, relayed like an
+        // expiry and counted as one.
+        rt.block_on(store.hold_damaged(id, "missing".into(), 7_000))
+            .unwrap();
+        let held = store.held_for(&digest).unwrap();
+        assert_eq!(held.len(), 2);
+        let notices = held
+            .into_iter()
+            .map(|h| {
+                let n = SignedNotice::sign(
+                    &HubNotice {
+                        doc_id: h.doc,
+                        sender: h.sender.clone(),
+                        recipient: h.recipient.clone(),
+                        kind: NoticeKind::BodyLost {
+                            reason: poros_protocol::BodyLostReason::SenderHasNoCopy,
+                        },
+                        time_ms: 8_000,
+                    },
+                    &k,
+                    b"c",
+                )
+                .unwrap();
+                (h, n)
+            })
+            .collect();
+        let wake = rt
+            .block_on(store.body_lost(digest, notices, 8_000))
+            .unwrap();
+        assert_eq!(wake, vec![sender.clone(), sender.clone()]);
+        assert_eq!(store.held_count(None).unwrap(), 0);
+        assert!(store.damage(&digest).unwrap().is_none());
+        assert!(store.expired_before(u64::MAX, 10).unwrap().is_empty());
+        let no_relays = std::collections::HashSet::new();
+        assert_eq!(store.relays_for(&sender, 10, &no_relays).unwrap().len(), 2);
+        let counters: HashMap<String, u64> = store.counters().unwrap().into_iter().collect();
+        assert_eq!(counters["deliveries_lost"], 2);
+        assert_eq!(counters["bodies_lost"], 1);
+        assert_eq!(counters["bodies_repaired"], 1);
+        assert_eq!(counters["body_repairs_requested"], 2);
+        let recount = store.recount(3_600_000).unwrap();
+        assert_eq!(recount[sender.as_str()]["out_expired"], 2);
+    }
 }
