@@ -8,7 +8,6 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::os::unix::fs::PermissionsExt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -144,7 +143,8 @@ fn group_row<'a>(report: &'a Value, g: &str) -> &'a Value {
 /// - H01→H02 ×1 and G01→H02 ×2: never delivered (H02 never runs) → pending, and overdue
 ///   (older than on_time_secs = 2);
 /// - G01→H01 ×2 while H01 is down, delivered ≥ 2.5 s after acceptance → late;
-/// - G01→G02 ×1 (100 KiB, body altered on the hub's disk) → rejected (body_mismatch).
+/// - G01→G02 ×1 (100 KiB, over G02's own body limit) → rejected (counted under `body_mismatch`,
+///   the category of every reason that names the body).
 ///
 /// Paper-only reports for the month: G01 sent 3 / received 1, H01 sent 2 / received 5.
 ///
@@ -354,17 +354,14 @@ fn known_mix_matches_hand_computation() {
         net.wait_state(A, id, "accepted");
     }
 
-    // Alter the large body on the hub's disk, then let G02 find out.
-    let sha = sha256_hex(&big);
-    let files = net.hub_body_files();
-    let f = files
-        .iter()
-        .find(|p| p.ends_with(&sha))
-        .unwrap_or_else(|| panic!("no hub body file {sha} in {files:?}"));
-    std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let mut data = std::fs::read(f).unwrap();
-    data[50_000] ^= 0x01;
-    std::fs::write(f, &data).unwrap();
+    // G02 now takes bodies of at most 50 KiB: it answers the 100 KiB document with a signed
+    // rejection. (A body altered on the hub's disk no longer reaches a recipient: the hub
+    // repairs it from the sender, see tests/bodyloss.rs.)
+    set_toml_key(
+        &net.agent_dir(B).join("agent.toml"),
+        "max_body_bytes",
+        "51200",
+    );
     net.start_agent(B);
     net.wait_state(A, &rejected, "rejected");
 

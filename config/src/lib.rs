@@ -161,6 +161,9 @@ pub struct DeliveryPolicy {
     pub body_retention_secs: u64,
     /// How often the hub looks for expired deliveries and removable bodies.
     pub sweep_interval_secs: u64,
+    /// How often the hub re-reads every stored body and checks it against its hash
+    /// (a background scrub); 0 disables the periodic scrub (`poros-hub scrub` still works).
+    pub scrub_interval_secs: u64,
 }
 
 impl Default for HubNetwork {
@@ -189,6 +192,7 @@ impl Default for DeliveryPolicy {
             expiry_secs: 30 * 24 * 3600,
             body_retention_secs: 7 * 24 * 3600,
             sweep_interval_secs: 60,
+            scrub_interval_secs: 24 * 3600,
         }
     }
 }
@@ -412,7 +416,10 @@ pub fn hub_toml_template(
          # metadata, acceptances and receipts are kept.\n\
          body_retention_secs = {}\n\
          # How often expiry and retention are checked.\n\
-         sweep_interval_secs = {}\n\n\
+         sweep_interval_secs = {}\n\
+         # How often every stored body is re-read and checked against its hash (daily);\n\
+         # damaged bodies are asked again from their senders. 0 disables the periodic scrub.\n\
+         scrub_interval_secs = {}\n\n\
          [enrolment]\n\
          # QUIC endpoint where new agencies redeem one-time tokens (no client certificate;\n\
          # the hub is authenticated by the CA pin in the token). Port 0 = any free port.\n\
@@ -443,6 +450,7 @@ pub fn hub_toml_template(
         d.delivery.expiry_secs,
         d.delivery.body_retention_secs,
         d.delivery.sweep_interval_secs,
+        d.delivery.scrub_interval_secs,
         d.enrolment.token_ttl_secs,
         d.enrolment.cert_lifetime_secs,
         d.enrolment.renewal_overlap_secs,

@@ -8,6 +8,7 @@
 //! - [`lifecycle`]: registration, enrolment, suspension, revocation (CRLs) and renewal.
 //! - [`server`]: connections, submissions, per-node delivery/relay worker, expiry sweeper.
 //! - [`delays`]: deliveries a recipient refused for now (e.g. its disk is full), told to senders.
+//! - [`repair`]: bodies lost on disk: checks before delivery, re-upload from the sender, scrub.
 //! - [`ops`]: the operations HTTP listener (health, metrics, admin API).
 //! - [`metrics`]: in-process counters; [`stats`]: exact exchange statistics per agency and period.
 //! - [`cli`]: the `poros-hub` command line; [`demo`]: the one-command local exchange.
@@ -21,6 +22,7 @@ pub mod enrolment;
 pub mod lifecycle;
 pub mod metrics;
 pub mod ops;
+pub mod repair;
 pub mod report;
 pub mod server;
 pub mod state;

@@ -63,6 +63,7 @@ pub fn router(hub: Arc<Hub>, admin_token: String) -> Router {
         .route("/admin/v1/documents/:id", get(doc_status))
         .route("/admin/v1/stats", get(stats))
         .route("/admin/v1/sweep", post(sweep))
+        .route("/admin/v1/scrub", get(scrub_status).post(scrub_start))
         .with_state(st)
 }
 
@@ -403,6 +404,12 @@ fn metrics_text(hub: &Hub) -> String {
     if let Ok(d) = hub.store.queue_depth() {
         let _ = writeln!(out, "# TYPE poros_queue_depth gauge\nporos_queue_depth {d}");
     }
+    if let Ok(d) = hub.store.held_count(None) {
+        let _ = writeln!(
+            out,
+            "# TYPE poros_deliveries_held_for_repair gauge\nporos_deliveries_held_for_repair {d}"
+        );
+    }
     let _ = writeln!(
         out,
         "# TYPE poros_connected_nodes gauge\nporos_connected_nodes {}",
@@ -574,6 +581,8 @@ async fn show_node(State(st): State<Ops>, h: HeaderMap, Path(agency): Path<Strin
     let mut v = node_json(&n, st.hub.connected_agencies().contains(&agency));
     v["history"] = json!(history);
     v["pending_deliveries"] = json!(st.hub.store.pending_count(&agency).unwrap_or(0));
+    // Deliveries to this node waiting for a damaged body to be uploaded again by its sender.
+    v["held_for_repair"] = json!(st.hub.store.held_count(Some(&agency)).unwrap_or(0));
     Json(v).into_response()
 }
 
@@ -669,6 +678,13 @@ async fn doc_status(State(st): State<Ops>, h: HeaderMap, Path(id): Path<String>)
                 DeliveryState::Delivered(_) => ("delivered", None),
                 DeliveryState::Rejected(_, why) => ("rejected", Some(why)),
                 DeliveryState::Expired(_) => ("expired", None),
+                DeliveryState::Lost(n) => (
+                    "lost",
+                    n.notice().ok().and_then(|n| match n.kind {
+                        poros_protocol::NoticeKind::BodyLost { reason } => Some(reason.to_string()),
+                        _ => None,
+                    }),
+                ),
             };
             json!({"recipient": a, "state": state, "reason": reason, "answered_ms": d.answered_ms})
         })
@@ -707,4 +723,21 @@ async fn sweep(State(st): State<Ops>, h: HeaderMap) -> Response {
         Ok(()) => Json(json!({"ok": true})).into_response(),
         Err(e) => internal(e),
     }
+}
+
+/// Start a scrub of every stored body (a background job); answers with the run to wait for.
+async fn scrub_start(State(st): State<Ops>, h: HeaderMap) -> Response {
+    if let Err(r) = authorized(&st, &h) {
+        return r;
+    }
+    let run = crate::repair::start_scrub(&st.hub);
+    Json(json!({"run": run})).into_response()
+}
+
+/// The scrub job: whether one is running, and the last report.
+async fn scrub_status(State(st): State<Ops>, h: HeaderMap) -> Response {
+    if let Err(r) = authorized(&st, &h) {
+        return r;
+    }
+    Json(crate::repair::scrub_state(&st.hub)).into_response()
 }

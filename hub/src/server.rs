@@ -4,6 +4,7 @@
 
 use crate::deployment::{HubKeys, HubPaths};
 use crate::metrics::Metrics;
+use crate::repair::BodySource;
 use crate::state::{
     AcceptOutcome, BodyAt, Conflict, DeliveryState, DocRecord, HubStore, NewBody, NodeRecord,
     NodeState, RelayItem, SerialCheck, INLINE_MAX,
@@ -19,7 +20,7 @@ use poros_protocol::{
 };
 use poros_store::{Blobs, Db};
 use poros_transport::{
-    read_frame, recv_small_body, send_body, write_frame, BodyReader, Limits, WireError,
+    read_frame, recv_small_body, send_body_verified, write_frame, BodyReader, Limits, WireError,
 };
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -96,6 +97,8 @@ pub struct Hub {
     pub metrics: Metrics,
     /// Deliveries a recipient refused for now, and whether their senders know.
     pub delays: crate::delays::Delays,
+    /// The body scrub job (see `repair`).
+    pub(crate) scrub: Mutex<crate::repair::ScrubState>,
 }
 
 impl Hub {
@@ -125,6 +128,7 @@ impl Hub {
             next_conn: AtomicU64::new(1),
             metrics,
             delays: Default::default(),
+            scrub: Mutex::default(),
         }))
     }
 
@@ -254,6 +258,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
     tokio::spawn(sweeper(hub.clone()));
+    tokio::spawn(crate::repair::scrubber(hub.clone()));
     let conns = Arc::new(Semaphore::new(hub.cfg.limits.max_connections as usize));
     tokio::pin!(shutdown);
     loop {
@@ -883,6 +888,7 @@ async fn pusher(hub: Arc<Hub>, agency: AgencyId, conn: quinn::Connection, wake: 
     let permits = Arc::new(Semaphore::new(hub.cfg.limits.deliveries_in_flight as usize));
     let docs_in_flight: Arc<Mutex<HashSet<DocumentId>>> = Arc::default();
     let relays_in_flight: Arc<Mutex<HashSet<(DocumentId, AgencyId)>>> = Arc::default();
+    let repairs_in_flight: Arc<Mutex<HashSet<DocumentId>>> = Arc::default();
     loop {
         if conn.close_reason().is_some() {
             return;
@@ -974,6 +980,47 @@ async fn pusher(hub: Arc<Hub>, agency: AgencyId, conn: quinn::Connection, wake: 
                 .in_current_span(),
             );
         }
+        // Bodies the hub lost and this agency, as their sender, is asked to upload again.
+        let skip = repairs_in_flight
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default();
+        let repairs = hub
+            .store
+            .repairs_for(&agency, 64, &skip)
+            .unwrap_or_else(|e| {
+                warn!(error = %e, "reading the repair queue failed");
+                Vec::new()
+            });
+        for (doc, digest) in repairs {
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                return;
+            };
+            if let Ok(mut s) = repairs_in_flight.lock() {
+                s.insert(doc);
+            }
+            started += 1;
+            let (hub, conn, wake, inflight) = (
+                hub.clone(),
+                conn.clone(),
+                wake.clone(),
+                repairs_in_flight.clone(),
+            );
+            tokio::spawn(
+                async move {
+                    if let Err(e) = crate::repair::repair_one(&hub, &conn, doc, digest).await {
+                        warn!(doc = %doc, error = %e, "body re-upload failed; will retry");
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                    }
+                    if let Ok(mut s) = inflight.lock() {
+                        s.remove(&doc);
+                    }
+                    drop(permit);
+                    wake.notify_one();
+                }
+                .in_current_span(),
+            );
+        }
         if started == 0 {
             tokio::select! {
                 _ = notified => {}
@@ -994,6 +1041,16 @@ async fn deliver_one(
         .store
         .doc(&doc)?
         .with_context(|| format!("queued document {doc} has no record"))?;
+    // A body lost or damaged on the hub's disk is never sent: the deliveries are held and the
+    // sender is asked for it again (length and, for inline bodies, hash checked up front; a
+    // file's hash is checked as it streams).
+    let body = match crate::repair::body_for_delivery(hub, &rec).await? {
+        Ok(BodySource::Removed) => {
+            anyhow::bail!("body of {doc} was removed while a delivery was pending")
+        }
+        Ok(b) => b,
+        Err(what) => return crate::repair::body_damaged(hub, doc, what).await,
+    };
     let (mut send, mut recv) = conn.open_bi().await?;
     write_frame(
         &mut send,
@@ -1002,19 +1059,18 @@ async fn deliver_one(
         },
     )
     .await?;
-    match rec.body_at {
-        BodyAt::Inline => {
-            let body = hub
-                .store
-                .inline_body(&rec.body_sha256)?
-                .with_context(|| format!("inline body of {doc} missing"))?;
-            send.write_all(&body).await?;
+    match body {
+        BodySource::Inline(b) => send.write_all(&b).await?,
+        BodySource::File(mut f) => {
+            match send_body_verified(&mut send, &mut f, rec.body_len, &rec.body_sha256).await {
+                Ok(()) => {}
+                Err(e @ (WireError::BodyDamaged | WireError::ShortBody { .. })) => {
+                    return crate::repair::body_damaged(hub, doc, e.to_string()).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
-        BodyAt::File => {
-            let mut f = hub.blobs.open_read(&rec.body_sha256).await?;
-            send_body(&mut send, &mut f, rec.body_len).await?;
-        }
-        BodyAt::Removed => anyhow::bail!("body of {doc} was removed while a delivery was pending"),
+        BodySource::Removed => {}
     }
     send.finish()?;
     let reply = read_frame(&mut recv).await?;

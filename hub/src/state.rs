@@ -14,6 +14,8 @@
 //! - `retention`: (all-answered time, doc) — bodies waiting for removal
 //! - `answered`: doc → recipients that answered or expired so far
 //! - `counters`: name → count, updated in the same commit as the event counted
+//! - `held`, `damaged_bodies`, `repairs`: deliveries waiting for a damaged body to be
+//!   repaired from its sender (see [`bodies`])
 
 use poros_protocol::{
     AgencyId, Digest, DocumentId, SignedAcceptance, SignedEnvelope, SignedNotice, SignedReceipt,
@@ -22,6 +24,9 @@ use poros_store::{Db, StoreError};
 use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+
+mod bodies;
+pub use bodies::{DamageRecord, HeldDelivery};
 
 /// Bodies up to this size live inside the database (one fsync per group commit instead of
 /// two per file); larger ones are files.
@@ -315,6 +320,9 @@ pub enum DeliveryState {
     Rejected(SignedReceipt, String),
     /// Hub's signed expiry notice.
     Expired(SignedNotice),
+    /// Hub's signed notice that the body was lost and could not be repaired (counted like an
+    /// expiry in the statistics: the delivery failed without the recipient's fault).
+    Lost(SignedNotice),
 }
 
 /// One (document, recipient) delivery.
@@ -410,6 +418,7 @@ impl HubStore {
             txn.open_table(REVOKED)?;
             txn.open_table(SUPERSEDED)?;
             txn.open_table(MONITORS)?;
+            bodies::create_tables(txn)?;
             txn.open_table(crate::stats::STATS)?;
             txn.open_table(crate::stats::SEEN)?;
             txn.open_table(crate::stats::PAPER)?;
@@ -1094,7 +1103,7 @@ impl HubStore {
                     }
                     DeliveryState::Delivered(_) => "late",
                     DeliveryState::Rejected(..) => "rejected",
-                    DeliveryState::Expired(_) => "expired",
+                    DeliveryState::Expired(_) | DeliveryState::Lost(_) => "expired",
                 };
                 add(rcpt.as_str(), &format!("in_{m}"), 1);
                 add(&rcpt_group, &format!("in_{m}"), 1);
@@ -1165,15 +1174,18 @@ fn answer_in(
         }
         DeliveryState::Delivered(_) => (crate::stats::End::Late, None),
         DeliveryState::Rejected(_, why) => (crate::stats::End::Rejected, Some(why.clone())),
-        DeliveryState::Expired(_) => (crate::stats::End::Expired, None),
+        DeliveryState::Expired(_) | DeliveryState::Lost(_) => (crate::stats::End::Expired, None),
         DeliveryState::Pending => return Ok(None),
     };
     let (relay, counter) = match &state {
         DeliveryState::Delivered(r) => (RelayItem::Receipt(r.clone()), "deliveries_delivered"),
         DeliveryState::Rejected(r, _) => (RelayItem::Receipt(r.clone()), "deliveries_rejected"),
         DeliveryState::Expired(n) => (RelayItem::Notice(n.clone()), "deliveries_expired"),
+        DeliveryState::Lost(n) => (RelayItem::Notice(n.clone()), "deliveries_lost"),
         DeliveryState::Pending => return Ok(None),
     };
+    // A delivery held for a body repair leaves the holding table when it ends some other way.
+    let was_held = matches!(state, DeliveryState::Expired(_) | DeliveryState::Lost(_));
     del.insert(
         (key, recipient.as_str()),
         enc(&DeliveryRecord {
@@ -1183,6 +1195,9 @@ fn answer_in(
         .as_slice(),
     )?;
     txn.open_table(QUEUE)?.remove((recipient.as_str(), key))?;
+    if was_held {
+        bodies::unhold(txn, recipient, key)?;
+    }
     txn.open_table(EXPIRY)?
         .remove((rec.accepted_ms, key, recipient.as_str()))?;
     txn.open_table(RELAYS)?.insert(
@@ -1418,5 +1433,89 @@ mod tests {
         assert_eq!(d.body_at, BodyAt::Removed);
         // Metadata and receipts stay.
         assert_eq!(store.deliveries(&id).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn damaged_body_holds_deliveries_until_repaired_or_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = HubStore::open(Db::open(&dir.path().join("h.redb")).unwrap()).unwrap();
+        let k = key();
+        let (h1, h2) = (a("000.00.00.H01"), a("000.00.00.H02"));
+        let (id, rec) = doc(&k, 3, b"payload", &["000.00.00.H01", "000.00.00.H02"]);
+        let digest = rec.body_sha256;
+        let rt = rt();
+        rt.block_on(store.accept(rec, NewBody::Inline(b"payload".to_vec())))
+            .unwrap();
+        let none = std::collections::HashSet::new();
+        let sender = a("000.00.00.G01");
+
+        // Found damaged twice (two recipients' attempts): one request, both deliveries held.
+        let asked = rt
+            .block_on(store.hold_damaged(id, "missing".into(), 6_000))
+            .unwrap();
+        assert_eq!(asked, Some(sender.clone()));
+        assert_eq!(
+            rt.block_on(store.hold_damaged(id, "missing".into(), 6_001))
+                .unwrap(),
+            None
+        );
+        assert!(store.pending_for(&h1, 10, &none).unwrap().is_empty());
+        assert_eq!(store.held_count(None).unwrap(), 2);
+        assert_eq!(
+            store.repairs_for(&sender, 10, &none).unwrap(),
+            vec![(id, digest)]
+        );
+
+        // Repaired: back in both queues, request gone.
+        let wake = rt
+            .block_on(store.body_repaired(digest, Some(b"payload".to_vec())))
+            .unwrap();
+        assert_eq!(wake.len(), 2);
+        assert_eq!(store.pending_for(&h2, 10, &none).unwrap()[0].doc, id);
+        assert!(store.repairs_for(&sender, 10, &none).unwrap().is_empty());
+        assert_eq!(store.held_count(None).unwrap(), 0);
+
+        // Damaged again and lost: each held delivery ends with its notice, relayed like an
+        // expiry and counted as one.
+        rt.block_on(store.hold_damaged(id, "missing".into(), 7_000))
+            .unwrap();
+        let held = store.held_for(&digest).unwrap();
+        assert_eq!(held.len(), 2);
+        let notices = held
+            .into_iter()
+            .map(|h| {
+                let n = SignedNotice::sign(
+                    &HubNotice {
+                        doc_id: h.doc,
+                        sender: h.sender.clone(),
+                        recipient: h.recipient.clone(),
+                        kind: NoticeKind::BodyLost {
+                            reason: poros_protocol::BodyLostReason::SenderHasNoCopy,
+                        },
+                        time_ms: 8_000,
+                    },
+                    &k,
+                    b"c",
+                )
+                .unwrap();
+                (h, n)
+            })
+            .collect();
+        let wake = rt
+            .block_on(store.body_lost(digest, notices, 8_000))
+            .unwrap();
+        assert_eq!(wake, vec![sender.clone(), sender.clone()]);
+        assert_eq!(store.held_count(None).unwrap(), 0);
+        assert!(store.damage(&digest).unwrap().is_none());
+        assert!(store.expired_before(u64::MAX, 10).unwrap().is_empty());
+        let no_relays = std::collections::HashSet::new();
+        assert_eq!(store.relays_for(&sender, 10, &no_relays).unwrap().len(), 2);
+        let counters: HashMap<String, u64> = store.counters().unwrap().into_iter().collect();
+        assert_eq!(counters["deliveries_lost"], 2);
+        assert_eq!(counters["bodies_lost"], 1);
+        assert_eq!(counters["bodies_repaired"], 1);
+        assert_eq!(counters["body_repairs_requested"], 2);
+        let recount = store.recount(3_600_000).unwrap();
+        assert_eq!(recount[sender.as_str()]["out_expired"], 2);
     }
 }

@@ -198,6 +198,14 @@ fn recipient_json(
             ("rejected", rr.map(|r| r.time_ms), why)
         }
         RecipientStatus::Expired(n) => ("expired", n.notice().ok().map(|n| n.time_ms), None),
+        RecipientStatus::Lost(n) => {
+            let n = n.notice().ok();
+            let why = n.as_ref().and_then(|n| match n.kind {
+                poros_protocol::NoticeKind::BodyLost { reason } => Some(reason.to_string()),
+                _ => None,
+            });
+            ("lost", n.map(|n| n.time_ms), why)
+        }
         RecipientStatus::Pending => match &out.acceptance {
             Some(acc) => (
                 "accepted",

@@ -288,6 +288,11 @@ pub fn print_status(d: &Value) {
                 s(&r["reason"])
             ),
             "expired" => format!("expired at hub at {}", ms_to_utc(&r["time_ms"])),
+            "lost" => format!(
+                "not delivered: body lost at hub at {}: {}",
+                ms_to_utc(&r["time_ms"]),
+                s(&r["reason"])
+            ),
             "refused" => format!("refused by hub: {}", s(&r["reason"])),
             other => other.to_string(),
         };

@@ -14,7 +14,9 @@ use poros_protocol::{
     RefusalCode, SignedEnvelope, SignedReceipt, SigningKey, StorageParty,
 };
 use poros_store::{Blobs, Db};
-use poros_transport::{read_frame, recv_small_body, send_body, write_frame, BodyReader, Limits};
+use poros_transport::{
+    read_frame, recv_small_body, send_body, send_body_verified, write_frame, BodyReader, Limits,
+};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -620,6 +622,13 @@ impl Agent {
                 return;
             }
         };
+        if let Frame::Reupload { doc_id } = frame {
+            let _ = recv.stop(0u32.into());
+            if let Err(e) = self.reupload(doc_id, &mut send).await {
+                warn!(doc = %doc_id, error = %e, "re-upload of a body to the hub failed");
+            }
+            return;
+        }
         let reply = match frame {
             Frame::Deliver { envelope } => {
                 let span = tracing::info_span!("deliver", agency = %self.cfg.agency);
@@ -669,6 +678,78 @@ impl Agent {
             }
             None => answer,
         }
+    }
+
+    /// Send the hub a body it lost, from the outbox: the original signed envelope, then the
+    /// body, both checked against that envelope first. Refused with `NotFound` when the body
+    /// is no longer held and `BodyMismatch` when the copy here is damaged too.
+    async fn reupload(&self, doc: DocumentId, send: &mut quinn::SendStream) -> Result<()> {
+        let refuse = |code, message: String| Frame::Refused(Refusal { code, message });
+        let rec = self.store.outgoing(&doc)?;
+        let answer = match &rec {
+            None => refuse(
+                RefusalCode::NotFound,
+                format!("document {doc} is not in the outbox of {}", self.cfg.agency),
+            ),
+            Some(rec) => match rec.body_at {
+                BodyAt::Inline => match self.store.inline_body(&rec.body_sha256)? {
+                    None => refuse(
+                        RefusalCode::NotFound,
+                        format!("the body of {doc} is no longer held"),
+                    ),
+                    Some(b) if poros_protocol::sha256(&b) != rec.body_sha256 => refuse(
+                        RefusalCode::BodyMismatch,
+                        format!("the copy of the body of {doc} here is damaged too"),
+                    ),
+                    Some(_) => Frame::Submit {
+                        envelope: rec.envelope.clone(),
+                    },
+                },
+                BodyAt::File => {
+                    let (blobs, digest) = (self.blobs.clone(), rec.body_sha256);
+                    let (check, _) =
+                        tokio::task::spawn_blocking(move || blobs.verify(&digest)).await??;
+                    match check {
+                        poros_store::BlobCheck::Intact => Frame::Submit {
+                            envelope: rec.envelope.clone(),
+                        },
+                        poros_store::BlobCheck::Missing => refuse(
+                            RefusalCode::NotFound,
+                            format!("the body of {doc} is no longer held"),
+                        ),
+                        _ => refuse(
+                            RefusalCode::BodyMismatch,
+                            format!("the copy of the body of {doc} here is damaged too"),
+                        ),
+                    }
+                }
+                BodyAt::None => refuse(
+                    RefusalCode::NotFound,
+                    format!("the body of {doc} is no longer held"),
+                ),
+            },
+        };
+        write_frame(send, &answer).await?;
+        if let (Frame::Submit { .. }, Some(rec)) = (&answer, &rec) {
+            match rec.body_at {
+                BodyAt::Inline => {
+                    let b = self
+                        .store
+                        .inline_body(&rec.body_sha256)?
+                        .with_context(|| format!("inline body of {doc} missing"))?;
+                    send.write_all(&b).await?;
+                }
+                _ => {
+                    let mut f = self.blobs.open_read(&rec.body_sha256).await?;
+                    send_body_verified(send, &mut f, rec.body_len, &rec.body_sha256).await?;
+                }
+            }
+            info!(doc = %doc, agency = %self.cfg.agency, bytes = rec.body_len, "body uploaded again at the hub's request");
+        } else {
+            warn!(doc = %doc, agency = %self.cfg.agency, "hub asked for a body this agency cannot supply");
+        }
+        send.finish()?;
+        Ok(())
     }
 
     /// Put a signing CRL pushed by the hub in force (signatures by revoked certificates are
@@ -909,6 +990,12 @@ impl Agent {
             ));
         }
         match n.kind {
+            NoticeKind::BodyLost { reason } => {
+                self.store
+                    .set_status(n.doc_id, n.recipient.clone(), RecipientStatus::Lost(notice))
+                    .await?;
+                warn!(doc = %n.doc_id, agency = %self.cfg.agency, recipient = %n.recipient, reason = reason.code(), "delivery ended: the hub lost the body");
+            }
             NoticeKind::Expired => {
                 self.store
                     .set_status(

@@ -31,7 +31,7 @@ pub struct Event {
     pub doc: DocumentId,
     /// Recipient concerned.
     pub recipient: AgencyId,
-    /// `delivered`, `rejected` or `expired`.
+    /// `delivered`, `rejected`, `expired` or `lost`.
     pub state: String,
     /// When the agent stored it, Unix ms.
     pub stored_ms: u64,
@@ -76,6 +76,9 @@ pub enum RecipientStatus {
     Rejected(SignedReceipt),
     /// Hub-signed expiry notice.
     Expired(SignedNotice),
+    /// Hub-signed notice that the hub lost the body and this agency could not supply it
+    /// again (the notice carries the reason code).
+    Lost(SignedNotice),
 }
 
 /// A document received (inbox) or quarantined.
@@ -297,6 +300,7 @@ impl AgentStore {
                         RecipientStatus::Delivered(_) => "delivered",
                         RecipientStatus::Rejected(_) => "rejected",
                         RecipientStatus::Expired(_) => "expired",
+                        RecipientStatus::Lost(_) => "lost",
                         RecipientStatus::Pending => "pending",
                     };
                     let e = Event {

@@ -86,6 +86,13 @@ pub enum Frame {
     /// Hub → agent: are you still there? Answered with `Ack`. The hub asks an agency's existing
     /// connection before it decides whether a second one is a reconnect or an identity conflict.
     Ping,
+    /// Hub → sending agent: the hub lost or found damaged its copy of this document's body;
+    /// answered with `Submit` carrying the original signed envelope followed by the body, or
+    /// with `Refused` (`NotFound` when the agent no longer holds it).
+    Reupload {
+        /// The document whose body is asked for.
+        doc_id: DocumentId,
+    },
 }
 
 /// Certificates and trust roots the hub hands to an agent.
@@ -141,6 +148,9 @@ pub enum RefusalCode {
     NotAllowed,
     /// The refusing party's storage is full; retry later (it recovers once space is freed).
     StorageFull,
+    /// The thing asked for is not held (e.g. a body asked for again that the agent no
+    /// longer keeps).
+    NotFound,
 }
 
 impl RefusalCode {

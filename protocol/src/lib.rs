@@ -25,8 +25,8 @@ pub use envelope::{Envelope, Metadata, Priority, SignedEnvelope};
 pub use frame::{Credentials, Frame, FrameError, Refusal, RefusalCode, StorageParty};
 pub use ids::{AgencyId, AgencyIdError, DocumentId};
 pub use receipt::{
-    Acceptance, DelayReason, HubNotice, NoticeKind, Outcome, PaperReport, Receipt,
-    SignedAcceptance, SignedNotice, SignedPaperReport, SignedReceipt,
+    Acceptance, BodyLostReason, DelayReason, HubNotice, NoticeKind, Outcome, PaperReport, Receipt,
+    SignedAcceptance, SignedNotice, SignedPaperReport, SignedReceipt, MAX_REPAIR_ATTEMPTS,
 };
 pub use signed::{SignError, SignedBlob, SigningKey};
 pub use token::{EnrollToken, TokenError};

@@ -104,13 +104,19 @@ pub enum NoticeKind {
         /// Why the last attempt failed.
         reason: DelayReason,
     },
+    /// The hub's copy of the body was lost or damaged and could not be repaired from the
+    /// sender, so the delivery ended without reaching the recipient.
+    BodyLost {
+        /// Why the repair failed.
+        reason: BodyLostReason,
+    },
 }
 
 impl NoticeKind {
     /// Whether the notice ends the delivery (and so is stored as the recipient's status).
     pub fn is_final(&self) -> bool {
         match self {
-            NoticeKind::Expired => true,
+            NoticeKind::Expired | NoticeKind::BodyLost { .. } => true,
             NoticeKind::Delayed { .. } => false,
         }
     }
@@ -144,6 +150,49 @@ impl DelayReason {
             crate::RefusalCode::Unavailable => Some(DelayReason::RecipientUnavailable),
             _ => None,
         }
+    }
+}
+
+/// Why a body the hub lost could not be repaired (a closed set: senders and statistics
+/// match on the code, never on text).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BodyLostReason {
+    /// The sender's agent answered that it no longer holds the body.
+    SenderHasNoCopy,
+    /// The sender's copy does not match its own signed envelope either.
+    SenderCopyDamaged,
+    /// The re-upload failed too often (see [`MAX_REPAIR_ATTEMPTS`]).
+    RepairAttemptsExhausted,
+}
+
+/// Failed re-upload attempts after which the hub gives up repairing a body.
+pub const MAX_REPAIR_ATTEMPTS: u32 = 5;
+
+impl BodyLostReason {
+    /// Stable machine-readable code (shown by agents and used in metrics labels).
+    pub fn code(self) -> &'static str {
+        match self {
+            BodyLostReason::SenderHasNoCopy => "sender_has_no_copy",
+            BodyLostReason::SenderCopyDamaged => "sender_copy_damaged",
+            BodyLostReason::RepairAttemptsExhausted => "repair_attempts_exhausted",
+        }
+    }
+}
+
+impl std::fmt::Display for BodyLostReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = match self {
+            BodyLostReason::SenderHasNoCopy => {
+                "the hub's copy of the body was lost and the sender no longer holds it"
+            }
+            BodyLostReason::SenderCopyDamaged => {
+                "the hub's copy of the body was lost and the sender's copy does not match its envelope"
+            }
+            BodyLostReason::RepairAttemptsExhausted => {
+                "the hub's copy of the body was lost and re-uploads from the sender kept failing"
+            }
+        };
+        write!(f, "{} ({what})", self.code())
     }
 }
 
@@ -275,5 +324,26 @@ mod tests {
             &s.0.payload,
             &s.0.signature
         ));
+    }
+
+    #[test]
+    fn body_lost_notice_round_trips_and_expiry_encoding_is_unchanged() {
+        let k = test_key();
+        let n = HubNotice {
+            doc_id: DocumentId::new_v7(9, [3; 10]),
+            sender: AgencyId::parse("000.00.00.G01").unwrap(),
+            recipient: AgencyId::parse("000.00.00.H02").unwrap(),
+            kind: NoticeKind::BodyLost {
+                reason: BodyLostReason::SenderHasNoCopy,
+            },
+            time_ms: 10,
+        };
+        let s = SignedNotice::sign(&n, &k, b"c").unwrap();
+        assert_eq!(s.notice().unwrap(), n);
+        // Notices stored before the new kind existed still decode: `Expired` stays index 0.
+        assert_eq!(postcard::to_allocvec(&NoticeKind::Expired).unwrap(), [0]);
+        assert!(BodyLostReason::SenderHasNoCopy
+            .to_string()
+            .starts_with("sender_has_no_copy"));
     }
 }

@@ -82,12 +82,65 @@ impl Blobs {
             .inner
             .tmp
             .join(format!("{}-{n}.part", std::process::id()));
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp_path)
-            .map_err(io_err("create blob temp file", &tmp_path))?;
+        let create = || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp_path)
+        };
+        let file = match create() {
+            Ok(f) => f,
+            // The working directory vanished while running (operator clean-up, restore):
+            // recreate it rather than fail every large body until a restart.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                tracing::warn!(dir = %self.inner.tmp.display(), "blob temp directory was missing; recreating it");
+                std::fs::create_dir_all(&self.inner.tmp)
+                    .map_err(io_err("create blob directory", &self.inner.tmp))?;
+                fsync_dir(&self.inner.root)?;
+                create().map_err(io_err("create blob temp file", &tmp_path))?
+            }
+            Err(e) => return Err(io_err("create blob temp file", &tmp_path)(e)),
+        };
         BlobWriter::start(self.clone(), file, tmp_path)
+    }
+
+    /// Cheap check of a committed blob against its recorded length (file metadata only).
+    pub fn check_len(&self, digest: &Digest, len: u64) -> Result<BlobCheck, StoreError> {
+        let path = self.path(digest);
+        match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() && m.len() == len => Ok(BlobCheck::Intact),
+            Ok(m) => Ok(BlobCheck::WrongLength { found: m.len() }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(BlobCheck::Missing),
+            Err(e) => Err(io_err("inspect blob", &path)(e)),
+        }
+    }
+
+    /// Full check of a committed blob: present and hashing to its name. Reads the whole file
+    /// (blocking; call off the async workers). Returns the check and the bytes read.
+    pub fn verify(&self, digest: &Digest) -> Result<(BlobCheck, u64), StoreError> {
+        use std::io::Read;
+        let path = self.path(digest);
+        let mut f = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((BlobCheck::Missing, 0)),
+            Err(e) => return Err(io_err("open blob", &path)(e)),
+        };
+        let mut hash = Context::new(&SHA256);
+        let mut buf = vec![0u8; PIECE];
+        let mut total = 0u64;
+        loop {
+            let n = f.read(&mut buf).map_err(io_err("read blob", &path))?;
+            if n == 0 {
+                break;
+            }
+            hash.update(&buf[..n]);
+            total += n as u64;
+        }
+        if hash.finish().as_ref() == digest.as_slice() {
+            Ok((BlobCheck::Intact, total))
+        } else {
+            Ok((BlobCheck::WrongHash, total))
+        }
     }
 
     /// Where the blob with this digest lives (whether or not it exists).
@@ -126,6 +179,22 @@ impl Blobs {
         }
         Ok(true)
     }
+}
+
+/// What a check of a stored blob found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlobCheck {
+    /// Present and as recorded.
+    Intact,
+    /// No file under its digest.
+    Missing,
+    /// Present with another length than recorded (e.g. truncated).
+    WrongLength {
+        /// Length on disk.
+        found: u64,
+    },
+    /// Present, but its contents do not hash to its name.
+    WrongHash,
 }
 
 /// A blob being streamed to disk; hashes and counts bytes as they are written.
@@ -267,7 +336,21 @@ impl BlobWriter {
         self.finish(Some(*expected)).await
     }
 
-    async fn finish(mut self, expected: Option<Digest>) -> Result<(Digest, u64), StoreError> {
+    /// Like [`BlobWriter::commit_expecting`], but replaces whatever file is stored under the
+    /// digest (a damaged copy being repaired) instead of keeping it as a duplicate.
+    pub async fn commit_replacing(self, expected: &Digest) -> Result<(Digest, u64), StoreError> {
+        self.finish_with(Some(*expected), true).await
+    }
+
+    async fn finish(self, expected: Option<Digest>) -> Result<(Digest, u64), StoreError> {
+        self.finish_with(expected, false).await
+    }
+
+    async fn finish_with(
+        mut self,
+        expected: Option<Digest>,
+        replace: bool,
+    ) -> Result<(Digest, u64), StoreError> {
         if !self.pending.is_empty() {
             let piece = std::mem::take(&mut self.pending);
             self.hand_over(piece).await?;
@@ -291,7 +374,7 @@ impl BlobWriter {
         let path = self.tmp_path.clone();
         let dest = self.blobs.path(&digest);
         let root = self.blobs.inner.root.clone();
-        let published = tokio::task::spawn_blocking(move || publish(&path, &dest, &root))
+        let published = tokio::task::spawn_blocking(move || publish(&path, &dest, &root, replace))
             .await
             .map_err(|_| StoreError::Other("blob publish task panicked".into()))?;
         // Whether renamed away or left as a duplicate, the temp file is no longer ours to remove
@@ -304,9 +387,9 @@ impl BlobWriter {
 }
 
 /// Moves a fsynced temp file to its content address and makes the rename durable.
-fn publish(tmp: &Path, dest: &Path, root: &Path) -> Result<(), StoreError> {
+fn publish(tmp: &Path, dest: &Path, root: &Path, replace: bool) -> Result<(), StoreError> {
     let fanout = dest.parent().unwrap_or(root);
-    if dest.exists() {
+    if !replace && dest.exists() {
         // Identical content is already durable; the copy is redundant.
         return std::fs::remove_file(tmp).map_err(io_err("remove duplicate blob temp file", tmp));
     }
@@ -438,5 +521,50 @@ mod tests {
         assert!(blobs
             .path(&digest)
             .starts_with(dir.path().join(&hex::encode(digest)[..2])));
+    }
+
+    #[tokio::test]
+    async fn missing_tmp_dir_is_recreated_by_the_writer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let blobs = Blobs::open(dir.path()).expect("open");
+        std::fs::remove_dir(dir.path().join("tmp")).expect("remove tmp");
+        let mut w = blobs.writer().await.expect("writer after tmp/ vanished");
+        w.write(b"still works").await.expect("write");
+        let (d, _) = w.commit().await.expect("commit");
+        assert!(blobs.contains(&d));
+    }
+
+    #[tokio::test]
+    async fn damage_is_detected_and_replacing_commit_repairs_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let blobs = Blobs::open(dir.path()).expect("open");
+        let data = body(300_000);
+        let mut w = blobs.writer().await.expect("writer");
+        w.write(&data).await.expect("write");
+        let (d, len) = w.commit().await.expect("commit");
+        assert_eq!(blobs.check_len(&d, len).expect("check"), BlobCheck::Intact);
+        assert_eq!(blobs.verify(&d).expect("verify"), (BlobCheck::Intact, len));
+
+        std::fs::write(blobs.path(&d), &data[..1000]).expect("truncate");
+        assert_eq!(
+            blobs.check_len(&d, len).expect("check"),
+            BlobCheck::WrongLength { found: 1000 }
+        );
+        assert_eq!(blobs.verify(&d).expect("verify").0, BlobCheck::WrongHash);
+        // An ordinary commit keeps the (damaged) file already stored under the digest.
+        let mut w = blobs.writer().await.expect("writer");
+        w.write(&data).await.expect("write");
+        w.commit_expecting(&d).await.expect("commit");
+        assert_eq!(blobs.verify(&d).expect("verify").0, BlobCheck::WrongHash);
+        // A repairing commit replaces it.
+        let mut w = blobs.writer().await.expect("writer");
+        w.write(&data).await.expect("write");
+        w.commit_replacing(&d).await.expect("repair");
+        assert_eq!(blobs.verify(&d).expect("verify"), (BlobCheck::Intact, len));
+
+        std::fs::remove_file(blobs.path(&d)).expect("delete");
+        assert_eq!(blobs.check_len(&d, len).expect("check"), BlobCheck::Missing);
+        assert_eq!(blobs.verify(&d).expect("verify").0, BlobCheck::Missing);
+        assert_eq!(tmp_entries(&blobs), 0);
     }
 }

@@ -7,7 +7,7 @@ mod db;
 mod error;
 mod health;
 
-pub use blobs::{fsync_dir, BlobWriter, Blobs, Digest};
+pub use blobs::{fsync_dir, BlobCheck, BlobWriter, Blobs, Digest};
 pub use db::{BatchHook, CommitStats, Db, MAX_BATCH};
 pub use error::{StorageFault, StoreError};
 pub use health::{health_metrics, PROBE_BYTES, WRITABLE_METRIC, WRITE_FAILURES_METRIC};

@@ -100,7 +100,15 @@ pub enum WireError {
     /// A local IO failure while streaming a body.
     #[error("body io: {0}")]
     Io(#[from] std::io::Error),
+    /// The local body did not hash to the digest it was sent under; the stream was reset, so
+    /// the peer never received it as complete.
+    #[error("local body does not match its SHA-256 (stream reset)")]
+    BodyDamaged,
 }
+
+/// Application code with which a body stream is reset when the sender finds, at the end,
+/// that the bytes it sent do not match their digest.
+pub const RESET_BODY_DAMAGED: u32 = 0x30;
 
 /// Limits applied to every connection.
 #[derive(Clone, Debug)]
@@ -265,6 +273,51 @@ pub async fn send_body<R: tokio::io::AsyncRead + Unpin>(
         }
         send.write_all(&buf[..n]).await?;
         left -= n as u64;
+    }
+    Ok(())
+}
+
+/// Like [`send_body`], but hashes the bytes as they go and, if they do not hash to
+/// `expected`, resets the stream instead of sending its last piece: the peer sees an aborted
+/// transfer, never a complete wrong body. The file is read once.
+pub async fn send_body_verified<R: tokio::io::AsyncRead + Unpin>(
+    send: &mut quinn::SendStream,
+    reader: &mut R,
+    len: u64,
+    expected: &poros_protocol::Digest,
+) -> Result<(), WireError> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; (4 * CHUNK).min(len.max(1) as usize)];
+    let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut left = len;
+    while left > 0 {
+        let want = (left as usize).min(buf.len());
+        let n = reader.read(&mut buf[..want]).await?;
+        if n == 0 {
+            let _ = send.reset(RESET_BODY_DAMAGED.into());
+            return Err(WireError::ShortBody {
+                got: len - left,
+                expected: len,
+            });
+        }
+        hash.update(&buf[..n]);
+        left -= n as u64;
+        if left == 0 {
+            // The last piece is held back until the digest is known: a peer reading exactly
+            // `len` bytes could otherwise complete before the reset reaches it.
+            if hash.finish().as_ref() != expected.as_slice() {
+                let _ = send.reset(RESET_BODY_DAMAGED.into());
+                return Err(WireError::BodyDamaged);
+            }
+            send.write_all(&buf[..n]).await?;
+            return Ok(());
+        }
+        send.write_all(&buf[..n]).await?;
+    }
+    // Only an empty body gets here.
+    if hash.finish().as_ref() != expected.as_slice() {
+        let _ = send.reset(RESET_BODY_DAMAGED.into());
+        return Err(WireError::BodyDamaged);
     }
     Ok(())
 }
