@@ -19,6 +19,8 @@ use poros_protocol::{
     RefusalCode, SignedAcceptance, SignedEnvelope, SignedNotice, StorageParty,
 };
 use poros_store::{Blobs, Db};
+use poros_transport::loglimit::LogLimiter;
+use poros_transport::warn_limited;
 use poros_transport::{
     read_frame, recv_small_body, send_body_verified, write_frame, BodyReader, Limits, WireError,
 };
@@ -408,12 +410,15 @@ async fn serve_connection(hub: Arc<Hub>, inc: quinn::Incoming) {
         hub.push_crl_to(&agency, conn.clone()).await;
         let pusher =
             tokio::spawn(pusher(hub.clone(), agency.clone(), conn.clone(), wake).in_current_span());
+        // A node flooding bad requests gets a few warnings per window, then a count.
+        let log = Arc::new(LogLimiter::new(LOG_BURST, LOG_WINDOW));
         loop {
             match conn.accept_bi().await {
                 Ok((send, recv)) => {
                     let hub = hub.clone();
                     let agency = agency.clone();
-                    tokio::spawn(handle_stream(hub, agency, send, recv).in_current_span());
+                    let log = log.clone();
+                    tokio::spawn(handle_stream(hub, agency, log, send, recv).in_current_span());
                 }
                 Err(e) => {
                     info!(reason = %e, "node disconnected");
@@ -546,9 +551,15 @@ async fn refuse(send: &mut quinn::SendStream, code: RefusalCode, message: String
     let _ = send.finish();
 }
 
+/// Warnings one connection may write per [`LOG_WINDOW`] about its requests.
+const LOG_BURST: u32 = 10;
+/// The window of [`LOG_BURST`].
+const LOG_WINDOW: Duration = Duration::from_secs(10);
+
 async fn handle_stream(
     hub: Arc<Hub>,
     agency: AgencyId,
+    log: Arc<LogLimiter>,
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
 ) {
@@ -556,7 +567,7 @@ async fn handle_stream(
         Ok(Ok(f)) => f,
         Ok(Err(e)) => {
             hub.metrics.refuse("malformed");
-            warn!(error = %e, "malformed frame");
+            warn_limited!(log, error = %e, "malformed frame");
             refuse(&mut send, RefusalCode::Malformed, e.to_string()).await;
             let _ = recv.stop(0u32.into());
             return;
@@ -574,8 +585,9 @@ async fn handle_stream(
     };
     match frame {
         Frame::Submit { envelope } => {
-            if let Err(e) = handle_submit(&hub, &agency, &mut send, &mut recv, envelope).await {
-                warn!(error = %e, "submission failed");
+            if let Err(e) = handle_submit(&hub, &agency, &log, &mut send, &mut recv, envelope).await
+            {
+                warn_limited!(log, error = %e, "submission failed");
             }
         }
         Frame::PaperReport { report } => {
@@ -652,6 +664,7 @@ fn store_refusal(hub: &Hub, e: &poros_store::StoreError) -> (RefusalCode, String
 async fn handle_submit(
     hub: &Arc<Hub>,
     agency: &AgencyId,
+    log: &LogLimiter,
     send: &mut quinn::SendStream,
     recv: &mut quinn::RecvStream,
     signed: SignedEnvelope,
@@ -660,7 +673,7 @@ async fn handle_submit(
         ($code:expr, $metric:expr, $($arg:tt)*) => {{
             hub.metrics.refuse($metric);
             let msg = format!($($arg)*);
-            warn!(reason = %msg, "submission refused");
+            warn_limited!(log, reason = %msg, "submission refused");
             refuse(send, $code, msg).await;
             let _ = recv.stop(0u32.into());
             return Ok(());

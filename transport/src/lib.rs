@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod http;
+pub mod loglimit;
 
 use poros_protocol::{Frame, FrameError};
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
