@@ -74,7 +74,9 @@ async fn send(State(a): State<Arc<Agent>>, Query(q): Query<SendQuery>, body: Bod
         due_date: q.due,
         filename: q.filename,
     };
-    if let Err(e) = meta.validate() {
+    // Everything that can refuse the request is checked before a byte of body is staged: a
+    // refused request must leave nothing behind, however often a client retries it.
+    if let Err(e) = poros_protocol::envelope::validate_addressing(a.agency(), &recipients, &meta) {
         return err(StatusCode::BAD_REQUEST, e);
     }
     let staged = match stage_body(&a, body).await {

@@ -494,21 +494,15 @@ impl Net {
 
     /// Committed body files in the hub store (`data/bodies/<2 hex>/<64 hex>`).
     pub fn hub_body_files(&self) -> Vec<PathBuf> {
-        let mut out = Vec::new();
-        let Ok(rd) = std::fs::read_dir(self.hub_dir.join("data/bodies")) else {
-            return out;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            let name = e.file_name().to_string_lossy().to_string();
-            if !p.is_dir() || name.len() != 2 {
-                continue; // skips tmp/
-            }
-            for f in std::fs::read_dir(&p).unwrap().flatten() {
-                if f.path().is_file() && f.file_name().len() == 64 {
-                    out.push(f.path());
-                }
-            }
+        body_files(&self.hub_dir.join("data/bodies"))
+    }
+
+    /// Every file in an agent's body store (`data/bodies`), staging files in `tmp/` included.
+    pub fn agent_body_files(&self, code: &str) -> Vec<PathBuf> {
+        let dir = self.agent_dir(code).join("data/bodies");
+        let mut out = body_files(&dir);
+        if let Ok(rd) = std::fs::read_dir(dir.join("tmp")) {
+            out.extend(rd.flatten().map(|e| e.path()));
         }
         out
     }
@@ -556,6 +550,27 @@ impl Drop for Net {
             }
         }
     }
+}
+
+/// Committed body files under a body store (`<2 hex>/<64 hex>`; `tmp/` is skipped).
+pub fn body_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        let name = e.file_name().to_string_lossy().to_string();
+        if !p.is_dir() || name.len() != 2 {
+            continue; // skips tmp/
+        }
+        for f in std::fs::read_dir(&p).unwrap().flatten() {
+            if f.path().is_file() && f.file_name().len() == 64 {
+                out.push(f.path());
+            }
+        }
+    }
+    out
 }
 
 /// An agent's local API, usable from any thread (re-reads `run/api.addr` on every call).
