@@ -18,9 +18,9 @@ fn age(path: &Path, by: Duration) {
 }
 
 /// A file under a body store that no record references, named like a real body.
-fn plant_orphan(agent_dir: &Path, seed: u64) -> PathBuf {
+fn plant_orphan(owner_dir: &Path, seed: u64) -> PathBuf {
     let digest = sha256_hex(&pseudo_random(64, seed));
-    let dir = agent_dir.join("data/bodies").join(&digest[..2]);
+    let dir = owner_dir.join("data/bodies").join(&digest[..2]);
     std::fs::create_dir_all(&dir).unwrap();
     let p = dir.join(&digest);
     std::fs::write(&p, pseudo_random(LARGE, seed)).unwrap();
@@ -75,9 +75,11 @@ fn unreferenced_bodies_are_swept_and_referenced_ones_kept() {
     net.wait_state(A, &id, "delivered");
     let sent = net.agent_body_files(A);
     let received = net.agent_body_files(B);
-    assert_eq!((sent.len(), received.len()), (1, 1));
+    let at_hub = net.hub_body_files();
+    assert_eq!((sent.len(), received.len(), at_hub.len()), (1, 1, 1));
     net.stop_agent(A);
     net.stop_agent(B);
+    net.stop_hub();
 
     // Referenced files far older than the grace period, an old orphan and a fresh one.
     let day = Duration::from_secs(24 * 3600);
@@ -86,12 +88,18 @@ fn unreferenced_bodies_are_swept_and_referenced_ones_kept() {
     let old_orphan = plant_orphan(&net.agent_dir(A), 1);
     age(&old_orphan, day);
     let fresh_orphan = plant_orphan(&net.agent_dir(A), 2);
+    // The hub keeps the body until retention; an orphan beside it.
+    age(&at_hub[0], day);
+    let hub_orphan = plant_orphan(&net.hub_dir, 3);
+    age(&hub_orphan, day);
 
+    net.start_hub();
     net.start_agent(A);
     net.start_agent(B);
-    wait_until("the old orphan to be removed at start", DEADLINE, || {
-        !old_orphan.exists()
+    wait_until("the old orphans to be removed at start", DEADLINE, || {
+        !old_orphan.exists() && !hub_orphan.exists()
     });
+    assert!(at_hub[0].exists(), "a referenced hub body file was removed");
     assert!(
         fresh_orphan.exists(),
         "an orphan younger than the grace went"

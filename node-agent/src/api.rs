@@ -121,8 +121,9 @@ async fn stage_body(a: &Agent, body: Body) -> Result<StagedBody, SendError> {
     }
     match writer {
         Some(w) => {
+            let guard = a.blobs.reference_guard().await;
             let (d, l) = w.commit().await?;
-            Ok(StagedBody::File(d, l))
+            Ok(StagedBody::File(d, l, guard))
         }
         None => Ok(StagedBody::Inline(buf)),
     }

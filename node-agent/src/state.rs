@@ -3,7 +3,8 @@
 //!
 //! Tables: `outbox` doc → [`OutRecord`]; `out_queue` doc → () (not yet accepted by the hub);
 //! `out_status` (doc, recipient) → [`RecipientStatus`]; `inbox` doc → [`InRecord`];
-//! `quarantine` doc → [`InRecord`]; `inline_bodies` digest → bytes.
+//! `quarantine` doc → [`InRecord`]; `inline_bodies` digest → bytes; `body_files` digest → ()
+//! for every body file a record references (what the orphan sweep keeps); `meta` name → u64.
 
 use poros_protocol::{
     AgencyId, Digest, DocumentId, SignedAcceptance, SignedEnvelope, SignedNotice, SignedReceipt,
@@ -22,6 +23,11 @@ const INBOX: TableDefinition<&[u8], &[u8]> = TableDefinition::new("inbox");
 const QUARANTINE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("quarantine");
 const INLINE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("inline_bodies");
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+const BODY_FILES: TableDefinition<&[u8], ()> = TableDefinition::new("body_files");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Set once `body_files` holds every file reference (stores made before it existed are
+/// indexed once, at open).
+const BODY_FILES_INDEXED: &str = "body_files_indexed";
 
 /// An answer recorded for a sent document, in the order the agent stored them; local
 /// software follows this log with a cursor instead of rescanning the outbox.
@@ -129,9 +135,42 @@ impl AgentStore {
             txn.open_table(QUARANTINE)?;
             txn.open_table(INLINE)?;
             txn.open_table(EVENTS)?;
+            txn.open_table(BODY_FILES)?;
+            let mut meta = txn.open_table(META)?;
+            if meta.get(BODY_FILES_INDEXED)?.is_none() {
+                let mut files = txn.open_table(BODY_FILES)?;
+                for (def, outgoing) in [(OUTBOX, true), (INBOX, false), (QUARANTINE, false)] {
+                    let t = txn.open_table(def)?;
+                    for e in t.iter()? {
+                        let (_, v) = e?;
+                        let (at, digest) = match outgoing {
+                            true => {
+                                let r: OutRecord = dec(v.value())?;
+                                (r.body_at, r.body_sha256)
+                            }
+                            _ => {
+                                let r: InRecord = dec(v.value())?;
+                                (r.body_at, r.body_sha256)
+                            }
+                        };
+                        if at == BodyAt::File {
+                            files.insert(digest.as_slice(), ())?;
+                        }
+                    }
+                }
+                meta.insert(BODY_FILES_INDEXED, 1)?;
+            }
             Ok(())
         })?;
         Ok(AgentStore { db })
+    }
+
+    /// Whether a stored record references the body file with this digest.
+    pub fn body_file_referenced(&self, digest: &Digest) -> Result<bool, StoreError> {
+        let r = self.db.read()?;
+        let t = r.open_table(BODY_FILES)?;
+        let found = t.get(digest.as_slice())?.is_some();
+        Ok(found)
     }
 
     /// Store a new outgoing document, queued for submission, pending for every recipient.
@@ -148,6 +187,10 @@ impl AgentStore {
                 if let Some(b) = &inline {
                     txn.open_table(INLINE)?
                         .insert(rec.body_sha256.as_slice(), b.as_slice())?;
+                }
+                if rec.body_at == BodyAt::File {
+                    txn.open_table(BODY_FILES)?
+                        .insert(rec.body_sha256.as_slice(), ())?;
                 }
                 txn.open_table(OUTBOX)?.insert(key, enc(&rec)?.as_slice())?;
                 txn.open_table(OUT_QUEUE)?.insert(key, ())?;
@@ -317,6 +360,10 @@ impl AgentStore {
                 if let Some(b) = &inline {
                     txn.open_table(INLINE)?
                         .insert(rec.body_sha256.as_slice(), b.as_slice())?;
+                }
+                if rec.body_at == BodyAt::File {
+                    txn.open_table(BODY_FILES)?
+                        .insert(rec.body_sha256.as_slice(), ())?;
                 }
                 let def = if rec.reason.is_some() {
                     QUARANTINE

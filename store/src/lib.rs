@@ -5,7 +5,9 @@
 mod blobs;
 mod db;
 mod error;
+mod sweep;
 
-pub use blobs::{fsync_dir, BlobWriter, Blobs, Digest};
+pub use blobs::{fsync_dir, BlobWriter, Blobs, Digest, ReferenceGuard};
 pub use db::{BatchHook, CommitStats, Db, MAX_BATCH};
 pub use error::StoreError;
+pub use sweep::SweepReport;
