@@ -16,11 +16,12 @@ use serde::{Deserialize, Serialize};
 /// Bodies up to this size are stored in the database; larger ones as files.
 pub const INLINE_MAX: u64 = 64 * 1024;
 
-const OUTBOX: TableDefinition<&[u8], &[u8]> = TableDefinition::new("outbox");
+pub(crate) const OUTBOX: TableDefinition<&[u8], &[u8]> = TableDefinition::new("outbox");
 const OUT_QUEUE: TableDefinition<&[u8], ()> = TableDefinition::new("out_queue");
-const OUT_STATUS: TableDefinition<(&[u8], &str), &[u8]> = TableDefinition::new("out_status");
-const INBOX: TableDefinition<&[u8], &[u8]> = TableDefinition::new("inbox");
-const QUARANTINE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("quarantine");
+pub(crate) const OUT_STATUS: TableDefinition<(&[u8], &str), &[u8]> =
+    TableDefinition::new("out_status");
+pub(crate) const INBOX: TableDefinition<&[u8], &[u8]> = TableDefinition::new("inbox");
+pub(crate) const QUARANTINE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("quarantine");
 const INLINE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("inline_bodies");
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 const BODY_FILES: TableDefinition<&[u8], ()> = TableDefinition::new("body_files");
@@ -107,11 +108,11 @@ fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
     postcard::to_allocvec(v).map_err(|e| StoreError::Other(format!("encode: {e}")))
 }
 
-fn dec<T: for<'a> Deserialize<'a>>(b: &[u8]) -> Result<T, StoreError> {
+pub(crate) fn dec<T: for<'a> Deserialize<'a>>(b: &[u8]) -> Result<T, StoreError> {
     postcard::from_bytes(b).map_err(|e| StoreError::Corrupt(format!("decode: {e}")))
 }
 
-fn id_of(b: &[u8]) -> Result<DocumentId, StoreError> {
+pub(crate) fn id_of(b: &[u8]) -> Result<DocumentId, StoreError> {
     Ok(DocumentId::from_bytes(
         b.try_into()
             .map_err(|_| StoreError::Corrupt("document key".into()))?,
@@ -163,6 +164,11 @@ impl AgentStore {
             Ok(())
         })?;
         Ok(AgentStore { db })
+    }
+
+    /// A read snapshot (listings read a page's keys and items from the same one).
+    pub(crate) fn snapshot(&self) -> Result<redb::ReadTransaction, StoreError> {
+        self.db.read()
     }
 
     /// Whether a stored record references the body file with this digest.
@@ -232,18 +238,6 @@ impl AgentStore {
         let t = r.open_table(OUTBOX)?;
         let v = t.get(id.as_bytes().as_slice())?;
         v.map(|g| dec(g.value())).transpose()
-    }
-
-    /// All outgoing documents, oldest first.
-    pub fn outbox(&self) -> Result<Vec<(DocumentId, OutRecord)>, StoreError> {
-        let r = self.db.read()?;
-        let t = r.open_table(OUTBOX)?;
-        let mut out = Vec::new();
-        for e in t.iter()? {
-            let (k, v) = e?;
-            out.push((id_of(k.value())?, dec(v.value())?));
-        }
-        Ok(out)
     }
 
     /// Record the hub's acceptance or final refusal; leaves the submission queue.
@@ -374,21 +368,6 @@ impl AgentStore {
                 Ok(rec.clone())
             })
             .await
-    }
-
-    /// The inbox (or quarantine), oldest first.
-    pub fn list_received(
-        &self,
-        quarantine: bool,
-    ) -> Result<Vec<(DocumentId, InRecord)>, StoreError> {
-        let r = self.db.read()?;
-        let t = r.open_table(if quarantine { QUARANTINE } else { INBOX })?;
-        let mut out = Vec::new();
-        for e in t.iter()? {
-            let (k, v) = e?;
-            out.push((id_of(k.value())?, dec(v.value())?));
-        }
-        Ok(out)
     }
 
     /// Events after sequence number `after`, at most `limit`.

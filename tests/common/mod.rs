@@ -340,6 +340,46 @@ impl Net {
         r.json().ok()
     }
 
+    /// Every item of a listing (`/v1/documents`, `/v1/inbox`, ...), following its cursor
+    /// page by page; `None` if the agent is not answering or a page fails.
+    pub fn api_list_get(&self, code: &str, path: &str) -> Option<Value> {
+        let base = self.api_base(code)?;
+        let mut all = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut q = vec![("limit", "1000".to_string())];
+            if let Some(a) = after.take() {
+                q.push(("after", a));
+            }
+            let r = self
+                .http
+                .get(format!("{base}{path}"))
+                .query(&q)
+                .send()
+                .ok()?;
+            if !r.status().is_success() {
+                return None;
+            }
+            let next = r
+                .headers()
+                .get("poros-next-cursor")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let page: Value = r.json().ok()?;
+            all.extend(page.as_array()?.iter().cloned());
+            match next {
+                Some(n) => after = Some(n),
+                None => return Some(Value::Array(all)),
+            }
+        }
+    }
+
+    /// A whole listing that must succeed.
+    pub fn api_list(&self, code: &str, path: &str) -> Value {
+        self.api_list_get(code, path)
+            .unwrap_or_else(|| panic!("listing {path} on agent {code} failed"))
+    }
+
     /// GET that must succeed.
     pub fn api(&self, code: &str, path: &str) -> Value {
         self.api_get(code, path)
@@ -449,7 +489,7 @@ impl Net {
 
     /// IDs in an agent's inbox, with how often each occurs.
     pub fn inbox_counts(&self, code: &str) -> Option<BTreeMap<String, usize>> {
-        let v = self.api_get(code, "/v1/inbox")?;
+        let v = self.api_list_get(code, "/v1/inbox")?;
         let mut m = BTreeMap::new();
         for d in v.as_array()? {
             *m.entry(d["id"].as_str()?.to_string()).or_insert(0) += 1;
