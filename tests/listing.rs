@@ -50,6 +50,10 @@ fn listings_are_paged_with_a_cursor_and_the_cli_prints_them_all() {
     let sent: Vec<String> = (0..N)
         .map(|i| net.send(A, &[B], &format!("doc {i}"), format!("body {i}").as_bytes()))
         .collect();
+    // Listings are in document-ID order: time order to the millisecond, then the ID's random
+    // bits, so two documents sent in the same millisecond may list in either order.
+    let mut sent = sent;
+    sent.sort();
     wait_until("every receipt at the sender", DEADLINE, || {
         net.api_list_get(A, "/v1/receipts")
             .is_some_and(|v| v.as_array().unwrap().len() == N)

@@ -61,12 +61,15 @@ async fn send(State(a): State<Arc<Agent>>, Query(q): Query<SendQuery>, body: Bod
     for r in q.to.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         match AgencyId::parse(r) {
             Ok(id) => recipients.push(id),
-            Err(e) => return err(StatusCode::BAD_REQUEST, format!("recipient: {e}")),
+            Err(e) => {
+                let refusal = err(StatusCode::BAD_REQUEST, format!("recipient: {e}"));
+                return refuse_unread(body, refusal).await;
+            }
         }
     }
     let priority = match q.priority.as_deref().map(str::parse).transpose() {
         Ok(p) => p.unwrap_or_default(),
-        Err(e) => return err(StatusCode::BAD_REQUEST, e),
+        Err(e) => return refuse_unread(body, err(StatusCode::BAD_REQUEST, e)).await,
     };
     let meta = Metadata {
         subject: q.subject,
@@ -79,7 +82,7 @@ async fn send(State(a): State<Arc<Agent>>, Query(q): Query<SendQuery>, body: Bod
     // Everything that can refuse the request is checked before a byte of body is staged: a
     // refused request must leave nothing behind, however often a client retries it.
     if let Err(e) = poros_protocol::envelope::validate_addressing(a.agency(), &recipients, &meta) {
-        return err(StatusCode::BAD_REQUEST, e);
+        return refuse_unread(body, err(StatusCode::BAD_REQUEST, e)).await;
     }
     let staged = match stage_body(&a, body).await {
         Ok(s) => s,
@@ -93,6 +96,25 @@ async fn send(State(a): State<Arc<Agent>>, Query(q): Query<SendQuery>, body: Bod
         Err(SendError::Store(e)) => err(StatusCode::INTERNAL_SERVER_ERROR, e),
         Err(e) => err(StatusCode::BAD_REQUEST, e),
     }
+}
+
+/// Bytes of an unwanted request body read and discarded before a refusal is sent.
+const DRAIN_MAX: u64 = 64 * 1024 * 1024;
+
+/// Answers a refused send after reading (and discarding, never storing) its body, up to
+/// [`DRAIN_MAX`]: a server that answers and closes while the client is still uploading makes
+/// the client's socket reset, and the client then sees a broken connection instead of the
+/// reason it was refused.
+async fn refuse_unread(body: Body, refusal: Response) -> Response {
+    let mut stream = body.into_data_stream();
+    let mut read = 0u64;
+    while let Some(Ok(chunk)) = stream.next().await {
+        read += chunk.len() as u64;
+        if read > DRAIN_MAX {
+            break;
+        }
+    }
+    refusal
 }
 
 /// Receive the caller's body: small bodies stay in memory, larger ones stream to a file.
