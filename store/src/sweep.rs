@@ -103,6 +103,7 @@ impl Blobs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     async fn put(blobs: &Blobs, data: &[u8]) -> Digest {
         let mut w = blobs.writer().await.expect("writer");
@@ -141,5 +142,45 @@ mod tests {
         assert_eq!(report.removed_bytes, b"orphan".len() as u64);
         assert!(blobs.contains(&kept) && blobs.contains(&young) && !blobs.contains(&orphan));
         assert!(dir.path().join("tmp").join("1-1.part").exists());
+    }
+
+    #[tokio::test]
+    async fn a_held_reference_guard_defers_the_check_until_the_record_is_durable() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let blobs = Blobs::open(dir.path()).expect("open");
+        // Old content that a send in progress re-uses (its commit found the file present).
+        let d = put(&blobs, b"content shared with a send in progress").await;
+        age(&blobs, &d, Duration::from_secs(7200));
+        let guard = blobs.reference_guard().await;
+        let committed = Arc::new(AtomicBool::new(false));
+        let asked_early = Arc::new(AtomicBool::new(false));
+        let (b, c, early) = (blobs.clone(), committed.clone(), asked_early.clone());
+        let sweep = tokio::task::spawn_blocking(move || {
+            b.sweep_unreferenced(Duration::from_secs(60), |_| {
+                let done = c.load(Ordering::SeqCst);
+                early.store(!done, Ordering::SeqCst);
+                Ok(done)
+            })
+        });
+        // The sweep queues for the exclusive side, which drains the lock's free permits.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while blobs.sweep_lock().try_read().is_ok() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the sweep never waited"
+            );
+            tokio::task::yield_now().await;
+        }
+        // The send's record becomes durable, then it lets go.
+        committed.store(true, Ordering::SeqCst);
+        drop(guard);
+        let report = sweep.await.expect("join").expect("sweep");
+        assert!(
+            !asked_early.load(Ordering::SeqCst),
+            "checked while a send held the guard"
+        );
+        assert_eq!(report.removed, 0);
+        assert!(blobs.contains(&d));
     }
 }
