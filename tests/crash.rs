@@ -84,7 +84,7 @@ fn check_all_delivered(net: &Net, sent: &Sent) {
                 want.iter().all(|id| m.contains_key(*id))
             },
         );
-        let inbox = net.api(r, "/v1/inbox");
+        let inbox = net.api_list(r, "/v1/inbox");
         let mut counts: BTreeMap<String, usize> = BTreeMap::new();
         for d in inbox.as_array().unwrap() {
             let id = d["id"].as_str().unwrap().to_string();
@@ -103,7 +103,7 @@ fn check_all_delivered(net: &Net, sent: &Sent) {
         let dups: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
         assert!(dups.is_empty(), "duplicates in {r}'s inbox: {dups:?}");
         assert_eq!(counts.len(), want.len(), "{r}'s inbox size");
-        let q = net.api(r, "/v1/quarantine");
+        let q = net.api_list(r, "/v1/quarantine");
         assert_eq!(q.as_array().unwrap().len(), 0, "{r}'s quarantine: {q}");
     }
     for from in senders {
@@ -117,7 +117,7 @@ fn check_all_delivered(net: &Net, sent: &Sent) {
             &format!("{} receipts at {from}", mine.len()),
             RECOVERY,
             || {
-                let Some(v) = net.api_get(from, "/v1/documents") else {
+                let Some(v) = net.api_list_get(from, "/v1/documents") else {
                     return false;
                 };
                 let docs = v.as_array().unwrap();
@@ -134,7 +134,7 @@ fn check_all_delivered(net: &Net, sent: &Sent) {
                 listed == mine.len() && not_yet.is_empty()
             },
         );
-        let receipts = net.api(from, "/v1/receipts");
+        let receipts = net.api_list(from, "/v1/receipts");
         let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
         for r in receipts.as_array().unwrap() {
             let id = r["id"].as_str().unwrap();

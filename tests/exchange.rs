@@ -144,7 +144,7 @@ fn offline_recipient_then_offline_sender() {
     // A comes back and gets the receipt relayed.
     net.start_agent(A);
     net.wait_state(A, &id, "delivered");
-    let receipts = net.api(A, "/v1/receipts");
+    let receipts = net.api_list(A, "/v1/receipts");
     assert!(
         receipts
             .as_array()
@@ -174,7 +174,7 @@ fn one_document_three_recipients_body_stored_once() {
     let got: BTreeSet<String> = recipient_states(&st).into_keys().collect();
     assert_eq!(got, [B, C, D].iter().map(|s| s.to_string()).collect());
 
-    let receipts = net.api(A, "/v1/receipts");
+    let receipts = net.api_list(A, "/v1/receipts");
     let mine: Vec<_> = receipts
         .as_array()
         .unwrap()

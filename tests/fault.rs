@@ -217,7 +217,8 @@ fn round(net: &mut Net, rng: &mut Rng, done: &AtomicUsize, kills: &mut Kills) ->
 
 /// Documents as an agent lists them (`/v1/inbox`, `/v1/quarantine`, `/v1/documents`).
 fn listed(net: &Net, code: &str, path: &str) -> Option<Vec<Listed>> {
-    let v = net.api_get(code, path)?;
+    // Every page: the listings are paged.
+    let v = net.api_list_get(code, path)?;
     let text = |d: &Value, k: &str| d[k].as_str().unwrap_or("").to_string();
     Some(
         v.as_array()?
@@ -277,7 +278,7 @@ fn observe(net: &Net) -> Observed {
         o.quarantined
             .insert(c.into(), get(c, "/v1/quarantine").len());
         o.outbox.insert(c.into(), get(c, "/v1/documents"));
-        let receipts = net.api(c, "/v1/receipts");
+        let receipts = net.api_list(c, "/v1/receipts");
         let text = |r: &Value, k: &str| r[k].as_str().unwrap_or("").to_string();
         let list = receipts.as_array().into_iter().flatten();
         o.receipts.insert(

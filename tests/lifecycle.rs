@@ -149,7 +149,7 @@ fn token_enrolment_then_exchange_without_restart() {
     let id2 = net.send(N, &[A], "from the new agency", &to_a);
     net.wait_state(N, &id2, "delivered");
     assert_eq!(net.fetch(A, &id2), to_a);
-    let receipts = net.api(N, "/v1/receipts");
+    let receipts = net.api_list(N, "/v1/receipts");
     assert!(
         receipts
             .as_array()
@@ -547,7 +547,7 @@ fn revoke_connected_sending_node() {
     );
     // Whatever of R's reached A's inbox arrived before A learnt of the revocation; what A
     // got afterwards is quarantined as signed by a revoked certificate.
-    let inbox = net.api(A, "/v1/inbox");
+    let inbox = net.api_list(A, "/v1/inbox");
     for d in inbox
         .as_array()
         .unwrap()
@@ -561,7 +561,7 @@ fn revoke_connected_sending_node() {
             at as i64 - revoked_ms as i64
         );
     }
-    let q = net.api(A, "/v1/quarantine");
+    let q = net.api_list(A, "/v1/quarantine");
     for d in q.as_array().unwrap().iter().filter(|d| d["sender"] == R) {
         assert!(
             d["reason"].as_str().unwrap_or("").contains("revoked"),
@@ -616,7 +616,8 @@ fn held_document_of_revoked_sender_is_rejected_by_late_recipient() {
         || std::fs::read(net.agent_dir(C).join("certs/signing.crl")).unwrap() != crl_c,
     );
     wait_until("C to answer every held document", DEADLINE, || {
-        let (Some(inbox), Some(q)) = (net.inbox_counts(C), net.api_get(C, "/v1/quarantine")) else {
+        let (Some(inbox), Some(q)) = (net.inbox_counts(C), net.api_list_get(C, "/v1/quarantine"))
+        else {
             return false;
         };
         held.iter().all(|id| {
@@ -631,7 +632,7 @@ fn held_document_of_revoked_sender_is_rejected_by_late_recipient() {
         accepted.len(),
         held.len()
     );
-    let q = net.api(C, "/v1/quarantine");
+    let q = net.api_list(C, "/v1/quarantine");
     for id in &held {
         let entry = q
             .as_array()
@@ -738,7 +739,7 @@ fn renewal_with_short_lifetime_keeps_exchanging() {
     }
     // Every document sent is delivered (checked one by one above) and the outboxes agree.
     for code in [A, N] {
-        let out = net.api(code, "/v1/documents");
+        let out = net.api_list(code, "/v1/documents");
         for d in out.as_array().unwrap() {
             let st = recipient_states(d);
             assert!(st.values().all(|s| s == "delivered"), "{code}: {d}");

@@ -670,7 +670,7 @@ fn counters_equal_recount_after_hub_kill9() {
             &format!("{} deliveries from {from}", mine.len()),
             Duration::from_secs(120),
             || {
-                let Some(v) = net.api_get(from, "/v1/documents") else {
+                let Some(v) = net.api_list_get(from, "/v1/documents") else {
                     return false;
                 };
                 let done = v

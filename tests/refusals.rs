@@ -87,7 +87,7 @@ fn body_altered_on_the_way_is_rejected_by_the_receiver() {
     );
     assert_eq!(r.recipient.as_str(), B);
 
-    let q = net.api(B, "/v1/quarantine");
+    let q = net.api_list(B, "/v1/quarantine");
     let qe = q
         .as_array()
         .unwrap()
@@ -155,7 +155,10 @@ fn forged_sender_and_bad_signature_are_refused() {
     assert_eq!(net.fetch(B, &valid_id), b"valid raw body");
     // Nothing forged reached B.
     assert_eq!(net.inbox_counts(B).unwrap().len(), 1);
-    assert_eq!(net.api(B, "/v1/quarantine").as_array().unwrap().len(), 0);
+    assert_eq!(
+        net.api_list(B, "/v1/quarantine").as_array().unwrap().len(),
+        0
+    );
 
     net.start_agent(A);
     exchange_still_works(&net, "forged submissions");
@@ -300,7 +303,10 @@ fn documents_over_the_size_limits_are_refused() {
     assert!(!out.status.success(), "send over the agent limit succeeded");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("limit of 500 bytes"), "stderr: {err}");
-    assert_eq!(net.api(C, "/v1/documents").as_array().unwrap().len(), 0);
+    assert_eq!(
+        net.api_list(C, "/v1/documents").as_array().unwrap().len(),
+        0
+    );
 }
 
 /// Garbage, oversized length prefixes, empty and truncated frames and unexpected frame types

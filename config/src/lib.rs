@@ -164,6 +164,12 @@ pub struct DeliveryPolicy {
     /// How often the hub re-reads every stored body and checks it against its hash
     /// (a background scrub); 0 disables the periodic scrub (`poros-hub scrub` still works).
     pub scrub_interval_secs: u64,
+    /// A body file that no document references (left by a crash or a refused submission) is
+    /// removed once it is this many seconds old; the hub looks at start and every
+    /// `orphan_sweep_interval_secs`.
+    pub orphan_grace_secs: u64,
+    /// How often the hub looks for such files.
+    pub orphan_sweep_interval_secs: u64,
 }
 
 impl Default for HubNetwork {
@@ -193,6 +199,8 @@ impl Default for DeliveryPolicy {
             body_retention_secs: 7 * 24 * 3600,
             sweep_interval_secs: 60,
             scrub_interval_secs: 24 * 3600,
+            orphan_grace_secs: DEFAULT_ORPHAN_GRACE_SECS,
+            orphan_sweep_interval_secs: 3600,
         }
     }
 }
@@ -274,6 +282,18 @@ impl HubConfig {
                 "a percentage between 0 and 100",
             );
         }
+        if self.delivery.orphan_grace_secs == 0 {
+            return bad(
+                "delivery.orphan_grace_secs",
+                "a number of seconds greater than 0",
+            );
+        }
+        if self.delivery.orphan_sweep_interval_secs == 0 {
+            return bad(
+                "delivery.orphan_sweep_interval_secs",
+                "a number of seconds greater than 0",
+            );
+        }
         if self.delivery.sweep_interval_secs == 0 {
             return bad(
                 "delivery.sweep_interval_secs",
@@ -304,6 +324,12 @@ pub struct AgentConfig {
     /// Submissions in flight to the hub at once.
     #[serde(default = "default_submit_in_flight")]
     pub submit_in_flight: u32,
+    /// A body file that no record references is removed once it is this many seconds old.
+    #[serde(default = "default_orphan_grace")]
+    pub orphan_grace_secs: u64,
+    /// How often the agent looks for such files (also once at start).
+    #[serde(default = "default_body_sweep_interval")]
+    pub body_sweep_interval_secs: u64,
 }
 
 fn default_server_name() -> String {
@@ -318,6 +344,15 @@ fn default_agent_max_body() -> u64 {
 fn default_submit_in_flight() -> u32 {
     64
 }
+/// One hour: far longer than any send or delivery takes between staging a body and
+/// committing the record that references it.
+pub const DEFAULT_ORPHAN_GRACE_SECS: u64 = 3600;
+fn default_orphan_grace() -> u64 {
+    DEFAULT_ORPHAN_GRACE_SECS
+}
+fn default_body_sweep_interval() -> u64 {
+    3600
+}
 
 impl AgentConfig {
     /// A configuration with defaults for everything but the agency and hub.
@@ -329,6 +364,8 @@ impl AgentConfig {
             api_listen: default_api_listen(),
             max_body_bytes: default_agent_max_body(),
             submit_in_flight: default_submit_in_flight(),
+            orphan_grace_secs: default_orphan_grace(),
+            body_sweep_interval_secs: default_body_sweep_interval(),
         }
     }
 
@@ -355,6 +392,18 @@ impl AgentConfig {
         if c.hub_server_name.is_empty() {
             return Err(bad("hub_server_name", "a DNS name in the hub certificate"));
         }
+        if c.orphan_grace_secs == 0 {
+            return Err(bad(
+                "orphan_grace_secs",
+                "a number of seconds greater than 0",
+            ));
+        }
+        if c.body_sweep_interval_secs == 0 {
+            return Err(bad(
+                "body_sweep_interval_secs",
+                "a number of seconds greater than 0",
+            ));
+        }
         Ok(c)
     }
 
@@ -373,13 +422,20 @@ impl AgentConfig {
              # Largest document body sent or accepted, in bytes.\n\
              max_body_bytes = {}\n\
              # Submissions to the hub in flight at once.\n\
-             submit_in_flight = {}\n",
+             submit_in_flight = {}\n\
+             # Body files that no record references (left by a crash between staging a body\n\
+             # and storing its document) are removed once older than this, in seconds;\n\
+             # the agent looks for them at start and every body_sweep_interval_secs.\n\
+             orphan_grace_secs = {}\n\
+             body_sweep_interval_secs = {}\n",
             self.agency,
             self.hub,
             self.hub_server_name,
             self.api_listen,
             self.max_body_bytes,
-            self.submit_in_flight
+            self.submit_in_flight,
+            self.orphan_grace_secs,
+            self.body_sweep_interval_secs
         )
     }
 }
@@ -419,7 +475,12 @@ pub fn hub_toml_template(
          sweep_interval_secs = {}\n\
          # How often every stored body is re-read and checked against its hash (daily);\n\
          # damaged bodies are asked again from their senders. 0 disables the periodic scrub.\n\
-         scrub_interval_secs = {}\n\n\
+         scrub_interval_secs = {}\n\
+         # Body files no document references (a crash between storing a body and its\n\
+         # document) are removed once this many seconds old; checked at start and every\n\
+         # orphan_sweep_interval_secs.\n\
+         orphan_grace_secs = {}\n\
+         orphan_sweep_interval_secs = {}\n\n\
          [enrolment]\n\
          # QUIC endpoint where new agencies redeem one-time tokens (no client certificate;\n\
          # the hub is authenticated by the CA pin in the token). Port 0 = any free port.\n\
@@ -451,6 +512,8 @@ pub fn hub_toml_template(
         d.delivery.body_retention_secs,
         d.delivery.sweep_interval_secs,
         d.delivery.scrub_interval_secs,
+        d.delivery.orphan_grace_secs,
+        d.delivery.orphan_sweep_interval_secs,
         d.enrolment.token_ttl_secs,
         d.enrolment.cert_lifetime_secs,
         d.enrolment.renewal_overlap_secs,

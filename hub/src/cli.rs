@@ -264,7 +264,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Node { cmd } => node_cmd(cmd),
         Cmd::Audit { dir, json } => {
             let c = AdminClient::require(&HubPaths::new(&dir))?;
-            let v = c.get("/admin/v1/audit")?;
+            let v = c.get_all("/admin/v1/audit")?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
@@ -808,6 +808,38 @@ impl AdminClient {
             .send()
             .with_context(|| format!("contacting the hub at {}", self.base))?;
         Self::json(r)
+    }
+
+    /// Every item of a paged listing, following `poros-next-cursor` page by page.
+    pub fn get_all(&self, path: &str) -> Result<serde_json::Value> {
+        let mut all = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut q = vec![("limit", poros_protocol::page::MAX_PAGE.to_string())];
+            if let Some(a) = after.take() {
+                q.push(("after", a));
+            }
+            let r = self
+                .http
+                .get(format!("{}{path}", self.base))
+                .query(&q)
+                .bearer_auth(&self.token)
+                .send()
+                .with_context(|| format!("contacting the hub at {}", self.base))?;
+            let next = r
+                .headers()
+                .get(poros_protocol::page::NEXT_CURSOR_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            match Self::json(r)? {
+                serde_json::Value::Array(page) => all.extend(page),
+                _ => anyhow::bail!("the hub answered {path} with something other than a list"),
+            }
+            match next {
+                Some(n) => after = Some(n),
+                None => return Ok(serde_json::Value::Array(all)),
+            }
+        }
     }
 
     fn json(r: reqwest::blocking::Response) -> Result<serde_json::Value> {

@@ -110,6 +110,26 @@ fn api(dir: &Path, path: &str) -> Option<Value> {
         .ok()
 }
 
+/// How many items a listing of an agent's API holds, counted page by page.
+fn count_listing(dir: &Path, path: &str) -> Option<usize> {
+    let addr = std::fs::read_to_string(dir.join("run/api.addr")).ok()?;
+    let (mut n, mut after) = (0, String::new());
+    loop {
+        let r = reqwest::blocking::get(format!("http://{}{path}?limit=1000{after}", addr.trim()))
+            .ok()?;
+        let next = r
+            .headers()
+            .get(poros_protocol::page::NEXT_CURSOR_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        n += r.json::<Value>().ok()?.as_array()?.len();
+        match next {
+            Some(c) => after = format!("&after={c}"),
+            None => return Some(n),
+        }
+    }
+}
+
 /// Run the demo.
 pub fn run(dir: Option<PathBuf>, bulk: usize) -> Result<()> {
     let started = Instant::now();
@@ -371,14 +391,7 @@ pub fn run(dir: Option<PathBuf>, bulk: usize) -> Result<()> {
     let inboxes: Vec<String> = agent_dirs
         .iter()
         .zip(AGENCIES)
-        .map(|(d, (code, _))| {
-            format!(
-                "{code}: {}",
-                api(d, "/v1/inbox")
-                    .and_then(|v| v.as_array().map(|a| a.len()))
-                    .unwrap_or(0)
-            )
-        })
+        .map(|(d, (code, _))| format!("{code}: {}", count_listing(d, "/v1/inbox").unwrap_or(0)))
         .collect();
     println!();
     println!(

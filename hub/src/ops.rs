@@ -630,12 +630,43 @@ async fn stats_check(State(st): State<Ops>, h: HeaderMap) -> Response {
     }
 }
 
-async fn audit_log(State(st): State<Ops>, h: HeaderMap) -> Response {
+/// `?after=CURSOR&limit=N` of the audit listing.
+#[derive(serde::Deserialize)]
+struct PageQuery {
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+/// One page of the audit log (it grows without bound): a JSON array, oldest first, with the
+/// next page's cursor in the `poros-next-cursor` header, as in the agent's listings.
+async fn audit_log(
+    State(st): State<Ops>,
+    h: HeaderMap,
+    StrictQuery(q): StrictQuery<PageQuery>,
+) -> Response {
+    use poros_protocol::page::{page_size, PageError, NEXT_CURSOR_HEADER};
     if let Err(r) = authorized(&st, &h) {
         return r;
     }
-    match st.hub.store.audit_log(None) {
-        Ok(a) => Json(a).into_response(),
+    let limit = match page_size(q.limit) {
+        Ok(n) => n,
+        Err(e) => return bad_request(e),
+    };
+    let after = match q.after.as_deref().map(str::parse::<u64>).transpose() {
+        Ok(a) => a.unwrap_or(0),
+        Err(_) => {
+            let shown = q.after.unwrap_or_default().chars().take(80).collect();
+            return bad_request(PageError::Cursor(shown));
+        }
+    };
+    match st.hub.store.audit_page(after, limit) {
+        Ok((page, next)) => {
+            let mut r = Json(page).into_response();
+            if let Some(n) = next.and_then(|n| n.to_string().parse().ok()) {
+                r.headers_mut().insert(NEXT_CURSOR_HEADER, n);
+            }
+            r
+        }
         Err(e) => internal(e),
     }
 }

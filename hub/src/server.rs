@@ -84,7 +84,6 @@ pub struct Hub {
     pub blobs: Blobs,
     pub(crate) keys: HubKeys,
     /// Orders body-file removal after retention against new references to the same file.
-    blob_gc: tokio::sync::RwLock<()>,
     /// The bound QUIC endpoint (its server config is swapped when CRLs change).
     pub(crate) endpoint: Mutex<Option<quinn::Endpoint>>,
     /// Address of the enrolment endpoint, once bound (carried by tokens).
@@ -121,7 +120,6 @@ impl Hub {
             store,
             blobs,
             keys,
-            blob_gc: tokio::sync::RwLock::new(()),
             endpoint: Mutex::new(None),
             enroll_addr: Mutex::new(None),
             paths: paths.clone(),
@@ -261,6 +259,7 @@ pub async fn serve(
 ) -> Result<()> {
     tokio::spawn(sweeper(hub.clone()));
     tokio::spawn(crate::repair::scrubber(hub.clone()));
+    tokio::spawn(orphan_sweeper(hub.clone()));
     let conns = Arc::new(Semaphore::new(hub.cfg.limits.max_connections as usize));
     tokio::pin!(shutdown);
     loop {
@@ -793,7 +792,7 @@ async fn handle_submit(
         }
         // Held until the document's reference to the file is committed, so retention cannot
         // delete a file this document is about to share with an older one.
-        gc_guard = Some(hub.blob_gc.read().await);
+        gc_guard = Some(hub.blobs.reference_guard().await);
         match w.commit_expecting(&env.body_sha256).await {
             Ok(_) => NewBody::File,
             Err(poros_store::StoreError::DigestMismatch { .. }) => refuse!(
@@ -1171,6 +1170,39 @@ async fn sweeper(hub: Arc<Hub>) {
     }
 }
 
+/// At start and then periodically, removes body files that no document references and that
+/// are older than the grace period (a crash between storing a body and its document, or a
+/// retention pass that committed but did not get to delete the file).
+async fn orphan_sweeper(hub: Arc<Hub>) {
+    let every = Duration::from_secs(hub.cfg.delivery.orphan_sweep_interval_secs);
+    loop {
+        if let Err(e) = sweep_orphans(&hub).await {
+            warn!(error = %e, "orphan body sweep failed");
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// One orphan sweep over the hub's body files.
+pub async fn sweep_orphans(hub: &Arc<Hub>) -> Result<poros_store::SweepReport> {
+    let grace = Duration::from_secs(hub.cfg.delivery.orphan_grace_secs);
+    let h = hub.clone();
+    let report = tokio::task::spawn_blocking(move || {
+        h.blobs
+            .sweep_unreferenced(grace, |d| Ok(h.store.body_refs(d)? > 0))
+    })
+    .await??;
+    if report.removed > 0 {
+        info!(
+            removed = report.removed,
+            bytes = report.removed_bytes,
+            examined = report.examined,
+            "unreferenced body files removed"
+        );
+    }
+    Ok(report)
+}
+
 /// One expiry and retention pass.
 pub async fn sweep_once(hub: &Arc<Hub>) -> Result<()> {
     let now = now_ms();
@@ -1200,7 +1232,7 @@ pub async fn sweep_once(hub: &Arc<Hub>) -> Result<()> {
     let cutoff = now.saturating_sub(hub.cfg.delivery.body_retention_secs.saturating_mul(1000));
     for digest in hub.store.release_bodies(cutoff, 10_000).await? {
         // A document accepted meanwhile may have taken a new reference to the same content.
-        let _gc = hub.blob_gc.write().await;
+        let _gc = hub.blobs.removal_guard().await;
         if hub.store.body_refs(&digest)? > 0 {
             continue;
         }

@@ -468,9 +468,40 @@ impl HubStore {
 
     /// Audit records, oldest first, optionally only those about `agency`.
     pub fn audit_log(&self, agency: Option<&AgencyId>) -> Result<Vec<AuditRecord>, StoreError> {
-        let mut all: Vec<AuditRecord> = self.all(AUDIT)?;
-        all.retain(|a| agency.is_none() || a.agency.as_ref() == agency);
-        Ok(all)
+        // Only the matching records are kept: the whole log can be far larger.
+        let r = self.db.read()?;
+        let t = r.open_table(AUDIT)?;
+        let mut out = Vec::new();
+        for e in t.iter()? {
+            let (_, v) = e?;
+            let a: AuditRecord = dec(v.value())?;
+            if agency.is_none() || a.agency.as_ref() == agency {
+                out.push(a);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Audit records after sequence number `after`, oldest first, at most `limit`; with the
+    /// sequence number to continue after when there are more.
+    pub fn audit_page(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<(Vec<AuditRecord>, Option<u64>), StoreError> {
+        let r = self.db.read()?;
+        let t = r.open_table(AUDIT)?;
+        let mut out = Vec::new();
+        let mut last = after;
+        for e in t.range(after.saturating_add(1)..)? {
+            let (k, v) = e?;
+            if out.len() == limit {
+                return Ok((out, Some(last)));
+            }
+            out.push(dec(v.value())?);
+            last = k.value();
+        }
+        Ok((out, None))
     }
 
     /// Store a new enrolment token (keyed by the SHA-256 of its secret) with its node record.
@@ -1517,5 +1548,37 @@ mod tests {
         assert_eq!(counters["body_repairs_requested"], 2);
         let recount = store.recount(3_600_000).unwrap();
         assert_eq!(recount[sender.as_str()]["out_expired"], 2);
+    }
+
+    #[test]
+    fn audit_is_paged_from_a_cursor() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = HubStore::open(Db::open(&dir.path().join("h.redb")).unwrap()).unwrap();
+        for i in 0..25 {
+            let rec = AuditRecord {
+                time_ms: i,
+                actor: "admin@test".into(),
+                action: format!("action {i}"),
+                agency: None,
+                detail: String::new(),
+            };
+            store
+                .db
+                .write_blocking(move |txn| audit_in(txn, &rec))
+                .unwrap();
+        }
+        let (mut seen, mut after, mut pages) = (Vec::new(), 0, 0);
+        loop {
+            let (page, next) = store.audit_page(after, 10).unwrap();
+            assert!(page.len() <= 10);
+            seen.extend(page.into_iter().map(|a| a.time_ms));
+            pages += 1;
+            match next {
+                Some(n) => after = n,
+                None => break,
+            }
+        }
+        assert_eq!(seen, (0..25).collect::<Vec<_>>());
+        assert_eq!(pages, 3);
     }
 }

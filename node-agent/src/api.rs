@@ -1,7 +1,8 @@
 //! The agent's local HTTP API (loopback only) for the agency's document-management software
 //! and the CLI verbs: send, inbox, fetch, status, receipts.
 
-use crate::node::{now_ms, Agent, SendError, StagedBody};
+use crate::listing::{self, Cursor, PageError};
+use crate::node::{Agent, SendError, StagedBody};
 use crate::state::{BodyAt, InRecord, OutRecord, RecipientStatus, INLINE_MAX};
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -18,6 +19,7 @@ use poros_transport::http::StrictQuery;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
+use tracing::warn;
 
 /// Build the router.
 pub fn router(agent: Arc<Agent>) -> Router {
@@ -109,12 +111,15 @@ async fn send(
     for r in q.to.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         match AgencyId::parse(r) {
             Ok(id) => recipients.push(id),
-            Err(e) => return err(StatusCode::BAD_REQUEST, format!("recipient: {e}")),
+            Err(e) => {
+                let refusal = err(StatusCode::BAD_REQUEST, format!("recipient: {e}"));
+                return refuse_unread(body, refusal).await;
+            }
         }
     }
     let priority = match q.priority.as_deref().map(str::parse).transpose() {
         Ok(p) => p.unwrap_or_default(),
-        Err(e) => return err(StatusCode::BAD_REQUEST, e),
+        Err(e) => return refuse_unread(body, err(StatusCode::BAD_REQUEST, e)).await,
     };
     let meta = Metadata {
         subject: q.subject,
@@ -124,8 +129,10 @@ async fn send(
         due_date: q.due,
         filename: q.filename,
     };
-    if let Err(e) = meta.validate() {
-        return err(StatusCode::BAD_REQUEST, e);
+    // Everything that can refuse the request is checked before a byte of body is staged: a
+    // refused request must leave nothing behind, however often a client retries it.
+    if let Err(e) = poros_protocol::envelope::validate_addressing(a.agency(), &recipients, &meta) {
+        return refuse_unread(body, err(StatusCode::BAD_REQUEST, e)).await;
     }
     let staged = match stage_body(&a, body).await {
         Ok(s) => s,
@@ -140,6 +147,25 @@ async fn send(
         Err(SendError::Store(e)) => store_err(&a, &e),
         Err(e) => err(StatusCode::BAD_REQUEST, e),
     }
+}
+
+/// Bytes of an unwanted request body read and discarded before a refusal is sent.
+const DRAIN_MAX: u64 = 64 * 1024 * 1024;
+
+/// Answers a refused send after reading (and discarding, never storing) its body, up to
+/// [`DRAIN_MAX`]: a server that answers and closes while the client is still uploading makes
+/// the client's socket reset, and the client then sees a broken connection instead of the
+/// reason it was refused.
+async fn refuse_unread(body: Body, refusal: Response) -> Response {
+    let mut stream = body.into_data_stream();
+    let mut read = 0u64;
+    while let Some(Ok(chunk)) = stream.next().await {
+        read += chunk.len() as u64;
+        if read > DRAIN_MAX {
+            break;
+        }
+    }
+    refusal
 }
 
 /// Receive the caller's body: small bodies stay in memory, larger ones stream to a file.
@@ -170,8 +196,9 @@ async fn stage_body(a: &Agent, body: Body) -> Result<StagedBody, SendError> {
     }
     match writer {
         Some(w) => {
+            let guard = a.blobs.reference_guard().await;
             let (d, l) = w.commit().await?;
-            Ok(StagedBody::File(d, l))
+            Ok(StagedBody::File(d, l, guard))
         }
         None => Ok(StagedBody::Inline(buf)),
     }
@@ -218,9 +245,13 @@ fn recipient_json(
     json!({"agency": agency, "state": state, "time_ms": time_ms, "reason": reason})
 }
 
-fn out_json(a: &Agent, id: &DocumentId, out: &OutRecord) -> Value {
+fn out_json(
+    a: &Agent,
+    id: &DocumentId,
+    out: &OutRecord,
+    statuses: &[(AgencyId, RecipientStatus)],
+) -> Value {
     let env = out.envelope.envelope().ok();
-    let statuses = a.store.statuses(id).unwrap_or_default();
     let recipients: Vec<Value> = statuses
         .iter()
         .map(|(ag, st)| recipient_json(a, id, out, ag, st))
@@ -237,16 +268,97 @@ fn out_json(a: &Agent, id: &DocumentId, out: &OutRecord) -> Value {
     })
 }
 
-async fn outbox(State(a): State<Arc<Agent>>) -> Response {
-    match a.store.outbox() {
-        Ok(list) => Json(
-            list.iter()
-                .map(|(id, o)| out_json(&a, id, o))
-                .collect::<Vec<_>>(),
-        )
-        .into_response(),
-        Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, e),
+/// `?after=CURSOR&limit=N` of every listing.
+#[derive(Deserialize)]
+struct PageQuery {
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+impl PageQuery {
+    fn check(&self) -> Result<(Option<Cursor>, usize), PageError> {
+        let after = self.after.as_deref().map(str::parse).transpose()?;
+        Ok((after, listing::page_size(self.limit)?))
     }
+}
+
+/// Streams one page as a JSON array, one item at a time, from a blocking thread that reads
+/// the page's snapshot: a page of any size costs a few items of memory, not the page. The
+/// cursor of the next page, if any, is the `poros-next-cursor` header (absent on the last).
+/// A store error after the first byte aborts the body, so a client never mistakes a broken
+/// page for a complete one.
+async fn stream_page<P: Send + 'static>(
+    open: impl FnOnce() -> Result<(P, Option<Cursor>), poros_store::StoreError> + Send + 'static,
+    items: impl FnOnce(&P, &mut dyn FnMut(Value) -> bool) -> Result<(), poros_store::StoreError>
+        + Send
+        + 'static,
+) -> Response {
+    {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(8);
+        let (head_tx, head_rx) = tokio::sync::oneshot::channel();
+        tokio::task::spawn_blocking(move || {
+            let page = match open() {
+                Ok((p, next)) => {
+                    let _ = head_tx.send(Ok(next));
+                    p
+                }
+                Err(e) => {
+                    let _ = head_tx.send(Err(e));
+                    return;
+                }
+            };
+            let mut first = true;
+            let mut emit = |v: Value| {
+                let mut buf = if first { b"[".to_vec() } else { b",".to_vec() };
+                first = false;
+                if serde_json::to_writer(&mut buf, &v).is_err() {
+                    return false;
+                }
+                tx.blocking_send(Ok(buf.into())).is_ok()
+            };
+            let res = items(&page, &mut emit);
+            let tail: Result<bytes::Bytes, std::io::Error> = match res {
+                Ok(()) if first => Ok(bytes::Bytes::from_static(b"[]")),
+                Ok(()) => Ok(bytes::Bytes::from_static(b"]")),
+                Err(e) => {
+                    warn!(error = %e, "listing failed while streaming");
+                    Err(std::io::Error::other("listing failed"))
+                }
+            };
+            let _ = tx.blocking_send(tail);
+        });
+        let next = match head_rx.await {
+            Ok(Ok(next)) => next,
+            Ok(Err(e)) => return err(StatusCode::INTERNAL_SERVER_ERROR, e),
+            Err(_) => return err(StatusCode::INTERNAL_SERVER_ERROR, "listing task failed"),
+        };
+        let body = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|chunk| (chunk, rx))
+        });
+        let mut r = Response::builder().header("content-type", "application/json");
+        if let Some(n) = next {
+            r = r.header(poros_protocol::page::NEXT_CURSOR_HEADER, n.to_string());
+        }
+        r.body(Body::from_stream(body))
+            .unwrap_or_else(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))
+    }
+}
+
+async fn outbox(State(a): State<Arc<Agent>>, StrictQuery(q): StrictQuery<PageQuery>) -> Response {
+    let (after, limit) = match q.check() {
+        Ok(p) => p,
+        Err(e) => return err(StatusCode::BAD_REQUEST, e),
+    };
+    let shown = a.clone();
+    stream_page(
+        move || {
+            let p = a.store.outbox_page(after.as_ref(), limit)?;
+            let next = p.next.clone();
+            Ok((p, next))
+        },
+        move |p, emit| p.each_outgoing(|id, o, st| emit(out_json(&shown, id, o, &st))),
+    )
+    .await
 }
 
 // axum responses are returned by value everywhere; boxing this one error would only add noise.
@@ -265,8 +377,12 @@ async fn status(State(a): State<Arc<Agent>>, Path(id): Path<String>) -> Response
         Ok(i) => i,
         Err(r) => return r,
     };
-    match a.store.outgoing(&id) {
-        Ok(Some(o)) => Json(out_json(&a, &id, &o)).into_response(),
+    let found = a
+        .store
+        .outgoing(&id)
+        .and_then(|o| o.map(|o| Ok((o, a.store.statuses(&id)?))).transpose());
+    match found {
+        Ok(Some((o, st))) => Json(out_json(&a, &id, &o, &st)).into_response(),
         Ok(None) => err(StatusCode::NOT_FOUND, format!("no sent document {id}")),
         Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
@@ -290,18 +406,31 @@ fn in_json(id: &DocumentId, r: &InRecord) -> Value {
     })
 }
 
-async fn inbox(State(a): State<Arc<Agent>>) -> Response {
-    match a.store.list_received(false) {
-        Ok(l) => Json(l.iter().map(|(id, r)| in_json(id, r)).collect::<Vec<_>>()).into_response(),
-        Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, e),
-    }
+async fn inbox(State(a): State<Arc<Agent>>, StrictQuery(q): StrictQuery<PageQuery>) -> Response {
+    received(a, q, false).await
 }
 
-async fn quarantine(State(a): State<Arc<Agent>>) -> Response {
-    match a.store.list_received(true) {
-        Ok(l) => Json(l.iter().map(|(id, r)| in_json(id, r)).collect::<Vec<_>>()).into_response(),
-        Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, e),
-    }
+async fn quarantine(
+    State(a): State<Arc<Agent>>,
+    StrictQuery(q): StrictQuery<PageQuery>,
+) -> Response {
+    received(a, q, true).await
+}
+
+async fn received(a: Arc<Agent>, q: PageQuery, quarantine: bool) -> Response {
+    let (after, limit) = match q.check() {
+        Ok(p) => p,
+        Err(e) => return err(StatusCode::BAD_REQUEST, e),
+    };
+    stream_page(
+        move || {
+            let p = a.store.received_page(quarantine, after.as_ref(), limit)?;
+            let next = p.next.clone();
+            Ok((p, next))
+        },
+        move |p, emit| p.each_received(quarantine, |id, r| emit(in_json(id, r))),
+    )
+    .await
 }
 
 async fn fetch(State(a): State<Arc<Agent>>, Path(id): Path<String>) -> Response {
@@ -345,38 +474,40 @@ async fn fetch(State(a): State<Arc<Agent>>, Path(id): Path<String>) -> Response 
     }
 }
 
-async fn receipts(State(a): State<Arc<Agent>>) -> Response {
-    let list = match a.store.outbox() {
-        Ok(l) => l,
-        Err(e) => return err(StatusCode::INTERNAL_SERVER_ERROR, e),
+async fn receipts(State(a): State<Arc<Agent>>, StrictQuery(q): StrictQuery<PageQuery>) -> Response {
+    let (after, limit) = match q.check() {
+        Ok(p) => p,
+        Err(e) => return err(StatusCode::BAD_REQUEST, e),
     };
-    let mut out = Vec::new();
-    for (id, _) in list {
-        for (rcpt, st) in a.store.statuses(&id).unwrap_or_default() {
-            let r = match &st {
-                RecipientStatus::Delivered(r) | RecipientStatus::Rejected(r) => r,
-                _ => continue,
-            };
-            let Ok(rr) = r.receipt() else { continue };
-            // Re-check the stored signature as of the receipt's own time.
-            let verified = matches!(
-                a.trust_verify(&r.0, RECEIPT_CONTEXT, rr.time_ms / 1000),
-                Ok(Signer::Agency(s)) if s == rcpt
-            );
-            out.push(json!({
-                "id": id.to_string(),
-                "recipient": rcpt,
-                "outcome": match &rr.outcome { Outcome::Delivered => "delivered", Outcome::Rejected { .. } => "rejected" },
-                "reason": match &rr.outcome { Outcome::Rejected { reason } => Some(reason.clone()), _ => None },
-                "time_ms": rr.time_ms,
-                "body_sha256": hex::encode(rr.body_sha256),
-                "signature": hex::encode(&r.0.signature),
-                "signature_verified": verified,
-            }));
-        }
-    }
-    let _ = now_ms();
-    Json(out).into_response()
+    let agent = a.clone();
+    stream_page(
+        move || {
+            let p = a.store.receipts_page(after.as_ref(), limit)?;
+            let next = p.next.clone();
+            Ok((p, next))
+        },
+        move |p, emit| {
+            p.each_receipt(|id, rcpt, r| {
+                let Ok(rr) = r.receipt() else { return true };
+                // Re-check the stored signature as of the receipt's own time.
+                let verified = matches!(
+                    agent.trust_verify(&r.0, RECEIPT_CONTEXT, rr.time_ms / 1000),
+                    Ok(Signer::Agency(s)) if &s == rcpt
+                );
+                emit(json!({
+                    "id": id.to_string(),
+                    "recipient": rcpt,
+                    "outcome": match &rr.outcome { Outcome::Delivered => "delivered", Outcome::Rejected { .. } => "rejected" },
+                    "reason": match &rr.outcome { Outcome::Rejected { reason } => Some(reason.clone()), _ => None },
+                    "time_ms": rr.time_ms,
+                    "body_sha256": hex::encode(rr.body_sha256),
+                    "signature": hex::encode(&r.0.signature),
+                    "signature_verified": verified,
+                }))
+            })
+        },
+    )
+    .await
 }
 
 #[derive(Deserialize)]

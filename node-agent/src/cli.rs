@@ -83,23 +83,29 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// List received documents.
+    /// List received documents (all of them, fetched page by page, oldest first).
     Inbox {
         /// Agent directory.
         #[arg(long)]
         dir: PathBuf,
-        /// Print JSON.
+        /// Print JSON (one array of every document listed).
         #[arg(long)]
         json: bool,
+        /// Stop after this many documents.
+        #[arg(long)]
+        limit: Option<usize>,
     },
     /// List quarantined (rejected) deliveries.
     Quarantine {
         /// Agent directory.
         #[arg(long)]
         dir: PathBuf,
-        /// Print JSON.
+        /// Print JSON (one array).
         #[arg(long)]
         json: bool,
+        /// Stop after this many documents.
+        #[arg(long)]
+        limit: Option<usize>,
     },
     /// Write a received document's body to a file (or stdout).
     Fetch {
@@ -112,30 +118,36 @@ enum Cmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Per-recipient status of sent documents (one, or all).
+    /// Per-recipient status of sent documents (one, or all page by page, oldest first).
     Status {
         /// Agent directory.
         #[arg(long)]
         dir: PathBuf,
         /// Document ID.
         id: Option<String>,
-        /// Print JSON.
+        /// Print JSON (one object for one document, else one array).
         #[arg(long)]
         json: bool,
+        /// Without an ID: stop after this many documents.
+        #[arg(long)]
+        limit: Option<usize>,
     },
     /// Report figures to the hub.
     Report {
         #[command(subcommand)]
         what: ReportCmd,
     },
-    /// Signed receipts and rejections received for sent documents.
+    /// Signed receipts and rejections received for sent documents (all, page by page).
     Receipts {
         /// Agent directory.
         #[arg(long)]
         dir: PathBuf,
-        /// Print JSON.
+        /// Print JSON (one array).
         #[arg(long)]
         json: bool,
+        /// Stop after this many receipts.
+        #[arg(long)]
+        limit: Option<usize>,
     },
 }
 
@@ -229,6 +241,78 @@ impl ApiClient {
             .with_context(|| format!("contacting the agent at {} (is it running?)", self.base))?;
         Ok(Self::check(r)?.json()?)
     }
+
+    /// Follows a listing page by page (each page's `Poros-Next-Cursor`), handing every item
+    /// to `f`, until the last page or `max` items: memory stays one page whatever the total.
+    pub fn each_item(
+        &self,
+        path: &str,
+        max: Option<usize>,
+        mut f: impl FnMut(&Value) -> Result<()>,
+    ) -> Result<()> {
+        let mut left = max.unwrap_or(usize::MAX);
+        let mut after: Option<String> = None;
+        while left > 0 {
+            let mut q = vec![("limit", left.min(crate::listing::MAX_PAGE).to_string())];
+            if let Some(a) = after.take() {
+                q.push(("after", a));
+            }
+            let r = self
+                .http
+                .get(format!("{}{path}", self.base))
+                .query(&q)
+                .send()
+                .with_context(|| {
+                    format!("contacting the agent at {} (is it running?)", self.base)
+                })?;
+            let r = Self::check(r)?;
+            let next = r
+                .headers()
+                .get(poros_protocol::page::NEXT_CURSOR_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let page: Vec<Value> = r.json().context("reading a listing page")?;
+            for v in page.iter().take(left) {
+                f(v)?;
+            }
+            left = left.saturating_sub(page.len());
+            match next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Prints every item of a listing: with `json`, as one JSON array written item by item;
+/// otherwise `header`, then `row` per item.
+fn print_listing(
+    c: &ApiClient,
+    path: &str,
+    limit: Option<usize>,
+    json: bool,
+    header: impl FnOnce(),
+    row: impl Fn(&Value),
+) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if !json {
+        header();
+        return c.each_item(path, limit, |v| {
+            row(v);
+            Ok(())
+        });
+    }
+    let mut n = 0u64;
+    c.each_item(path, limit, |v| {
+        out.write_all(if n == 0 { b"[\n" } else { b",\n" })?;
+        serde_json::to_writer_pretty(&mut out, v)?;
+        n += 1;
+        Ok(())
+    })?;
+    out.write_all(if n == 0 { b"[]\n" } else { b"\n]\n" })?;
+    Ok(())
 }
 
 fn print(v: &Value, json: bool, table: impl Fn(&Value)) -> Result<()> {
@@ -377,8 +461,8 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Cmd::Inbox { dir, json } => list_received(&dir, json, "/v1/inbox"),
-        Cmd::Quarantine { dir, json } => list_received(&dir, json, "/v1/quarantine"),
+        Cmd::Inbox { dir, json, limit } => list_received(&dir, json, limit, "/v1/inbox"),
+        Cmd::Quarantine { dir, json, limit } => list_received(&dir, json, limit, "/v1/quarantine"),
         Cmd::Fetch { dir, id, out } => {
             let c = ApiClient::new(&dir)?;
             let mut r = ApiClient::check(
@@ -401,16 +485,17 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Cmd::Status { dir, id, json } => {
+        Cmd::Status {
+            dir,
+            id,
+            json,
+            limit,
+        } => {
             let c = ApiClient::new(&dir)?;
-            let v = match &id {
-                Some(id) => c.get(&format!("/v1/documents/{id}"))?,
-                None => c.get("/v1/documents")?,
-            };
-            print(&v, json, |v| match v.as_array() {
-                Some(list) => list.iter().for_each(print_status),
-                None => print_status(v),
-            })
+            match &id {
+                Some(id) => print(&c.get(&format!("/v1/documents/{id}"))?, json, print_status),
+                None => print_listing(&c, "/v1/documents", limit, json, || {}, print_status),
+            }
         }
         Cmd::Report {
             what:
@@ -434,15 +519,20 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Cmd::Receipts { dir, json } => {
+        Cmd::Receipts { dir, json, limit } => {
             let c = ApiClient::new(&dir)?;
-            let v = c.get("/v1/receipts")?;
-            print(&v, json, |v| {
-                println!(
-                    "{:<36}  {:<13}  {:<9}  {:<20}  SIGNATURE",
-                    "DOCUMENT", "RECIPIENT", "OUTCOME", "SIGNED AT"
-                );
-                for r in v.as_array().into_iter().flatten() {
+            print_listing(
+                &c,
+                "/v1/receipts",
+                limit,
+                json,
+                || {
+                    println!(
+                        "{:<36}  {:<13}  {:<9}  {:<20}  SIGNATURE",
+                        "DOCUMENT", "RECIPIENT", "OUTCOME", "SIGNED AT"
+                    )
+                },
+                |r| {
                     println!(
                         "{:<36}  {:<13}  {:<9}  {:<20}  {}{}",
                         s(&r["id"]),
@@ -459,21 +549,26 @@ fn run(cli: Cli) -> Result<()> {
                             .map(|_| format!("  ({})", s(&r["reason"])))
                             .unwrap_or_default()
                     );
-                }
-            })
+                },
+            )
         }
     }
 }
 
-fn list_received(dir: &Path, json: bool, path: &str) -> Result<()> {
+fn list_received(dir: &Path, json: bool, limit: Option<usize>, path: &str) -> Result<()> {
     let c = ApiClient::new(dir)?;
-    let v = c.get(path)?;
-    print(&v, json, |v| {
-        println!(
-            "{:<36}  {:<13}  {:>9}  SUBJECT",
-            "DOCUMENT", "SENDER", "BYTES"
-        );
-        for d in v.as_array().into_iter().flatten() {
+    print_listing(
+        &c,
+        path,
+        limit,
+        json,
+        || {
+            println!(
+                "{:<36}  {:<13}  {:>9}  SUBJECT",
+                "DOCUMENT", "SENDER", "BYTES"
+            )
+        },
+        |d| {
             println!(
                 "{:<36}  {:<13}  {:>9}  {}{}",
                 s(&d["id"]),
@@ -485,8 +580,8 @@ fn list_received(dir: &Path, json: bool, path: &str) -> Result<()> {
                     .map(|_| format!("  [{}]", s(&d["reason"])))
                     .unwrap_or_default()
             );
-        }
-    })
+        },
+    )
 }
 
 fn run_agent(dir: &Path) -> Result<()> {

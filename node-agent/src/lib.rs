@@ -7,12 +7,14 @@
 //! - [`state`]: durable outbox, inbox, quarantine and per-recipient status.
 //! - [`node`]: the hub connection, submission, delivery verification and receipts.
 //! - [`reasons`]: why a sent document is still pending (hub or recipient storage full, ...).
+//! - [`listing`]: cursor pagination over the outbox, inbox, quarantine and receipts.
 //! - [`api`]: the loopback HTTP API; [`cli`]: the `poros-agent` command line.
 #![forbid(unsafe_code)]
 
 pub mod api;
 pub mod cli;
 pub mod enroll;
+pub mod listing;
 pub mod node;
 pub mod paths;
 pub mod reasons;

@@ -245,9 +245,9 @@ impl Agent {
         meta: Metadata,
         body: StagedBody,
     ) -> Result<DocumentId, SendError> {
-        let (digest, len, inline) = match body {
-            StagedBody::Inline(b) => (poros_protocol::sha256(&b), b.len() as u64, Some(b)),
-            StagedBody::File(d, l) => (d, l, None),
+        let (digest, len, inline, _guard) = match body {
+            StagedBody::Inline(b) => (poros_protocol::sha256(&b), b.len() as u64, Some(b), None),
+            StagedBody::File(d, l, g) => (d, l, None, Some(g)),
         };
         let mut rand = [0u8; 10];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut rand)
@@ -294,11 +294,38 @@ impl Agent {
         }
     }
 
-    /// Start the connection manager, submitter and renewal watch.
+    /// Start the connection manager, submitter, renewal watch and orphan sweep.
     pub fn start(self: &Arc<Self>) {
         tokio::spawn(self.clone().connection_manager());
         tokio::spawn(self.clone().submitter());
         tokio::spawn(self.clone().renewer());
+        tokio::spawn(self.clone().body_sweeper());
+    }
+
+    /// At start and then periodically, removes body files that no record references and
+    /// that are older than the grace period (left by a crash between staging and storing).
+    async fn body_sweeper(self: Arc<Self>) {
+        let every = Duration::from_secs(self.cfg.body_sweep_interval_secs);
+        loop {
+            if let Err(e) = self.sweep_bodies().await {
+                warn!(agency = %self.cfg.agency, error = %e, "body sweep failed; will retry");
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+
+    /// One orphan sweep over the body files.
+    pub async fn sweep_bodies(&self) -> Result<poros_store::SweepReport> {
+        let (blobs, store) = (self.blobs.clone(), self.store.clone());
+        let grace = Duration::from_secs(self.cfg.orphan_grace_secs);
+        let report = tokio::task::spawn_blocking(move || {
+            blobs.sweep_unreferenced(grace, |d| store.body_file_referenced(d))
+        })
+        .await??;
+        if report.removed > 0 {
+            info!(agency = %self.cfg.agency, removed = report.removed, bytes = report.removed_bytes, examined = report.examined, "unreferenced body files removed");
+        }
+        Ok(report)
     }
 
     /// Renews keys and certificates at two thirds of their lifetime, over the live connection.
@@ -841,7 +868,9 @@ impl Agent {
                 env.body_len, self.cfg.max_body_bytes
             ));
         }
-        // Read the body unless it is too large to accept at all.
+        // Read the body unless it is too large to accept at all. A file body keeps the orphan
+        // sweep away from the moment it is committed until its record is.
+        let mut _guard = None;
         let (digest, len, body_at, inline) = if too_large {
             (env.body_sha256, 0, BodyAt::None, None)
         } else if env.body_len <= INLINE_MAX {
@@ -858,6 +887,7 @@ impl Agent {
             while let Some(c) = reader.next(recv).await? {
                 w.write(&c).await?;
             }
+            _guard = Some(self.blobs.reference_guard().await);
             let (d, l) = w.commit().await?;
             (d, l, BodyAt::File, None)
         };
@@ -1030,6 +1060,7 @@ impl Agent {
 pub enum StagedBody {
     /// Small body in memory.
     Inline(Vec<u8>),
-    /// Committed file: digest and length.
-    File(poros_protocol::Digest, u64),
+    /// Committed file: digest, length, and the guard taken before its commit, which keeps
+    /// the orphan sweep off the file until the document referencing it is stored.
+    File(poros_protocol::Digest, u64, poros_store::ReferenceGuard),
 }

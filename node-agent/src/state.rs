@@ -3,7 +3,8 @@
 //!
 //! Tables: `outbox` doc → [`OutRecord`]; `out_queue` doc → () (not yet accepted by the hub);
 //! `out_status` (doc, recipient) → [`RecipientStatus`]; `inbox` doc → [`InRecord`];
-//! `quarantine` doc → [`InRecord`]; `inline_bodies` digest → bytes.
+//! `quarantine` doc → [`InRecord`]; `inline_bodies` digest → bytes; `body_files` digest → ()
+//! for every body file a record references (what the orphan sweep keeps); `meta` name → u64.
 
 use poros_protocol::{
     AgencyId, Digest, DocumentId, SignedAcceptance, SignedEnvelope, SignedNotice, SignedReceipt,
@@ -15,13 +16,19 @@ use serde::{Deserialize, Serialize};
 /// Bodies up to this size are stored in the database; larger ones as files.
 pub const INLINE_MAX: u64 = 64 * 1024;
 
-const OUTBOX: TableDefinition<&[u8], &[u8]> = TableDefinition::new("outbox");
+pub(crate) const OUTBOX: TableDefinition<&[u8], &[u8]> = TableDefinition::new("outbox");
 const OUT_QUEUE: TableDefinition<&[u8], ()> = TableDefinition::new("out_queue");
-const OUT_STATUS: TableDefinition<(&[u8], &str), &[u8]> = TableDefinition::new("out_status");
-const INBOX: TableDefinition<&[u8], &[u8]> = TableDefinition::new("inbox");
-const QUARANTINE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("quarantine");
+pub(crate) const OUT_STATUS: TableDefinition<(&[u8], &str), &[u8]> =
+    TableDefinition::new("out_status");
+pub(crate) const INBOX: TableDefinition<&[u8], &[u8]> = TableDefinition::new("inbox");
+pub(crate) const QUARANTINE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("quarantine");
 const INLINE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("inline_bodies");
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+const BODY_FILES: TableDefinition<&[u8], ()> = TableDefinition::new("body_files");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Set once `body_files` holds every file reference (stores made before it existed are
+/// indexed once, at open).
+const BODY_FILES_INDEXED: &str = "body_files_indexed";
 
 /// An answer recorded for a sent document, in the order the agent stored them; local
 /// software follows this log with a cursor instead of rescanning the outbox.
@@ -104,11 +111,11 @@ fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
     postcard::to_allocvec(v).map_err(|e| StoreError::Other(format!("encode: {e}")))
 }
 
-fn dec<T: for<'a> Deserialize<'a>>(b: &[u8]) -> Result<T, StoreError> {
+pub(crate) fn dec<T: for<'a> Deserialize<'a>>(b: &[u8]) -> Result<T, StoreError> {
     postcard::from_bytes(b).map_err(|e| StoreError::Corrupt(format!("decode: {e}")))
 }
 
-fn id_of(b: &[u8]) -> Result<DocumentId, StoreError> {
+pub(crate) fn id_of(b: &[u8]) -> Result<DocumentId, StoreError> {
     Ok(DocumentId::from_bytes(
         b.try_into()
             .map_err(|_| StoreError::Corrupt("document key".into()))?,
@@ -132,6 +139,31 @@ impl AgentStore {
             txn.open_table(QUARANTINE)?;
             txn.open_table(INLINE)?;
             txn.open_table(EVENTS)?;
+            txn.open_table(BODY_FILES)?;
+            let mut meta = txn.open_table(META)?;
+            if meta.get(BODY_FILES_INDEXED)?.is_none() {
+                let mut files = txn.open_table(BODY_FILES)?;
+                for (def, outgoing) in [(OUTBOX, true), (INBOX, false), (QUARANTINE, false)] {
+                    let t = txn.open_table(def)?;
+                    for e in t.iter()? {
+                        let (_, v) = e?;
+                        let (at, digest) = match outgoing {
+                            true => {
+                                let r: OutRecord = dec(v.value())?;
+                                (r.body_at, r.body_sha256)
+                            }
+                            _ => {
+                                let r: InRecord = dec(v.value())?;
+                                (r.body_at, r.body_sha256)
+                            }
+                        };
+                        if at == BodyAt::File {
+                            files.insert(digest.as_slice(), ())?;
+                        }
+                    }
+                }
+                meta.insert(BODY_FILES_INDEXED, 1)?;
+            }
             Ok(())
         })?;
         Ok(AgentStore { db })
@@ -140,6 +172,19 @@ impl AgentStore {
     /// The underlying database (health, metrics).
     pub fn db(&self) -> &Db {
         &self.db
+    }
+
+    /// A read snapshot (listings read a page's keys and items from the same one).
+    pub(crate) fn snapshot(&self) -> Result<redb::ReadTransaction, StoreError> {
+        self.db.read()
+    }
+
+    /// Whether a stored record references the body file with this digest.
+    pub fn body_file_referenced(&self, digest: &Digest) -> Result<bool, StoreError> {
+        let r = self.db.read()?;
+        let t = r.open_table(BODY_FILES)?;
+        let found = t.get(digest.as_slice())?.is_some();
+        Ok(found)
     }
 
     /// Store a new outgoing document, queued for submission, pending for every recipient.
@@ -156,6 +201,10 @@ impl AgentStore {
                 if let Some(b) = &inline {
                     txn.open_table(INLINE)?
                         .insert(rec.body_sha256.as_slice(), b.as_slice())?;
+                }
+                if rec.body_at == BodyAt::File {
+                    txn.open_table(BODY_FILES)?
+                        .insert(rec.body_sha256.as_slice(), ())?;
                 }
                 txn.open_table(OUTBOX)?.insert(key, enc(&rec)?.as_slice())?;
                 txn.open_table(OUT_QUEUE)?.insert(key, ())?;
@@ -350,6 +399,10 @@ impl AgentStore {
                     txn.open_table(INLINE)?
                         .insert(rec.body_sha256.as_slice(), b.as_slice())?;
                 }
+                if rec.body_at == BodyAt::File {
+                    txn.open_table(BODY_FILES)?
+                        .insert(rec.body_sha256.as_slice(), ())?;
+                }
                 let def = if rec.reason.is_some() {
                     QUARANTINE
                 } else {
@@ -359,21 +412,6 @@ impl AgentStore {
                 Ok(rec.clone())
             })
             .await
-    }
-
-    /// The inbox (or quarantine), oldest first.
-    pub fn list_received(
-        &self,
-        quarantine: bool,
-    ) -> Result<Vec<(DocumentId, InRecord)>, StoreError> {
-        let r = self.db.read()?;
-        let t = r.open_table(if quarantine { QUARANTINE } else { INBOX })?;
-        let mut out = Vec::new();
-        for e in t.iter()? {
-            let (k, v) = e?;
-            out.push((id_of(k.value())?, dec(v.value())?));
-        }
-        Ok(out)
     }
 
     /// Events after sequence number `after`, at most `limit`.

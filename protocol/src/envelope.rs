@@ -113,23 +113,33 @@ pub enum EnvelopeError {
 impl Envelope {
     /// Check the envelope's own consistency (not its signature).
     pub fn validate(&self) -> Result<(), EnvelopeError> {
-        if self.recipients.is_empty() {
-            return Err(EnvelopeError::NoRecipients);
-        }
-        if self.recipients.len() > MAX_RECIPIENTS {
-            return Err(EnvelopeError::TooManyRecipients);
-        }
-        let mut seen = std::collections::HashSet::new();
-        for r in &self.recipients {
-            if r == &self.sender {
-                return Err(EnvelopeError::SelfRecipient(r.clone()));
-            }
-            if !seen.insert(r) {
-                return Err(EnvelopeError::DuplicateRecipient(r.clone()));
-            }
-        }
-        self.meta.validate()
+        validate_addressing(&self.sender, &self.recipients, &self.meta)
     }
+}
+
+/// The envelope rules that do not depend on the body: recipients and metadata. A sender checks
+/// them before it receives a body, so a request that must be refused never stages one.
+pub fn validate_addressing(
+    sender: &AgencyId,
+    recipients: &[AgencyId],
+    meta: &Metadata,
+) -> Result<(), EnvelopeError> {
+    if recipients.is_empty() {
+        return Err(EnvelopeError::NoRecipients);
+    }
+    if recipients.len() > MAX_RECIPIENTS {
+        return Err(EnvelopeError::TooManyRecipients);
+    }
+    let mut seen = std::collections::HashSet::new();
+    for r in recipients {
+        if r == sender {
+            return Err(EnvelopeError::SelfRecipient(r.clone()));
+        }
+        if !seen.insert(r) {
+            return Err(EnvelopeError::DuplicateRecipient(r.clone()));
+        }
+    }
+    meta.validate()
 }
 
 impl Metadata {

@@ -16,6 +16,7 @@
 pub mod envelope;
 pub mod frame;
 pub mod ids;
+pub mod page;
 pub mod receipt;
 pub mod signed;
 pub mod text;

@@ -27,7 +27,13 @@ struct Dirs {
     root: PathBuf,
     tmp: PathBuf,
     next_tmp: AtomicU64,
+    /// Orders publication against the orphan sweep: see [`Blobs::reference_guard`].
+    refs: Arc<tokio::sync::RwLock<()>>,
 }
+
+/// Held by a writer from just before it commits a blob until the record that references the
+/// blob is durable; the orphan sweep cannot remove a file while any such guard is held.
+pub type ReferenceGuard = tokio::sync::OwnedRwLockReadGuard<()>;
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
     move |source| StoreError::Io {
@@ -66,6 +72,7 @@ impl Blobs {
                 root: dir.to_owned(),
                 tmp,
                 next_tmp: AtomicU64::new(0),
+                refs: Arc::default(),
             }),
         })
     }
@@ -141,6 +148,24 @@ impl Blobs {
         } else {
             Ok((BlobCheck::WrongHash, total))
         }
+    }
+
+    /// Take before committing a blob that a record is about to reference, and hold until that
+    /// record is durable. A commit of content that already exists only re-uses the old file,
+    /// whose age says nothing about the new reference; this guard is what keeps the sweep
+    /// ([`Blobs::sweep_unreferenced`]) from deleting it in between.
+    pub async fn reference_guard(&self) -> ReferenceGuard {
+        self.inner.refs.clone().read_owned().await
+    }
+
+    /// The exclusive side of [`Blobs::reference_guard`]: hold it while checking that nothing
+    /// references a blob and removing it.
+    pub async fn removal_guard(&self) -> tokio::sync::OwnedRwLockWriteGuard<()> {
+        self.inner.refs.clone().write_owned().await
+    }
+
+    pub(crate) fn sweep_lock(&self) -> &tokio::sync::RwLock<()> {
+        &self.inner.refs
     }
 
     /// Where the blob with this digest lives (whether or not it exists).

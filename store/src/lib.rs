@@ -6,8 +6,10 @@ mod blobs;
 mod db;
 mod error;
 mod health;
+mod sweep;
 
-pub use blobs::{fsync_dir, BlobCheck, BlobWriter, Blobs, Digest};
+pub use blobs::{fsync_dir, BlobCheck, BlobWriter, Blobs, Digest, ReferenceGuard};
 pub use db::{BatchHook, CommitStats, Db, MAX_BATCH};
 pub use error::{StorageFault, StoreError};
 pub use health::{health_metrics, PROBE_BYTES, WRITABLE_METRIC, WRITE_FAILURES_METRIC};
+pub use sweep::SweepReport;

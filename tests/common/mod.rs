@@ -389,6 +389,46 @@ impl Net {
         r.json().ok()
     }
 
+    /// Every item of a listing (`/v1/documents`, `/v1/inbox`, ...), following its cursor
+    /// page by page; `None` if the agent is not answering or a page fails.
+    pub fn api_list_get(&self, code: &str, path: &str) -> Option<Value> {
+        let base = self.api_base(code)?;
+        let mut all = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut q = vec![("limit", "1000".to_string())];
+            if let Some(a) = after.take() {
+                q.push(("after", a));
+            }
+            let r = self
+                .http
+                .get(format!("{base}{path}"))
+                .query(&q)
+                .send()
+                .ok()?;
+            if !r.status().is_success() {
+                return None;
+            }
+            let next = r
+                .headers()
+                .get("poros-next-cursor")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let page: Value = r.json().ok()?;
+            all.extend(page.as_array()?.iter().cloned());
+            match next {
+                Some(n) => after = Some(n),
+                None => return Some(Value::Array(all)),
+            }
+        }
+    }
+
+    /// A whole listing that must succeed.
+    pub fn api_list(&self, code: &str, path: &str) -> Value {
+        self.api_list_get(code, path)
+            .unwrap_or_else(|| panic!("listing {path} on agent {code} failed"))
+    }
+
     /// GET that must succeed.
     pub fn api(&self, code: &str, path: &str) -> Value {
         self.api_get(code, path)
@@ -498,7 +538,7 @@ impl Net {
 
     /// IDs in an agent's inbox, with how often each occurs.
     pub fn inbox_counts(&self, code: &str) -> Option<BTreeMap<String, usize>> {
-        let v = self.api_get(code, "/v1/inbox")?;
+        let v = self.api_list_get(code, "/v1/inbox")?;
         let mut m = BTreeMap::new();
         for d in v.as_array()? {
             *m.entry(d["id"].as_str()?.to_string()).or_insert(0) += 1;
@@ -567,21 +607,15 @@ impl Net {
 
     /// Committed body files in the hub store (`data/bodies/<2 hex>/<64 hex>`).
     pub fn hub_body_files(&self) -> Vec<PathBuf> {
-        let mut out = Vec::new();
-        let Ok(rd) = std::fs::read_dir(self.hub_dir.join("data/bodies")) else {
-            return out;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            let name = e.file_name().to_string_lossy().to_string();
-            if !p.is_dir() || name.len() != 2 {
-                continue; // skips tmp/
-            }
-            for f in std::fs::read_dir(&p).unwrap().flatten() {
-                if f.path().is_file() && f.file_name().len() == 64 {
-                    out.push(f.path());
-                }
-            }
+        body_files(&self.hub_dir.join("data/bodies"))
+    }
+
+    /// Every file in an agent's body store (`data/bodies`), staging files in `tmp/` included.
+    pub fn agent_body_files(&self, code: &str) -> Vec<PathBuf> {
+        let dir = self.agent_dir(code).join("data/bodies");
+        let mut out = body_files(&dir);
+        if let Ok(rd) = std::fs::read_dir(dir.join("tmp")) {
+            out.extend(rd.flatten().map(|e| e.path()));
         }
         out
     }
@@ -635,6 +669,27 @@ impl Drop for Net {
             }
         }
     }
+}
+
+/// Committed body files under a body store (`<2 hex>/<64 hex>`; `tmp/` is skipped).
+pub fn body_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        let name = e.file_name().to_string_lossy().to_string();
+        if !p.is_dir() || name.len() != 2 {
+            continue; // skips tmp/
+        }
+        for f in std::fs::read_dir(&p).unwrap().flatten() {
+            if f.path().is_file() && f.file_name().len() == 64 {
+                out.push(f.path());
+            }
+        }
+    }
+    out
 }
 
 /// An agent's local API, usable from any thread (re-reads `run/api.addr` on every call).
