@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The README's test command: installs what the tests need on a fresh Debian machine (Chromium
+# for the dashboard test, procps for `kill`), then runs every test of the workspace.
+# The full-disk tests mount small tmpfs filesystems, so run it as root (as CI does).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v kill >/dev/null 2>&1 || need+=(procps)
+if ((${#need[@]})); then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "scripts/test.sh: the tests need ${need[*]}; run as root or install them first" >&2
+        exit 1
+    fi
+    apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+if [ "$(id -u)" -ne 0 ]; then
+    echo "scripts/test.sh: the full-disk tests mount tmpfs filesystems and need root" >&2
+    exit 1
+fi
+
+cargo test --workspace --locked
