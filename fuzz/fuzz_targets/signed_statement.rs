@@ -1,8 +1,8 @@
 //! Fuzz target `signed_statement`: decoding and verification of every signed statement kind
 //! through `SigningTrust` built from the fixed fuzz CA (with a CRL).
 //! Input: kind selector byte, clock selector byte, then the postcard-encoded statement.
-//! Properties: never panics; a statement that verifies decodes; a blob verifies under at most
-//! one signature context.
+//! Properties: never panics (nor do the certificate readers on the signer certificate); a
+//! statement that verifies decodes; a blob verifies under at most one signature context.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -53,8 +53,13 @@ fuzz_target!(|data: &[u8]| {
     let Ok(blob) = postcard::from_bytes::<SignedBlob>(rest) else {
         return;
     };
-    // The decoders run on unverified bytes too (a receiver may log what it refused).
+    // The decoders run on unverified bytes too (a receiver may log what it refused), and so
+    // do the certificate readers the hub and agents use on a signer certificate.
     let decoded = decode(kind, &blob);
+    let _ = poros_certs::signer_from_cert(&blob.signer_cert);
+    let _ = poros_certs::agency_from_cert(&blob.signer_cert);
+    let _ = poros_certs::cert_serial_hex(&blob.signer_cert);
+    let _ = poros_certs::cert_not_after_unix(&blob.signer_cert);
     match kind.context() {
         Some(ctx) => {
             if let Ok(signer) = f.trust.verify(&blob, ctx, now) {
