@@ -1,7 +1,9 @@
 //! Writes the fuzz fixtures (`init`) and the hand-made seed inputs of every target, built from
 //! the project's own types so each target starts from inputs that reach deep into its decoder.
 //! `cargo run --example seeds -- init` once (fixtures are committed); then
-//! `cargo run --example seeds -- corpus` writes `corpus/<target>/seed-*`.
+//! `cargo run --example seeds -- write` writes `seeds/<target>/seed-*` (copy them into
+//! `corpus/<target>/` to start a run from them), and `-- check` shows how the trust answers
+//! each signed seed.
 
 use poros_certs::{generate_key, key_pkcs8_der, make_csr, make_key_csr, Ca, SignerSubject};
 use poros_config::{hub_toml_template, AgentConfig};
@@ -20,8 +22,9 @@ fn main() -> Res<()> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     match std::env::args().nth(1).as_deref() {
         Some("init") => init(&root.join("fixtures")),
-        Some("corpus") => corpus(&root.join("corpus")),
-        _ => Err("usage: seeds init | seeds corpus".into()),
+        Some("write") => seeds(&root.join("seeds")),
+        Some("check") => check(&root.join("seeds/signed_statement")),
+        _ => Err("usage: seeds init | seeds write | seeds check".into()),
     }
 }
 
@@ -40,6 +43,39 @@ fn init(dir: &Path) -> Res<()> {
     std::fs::write(dir.join("revoked-serial.hex"), hex::encode(&revoked.serial))?;
     std::fs::write(dir.join("revoked-signer.der"), &revoked.der)?;
     std::fs::write(dir.join("revoked-signer.key"), key.serialize_pem())?;
+    Ok(())
+}
+
+/// Print how the trust answers each signed seed, to confirm the seeds reach the "verifies"
+/// side (valid ones at clock 0) and the refusals (revoked, TLS certificate, wrong clock).
+fn check(dir: &Path) -> Res<()> {
+    let f = fixture();
+    let mut names: Vec<_> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("seed-"))
+        })
+        .collect();
+    names.sort();
+    for path in names {
+        let data = std::fs::read(&path)?;
+        let kind = StatementKind::from_selector(data[0]);
+        let blob: SignedBlob = postcard::from_bytes(&data[2..])?;
+        let now = poros_fuzz::clock(data[1]);
+        let verdict = match kind.context() {
+            Some(ctx) => format!("{:?}", f.trust.verify(&blob, ctx, now)),
+            None => format!(
+                "{:?}",
+                poros_fuzz::CONTEXTS
+                    .iter()
+                    .map(|c| f.trust.verify(&blob, c, now).is_ok())
+                    .collect::<Vec<_>>()
+            ),
+        };
+        println!("{}: {verdict}", path.display());
+    }
     Ok(())
 }
 
@@ -87,7 +123,7 @@ fn envelope() -> Envelope {
     }
 }
 
-fn corpus(dir: &Path) -> Res<()> {
+fn seeds(dir: &Path) -> Res<()> {
     let write = |target: &str, name: &str, bytes: &[u8]| -> Res<()> {
         let d = dir.join(target);
         std::fs::create_dir_all(&d)?;
