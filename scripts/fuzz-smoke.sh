@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fuzz smoke run for CI: builds every cargo-fuzz target and runs each for a few seconds over its
-# committed corpus (fuzz/corpus/<target>); any crash, panic or timeout fails the script.
+# committed corpus and seeds (fuzz/corpus/<target>, fuzz/seeds/<target>); any crash, panic or
+# timeout fails the script.
 # The long runs and their figures are in fuzz/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
@@ -19,10 +20,10 @@ scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
 for target in $(cargo +nightly fuzz list); do
     # New inputs go to a scratch directory so the committed corpus stays as it is; the
-    # committed corpus is read as a second input directory.
-    mkdir -p "$scratch/$target"
+    # committed corpus and the named seeds (crash inputs included) are read after it.
+    mkdir -p "$scratch/$target" "corpus/$target" "seeds/$target"
     echo "fuzz smoke: $target for ${secs}s"
-    if ! cargo +nightly fuzz run "$target" "$scratch/$target" "corpus/$target" -- \
+    if ! cargo +nightly fuzz run "$target" "$scratch/$target" "corpus/$target" "seeds/$target" -- \
         -max_total_time="$secs" -print_final_stats=1 2>"$scratch/$target.log"; then
         tail -n 40 "$scratch/$target.log"
         echo "fuzz smoke: target $target FAILED; the input is in fuzz/artifacts/$target/" >&2
