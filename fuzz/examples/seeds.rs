@@ -260,6 +260,12 @@ fn seeds(dir: &Path) -> Res<()> {
     // frame: one of every frame, as on the wire.
     let tls_key = generate_key()?;
     let sign_key = generate_key()?;
+    let crl = fixture().ca.crl(
+        &[(vec![0x41; 16], at(SIGNER_NOT_BEFORE))],
+        7,
+        at(SIGNER_NOT_BEFORE),
+        at(SIGNER_NOT_AFTER),
+    )?;
     let f = fixture();
     let frames = [
         (
@@ -329,7 +335,7 @@ fn seeds(dir: &Path) -> Res<()> {
                 sign_cert: poros_certs::der_to_pem_cert(&agency.cert),
                 network_ca: f.ca.cert_pem().into(),
                 signing_ca: f.ca.cert_pem().into(),
-                signing_crl: vec![0x30, 0x03, 0x02, 0x01, 0x01],
+                signing_crl: crl.clone(),
                 hub: "127.0.0.1:7443".into(),
             }),
         ),
@@ -341,6 +347,12 @@ fn seeds(dir: &Path) -> Res<()> {
         ),
         (
             "crl-update",
+            Frame::CrlUpdate {
+                signing_crl: crl.clone(),
+            },
+        ),
+        (
+            "crl-update-garbage",
             Frame::CrlUpdate {
                 signing_crl: vec![0x30, 0x00],
             },
