@@ -39,12 +39,16 @@ pub enum ConfigError {
     },
 }
 
-fn load<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
-    })?;
-    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+    })
+}
+
+/// `path` only names the file in messages; the text has already been read.
+fn parse<T: for<'de> Deserialize<'de>>(text: &str, path: &Path) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Parse {
         path: path.to_path_buf(),
         message: e.to_string().trim_end().replace('\n', " "),
     })
@@ -208,7 +212,12 @@ impl Default for DeliveryPolicy {
 impl HubConfig {
     /// Load and validate.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let c: HubConfig = load(path)?;
+        Self::from_toml(&read(path)?, path)
+    }
+
+    /// Parse and validate `text`; `path` is only used to name the file in errors.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let c: HubConfig = parse(text, path)?;
         c.validate(path)?;
         Ok(c)
     }
@@ -371,7 +380,12 @@ impl AgentConfig {
 
     /// Load and validate.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let c: AgentConfig = load(path)?;
+        Self::from_toml(&read(path)?, path)
+    }
+
+    /// Parse and validate `text`; `path` is only used to name the file in errors.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let c: AgentConfig = parse(text, path)?;
         let bad = |key, expected: &str| ConfigError::Invalid {
             path: path.to_path_buf(),
             key,
@@ -415,7 +429,7 @@ impl AgentConfig {
              agency = \"{}\"\n\
              # The hub's QUIC address (host:port) and the name in its certificate.\n\
              hub = \"{}\"\n\
-             hub_server_name = \"{}\"\n\
+             hub_server_name = {}\n\
              # Local HTTP API for the agency's software and the CLI verbs; loopback only.\n\
              # Port 0 picks a free port; the bound address is written to run/api.addr.\n\
              api_listen = \"{}\"\n\
@@ -430,7 +444,7 @@ impl AgentConfig {
              body_sweep_interval_secs = {}\n",
             self.agency,
             self.hub,
-            self.hub_server_name,
+            toml_string(&self.hub_server_name),
             self.api_listen,
             self.max_body_bytes,
             self.submit_in_flight,
@@ -438,6 +452,12 @@ impl AgentConfig {
             self.body_sweep_interval_secs
         )
     }
+}
+
+/// `s` as a TOML string, quoted and escaped, so any text written into a rendered file loads
+/// back unchanged.
+fn toml_string(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
 }
 
 /// The commented default `hub.toml` written by `poros-hub init`.
@@ -486,7 +506,7 @@ pub fn hub_toml_template(
          # the hub is authenticated by the CA pin in the token). Port 0 = any free port.\n\
          listen = \"{enroll_listen}\"\n\
          # Name in the hub certificate that new agents check.\n\
-         server_name = \"{server_name}\"\n\
+         server_name = {}\n\
          # Enrolment tokens expire after this long (24 h).\n\
          token_ttl_secs = {}\n\
          # Node certificates live this long (30 days); agents renew at two thirds.\n\
@@ -514,6 +534,7 @@ pub fn hub_toml_template(
         d.delivery.scrub_interval_secs,
         d.delivery.orphan_grace_secs,
         d.delivery.orphan_sweep_interval_secs,
+        toml_string(server_name),
         d.enrolment.token_ttl_secs,
         d.enrolment.cert_lifetime_secs,
         d.enrolment.renewal_overlap_secs,
@@ -565,6 +586,35 @@ mod tests {
         let (_t, p) = write("[delivery]\nexpiry = 3\n");
         let e = HubConfig::load(&p).unwrap_err().to_string();
         assert!(e.contains("unknown field") && e.contains("expiry"), "{e}");
+    }
+
+    /// Found by the `config` fuzz target: a server name holding a quote or a backslash
+    /// (valid in a TOML literal string) was rendered unescaped, so the file `poros-agent`
+    /// writes, and the template `poros-hub init` writes, did not load again.
+    #[test]
+    fn rendered_files_escape_their_strings() {
+        let path = Path::new("agent.toml");
+        for name in ["h\\x", "a\"b", "tab\there", "new\nline", "h\\"] {
+            let mut c = AgentConfig::new(
+                AgencyId::parse("000.00.00.G22").unwrap(),
+                "127.0.0.1:7443".parse().unwrap(),
+            );
+            c.hub_server_name = name.to_string();
+            let again = AgentConfig::from_toml(&c.to_toml(), path)
+                .unwrap_or_else(|e| panic!("server name {name:?}: {e}"));
+            assert_eq!(again, c);
+
+            let d = HubConfig::default();
+            let text = hub_toml_template(
+                d.network.listen,
+                d.network.ops_listen,
+                d.enrolment.listen,
+                name,
+            );
+            let hub = HubConfig::from_toml(&text, Path::new("hub.toml"))
+                .unwrap_or_else(|e| panic!("server name {name:?}: {e}"));
+            assert_eq!(hub.enrolment.server_name, name);
+        }
     }
 
     #[test]
