@@ -150,22 +150,7 @@ impl SigningTrust {
                     .with_expiration_policy(webpki::ExpirationPolicy::Ignore)
                     .build()
             });
-        ee.verify_for_usage(
-            webpki::ALL_VERIFICATION_ALGS,
-            &self.roots,
-            &[],
-            UnixTime::since_unix_epoch(Duration::from_secs(now_unix_secs)),
-            webpki::KeyUsage::required(&OID_DOCUMENT_SIGNING_DER_VALUE),
-            revocation,
-            None,
-        )
-        .map_err(map_chain_error)?;
-        ee.verify_signature(
-            webpki::ring::ECDSA_P256_SHA256,
-            &SignedBlob::message(context, &blob.payload),
-            &blob.signature,
-        )
-        .map_err(|_| VerifyError::BadSignature)?;
+        self.check_chain_and_signature(&ee, blob, context, now_unix_secs, revocation)?;
         let signer = crate::identity::signer_from_cert(&blob.signer_cert)
             .map_err(VerifyError::NoIdentity)?;
         if let (Ok(not_before), Ok(not_after)) = (
@@ -225,13 +210,27 @@ impl SigningTrust {
         let cert_der = CertificateDer::from(blob.signer_cert.as_slice());
         let ee = webpki::EndEntityCert::try_from(&cert_der)
             .map_err(|e| VerifyError::BadCertificate(format!("{e:?}")))?;
+        self.check_chain_and_signature(&ee, blob, context, now_unix_secs, None)?;
+        crate::identity::signer_from_cert(&blob.signer_cert).map_err(VerifyError::NoIdentity)
+    }
+
+    /// The signer's chain to a trusted root for document signing (with `revocation` if given)
+    /// and the signature over `context || 0 || payload`.
+    fn check_chain_and_signature(
+        &self,
+        ee: &webpki::EndEntityCert<'_>,
+        blob: &SignedBlob,
+        context: &[u8],
+        now_unix_secs: u64,
+        revocation: Option<webpki::RevocationOptions<'_>>,
+    ) -> Result<(), VerifyError> {
         ee.verify_for_usage(
             webpki::ALL_VERIFICATION_ALGS,
             &self.roots,
             &[],
             UnixTime::since_unix_epoch(Duration::from_secs(now_unix_secs)),
             webpki::KeyUsage::required(&OID_DOCUMENT_SIGNING_DER_VALUE),
-            None,
+            revocation,
             None,
         )
         .map_err(map_chain_error)?;
@@ -240,8 +239,7 @@ impl SigningTrust {
             &SignedBlob::message(context, &blob.payload),
             &blob.signature,
         )
-        .map_err(|_| VerifyError::BadSignature)?;
-        crate::identity::signer_from_cert(&blob.signer_cert).map_err(VerifyError::NoIdentity)
+        .map_err(|_| VerifyError::BadSignature)
     }
 }
 
