@@ -150,7 +150,8 @@ async fn reupload(
         .await
         .context("the sender did not answer the re-upload request")??;
     match answer {
-        Frame::Submit { envelope } if envelope == rec.envelope => {}
+        // By content: an envelope the agent signed again after a renewal is the same document.
+        Frame::Submit { envelope } if envelope.0.payload == rec.envelope.0.payload => {}
         Frame::Submit { .. } => {
             anyhow::bail!("the sender answered the re-upload of {doc} with another envelope")
         }
