@@ -567,30 +567,12 @@ fn run_one(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use redb::TableDefinition;
     use std::io::{BufRead, BufReader, Write};
     use std::process::{Command, Stdio};
     use std::sync::atomic::AtomicUsize;
     use std::time::Duration;
 
-    const T: TableDefinition<u64, u64> = TableDefinition::new("t");
-
-    fn put(k: u64, v: u64) -> impl FnMut(&WriteTransaction) -> Result<(), StoreError> {
-        move |txn| {
-            txn.open_table(T)?.insert(k, v)?;
-            Ok(())
-        }
-    }
-
-    fn get(db: &Db, k: u64) -> Option<u64> {
-        let txn = db.read().expect("read");
-        let table = match txn.open_table(T) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return None,
-            Err(e) => panic!("open table: {e}"),
-        };
-        table.get(k).expect("get").map(|v| v.value())
-    }
+    use crate::testutil::{get, put, T};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
     async fn concurrent_writes_share_commits_and_survive_reopen() {

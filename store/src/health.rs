@@ -165,27 +165,9 @@ pub fn health_metrics(db: &crate::Db) -> String {
 mod tests {
     use super::*;
     use crate::Db;
-    use redb::WriteTransaction;
     use std::path::Path;
 
-    const T: TableDefinition<u64, u64> = TableDefinition::new("t");
-
-    fn put(k: u64, v: u64) -> impl FnMut(&WriteTransaction) -> Result<(), StoreError> {
-        move |txn| {
-            txn.open_table(T)?.insert(k, v)?;
-            Ok(())
-        }
-    }
-
-    fn get(db: &Db, k: u64) -> Option<u64> {
-        let txn = db.read().expect("read");
-        let table = match txn.open_table(T) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return None,
-            Err(e) => panic!("open table: {e}"),
-        };
-        table.get(k).expect("get").map(|v| v.value())
-    }
+    use crate::testutil::{get, put};
 
     /// A file whose writes fail with "no space" while `full` is set: a full disk on demand.
     #[derive(Debug)]

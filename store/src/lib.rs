@@ -7,6 +7,8 @@ mod db;
 mod error;
 mod health;
 mod sweep;
+#[cfg(test)]
+mod testutil;
 
 pub use blobs::{fsync_dir, BlobCheck, BlobWriter, Blobs, Digest, ReferenceGuard};
 pub use db::{BatchHook, CommitStats, Db, MAX_BATCH};
