@@ -376,7 +376,7 @@ impl Hub {
 
     /// Retire every superseded pair whose overlap has run out (called by the sweeper).
     pub(crate) async fn retire_expired_overlaps(self: &Arc<Self>, now_ms: u64) -> Result<()> {
-        let overlap = self.cfg.enrolment.renewal_overlap_secs.saturating_mul(1000);
+        let overlap = self.renewal_overlap_ms();
         let due: Vec<AgencyId> = self
             .nodes()
             .into_iter()

@@ -180,6 +180,11 @@ impl Hub {
         }
     }
 
+    /// How long a renewed node's replaced certificates stay admitted, in ms.
+    pub(crate) fn renewal_overlap_ms(&self) -> u64 {
+        self.cfg.enrolment.renewal_overlap_secs.saturating_mul(1000)
+    }
+
     /// Verify a statement that `agency` must have signed with the signing certificate the hub
     /// currently holds for it (or, during a renewal's overlap, the one it replaced): a
     /// superseded or never-issued certificate is refused by the hub's clock, whatever the
@@ -199,7 +204,7 @@ impl Hub {
         }
         let serial = poros_certs::cert_serial_hex(&blob.signer_cert)
             .map_err(|e| AgencyCheck::Invalid(poros_certs::VerifyError::NoIdentity(e)))?;
-        let overlap = self.cfg.enrolment.renewal_overlap_secs.saturating_mul(1000);
+        let overlap = self.renewal_overlap_ms();
         match self
             .node(agency)
             .map(|n| n.check_sign_serial(&serial, now, overlap))
@@ -448,7 +453,7 @@ fn admit_certificate(
     let Some(rec) = hub.node(agency) else {
         return false;
     };
-    let overlap = hub.cfg.enrolment.renewal_overlap_secs.saturating_mul(1000);
+    let overlap = hub.renewal_overlap_ms();
     match rec.check_tls_serial(serial, now_ms(), overlap) {
         SerialCheck::Current => {
             if rec.superseded.is_some() {
@@ -498,12 +503,9 @@ async fn settle_identity(
     conn: &quinn::Connection,
     remote: std::net::SocketAddr,
 ) -> bool {
-    let existing = hub
-        .connected
-        .lock()
-        .ok()
-        .and_then(|c| c.get(agency).map(|c| c.conn.clone()));
-    let Some(old) = existing else { return true };
+    let Some(old) = hub.connection_of(agency) else {
+        return true;
+    };
     if old.close_reason().is_some() || !answers_ping(&old).await {
         return true;
     }
@@ -895,12 +897,65 @@ async fn paper_report(
     Ok(())
 }
 
-/// Per-connection worker: pushes pending deliveries and relays answers to one node.
+/// Work items of one kind in flight on a connection: a scan skips them until they finish.
+struct InFlight<K>(Arc<Mutex<HashSet<K>>>);
+
+impl<K: Clone + Eq + std::hash::Hash + Send + 'static> InFlight<K> {
+    fn new() -> Self {
+        InFlight(Arc::default())
+    }
+
+    /// The items to skip in the next scan.
+    fn snapshot(&self) -> HashSet<K> {
+        self.0.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Run `work` for `key` while holding `permit`. A failed attempt waits before the item
+    /// may be picked up again, so a broken item is retried every few seconds, not in a loop;
+    /// the pusher is woken when the item is done either way.
+    fn spawn(
+        &self,
+        key: K,
+        doc: DocumentId,
+        what: &'static str,
+        permit: tokio::sync::OwnedSemaphorePermit,
+        wake: &Arc<Notify>,
+        work: impl std::future::Future<Output = Result<()>> + Send + 'static,
+    ) {
+        if let Ok(mut s) = self.0.lock() {
+            s.insert(key.clone());
+        }
+        let (set, wake) = (self.0.clone(), wake.clone());
+        tokio::spawn(
+            async move {
+                if let Err(e) = work.await {
+                    warn!(doc = %doc, error = %e, "{what} attempt failed; will retry");
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+                if let Ok(mut s) = set.lock() {
+                    s.remove(&key);
+                }
+                drop(permit);
+                wake.notify_one();
+            }
+            .in_current_span(),
+        );
+    }
+}
+
+/// A queue that could not be read is logged and scanned again at the next wake-up.
+fn queue_error<T>(what: &str, e: &poros_store::StoreError) -> Vec<T> {
+    warn!(error = %e, "reading the {what} queue failed");
+    Vec::new()
+}
+
+/// Per-connection worker: pushes pending deliveries, relays answers and asks for lost bodies
+/// again, for one node.
 async fn pusher(hub: Arc<Hub>, agency: AgencyId, conn: quinn::Connection, wake: Arc<Notify>) {
     let permits = Arc::new(Semaphore::new(hub.cfg.limits.deliveries_in_flight as usize));
-    let docs_in_flight: Arc<Mutex<HashSet<DocumentId>>> = Arc::default();
-    let relays_in_flight: Arc<Mutex<HashSet<(DocumentId, AgencyId)>>> = Arc::default();
-    let repairs_in_flight: Arc<Mutex<HashSet<DocumentId>>> = Arc::default();
+    let deliveries: InFlight<DocumentId> = InFlight::new();
+    let relays: InFlight<(DocumentId, AgencyId)> = InFlight::new();
+    let repairs: InFlight<DocumentId> = InFlight::new();
     loop {
         if conn.close_reason().is_some() {
             return;
@@ -910,128 +965,48 @@ async fn pusher(hub: Arc<Hub>, agency: AgencyId, conn: quinn::Connection, wake: 
         notified.as_mut().enable();
         let mut started = 0;
 
-        let skip = docs_in_flight.lock().map(|s| s.clone()).unwrap_or_default();
         let pending = hub
             .store
-            .pending_for(&agency, 256, &skip)
-            .unwrap_or_else(|e| {
-                warn!(error = %e, "reading the delivery queue failed");
-                Vec::new()
-            });
+            .pending_for(&agency, 256, &deliveries.snapshot())
+            .unwrap_or_else(|e| queue_error("delivery", &e));
         for p in pending {
             let Ok(permit) = permits.clone().acquire_owned().await else {
                 return;
             };
-            if let Ok(mut s) = docs_in_flight.lock() {
-                s.insert(p.doc);
-            }
             started += 1;
-            let (hub, agency, conn, wake, inflight) = (
-                hub.clone(),
-                agency.clone(),
-                conn.clone(),
-                wake.clone(),
-                docs_in_flight.clone(),
-            );
-            tokio::spawn(
-                async move {
-                    let ok = deliver_one(&hub, &agency, &conn, p.doc).await;
-                    if let Err(e) = &ok {
-                        warn!(doc = %p.doc, error = %e, "delivery attempt failed; will retry");
-                        tokio::time::sleep(Duration::from_secs(2)).await;
-                    }
-                    if let Ok(mut s) = inflight.lock() {
-                        s.remove(&p.doc);
-                    }
-                    drop(permit);
-                    wake.notify_one();
-                }
-                .in_current_span(),
-            );
+            let (hub, agency, conn) = (hub.clone(), agency.clone(), conn.clone());
+            let work = async move { deliver_one(&hub, &agency, &conn, p.doc).await };
+            deliveries.spawn(p.doc, p.doc, "delivery", permit, &wake, work);
         }
 
-        let skip = relays_in_flight
-            .lock()
-            .map(|s| s.clone())
-            .unwrap_or_default();
-        let relays = hub
+        let answers = hub
             .store
-            .relays_for(&agency, 256, &skip)
-            .unwrap_or_else(|e| {
-                warn!(error = %e, "reading the relay queue failed");
-                Vec::new()
-            });
-        for (doc, rcpt, item) in relays {
+            .relays_for(&agency, 256, &relays.snapshot())
+            .unwrap_or_else(|e| queue_error("relay", &e));
+        for (doc, rcpt, item) in answers {
             let Ok(permit) = permits.clone().acquire_owned().await else {
                 return;
             };
-            if let Ok(mut s) = relays_in_flight.lock() {
-                s.insert((doc, rcpt.clone()));
-            }
             started += 1;
-            let (hub, agency, conn, wake, inflight) = (
-                hub.clone(),
-                agency.clone(),
-                conn.clone(),
-                wake.clone(),
-                relays_in_flight.clone(),
-            );
-            tokio::spawn(
-                async move {
-                    let ok = relay_one(&hub, &agency, &conn, doc, &rcpt, item).await;
-                    if let Err(e) = &ok {
-                        warn!(doc = %doc, error = %e, "relay attempt failed; will retry");
-                        tokio::time::sleep(Duration::from_secs(2)).await;
-                    }
-                    if let Ok(mut s) = inflight.lock() {
-                        s.remove(&(doc, rcpt));
-                    }
-                    drop(permit);
-                    wake.notify_one();
-                }
-                .in_current_span(),
-            );
+            let key = (doc, rcpt.clone());
+            let (hub, agency, conn) = (hub.clone(), agency.clone(), conn.clone());
+            let work = async move { relay_one(&hub, &agency, &conn, doc, &rcpt, item).await };
+            relays.spawn(key, doc, "relay", permit, &wake, work);
         }
+
         // Bodies the hub lost and this agency, as their sender, is asked to upload again.
-        let skip = repairs_in_flight
-            .lock()
-            .map(|s| s.clone())
-            .unwrap_or_default();
-        let repairs = hub
+        let lost = hub
             .store
-            .repairs_for(&agency, 64, &skip)
-            .unwrap_or_else(|e| {
-                warn!(error = %e, "reading the repair queue failed");
-                Vec::new()
-            });
-        for (doc, digest) in repairs {
+            .repairs_for(&agency, 64, &repairs.snapshot())
+            .unwrap_or_else(|e| queue_error("repair", &e));
+        for (doc, digest) in lost {
             let Ok(permit) = permits.clone().acquire_owned().await else {
                 return;
             };
-            if let Ok(mut s) = repairs_in_flight.lock() {
-                s.insert(doc);
-            }
             started += 1;
-            let (hub, conn, wake, inflight) = (
-                hub.clone(),
-                conn.clone(),
-                wake.clone(),
-                repairs_in_flight.clone(),
-            );
-            tokio::spawn(
-                async move {
-                    if let Err(e) = crate::repair::repair_one(&hub, &conn, doc, digest).await {
-                        warn!(doc = %doc, error = %e, "body re-upload failed; will retry");
-                        tokio::time::sleep(Duration::from_secs(2)).await;
-                    }
-                    if let Ok(mut s) = inflight.lock() {
-                        s.remove(&doc);
-                    }
-                    drop(permit);
-                    wake.notify_one();
-                }
-                .in_current_span(),
-            );
+            let (hub, conn) = (hub.clone(), conn.clone());
+            let work = async move { crate::repair::repair_one(&hub, &conn, doc, digest).await };
+            repairs.spawn(doc, doc, "body re-upload", permit, &wake, work);
         }
         if started == 0 {
             tokio::select! {
