@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use poros_protocol::{AgencyId, DelayReason, DocumentId, Frame, HubNotice, NoticeKind};
-use poros_transport::{now_ms, read_frame, write_frame};
+use poros_transport::{now_ms, request};
 use tracing::{debug, warn};
 
 use crate::server::Hub;
@@ -101,10 +101,7 @@ pub(crate) async fn delayed(
         }
     };
     let tell = async {
-        let (mut send, mut recv) = conn.open_bi().await?;
-        write_frame(&mut send, &Frame::Notice { notice }).await?;
-        send.finish()?;
-        match read_frame(&mut recv).await? {
+        match request(&conn, &Frame::Notice { notice }).await? {
             Frame::Ack { doc_id } if doc_id == doc => Ok(()),
             other => anyhow::bail!("sender answered a delay notice with {other:?}"),
         }

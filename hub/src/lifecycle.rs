@@ -542,10 +542,7 @@ impl Hub {
             return;
         };
         let push = async {
-            let (mut send, mut recv) = conn.open_bi().await?;
-            poros_transport::write_frame(&mut send, &Frame::CrlUpdate { signing_crl: crl }).await?;
-            send.finish()?;
-            match poros_transport::read_frame(&mut recv).await? {
+            match poros_transport::request(&conn, &Frame::CrlUpdate { signing_crl: crl }).await? {
                 Frame::Ack { .. } => Ok(()),
                 other => bail!("unexpected answer {other:?}"),
             }

@@ -533,16 +533,10 @@ async fn settle_identity(
 
 /// Whether a connection's agent answers a ping within a few seconds.
 async fn answers_ping(conn: &quinn::Connection) -> bool {
-    let ping = async {
-        let (mut send, mut recv) = conn.open_bi().await?;
-        write_frame(&mut send, &Frame::Ping).await?;
-        send.finish()?;
-        read_frame(&mut recv).await?;
-        Ok::<_, anyhow::Error>(())
-    };
+    let ping = poros_transport::request(conn, &Frame::Ping);
     matches!(
         tokio::time::timeout(Duration::from_secs(3), ping).await,
-        Ok(Ok(()))
+        Ok(Ok(_))
     )
 }
 
@@ -1112,14 +1106,11 @@ async fn relay_one(
     recipient: &AgencyId,
     item: RelayItem,
 ) -> Result<()> {
-    let (mut send, mut recv) = conn.open_bi().await?;
     let frame = match item {
         RelayItem::Receipt(receipt) => Frame::RelayReceipt { receipt },
         RelayItem::Notice(notice) => Frame::Notice { notice },
     };
-    write_frame(&mut send, &frame).await?;
-    send.finish()?;
-    match read_frame(&mut recv).await? {
+    match poros_transport::request(conn, &frame).await? {
         Frame::Ack { doc_id } if doc_id == doc => {}
         Frame::Refused(r) => {
             // The sender's agent checked and refused it; retrying cannot change that.

@@ -40,13 +40,7 @@ async fn attempt_once(token: &EnrollToken, hub: SocketAddr, request: &Frame) -> 
         }
         Ok(Ok(c)) => c,
     };
-    let exchange = async {
-        let (mut send, mut recv) = conn.open_bi().await?;
-        poros_transport::write_frame(&mut send, request).await?;
-        send.finish()?;
-        Ok::<_, anyhow::Error>(poros_transport::read_frame(&mut recv).await?)
-    };
-    let reply = tokio::time::timeout(STEP, exchange)
+    let reply = tokio::time::timeout(STEP, poros_transport::request(&conn, request))
         .await
         .with_context(|| {
             format!("the hub's enrolment service at {hub} did not answer within {STEP:?}")

@@ -186,10 +186,7 @@ impl Agent {
             self.conn.borrow().clone().context(
                 "not connected to the hub; the report is sent when the agent is connected",
             )?;
-        let (mut send, mut recv) = conn.open_bi().await?;
-        write_frame(&mut send, &Frame::PaperReport { report: signed }).await?;
-        send.finish()?;
-        match read_frame(&mut recv).await? {
+        match poros_transport::request(&conn, &Frame::PaperReport { report: signed }).await? {
             Frame::Ack { .. } => {
                 info!(agency = %self.cfg.agency, month, sent, received, "paper report accepted by hub");
                 Ok(())
@@ -357,14 +354,12 @@ impl Agent {
         let sign_key = poros_certs::generate_key()?;
         let tls_csr = poros_certs::make_csr(&tls_key, &self.cfg.agency)?;
         let sign_csr = poros_certs::make_csr(&sign_key, &self.cfg.agency)?;
-        let (mut send, mut recv) = conn.open_bi().await?;
-        write_frame(&mut send, &Frame::Renew { tls_csr, sign_csr }).await?;
-        send.finish()?;
-        let creds = match read_frame(&mut recv).await? {
-            Frame::Credentials(c) => c,
-            Frame::Refused(r) => anyhow::bail!("hub refused renewal: {r}"),
-            _ => anyhow::bail!("unexpected answer to a renewal"),
-        };
+        let creds =
+            match poros_transport::request(conn, &Frame::Renew { tls_csr, sign_csr }).await? {
+                Frame::Credentials(c) => c,
+                Frame::Refused(r) => anyhow::bail!("hub refused renewal: {r}"),
+                _ => anyhow::bail!("unexpected answer to a renewal"),
+            };
         // New keys first, then certificates: at every instant the files on disk are either
         // the old pair or the new one only once both renames are done; a crash in between
         // leaves a key whose certificate is missing, which `run` reports clearly.

@@ -253,6 +253,14 @@ pub async fn write_frame(send: &mut quinn::SendStream, frame: &Frame) -> Result<
     Ok(())
 }
 
+/// One request without a body on a new stream: send `frame`, finish, read the answer frame.
+pub async fn request(conn: &quinn::Connection, frame: &Frame) -> Result<Frame, WireError> {
+    let (mut send, mut recv) = conn.open_bi().await?;
+    write_frame(&mut send, frame).await?;
+    send.finish()?;
+    read_frame(&mut recv).await
+}
+
 /// Stream exactly `len` bytes from `reader` to `send`, in [`CHUNK`]-sized pieces.
 pub async fn send_body<R: tokio::io::AsyncRead + Unpin>(
     send: &mut quinn::SendStream,
