@@ -1294,6 +1294,94 @@ mod tests {
         AgencyId::parse(s).unwrap()
     }
 
+    #[test]
+    fn serial_checks_follow_renewal_and_overlap() {
+        let mut n = NodeRecord::pending(&a("000.00.00.G01"), "G01", 0);
+        assert_eq!(
+            n.check_tls_serial("", 0, 10),
+            SerialCheck::Unknown,
+            "pending: none holds"
+        );
+        n.tls_serial = "aa01".into();
+        n.sign_serial = "bb01".into();
+        assert_eq!(n.check_tls_serial("AA01", 5, 10), SerialCheck::Current);
+        assert_eq!(
+            n.check_sign_serial("aa01", 5, 10),
+            SerialCheck::Unknown,
+            "TLS serial as signer"
+        );
+        assert_eq!(
+            n.check_tls_serial("cc99", 5, 10),
+            SerialCheck::Unknown,
+            "never issued"
+        );
+        // Renewed at t = 1000 with a 10 ms overlap: the old pair is admitted until t = 1010.
+        n.superseded = Some(Superseded {
+            tls_serial: "aa01".into(),
+            sign_serial: "bb01".into(),
+            at_ms: 1000,
+        });
+        n.tls_serial = "aa02".into();
+        n.sign_serial = "bb02".into();
+        assert_eq!(n.check_tls_serial("aa02", 1005, 10), SerialCheck::Current);
+        assert_eq!(
+            n.check_tls_serial("aa01", 1009, 10),
+            SerialCheck::Superseded
+        );
+        assert_eq!(
+            n.check_sign_serial("bb01", 1009, 10),
+            SerialCheck::Superseded
+        );
+        assert_eq!(
+            n.check_tls_serial("aa01", 1010, 10),
+            SerialCheck::Unknown,
+            "overlap over"
+        );
+        assert_eq!(n.check_sign_serial("bb01", 1010, 10), SerialCheck::Unknown);
+    }
+
+    #[test]
+    fn node_records_of_earlier_versions_still_decode() {
+        #[derive(Serialize)]
+        struct V1<'a> {
+            agency: &'a AgencyId,
+            name: &'a str,
+            state: NodeState,
+            tls_serial: &'a str,
+            sign_serial: &'a str,
+            tls_not_after: i64,
+            registered_ms: u64,
+            tls_not_before: i64,
+            last_seen_ms: Option<u64>,
+        }
+        let g = a("000.00.00.G01");
+        let old = postcard::to_allocvec(&V1 {
+            agency: &g,
+            name: "Ministry",
+            state: NodeState::Active,
+            tls_serial: "aa01",
+            sign_serial: "bb01",
+            tls_not_after: 99,
+            registered_ms: 7,
+            tls_not_before: 9,
+            last_seen_ms: Some(8),
+        })
+        .unwrap();
+        let n = dec_node(&old).unwrap();
+        assert_eq!(
+            (n.name.as_str(), n.tls_serial.as_str(), n.last_seen_ms),
+            ("Ministry", "aa01", Some(8))
+        );
+        assert_eq!(
+            (n.superseded.clone(), n.conflicts, n.last_conflict.clone()),
+            (None, 0, None)
+        );
+        // And a current record round-trips with its new fields.
+        let mut cur = n.clone();
+        cur.conflicts = 3;
+        assert_eq!(dec_node(&enc(&cur).unwrap()).unwrap(), cur);
+    }
+
     fn doc(k: &SigningKey, n: u8, body: &[u8], recipients: &[&str]) -> (DocumentId, DocRecord) {
         let env = Envelope {
             id: DocumentId::new_v7(1000 + n as u64, [n; 10]),
