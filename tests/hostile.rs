@@ -42,10 +42,16 @@ fn control_characters_bad_dates_and_bad_utf8_are_refused_at_every_edge() {
         assert_eq!(status, 400, "{query}: {body}");
         assert!(body.contains(needle), "{query}: {body}");
     }
+    // None of the refused documents exists anywhere: B's inbox is empty and A's outbox too.
     assert_eq!(
-        net.hub_body_files().len(),
-        0,
-        "a refused send reached the hub"
+        net.inbox_counts(B),
+        Some(Default::default()),
+        "a refused send was delivered"
+    );
+    assert_eq!(
+        net.api_list(A, "/v1/documents"),
+        serde_json::json!([]),
+        "a refused send was kept"
     );
 
     // The hub refuses the same envelope from an agency that bypasses its agent.

@@ -106,7 +106,9 @@ fn renewed_nodes_old_certificates_are_retired() {
             audit.as_array().unwrap().iter().any(|r| {
                 r["action"] == "retire superseded"
                     && r["agency"] == A
-                    && r["detail"].as_str().unwrap_or("").contains(&old_tls_serial)
+                    && r["detail"].as_str().is_some_and(|d| {
+                        d.contains(&old_tls_serial) && d.contains(&old_sign_serial)
+                    })
             })
         },
     );
@@ -141,7 +143,6 @@ fn renewed_nodes_old_certificates_are_retired() {
     assert!(trust
         .verify_signed_at(&blob, b"test", now_s, now_s + 60)
         .is_err());
-    let _ = old_sign_serial;
 
     // With A's current TLS certificate (A stopped, so no conflict), an envelope signed with
     // the retired signing key is refused; one signed with the current key is accepted.
