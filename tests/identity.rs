@@ -231,3 +231,62 @@ fn second_live_connection_is_an_identity_conflict() {
     assert_eq!(net.fetch(A, &id), b"still A");
     assert!(net.api(A, "/v1/health")["connected"] == true);
 }
+
+/// A renewal whose new certificate is never used: the replaced certificate is admitted during
+/// the configured overlap, then retired by the hub on its own and refused.
+#[test]
+fn superseded_certificate_is_refused_once_the_overlap_ends() {
+    let mut net = Net::new();
+    net.set_hub_config("renewal_overlap_secs", "3");
+    net.set_hub_config("sweep_interval_secs", "1");
+    net.add_agent(A);
+    net.start_hub();
+    let dir = net.agent_dir(A);
+    let agency = poros_protocol::AgencyId::parse(A).unwrap();
+    let csr = |k: &rcgen::KeyPair| poros_certs::make_csr(k, &agency).unwrap();
+    let (tls_key, sign_key) = (
+        poros_certs::generate_key().unwrap(),
+        poros_certs::generate_key().unwrap(),
+    );
+    let addr = net.quic_addr();
+    // Renew over A's connection (its agent is not running), then never use the new pair.
+    let admitted_in_overlap = rt().block_on(async {
+        let conn = connect(agent_tls(&dir), addr).await.expect("connect as A");
+        let renew = Frame::Renew {
+            tls_csr: csr(&tls_key),
+            sign_csr: csr(&sign_key),
+        };
+        let answer = poros_transport::request(&conn, &renew).await.unwrap();
+        assert!(matches!(answer, Frame::Credentials(_)), "{answer:?}");
+        conn.close(0u32.into(), b"done");
+        // Inside the overlap the replaced certificate still connects: any answer proves it.
+        let conn = connect(agent_tls(&dir), addr)
+            .await
+            .expect("reconnect as A");
+        let answered = poros_transport::request(&conn, &Frame::Ping).await.is_ok();
+        conn.close(0u32.into(), b"done");
+        answered
+    });
+    assert!(
+        admitted_in_overlap,
+        "the replaced certificate was refused inside the overlap"
+    );
+    wait_until(
+        "the overlap ended and the old pair was retired",
+        DEADLINE,
+        || {
+            net.audit().as_array().unwrap().iter().any(|r| {
+                r["action"] == "retire superseded"
+                    && r["agency"] == A
+                    && r["detail"]
+                        .as_str()
+                        .is_some_and(|d| d.contains("renewal overlap ended"))
+            })
+        },
+    );
+    let (code, text) = refused_connection(&net, agent_tls(&dir));
+    assert!(
+        code == Some(NOT_CURRENT_CERT) || text.contains("revoked") || text.contains("Revoked"),
+        "superseded certificate after the overlap: {code:?} {text}"
+    );
+}
