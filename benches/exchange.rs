@@ -12,6 +12,8 @@
 //! `POROS_BENCH_QUICK=1` runs a much smaller version (smoke run).
 //! Writes a JSON summary to `<target>/bench-exchange.json`.
 
+mod common;
+use common::*;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -21,10 +23,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
-
-const HUB_EXE: &str = env!("CARGO_BIN_EXE_poros-hub");
-const AGENT_EXE: &str = env!("CARGO_BIN_EXE_poros-agent");
 const SENDERS: [&str; 3] = ["000.00.00.G01", "000.00.00.G02", "000.00.00.G03"];
 const RECEIVERS: [&str; 3] = ["000.00.00.H01", "000.00.00.H02", "000.00.00.H03"];
 const DOC_BYTES: usize = 4096;
@@ -130,40 +128,6 @@ impl Drop for Procs {
     fn drop(&mut self) {
         self.stop_all();
     }
-}
-
-fn free_port() -> Res<u16> {
-    loop {
-        let s = std::net::UdpSocket::bind("127.0.0.1:0")?;
-        let port = s.local_addr()?.port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return Ok(port);
-        }
-    }
-}
-
-fn run_cmd(exe: &str, args: &[&str]) -> Res<String> {
-    let out = Command::new(exe).args(args).output()?;
-    if !out.status.success() {
-        return Err(format!(
-            "`{exe} {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )
-        .into());
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> Res<()> {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if f() {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Err(format!("timed out after {timeout:?} waiting for {what}").into())
 }
 
 /// A deployment: hub directory plus one directory per agency, processes running.
@@ -391,18 +355,6 @@ fn clk_tck() -> f64 {
             .ok()
             .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
             .unwrap_or(100.0)
-    })
-}
-
-fn proc_status_kib(pid: u32, key: &str) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    s.lines().find_map(|l| {
-        l.strip_prefix(key)?
-            .trim()
-            .strip_suffix("kB")?
-            .trim()
-            .parse()
-            .ok()
     })
 }
 

@@ -12,6 +12,8 @@
 //!
 //! Writes a JSON summary to `<target>/bench-listing.json`.
 
+mod common;
+use common::*;
 use poros_agent::state::{AgentStore, BodyAt, InRecord};
 use poros_protocol::{
     AgencyId, DocumentId, Envelope, Metadata, Outcome, Receipt, SignedBlob, SignedEnvelope,
@@ -24,55 +26,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
-
-const HUB_EXE: &str = env!("CARGO_BIN_EXE_poros-hub");
-const AGENT_EXE: &str = env!("CARGO_BIN_EXE_poros-agent");
 const ME: &str = "000.00.00.G01";
 const SENDER: &str = "000.00.00.H01";
 const PAGE: usize = poros_protocol::page::MAX_PAGE;
 const MIB: f64 = 1024.0;
-
-fn run_cmd(exe: &str, args: &[&str]) -> Res<()> {
-    let out = Command::new(exe).args(args).stdin(Stdio::null()).output()?;
-    if !out.status.success() {
-        return Err(format!(
-            "{exe} {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-        .into());
-    }
-    Ok(())
-}
-
-fn free_port() -> Res<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> Res<()> {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        if Instant::now() > deadline {
-            return Err(format!("timed out waiting for {what}").into());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Ok(())
-}
-
-fn proc_status_kib(pid: u32, key: &str) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    s.lines().find_map(|l| {
-        l.strip_prefix(key)?
-            .trim()
-            .strip_suffix("kB")?
-            .trim()
-            .parse()
-            .ok()
-    })
-}
 
 struct Killed(Child);
 impl Drop for Killed {
