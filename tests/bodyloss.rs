@@ -171,12 +171,7 @@ fn sender_without_its_copy_gets_a_signed_body_lost_notice_with_reason() {
 
 #[test]
 fn scrub_reports_damaged_and_missing_bodies_and_they_are_repaired() {
-    let mut net = Net::new();
-    net.add_agent(A);
-    net.add_agent(B);
-    net.start_hub();
-    net.start_agent(A);
-    net.start_agent(B);
+    let net = Net::running(&[A, B]);
     let damaged = pseudo_random(LARGE, 61);
     let missing = pseudo_random(LARGE, 62);
     let intact = pseudo_random(LARGE, 63);
@@ -240,12 +235,7 @@ fn periodic_scrub_finds_and_repairs_a_damaged_body() {
 
 #[test]
 fn blob_tmp_removed_while_running_large_documents_still_flow() {
-    let mut net = Net::new();
-    net.add_agent(A);
-    net.add_agent(B);
-    net.start_hub();
-    net.start_agent(A);
-    net.start_agent(B);
+    let net = Net::running(&[A, B]);
     for dir in [
         net.hub_dir.join("data/bodies/tmp"),
         net.agent_dir(A).join("data/bodies/tmp"),

@@ -156,12 +156,7 @@ fn check_all_delivered(net: &Net, sent: &Sent) {
 /// port and every acknowledged document is delivered exactly once, with every receipt.
 #[test]
 fn hub_kill9_during_bulk_exchange() {
-    let mut net = Net::new();
-    net.add_agent(A);
-    net.add_agent(B);
-    net.start_hub();
-    net.start_agent(A);
-    net.start_agent(B);
+    let mut net = Net::running(&[A, B]);
     let posted = Arc::new(AtomicUsize::new(0));
     let handles = spawn_senders(&net, &[(A, B), (B, A)], &posted);
 
@@ -190,14 +185,7 @@ fn hub_kill9_during_bulk_exchange() {
 /// every acknowledged document is in its inbox exactly once, with every receipt at the senders.
 #[test]
 fn recipient_kill9_during_delivery() {
-    let mut net = Net::new();
-    net.add_agent(A);
-    net.add_agent(B);
-    net.add_agent(C);
-    net.start_hub();
-    net.start_agent(A);
-    net.start_agent(B);
-    net.start_agent(C);
+    let mut net = Net::running(&[A, B, C]);
     let posted = Arc::new(AtomicUsize::new(0));
     let handles = spawn_senders(&net, &[(A, C), (B, C)], &posted);
 
@@ -234,12 +222,7 @@ fn recipient_kill9_during_delivery() {
 /// delivered without ever having been acknowledged, which the exactly-once check would flag).
 #[test]
 fn sender_kill9_with_acknowledged_documents_in_its_outbox() {
-    let mut net = Net::new();
-    net.add_agent(A);
-    net.add_agent(B);
-    net.start_hub();
-    net.start_agent(A);
-    net.start_agent(B);
+    let mut net = Net::running(&[A, B]);
     let mut sent = Sent::new();
     let mut post = |net: &Net, i: usize| {
         let mut body = format!("document {i} from {A} to {B}\n").into_bytes();

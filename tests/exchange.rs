@@ -7,12 +7,7 @@ use std::collections::BTreeSet;
 /// A → B: delivered, body byte-identical, signed receipt verified; everything survives restarts.
 #[test]
 fn exchange_delivered_and_survives_restarts() {
-    let mut net = Net::new();
-    net.add_agent(A);
-    net.add_agent(B);
-    net.start_hub();
-    net.start_agent(A);
-    net.start_agent(B);
+    let mut net = Net::running(&[A, B]);
 
     let body = pseudo_random(10_000, 1);
     let id = net.send_cli(A, &[B], "Budget 2027", &body);
@@ -87,12 +82,7 @@ fn exchange_delivered_and_survives_restarts() {
 /// A 3 MiB body (streamed through files at the agents and the hub) arrives byte-identical.
 #[test]
 fn large_body_round_trip() {
-    let mut net = Net::new();
-    net.add_agent(A);
-    net.add_agent(B);
-    net.start_hub();
-    net.start_agent(A);
-    net.start_agent(B);
+    let net = Net::running(&[A, B]);
 
     let body = pseudo_random(3 * 1024 * 1024 + 17, 2);
     let id = net.send_cli(A, &[B], "Large report", &body);

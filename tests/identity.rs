@@ -43,12 +43,7 @@ fn refused_connection(net: &Net, tls: rustls::ClientConfig) -> (Option<u32>, Str
 /// never issued by the hub, is refused; the agency's real connection is untouched.
 #[test]
 fn certificate_the_hub_never_issued_is_refused() {
-    let mut net = Net::new();
-    net.add_agent(A);
-    net.add_agent(B);
-    net.start_hub();
-    net.start_agent(A);
-    net.start_agent(B);
+    let net = Net::running(&[A, B]);
     let now = OffsetDateTime::now_utc();
     let day = time::Duration::days(1);
     let tls = forged_tls(&net, &network_ca(&net), A, now - day, now + day * 10);
@@ -212,12 +207,7 @@ fn renewed_nodes_old_certificates_are_retired() {
 /// conflict: refused, logged, counted and shown, and the agency's mail stays with the first.
 #[test]
 fn second_live_connection_is_an_identity_conflict() {
-    let mut net = Net::new();
-    net.add_agent(A);
-    net.add_agent(B);
-    net.start_hub();
-    net.start_agent(A);
-    net.start_agent(B);
+    let net = Net::running(&[A, B]);
     let (code, text) = refused_connection(&net, agent_tls(&net.agent_dir(A)));
     assert_eq!(code, Some(IDENTITY_CONFLICT), "{text}");
     assert!(net.metrics().contains("poros_identity_conflicts_total 1"));

@@ -95,10 +95,7 @@ fn mode(p: &std::path::Path) -> u32 {
 /// by the offline flow in both directions, without any hub restart.
 #[test]
 fn token_enrolment_then_exchange_without_restart() {
-    let mut net = Net::new();
-    net.add_agent(A);
-    net.start_hub();
-    net.start_agent(A);
+    let mut net = Net::running(&[A]);
 
     net.enroll_agent(N);
     let d = net.agent_dir(N);
@@ -382,12 +379,7 @@ fn adding_an_active_agency_is_refused() {
 /// A suspended node is disconnected; documents for it are held and flow after resumption.
 #[test]
 fn suspend_holds_documents_and_resume_delivers_them() {
-    let mut net = Net::new();
-    net.add_agent(A);
-    net.add_agent(B);
-    net.start_hub();
-    net.start_agent(A);
-    net.start_agent(B);
+    let net = Net::running(&[A, B]);
     wait_until("B listed as connected", DEADLINE, || connected(&net, B));
 
     assert_ok(&net.node_action("suspend", B), "node suspend");

@@ -605,12 +605,7 @@ const PER_SENDER: usize = 100;
 
 #[test]
 fn counters_equal_recount_after_hub_kill9() {
-    let mut net = Net::new();
-    net.add_agent(A);
-    net.add_agent(B);
-    net.start_hub();
-    net.start_agent(A);
-    net.start_agent(B);
+    let mut net = Net::running(&[A, B]);
 
     let posted = Arc::new(AtomicUsize::new(0));
     let errors = Arc::new(AtomicUsize::new(0));
@@ -746,12 +741,7 @@ fn counters_equal_recount_after_hub_kill9() {
 /// One delivered document G01→G02, then, with the hub stopped, `rows` written straight into
 /// its statistics table (period `Y<this year>`); the hub restarted. Returns the check answer.
 fn check_after_tampering(metric_rows: &[(&str, &str, u64)]) -> Value {
-    let mut net = Net::new();
-    net.add_agent(A);
-    net.add_agent(B);
-    net.start_hub();
-    net.start_agent(A);
-    net.start_agent(B);
+    let mut net = Net::running(&[A, B]);
     let id = net.send(A, &[B], "one", b"one document");
     net.wait_state(A, &id, "delivered");
     let chk = net.admin_get("/admin/v1/stats/check");
@@ -799,12 +789,7 @@ fn stats_check_reports_a_counter_the_recount_lacks() {
 
 #[test]
 fn metrics_endpoint_has_per_agency_series() {
-    let mut net = Net::new();
-    net.add_agent(A);
-    net.add_agent(B);
-    net.start_hub();
-    net.start_agent(A);
-    net.start_agent(B);
+    let net = Net::running(&[A, B]);
     let id = net.send(A, &[B], "metrics", b"one document for the series");
     net.wait_state(A, &id, "delivered");
 
@@ -874,12 +859,7 @@ fn metrics_endpoint_has_per_agency_series() {
 /// `poros_connected_nodes` and the report's `connected_now` depend on it.
 #[test]
 fn stopped_agent_leaves_connected_nodes_at_once() {
-    let mut net = Net::new();
-    net.add_agent(A);
-    net.add_agent(B);
-    net.start_hub();
-    net.start_agent(A);
-    net.start_agent(B);
+    let mut net = Net::running(&[A, B]);
     wait_until("2 connected nodes", DEADLINE, || {
         net.metric("poros_connected_nodes") == 2
     });

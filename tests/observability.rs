@@ -149,10 +149,7 @@ fn a_stream_flood_writes_a_few_warnings_and_a_count() {
 
 #[test]
 fn a_normal_agent_shutdown_is_not_logged_as_a_renewal() {
-    let mut net = Net::new();
-    net.add_agent(A);
-    net.start_hub();
-    net.start_agent(A);
+    let mut net = Net::running(&[A]);
     net.stop_agent(A);
     let log = net.log_text(A);
     assert!(log.contains("connected to hub"), "{log}");

@@ -168,12 +168,7 @@ fn forged_sender_and_bad_signature_are_refused() {
 /// the hub keeps serving the registered agencies throughout.
 #[test]
 fn foreign_expired_and_unregistered_certificates_are_refused() {
-    let mut net = Net::new();
-    net.add_agent(A);
-    net.add_agent(B);
-    net.start_hub();
-    net.start_agent(A);
-    net.start_agent(B);
+    let net = Net::running(&[A, B]);
     let now = OffsetDateTime::now_utc();
     let day = time::Duration::days(1);
     let foreign = poros_certs::Ca::new_root("Foreign CA", now - day, now + day * 30).unwrap();

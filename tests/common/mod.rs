@@ -114,6 +114,19 @@ impl Net {
         net
     }
 
+    /// A network with a running hub and these agencies registered and their agents running.
+    pub fn running(codes: &[&str]) -> Net {
+        let mut net = Net::new();
+        for c in codes {
+            net.add_agent(c);
+        }
+        net.start_hub();
+        for c in codes {
+            net.start_agent(c);
+        }
+        net
+    }
+
     pub fn quic_addr(&self) -> std::net::SocketAddr {
         format!("127.0.0.1:{}", self.quic_port).parse().unwrap()
     }
