@@ -138,8 +138,8 @@ fn record(i: u64, cert: &[u8]) -> Res<(DocumentId, InRecord)> {
     Ok((
         id,
         InRecord {
-            envelope: SignedEnvelope(blob(postcard::to_allocvec(&env)?)),
-            receipt: SignedReceipt(blob(postcard::to_allocvec(&receipt)?)),
+            envelope: SignedEnvelope::from_blob(blob(postcard::to_allocvec(&env)?)),
+            receipt: SignedReceipt::from_blob(blob(postcard::to_allocvec(&receipt)?)),
             received_ms: ms + 5,
             body_at: BodyAt::Inline,
             body_sha256: digest,

@@ -143,8 +143,8 @@ fn group_row<'a>(report: &'a Value, g: &str) -> &'a Value {
 /// - H01→H02 ×1 and G01→H02 ×2: never delivered (H02 never runs) → pending, and overdue
 ///   (older than on_time_secs = 2);
 /// - G01→H01 ×2 while H01 is down, delivered ≥ 2.5 s after acceptance → late;
-/// - G01→G02 ×1 (100 KiB, over G02's own body limit) → rejected (counted under `body_mismatch`,
-///   the category of every reason that names the body).
+/// - G01→G02 ×1 (100 KiB, over G02's own body limit) → rejected, counted under the code G02
+///   signed, `too_large` (not under the body-hash mismatch its wording used to be sorted into).
 ///
 /// Paper-only reports for the month: G01 sent 3 / received 1, H01 sent 2 / received 5.
 ///
@@ -178,7 +178,7 @@ fn expected() -> BTreeMap<&'static str, Value> {
                "rejected": 1, "expired": 0, "pending": 0, "overdue": 0,
                "delivery_rate": 80.0, "on_time_rate": 80.0,
                "paper_sent": 0, "paper_received": 0, "electronic_rate": 100.0,
-               "rejected_by_reason": {"body_mismatch": 1}, "group": "G", "state": "active",
+               "rejected_by_reason": {"too_large": 1}, "group": "G", "state": "active",
                "connected": true, "seen_in_period": true}),
     );
     m.insert(
@@ -206,7 +206,7 @@ fn expected() -> BTreeMap<&'static str, Value> {
                "late": 0, "rejected": 1, "expired": 0, "pending": 0, "overdue": 0,
                "delivery_rate": 83.33, "on_time_rate": 83.33,
                "paper_sent": 3, "paper_received": 1, "electronic_rate": 80.0,
-               "rejected_by_reason": {"body_mismatch": 1},
+               "rejected_by_reason": {"too_large": 1},
                "registered": 2, "connected": 2}),
     );
     m.insert(
@@ -224,7 +224,7 @@ fn expected() -> BTreeMap<&'static str, Value> {
                "on_time": 8, "late": 2, "rejected": 1, "expired": 0, "pending": 3,
                "overdue": 3, "delivery_rate": 71.43, "on_time_rate": 57.14,
                "paper_sent": 5, "paper_received": 6, "electronic_rate": 67.65,
-               "rejected_by_reason": {"body_mismatch": 1},
+               "rejected_by_reason": {"too_large": 1},
                "registered": 4, "connected": 3, "connected_rate": 75.0,
                "connected_now": 3}),
     );

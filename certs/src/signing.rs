@@ -53,6 +53,22 @@ pub enum VerifyError {
     NoIdentity(CertError),
 }
 
+impl VerifyError {
+    /// The rejection reason a failed verification stands for.
+    pub fn reason_code(&self) -> poros_protocol::ReasonCode {
+        use poros_protocol::ReasonCode as C;
+        match self {
+            VerifyError::Expired | VerifyError::NotYetValid => C::SignerExpired,
+            VerifyError::Revoked => C::SignerRevoked,
+            VerifyError::WrongUsage | VerifyError::NoIdentity(_) => C::SignerNotForAgency,
+            VerifyError::BadCertificate(_)
+            | VerifyError::Untrusted
+            | VerifyError::Chain(_)
+            | VerifyError::BadSignature => C::BadSignature,
+        }
+    }
+}
+
 /// The document-signing trust roots and their CRLs.
 #[derive(Debug)]
 pub struct SigningTrust {

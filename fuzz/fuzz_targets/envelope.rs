@@ -13,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
     };
     if selector % 2 == 0 {
         // Through the same call the hub and the receiving agent use on signed bytes.
-        let signed = SignedEnvelope(SignedBlob {
+        let signed = SignedEnvelope::from_blob(SignedBlob {
             payload: rest.to_vec(),
             signature: Vec::new(),
             signer_cert: Vec::new(),

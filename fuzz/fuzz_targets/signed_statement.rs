@@ -17,22 +17,22 @@ fn decode(kind: StatementKind, blob: &SignedBlob) -> Result<(), String> {
     let blob = blob.clone();
     match kind {
         StatementKind::Envelope => {
-            let env = SignedEnvelope(blob).envelope().map_err(|e| e.to_string())?;
+            let env = SignedEnvelope::from_blob(blob).envelope().map_err(|e| e.to_string())?;
             let _ = env.validate();
         }
         StatementKind::Receipt => {
-            SignedReceipt(blob).receipt().map_err(|e| e.to_string())?;
+            SignedReceipt::from_blob(blob).receipt().map_err(|e| e.to_string())?;
         }
         StatementKind::Acceptance => {
-            SignedAcceptance(blob)
+            SignedAcceptance::from_blob(blob)
                 .acceptance()
                 .map_err(|e| e.to_string())?;
         }
         StatementKind::Notice => {
-            SignedNotice(blob).notice().map_err(|e| e.to_string())?;
+            SignedNotice::from_blob(blob).notice().map_err(|e| e.to_string())?;
         }
         StatementKind::PaperReport => {
-            let r = SignedPaperReport(blob)
+            let r = SignedPaperReport::from_blob(blob)
                 .report()
                 .map_err(|e| e.to_string())?;
             let _ = PaperReport::month_is_valid(&r.month);

@@ -392,6 +392,7 @@ pub fn check(hub: &Hub) -> Result<Value> {
                 m.strip_prefix(p)
                     .is_some_and(|rest| matches!(rest, "ontime" | "late" | "rejected" | "expired"))
             })
+            || m.starts_with("rej:")
     };
     let mut keys = std::collections::BTreeSet::new();
     for (scope, metrics) in recount.iter().chain(live.iter()) {

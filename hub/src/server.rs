@@ -1079,7 +1079,13 @@ async fn deliver_one(
             }
             DeliveryState::Delivered(receipt)
         }
-        Outcome::Rejected { reason } => DeliveryState::Rejected(receipt, reason.clone()),
+        outcome => {
+            let why = outcome
+                .rejection()
+                .map(|r| r.to_string())
+                .unwrap_or_default();
+            DeliveryState::Rejected(receipt, why)
+        }
     };
     let outcome = match &state {
         DeliveryState::Delivered(_) => "delivered".to_string(),

@@ -1133,7 +1133,13 @@ impl HubStore {
                         "ontime"
                     }
                     DeliveryState::Delivered(_) => "late",
-                    DeliveryState::Rejected(..) => "rejected",
+                    DeliveryState::Rejected(ref r, _) => {
+                        let by = format!("rej:{}", crate::stats::rejection_code(r));
+                        for scope in crate::stats::scopes(rcpt) {
+                            add(&scope, &by, 1);
+                        }
+                        "rejected"
+                    }
                     DeliveryState::Expired(_) | DeliveryState::Lost(_) => "expired",
                 };
                 add(rcpt.as_str(), &format!("in_{m}"), 1);
@@ -1204,7 +1210,10 @@ fn answer_in(
             (crate::stats::End::OnTime, None)
         }
         DeliveryState::Delivered(_) => (crate::stats::End::Late, None),
-        DeliveryState::Rejected(_, why) => (crate::stats::End::Rejected, Some(why.clone())),
+        DeliveryState::Rejected(r, _) => (
+            crate::stats::End::Rejected,
+            Some(crate::stats::rejection_code(r)),
+        ),
         DeliveryState::Expired(_) | DeliveryState::Lost(_) => (crate::stats::End::Expired, None),
         DeliveryState::Pending => return Ok(None),
     };
@@ -1255,7 +1264,7 @@ fn answer_in(
         rec.accepted_ms,
         now_ms,
         end,
-        reason.as_deref(),
+        reason,
     );
     Ok(Some(rec.sender))
 }

@@ -245,20 +245,15 @@ impl End {
     }
 }
 
-/// Coarse category of a rejection reason, for "rejected by reason".
-pub fn reason_category(reason: &str) -> &'static str {
-    let r = reason.to_ascii_lowercase();
-    if r.contains("revoked") {
-        "revoked"
-    } else if r.contains("sha-256") || r.contains("body") {
-        "body_mismatch"
-    } else if r.contains("signature") || r.contains("signed by") || r.contains("certificate") {
-        "signature"
-    } else if r.contains("limit") {
-        "too_large"
-    } else {
-        "other"
-    }
+/// The reason code of a stored rejection, for "rejected by reason" (the code the recipient
+/// signed; an old receipt without one gets the code its wording stands for).
+pub fn rejection_code(receipt: &poros_protocol::SignedReceipt) -> poros_protocol::ReasonCode {
+    receipt
+        .receipt()
+        .ok()
+        .and_then(|r| r.outcome.rejection())
+        .map(|r| r.code)
+        .unwrap_or(poros_protocol::ReasonCode::Other)
 }
 
 /// Count an answered or expired delivery, in the period of its acceptance (when it fell due).
@@ -269,7 +264,7 @@ pub(crate) fn on_end(
     accepted_ms: u64,
     answered_ms: u64,
     end: End,
-    reason: Option<&str>,
+    reason: Option<poros_protocol::ReasonCode>,
 ) {
     let m = end.metric();
     h.add(accepted_ms, &scopes(recipient), &format!("in_{m}"), 1);
@@ -283,12 +278,7 @@ pub(crate) fn on_end(
         );
     }
     if let Some(reason) = reason {
-        h.add(
-            accepted_ms,
-            &scopes(recipient),
-            &format!("rej:{}", reason_category(reason)),
-            1,
-        );
+        h.add(accepted_ms, &scopes(recipient), &format!("rej:{reason}"), 1);
     }
 }
 
@@ -461,21 +451,5 @@ mod tests {
         );
         assert!(Day::parse("2026-02-30").is_none());
         assert_eq!(Day::of_ms(0).to_string(), "1970-01-01");
-    }
-
-    #[test]
-    fn reasons_are_categorised() {
-        assert_eq!(
-            reason_category("body SHA-256 abc does not match the signed envelope"),
-            "body_mismatch"
-        );
-        assert_eq!(
-            reason_category("sender signature: signer certificate is revoked"),
-            "revoked"
-        );
-        assert_eq!(
-            reason_category("envelope claims sender X but is signed by Y"),
-            "signature"
-        );
     }
 }

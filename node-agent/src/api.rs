@@ -218,10 +218,9 @@ fn recipient_json(
         RecipientStatus::Delivered(r) => ("delivered", r.receipt().ok().map(|r| r.time_ms), None),
         RecipientStatus::Rejected(r) => {
             let rr = r.receipt().ok();
-            let why = rr.as_ref().and_then(|r| match &r.outcome {
-                Outcome::Rejected { reason } => Some(reason.clone()),
-                _ => None,
-            });
+            let why = rr
+                .as_ref()
+                .and_then(|r| r.outcome.rejection().map(|r| r.to_string()));
             ("rejected", rr.map(|r| r.time_ms), why)
         }
         RecipientStatus::Expired(n) => ("expired", n.notice().ok().map(|n| n.time_ms), None),
@@ -497,8 +496,9 @@ async fn receipts(State(a): State<Arc<Agent>>, StrictQuery(q): StrictQuery<PageQ
                 emit(json!({
                     "id": id.to_string(),
                     "recipient": rcpt,
-                    "outcome": match &rr.outcome { Outcome::Delivered => "delivered", Outcome::Rejected { .. } => "rejected" },
-                    "reason": match &rr.outcome { Outcome::Rejected { reason } => Some(reason.clone()), _ => None },
+                    "outcome": if rr.outcome == Outcome::Delivered { "delivered" } else { "rejected" },
+                    "reason": rr.outcome.rejection().map(|r| r.text),
+                    "reason_code": rr.outcome.rejection().map(|r| r.code.label()),
                     "time_ms": rr.time_ms,
                     "body_sha256": hex::encode(rr.body_sha256),
                     "signature": hex::encode(&r.0.signature),

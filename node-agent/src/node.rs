@@ -13,6 +13,7 @@ use poros_protocol::{
     AgencyId, DocumentId, Envelope, Frame, Metadata, NoticeKind, Outcome, Receipt, Refusal,
     RefusalCode, SignedEnvelope, SignedReceipt, SigningKey, StorageParty,
 };
+use poros_protocol::{Reason, ReasonCode};
 use poros_store::{Blobs, Db};
 use poros_transport::{
     read_frame, recv_small_body, send_body, send_body_verified, write_frame, BodyReader, Limits,
@@ -541,7 +542,7 @@ impl Agent {
             // Signed before a renewal: the hub refuses the superseded certificate once the new
             // one is in use, so the same envelope is signed again with the current key (the hub
             // recognises a resubmission by its content, not its signature).
-            let resigned = SignedEnvelope(poros_protocol::SignedBlob::sign(
+            let resigned = SignedEnvelope::from_blob(poros_protocol::SignedBlob::sign(
                 ENVELOPE_CONTEXT,
                 rec.envelope.0.payload.clone(),
                 &creds.sign_key,
@@ -821,7 +822,7 @@ impl Agent {
             }
             // The same receipt, signed again with the current key: the hub refuses a signer
             // certificate that a renewal has retired.
-            let receipt = SignedReceipt(poros_protocol::SignedBlob::sign(
+            let receipt = SignedReceipt::from_blob(poros_protocol::SignedBlob::sign(
                 RECEIPT_CONTEXT,
                 known.receipt.0.payload.clone(),
                 &creds.sign_key,
@@ -830,7 +831,7 @@ impl Agent {
             return Ok(Frame::Receipt { receipt });
         }
         let now = now_ms();
-        let mut reason: Option<String> = None;
+        let mut reason: Option<Reason> = None;
         match self.trust_verify_signed_at(
             &signed.0,
             ENVELOPE_CONTEXT,
@@ -839,28 +840,45 @@ impl Agent {
         ) {
             Ok(Signer::Agency(a)) if a == env.sender => {}
             Ok(Signer::Agency(a)) => {
-                reason = Some(format!(
-                    "envelope claims sender {} but is signed by {a}",
-                    env.sender
+                reason = Some(Reason::new(
+                    ReasonCode::SignerNotForAgency,
+                    format!("envelope claims sender {} but is signed by {a}", env.sender),
                 ))
             }
             Ok(Signer::Hub) => {
-                reason = Some("envelope is signed by the hub, not by an agency".into())
+                reason = Some(Reason::new(
+                    ReasonCode::SignerNotForAgency,
+                    "envelope is signed by the hub, not by an agency",
+                ))
             }
-            Err(e) => reason = Some(format!("sender signature: {e}")),
+            Err(e) => {
+                reason = Some(Reason::new(
+                    e.reason_code(),
+                    format!("sender signature: {e}"),
+                ))
+            }
         }
         if reason.is_none() {
             if let Err(e) = env.validate() {
-                reason = Some(format!("invalid envelope: {e}"));
+                reason = Some(Reason::new(
+                    ReasonCode::Other,
+                    format!("invalid envelope: {e}"),
+                ));
             } else if !env.recipients.contains(&self.cfg.agency) {
-                reason = Some(format!("document is not addressed to {}", self.cfg.agency));
+                reason = Some(Reason::new(
+                    ReasonCode::NotAddressed,
+                    format!("document is not addressed to {}", self.cfg.agency),
+                ));
             }
         }
         let too_large = env.body_len > self.cfg.max_body_bytes;
         if reason.is_none() && too_large {
-            reason = Some(format!(
-                "body of {} bytes exceeds this agency's limit of {} bytes",
-                env.body_len, self.cfg.max_body_bytes
+            reason = Some(Reason::new(
+                ReasonCode::TooLarge,
+                format!(
+                    "body of {} bytes exceeds this agency's limit of {} bytes",
+                    env.body_len, self.cfg.max_body_bytes
+                ),
             ));
         }
         // Read the body unless it is too large to accept at all. A file body keeps the orphan
@@ -887,10 +905,13 @@ impl Agent {
             (d, l, BodyAt::File, None)
         };
         if reason.is_none() && (digest != env.body_sha256 || len != env.body_len) {
-            reason = Some(format!(
-                "body SHA-256 {} does not match the signed envelope ({})",
-                hex::encode(digest),
-                hex::encode(env.body_sha256)
+            reason = Some(Reason::new(
+                ReasonCode::BodyHashMismatch,
+                format!(
+                    "body SHA-256 {} does not match the signed envelope ({})",
+                    hex::encode(digest),
+                    hex::encode(env.body_sha256)
+                ),
             ));
         }
         let receipt = Receipt {
@@ -900,7 +921,7 @@ impl Agent {
             body_sha256: digest,
             outcome: match &reason {
                 None => Outcome::Delivered,
-                Some(r) => Outcome::Rejected { reason: r.clone() },
+                Some(r) => Outcome::RejectedFor(r.clone()),
             },
             time_ms: now_ms(),
         };
@@ -912,7 +933,7 @@ impl Agent {
             body_at,
             body_sha256: digest,
             body_len: len,
-            reason: reason.clone(),
+            reason: reason.as_ref().map(|r| r.text.clone()),
         };
         let stored = self.store.put_received(env.id, rec, inline).await?;
         match &reason {
@@ -971,7 +992,9 @@ impl Agent {
                 }
                 RecipientStatus::Delivered(receipt)
             }
-            Outcome::Rejected { .. } => RecipientStatus::Rejected(receipt),
+            Outcome::Rejected { .. } | Outcome::RejectedFor(_) => {
+                RecipientStatus::Rejected(receipt)
+            }
         };
         self.reasons.answered(r.doc_id, &r.recipient);
         if !self
@@ -988,7 +1011,11 @@ impl Agent {
             Outcome::Delivered => {
                 info!(doc = %r.doc_id, agency = %self.cfg.agency, recipient = %r.recipient, "receipt stored")
             }
-            Outcome::Rejected { reason } => {
+            outcome => {
+                let reason = outcome
+                    .rejection()
+                    .map(|r| r.to_string())
+                    .unwrap_or_default();
                 warn!(doc = %r.doc_id, agency = %self.cfg.agency, recipient = %r.recipient, %reason, "rejection stored")
             }
         }

@@ -2,7 +2,7 @@
 //! Altering any header or the body after signing is caught by the receiver.
 
 use crate::ids::{AgencyId, DocumentId};
-use crate::signed::{SignError, SignedBlob, SigningKey};
+use crate::signed::{Signable, Signed};
 use crate::Digest;
 use serde::{Deserialize, Serialize};
 
@@ -175,19 +175,17 @@ impl Metadata {
 }
 
 /// An envelope as signed by its sender.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SignedEnvelope(pub SignedBlob);
+pub type SignedEnvelope = Signed<Envelope>;
+
+impl Signable for Envelope {
+    const CONTEXT: &'static [u8] = ENVELOPE_CONTEXT;
+}
 
 impl SignedEnvelope {
-    /// Encode and sign an envelope.
-    pub fn sign(env: &Envelope, key: &SigningKey, cert: &[u8]) -> Result<Self, SignError> {
-        let payload = postcard::to_allocvec(env)?;
-        SignedBlob::sign(ENVELOPE_CONTEXT, payload, key, cert).map(SignedEnvelope)
-    }
-
     /// Decode the envelope from the signed bytes (call after verifying the signature).
     pub fn envelope(&self) -> Result<Envelope, EnvelopeError> {
-        postcard::from_bytes(&self.0.payload).map_err(|e| EnvelopeError::Decode(e.to_string()))
+        self.decode()
+            .map_err(|e| EnvelopeError::Decode(e.to_string()))
     }
 }
 

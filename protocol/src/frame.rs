@@ -6,7 +6,9 @@
 
 use crate::envelope::SignedEnvelope;
 use crate::ids::DocumentId;
+use crate::reason::ReasonCode;
 use crate::receipt::{SignedAcceptance, SignedNotice, SignedReceipt};
+use crate::statement::SignedStatement;
 use serde::{Deserialize, Serialize};
 
 /// Largest frame accepted (header only; bodies are streamed after it).
@@ -93,6 +95,22 @@ pub enum Frame {
         /// The document whose body is asked for.
         doc_id: DocumentId,
     },
+    /// Either direction: a signed statement about a document (agent → hub: made by this
+    /// agency; hub → agent: relayed to it). Answered with `Ack` once stored durably, or
+    /// `Refused` with [`RefusalCode::Rule`] naming why it is not allowed.
+    Statement {
+        /// Signed by the agency that makes it.
+        statement: SignedStatement,
+    },
+    /// Hub → agent: a document for an agency an update added as a recipient; `body_len` raw
+    /// bytes follow. The sender's signed update is the proof that the document is addressed to
+    /// it although the envelope does not list it. Answered like `Deliver`.
+    DeliverAdded {
+        /// The sender-signed envelope, unchanged.
+        envelope: SignedEnvelope,
+        /// The sender-signed update that added this agency.
+        update: SignedStatement,
+    },
 }
 
 /// Certificates and trust roots the hub hands to an agent.
@@ -151,6 +169,8 @@ pub enum RefusalCode {
     /// The thing asked for is not held (e.g. a body asked for again that the agent no
     /// longer keeps).
     NotFound,
+    /// The statement is refused under the exchange rules, for this reason.
+    Rule(ReasonCode),
 }
 
 impl RefusalCode {
@@ -190,6 +210,16 @@ impl Refusal {
         Refusal {
             code,
             message: message.into(),
+        }
+    }
+}
+
+impl Refusal {
+    /// A refusal under the exchange rules.
+    pub fn rule(reason: crate::Reason) -> Refusal {
+        Refusal {
+            code: RefusalCode::Rule(reason.code),
+            message: reason.text,
         }
     }
 }

@@ -8,6 +8,10 @@
 //! - [`envelope`]: document metadata plus body hash, as signed by the sending agency.
 //! - [`receipt`]: delivery receipts and rejections (signed by the recipient), hub acceptances
 //!   and hub notices (signed by the hub).
+//! - [`statement`]: what parties say about a document after delivery (business statuses,
+//!   change requests and their answers), and [`rules`]: who may say what, when, as pure
+//!   functions the hub and the agents share.
+//! - [`reason`]: the closed set of rejection and refusal reasons.
 //! - [`frame`]: the length-prefixed frames carried at the start of every QUIC stream.
 //! - [`token`]: one-time enrolment tokens.
 //! - [`text`]: what text may cross a boundary, and how it is shown on a terminal.
@@ -17,19 +21,27 @@ pub mod envelope;
 pub mod frame;
 pub mod ids;
 pub mod page;
+pub mod reason;
 pub mod receipt;
+pub mod rules;
 pub mod signed;
+pub mod statement;
 pub mod text;
 pub mod token;
 
 pub use envelope::{Envelope, Metadata, Priority, SignedEnvelope};
 pub use frame::{Credentials, Frame, FrameError, Refusal, RefusalCode, StorageParty};
 pub use ids::{AgencyId, AgencyIdError, DocumentId};
+pub use reason::{Reason, ReasonCode};
 pub use receipt::{
     Acceptance, BodyLostReason, DelayReason, HubNotice, NoticeKind, Outcome, PaperReport, Receipt,
     SignedAcceptance, SignedNotice, SignedPaperReport, SignedReceipt, MAX_REPAIR_ATTEMPTS,
 };
-pub use signed::{SignError, SignedBlob, SigningKey};
+pub use rules::{DocState, Effects, Track};
+pub use signed::{SignError, Signable, Signed, SignedBlob, SigningKey};
+pub use statement::{
+    BusinessStatus, Change, SignedStatement, Staff, Statement, StatementKind, STATEMENT_CONTEXT,
+};
 pub use token::{EnrollToken, TokenError};
 
 /// A SHA-256 digest.

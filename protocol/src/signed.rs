@@ -44,6 +44,78 @@ impl SignedBlob {
     }
 }
 
+/// A payload type that parties sign, with the domain-separation context its signatures use.
+pub trait Signable: Serialize + serde::de::DeserializeOwned {
+    /// Signature context (`poros/<what>/v1`): a signature made for one kind of statement can
+    /// never be replayed as another.
+    const CONTEXT: &'static [u8];
+}
+
+/// A signed `T`: the one wrapper every signed statement, envelope, receipt, notice and report
+/// uses. On the wire and in stores it is exactly its [`SignedBlob`].
+#[derive(Serialize, Deserialize)]
+#[serde(transparent, bound = "")]
+pub struct Signed<T>(
+    pub SignedBlob,
+    #[serde(skip)] std::marker::PhantomData<fn() -> T>,
+);
+
+impl<T: Signable> Signed<T> {
+    /// Encode `value` and sign it under `T::CONTEXT`.
+    pub fn sign(value: &T, key: &SigningKey, cert: &[u8]) -> Result<Self, SignError> {
+        let payload = postcard::to_allocvec(value)?;
+        SignedBlob::sign(T::CONTEXT, payload, key, cert).map(Self::from_blob)
+    }
+
+    /// The same signed bytes, signed again with another key (e.g. after a key renewal).
+    pub fn resign(&self, key: &SigningKey, cert: &[u8]) -> Result<Self, SignError> {
+        SignedBlob::sign(T::CONTEXT, self.0.payload.clone(), key, cert).map(Self::from_blob)
+    }
+
+    /// Decode the payload (call after verifying the signature).
+    pub fn decode(&self) -> Result<T, postcard::Error> {
+        postcard::from_bytes(&self.0.payload)
+    }
+}
+
+impl<T> Signed<T> {
+    /// Wrap signed bytes received or stored (nothing is checked here).
+    pub fn from_blob(blob: SignedBlob) -> Self {
+        Signed(blob, std::marker::PhantomData)
+    }
+
+    /// The signed bytes.
+    pub fn blob(&self) -> &SignedBlob {
+        &self.0
+    }
+
+    /// SHA-256 over the signed payload: names a statement independently of who signed it
+    /// again after a renewal.
+    pub fn payload_digest(&self) -> crate::Digest {
+        crate::sha256(&self.0.payload)
+    }
+}
+
+impl<T> Clone for Signed<T> {
+    fn clone(&self) -> Self {
+        Self::from_blob(self.0.clone())
+    }
+}
+
+impl<T> PartialEq for Signed<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl<T> Eq for Signed<T> {}
+
+impl<T> std::fmt::Debug for Signed<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Signed").field(&self.0).finish()
+    }
+}
+
 /// Signing failures.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -1,0 +1,519 @@
+//! Who may say what about which document, and what is legal after what. Pure functions over
+//! the state a party holds about one document; the hub applies them as defence in depth, the
+//! agents as the authority (an agent refuses to sign, or to store, what they forbid).
+//!
+//! The state is folded from the document's envelope, its delivery receipts and every statement
+//! accepted about it, in order: [`DocState::check`] says whether the next statement is legal and
+//! what it changes in routing ([`Effects`]); [`DocState::apply`] records it.
+
+use crate::ids::{AgencyId, DocumentId};
+use crate::reason::{Reason, ReasonCode};
+use crate::statement::{BusinessStatus, Change, Statement, StatementKind};
+use crate::Digest;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One recipient's copy of a document, as far as the rules care.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Track {
+    /// The recipient signed a receipt saying it holds the document.
+    pub delivered: bool,
+    /// The last business status it reported.
+    pub status: Option<BusinessStatus>,
+    /// A change request awaiting its answer: the request's digest and what it asks.
+    pub pending: Option<(Digest, Change)>,
+    /// It accepted a take-back.
+    pub withdrawn: bool,
+    /// It accepted a replacement by this document.
+    pub replaced_by: Option<DocumentId>,
+    /// It accepted being removed by an update.
+    pub removed: bool,
+}
+
+impl Track {
+    fn closed(&self) -> bool {
+        self.withdrawn || self.replaced_by.is_some() || self.removed
+    }
+}
+
+/// What a legal statement changes beyond its own record: the hub acts on these without
+/// looking at the statement's kind.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Effects {
+    /// Agencies that must now receive the document (each delivery carries the statement, the
+    /// new recipient's proof that it is addressed).
+    pub add_recipients: Vec<AgencyId>,
+    /// Another document the statement names, which must exist and come from the same sender.
+    pub names_document: Option<DocumentId>,
+}
+
+/// What the rules know about one document.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocState {
+    /// Its sender.
+    pub sender: AgencyId,
+    /// Every recipient, in order: the envelope's, then those added by updates.
+    pub tracks: BTreeMap<AgencyId, Track>,
+}
+
+fn illegal(text: String) -> Reason {
+    Reason::new(ReasonCode::IllegalTransition, text)
+}
+
+/// Whether a recipient may go from `prev` to `next`.
+pub fn status_follows(prev: Option<BusinessStatus>, next: BusinessStatus) -> bool {
+    use BusinessStatus::*;
+    match next {
+        Arrived => prev.is_none(),
+        Rejected | Registered => matches!(prev, None | Some(Arrived)),
+        Assigned => matches!(prev, Some(Registered | Assigned)),
+        Processing | Completed => matches!(prev, Some(Registered | Assigned | Processing)),
+    }
+}
+
+impl DocState {
+    /// A document as accepted: its sender and the envelope's recipients, none delivered yet.
+    pub fn new(sender: AgencyId, recipients: &[AgencyId]) -> Self {
+        DocState {
+            sender,
+            tracks: recipients
+                .iter()
+                .map(|r| (r.clone(), Track::default()))
+                .collect(),
+        }
+    }
+
+    /// `recipient` signed a receipt saying it holds the document.
+    pub fn delivered(&mut self, recipient: &AgencyId) {
+        if let Some(t) = self.tracks.get_mut(recipient) {
+            t.delivered = true;
+        }
+    }
+
+    /// The recipient's track, if it is one.
+    pub fn track(&self, recipient: &AgencyId) -> Option<&Track> {
+        self.tracks.get(recipient)
+    }
+
+    /// Recipients that still hold the document (not removed, withdrawn or replaced).
+    pub fn current_recipients(&self) -> impl Iterator<Item = &AgencyId> {
+        self.tracks
+            .iter()
+            .filter(|(_, t)| !t.closed())
+            .map(|(a, _)| a)
+    }
+
+    /// Whether `stmt` (whose signed payload hashes to `digest`) may be said now, and what it
+    /// changes. The statement's own consistency ([`Statement::validate`]) is checked first.
+    pub fn check(&self, stmt: &Statement, digest: &Digest) -> Result<Effects, Reason> {
+        stmt.validate()?;
+        let _ = digest;
+        match &stmt.kind {
+            StatementKind::Status { status, .. } => {
+                let t = self.recipient_track(&stmt.from, "report a status")?;
+                self.to_sender_only(stmt)?;
+                if !t.delivered {
+                    return Err(illegal(format!(
+                        "{} has not received {} and cannot report {} on it",
+                        stmt.from,
+                        stmt.doc_id,
+                        status.code()
+                    )));
+                }
+                if t.closed() {
+                    return Err(illegal(format!(
+                        "{} gave {} up (withdrawn, replaced or removed); no status follows",
+                        stmt.from, stmt.doc_id
+                    )));
+                }
+                if !status_follows(t.status, *status) {
+                    return Err(illegal(match t.status {
+                        Some(p) => format!(
+                            "status {} ({}) cannot follow {} ({})",
+                            status.code(),
+                            status.label(),
+                            p.code(),
+                            p.label()
+                        ),
+                        None => format!(
+                            "status {} ({}) needs an earlier status first",
+                            status.code(),
+                            status.label()
+                        ),
+                    }));
+                }
+                Ok(Effects::default())
+            }
+            StatementKind::Change { change, .. } => {
+                if stmt.from != self.sender {
+                    return Err(illegal(format!(
+                        "only the sender {} may ask to change {}, not {}",
+                        self.sender, stmt.doc_id, stmt.from
+                    )));
+                }
+                for a in &stmt.to {
+                    let t = self.tracks.get(a).ok_or_else(|| {
+                        Reason::new(
+                            ReasonCode::NotAddressed,
+                            format!("{a} is not a recipient of {}", stmt.doc_id),
+                        )
+                    })?;
+                    if t.closed() {
+                        return Err(illegal(format!("{a} no longer holds {}", stmt.doc_id)));
+                    }
+                    if !t.delivered {
+                        return Err(illegal(format!(
+                            "{} was not delivered to {a} yet",
+                            stmt.doc_id
+                        )));
+                    }
+                    if t.pending.is_some() {
+                        return Err(illegal(format!(
+                            "{a} has not answered the previous change request on {} yet",
+                            stmt.doc_id
+                        )));
+                    }
+                }
+                let mut fx = Effects::default();
+                match change {
+                    Change::TakeBack => {}
+                    Change::Replace { successor } => fx.names_document = Some(*successor),
+                    Change::Update { add, remove, .. } => {
+                        for a in add {
+                            if self.tracks.contains_key(a) {
+                                return Err(illegal(format!(
+                                    "{a} is already a recipient of {}",
+                                    stmt.doc_id
+                                )));
+                            }
+                        }
+                        for r in remove {
+                            if !stmt.to.contains(r) {
+                                return Err(illegal(format!(
+                                    "{r} is removed, so the update must be addressed to it"
+                                )));
+                            }
+                        }
+                        fx.add_recipients = add.clone();
+                    }
+                }
+                Ok(fx)
+            }
+            StatementKind::Answer { request, .. } => {
+                let t = self.recipient_track(&stmt.from, "answer a change request")?;
+                self.to_sender_only(stmt)?;
+                match &t.pending {
+                    Some((d, _)) if d == request => Ok(Effects::default()),
+                    Some(_) => Err(illegal(format!(
+                        "{} answers a change request on {} that is not the pending one",
+                        stmt.from, stmt.doc_id
+                    ))),
+                    None => Err(illegal(format!(
+                        "{} has no change request on {} to answer",
+                        stmt.from, stmt.doc_id
+                    ))),
+                }
+            }
+        }
+    }
+
+    /// Record a statement [`check`](Self::check) allowed.
+    pub fn apply(&mut self, stmt: &Statement, digest: &Digest) {
+        match &stmt.kind {
+            StatementKind::Status { status, .. } => {
+                if let Some(t) = self.tracks.get_mut(&stmt.from) {
+                    t.status = Some(*status);
+                }
+            }
+            StatementKind::Change { change, .. } => {
+                if let Change::Update { add, .. } = change {
+                    for a in add {
+                        self.tracks.entry(a.clone()).or_default();
+                    }
+                }
+                for a in &stmt.to {
+                    if let Some(t) = self.tracks.get_mut(a) {
+                        t.pending = Some((*digest, change.clone()));
+                    }
+                }
+            }
+            StatementKind::Answer { accept, .. } => {
+                if let Some(t) = self.tracks.get_mut(&stmt.from) {
+                    let pending = t.pending.take();
+                    if *accept {
+                        match pending {
+                            Some((_, Change::TakeBack)) => t.withdrawn = true,
+                            Some((_, Change::Replace { successor })) => {
+                                t.replaced_by = Some(successor)
+                            }
+                            Some((_, Change::Update { remove, .. }))
+                                if remove.contains(&stmt.from) =>
+                            {
+                                t.removed = true
+                            }
+                            Some((_, Change::Update { .. })) | None => {}
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn recipient_track(&self, who: &AgencyId, what: &str) -> Result<&Track, Reason> {
+        if who == &self.sender {
+            return Err(illegal(format!(
+                "{who} is the sender of this document and cannot {what} on it"
+            )));
+        }
+        self.tracks.get(who).ok_or_else(|| {
+            illegal(format!(
+                "{who} is not a recipient of this document and cannot {what} on it"
+            ))
+        })
+    }
+
+    fn to_sender_only(&self, stmt: &Statement) -> Result<(), Reason> {
+        if stmt.to != [self.sender.clone()] {
+            return Err(Reason::new(
+                ReasonCode::NotAddressed,
+                format!(
+                    "a {} on {} is addressed to its sender {} only",
+                    stmt.kind.label(),
+                    stmt.doc_id,
+                    self.sender
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::statement::Staff;
+
+    const S: &str = "000.00.00.G01";
+    const R1: &str = "000.00.00.H02";
+    const R2: &str = "000.00.00.H03";
+    const X: &str = "000.00.00.H09";
+
+    fn a(s: &str) -> AgencyId {
+        AgencyId::parse(s).unwrap()
+    }
+    fn doc() -> DocumentId {
+        DocumentId::new_v7(1, [1; 10])
+    }
+    fn stmt(from: &str, to: &[&str], kind: StatementKind) -> Statement {
+        Statement {
+            doc_id: doc(),
+            from: a(from),
+            to: to.iter().map(|t| a(t)).collect(),
+            kind,
+            staff: Staff {
+                department: "Văn thư".into(),
+                name: "Trần Thị B".into(),
+                email: None,
+                phone: None,
+            },
+            note: None,
+            time_ms: 1,
+        }
+    }
+    fn status(from: &str, s: BusinessStatus) -> Statement {
+        let reason =
+            (s == BusinessStatus::Rejected).then(|| Reason::new(ReasonCode::Other, "not ours"));
+        stmt(from, &[S], StatementKind::Status { status: s, reason })
+    }
+    fn change(to: &[&str], change: Change) -> Statement {
+        stmt(
+            S,
+            to,
+            StatementKind::Change {
+                change,
+                reason: "sent in error".into(),
+            },
+        )
+    }
+    fn answer(from: &str, request: Digest, accept: bool) -> Statement {
+        let reason = (!accept).then(|| Reason::new(ReasonCode::Other, "already acted on"));
+        stmt(
+            from,
+            &[S],
+            StatementKind::Answer {
+                request,
+                accept,
+                reason,
+            },
+        )
+    }
+    fn delivered() -> DocState {
+        let mut d = DocState::new(a(S), &[a(R1), a(R2)]);
+        d.delivered(&a(R1));
+        d.delivered(&a(R2));
+        d
+    }
+    /// Check then apply, as every party does.
+    fn say(d: &mut DocState, s: &Statement) -> Result<Effects, Reason> {
+        let digest = crate::sha256(&postcard::to_allocvec(s).unwrap());
+        let fx = d.check(s, &digest)?;
+        d.apply(s, &digest);
+        Ok(fx)
+    }
+    fn code(r: Result<Effects, Reason>) -> ReasonCode {
+        r.unwrap_err().code
+    }
+
+    #[test]
+    fn the_whole_life_at_two_recipients() {
+        use BusinessStatus::*;
+        let mut d = delivered();
+        for r in [R1, R2] {
+            for s in [
+                Arrived, Registered, Assigned, Processing, Processing, Completed,
+            ] {
+                say(&mut d, &status(r, s)).unwrap();
+            }
+            assert_eq!(d.track(&a(r)).unwrap().status, Some(Completed));
+        }
+    }
+
+    #[test]
+    fn no_going_back_and_nothing_after_the_end() {
+        use BusinessStatus::*;
+        let mut d = delivered();
+        say(&mut d, &status(R1, Registered)).unwrap();
+        say(&mut d, &status(R1, Completed)).unwrap();
+        let e = say(&mut d, &status(R1, Assigned)).unwrap_err();
+        assert_eq!(e.code, ReasonCode::IllegalTransition);
+        assert!(e.text.contains("04") && e.text.contains("06"), "{e}");
+        assert_eq!(
+            code(say(&mut d, &status(R1, Completed))),
+            ReasonCode::IllegalTransition
+        );
+        // Assignment needs registration; arrival only comes first; a rejection ends it.
+        assert_eq!(
+            code(say(&mut d, &status(R2, Assigned))),
+            ReasonCode::IllegalTransition
+        );
+        say(&mut d, &status(R2, Rejected)).unwrap();
+        assert_eq!(
+            code(say(&mut d, &status(R2, Registered))),
+            ReasonCode::IllegalTransition
+        );
+        assert!(!status_follows(Some(Registered), Arrived));
+    }
+
+    #[test]
+    fn only_recipients_report_and_only_after_delivery() {
+        let mut d = DocState::new(a(S), &[a(R1), a(R2)]);
+        assert_eq!(
+            code(say(&mut d, &status(R1, BusinessStatus::Registered))),
+            ReasonCode::IllegalTransition
+        );
+        d.delivered(&a(R1));
+        let e = say(&mut d, &status(X, BusinessStatus::Registered)).unwrap_err();
+        assert_eq!(e.code, ReasonCode::IllegalTransition);
+        assert!(e.text.contains("not a recipient"));
+        // The sender cannot report on its own document.
+        let mut s = status(S, BusinessStatus::Registered);
+        s.to = vec![a(R1)];
+        assert_eq!(code(say(&mut d, &s)), ReasonCode::IllegalTransition);
+        // A status goes to the sender only.
+        let mut s = status(R1, BusinessStatus::Registered);
+        s.to = vec![a(R2)];
+        assert_eq!(code(say(&mut d, &s)), ReasonCode::NotAddressed);
+    }
+
+    #[test]
+    fn only_the_sender_asks_and_only_recipients_answer() {
+        let mut d = delivered();
+        let mut from_recipient = change(&[R2], Change::TakeBack);
+        from_recipient.from = a(R1);
+        assert_eq!(
+            code(say(&mut d, &from_recipient)),
+            ReasonCode::IllegalTransition
+        );
+        let tb = change(&[R1, R2], Change::TakeBack);
+        let digest = crate::sha256(&postcard::to_allocvec(&tb).unwrap());
+        say(&mut d, &tb).unwrap();
+        // A second request while one is pending is refused.
+        assert_eq!(
+            code(say(&mut d, &change(&[R1], Change::TakeBack))),
+            ReasonCode::IllegalTransition
+        );
+        // An outsider, or an answer naming another request, is refused.
+        assert_eq!(
+            code(say(&mut d, &answer(X, digest, true))),
+            ReasonCode::IllegalTransition
+        );
+        assert_eq!(
+            code(say(&mut d, &answer(R1, [9; 32], true))),
+            ReasonCode::IllegalTransition
+        );
+        say(&mut d, &answer(R1, digest, true)).unwrap();
+        say(&mut d, &answer(R2, digest, false)).unwrap();
+        assert!(d.track(&a(R1)).unwrap().withdrawn);
+        assert!(!d.track(&a(R2)).unwrap().withdrawn);
+        // Answered once: a second answer is refused; a withdrawn copy takes no status.
+        assert_eq!(
+            code(say(&mut d, &answer(R2, digest, true))),
+            ReasonCode::IllegalTransition
+        );
+        assert_eq!(
+            code(say(&mut d, &status(R1, BusinessStatus::Registered))),
+            ReasonCode::IllegalTransition
+        );
+        assert_eq!(d.current_recipients().collect::<Vec<_>>(), vec![&a(R2)]);
+    }
+
+    #[test]
+    fn a_completed_document_can_be_asked_back_and_must_be_answered() {
+        let mut d = delivered();
+        say(&mut d, &status(R1, BusinessStatus::Registered)).unwrap();
+        say(&mut d, &status(R1, BusinessStatus::Completed)).unwrap();
+        say(&mut d, &change(&[R1], Change::TakeBack)).unwrap();
+        assert!(d.track(&a(R1)).unwrap().pending.is_some());
+    }
+
+    #[test]
+    fn replace_and_update_name_their_effects() {
+        let mut d = delivered();
+        let succ = DocumentId::new_v7(2, [2; 10]);
+        let fx = say(&mut d, &change(&[R1], Change::Replace { successor: succ })).unwrap();
+        assert_eq!(fx.names_document, Some(succ));
+        let up = Change::Update {
+            add: vec![a(X)],
+            remove: vec![],
+            meta: None,
+        };
+        let fx = say(&mut d, &change(&[R2], up)).unwrap();
+        assert_eq!(fx.add_recipients, vec![a(X)]);
+        assert!(d.track(&a(X)).is_some());
+        // Adding an existing recipient, or removing one the update is not addressed to, is not.
+        let mut d = delivered();
+        let again = Change::Update {
+            add: vec![a(R1)],
+            remove: vec![],
+            meta: None,
+        };
+        assert_eq!(
+            code(say(&mut d, &change(&[R2], again))),
+            ReasonCode::IllegalTransition
+        );
+        let silent = Change::Update {
+            add: vec![],
+            remove: vec![a(R1)],
+            meta: None,
+        };
+        assert_eq!(
+            code(say(&mut d, &change(&[R2], silent))),
+            ReasonCode::IllegalTransition
+        );
+        // A change to a stranger names it.
+        assert_eq!(
+            code(say(&mut d, &change(&[X], Change::TakeBack))),
+            ReasonCode::NotAddressed
+        );
+    }
+}
