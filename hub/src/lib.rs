@@ -14,6 +14,7 @@
 //! - [`cli`]: the `poros-hub` command line; [`demo`]: the one-command local exchange.
 #![forbid(unsafe_code)]
 
+pub mod business;
 pub mod cli;
 pub mod delays;
 pub mod demo;
