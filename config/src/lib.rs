@@ -79,6 +79,14 @@ pub struct Monitoring {
     /// Agencies whose delivery or electronic-exchange rate is below this percentage are
     /// highlighted on the dashboard.
     pub alert_below_percent: f64,
+    /// A received document registered (`03`) within this many working days of its delivery
+    /// counts as registered in time.
+    pub registration_working_days: u32,
+    /// Offset of the agencies' civil time from UTC, in seconds, for working days (e.g. 25200
+    /// for UTC+7).
+    pub utc_offset_secs: i64,
+    /// Public holidays (`YYYY-MM-DD`, local dates), which are not working days.
+    pub holidays: Vec<String>,
 }
 
 impl Default for Monitoring {
@@ -86,6 +94,9 @@ impl Default for Monitoring {
         Monitoring {
             on_time_secs: 3600,
             alert_below_percent: 90.0,
+            registration_working_days: 1,
+            utc_offset_secs: 0,
+            holidays: Vec::new(),
         }
     }
 }
@@ -289,6 +300,29 @@ impl HubConfig {
             return bad(
                 "monitoring.alert_below_percent",
                 "a percentage between 0 and 100",
+            );
+        }
+        if !(1..=30).contains(&self.monitoring.registration_working_days) {
+            return bad(
+                "monitoring.registration_working_days",
+                "a number of working days between 1 and 30",
+            );
+        }
+        if self.monitoring.utc_offset_secs.abs() > 14 * 3600 {
+            return bad(
+                "monitoring.utc_offset_secs",
+                "an offset from UTC between -50400 and 50400 seconds",
+            );
+        }
+        if let Some(h) = self
+            .monitoring
+            .holidays
+            .iter()
+            .find(|h| !poros_protocol::text::is_calendar_date(h))
+        {
+            return bad(
+                "monitoring.holidays",
+                &format!("calendar dates written YYYY-MM-DD ({h:?} is not one)"),
             );
         }
         if self.delivery.orphan_grace_secs == 0 {
@@ -523,7 +557,13 @@ pub fn hub_toml_template(
          # A delivery whose receipt arrives within this long of acceptance is on time (1 h).\n\
          on_time_secs = {}\n\
          # Agencies below this delivery or electronic-exchange rate are highlighted.\n\
-         alert_below_percent = {:.1}\n",
+         alert_below_percent = {:.1}\n\
+         # Business figures: a received document registered (03) within this many working\n\
+         # days of delivery counts as registered in time; working days are Monday to Friday in\n\
+         # the civil time at this offset from UTC (seconds), except the listed holidays.\n\
+         registration_working_days = {}\n\
+         utc_offset_secs = {}\n\
+         holidays = []\n",
         d.limits.max_body_bytes,
         d.limits.max_streams_per_node,
         d.limits.deliveries_in_flight,
@@ -543,6 +583,8 @@ pub fn hub_toml_template(
         d.enrolment.step_timeout_secs,
         d.monitoring.on_time_secs,
         d.monitoring.alert_below_percent,
+        d.monitoring.registration_working_days,
+        d.monitoring.utc_offset_secs,
     )
 }
 
@@ -586,6 +628,15 @@ mod tests {
         let (_t, p) = write("[delivery]\nexpiry = 3\n");
         let e = HubConfig::load(&p).unwrap_err().to_string();
         assert!(e.contains("unknown field") && e.contains("expiry"), "{e}");
+        let (_t, p) = write("[monitoring]\nholidays = [\"2026-02-30\"]\n");
+        let e = HubConfig::load(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("monitoring.holidays") && e.contains("2026-02-30"),
+            "{e}"
+        );
+        let (_t, p) = write("[monitoring]\nregistration_working_days = 0\n");
+        let e = HubConfig::load(&p).unwrap_err().to_string();
+        assert!(e.contains("registration_working_days"), "{e}");
     }
 
     /// Found by the `config` fuzz target: a server name holding a quote or a backslash

@@ -154,12 +154,9 @@ mod tests {
         let (d, hm) = s.split_once(' ').unwrap();
         let day = Day::parse(d).unwrap();
         let (h, m) = hm.split_once(':').unwrap();
-        let date = time::Date::from_calendar_date(
-            day.y,
-            time::Month::try_from(day.m).unwrap(),
-            day.d,
-        )
-        .unwrap();
+        let date =
+            time::Date::from_calendar_date(day.y, time::Month::try_from(day.m).unwrap(), day.d)
+                .unwrap();
         let t = date
             .with_hms(h.parse().unwrap(), m.parse().unwrap(), 0)
             .unwrap()
@@ -171,12 +168,24 @@ mod tests {
     fn one_working_day_skips_weekends_and_holidays() {
         let cal = Calendar::default();
         // 2026-12-04 is a Friday.
-        assert_eq!(cal.deadline_ms(ms("2026-12-02 10:00"), 1), ms("2026-12-03 10:00"));
-        assert_eq!(cal.deadline_ms(ms("2026-12-04 15:00"), 1), ms("2026-12-07 15:00"));
-        assert_eq!(cal.deadline_ms(ms("2026-12-05 09:00"), 1), ms("2026-12-08 00:00"));
+        assert_eq!(
+            cal.deadline_ms(ms("2026-12-02 10:00"), 1),
+            ms("2026-12-03 10:00")
+        );
+        assert_eq!(
+            cal.deadline_ms(ms("2026-12-04 15:00"), 1),
+            ms("2026-12-07 15:00")
+        );
+        assert_eq!(
+            cal.deadline_ms(ms("2026-12-05 09:00"), 1),
+            ms("2026-12-08 00:00")
+        );
         let mut cal = Calendar::default();
         cal.holidays.insert(Day::parse("2026-12-07").unwrap());
-        assert_eq!(cal.deadline_ms(ms("2026-12-04 15:00"), 1), ms("2026-12-08 15:00"));
+        assert_eq!(
+            cal.deadline_ms(ms("2026-12-04 15:00"), 1),
+            ms("2026-12-08 15:00")
+        );
         // In UTC+7, Friday 20:00 UTC is already Saturday 03:00 local: due Monday 24:00 local.
         let cal = Calendar {
             utc_offset_secs: 7 * 3600,
