@@ -373,6 +373,7 @@ fn dashboard_shows_the_api_figures_in_a_browser() {
         ("n-delivery", "delivery_rate"),
         ("n-ontime", "on_time_rate"),
         ("n-electronic", "electronic_rate"),
+        ("n-registered", "registered_in_time_rate"),
     ] {
         assert!(
             pct_matches(&shown(id), &n[key]),
@@ -387,6 +388,11 @@ fn dashboard_shows_the_api_figures_in_a_browser() {
         "connected agencies"
     );
     assert_eq!(shown("n-sent"), n["sent"].to_string(), "documents sent");
+    assert_eq!(
+        shown("n-outstanding"),
+        n["outstanding"].to_string(),
+        "outstanding documents"
+    );
 
     let rows = agency_rows(&dom);
     let agencies = api["agencies"].as_array().unwrap();
@@ -396,7 +402,11 @@ fn dashboard_shows_the_api_figures_in_a_browser() {
         let row = rows
             .get(code)
             .unwrap_or_else(|| panic!("no row for {code}: {rows:?}"));
-        for key in ["delivery_rate", "electronic_rate"] {
+        for key in [
+            "delivery_rate",
+            "electronic_rate",
+            "registered_in_time_rate",
+        ] {
             let cell = row.get(key).map(String::as_str).unwrap_or("(missing)");
             assert!(
                 pct_matches(cell, &a[key]),

@@ -78,11 +78,12 @@ fn body_altered_on_the_way_is_rejected_by_the_receiver() {
     };
     let r = receipt.receipt().unwrap();
     let reason = match &r.outcome {
-        poros_protocol::Outcome::Rejected { reason } => reason.clone(),
-        o => panic!("altered body accepted: {o:?}"),
+        poros_protocol::Outcome::RejectedFor(reason) => reason.clone(),
+        o => panic!("altered body accepted, or rejected without a reason code: {o:?}"),
     };
+    assert_eq!(reason.code, poros_protocol::ReasonCode::BodyHashMismatch);
     assert!(
-        reason.contains("SHA-256") && reason.contains("body"),
+        reason.text.contains("SHA-256") && reason.text.contains("body"),
         "{reason}"
     );
     assert_eq!(r.recipient.as_str(), B);

@@ -6,6 +6,7 @@ let report = null, sortKey = "delivery_rate", sortAsc = true;
 const $ = (id) => document.getElementById(id);
 const fmt = (v) => (v === null || v === undefined ? "–" : v.toFixed ? (Number.isInteger(v) ? String(v) : v.toFixed(2)) : String(v));
 const pct = (v) => (v === null || v === undefined ? "–" : v.toFixed(1) + " %");
+const duration = (s) => (s === null || s === undefined ? "–" : s < 3600 ? Math.round(s / 60) + " min" : s < 172800 ? (s / 3600).toFixed(1) + " h" : (s / 86400).toFixed(1) + " d");
 
 function today() { return new Date().toISOString().slice(0, 10); }
 function query() {
@@ -45,6 +46,10 @@ function render() {
   $("n-ontime-sub").textContent = `${n.on_time} on time, ${n.late} late (target ${Math.round(report.on_time_secs / 60)} min), ${n.overdue} overdue`;
   $("n-electronic").textContent = pct(n.electronic_rate);
   $("n-electronic-sub").textContent = `paper-only reported: ${n.paper_sent} sent, ${n.paper_received} received`;
+  $("n-registered").textContent = pct(n.registered_in_time_rate);
+  $("n-registered-sub").textContent = `${n.registered_in_time} of ${n.business_delivered} delivered documents registered within ${report.registration_working_days} working day(s); median delivery to completed ${duration(n.median_completion_secs)}`;
+  $("n-outstanding").textContent = String(n.outstanding);
+  $("n-outstanding-sub").textContent = "not completed, by days since delivery: " + Object.entries(n.outstanding_by_age || {}).map(([k, v]) => `${k.replaceAll("_", " ")}: ${v}`).join(", ");
   $("n-connected").textContent = `${n.connected}/${n.registered}`;
   $("n-connected-sub").textContent = `${pct(n.connected_rate)} of registered agencies connected in the period; ${n.connected_now} online now`;
   $("n-sent").textContent = String(n.sent);
@@ -73,7 +78,11 @@ function renderTable() {
       <td class="num">${a.sent}</td><td class="num">${a.due}</td>
       <td class="num" data-k="delivery_rate">${pct(a.delivery_rate)}</td><td class="num">${pct(a.on_time_rate)}</td>
       <td class="num">${a.rejected}</td><td class="num">${a.pending}</td><td class="num">${a.overdue}</td>
-      <td class="num" data-k="electronic_rate">${pct(a.electronic_rate)}</td><td>${a.connected ? "●" : "○"}</td>
+      <td class="num" data-k="electronic_rate">${pct(a.electronic_rate)}</td>
+      <td class="num" data-k="registered_in_time_rate">${pct(a.registered_in_time_rate)}</td>
+      <td class="num" data-k="median_completion_secs">${duration(a.median_completion_secs)}</td>
+      <td class="num" data-k="outstanding" title="${Object.entries(a.outstanding_by_age || {}).map(([k, v]) => `${k}: ${v}`).join(", ")}">${a.outstanding}</td>
+      <td>${a.connected ? "●" : "○"}</td>
     </tr>`).join("");
   document.querySelectorAll("th").forEach((th) => {
     th.classList.toggle("sorted", th.dataset.k === sortKey);

@@ -55,6 +55,9 @@ pub const OPEN: &str = "biz_open";
 /// Ended (completed, rejected, withdrawn, replaced or removed) — for outstanding.
 pub const CLOSED: &str = "biz_closed";
 
+/// Sum of delivery-to-completion times, seconds (for the histogram's `_sum`).
+pub const DONE_SECS: &str = "biz_done_secs";
+
 /// The counter of completion-time bucket `k`.
 pub fn done_bucket_metric(k: usize) -> String {
     format!("biz_done_b{k:02}")

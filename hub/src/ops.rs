@@ -392,6 +392,36 @@ async fn metrics(State(st): State<Ops>) -> Response {
     }
 }
 
+/// One agency's business figures for the year: documents delivered and registered in time,
+/// and the delivery-to-completion times as a Prometheus histogram (cumulative buckets).
+fn business_series(out: &mut String, scope: &str, g: &dyn Fn(&str) -> u64) {
+    use crate::business::{self as b, DONE_BUCKETS_SECS};
+    use std::fmt::Write;
+    let _ = writeln!(
+        out,
+        "poros_agency_business_delivered_total{{agency=\"{scope}\"}} {}\n\
+         poros_agency_registered_in_time_total{{agency=\"{scope}\"}} {}",
+        g(b::DELIVERED),
+        g(b::REGISTERED_IN_WINDOW)
+    );
+    let mut cumulative = 0;
+    for (k, le) in DONE_BUCKETS_SECS.iter().enumerate() {
+        cumulative += g(&b::done_bucket_metric(k));
+        let _ = writeln!(
+            out,
+            "poros_agency_completion_seconds_bucket{{agency=\"{scope}\",le=\"{le}\"}} {cumulative}"
+        );
+    }
+    cumulative += g(&b::done_bucket_metric(DONE_BUCKETS_SECS.len()));
+    let _ = writeln!(
+        out,
+        "poros_agency_completion_seconds_bucket{{agency=\"{scope}\",le=\"+Inf\"}} {cumulative}\n\
+         poros_agency_completion_seconds_sum{{agency=\"{scope}\"}} {}\n\
+         poros_agency_completion_seconds_count{{agency=\"{scope}\"}} {cumulative}",
+        g(b::DONE_SECS)
+    );
+}
+
 /// The Prometheus text exposition.
 fn metrics_text(hub: &Hub) -> String {
     use std::fmt::Write;
@@ -440,6 +470,9 @@ fn metrics_text(hub: &Hub) -> String {
             let _ = writeln!(out, "# TYPE poros_agency_documents_sent_total counter");
             let _ = writeln!(out, "# TYPE poros_agency_deliveries_due_total counter");
             let _ = writeln!(out, "# TYPE poros_agency_deliveries_total counter");
+            let _ = writeln!(out, "# TYPE poros_agency_business_delivered_total counter");
+            let _ = writeln!(out, "# TYPE poros_agency_registered_in_time_total counter");
+            let _ = writeln!(out, "# TYPE poros_agency_completion_seconds histogram");
             let mut scopes: Vec<_> = sums
                 .iter()
                 .filter(|(s, _)| !s.contains(':') && s.as_str() != crate::stats::NATIONAL)
@@ -464,6 +497,7 @@ fn metrics_text(hub: &Hub) -> String {
                         g(&format!("in_{o}"))
                     );
                 }
+                business_series(&mut out, scope, &g);
             }
         }
     }

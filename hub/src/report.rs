@@ -10,7 +10,15 @@
 //!   accepted, or received with a verified receipt) ÷ (those + the documents it reported as
 //!   exchanged on paper only), for the months reported.
 //! - *connected agencies* = active agencies connected at some time in the range ÷ registered.
+//! - *registered in time* = received documents the agency registered (`03`) within
+//!   `registration_working_days` working days of their delivery ÷ documents delivered to it,
+//!   both counted on the day of delivery.
+//! - *median completion time* = median time from delivery to completed (`06`) of the
+//!   documents completed in the range, interpolated in its bucket (see [`crate::business`]).
+//! - *outstanding* = documents delivered to the agency and not yet completed, rejected,
+//!   withdrawn, replaced or removed, by days since delivery (as of today, whatever the range).
 
+use crate::business;
 use crate::server::{now_ms, Hub};
 use crate::state::NodeState;
 use crate::stats::{self, Day, NATIONAL};
@@ -131,7 +139,71 @@ pub fn figures(scope: &str, m: &BTreeMap<String, u64>, overdue: u64) -> Value {
         "paper_received": g("paper_received"),
         "electronic_rate": if paper == 0 && electronic == 0 { Value::Null } else { pct(electronic, electronic + paper) },
         "avg_latency_ms": g("in_latency_ms").checked_div(delivered),
+        "business_delivered": g(business::DELIVERED),
+        "registered_in_time": g(business::REGISTERED_IN_WINDOW),
+        "registered_in_time_rate": pct(g(business::REGISTERED_IN_WINDOW), g(business::DELIVERED)),
+        "completed": (0..=business::DONE_BUCKETS_SECS.len())
+            .map(|k| g(&business::done_bucket_metric(k)))
+            .sum::<u64>(),
+        "median_completion_secs": business::median_secs(m),
     })
+}
+
+/// Documents delivered and not yet ended (completed, rejected, withdrawn, replaced or
+/// removed), per scope and age band, as of `today`: each band sums `open − closed` over the
+/// delivery days it covers.
+fn outstanding(
+    r: &redb::ReadTransaction,
+    today: Day,
+    only: Option<&[String; 3]>,
+) -> Result<BTreeMap<String, Map<String, Value>>> {
+    let mut out: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
+    let day_ago = |n: u32| Day::of_ms(day_start_ms(today).saturating_sub(n as u64 * 86_400_000));
+    for (label, lo, hi) in business::AGE_BANDS {
+        let last = day_ago(lo);
+        let first = match hi {
+            Some(h) => day_ago(h - 1),
+            None => Day {
+                y: 1970,
+                m: 1,
+                d: 1,
+            },
+        };
+        let periods = stats::cover(first, last);
+        let sums = match only {
+            Some(scopes) => {
+                let mut s = stats::Sums::new();
+                for scope in scopes {
+                    s.extend(stats::sums(r, &periods, Some(scope))?);
+                }
+                s
+            }
+            None => stats::sums(r, &periods, None)?,
+        };
+        for (scope, m) in sums {
+            let g = |k: &str| m.get(k).copied().unwrap_or(0);
+            let n = g(business::OPEN).saturating_sub(g(business::CLOSED));
+            out.entry(scope).or_default().insert(label.into(), json!(n));
+        }
+    }
+    Ok(out)
+}
+
+/// Add the outstanding-by-age figures to a scope's row (every band present, zeros included).
+fn add_outstanding(row: &mut Value, scope: &str, all: &BTreeMap<String, Map<String, Value>>) {
+    let mut bands = Map::new();
+    let mut total = 0;
+    for (label, _, _) in business::AGE_BANDS {
+        let n = all
+            .get(scope)
+            .and_then(|m| m.get(label))
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        total += n;
+        bands.insert(label.into(), json!(n));
+    }
+    row["outstanding"] = json!(total);
+    row["outstanding_by_age"] = Value::Object(bands);
 }
 
 /// The full report behind the dashboard, the JSON API and `poros-hub stats`.
@@ -186,6 +258,7 @@ pub fn report(hub: &Hub, q: &Query) -> Result<Value> {
         }
     }
     let seen = stats::seen(&r, &periods)?;
+    let open = outstanding(&r, today, only.as_ref())?;
     drop(r);
     let from_ms = day_start_ms(q.from);
     let to_ms = day_start_ms(q.to.next());
@@ -220,6 +293,7 @@ pub fn report(hub: &Hub, q: &Query) -> Result<Value> {
         f["state"] = json!(n.state);
         f["connected"] = json!(connected_now.contains(&n.agency));
         f["seen_in_period"] = json!(seen.contains(n.agency.as_str()));
+        add_outstanding(&mut f, n.agency.as_str(), &open);
         agencies.push(f);
     }
     let mut groups: BTreeMap<String, (u64, usize, usize)> = BTreeMap::new();
@@ -245,6 +319,7 @@ pub fn report(hub: &Hub, q: &Query) -> Result<Value> {
             f["group"] = json!(g);
             f["registered"] = json!(reg);
             f["connected"] = json!(seen_n);
+            add_outstanding(&mut f, &scope, &open);
             f
         })
         .collect();
@@ -257,11 +332,13 @@ pub fn report(hub: &Hub, q: &Query) -> Result<Value> {
     national["connected"] = json!(seen_active);
     national["connected_rate"] = pct(seen_active as u64, registered.len() as u64);
     national["connected_now"] = json!(connected_now.len());
+    add_outstanding(&mut national, NATIONAL, &open);
 
     Ok(json!({
         "from": q.from.to_string(),
         "to": q.to.to_string(),
         "on_time_secs": hub.cfg.monitoring.on_time_secs,
+        "registration_working_days": hub.cfg.monitoring.registration_working_days,
         "alert_below_percent": hub.cfg.monitoring.alert_below_percent,
         "generated_ms": now_ms(),
         "national": national,
@@ -343,6 +420,10 @@ pub fn csv(report: &Value) -> String {
         "paper_received",
         "electronic_rate",
         "avg_latency_ms",
+        "registered_in_time_rate",
+        "median_completion_secs",
+        "completed",
+        "outstanding",
     ];
     let mut out = cols.join(",");
     out.push('\n');

@@ -276,9 +276,57 @@ pub(crate) fn on_end(
             "in_latency_ms",
             answered_ms.saturating_sub(accepted_ms),
         );
+        // The document's business life starts at its delivery.
+        for m in [crate::business::DELIVERED, crate::business::OPEN] {
+            h.add(answered_ms, &scopes(recipient), m, 1);
+        }
     }
     if let Some(reason) = reason {
         h.add(accepted_ms, &scopes(recipient), &format!("rej:{reason}"), 1);
+    }
+}
+
+// Wired into the statement path's commit next.
+#[allow(dead_code)]
+/// Whether a recipient's copy has ended its business life (nothing more is expected of it).
+fn ended(t: &poros_protocol::Track) -> bool {
+    t.status.is_some_and(|s| s.is_final()) || t.withdrawn || t.replaced_by.is_some() || t.removed
+}
+
+/// Count what a statement changed in one recipient's business life (`before` → `after`),
+/// for the document delivered to it at `delivered_ms`: registration within the working-day
+/// window, completion time, and the end of the outstanding period.
+#[allow(dead_code)]
+pub(crate) fn on_business(
+    h: &StatsHook,
+    recipient: &AgencyId,
+    delivered_ms: u64,
+    now_ms: u64,
+    before: &poros_protocol::Track,
+    after: &poros_protocol::Track,
+    window: (&crate::business::Calendar, u32),
+) {
+    use crate::business as b;
+    use poros_protocol::BusinessStatus::{Completed, Registered};
+    let scopes = scopes(recipient);
+    if after.status == Some(Registered)
+        && before.status != Some(Registered)
+        && now_ms <= window.0.deadline_ms(delivered_ms, window.1)
+    {
+        h.add(delivered_ms, &scopes, b::REGISTERED_IN_WINDOW, 1);
+    }
+    if after.status == Some(Completed) && before.status != Some(Completed) {
+        let took = now_ms.saturating_sub(delivered_ms);
+        h.add(
+            now_ms,
+            &scopes,
+            &b::done_bucket_metric(b::done_bucket(took)),
+            1,
+        );
+        h.add(now_ms, &scopes, b::DONE_SECS, took / 1000);
+    }
+    if ended(after) && !ended(before) {
+        h.add(delivered_ms, &scopes, b::CLOSED, 1);
     }
 }
 
