@@ -14,11 +14,12 @@
 
 mod common;
 use common::*;
+use poros_harness::metric_value;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -79,240 +80,69 @@ fn now_ms() -> u64 {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Processes and deployment
+// Deployment
 // ---------------------------------------------------------------------------------------------
 
-struct Proc {
-    name: String,
-    child: Child,
-}
-
-impl Proc {
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-/// Child processes, stopped (SIGTERM, then SIGKILL after 10 s) on drop, by their own pid.
-#[derive(Default)]
-struct Procs(Vec<Proc>);
-
-impl Procs {
-    fn stop_all(&mut self) {
-        for p in self.0.iter_mut().rev() {
-            let _ = Command::new("kill")
-                .arg(p.child.id().to_string())
-                .stderr(Stdio::null())
-                .status();
-        }
-        for p in self.0.iter_mut() {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = p.child.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = p.child.kill();
-            let _ = p.child.wait();
-        }
-        self.0.clear();
-    }
-
-    fn pid_of(&self, name: &str) -> Option<u32> {
-        self.0.iter().find(|p| p.name == name).map(Proc::pid)
-    }
-}
-
-impl Drop for Procs {
-    fn drop(&mut self) {
-        self.stop_all();
-    }
-}
-
-/// A deployment: hub directory plus one directory per agency, processes running.
+/// A deployment with the hub and these agents running, and each agent's API address.
 struct Cluster {
-    root: PathBuf,
-    hub_dir: PathBuf,
-    ops: String,
-    agents: Vec<(String, PathBuf)>,
+    d: Deployment,
     apis: HashMap<String, String>,
-    procs: Procs,
 }
 
 impl Cluster {
     fn create(root: &Path, codes: &[&str]) -> Res<Cluster> {
-        std::fs::create_dir_all(root.join("logs"))?;
-        let hub_dir = root.join("hub");
-        let hub_s = hub_dir.to_string_lossy().to_string();
-        let listen = format!("127.0.0.1:{}", free_port()?);
-        let ops = format!("127.0.0.1:{}", free_port()?);
-        run_cmd(
-            HUB_EXE,
-            &[
-                "init",
-                "--dir",
-                &hub_s,
-                "--listen",
-                &listen,
-                "--ops-listen",
-                &ops,
-            ],
-        )?;
-        let mut c = Cluster {
-            root: root.to_path_buf(),
-            hub_dir,
-            ops,
-            agents: Vec::new(),
-            apis: HashMap::new(),
-            procs: Procs::default(),
-        };
-        // Registration goes through the running hub's admin API.
-        c.start_hub()?;
+        let mut d = deployment(root, codes)?;
+        d.start_agents(codes, true)?;
+        let mut apis = HashMap::new();
         for code in codes {
-            let d = root.join("agents").join(code);
-            let ds = d.to_string_lossy().to_string();
-            run_cmd(
-                AGENT_EXE,
-                &["init", "--dir", &ds, "--agency", code, "--hub", &listen],
-            )?;
-            run_cmd(
-                HUB_EXE,
-                &[
-                    "node",
-                    "add",
-                    "--dir",
-                    &hub_s,
-                    "--agency",
-                    code,
-                    "--name",
-                    &format!("Bench agency {code}"),
-                    "--requests",
-                    &format!("{ds}/requests"),
-                    "--out",
-                    &format!("{ds}/certs"),
-                ],
-            )?;
-            c.agents.push((code.to_string(), d));
+            let api = d
+                .api_addr(code)
+                .ok_or("a started agent has no API address")?;
+            apis.insert(code.to_string(), api);
         }
-        c.start_agents()?;
-        Ok(c)
-    }
-
-    fn spawn(&mut self, name: &str, exe: &str, dir: &Path) -> Res<()> {
-        let log = std::fs::File::create(self.root.join(format!("logs/{name}.log")))?;
-        let child = Command::new(exe)
-            .args(["run", "--dir", &dir.to_string_lossy()])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()?;
-        self.procs.0.push(Proc {
-            name: name.to_string(),
-            child,
-        });
-        Ok(())
-    }
-
-    fn start_hub(&mut self) -> Res<()> {
-        let hub_dir = self.hub_dir.clone();
-        self.spawn("hub", HUB_EXE, &hub_dir)?;
-        wait_for("the hub to listen", Duration::from_secs(30), || {
-            hub_dir.join("run/ops.addr").exists()
-        })?;
-        self.ops = std::fs::read_to_string(hub_dir.join("run/ops.addr"))?
-            .trim()
-            .to_string();
-        Ok(())
-    }
-
-    fn start_agents(&mut self) -> Res<()> {
-        for (code, dir) in self.agents.clone() {
-            let _ = std::fs::remove_file(dir.join("run/api.addr"));
-            self.spawn(&code, AGENT_EXE, &dir)?;
-        }
-        for (code, dir) in self.agents.clone() {
-            wait_for(
-                &format!("agent {code} to connect"),
-                Duration::from_secs(30),
-                || {
-                    let Ok(addr) = std::fs::read_to_string(dir.join("run/api.addr")) else {
-                        return false;
-                    };
-                    let ok = reqwest::blocking::get(format!("http://{}/v1/health", addr.trim()))
-                        .ok()
-                        .and_then(|r| r.json::<Value>().ok())
-                        .is_some_and(|v| v["connected"] == Value::Bool(true));
-                    if ok {
-                        self.apis.insert(code.clone(), addr.trim().to_string());
-                    }
-                    ok
-                },
-            )?;
-        }
-        Ok(())
-    }
-
-    /// A handle that can only query the hub's ops listener (for sampler threads).
-    fn probe(ops: String) -> Cluster {
-        Cluster {
-            root: PathBuf::new(),
-            hub_dir: PathBuf::new(),
-            ops,
-            agents: Vec::new(),
-            apis: HashMap::new(),
-            procs: Procs::default(),
-        }
+        Ok(Cluster { d, apis })
     }
 
     fn api(&self, code: &str) -> &str {
         &self.apis[code]
     }
 
-    /// (commits, jobs) of the hub's store.
-    fn hub_commit_stats(&self) -> Option<(u64, u64)> {
-        let text = reqwest::blocking::get(format!("http://{}/metrics", self.ops))
-            .ok()?
-            .text()
-            .ok()?;
-        let get = |name: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
-                .map(|v| v as u64)
-        };
-        Some((
-            get("poros_store_commits_total ")?,
-            get("poros_store_commit_jobs_total ")?,
-        ))
-    }
-
-    /// The hub's `poros_store_last_commit_seconds` gauge.
-    fn hub_last_commit_s(&self) -> Option<f64> {
-        let text = reqwest::blocking::get(format!("http://{}/metrics", self.ops))
-            .ok()?
-            .text()
-            .ok()?;
-        text.lines().find_map(|l| {
-            l.strip_prefix("poros_store_last_commit_seconds ")?
-                .trim()
-                .parse()
-                .ok()
-        })
+    /// `HOST:PORT` of the hub's operations listener.
+    fn ops(&self) -> String {
+        format!("127.0.0.1:{}", self.d.ops_port)
     }
 
     /// CPU seconds (user+system) per process, keyed by name.
     fn cpu(&self) -> HashMap<String, f64> {
         let mut m: HashMap<String, f64> = self
-            .procs
-            .0
-            .iter()
-            .filter_map(|p| Some((p.name.clone(), cpu_secs(p.pid())?)))
+            .d
+            .procs()
+            .pids()
+            .into_iter()
+            .filter_map(|(name, pid)| Some((name, cpu_secs(pid)?)))
             .collect();
         if let Some(s) = cpu_secs_path("/proc/self/stat") {
             m.insert("bench (load generator)".into(), s);
         }
         m
     }
+}
+
+/// A number from the hub's `/metrics` at `ops`.
+fn hub_metric(ops: &str, name: &str) -> Option<f64> {
+    let text = reqwest::blocking::get(format!("http://{ops}/metrics"))
+        .ok()?
+        .text()
+        .ok()?;
+    metric_value(&text, name)?.parse().ok()
+}
+
+/// (commits, jobs) of the hub's store.
+fn hub_commit_stats(ops: &str) -> Option<(u64, u64)> {
+    Some((
+        hub_metric(ops, "poros_store_commits_total")? as u64,
+        hub_metric(ops, "poros_store_commit_jobs_total")? as u64,
+    ))
 }
 
 fn cpu_secs(pid: u32) -> Option<f64> {
@@ -613,19 +443,18 @@ fn run_phase(
 ) -> PhaseReport {
     let apis: Vec<String> = SENDERS.iter().map(|c| cluster.api(c).to_string()).collect();
     settle();
-    let stats0 = cluster.hub_commit_stats();
+    let stats0 = hub_commit_stats(&cluster.ops());
     let cpu0 = cluster.cpu();
     let mach0 = machine_cpu();
     let wall0 = Instant::now();
     // Sample the hub's last group-commit duration every 25 ms (a commit-time profile).
     let sampling = Arc::new(AtomicBool::new(true));
     let sampler = {
-        let (ops, sampling) = (cluster.ops.clone(), sampling.clone());
+        let (ops, sampling) = (cluster.ops(), sampling.clone());
         std::thread::spawn(move || {
-            let probe = Cluster::probe(ops);
             let mut v = Vec::new();
             while sampling.load(Ordering::Relaxed) {
-                if let Some(x) = probe.hub_last_commit_s() {
+                if let Some(x) = hub_metric(&ops, "poros_store_last_commit_seconds") {
                     v.push(x * 1000.0);
                 }
                 std::thread::sleep(Duration::from_millis(25));
@@ -645,7 +474,7 @@ fn run_phase(
         .unwrap_or(f64::NAN);
     let cpu1 = cluster.cpu();
     let mach1 = machine_cpu();
-    let stats1 = cluster.hub_commit_stats();
+    let stats1 = hub_commit_stats(&cluster.ops());
 
     let s = seen.lock().unwrap();
     let mut lat = Vec::new();
@@ -828,8 +657,8 @@ fn big_document(rt: &tokio::runtime::Runtime, root: &Path, len: u64) -> Res<Valu
         .map(|n| {
             (
                 n.to_string(),
-                c.procs
-                    .pid_of(n)
+                c.d.procs()
+                    .pid(n)
                     .and_then(|p| proc_status_kib(p, "VmHWM:"))
                     .unwrap_or(0),
             )
@@ -904,7 +733,7 @@ fn big_document(rt: &tokio::runtime::Runtime, root: &Path, len: u64) -> Res<Valu
     let receipt_ms = doc["recipients"][0]["time_ms"].as_u64().unwrap_or(0);
     let mut rss = Vec::new();
     for (name, before) in &hwm_before {
-        let pid = c.procs.pid_of(name).unwrap_or(0);
+        let pid = c.d.procs().pid(name).unwrap_or(0);
         let hwm = proc_status_kib(pid, "VmHWM:").unwrap_or(0);
         let now = proc_status_kib(pid, "VmRSS:").unwrap_or(0);
         rss.push((name.clone(), *before, hwm, now));
@@ -918,7 +747,7 @@ fn big_document(rt: &tokio::runtime::Runtime, root: &Path, len: u64) -> Res<Valu
             )
         })
         .collect();
-    c.procs.stop_all();
+    c.d.stop_all();
     let _ = std::fs::remove_dir_all(root.join("big"));
     let _ = std::fs::remove_file(&file);
 
@@ -1197,13 +1026,14 @@ fn run() -> Res<()> {
             let _ = rt.block_on(f);
         }
         let main_rss: serde_json::Map<String, Value> = cluster
-            .procs
-            .0
-            .iter()
-            .map(|pr| {
+            .d
+            .procs()
+            .pids()
+            .into_iter()
+            .map(|(name, pid)| {
                 (
-                    pr.name.clone(),
-                    json!(proc_status_kib(pr.pid(), "VmHWM:").unwrap_or(0) as f64 / 1024.0),
+                    name,
+                    json!(proc_status_kib(pid, "VmHWM:").unwrap_or(0) as f64 / 1024.0),
                 )
             })
             .collect();

@@ -21,7 +21,6 @@ use poros_protocol::{
 };
 use serde_json::{json, Value};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,73 +30,11 @@ const SENDER: &str = "000.00.00.H01";
 const PAGE: usize = poros_protocol::page::MAX_PAGE;
 const MIB: f64 = 1024.0;
 
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(root: &Path, name: &str, exe: &str, dir: &Path) -> Res<Killed> {
-    let log = std::fs::File::create(root.join(format!("{name}.log")))?;
-    Ok(Killed(
-        Command::new(exe)
-            .args(["run", "--dir", &dir.to_string_lossy()])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()?,
-    ))
-}
-
 /// Hub deployment plus one registered agent directory; the hub is stopped again.
-fn setup(root: &Path) -> Res<std::path::PathBuf> {
-    let hub = root.join("hub");
-    let hub_s = hub.to_string_lossy().to_string();
-    let listen = format!("127.0.0.1:{}", free_port()?);
-    let ops = format!("127.0.0.1:{}", free_port()?);
-    run_cmd(
-        HUB_EXE,
-        &[
-            "init",
-            "--dir",
-            &hub_s,
-            "--listen",
-            &listen,
-            "--ops-listen",
-            &ops,
-        ],
-    )?;
-    let hub_proc = spawn(root, "hub", HUB_EXE, &hub)?;
-    wait_for("the hub", Duration::from_secs(30), || {
-        hub.join("run/ops.addr").exists()
-    })?;
-    let agent = root.join("agent");
-    let ds = agent.to_string_lossy().to_string();
-    run_cmd(
-        AGENT_EXE,
-        &["init", "--dir", &ds, "--agency", ME, "--hub", &listen],
-    )?;
-    run_cmd(
-        HUB_EXE,
-        &[
-            "node",
-            "add",
-            "--dir",
-            &hub_s,
-            "--agency",
-            ME,
-            "--name",
-            "Bench agency",
-            "--requests",
-            &format!("{ds}/requests"),
-            "--out",
-            &format!("{ds}/certs"),
-        ],
-    )?;
-    drop(hub_proc);
-    Ok(agent)
+fn setup(root: &Path) -> Res<Deployment> {
+    let mut d = deployment(root, &[ME])?;
+    d.stop_hub()?;
+    Ok(d)
 }
 
 /// A received document as the agent stores it, with a real certificate's size for the signer
@@ -198,7 +135,8 @@ fn main() -> Res<()> {
         .prefix("poros-bench-listing-")
         .tempdir()?;
     let root = tmp.path();
-    let agent = setup(root)?;
+    let mut d = setup(root)?;
+    let agent = d.agent_dir(ME);
     println!("listing benchmark: {n} documents in one agent's inbox, paged {PAGE} at a time");
     let fill_s = fill(&agent, n)?;
     let db_bytes = std::fs::metadata(agent.join("data/agent.redb"))?.len();
@@ -208,18 +146,9 @@ fn main() -> Res<()> {
         db_bytes as f64 / MIB / MIB
     );
 
-    let _ = std::fs::remove_file(agent.join("run/api.addr"));
-    let proc = spawn(root, "agent", AGENT_EXE, &agent)?;
-    let pid = proc.0.id();
-    let mut api = String::new();
-    wait_for("the agent's API", Duration::from_secs(60), || {
-        let Ok(a) = std::fs::read_to_string(agent.join("run/api.addr")) else {
-            return false;
-        };
-        api = a.trim().to_string();
-        reqwest::blocking::get(format!("http://{api}/v1/health"))
-            .is_ok_and(|r| r.status().is_success())
-    })?;
+    d.start_agent(ME, false)?;
+    let pid = d.procs().pid(ME).ok_or("agent not running")?;
+    let api = d.api_addr(ME).ok_or("agent without API address")?;
     let http = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(300))
         .build()?;
@@ -284,7 +213,7 @@ fn main() -> Res<()> {
     let _ = sampler.join();
     let hwm = proc_status_kib(pid, "VmHWM:").unwrap_or(0);
     let rss_now = proc_status_kib(pid, "VmRSS:").unwrap_or(0);
-    drop(proc);
+    d.kill_agent(ME);
     if items != n {
         return Err(format!("listed {items} documents, stored {n}").into());
     }

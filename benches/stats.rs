@@ -18,15 +18,13 @@
 //! year), `POROS_BENCH_QUICK=1` (1,000 agencies), `POROS_BENCH_BATCH` (rows per
 //! `bulk_load` call, default 2,000,000), `POROS_BENCH_NO_HTTP=1` (skip step 3).
 
+mod common;
+use common::*;
 use poros_hub::stats::{self, Day};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 type Row = (String, String, String, u64);
 
-const HUB_EXE: &str = env!("CARGO_BIN_EXE_poros-hub");
 /// The current UTC year: the counters fill all of it (Jan 1 – Dec 31, so days after today
 /// too), so that `/metrics` and the dashboard's default range, which use the current year and
 /// month, see the data.
@@ -255,17 +253,9 @@ fn main() -> Res<()> {
     let tmp = tempfile::Builder::new()
         .prefix("poros-bench-stats-")
         .tempdir()?;
-    let hub = tmp.path().join("hub");
-    let out = Command::new(HUB_EXE)
-        .args(["init", "--dir"])
-        .arg(&hub)
-        .args(["--listen", "127.0.0.1:0", "--ops-listen", "127.0.0.1:0"])
-        .stdin(Stdio::null())
-        .output()?;
-    if !out.status.success() {
-        return Err(format!("poros-hub init: {}", String::from_utf8_lossy(&out.stderr)).into());
-    }
-    let db_path = hub.join("data/hub.redb");
+    let mut dep = Deployment::create(Binaries::new(HUB_EXE, AGENT_EXE), tmp.path())?;
+    dep.set_rust_log("warn");
+    let db_path = dep.hub_dir.join("data/hub.redb");
     std::fs::create_dir_all(db_path.parent().unwrap())?;
 
     let mut days = Vec::new();
@@ -435,64 +425,24 @@ fn main() -> Res<()> {
     if std::env::var("POROS_BENCH_NO_HTTP").is_ok_and(|v| !v.is_empty() && v != "0") {
         return Ok(());
     }
-    http_phase(&hub, &sample_agency)
+    http_phase(&mut dep, &sample_agency)
 }
 
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn http_phase(hub: &Path, sample_agency: &str) -> Res<()> {
+fn http_phase(dep: &mut Deployment, sample_agency: &str) -> Res<()> {
     let year = the_year();
-    let _ = std::fs::remove_file(hub.join("run/ops.addr"));
-    let log = std::fs::File::create(hub.join("bench-hub.log"))?;
     let t = Instant::now();
-    let mut child = Kill(
-        Command::new(HUB_EXE)
-            .args(["run", "--dir"])
-            .arg(hub)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()?,
-    );
+    dep.start_timeout = Duration::from_secs(120);
+    dep.start_hub()?;
     let http = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(120))
         .build()?;
-    let base = loop {
-        if let Some(st) = child.0.try_wait()? {
-            return Err(format!(
-                "poros-hub run exited ({st}): {}",
-                std::fs::read_to_string(hub.join("bench-hub.log")).unwrap_or_default()
-            )
-            .into());
-        }
-        if let Ok(a) = std::fs::read_to_string(hub.join("run/ops.addr")) {
-            let base = format!("http://{}", a.trim());
-            if http
-                .get(format!("{base}/healthz"))
-                .send()
-                .is_ok_and(|r| r.status().is_success())
-            {
-                break base;
-            }
-        }
-        if t.elapsed() > Duration::from_secs(120) {
-            return Err("hub did not start within 120 s".into());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let base = dep.ops_base();
     println!(
         "hub started in {:.2} s; HTTP through the ops listener (empty registry: national and \
          group figures computed, no agency rows):",
         t.elapsed().as_secs_f64()
     );
-    let token = std::fs::read_to_string(hub.join("admin.token"))?
+    let token = std::fs::read_to_string(dep.hub_dir.join("admin.token"))?
         .trim()
         .to_string();
     let cases = [

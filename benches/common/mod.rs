@@ -1,9 +1,9 @@
-//! What the benchmarks share: the binaries under test, free loopback ports, running a command,
-//! waiting on a condition with a deadline, and reading a process's memory figures.
+//! What the benchmarks share beyond `poros-harness`: the binaries under test, a deployment
+//! with its agencies registered, and reading a process's memory figures.
 #![allow(dead_code)]
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+pub use poros_harness::{Binaries, Deployment};
+use std::path::Path;
 
 /// Errors of a benchmark run (printed, then the run stops).
 pub type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
@@ -11,41 +11,16 @@ pub type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 pub const HUB_EXE: &str = env!("CARGO_BIN_EXE_poros-hub");
 pub const AGENT_EXE: &str = env!("CARGO_BIN_EXE_poros-agent");
 
-/// A port free for both UDP and TCP on 127.0.0.1 right now (QUIC and the HTTP listeners).
-pub fn free_port() -> Res<u16> {
-    loop {
-        let s = std::net::UdpSocket::bind("127.0.0.1:0")?;
-        let port = s.local_addr()?.port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return Ok(port);
-        }
+/// A new deployment under `root` with its children at `RUST_LOG=warn`, the hub running and
+/// `codes` registered (their agents are not started).
+pub fn deployment(root: &Path, codes: &[&str]) -> Res<Deployment> {
+    let mut d = Deployment::create(Binaries::new(HUB_EXE, AGENT_EXE), root)?;
+    d.set_rust_log("warn");
+    d.start_hub()?;
+    for code in codes {
+        d.register_agent(code, &format!("Bench agency {code}"))?;
     }
-}
-
-/// Run `exe args` to completion; its trimmed stdout, or an error quoting its stderr.
-pub fn run_cmd(exe: &str, args: &[&str]) -> Res<String> {
-    let out = Command::new(exe).args(args).stdin(Stdio::null()).output()?;
-    if !out.status.success() {
-        return Err(format!(
-            "`{exe} {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )
-        .into());
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-/// Poll `f` every 50 ms until it holds, or fail naming `what` after `timeout`.
-pub fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> Res<()> {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if f() {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Err(format!("timed out after {timeout:?} waiting for {what}").into())
+    Ok(d)
 }
 
 /// A `kB` field of `/proc/<pid>/status` (e.g. `VmHWM:`, `VmRSS:`).

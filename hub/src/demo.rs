@@ -2,10 +2,10 @@
 //! deployment, the hub and four agencies as real processes, signed documents between them
 //! (one agency starts only later), receipts back, and a per-document, per-recipient report.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
+use poros_harness::{wait_until, Binaries, Deployment};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const AGENCIES: [(&str, &str); 4] = [
@@ -17,118 +17,6 @@ const AGENCIES: [(&str, &str); 4] = [
         "Provincial People's Committee H29 (starts later)",
     ),
 ];
-
-struct Procs(Vec<(String, Child)>);
-
-impl Drop for Procs {
-    fn drop(&mut self) {
-        for (_, c) in self.0.iter_mut().rev() {
-            // SIGTERM for a clean shutdown; the child exits on its own.
-            let _ = Command::new("kill").arg(c.id().to_string()).status();
-        }
-        for (_, c) in self.0.iter_mut() {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = c.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn free_port() -> Result<u16> {
-    // Reserve an ephemeral port for the hub's fixed configuration (the user may restart it).
-    let s = std::net::UdpSocket::bind("127.0.0.1:0")?;
-    let t = std::net::TcpListener::bind(("127.0.0.1", s.local_addr()?.port()));
-    match t {
-        Ok(_) => Ok(s.local_addr()?.port()),
-        Err(_) => free_port(),
-    }
-}
-
-fn sibling(name: &str) -> Result<PathBuf> {
-    let me = std::env::current_exe()?;
-    let p = me.with_file_name(name);
-    if !p.exists() {
-        bail!(
-            "{} not found next to {}; build both binaries with `cargo build --release`",
-            name,
-            me.display()
-        );
-    }
-    Ok(p)
-}
-
-fn run_cmd(exe: &Path, args: &[&str]) -> Result<String> {
-    let out = Command::new(exe)
-        .args(args)
-        .output()
-        .with_context(|| format!("running {}", exe.display()))?;
-    if !out.status.success() {
-        bail!(
-            "`{} {}` failed: {}",
-            exe.file_name().and_then(|n| n.to_str()).unwrap_or("?"),
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> Result<()> {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if f() {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    bail!("timed out after {timeout:?} waiting for {what}")
-}
-
-fn spawn(procs: &mut Procs, name: &str, exe: &Path, args: &[&str], log: &Path) -> Result<()> {
-    let f = std::fs::File::create(log)?;
-    let child = Command::new(exe)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(f)
-        .spawn()
-        .with_context(|| format!("starting {name}"))?;
-    procs.0.push((name.to_string(), child));
-    Ok(())
-}
-
-fn api(dir: &Path, path: &str) -> Option<Value> {
-    let addr = std::fs::read_to_string(dir.join("run/api.addr")).ok()?;
-    reqwest::blocking::get(format!("http://{}{path}", addr.trim()))
-        .ok()?
-        .json()
-        .ok()
-}
-
-/// How many items a listing of an agent's API holds, counted page by page.
-fn count_listing(dir: &Path, path: &str) -> Option<usize> {
-    let addr = std::fs::read_to_string(dir.join("run/api.addr")).ok()?;
-    let (mut n, mut after) = (0, String::new());
-    loop {
-        let r = reqwest::blocking::get(format!("http://{}{path}?limit=1000{after}", addr.trim()))
-            .ok()?;
-        let next = r
-            .headers()
-            .get(poros_protocol::page::NEXT_CURSOR_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        n += r.json::<Value>().ok()?.as_array()?.len();
-        match next {
-            Some(c) => after = format!("&after={c}"),
-            None => return Some(n),
-        }
-    }
-}
 
 /// Run the demo.
 pub fn run(dir: Option<PathBuf>, bulk: usize) -> Result<()> {
@@ -146,113 +34,53 @@ pub fn run(dir: Option<PathBuf>, bulk: usize) -> Result<()> {
             root.display()
         );
     }
-    std::fs::create_dir_all(root.join("logs"))?;
-    std::fs::create_dir_all(root.join("files"))?;
+    std::fs::create_dir_all(&root)?;
     let root = root.canonicalize()?;
-    let hub_exe = std::env::current_exe()?;
-    let agent_exe = sibling("poros-agent")?;
-    let hub_dir = root.join("hub");
-    let hub_s = hub_dir.to_string_lossy().to_string();
-    let port = free_port()?;
-    let ops = free_port()?;
-    let listen = format!("127.0.0.1:{port}");
     println!("== Poros demo in {}", root.display());
-    run_cmd(
-        &hub_exe,
-        &[
-            "init",
-            "--dir",
-            &hub_s,
-            "--listen",
-            &listen,
-            "--ops-listen",
-            &format!("127.0.0.1:{ops}"),
-        ],
-    )?;
+    let mut dep = Deployment::create(Binaries::beside_current_exe()?, &root)?;
+    let hub_s = dep.hub_dir.to_string_lossy().to_string();
+    let listen = dep.quic_listen();
     println!("   deployment created: network CA, signing CA, hub identity (hub/)");
 
-    let mut procs = Procs(Vec::new());
-    spawn(
-        &mut procs,
-        "hub",
-        &hub_exe,
-        &["run", "--dir", &hub_s],
-        &root.join("logs/hub.log"),
-    )?;
-    wait_for("the hub to listen", Duration::from_secs(20), || {
-        hub_dir.join("run/ops.addr").exists()
-    })?;
+    dep.start_hub()?;
     println!("   hub running on {listen} (QUIC, mutual TLS 1.3); logs in logs/hub.log");
-    let mut agent_dirs = Vec::new();
     let mut late_token = String::new();
     for (i, (code, name)) in AGENCIES.iter().enumerate() {
-        let d = root.join("agents").join(code);
-        let ds = d.to_string_lossy().to_string();
         if i == 3 {
             // The late agency enrols by one-time token, as a new agency would.
-            late_token = run_cmd(
-                &hub_exe,
-                &[
-                    "node", "add", "--dir", &hub_s, "--agency", code, "--name", name,
-                ],
-            )?;
+            late_token = dep.issue_token(code, name)?;
             println!("   agency {code} ({name}): registered; enrolment token issued");
-            agent_dirs.push(d);
             continue;
         }
-        run_cmd(
-            &agent_exe,
-            &["init", "--dir", &ds, "--agency", code, "--hub", &listen],
-        )?;
-        run_cmd(
-            &hub_exe,
-            &[
-                "node",
-                "add",
-                "--dir",
-                &hub_s,
-                "--agency",
-                code,
-                "--name",
-                name,
-                "--requests",
-                &format!("{ds}/requests"),
-                "--out",
-                &format!("{ds}/certs"),
-            ],
-        )?;
+        dep.register_agent(code, name)?;
         println!("   agency {code} ({name}): keys generated locally, certificates issued from its requests");
-        agent_dirs.push(d);
     }
 
-    for d in &agent_dirs[..3] {
-        start_agent(&mut procs, &agent_exe, d, &root)?;
-    }
+    let online: Vec<&str> = AGENCIES[..3].iter().map(|a| a.0).collect();
+    dep.start_agents(&online, true)?;
 
     let files = root.join("files");
     let mut sent: Vec<(String, String)> = Vec::new(); // (agency dir index as code, doc id)
     let send =
         |from: usize, to: &[usize], subject: &str, number: &str, file: &Path| -> Result<String> {
             let to: Vec<&str> = to.iter().map(|i| AGENCIES[*i].0).collect();
-            run_cmd(
-                &agent_exe,
-                &[
-                    "send",
-                    "--dir",
-                    &agent_dirs[from].to_string_lossy(),
-                    &file.to_string_lossy(),
-                    "--to",
-                    &to.join(","),
-                    "--subject",
-                    subject,
-                    "--number",
-                    number,
-                    "--type",
-                    "official-letter",
-                    "--priority",
-                    "normal",
-                ],
-            )
+            dep.agent(&[
+                "send",
+                "--dir",
+                &dep.agent_dir(AGENCIES[from].0).to_string_lossy(),
+                &file.to_string_lossy(),
+                "--to",
+                &to.join(","),
+                "--subject",
+                subject,
+                "--number",
+                number,
+                "--type",
+                "official-letter",
+                "--priority",
+                "normal",
+            ])
+            .map_err(anyhow::Error::from)
         };
     let letter = |name: &str, text: &str| -> Result<PathBuf> {
         let p = files.join(name);
@@ -318,63 +146,44 @@ pub fn run(dir: Option<PathBuf>, bulk: usize) -> Result<()> {
         bulk * 3
     );
 
-    let dir_of =
-        |code: &str| agent_dirs[AGENCIES.iter().position(|a| a.0 == code).unwrap_or(0)].clone();
-    type Row = (String, String, Vec<(String, String)>);
-    let states = |sent: &[(String, String)]| -> Vec<Row> {
+    // Each document's per-recipient states (agency -> state), as its sender's agent holds them.
+    let states = |dep: &Deployment, sent: &[(String, String)]| -> Vec<_> {
         sent.iter()
             .map(|(from, id)| {
-                let v = api(&dir_of(from), &format!("/v1/documents/{id}")).unwrap_or(Value::Null);
-                let rs = v["recipients"]
-                    .as_array()
-                    .cloned()
+                dep.api_get(from, &format!("/v1/documents/{id}"))
+                    .map(|v| poros_harness::recipient_states(&v))
                     .unwrap_or_default()
-                    .iter()
-                    .map(|r| {
-                        (
-                            r["agency"].as_str().unwrap_or("?").to_string(),
-                            r["state"].as_str().unwrap_or("?").to_string(),
-                        )
-                    })
-                    .collect();
-                (from.clone(), id.clone(), rs)
             })
             .collect()
     };
-    wait_for(
+    wait_until(
         "receipts from the online agencies",
         Duration::from_secs(60),
         || {
-            states(&sent).iter().all(|(_, _, rs)| {
+            states(&dep, &sent).iter().all(|rs| {
                 rs.iter()
                     .all(|(a, s)| s == "delivered" || (a == AGENCIES[3].0 && s == "accepted"))
             })
         },
     )?;
     println!("   online recipients answered with signed receipts; H29 deliveries held at the hub");
-    run_cmd(
-        &agent_exe,
-        &[
-            "enroll",
-            "--dir",
-            &agent_dirs[3].to_string_lossy(),
-            "--token",
-            &late_token,
-        ],
-    )?;
-    start_agent(&mut procs, &agent_exe, &agent_dirs[3], &root)?;
+    let late = AGENCIES[3].0;
+    dep.enroll_agent(late, &late_token)?;
+    dep.start_agent(late, true)?;
     println!("   H29 enrolled with its token (keys generated on its side) and started");
-    wait_for("every receipt", Duration::from_secs(60), || {
-        states(&sent)
+    wait_until("every receipt", Duration::from_secs(60), || {
+        states(&dep, &sent)
             .iter()
-            .all(|(_, _, rs)| !rs.is_empty() && rs.iter().all(|(_, s)| s == "delivered"))
+            .all(|rs| !rs.is_empty() && rs.values().all(|s| s == "delivered"))
     })?;
 
     println!();
     println!("== Report: every document, every recipient (as the sender's agent holds it)");
     let mut delivered = 0;
     for (from, id) in &sent {
-        let v = api(&dir_of(from), &format!("/v1/documents/{id}")).unwrap_or(Value::Null);
+        let v = dep
+            .api_get(from, &format!("/v1/documents/{id}"))
+            .unwrap_or(Value::Null);
         println!("{from} -> {id}  {}", v["subject"].as_str().unwrap_or(""));
         for r in v["recipients"].as_array().into_iter().flatten() {
             if r["state"] == "delivered" {
@@ -388,10 +197,12 @@ pub fn run(dir: Option<PathBuf>, bulk: usize) -> Result<()> {
             );
         }
     }
-    let inboxes: Vec<String> = agent_dirs
+    let inboxes: Vec<String> = AGENCIES
         .iter()
-        .zip(AGENCIES)
-        .map(|(d, (code, _))| format!("{code}: {}", count_listing(d, "/v1/inbox").unwrap_or(0)))
+        .map(|(code, _)| {
+            let n = dep.api_list(code, "/v1/inbox").map_or(0, |l| l.len());
+            format!("{code}: {n}")
+        })
         .collect();
     println!();
     println!(
@@ -402,12 +213,12 @@ pub fn run(dir: Option<PathBuf>, bulk: usize) -> Result<()> {
     println!("inbox sizes: {}", inboxes.join(", "));
     println!();
     println!("== Exchange figures (poros-hub stats)");
-    if let Ok(stats) = run_cmd(&hub_exe, &["stats", "--dir", &hub_s]) {
+    if let Ok(stats) = dep.hub(&["stats", "--dir", &hub_s]) {
         for line in stats.lines().take(5) {
             println!("{line}");
         }
     }
-    drop(procs);
+    dep.stop_all();
     println!();
     println!(
         "Processes stopped; everything stays in {}. To go on:",
@@ -430,24 +241,4 @@ pub fn run(dir: Option<PathBuf>, bulk: usize) -> Result<()> {
         root.display()
     );
     Ok(())
-}
-
-fn start_agent(procs: &mut Procs, exe: &Path, dir: &Path, root: &Path) -> Result<()> {
-    let code = dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("agent")
-        .to_string();
-    spawn(
-        procs,
-        &code,
-        exe,
-        &["run", "--dir", &dir.to_string_lossy()],
-        &root.join(format!("logs/{code}.log")),
-    )?;
-    wait_for(
-        &format!("agent {code} to connect"),
-        Duration::from_secs(20),
-        || api(dir, "/v1/health").is_some_and(|v| v["connected"] == Value::Bool(true)),
-    )
 }

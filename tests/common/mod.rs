@@ -1,20 +1,22 @@
-//! End-to-end harness: a hub deployment and node agents as real processes (the `poros-hub` and
-//! `poros-agent` binaries of this package) in a fresh temporary directory with their own ports.
+//! End-to-end test layer over `poros-harness`: a hub deployment and node agents as real
+//! processes (the `poros-hub` and `poros-agent` binaries of this package) in a fresh temporary
+//! directory with their own ports, driven through panicking helpers that read well in tests.
 //!
-//! Every child's stderr goes to `logs/<name>.log` in the temporary directory; when a test
-//! panics, the tail of every log is printed so the failure can be understood from CI output.
-//! Synchronisation is always by polling a condition with a deadline ([`wait_until`]), never by
-//! fixed sleeps. Dropping a [`Net`] kills every process it started.
+//! The harness owns the processes, their logs (`logs/<name>.log`) and the waits; this layer adds
+//! what only tests want: a temporary directory kept on request, the tail of every log printed
+//! when a test panics, tmpfs mounts, and assertions. Synchronisation is always by polling a
+//! condition with a deadline ([`wait_until`]), never by fixed sleeps. Dropping a [`Net`] kills
+//! every process it started.
 #![allow(dead_code)]
 
 pub mod raw;
 
+use poros_harness::{Binaries, Deployment};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
 /// Generous deadline for anything that normally takes well under a second or two.
 pub const DEADLINE: Duration = Duration::from_secs(60);
@@ -29,29 +31,24 @@ pub const C: &str = "000.00.00.H01";
 pub const D: &str = "000.00.00.H02";
 
 /// Poll `f` every 50 ms until it holds; panic naming `what` after `timeout`.
-pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if f() {
-            return;
-        }
-        if Instant::now() >= deadline {
-            panic!("timed out after {timeout:?} waiting for {what}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+pub fn wait_until(what: &str, timeout: Duration, f: impl FnMut() -> bool) {
+    poros_harness::wait_until(what, timeout, f).unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// A UDP+TCP port that is free on 127.0.0.1 right now (so the hub can be given fixed addresses
 /// and be restarted on the same ones).
 pub fn free_port() -> u16 {
-    loop {
-        let u = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind udp");
-        let port = u.local_addr().unwrap().port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
+    poros_harness::free_port().unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The binaries under test.
+pub fn bins() -> Binaries {
+    Binaries::new(HUB_EXE, AGENT_EXE)
+}
+
+/// Unwrap a harness result, panicking with its message.
+fn ok<T>(r: Result<T, poros_harness::Error>) -> T {
+    r.unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Deterministic pseudo-random bytes (xorshift), so bodies are not trivially compressible.
@@ -79,9 +76,8 @@ pub struct Net {
     pub hub_dir: PathBuf,
     pub quic_port: u16,
     pub ops_port: u16,
-    hub: Option<Child>,
-    agents: BTreeMap<String, Child>,
-    http: reqwest::blocking::Client,
+    /// The deployment and its processes (hub named `hub`, agents by agency code).
+    d: Deployment,
     /// Filesystems mounted by [`Net::mount_tmpfs`], unmounted after the processes are gone.
     mounts: Vec<PathBuf>,
 }
@@ -93,25 +89,18 @@ impl Net {
             .prefix("poros-e2e-")
             .tempdir()
             .expect("tempdir");
-        let root = tmp.path().to_path_buf();
-        std::fs::create_dir_all(root.join("logs")).unwrap();
-        std::fs::create_dir_all(root.join("files")).unwrap();
-        let net = Net {
-            hub_dir: root.join("hub"),
-            root,
+        let mut d = ok(Deployment::create(bins(), tmp.path()));
+        d.set_rust_log("info");
+        d.start_timeout = DEADLINE;
+        Net {
+            root: d.root.clone(),
+            hub_dir: d.hub_dir.clone(),
+            quic_port: d.quic_port,
+            ops_port: d.ops_port,
             tmp: Some(tmp),
-            quic_port: free_port(),
-            ops_port: free_port(),
-            hub: None,
-            agents: BTreeMap::new(),
-            http: reqwest::blocking::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .unwrap(),
+            d,
             mounts: Vec::new(),
-        };
-        net.hub_init();
-        net
+        }
     }
 
     /// A network with a running hub and these agencies registered and their agents running.
@@ -121,30 +110,12 @@ impl Net {
             net.add_agent(c);
         }
         net.start_hub();
-        for c in codes {
-            net.start_agent(c);
-        }
+        ok(net.d.start_agents(codes, true));
         net
     }
 
     pub fn quic_addr(&self) -> std::net::SocketAddr {
         format!("127.0.0.1:{}", self.quic_port).parse().unwrap()
-    }
-
-    fn hub_init(&self) {
-        let out = run(
-            HUB_EXE,
-            &[
-                "init",
-                "--dir",
-                &s(&self.hub_dir),
-                "--listen",
-                &format!("127.0.0.1:{}", self.quic_port),
-                "--ops-listen",
-                &format!("127.0.0.1:{}", self.ops_port),
-            ],
-        );
-        assert_ok(&out, "poros-hub init");
     }
 
     pub fn hub_toml(&self) -> PathBuf {
@@ -156,91 +127,33 @@ impl Net {
         set_toml_key(&self.hub_toml(), key, value);
     }
 
-    fn log(&self, name: &str) -> std::fs::File {
-        let p = self.root.join("logs").join(format!("{name}.log"));
-        let mut f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&p)
-            .unwrap();
-        use std::io::Write;
-        let _ = writeln!(f, "===== start {name} =====");
-        f
-    }
-
-    fn spawn(&self, exe: &str, args: &[&str], log: &str) -> Child {
-        Command::new(exe)
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(self.log(log))
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {exe}: {e}"))
-    }
-
     /// Start the hub and wait until its operations listener answers.
     pub fn start_hub(&mut self) {
-        assert!(self.hub.is_none(), "hub already running");
-        // Stale address files from a killed hub must not be mistaken for a live one.
-        let _ = std::fs::remove_file(self.hub_dir.join("run/ops.addr"));
-        let _ = std::fs::remove_file(self.hub_dir.join("run/quic.addr"));
-        let child = self.spawn(HUB_EXE, &["run", "--dir", &s(&self.hub_dir)], "hub");
-        self.hub = Some(child);
-        let url = format!("http://127.0.0.1:{}/healthz", self.ops_port);
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            if let Some(Ok(Some(st))) = self.hub.as_mut().map(|c| c.try_wait()) {
-                self.hub = None;
-                panic!("hub exited during start-up ({st}); see logs/hub.log");
-            }
-            if self.hub_dir.join("run/quic.addr").exists()
-                && self
-                    .http
-                    .get(&url)
-                    .send()
-                    .is_ok_and(|r| r.status().is_success())
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "hub did not start within {DEADLINE:?}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        ok(self.d.start_hub());
     }
 
     /// SIGKILL the hub (no clean shutdown).
     pub fn kill_hub(&mut self) {
-        if let Some(mut c) = self.hub.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.d.kill_hub();
     }
 
     /// SIGTERM the hub and wait for it to exit.
     pub fn stop_hub(&mut self) {
-        if let Some(c) = self.hub.take() {
-            terminate(c, "hub");
-        }
+        ok(self.d.stop_hub());
     }
 
     pub fn hub_running(&self) -> bool {
-        self.hub.is_some()
+        self.d.hub_running()
     }
 
     /// Whether the hub process started by [`Net::start_hub`] is still the one running.
     pub fn hub_alive(&mut self) -> bool {
-        matches!(self.hub.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+        self.d.hub_alive()
     }
 
     /// Whether agent `code` started by this net is still running (never restarted).
     pub fn agent_alive(&mut self, code: &str) -> bool {
-        matches!(
-            self.agents.get_mut(code).map(|c| c.try_wait()),
-            Some(Ok(None))
-        )
+        self.d.agent_alive(code)
     }
 
     /// Puts `dir` (which must exist, with its contents) on a fresh tmpfs of `mib` MiB, so a
@@ -275,31 +188,18 @@ impl Net {
     }
 
     pub fn agent_dir(&self, code: &str) -> PathBuf {
-        self.root.join("agents").join(code)
+        self.d.agent_dir(code)
     }
 
     /// Create an agent directory (keys, requests) without registering it.
     pub fn init_agent(&self, code: &str) {
-        let d = self.agent_dir(code);
-        let out = run(
-            AGENT_EXE,
-            &[
-                "init",
-                "--dir",
-                &s(&d),
-                "--agency",
-                code,
-                "--hub",
-                &format!("127.0.0.1:{}", self.quic_port),
-            ],
-        );
-        assert_ok(&out, "poros-agent init");
+        ok(self.d.init_agent(code));
     }
 
     /// `poros-agent init` and `poros-hub node add` (the offline request flow). Admin verbs
     /// go through the running hub's admin API, so the hub is started for it if it is down.
     pub fn add_agent(&mut self, code: &str) {
-        let was_running = self.hub.is_some();
+        let was_running = self.hub_running();
         if !was_running {
             self.start_hub();
         }
@@ -310,130 +210,43 @@ impl Net {
     }
 
     fn register_agent(&self, code: &str) {
-        self.init_agent(code);
-        let d = self.agent_dir(code);
-        let out = run(
-            HUB_EXE,
-            &[
-                "node",
-                "add",
-                "--dir",
-                &s(&self.hub_dir),
-                "--agency",
-                code,
-                "--name",
-                &format!("Agency {code}"),
-                "--requests",
-                &s(&d.join("requests")),
-                "--out",
-                &s(&d.join("certs")),
-            ],
-        );
-        assert_ok(&out, "poros-hub node add");
+        ok(self.d.register_agent(code, &format!("Agency {code}")));
     }
 
     /// Start an agent and wait until its API answers and it is connected to the hub.
     pub fn start_agent(&mut self, code: &str) {
-        let wait_connected = self.hub.is_some();
+        let wait_connected = self.hub_running();
         self.start_agent_opts(code, wait_connected);
     }
 
     /// Start an agent; wait for its API, and for its hub connection if `connected`.
     pub fn start_agent_opts(&mut self, code: &str, connected: bool) {
-        assert!(
-            !self.agents.contains_key(code),
-            "agent {code} already running"
-        );
-        let d = self.agent_dir(code);
-        let _ = std::fs::remove_file(d.join("run/api.addr"));
-        let child = self.spawn(AGENT_EXE, &["run", "--dir", &s(&d)], code);
-        self.agents.insert(code.to_string(), child);
-        let what = if connected {
-            format!("agent {code} to connect to the hub")
-        } else {
-            format!("agent {code} to serve its API")
-        };
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            if let Some(Ok(Some(st))) = self.agents.get_mut(code).map(|c| c.try_wait()) {
-                self.agents.remove(code);
-                panic!("agent {code} exited during start-up ({st}); see logs/{code}.log");
-            }
-            if let Some(h) = self.api_get(code, "/v1/health") {
-                if !connected || h["connected"] == Value::Bool(true) {
-                    return;
-                }
-            }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        ok(self.d.start_agent(code, connected));
     }
 
     /// SIGKILL an agent.
     pub fn kill_agent(&mut self, code: &str) {
-        if let Some(mut c) = self.agents.remove(code) {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.d.kill_agent(code);
     }
 
     /// SIGTERM an agent and wait for it to exit.
     pub fn stop_agent(&mut self, code: &str) {
-        if let Some(c) = self.agents.remove(code) {
-            terminate(c, code);
-        }
+        ok(self.d.stop_agent(code));
     }
 
     fn api_base(&self, code: &str) -> Option<String> {
-        let addr = std::fs::read_to_string(self.agent_dir(code).join("run/api.addr")).ok()?;
-        Some(format!("http://{}", addr.trim()))
+        Some(format!("http://{}", self.d.api_addr(code)?))
     }
 
     /// GET on an agent's local API; `None` if it is not answering or not 2xx.
     pub fn api_get(&self, code: &str, path: &str) -> Option<Value> {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.api_base(code)?))
-            .send()
-            .ok()?;
-        if !r.status().is_success() {
-            return None;
-        }
-        r.json().ok()
+        self.d.api_get(code, path)
     }
 
     /// Every item of a listing (`/v1/documents`, `/v1/inbox`, ...), following its cursor
     /// page by page; `None` if the agent is not answering or a page fails.
     pub fn api_list_get(&self, code: &str, path: &str) -> Option<Value> {
-        let base = self.api_base(code)?;
-        let mut all = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let mut q = vec![("limit", "1000".to_string())];
-            if let Some(a) = after.take() {
-                q.push(("after", a));
-            }
-            let r = self
-                .http
-                .get(format!("{base}{path}"))
-                .query(&q)
-                .send()
-                .ok()?;
-            if !r.status().is_success() {
-                return None;
-            }
-            let next = r
-                .headers()
-                .get("poros-next-cursor")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string);
-            let page: Value = r.json().ok()?;
-            all.extend(page.as_array()?.iter().cloned());
-            match next {
-                Some(n) => after = Some(n),
-                None => return Some(Value::Array(all)),
-            }
-        }
+        self.d.api_list(code, path).map(Value::Array)
     }
 
     /// A whole listing that must succeed.
@@ -469,7 +282,7 @@ impl Net {
     pub fn handle(&self, code: &str) -> AgentHandle {
         AgentHandle {
             dir: self.agent_dir(code),
-            http: self.http.clone(),
+            http: self.http().clone(),
         }
     }
 
@@ -536,17 +349,16 @@ impl Net {
 
     /// Wait until every recipient of `id` is in `state` at the sender.
     pub fn wait_state(&self, from: &str, id: &str, state: &str) -> Value {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            let last = self.states(from, id);
-            if !last.is_empty() && last.values().all(|s| s == state) {
-                return self.status(from, id);
-            }
-            if Instant::now() >= deadline {
-                panic!("timed out waiting for {id} to be {state} at {from}; last: {last:?}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        let mut last = BTreeMap::new();
+        let what = format!("{id} to be {state} at {from}");
+        let done = poros_harness::wait_until(&what, DEADLINE, || {
+            last = self.states(from, id);
+            !last.is_empty() && last.values().all(|s| s == state)
+        });
+        if let Err(e) = done {
+            panic!("{e}; last: {last:?}");
         }
+        self.status(from, id)
     }
 
     /// IDs in an agent's inbox, with how often each occurs.
@@ -563,7 +375,7 @@ impl Net {
     pub fn fetch(&self, code: &str, id: &str) -> Vec<u8> {
         let base = self.api_base(code).expect("agent running");
         let r = self
-            .http
+            .http()
             .get(format!("{base}/v1/inbox/{id}/body"))
             .send()
             .unwrap();
@@ -581,7 +393,7 @@ impl Net {
         use std::io::Read;
         let base = self.api_base(code).ok_or("agent not running")?;
         let mut r = self
-            .http
+            .http()
             .get(format!("{base}/v1/inbox/{id}/body"))
             .send()
             .map_err(|e| e.to_string())?;
@@ -609,8 +421,8 @@ impl Net {
     /// GET on the hub's admin API.
     pub fn admin_get(&self, path: &str) -> Value {
         let r = self
-            .http
-            .get(format!("http://127.0.0.1:{}{path}", self.ops_port))
+            .http()
+            .get(format!("{}{path}", self.d.ops_base()))
             .bearer_auth(self.admin_token())
             .send()
             .unwrap_or_else(|e| panic!("admin GET {path}: {e}"));
@@ -658,11 +470,7 @@ impl Net {
 
 impl Drop for Net {
     fn drop(&mut self) {
-        for (_, mut c) in std::mem::take(&mut self.agents) {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        self.kill_hub();
+        self.d.kill_all();
         for m in std::mem::take(&mut self.mounts) {
             match Command::new("umount").arg(&m).output() {
                 Ok(o) if o.status.success() => {}
@@ -772,47 +580,14 @@ impl AgentHandle {
 }
 
 /// Per-recipient states from a `/v1/documents/ID` answer.
-pub fn recipient_states(v: &Value) -> BTreeMap<String, String> {
-    v["recipients"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|r| {
-            (
-                r["agency"].as_str().unwrap_or("?").to_string(),
-                r["state"].as_str().unwrap_or("?").to_string(),
-            )
-        })
-        .collect()
-}
-
-fn terminate(mut c: Child, name: &str) {
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(c.id().to_string())
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = c.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = c.kill();
-    let _ = c.wait();
-    panic!("{name} did not exit within 20 s of SIGTERM");
-}
+pub use poros_harness::recipient_states;
 
 pub fn s(p: &Path) -> String {
     p.to_string_lossy().to_string()
 }
 
 pub fn run(exe: &str, args: &[&str]) -> Output {
-    Command::new(exe)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("running {exe}: {e}"))
+    ok(poros_harness::output(Path::new(exe), args))
 }
 
 pub fn assert_ok(out: &Output, what: &str) {
@@ -947,16 +722,7 @@ impl Net {
 
     /// `poros-hub node add` without requests: the raw output (the token is on stdout).
     pub fn try_issue_token(&self, code: &str) -> Output {
-        self.hub_cli(&[
-            "node",
-            "add",
-            "--dir",
-            &s(&self.hub_dir),
-            "--agency",
-            code,
-            "--name",
-            &format!("Agency {code}"),
-        ])
+        ok(self.d.try_issue_token(code, &format!("Agency {code}")))
     }
 
     /// Register `code` as pending on the running hub and return its one-time token.
@@ -979,7 +745,7 @@ impl Net {
     /// Token enrolment of `code` into `agent_dir(code)` (the hub must be running); the agent
     /// can then be started with [`Net::start_agent`].
     pub fn enroll_agent(&self, code: &str) {
-        assert!(self.hub.is_some(), "token enrolment needs the running hub");
+        assert!(self.hub_running(), "token enrolment needs the running hub");
         let token = self.issue_token(code);
         let out = self.enroll_dir(&self.agent_dir(code), &token);
         assert_ok(&out, "poros-agent enroll");
@@ -987,29 +753,25 @@ impl Net {
 
     /// The hub's Prometheus text (`/metrics`).
     pub fn metrics(&self) -> String {
-        self.http
-            .get(format!("http://127.0.0.1:{}/metrics", self.ops_port))
-            .send()
-            .and_then(|r| r.text())
+        self.d
+            .metrics()
             .unwrap_or_else(|e| panic!("GET /metrics: {e}"))
     }
 
     /// Value of one metric line (`name` including labels), 0 when absent.
     pub fn metric(&self, name: &str) -> u64 {
-        self.metrics()
-            .lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        poros_harness::metric_value(&self.metrics(), name)
+            .and_then(|v| v.parse().ok())
             .unwrap_or(0)
     }
 
     /// Everything a process wrote to `logs/<name>.log` so far.
     pub fn log_text(&self, name: &str) -> String {
-        std::fs::read_to_string(self.root.join("logs").join(format!("{name}.log")))
-            .unwrap_or_default()
+        std::fs::read_to_string(self.d.log_path(name)).unwrap_or_default()
     }
 
     /// The shared HTTP client (for raw requests).
     pub fn http(&self) -> &reqwest::blocking::Client {
-        &self.http
+        self.d.http()
     }
 }

@@ -1,0 +1,70 @@
+//! The one harness that starts Poros for real: a deployment in a directory, its hub and node
+//! agents as child processes on loopback, and waits on conditions with a deadline.
+//!
+//! Used by the end-to-end tests (`tests/common`), the benchmarks (`benches/common`) and
+//! `poros-hub demo`, so that all three create a deployment, register agencies and wait for
+//! readiness the same way. The API is blocking (std::process and reqwest's blocking client):
+//! callers are test functions, benchmark drivers and a CLI verb, none of them async.
+//!
+//! # Layout
+//! - [`error`]: [`Error`], what can go wrong while driving the processes.
+//! - [`command`]: the binaries under test ([`Binaries`]) and one-shot commands ([`run_cmd`]).
+//! - [`procs`]: [`ProcessGroup`], long-running children with a log file each, SIGTERM then
+//!   SIGKILL on drop.
+//! - [`deployment`]: [`Deployment`], a hub deployment and agent directories under one root;
+//!   creating it, registering agencies, starting and stopping the hub and agents.
+//! - [`api`]: reading an agent's local API and the hub's metrics.
+//!
+//! Synchronisation is always by polling a condition with a deadline ([`wait_until`]), never
+//! by a fixed sleep.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod command;
+pub mod deployment;
+pub mod error;
+pub mod procs;
+
+pub use api::{metric_value, recipient_states};
+pub use command::{output, run_cmd, Binaries};
+pub use deployment::Deployment;
+pub use error::Error;
+pub use procs::ProcessGroup;
+
+use std::time::{Duration, Instant};
+
+/// How often [`wait_until`] polls.
+const POLL: Duration = Duration::from_millis(50);
+
+/// Poll `f` every 50 ms until it holds; [`Error::Timeout`] naming `what` after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> Result<(), Error> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::Timeout {
+                what: what.to_string(),
+                after: timeout,
+            });
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// A port free for both UDP and TCP on 127.0.0.1 right now (QUIC and the HTTP listeners), so
+/// a hub can be given fixed addresses and be restarted on the same ones.
+pub fn free_port() -> Result<u16, Error> {
+    let io = |source| Error::Io {
+        what: "reserving a loopback port".into(),
+        source,
+    };
+    loop {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").map_err(io)?;
+        let port = udp.local_addr().map_err(io)?.port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+}
