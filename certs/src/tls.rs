@@ -276,7 +276,12 @@ pub fn hub_server_config_observed(
             None => AgencyClientVerifier::new(inner),
         }))
         .with_single_cert(chain(hub_cert_chain), pkcs8(hub_key_pkcs8))?;
-    config.alpn_protocols = vec![poros_protocol::ALPN.to_vec()];
+    // Both versions: agents of the version before statements keep working (the hub sends
+    // them nothing they do not know). The current version is preferred.
+    config.alpn_protocols = vec![
+        poros_protocol::ALPN.to_vec(),
+        poros_protocol::ALPN_V1.to_vec(),
+    ];
     // Each connection re-authenticates fully, so a revocation takes effect at the next connect.
     config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
     config.send_tls13_tickets = 0;
@@ -382,6 +387,7 @@ mod tests {
         server: rustls::ServerConfig,
         client: rustls::ClientConfig,
     ) -> Result<Vec<CertificateDer<'static>>, String> {
+        let offered = client.alpn_protocols.first().cloned();
         let mut s = ServerConnection::new(Arc::new(server)).unwrap();
         let name = rustls::pki_types::ServerName::try_from(HUB_NAME).unwrap();
         let mut c = ClientConnection::new(Arc::new(client), name).unwrap();
@@ -405,7 +411,7 @@ mod tests {
                 c.process_new_packets().map_err(|e| format!("agent: {e}"))?;
             }
             if !s.is_handshaking() && !c.is_handshaking() {
-                assert_eq!(s.alpn_protocol(), Some(poros_protocol::ALPN));
+                assert_eq!(s.alpn_protocol(), offered.as_deref());
                 assert_eq!(s.protocol_version(), Some(rustls::ProtocolVersion::TLSv1_3));
                 return Ok(s.peer_certificates().unwrap_or_default().to_vec());
             }
@@ -531,6 +537,25 @@ mod tests {
         let server = impostor.server(&[]);
         let err = handshake(server, net.client(&cert.der, &key)).unwrap_err();
         assert!(err.starts_with("agent:"), "{err}");
+    }
+
+    #[test]
+    fn hub_accepts_both_protocol_versions_and_agents_offer_the_current_one() {
+        let net = Net::new();
+        let (nb, na) = valid_now();
+        let (key, cert) = node(&net.ca, "000.00.00.G23", nb, na);
+        assert_eq!(
+            net.client(&cert.der, &key).alpn_protocols,
+            vec![b"poros/2".to_vec()]
+        );
+        for alpn in [poros_protocol::ALPN, poros_protocol::ALPN_V1] {
+            let mut c = net.client(&cert.der, &key);
+            c.alpn_protocols = vec![alpn.to_vec()];
+            handshake(net.server(&[]), c).unwrap();
+        }
+        let mut c = net.client(&cert.der, &key);
+        c.alpn_protocols = vec![b"poros/0".to_vec()];
+        assert!(handshake(net.server(&[]), c).is_err());
     }
 
     #[test]

@@ -103,6 +103,9 @@ enum Cmd {
         dir: PathBuf,
         /// Document ID.
         id: String,
+        /// Print JSON (the output is JSON either way; accepted for symmetry with other verbs).
+        #[arg(long)]
+        json: bool,
     },
     /// Re-read every stored body on the running hub and check it against its SHA-256; damaged
     /// or missing bodies are asked again from their senders. Prints the report.
@@ -351,7 +354,7 @@ fn run(cli: Cli) -> Result<()> {
                 Ok(())
             }
         },
-        Cmd::Doc { dir, id } => {
+        Cmd::Doc { dir, id, json: _ } => {
             let paths = HubPaths::new(&dir);
             let c = AdminClient::connect(&paths)?
                 .context("the hub is not running (run/ops.addr missing or not answering)")?;

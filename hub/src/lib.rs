@@ -7,6 +7,7 @@
 //! - [`enrolment`]: the token enrolment endpoint, bounded per source and per step.
 //! - [`lifecycle`]: registration, enrolment, suspension, revocation (CRLs) and renewal.
 //! - [`server`]: connections, submissions, per-node delivery/relay worker, expiry sweeper.
+//! - [`statements`]: statements on the wire: accepted from their maker, relayed to addressees.
 //! - [`delays`]: deliveries a recipient refused for now (e.g. its disk is full), told to senders.
 //! - [`repair`]: bodies lost on disk: checks before delivery, re-upload from the sender, scrub.
 //! - [`ops`]: the operations HTTP listener (health, metrics, admin API).
@@ -27,6 +28,7 @@ pub mod repair;
 pub mod report;
 pub mod server;
 pub mod state;
+pub mod statements;
 pub mod stats;
 
 pub use poros_transport::init_tracing;

@@ -431,6 +431,18 @@ fn metrics_text(hub: &Hub) -> String {
             let _ = writeln!(out, "# TYPE poros_{k}_total counter\nporos_{k}_total {v}");
         }
     }
+    if let Ok(kinds) = hub.store.statement_counts() {
+        let _ = writeln!(out, "# TYPE poros_statements_total counter");
+        for (k, v) in kinds {
+            let _ = writeln!(out, "poros_statements_total{{kind=\"{k}\"}} {v}");
+        }
+    }
+    if let Ok(d) = hub.store.statement_relay_depth() {
+        let _ = writeln!(
+            out,
+            "# TYPE poros_statement_relay_depth gauge\nporos_statement_relay_depth {d}"
+        );
+    }
     if let Ok(d) = hub.store.queue_depth() {
         let _ = writeln!(out, "# TYPE poros_queue_depth gauge\nporos_queue_depth {d}");
     }
@@ -731,9 +743,25 @@ async fn doc_status(State(st): State<Ops>, h: HeaderMap, Path(id): Path<String>)
         Ok(d) => d,
         Err(e) => return internal(e),
     };
+    let history = match st.hub.store.statement_history(&id) {
+        Ok(h) => h,
+        Err(e) => return internal(e),
+    };
     let deliveries: Vec<_> = dels
         .into_iter()
         .map(|(a, d)| {
+            // Statuses and answers under their maker; change requests under each addressee.
+            let statements: Vec<_> = history
+                .iter()
+                .filter(|h| {
+                    let s = &h.statement;
+                    match s.kind {
+                        poros_protocol::StatementKind::Change { .. } => s.to.contains(&a),
+                        _ => s.from == a,
+                    }
+                })
+                .map(statement_json)
+                .collect();
             let (state, reason) = match d.state {
                 // Still retried; the reason is the recipient's last temporary refusal.
                 DeliveryState::Pending => (
@@ -751,15 +779,25 @@ async fn doc_status(State(st): State<Ops>, h: HeaderMap, Path(id): Path<String>)
                     }),
                 ),
             };
-            json!({"recipient": a, "state": state, "reason": reason, "answered_ms": d.answered_ms})
+            json!({"recipient": a, "state": state, "reason": reason, "answered_ms": d.answered_ms,
+                   "statements": statements})
         })
         .collect();
+    let history: Vec<_> = history.iter().map(statement_json).collect();
     Json(json!({
         "id": id.to_string(), "sender": rec.sender, "body_sha256": hex::encode(rec.body_sha256),
         "body_len": rec.body_len, "body_at": format!("{:?}", rec.body_at).to_lowercase(),
-        "accepted_ms": rec.accepted_ms, "deliveries": deliveries,
+        "accepted_ms": rec.accepted_ms, "deliveries": deliveries, "history": history,
     }))
     .into_response()
+}
+
+/// One accepted statement as the admin API shows it.
+fn statement_json(h: &crate::state::HistoryEntry) -> serde_json::Value {
+    let s = &h.statement;
+    json!({"seq": h.seq, "from": s.from, "to": s.to, "label": s.kind.label(),
+           "code": s.kind.code(), "accepted_ms": h.accepted_ms,
+           "statement": hex::encode(h.digest)})
 }
 
 async fn stats(State(st): State<Ops>, h: HeaderMap) -> Response {

@@ -601,6 +601,9 @@ async fn handle_stream(
             let _ = write_frame(&mut send, &reply).await;
             let _ = send.finish();
         }
+        Frame::Statement { statement } => {
+            crate::statements::handle(&hub, &agency, &log, &mut send, statement).await
+        }
         Frame::Renew { tls_csr, sign_csr } => {
             let reply = match hub.renew(&agency, &tls_csr, &sign_csr).await {
                 Ok(c) => Frame::Credentials(c),
@@ -633,7 +636,10 @@ async fn handle_stream(
 /// The refusal for a failed store operation. A storage fault is the retryable "hub storage is
 /// full / unavailable" (and marks the store unwritable, for /readyz); any other error is
 /// logged here and answered without its details, which may name internal paths.
-fn store_refusal(hub: &Hub, e: &poros_store::StoreError) -> (RefusalCode, String, &'static str) {
+pub(crate) fn store_refusal(
+    hub: &Hub,
+    e: &poros_store::StoreError,
+) -> (RefusalCode, String, &'static str) {
     match e.fault() {
         Some(f) => {
             hub.store.db().report_fault(f);
@@ -892,22 +898,22 @@ async fn paper_report(
 }
 
 /// Work items of one kind in flight on a connection: a scan skips them until they finish.
-struct InFlight<K>(Arc<Mutex<HashSet<K>>>);
+pub(crate) struct InFlight<K>(Arc<Mutex<HashSet<K>>>);
 
 impl<K: Clone + Eq + std::hash::Hash + Send + 'static> InFlight<K> {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         InFlight(Arc::default())
     }
 
     /// The items to skip in the next scan.
-    fn snapshot(&self) -> HashSet<K> {
+    pub(crate) fn snapshot(&self) -> HashSet<K> {
         self.0.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
     /// Run `work` for `key` while holding `permit`. A failed attempt waits before the item
     /// may be picked up again, so a broken item is retried every few seconds, not in a loop;
     /// the pusher is woken when the item is done either way.
-    fn spawn(
+    pub(crate) fn spawn(
         &self,
         key: K,
         doc: DocumentId,
@@ -950,6 +956,9 @@ async fn pusher(hub: Arc<Hub>, agency: AgencyId, conn: quinn::Connection, wake: 
     let deliveries: InFlight<DocumentId> = InFlight::new();
     let relays: InFlight<(DocumentId, AgencyId)> = InFlight::new();
     let repairs: InFlight<DocumentId> = InFlight::new();
+    let statements: InFlight<DocumentId> = InFlight::new();
+    // What this connection's protocol version may be sent (see `statements`).
+    let v2 = crate::statements::speaks_statements(&conn);
     loop {
         if conn.close_reason().is_some() {
             return;
@@ -963,6 +972,7 @@ async fn pusher(hub: Arc<Hub>, agency: AgencyId, conn: quinn::Connection, wake: 
             .store
             .pending_for(&agency, 256, &deliveries.snapshot())
             .unwrap_or_else(|e| queue_error("delivery", &e));
+        let pending = crate::statements::for_version(&hub, &agency, v2, pending);
         for p in pending {
             let Ok(permit) = permits.clone().acquire_owned().await else {
                 return;
@@ -986,6 +996,13 @@ async fn pusher(hub: Arc<Hub>, agency: AgencyId, conn: quinn::Connection, wake: 
             let (hub, agency, conn) = (hub.clone(), agency.clone(), conn.clone());
             let work = async move { relay_one(&hub, &agency, &conn, doc, &rcpt, item).await };
             relays.spawn(key, doc, "relay", permit, &wake, work);
+        }
+
+        if v2 {
+            let scan =
+                crate::statements::relay_scan(&hub, &agency, &conn, &permits, &statements, &wake);
+            let Some(n) = scan.await else { return };
+            started += n;
         }
 
         // Bodies the hub lost and this agency, as their sender, is asked to upload again.
@@ -1032,14 +1049,9 @@ async fn deliver_one(
         Ok(b) => b,
         Err(what) => return crate::repair::body_damaged(hub, doc, what).await,
     };
+    let frame = crate::statements::delivery_frame(hub, agency, &rec)?;
     let (mut send, mut recv) = conn.open_bi().await?;
-    write_frame(
-        &mut send,
-        &Frame::Deliver {
-            envelope: rec.envelope.clone(),
-        },
-    )
-    .await?;
+    write_frame(&mut send, &frame).await?;
     match body {
         BodySource::Inline(b) => send.write_all(&b).await?,
         BodySource::File(mut f) => {

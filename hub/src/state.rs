@@ -16,6 +16,9 @@
 //! - `counters`: name → count, updated in the same commit as the event counted
 //! - `held`, `damaged_bodies`, `repairs`: deliveries waiting for a damaged body to be
 //!   repaired from its sender (see [`bodies`])
+//! - `doc_states`, `statements`, `statement_relays`, … : the statement path (see
+//!   [`statements`]); deliveries an update adds live in `deliveries`/`queue`/`expiry` like the
+//!   others, with `added_recipients` saying which update added them
 
 use poros_protocol::{
     AgencyId, Digest, DocumentId, SignedAcceptance, SignedEnvelope, SignedNotice, SignedReceipt,
@@ -26,7 +29,11 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 mod bodies;
+mod statements;
 pub use bodies::{DamageRecord, HeldDelivery};
+pub use statements::{
+    HistoryEntry, StatementOutcome, StatementRefusal, StatementRelay, StoredStatement,
+};
 
 /// Bodies up to this size live inside the database (one fsync per group commit instead of
 /// two per file); larger ones are files.
@@ -419,6 +426,7 @@ impl HubStore {
             txn.open_table(SUPERSEDED)?;
             txn.open_table(MONITORS)?;
             bodies::create_tables(txn)?;
+            statements::create_tables(txn)?;
             txn.open_table(crate::stats::STATS)?;
             txn.open_table(crate::stats::SEEN)?;
             txn.open_table(crate::stats::PAPER)?;
@@ -788,6 +796,7 @@ impl HubStore {
                     ex.insert((rec.accepted_ms, key, r.as_str()), ())?;
                 }
                 drop((del, q, ex));
+                statements::on_accept(txn, key, &rec)?;
                 crate::stats::on_accept(&stats, &rec.sender, &rec.recipients, rec.accepted_ms);
                 bump(
                     txn,
@@ -1114,8 +1123,20 @@ impl HubStore {
             add(rec.sender.as_str(), "sent", 1);
             add(&sender_group, "sent", 1);
             add(crate::stats::NATIONAL, "sent", 1);
-            add(rec.sender.as_str(), "out_due", rec.recipients.len() as u64);
-            for rcpt in &rec.recipients {
+            // Deliveries an update added count from the update's time, like the live hooks.
+            let added = statements::added_for_recount(&r, k.value())?;
+            add(
+                rec.sender.as_str(),
+                "out_due",
+                (rec.recipients.len() + added.len()) as u64,
+            );
+            let all = rec
+                .recipients
+                .iter()
+                .map(|a| (a.clone(), rec.accepted_ms))
+                .chain(added);
+            for (rcpt, due_ms) in all {
+                let rcpt = &rcpt;
                 let rcpt_group = format!("group:{}", rcpt.group());
                 add(rcpt.as_str(), "in_due", 1);
                 add(&rcpt_group, "in_due", 1);
@@ -1127,8 +1148,7 @@ impl HubStore {
                 let m = match d.state {
                     DeliveryState::Pending => continue,
                     DeliveryState::Delivered(_)
-                        if d.answered_ms.unwrap_or(0).saturating_sub(rec.accepted_ms)
-                            <= on_time_ms =>
+                        if d.answered_ms.unwrap_or(0).saturating_sub(due_ms) <= on_time_ms =>
                     {
                         "ontime"
                     }
@@ -1178,6 +1198,12 @@ fn audit_in(txn: &redb::WriteTransaction, a: &AuditRecord) -> Result<(), StoreEr
     Ok(())
 }
 
+/// Whether an answer was a delivery receipt (the rules' state changes only then).
+enum StateKind {
+    Delivered,
+    Other,
+}
+
 fn answer_in(
     txn: &redb::WriteTransaction,
     stats: &crate::stats::StatsHook,
@@ -1205,8 +1231,10 @@ fn answer_in(
             )))
         }
     };
+    // A delivery an update added fell due when the update was accepted, not the document.
+    let due_ms = statements::added_at(txn, key, recipient)?.unwrap_or(rec.accepted_ms);
     let (end, reason) = match &state {
-        DeliveryState::Delivered(_) if now_ms.saturating_sub(rec.accepted_ms) <= on_time_ms => {
+        DeliveryState::Delivered(_) if now_ms.saturating_sub(due_ms) <= on_time_ms => {
             (crate::stats::End::OnTime, None)
         }
         DeliveryState::Delivered(_) => (crate::stats::End::Late, None),
@@ -1226,6 +1254,11 @@ fn answer_in(
     };
     // A delivery held for a body repair leaves the holding table when it ends some other way.
     let was_held = matches!(state, DeliveryState::Expired(_) | DeliveryState::Lost(_));
+    let state_kind = if matches!(state, DeliveryState::Delivered(_)) {
+        StateKind::Delivered
+    } else {
+        StateKind::Other
+    };
     del.insert(
         (key, recipient.as_str()),
         enc(&DeliveryRecord {
@@ -1239,7 +1272,10 @@ fn answer_in(
         bodies::unhold(txn, recipient, key)?;
     }
     txn.open_table(EXPIRY)?
-        .remove((rec.accepted_ms, key, recipient.as_str()))?;
+        .remove((due_ms, key, recipient.as_str()))?;
+    if matches!(state_kind, StateKind::Delivered) {
+        statements::on_delivered(txn, key, recipient)?;
+    }
     txn.open_table(RELAYS)?.insert(
         (rec.sender.as_str(), key, recipient.as_str()),
         enc(&relay)?.as_slice(),
@@ -1251,21 +1287,13 @@ fn answer_in(
         t.insert(key, n)?;
         n
     };
-    if answered as usize >= rec.recipients.len() {
+    if answered as usize >= statements::delivery_count(txn, key, &rec)? {
         txn.open_table(RETENTION)?.insert((now_ms, key), ())?;
     }
     drop(del);
     drop(docs);
     bump(txn, &[(counter, 1)])?;
-    crate::stats::on_end(
-        stats,
-        &rec.sender,
-        recipient,
-        rec.accepted_ms,
-        now_ms,
-        end,
-        reason,
-    );
+    crate::stats::on_end(stats, &rec.sender, recipient, due_ms, now_ms, end, reason);
     Ok(Some(rec.sender))
 }
 

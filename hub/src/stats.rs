@@ -221,6 +221,20 @@ pub(crate) fn on_accept(
     );
 }
 
+/// Count deliveries an update added to a document: due from the update's time, like a new
+/// document's, but the document is not counted as sent again.
+pub(crate) fn on_added(h: &StatsHook, sender: &AgencyId, added: &[AgencyId], added_ms: u64) {
+    h.add(
+        added_ms,
+        &[sender.to_string()],
+        "out_due",
+        added.len() as u64,
+    );
+    for r in added {
+        h.add(added_ms, &scopes(r), "in_due", 1);
+    }
+}
+
 /// How a delivery ended, for counting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum End {

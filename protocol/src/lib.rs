@@ -47,8 +47,12 @@ pub use token::{EnrollToken, TokenError};
 /// A SHA-256 digest.
 pub type Digest = [u8; 32];
 
-/// ALPN protocol identifier spoken on every Poros QUIC connection.
-pub const ALPN: &[u8] = b"poros/1";
+/// ALPN of this protocol version (statements and `DeliverAdded`); new agents offer only this.
+pub const ALPN: &[u8] = b"poros/2";
+
+/// ALPN of the version before statements: the hub still accepts it, and sends such a
+/// connection neither `Statement` nor `DeliverAdded` frames.
+pub const ALPN_V1: &[u8] = b"poros/1";
 
 /// ALPN of the hub's enrolment endpoint (server-authenticated only; token-authorised).
 pub const ENROLL_ALPN: &[u8] = b"poros-enroll/1";

@@ -1,0 +1,871 @@
+//! Durable state of the statement path: what the rules know about each document, every
+//! accepted statement in acceptance order, and the per-addressee relay queues.
+//!
+//! The hub routes on (document, from, to) only; it never looks inside a statement's kind except
+//! through [`DocState::check`]'s [`Effects`]. Tables:
+//! - `doc_states`: doc → [`DocState`] (created by `accept`, `delivered` applied by `answer_in`,
+//!   then folded with every accepted statement);
+//! - `statements`: seq → [`StoredStatement`], a global monotonic sequence (acceptance order);
+//! - `doc_statements`: (doc, seq) → () — a document's history;
+//! - `statement_relays`: (addressee, seq) → [`RelayRef`] — statements not yet acked by their
+//!   addressee;
+//! - `statement_digests`: payload digest → seq — a resubmitted statement is stored once;
+//! - `added_recipients`: (doc, recipient) → [`Added`] — deliveries an update created (the
+//!   delivery records themselves keep their encoding);
+//! - `statement_kinds`: label → count accepted, in the same commit.
+
+use super::{
+    bump, dec, enc, DeliveryRecord, DeliveryState, DocRecord, HubStore, NodeRecord, NodeState,
+    DELIVERIES, DOCS, EXPIRY, NODES, QUEUE, RELAYS,
+};
+use poros_protocol::{
+    AgencyId, Digest, DocState, DocumentId, Reason, ReasonCode, Refusal, RefusalCode,
+    SignedStatement, Statement,
+};
+use poros_store::StoreError;
+use redb::{ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+
+const DOC_STATES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("doc_states");
+const STATEMENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("statements");
+const DOC_STATEMENTS: TableDefinition<(&[u8], u64), ()> = TableDefinition::new("doc_statements");
+const STATEMENT_RELAYS: TableDefinition<(&str, u64), &[u8]> =
+    TableDefinition::new("statement_relays");
+const STATEMENT_DIGESTS: TableDefinition<&[u8], u64> = TableDefinition::new("statement_digests");
+const ADDED: TableDefinition<(&[u8], &str), &[u8]> = TableDefinition::new("added_recipients");
+const KINDS: TableDefinition<&str, u64> = TableDefinition::new("statement_kinds");
+
+/// Most queued relays one scan looks at (gated or blocked ones are skipped over).
+const SCAN_MAX: usize = 10_000;
+
+/// An accepted statement as stored.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StoredStatement {
+    /// The signed statement, exactly as received.
+    pub signed: SignedStatement,
+    /// When the hub accepted it, Unix ms.
+    pub accepted_ms: u64,
+}
+
+/// One statement of a document's history, decoded for display.
+#[derive(Clone, Debug)]
+pub struct HistoryEntry {
+    /// Acceptance sequence number (global, monotonic).
+    pub seq: u64,
+    /// The statement as signed.
+    pub statement: Statement,
+    /// Its payload digest.
+    pub digest: Digest,
+    /// When accepted, Unix ms.
+    pub accepted_ms: u64,
+}
+
+/// What a relay-queue entry points at, so a scan can gate it without decoding the statement.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct RelayRef {
+    doc: DocumentId,
+    from: AgencyId,
+}
+
+/// A delivery an update created: which statement, and when the delivery fell due.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Added {
+    seq: u64,
+    added_ms: u64,
+}
+
+/// Why a statement was not accepted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StatementRefusal {
+    /// Under the exchange rules.
+    Rule(Reason),
+    /// An update adds an agency that is not an active registered one.
+    UnknownRecipient(String),
+}
+
+impl StatementRefusal {
+    /// The label counted under `refusals{reason=...}`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            StatementRefusal::Rule(r) => r.code.label(),
+            StatementRefusal::UnknownRecipient(_) => "unknown_recipient",
+        }
+    }
+
+    /// The refusal sent on the wire.
+    pub fn refusal(&self) -> Refusal {
+        match self {
+            StatementRefusal::Rule(r) => Refusal::rule(r.clone()),
+            StatementRefusal::UnknownRecipient(m) => Refusal {
+                code: RefusalCode::UnknownRecipient,
+                message: m.clone(),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for StatementRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StatementRefusal::Rule(r) => r.fmt(f),
+            StatementRefusal::UnknownRecipient(m) => write!(f, "unknown_recipient: {m}"),
+        }
+    }
+}
+
+/// Result of [`HubStore::accept_statement`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StatementOutcome {
+    /// Stored now, under `seq`; `wake` are the agencies with something new queued (the
+    /// addressees and any added recipients).
+    Accepted {
+        /// Acceptance sequence number.
+        seq: u64,
+        /// Agencies to wake.
+        wake: Vec<AgencyId>,
+    },
+    /// The same signed payload was accepted before (nothing stored twice).
+    Duplicate,
+    /// Refused; nothing stored.
+    Refused(StatementRefusal),
+}
+
+/// A statement relay ready to send.
+#[derive(Clone, Debug)]
+pub struct StatementRelay {
+    /// Queue key.
+    pub seq: u64,
+    /// Document concerned.
+    pub doc: DocumentId,
+    /// The statement.
+    pub signed: SignedStatement,
+}
+
+pub(super) fn create_tables(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    txn.open_table(DOC_STATES)?;
+    txn.open_table(STATEMENTS)?;
+    txn.open_table(DOC_STATEMENTS)?;
+    txn.open_table(STATEMENT_RELAYS)?;
+    txn.open_table(STATEMENT_DIGESTS)?;
+    txn.open_table(ADDED)?;
+    txn.open_table(KINDS)?;
+    Ok(())
+}
+
+/// A newly accepted document's rule state (called inside `accept`'s transaction).
+pub(super) fn on_accept(
+    txn: &redb::WriteTransaction,
+    doc: &[u8],
+    rec: &DocRecord,
+) -> Result<(), StoreError> {
+    let st = DocState::new(rec.sender.clone(), &rec.recipients);
+    txn.open_table(DOC_STATES)?
+        .insert(doc, enc(&st)?.as_slice())?;
+    Ok(())
+}
+
+/// `recipient` signed a delivery receipt (called inside `answer_in`'s transaction).
+pub(super) fn on_delivered(
+    txn: &redb::WriteTransaction,
+    doc: &[u8],
+    recipient: &AgencyId,
+) -> Result<(), StoreError> {
+    let mut t = txn.open_table(DOC_STATES)?;
+    let cur = t.get(doc)?.map(|g| g.value().to_vec());
+    // Documents accepted before statements existed have no stored state: it is folded from
+    // their delivery records when first needed (see `state_in`).
+    if let Some(bytes) = cur {
+        let mut st: DocState = dec(&bytes)?;
+        st.delivered(recipient);
+        t.insert(doc, enc(&st)?.as_slice())?;
+    }
+    Ok(())
+}
+
+/// When a delivery an update created fell due (its clock for expiry and statistics), if
+/// `recipient` was added to `doc` by an update.
+pub(super) fn added_at(
+    txn: &redb::WriteTransaction,
+    doc: &[u8],
+    recipient: &AgencyId,
+) -> Result<Option<u64>, StoreError> {
+    let t = txn.open_table(ADDED)?;
+    let v = t.get((doc, recipient.as_str()))?;
+    v.map(|g| dec::<Added>(g.value()).map(|a| a.added_ms))
+        .transpose()
+}
+
+/// Recipients updates added to `doc`, with the time each fell due.
+fn added_of<T: ReadableTable<(&'static [u8], &'static str), &'static [u8]>>(
+    t: &T,
+    doc: &[u8],
+) -> Result<Vec<(AgencyId, Added)>, StoreError> {
+    let mut out = Vec::new();
+    for e in t.range((doc, "")..=(doc, "~"))? {
+        let (k, v) = e?;
+        out.push((agency(k.value().1)?, dec(v.value())?));
+    }
+    Ok(out)
+}
+
+/// Every delivery a document has: the envelope's recipients, then those updates added.
+pub(super) fn delivery_count(
+    txn: &redb::WriteTransaction,
+    doc: &[u8],
+    rec: &DocRecord,
+) -> Result<usize, StoreError> {
+    let t = txn.open_table(ADDED)?;
+    Ok(rec.recipients.len() + added_of(&t, doc)?.len())
+}
+
+/// Added recipients of every document, for the statistics recount: (recipient, due time).
+pub(super) fn added_for_recount(
+    r: &redb::ReadTransaction,
+    doc: &[u8],
+) -> Result<Vec<(AgencyId, u64)>, StoreError> {
+    let t = r.open_table(ADDED)?;
+    Ok(added_of(&t, doc)?
+        .into_iter()
+        .map(|(a, x)| (a, x.added_ms))
+        .collect())
+}
+
+fn agency(s: &str) -> Result<AgencyId, StoreError> {
+    AgencyId::parse(s).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// The rule state of `doc`, folded from its delivery records when none is stored (documents
+/// accepted before statements existed).
+fn state_in(
+    txn: &redb::WriteTransaction,
+    doc: &DocumentId,
+    rec: &DocRecord,
+) -> Result<DocState, StoreError> {
+    let key = doc.as_bytes().as_slice();
+    if let Some(g) = txn.open_table(DOC_STATES)?.get(key)? {
+        return dec(g.value());
+    }
+    let mut st = DocState::new(rec.sender.clone(), &rec.recipients);
+    let del = txn.open_table(DELIVERIES)?;
+    for e in del.range((key, "")..=(key, "~"))? {
+        let (k, v) = e?;
+        let d: DeliveryRecord = dec(v.value())?;
+        if matches!(d.state, DeliveryState::Delivered(_)) {
+            st.delivered(&agency(k.value().1)?);
+        }
+    }
+    Ok(st)
+}
+
+fn rule(code: ReasonCode, text: String) -> StatementOutcome {
+    StatementOutcome::Refused(StatementRefusal::Rule(Reason::new(code, text)))
+}
+
+/// Check, apply and store one statement; refusals write nothing.
+fn accept_in(
+    txn: &redb::WriteTransaction,
+    stats: &crate::stats::StatsHook,
+    signed: &SignedStatement,
+    stmt: &Statement,
+    now_ms: u64,
+) -> Result<StatementOutcome, StoreError> {
+    let digest = signed.payload_digest();
+    if txn
+        .open_table(STATEMENT_DIGESTS)?
+        .get(digest.as_slice())?
+        .is_some()
+    {
+        return Ok(StatementOutcome::Duplicate);
+    }
+    let doc = stmt.doc_id;
+    let key = doc.as_bytes().as_slice();
+    let rec: DocRecord = match txn.open_table(DOCS)?.get(key)? {
+        Some(g) => dec(g.value())?,
+        None => {
+            return Ok(rule(
+                ReasonCode::UnknownDocument,
+                format!("the hub holds no document {doc}"),
+            ))
+        }
+    };
+    let mut st = state_in(txn, &doc, &rec)?;
+    let fx = match st.check(stmt, &digest) {
+        Ok(fx) => fx,
+        Err(r) => return Ok(StatementOutcome::Refused(StatementRefusal::Rule(r))),
+    };
+    if let Some(named) = fx.names_document {
+        let other: Option<DocRecord> = txn
+            .open_table(DOCS)?
+            .get(named.as_bytes().as_slice())?
+            .map(|g| dec(g.value()))
+            .transpose()?;
+        if other.is_none_or(|o| o.sender != rec.sender) {
+            return Ok(rule(
+                ReasonCode::UnknownDocument,
+                format!(
+                    "{named} is not a document the hub accepted from {}",
+                    rec.sender
+                ),
+            ));
+        }
+    }
+    {
+        let nodes = txn.open_table(NODES)?;
+        for a in &fx.add_recipients {
+            let n: Option<NodeRecord> = nodes
+                .get(a.as_str())?
+                .map(|g| super::dec_node(g.value()))
+                .transpose()?;
+            if n.is_none_or(|n| n.state != NodeState::Active) {
+                return Ok(StatementOutcome::Refused(
+                    StatementRefusal::UnknownRecipient(format!(
+                        "{a} is not an active agency registered at this hub"
+                    )),
+                ));
+            }
+        }
+    }
+    // Checked; from here on everything is written.
+    st.apply(stmt, &digest);
+    txn.open_table(DOC_STATES)?
+        .insert(key, enc(&st)?.as_slice())?;
+    let seq = {
+        let mut t = txn.open_table(STATEMENTS)?;
+        let seq = t.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1);
+        let stored = StoredStatement {
+            signed: signed.clone(),
+            accepted_ms: now_ms,
+        };
+        t.insert(seq, enc(&stored)?.as_slice())?;
+        seq
+    };
+    txn.open_table(DOC_STATEMENTS)?.insert((key, seq), ())?;
+    txn.open_table(STATEMENT_DIGESTS)?
+        .insert(digest.as_slice(), seq)?;
+    let relay = enc(&RelayRef {
+        doc,
+        from: stmt.from.clone(),
+    })?;
+    {
+        let mut q = txn.open_table(STATEMENT_RELAYS)?;
+        for a in &stmt.to {
+            q.insert((a.as_str(), seq), relay.as_slice())?;
+        }
+    }
+    let mut wake = stmt.to.clone();
+    if !fx.add_recipients.is_empty() {
+        let added = enc(&Added {
+            seq,
+            added_ms: now_ms,
+        })?;
+        let pending = enc(&DeliveryRecord {
+            state: DeliveryState::Pending,
+            answered_ms: None,
+        })?;
+        let mut ad = txn.open_table(ADDED)?;
+        let mut del = txn.open_table(DELIVERIES)?;
+        let mut q = txn.open_table(QUEUE)?;
+        let mut ex = txn.open_table(EXPIRY)?;
+        for r in &fx.add_recipients {
+            ad.insert((key, r.as_str()), added.as_slice())?;
+            del.insert((key, r.as_str()), pending.as_slice())?;
+            q.insert((r.as_str(), key), now_ms)?;
+            ex.insert((now_ms, key, r.as_str()), ())?;
+        }
+        drop((ad, del, q, ex));
+        // Due from now on, in the period of the update (not of the document).
+        crate::stats::on_added(stats, &rec.sender, &fx.add_recipients, now_ms);
+        bump(
+            txn,
+            &[("deliveries_queued", fx.add_recipients.len() as u64)],
+        )?;
+        wake.extend(fx.add_recipients.iter().cloned());
+    }
+    {
+        let mut k = txn.open_table(KINDS)?;
+        let label = stmt.kind.label();
+        let n = k.get(label)?.map(|g| g.value()).unwrap_or(0);
+        k.insert(label, n + 1)?;
+    }
+    bump(txn, &[("statements_accepted", 1)])?;
+    Ok(StatementOutcome::Accepted { seq, wake })
+}
+
+impl HubStore {
+    /// Accept a verified statement: load the document's rule state, check the statement
+    /// against it and its effects against the registry, apply it, append it to the history,
+    /// queue one relay per addressee and create the deliveries an update adds, all in one
+    /// write transaction (durable when this returns). `stmt` is `signed` decoded.
+    pub async fn accept_statement(
+        &self,
+        signed: SignedStatement,
+        stmt: Statement,
+        now_ms: u64,
+    ) -> Result<StatementOutcome, StoreError> {
+        let stats = self.stats.clone();
+        self.db
+            .write(move |txn| accept_in(txn, &stats, &signed, &stmt, now_ms))
+            .await
+    }
+
+    /// Up to `limit` statements to relay to `addressee`, in acceptance order, at most one per
+    /// document: a document with a statement in `in_flight`, or with an earlier statement
+    /// skipped in this scan, is skipped; a statement from R about D is held back while the
+    /// delivery receipt relay (addressee, D, R) is still queued.
+    pub fn statement_relays_for(
+        &self,
+        addressee: &AgencyId,
+        limit: usize,
+        in_flight: &HashSet<DocumentId>,
+    ) -> Result<Vec<StatementRelay>, StoreError> {
+        let r = self.db.read()?;
+        let q = r.open_table(STATEMENT_RELAYS)?;
+        let receipts = r.open_table(RELAYS)?;
+        let all = r.open_table(STATEMENTS)?;
+        let mut blocked = in_flight.clone();
+        let mut out = Vec::new();
+        for (n, e) in q
+            .range((addressee.as_str(), 0)..=(addressee.as_str(), u64::MAX))?
+            .enumerate()
+        {
+            if out.len() >= limit || n >= SCAN_MAX {
+                break;
+            }
+            let (k, v) = e?;
+            let seq = k.value().1;
+            let rr: RelayRef = dec(v.value())?;
+            // Whatever happens to this one, later statements of the document wait for it.
+            if !blocked.insert(rr.doc) {
+                continue;
+            }
+            let gate = (
+                addressee.as_str(),
+                rr.doc.as_bytes().as_slice(),
+                rr.from.as_str(),
+            );
+            if receipts.get(gate)?.is_some() {
+                continue;
+            }
+            let Some(g) = all.get(seq)? else {
+                return Err(StoreError::Corrupt(format!(
+                    "queued statement {seq} missing"
+                )));
+            };
+            let s: StoredStatement = dec(g.value())?;
+            out.push(StatementRelay {
+                seq,
+                doc: rr.doc,
+                signed: s.signed,
+            });
+        }
+        Ok(out)
+    }
+
+    /// `addressee` acknowledged (stored) statement `seq`, or refused it for good.
+    pub async fn statement_relay_done(
+        &self,
+        addressee: AgencyId,
+        seq: u64,
+        refused: bool,
+    ) -> Result<(), StoreError> {
+        self.db
+            .write(move |txn| {
+                let gone = txn
+                    .open_table(STATEMENT_RELAYS)?
+                    .remove((addressee.as_str(), seq))?
+                    .is_some();
+                if gone {
+                    let counter = if refused {
+                        "statements_relay_refused"
+                    } else {
+                        "statements_relayed"
+                    };
+                    bump(txn, &[(counter, 1)])?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    /// Statements queued for relay, all addressees.
+    pub fn statement_relay_depth(&self) -> Result<u64, StoreError> {
+        use redb::ReadableTableMetadata;
+        let r = self.db.read()?;
+        Ok(r.open_table(STATEMENT_RELAYS)?.len()?)
+    }
+
+    /// Every statement accepted about `doc`, in acceptance order.
+    pub fn statement_history(&self, doc: &DocumentId) -> Result<Vec<HistoryEntry>, StoreError> {
+        let r = self.db.read()?;
+        let idx = r.open_table(DOC_STATEMENTS)?;
+        let all = r.open_table(STATEMENTS)?;
+        let key = doc.as_bytes().as_slice();
+        let mut out = Vec::new();
+        for e in idx.range((key, 0)..=(key, u64::MAX))? {
+            let (k, _) = e?;
+            let seq = k.value().1;
+            let Some(g) = all.get(seq)? else {
+                return Err(StoreError::Corrupt(format!("statement {seq} missing")));
+            };
+            let s: StoredStatement = dec(g.value())?;
+            let statement = s
+                .signed
+                .statement()
+                .map_err(|e| StoreError::Corrupt(format!("statement {seq}: {e}")))?;
+            out.push(HistoryEntry {
+                seq,
+                digest: s.signed.payload_digest(),
+                statement,
+                accepted_ms: s.accepted_ms,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The signed update that added `recipient` to `doc`, if an update did.
+    pub fn added_by(
+        &self,
+        doc: &DocumentId,
+        recipient: &AgencyId,
+    ) -> Result<Option<SignedStatement>, StoreError> {
+        let r = self.db.read()?;
+        let ad = r.open_table(ADDED)?;
+        let Some(g) = ad.get((doc.as_bytes().as_slice(), recipient.as_str()))? else {
+            return Ok(None);
+        };
+        let a: Added = dec(g.value())?;
+        let all = r.open_table(STATEMENTS)?;
+        let Some(s) = all.get(a.seq)? else {
+            return Err(StoreError::Corrupt(format!("update {} missing", a.seq)));
+        };
+        Ok(Some(dec::<StoredStatement>(s.value())?.signed))
+    }
+
+    /// Accepted statements by kind label.
+    pub fn statement_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let r = self.db.read()?;
+        let t = r.open_table(KINDS)?;
+        let mut out = Vec::new();
+        for e in t.iter()? {
+            let (k, v) = e?;
+            out.push((k.value().to_string(), v.value()));
+        }
+        Ok(out)
+    }
+
+    /// The documents with statements queued for `addressee` (for operators and tests).
+    pub fn statement_relay_docs(
+        &self,
+        addressee: &AgencyId,
+    ) -> Result<Vec<DocumentId>, StoreError> {
+        let r = self.db.read()?;
+        let q = r.open_table(STATEMENT_RELAYS)?;
+        let mut out = Vec::new();
+        for e in q.range((addressee.as_str(), 0)..=(addressee.as_str(), u64::MAX))? {
+            let (_, v) = e?;
+            out.push(dec::<RelayRef>(v.value())?.doc);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{AcceptOutcome, BodyAt, NewBody};
+    use super::*;
+    use poros_protocol::{
+        Acceptance, BusinessStatus, Change, Envelope, Metadata, Outcome, Receipt, SignedAcceptance,
+        SignedEnvelope, SignedReceipt, SigningKey, Staff, StatementKind,
+    };
+    use poros_store::Db;
+
+    const G: &str = "000.00.00.G01";
+    const H1: &str = "000.00.00.H01";
+    const H2: &str = "000.00.00.H02";
+    const H3: &str = "000.00.00.H03";
+    const P: &str = "000.00.00.H09";
+
+    fn a(s: &str) -> AgencyId {
+        AgencyId::parse(s).unwrap()
+    }
+
+    fn key() -> SigningKey {
+        let rng = ring::rand::SystemRandom::new();
+        let doc = ring::signature::EcdsaKeyPair::generate_pkcs8(
+            &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+            &rng,
+        )
+        .unwrap();
+        SigningKey::from_pkcs8(doc.as_ref()).unwrap()
+    }
+
+    struct T {
+        _dir: tempfile::TempDir,
+        store: HubStore,
+        rt: tokio::runtime::Runtime,
+        k: SigningKey,
+    }
+
+    fn setup() -> T {
+        let dir = tempfile::tempdir().unwrap();
+        let store = HubStore::open(Db::open(&dir.path().join("h.redb")).unwrap()).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        for (code, state) in [
+            (G, NodeState::Active),
+            (H1, NodeState::Active),
+            (H2, NodeState::Active),
+            (H3, NodeState::Active),
+            (P, NodeState::Pending),
+        ] {
+            let mut n = NodeRecord::pending(&a(code), code, 1);
+            n.state = state;
+            rt.block_on(store.put_node(n)).unwrap();
+        }
+        T {
+            _dir: dir,
+            store,
+            rt,
+            k: key(),
+        }
+    }
+
+    impl T {
+        /// A document from G to H1 and H2, accepted at 5 000 ms; H1 has signed its receipt.
+        fn doc(&self, n: u8) -> DocumentId {
+            let body = [n; 8];
+            let env = Envelope {
+                id: DocumentId::new_v7(1000 + n as u64, [n; 10]),
+                sender: a(G),
+                recipients: vec![a(H1), a(H2)],
+                meta: Metadata {
+                    subject: "s".into(),
+                    ..Default::default()
+                },
+                created_ms: 1,
+                body_len: 8,
+                body_sha256: poros_protocol::sha256(&body),
+            };
+            let acc = Acceptance {
+                doc_id: env.id,
+                sender: env.sender.clone(),
+                recipients: env.recipients.clone(),
+                body_sha256: env.body_sha256,
+                body_len: 8,
+                accepted_ms: 5_000,
+            };
+            let rec = DocRecord {
+                envelope: SignedEnvelope::sign(&env, &self.k, b"c").unwrap(),
+                acceptance: SignedAcceptance::sign(&acc, &self.k, b"c").unwrap(),
+                sender: a(G),
+                recipients: env.recipients.clone(),
+                body_sha256: env.body_sha256,
+                body_len: 8,
+                body_at: BodyAt::Inline,
+                accepted_ms: 5_000,
+            };
+            let out = self
+                .rt
+                .block_on(self.store.accept(rec, NewBody::Inline(body.to_vec())))
+                .unwrap();
+            assert!(matches!(out, AcceptOutcome::Stored(_)));
+            self.deliver(env.id, H1, 6_000);
+            env.id
+        }
+
+        fn deliver(&self, doc: DocumentId, who: &str, at: u64) {
+            let r = Receipt {
+                doc_id: doc,
+                sender: a(G),
+                recipient: a(who),
+                body_sha256: [0; 32],
+                outcome: Outcome::Delivered,
+                time_ms: at,
+            };
+            let st = DeliveryState::Delivered(SignedReceipt::sign(&r, &self.k, b"c").unwrap());
+            let sender = self
+                .rt
+                .block_on(self.store.record_answer(doc, a(who), st, at))
+                .unwrap();
+            assert_eq!(sender, Some(a(G)));
+        }
+
+        fn sign(
+            &self,
+            doc: DocumentId,
+            from: &str,
+            to: &[&str],
+            kind: StatementKind,
+        ) -> SignedStatement {
+            let s = Statement {
+                doc_id: doc,
+                from: a(from),
+                to: to.iter().map(|t| a(t)).collect(),
+                kind,
+                staff: Staff {
+                    department: "Văn thư".into(),
+                    name: "A".into(),
+                    email: None,
+                    phone: None,
+                },
+                note: None,
+                time_ms: 7_000,
+            };
+            SignedStatement::sign(&s, &self.k, b"c").unwrap()
+        }
+
+        fn submit(&self, s: &SignedStatement) -> StatementOutcome {
+            let stmt = s.statement().unwrap();
+            self.rt
+                .block_on(self.store.accept_statement(s.clone(), stmt, 8_000))
+                .unwrap()
+        }
+
+        fn refused_code(&self, s: &SignedStatement) -> ReasonCode {
+            match self.submit(s) {
+                StatementOutcome::Refused(StatementRefusal::Rule(r)) => r.code,
+                o => panic!("expected a refusal, got {o:?}"),
+            }
+        }
+
+        fn relays(&self, to: &str, in_flight: &[DocumentId]) -> Vec<(u64, DocumentId)> {
+            let f = in_flight.iter().copied().collect();
+            self.store
+                .statement_relays_for(&a(to), 10, &f)
+                .unwrap()
+                .into_iter()
+                .map(|r| (r.seq, r.doc))
+                .collect()
+        }
+    }
+
+    fn status(s: BusinessStatus) -> StatementKind {
+        StatementKind::Status {
+            status: s,
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn checked_and_stored_once_and_refusals_store_nothing() {
+        let t = setup();
+        let d = t.doc(1);
+        // H2 holds no receipt yet; G is the sender; unknown document; a recipient's change.
+        let c = t.refused_code(&t.sign(d, H2, &[G], status(BusinessStatus::Registered)));
+        assert_eq!(c, ReasonCode::IllegalTransition);
+        let unknown = DocumentId::new_v7(99, [9; 10]);
+        let c = t.refused_code(&t.sign(unknown, H1, &[G], status(BusinessStatus::Arrived)));
+        assert_eq!(c, ReasonCode::UnknownDocument);
+        let takeback = StatementKind::Change {
+            change: Change::TakeBack,
+            reason: "error".into(),
+        };
+        let c = t.refused_code(&t.sign(d, H1, &[H2], takeback));
+        assert_eq!(c, ReasonCode::IllegalTransition);
+        assert!(t.store.statement_history(&d).unwrap().is_empty());
+
+        let reg = t.sign(d, H1, &[G], status(BusinessStatus::Registered));
+        assert!(matches!(t.submit(&reg), StatementOutcome::Accepted { .. }));
+        // Same payload again (a retry after a lost Ack): acknowledged, not stored twice.
+        assert_eq!(t.submit(&reg), StatementOutcome::Duplicate);
+        // Applied in the same transaction: 01 cannot follow 03 now.
+        let c = t.refused_code(&t.sign(d, H1, &[G], status(BusinessStatus::Arrived)));
+        assert_eq!(c, ReasonCode::IllegalTransition);
+        let h = t.store.statement_history(&d).unwrap();
+        assert_eq!(h.len(), 1);
+        assert_eq!(h[0].digest, reg.payload_digest());
+        let counts = t.store.statement_counts().unwrap();
+        assert_eq!(counts, vec![("registered".to_string(), 1)]);
+    }
+
+    #[test]
+    fn statements_wait_for_the_receipt_and_go_one_per_document_in_order() {
+        let t = setup();
+        let (d1, d2) = (t.doc(1), t.doc(2));
+        for d in [d1, d2] {
+            for s in [BusinessStatus::Registered, BusinessStatus::Assigned] {
+                let st = t.sign(d, H1, &[G], status(s));
+                assert!(matches!(t.submit(&st), StatementOutcome::Accepted { .. }));
+            }
+        }
+        // The receipt relays (G, d, H1) are still queued: the sender learns "delivered" first.
+        assert!(t.relays(G, &[]).is_empty());
+        t.rt.block_on(t.store.relay_done(a(G), d1, a(H1))).unwrap();
+        // One per document, the first accepted first.
+        let r = t.relays(G, &[]);
+        assert_eq!(r.len(), 1);
+        let (first, doc) = r[0];
+        assert_eq!(doc, d1);
+        assert!(
+            t.relays(G, &[d1]).is_empty(),
+            "in flight: nothing else of d1"
+        );
+        t.rt.block_on(t.store.relay_done(a(G), d2, a(H1))).unwrap();
+        assert_eq!(
+            t.relays(G, &[]).iter().map(|r| r.1).collect::<Vec<_>>(),
+            [d1, d2]
+        );
+        t.rt.block_on(t.store.statement_relay_done(a(G), first, false))
+            .unwrap();
+        let r = t.relays(G, &[]);
+        assert_eq!(r.len(), 2);
+        assert!(
+            r[0].0 > first && r[0].1 == d1,
+            "the next statement of d1: {r:?}"
+        );
+        let h: Vec<_> = t.store.statement_history(&d1).unwrap();
+        assert_eq!(h.iter().map(|e| e.seq).collect::<Vec<_>>()[1], r[0].0);
+    }
+
+    #[test]
+    fn added_recipients_get_a_delivery_counted_like_any_other() {
+        let t = setup();
+        let d = t.doc(1);
+        let update = |add: &str| StatementKind::Change {
+            change: Change::Update {
+                add: vec![a(add)],
+                remove: vec![],
+                meta: None,
+            },
+            reason: "also for H03".into(),
+        };
+        match t.submit(&t.sign(d, G, &[H1], update(P))) {
+            StatementOutcome::Refused(r) => assert_eq!(r.label(), "unknown_recipient"),
+            o => panic!("{o:?}"),
+        }
+        let up = t.sign(d, G, &[H1], update(H3));
+        let StatementOutcome::Accepted { wake, .. } = t.submit(&up) else {
+            panic!("update refused")
+        };
+        assert_eq!(wake, vec![a(H1), a(H3)]);
+        let none = HashSet::new();
+        assert_eq!(t.store.pending_for(&a(H3), 10, &none).unwrap()[0].doc, d);
+        assert_eq!(t.store.added_by(&d, &a(H3)).unwrap(), Some(up));
+        assert_eq!(t.store.added_by(&d, &a(H2)).unwrap(), None);
+        // The envelope's recipients have both answered, the added one not yet: the body stays.
+        t.deliver(d, H2, 8_500);
+        t.rt.block_on(t.store.release_bodies(u64::MAX, 10)).unwrap();
+        assert_eq!(t.store.doc(&d).unwrap().unwrap().body_at, BodyAt::Inline);
+        t.deliver(d, H3, 9_000);
+        t.rt.block_on(t.store.release_bodies(u64::MAX, 10)).unwrap();
+        assert_eq!(t.store.doc(&d).unwrap().unwrap().body_at, BodyAt::Removed);
+
+        // Live counters (every period of 1970) equal the recount, with H03's delivery due.
+        let recount = t.store.recount(3_600_000).unwrap();
+        let live = {
+            let r = t.store.db().read().unwrap();
+            crate::stats::sums(&r, &["Y1970".to_string()], None).unwrap()
+        };
+        for (scope, metrics) in &recount {
+            for (m, v) in metrics {
+                assert_eq!(live[scope].get(m), Some(v), "{scope} {m}");
+            }
+        }
+        assert_eq!(recount[G]["out_due"], 3);
+        assert_eq!(recount[H3]["in_due"], 1);
+        assert_eq!(recount[H3]["in_ontime"], 1);
+    }
+}

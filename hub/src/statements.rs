@@ -1,0 +1,196 @@
+//! The statement path on the wire: statements an agency makes (verified, checked and stored
+//! by the store in one transaction, answered `Ack` once durable) and their relay to each
+//! addressee, one per document at a time, in acceptance order.
+//!
+//! The protocol version is the connection's ALPN: `poros/1` agents know neither `Statement`
+//! nor `DeliverAdded`, so nothing of this path is ever sent to them (it stays queued until the
+//! agency connects with a newer agent). See ARCHITECTURE.md, "Protocol versions".
+
+use crate::server::{store_refusal, AgencyCheck, Hub, InFlight};
+use crate::state::{DocRecord, Pending, StatementOutcome, StatementRelay};
+use anyhow::Result;
+use poros_protocol::{
+    AgencyId, DocumentId, Frame, Reason, ReasonCode, Refusal, SignedStatement, STATEMENT_CONTEXT,
+};
+use poros_transport::loglimit::LogLimiter;
+use poros_transport::{warn_limited, write_frame};
+use std::sync::Arc;
+use tokio::sync::{Notify, Semaphore};
+use tracing::{debug, info, info_span, warn, Instrument};
+
+/// Whether a connection negotiated a protocol version that carries statements (`poros/2`).
+pub fn speaks_statements(conn: &quinn::Connection) -> bool {
+    conn.handshake_data()
+        .and_then(|h| h.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
+        .and_then(|h| h.protocol.clone())
+        .is_some_and(|p| p.as_slice() == poros_protocol::ALPN)
+}
+
+/// Why a statement is not the connected agency's own, as a rule reason.
+fn signer_reason(e: AgencyCheck) -> Reason {
+    let code = match &e {
+        AgencyCheck::OtherSigner(_) | AgencyCheck::NotCurrent(_) => ReasonCode::SignerNotForAgency,
+        AgencyCheck::Invalid(v) => v.reason_code(),
+    };
+    Reason::new(code, format!("statement {e}"))
+}
+
+/// A `Frame::Statement` from `agency` on its own connection: verify, check, store, answer.
+pub(crate) async fn handle(
+    hub: &Arc<Hub>,
+    agency: &AgencyId,
+    log: &LogLimiter,
+    send: &mut quinn::SendStream,
+    signed: SignedStatement,
+) {
+    let reply = accept(hub, agency, log, signed).await;
+    let _ = write_frame(send, &reply).await;
+    let _ = send.finish();
+}
+
+async fn accept(
+    hub: &Arc<Hub>,
+    agency: &AgencyId,
+    log: &LogLimiter,
+    signed: SignedStatement,
+) -> Frame {
+    let refuse = |label: &str, refusal: Refusal, doc: Option<DocumentId>| {
+        hub.metrics.refuse(label);
+        let doc = doc.map(|d| d.to_string()).unwrap_or_default();
+        warn_limited!(log, %doc, reason = %refusal, "statement refused");
+        Frame::Refused(refusal)
+    };
+    let rule = |r: Reason, doc: Option<DocumentId>| refuse(r.code.label(), Refusal::rule(r), doc);
+    if let Err(e) = hub.verify_agency(&signed.0, STATEMENT_CONTEXT, agency) {
+        return rule(signer_reason(e), None);
+    }
+    let stmt = match signed.statement() {
+        Ok(s) => s,
+        Err(e) => {
+            let r = Reason::new(ReasonCode::Other, format!("statement does not decode: {e}"));
+            return rule(r, None);
+        }
+    };
+    let doc = stmt.doc_id;
+    if &stmt.from != agency {
+        let r = Reason::new(
+            ReasonCode::SignerNotForAgency,
+            format!(
+                "statement is made by {} but this connection is {agency}",
+                stmt.from
+            ),
+        );
+        return rule(r, Some(doc));
+    }
+    let kind = stmt.kind.label();
+    let span = info_span!("statement", doc = %doc, agency = %agency, kind);
+    match hub
+        .store
+        .accept_statement(signed, stmt, crate::server::now_ms())
+        .instrument(span.clone())
+        .await
+    {
+        Ok(StatementOutcome::Accepted { seq, wake }) => {
+            span.in_scope(|| info!(seq, "statement accepted"));
+            for a in &wake {
+                hub.wake_agency(a);
+            }
+            Frame::Ack { doc_id: doc }
+        }
+        Ok(StatementOutcome::Duplicate) => {
+            span.in_scope(|| debug!("statement resubmitted; already stored"));
+            Frame::Ack { doc_id: doc }
+        }
+        Ok(StatementOutcome::Refused(r)) => refuse(r.label(), r.refusal(), Some(doc)),
+        Err(e) => {
+            let (code, message, metric) = store_refusal(hub, &e);
+            refuse(metric, Refusal { code, message }, Some(doc))
+        }
+    }
+}
+
+/// Deliveries a `poros/1` connection may be given: not those an update added (their frame,
+/// `DeliverAdded`, is unknown to it).
+pub(crate) fn for_version(
+    hub: &Hub,
+    agency: &AgencyId,
+    v2: bool,
+    mut pending: Vec<Pending>,
+) -> Vec<Pending> {
+    if !v2 {
+        pending.retain(|p| matches!(hub.store.added_by(&p.doc, agency), Ok(None)));
+    }
+    pending
+}
+
+/// The frame that delivers `rec` to `agency`: `DeliverAdded` with the update when an update
+/// added the agency, else `Deliver`.
+pub(crate) fn delivery_frame(hub: &Hub, agency: &AgencyId, rec: &DocRecord) -> Result<Frame> {
+    let doc = rec.envelope.envelope()?.id;
+    Ok(match hub.store.added_by(&doc, agency)? {
+        Some(update) => Frame::DeliverAdded {
+            envelope: rec.envelope.clone(),
+            update,
+        },
+        None => Frame::Deliver {
+            envelope: rec.envelope.clone(),
+        },
+    })
+}
+
+/// One scan of `agency`'s statement relay queue: starts a relay for each statement ready.
+/// Returns how many were started, or `None` when the connection's work is over.
+pub(crate) async fn relay_scan(
+    hub: &Arc<Hub>,
+    agency: &AgencyId,
+    conn: &quinn::Connection,
+    permits: &Arc<Semaphore>,
+    in_flight: &InFlight<DocumentId>,
+    wake: &Arc<Notify>,
+) -> Option<usize> {
+    let ready = match hub
+        .store
+        .statement_relays_for(agency, 256, &in_flight.snapshot())
+    {
+        Ok(r) => r,
+        Err(e) => {
+            warn!(error = %e, "reading the statement relay queue failed");
+            return Some(0);
+        }
+    };
+    let mut started = 0;
+    for relay in ready {
+        let permit = permits.clone().acquire_owned().await.ok()?;
+        started += 1;
+        let doc = relay.doc;
+        let (hub, agency, conn) = (hub.clone(), agency.clone(), conn.clone());
+        let work = async move { relay_one(&hub, &agency, &conn, relay).await };
+        in_flight.spawn(doc, doc, "statement relay", permit, wake, work);
+    }
+    Some(started)
+}
+
+async fn relay_one(
+    hub: &Arc<Hub>,
+    addressee: &AgencyId,
+    conn: &quinn::Connection,
+    relay: StatementRelay,
+) -> Result<()> {
+    let StatementRelay { seq, doc, signed } = relay;
+    let frame = Frame::Statement { statement: signed };
+    let refused = match poros_transport::request(conn, &frame).await? {
+        Frame::Ack { doc_id } if doc_id == doc => false,
+        Frame::Refused(r) if !r.code.is_retryable() => {
+            // The addressee's agent checked and refused it; retrying cannot change that.
+            warn!(doc = %doc, seq, refusal = %r, "addressee refused a relayed statement; dropping it");
+            true
+        }
+        Frame::Refused(r) => anyhow::bail!("addressee cannot store the statement now: {r}"),
+        _ => anyhow::bail!("addressee answered a statement with an unexpected frame"),
+    };
+    hub.store
+        .statement_relay_done(addressee.clone(), seq, refused)
+        .await?;
+    debug!(doc = %doc, seq, "statement relayed");
+    Ok(())
+}
