@@ -112,6 +112,14 @@ pub struct Calendar {
 const DAY_MS: u64 = 86_400_000;
 
 impl Calendar {
+    /// The calendar of `[monitoring]` (holidays were checked when the file was loaded).
+    pub fn of_config(m: &poros_config::Monitoring) -> Calendar {
+        Calendar {
+            utc_offset_secs: m.utc_offset_secs,
+            holidays: m.holidays.iter().filter_map(|h| Day::parse(h)).collect(),
+        }
+    }
+
     fn is_working(&self, local_day_index: i64) -> bool {
         // 1970-01-01 was a Thursday: index 0 → Thursday.
         let weekday = (local_day_index + 3).rem_euclid(7); // 0 = Monday

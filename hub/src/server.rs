@@ -108,7 +108,12 @@ impl Hub {
         let metrics = Metrics::default();
         let keys = crate::deployment::load_keys(paths, Some(metrics.cert_observer()))?;
         let db = Db::open(&paths.db())?;
-        let store = HubStore::open(db)?.with_on_time_ms(cfg.monitoring.on_time_secs * 1000);
+        let store = HubStore::open(db)?
+            .with_on_time_ms(cfg.monitoring.on_time_secs * 1000)
+            .with_business(
+                crate::business::Calendar::of_config(&cfg.monitoring),
+                cfg.monitoring.registration_working_days,
+            );
         let blobs = Blobs::open(&paths.bodies())?;
         let registry = store
             .nodes()?

@@ -394,6 +394,8 @@ pub struct HubStore {
     stats: std::sync::Arc<crate::stats::StatsHook>,
     /// Deliveries answered within this many ms of acceptance count as on time.
     on_time_ms: u64,
+    /// Working-day calendar and registration window of the business figures.
+    business: std::sync::Arc<(crate::business::Calendar, u32)>,
 }
 
 /// A pending delivery ready to push.
@@ -438,7 +440,15 @@ impl HubStore {
             db,
             stats,
             on_time_ms: 3_600_000,
+            business: std::sync::Arc::new((crate::business::Calendar::default(), 1)),
         })
+    }
+
+    /// Set the working-day calendar and the registration window (working days) of the
+    /// business figures.
+    pub fn with_business(mut self, cal: crate::business::Calendar, working_days: u32) -> Self {
+        self.business = std::sync::Arc::new((cal, working_days));
+        self
     }
 
     /// Set the on-time target used when counting answers.

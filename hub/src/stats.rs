@@ -300,8 +300,6 @@ pub(crate) fn on_end(
     }
 }
 
-// Wired into the statement path's commit next.
-#[allow(dead_code)]
 /// Whether a recipient's copy has ended its business life (nothing more is expected of it).
 fn ended(t: &poros_protocol::Track) -> bool {
     t.status.is_some_and(|s| s.is_final()) || t.withdrawn || t.replaced_by.is_some() || t.removed
@@ -310,7 +308,6 @@ fn ended(t: &poros_protocol::Track) -> bool {
 /// Count what a statement changed in one recipient's business life (`before` → `after`),
 /// for the document delivered to it at `delivered_ms`: registration within the working-day
 /// window, completion time, and the end of the outstanding period.
-#[allow(dead_code)]
 pub(crate) fn on_business(
     h: &StatsHook,
     recipient: &AgencyId,

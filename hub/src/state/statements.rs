@@ -82,6 +82,9 @@ pub enum StatementRefusal {
     Rule(Reason),
     /// An update adds an agency that is not an active registered one.
     UnknownRecipient(String),
+    /// The maker is a recipient whose receipt the hub has not recorded yet (its agent stores a
+    /// document before the hub stores the receipt): retry, the answer is coming.
+    ReceiptNotYetRecorded(String),
 }
 
 impl StatementRefusal {
@@ -90,6 +93,7 @@ impl StatementRefusal {
         match self {
             StatementRefusal::Rule(r) => r.code.label(),
             StatementRefusal::UnknownRecipient(_) => "unknown_recipient",
+            StatementRefusal::ReceiptNotYetRecorded(_) => "receipt_not_yet_recorded",
         }
     }
 
@@ -101,6 +105,10 @@ impl StatementRefusal {
                 code: RefusalCode::UnknownRecipient,
                 message: m.clone(),
             },
+            StatementRefusal::ReceiptNotYetRecorded(m) => Refusal {
+                code: RefusalCode::Unavailable,
+                message: m.clone(),
+            },
         }
     }
 }
@@ -110,6 +118,7 @@ impl std::fmt::Display for StatementRefusal {
         match self {
             StatementRefusal::Rule(r) => r.fmt(f),
             StatementRefusal::UnknownRecipient(m) => write!(f, "unknown_recipient: {m}"),
+            StatementRefusal::ReceiptNotYetRecorded(m) => write!(f, "retry: {m}"),
         }
     }
 }
@@ -266,11 +275,13 @@ fn rule(code: ReasonCode, text: String) -> StatementOutcome {
 fn accept_in(
     txn: &redb::WriteTransaction,
     stats: &crate::stats::StatsHook,
+    business: &(crate::business::Calendar, u32),
     signed: &SignedStatement,
     stmt: &Statement,
     now_ms: u64,
 ) -> Result<StatementOutcome, StoreError> {
     let digest = signed.payload_digest();
+    let (calendar, window) = business;
     if txn
         .open_table(STATEMENT_DIGESTS)?
         .get(digest.as_slice())?
@@ -292,7 +303,26 @@ fn accept_in(
     let mut st = state_in(txn, &doc, &rec)?;
     let fx = match st.check(stmt, &digest) {
         Ok(fx) => fx,
-        Err(r) => return Ok(StatementOutcome::Refused(StatementRefusal::Rule(r))),
+        Err(r) => {
+            // A recipient's agent may speak of a document it stored before the hub recorded
+            // its receipt: while that delivery is still pending here, ask it to retry.
+            let receipt_in_flight = st.track(&stmt.from).is_some_and(|t| !t.delivered)
+                && txn
+                    .open_table(DELIVERIES)?
+                    .get((key, stmt.from.as_str()))?
+                    .map(|g| dec::<DeliveryRecord>(g.value()))
+                    .transpose()?
+                    .is_some_and(|d| matches!(d.state, DeliveryState::Pending));
+            let refusal = if receipt_in_flight {
+                StatementRefusal::ReceiptNotYetRecorded(format!(
+                    "the hub has not recorded {}'s receipt for {doc} yet; retrying",
+                    stmt.from
+                ))
+            } else {
+                StatementRefusal::Rule(r)
+            };
+            return Ok(StatementOutcome::Refused(refusal));
+        }
     };
     if let Some(named) = fx.names_document {
         let other: Option<DocRecord> = txn
@@ -327,7 +357,31 @@ fn accept_in(
         }
     }
     // Checked; from here on everything is written.
+    let before = st.clone();
     st.apply(stmt, &digest);
+    {
+        let del = txn.open_table(DELIVERIES)?;
+        for (r, after) in &st.tracks {
+            let Some(was) = before.tracks.get(r).filter(|was| *was != after) else {
+                continue;
+            };
+            let Some(g) = del.get((key, r.as_str()))? else {
+                continue;
+            };
+            let d: DeliveryRecord = dec(g.value())?;
+            if let (DeliveryState::Delivered(_), Some(delivered_ms)) = (&d.state, d.answered_ms) {
+                crate::stats::on_business(
+                    stats,
+                    r,
+                    delivered_ms,
+                    now_ms,
+                    was,
+                    after,
+                    (calendar, *window),
+                );
+            }
+        }
+    }
     txn.open_table(DOC_STATES)?
         .insert(key, enc(&st)?.as_slice())?;
     let seq = {
@@ -404,8 +458,9 @@ impl HubStore {
         now_ms: u64,
     ) -> Result<StatementOutcome, StoreError> {
         let stats = self.stats.clone();
+        let business = self.business.clone();
         self.db
-            .write(move |txn| accept_in(txn, &stats, &signed, &stmt, now_ms))
+            .write(move |txn| accept_in(txn, &stats, &business, &signed, &stmt, now_ms))
             .await
     }
 
