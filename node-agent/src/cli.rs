@@ -1,11 +1,16 @@
 //! `poros-agent` command line: init an agent directory, run the agent, and the everyday verbs
-//! (send, inbox, fetch, status, receipts, quarantine), which talk to the running agent's local API.
+//! (send, inbox, fetch, status, receipts, quarantine) and the statement verbs (progress,
+//! takeback, update, replace, answer), which talk to the running agent's local API.
 
+use crate::api_types::{
+    AnswerRequest, ApiError, MetaPatch, ProgressRequest, ReplaceQuery, StatementMade,
+    TakebackRequest, UpdateRequest,
+};
 use crate::node::Agent;
 use crate::paths::{self, AgentPaths};
 use anyhow::{bail, Context, Result};
-use clap::{Parser, Subcommand};
-use poros_protocol::AgencyId;
+use clap::{Args, Parser, Subcommand};
+use poros_protocol::{AgencyId, Staff};
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -132,6 +137,8 @@ enum Cmd {
         #[arg(long)]
         limit: Option<usize>,
     },
+    #[command(flatten)]
+    Statement(StatementCmd),
     /// Report figures to the hub.
     Report {
         #[command(subcommand)]
@@ -148,6 +155,185 @@ enum Cmd {
         /// Stop after this many receipts.
         #[arg(long)]
         limit: Option<usize>,
+    },
+}
+
+/// The staff member who acts.
+#[derive(Args, Debug, Clone)]
+struct StaffArgs {
+    /// Name of the staff member who acts.
+    #[arg(long = "staff", required = true)]
+    name: String,
+    /// Their department or unit.
+    #[arg(long, required = true)]
+    department: String,
+    /// Their e-mail address.
+    #[arg(long)]
+    email: Option<String>,
+    /// Their telephone number.
+    #[arg(long)]
+    phone: Option<String>,
+}
+
+impl StaffArgs {
+    fn staff(self) -> Staff {
+        Staff {
+            department: self.department,
+            name: self.name,
+            email: self.email,
+            phone: self.phone,
+        }
+    }
+}
+
+/// The statement verbs.
+#[derive(Subcommand, Debug)]
+enum StatementCmd {
+    /// Report a business status on a received document.
+    Progress {
+        /// Agent directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Document ID.
+        id: String,
+        /// registered|assigned|processing|completed|rejected|arrived, or 01..06.
+        #[arg(long)]
+        code: String,
+        /// Free note.
+        #[arg(long)]
+        note: Option<String>,
+        /// Why (required for rejected).
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        staff: StaffArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ask recipients of a sent document to withdraw it (take-back, 13).
+    Takeback {
+        /// Agent directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Document ID.
+        id: String,
+        /// Recipients asked (default: every current recipient it was delivered to).
+        #[arg(long, value_delimiter = ',')]
+        to: Vec<AgencyId>,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+        /// Free note.
+        #[arg(long)]
+        note: Option<String>,
+        #[command(flatten)]
+        staff: StaffArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add or remove recipients of a sent document, or correct its metadata.
+    Update {
+        /// Agent directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Document ID.
+        id: String,
+        /// Agencies to add.
+        #[arg(long, value_delimiter = ',')]
+        add: Vec<AgencyId>,
+        /// Recipients to remove.
+        #[arg(long, value_delimiter = ',')]
+        remove: Vec<AgencyId>,
+        /// Corrected subject.
+        #[arg(long)]
+        subject: Option<String>,
+        /// Corrected number.
+        #[arg(long)]
+        number: Option<String>,
+        /// Corrected type.
+        #[arg(long = "type")]
+        doc_type: Option<String>,
+        /// Corrected priority (normal, urgent, flash).
+        #[arg(long)]
+        priority: Option<String>,
+        /// Corrected due date.
+        #[arg(long)]
+        due: Option<String>,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+        /// Free note.
+        #[arg(long)]
+        note: Option<String>,
+        #[command(flatten)]
+        staff: StaffArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send a new document that replaces a sent one (the request goes once the hub accepted
+    /// the new document).
+    Replace {
+        /// Agent directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The document replaced.
+        old_id: String,
+        /// The new document's body.
+        file: PathBuf,
+        /// Its subject.
+        #[arg(long)]
+        subject: String,
+        /// Its official number.
+        #[arg(long)]
+        number: Option<String>,
+        /// Its type.
+        #[arg(long = "type")]
+        doc_type: Option<String>,
+        /// Its priority.
+        #[arg(long)]
+        priority: Option<String>,
+        /// Its due date.
+        #[arg(long)]
+        due: Option<String>,
+        /// Its recipients (default: the old document's current recipients).
+        #[arg(long, value_delimiter = ',')]
+        to: Vec<AgencyId>,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+        /// Free note.
+        #[arg(long)]
+        note: Option<String>,
+        #[command(flatten)]
+        staff: StaffArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Accept or refuse the pending change request on a received document (15/16).
+    Answer {
+        /// Agent directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Document ID.
+        id: String,
+        /// accept or refuse.
+        #[arg(value_parser = ["accept", "refuse"])]
+        decision: String,
+        /// Why (required to refuse).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Free note.
+        #[arg(long)]
+        note: Option<String>,
+        #[command(flatten)]
+        staff: StaffArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -178,6 +364,15 @@ pub fn main() -> std::process::ExitCode {
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
+            if let Some(r) = e.downcast_ref::<RuleRefused>() {
+                // The agent's own rules refused it: the reason code first, for scripts.
+                eprintln!(
+                    "error: {}: {}",
+                    r.code,
+                    poros_protocol::text::escape_for_terminal(&r.text)
+                );
+                return std::process::ExitCode::FAILURE;
+            }
             // An error may quote the agent's or the hub's answer: escaped like any network text.
             let text = if verbose {
                 format!("{e:?}")
@@ -193,6 +388,16 @@ pub fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// A statement refused under the exchange rules by the agent (nothing was stored).
+#[derive(Debug, thiserror::Error)]
+#[error("{code}: {text}")]
+pub struct RuleRefused {
+    /// Reason code label.
+    pub code: String,
+    /// What was wrong.
+    pub text: String,
 }
 
 /// Client for a running agent's local API.
@@ -230,6 +435,37 @@ impl ApiClient {
             "{} ({status})",
             v["error"].as_str().unwrap_or("request failed")
         )
+    }
+
+    /// The answer to a statement verb; a refusal under the rules is a [`RuleRefused`].
+    fn made(r: reqwest::blocking::Response) -> Result<StatementMade> {
+        if r.status().is_success() {
+            return r.json().context("reading the agent's answer");
+        }
+        let status = r.status();
+        let e: ApiError = r.json().unwrap_or(ApiError {
+            error: "request failed".into(),
+            reason_code: None,
+        });
+        match e.reason_code {
+            Some(code) => Err(RuleRefused {
+                code,
+                text: e.error,
+            }
+            .into()),
+            None => bail!("{} ({status})", e.error),
+        }
+    }
+
+    /// POST a statement verb's JSON request.
+    pub fn statement<T: serde::Serialize>(&self, path: &str, req: &T) -> Result<StatementMade> {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(req)
+            .send()
+            .with_context(|| format!("contacting the agent at {} (is it running?)", self.base))?;
+        Self::made(r)
     }
 
     /// GET JSON.
@@ -347,9 +583,64 @@ fn ms_to_utc(v: &Value) -> String {
     }
 }
 
-/// Print one sent document's per-recipient status lines.
+/// Print a document's timeline entries (statements, with their signature check).
+fn print_timeline(t: &Value, indent: &str) {
+    for e in t.as_array().into_iter().flatten() {
+        let who = match (
+            e["staff"]["name"].as_str(),
+            e["staff"]["department"].as_str(),
+        ) {
+            (Some(_), Some(_)) => format!(
+                " by {} ({})",
+                s(&e["staff"]["name"]),
+                s(&e["staff"]["department"])
+            ),
+            _ => String::new(),
+        };
+        let code = e["code"]
+            .as_str()
+            .map(|_| format!(" {}", s(&e["code"])))
+            .unwrap_or_default();
+        let sig = match e["signature_verified"].as_bool() {
+            Some(true) => "  signature valid",
+            Some(false) => "  signature INVALID",
+            None => "",
+        };
+        let hub = match e["hub"].as_str() {
+            Some("queued") => "  (not yet accepted by hub)".to_string(),
+            Some("refused") => format!("  (refused by hub: {})", s(&e["hub_reason"]["text"])),
+            _ => String::new(),
+        };
+        println!(
+            "{indent}{}{code}  {}{who}{sig}{hub}",
+            s(&e["label"]),
+            ms_to_utc(&e["time_ms"])
+        );
+    }
+}
+
+/// Print one document's status: per recipient for a sent one, its own state for a received one.
 pub fn print_status(d: &Value) {
     println!("{}  {}  {}", s(&d["id"]), s(&d["number"]), s(&d["subject"]));
+    if d["direction"].as_str() == Some("received") {
+        println!(
+            "    received from {} at {}; business status {}{}{}",
+            s(&d["sender"]),
+            ms_to_utc(&d["received_ms"]),
+            s(&d["business"]),
+            if d["withdrawn"].as_bool() == Some(true) {
+                "; withdrawn"
+            } else {
+                ""
+            },
+            d["pending_change"]["label"]
+                .as_str()
+                .map(|_| format!("; change requested: {}", s(&d["pending_change"]["label"])))
+                .unwrap_or_default()
+        );
+        print_timeline(&d["timeline"], "      ");
+        return;
+    }
     for r in d["recipients"].as_array().into_iter().flatten() {
         let state = s(&r["state"]);
         let what = match state.as_str() {
@@ -380,7 +671,12 @@ pub fn print_status(d: &Value) {
             "refused" => format!("refused by hub: {}", s(&r["reason"])),
             other => other.to_string(),
         };
-        println!("    {}  {}", s(&r["agency"]), what);
+        let business = r["business"]
+            .as_str()
+            .map(|_| format!("; {}", s(&r["business"])))
+            .unwrap_or_default();
+        println!("    {}  {}{business}", s(&r["agency"]), what);
+        print_timeline(&r["timeline"], "      ");
     }
 }
 
@@ -461,6 +757,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Cmd::Statement(cmd) => run_statement(cmd),
         Cmd::Inbox { dir, json, limit } => list_received(&dir, json, limit, "/v1/inbox"),
         Cmd::Quarantine { dir, json, limit } => list_received(&dir, json, limit, "/v1/quarantine"),
         Cmd::Fetch { dir, id, out } => {
@@ -553,6 +850,179 @@ fn run(cli: Cli) -> Result<()> {
             )
         }
     }
+}
+
+fn print_made(m: &StatementMade, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(m)?);
+        return Ok(());
+    }
+    let to: Vec<String> = m.to.iter().map(|a| a.to_string()).collect();
+    println!(
+        "{}{} on {} to {}: stored and queued (statement {})",
+        m.kind,
+        m.code
+            .as_deref()
+            .map(|c| format!(" ({c})"))
+            .unwrap_or_default(),
+        m.doc,
+        to.join(","),
+        m.statement
+    );
+    if let Some(s) = m.successor {
+        println!("new document {s}");
+    }
+    Ok(())
+}
+
+fn run_statement(cmd: StatementCmd) -> Result<()> {
+    let (json, made) = match cmd {
+        StatementCmd::Progress {
+            dir,
+            id,
+            code,
+            note,
+            reason,
+            staff,
+            json,
+        } => {
+            let req = ProgressRequest {
+                code,
+                note,
+                reason,
+                staff: staff.staff(),
+            };
+            let c = ApiClient::new(&dir)?;
+            let m = c.statement(&format!("/v1/documents/{id}/progress"), &req)?;
+            (json, m)
+        }
+        StatementCmd::Takeback {
+            dir,
+            id,
+            to,
+            reason,
+            note,
+            staff,
+            json,
+        } => {
+            let req = TakebackRequest {
+                to: (!to.is_empty()).then_some(to),
+                reason,
+                note,
+                staff: staff.staff(),
+            };
+            let c = ApiClient::new(&dir)?;
+            let m = c.statement(&format!("/v1/documents/{id}/takeback"), &req)?;
+            (json, m)
+        }
+        StatementCmd::Update {
+            dir,
+            id,
+            add,
+            remove,
+            subject,
+            number,
+            doc_type,
+            priority,
+            due,
+            reason,
+            note,
+            staff,
+            json,
+        } => {
+            let priority = priority
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
+            let req = UpdateRequest {
+                add,
+                remove,
+                meta: MetaPatch {
+                    subject,
+                    number,
+                    doc_type,
+                    priority,
+                    due,
+                },
+                reason,
+                note,
+                staff: staff.staff(),
+            };
+            let c = ApiClient::new(&dir)?;
+            let m = c.statement(&format!("/v1/documents/{id}/update"), &req)?;
+            (json, m)
+        }
+        StatementCmd::Answer {
+            dir,
+            id,
+            decision,
+            reason,
+            note,
+            staff,
+            json,
+        } => {
+            let req = AnswerRequest {
+                accept: decision == "accept",
+                reason,
+                note,
+                staff: staff.staff(),
+            };
+            let c = ApiClient::new(&dir)?;
+            let m = c.statement(&format!("/v1/documents/{id}/answer"), &req)?;
+            (json, m)
+        }
+        StatementCmd::Replace {
+            dir,
+            old_id,
+            file,
+            subject,
+            number,
+            doc_type,
+            priority,
+            due,
+            to,
+            reason,
+            note,
+            staff,
+            json,
+        } => {
+            let c = ApiClient::new(&dir)?;
+            let f = std::fs::File::open(&file)
+                .with_context(|| format!("opening {}", file.display()))?;
+            let len = f.metadata()?.len();
+            let staff = staff.staff();
+            let to: Vec<String> = to.iter().map(|a| a.to_string()).collect();
+            let q = ReplaceQuery {
+                to: (!to.is_empty()).then(|| to.join(",")),
+                subject,
+                number,
+                doc_type,
+                priority,
+                due,
+                filename: file
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .map(str::to_string),
+                reason,
+                note,
+                staff_department: staff.department,
+                staff_name: staff.name,
+                staff_email: staff.email,
+                staff_phone: staff.phone,
+            };
+            let r = c
+                .http
+                .post(format!("{}/v1/documents/{old_id}/replace", c.base))
+                .query(&q)
+                .body(reqwest::blocking::Body::sized(f, len))
+                .send()
+                .with_context(|| format!("contacting the agent at {}", c.base))?;
+            let m = ApiClient::made(r)?;
+            (json, m)
+        }
+    };
+    print_made(&made, json)
 }
 
 fn list_received(dir: &Path, json: bool, limit: Option<usize>, path: &str) -> Result<()> {

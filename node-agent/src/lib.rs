@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod api_types;
 pub mod cli;
 pub mod enroll;
 pub mod listing;
@@ -19,5 +20,8 @@ pub mod node;
 pub mod paths;
 pub mod reasons;
 pub mod state;
+pub mod statement_api;
+pub mod statements;
+pub mod views;
 
 pub use poros_transport::init_tracing;
