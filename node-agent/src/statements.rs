@@ -598,3 +598,123 @@ async fn submit_one(
         _ => anyhow::bail!("hub answered a statement with an unexpected frame"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::statements::tests::{a, stmt, R1, R2, S};
+
+    fn staff() -> Acting {
+        (
+            Staff {
+                department: "Văn thư".into(),
+                name: "Phạm Thị D".into(),
+                email: None,
+                phone: None,
+            },
+            None,
+        )
+    }
+
+    fn doc() -> DocumentId {
+        DocumentId::new_v7(20, [5; 10])
+    }
+
+    #[test]
+    fn change_requests_go_to_the_recipients_holding_the_document() {
+        let mut st = DocState::new(a(S), &[a(R1), a(R2)]);
+        let tb = || Say::TakeBack {
+            to: None,
+            reason: "sent in error".into(),
+        };
+        // Delivered to nobody yet: nobody to ask.
+        let e = build(&st, None, doc(), &a(S), tb(), staff(), 1).unwrap_err();
+        assert_eq!(e.code, ReasonCode::IllegalTransition);
+        st.delivered(&a(R2));
+        let s = build(&st, None, doc(), &a(S), tb(), staff(), 1).unwrap();
+        assert_eq!(s.to, vec![a(R2)]);
+        assert!(st.check(&s, &[1; 32]).is_ok());
+        // A recipient cannot ask for a change: the rules refuse it.
+        let mut r = DocState::new(a(S), &[a(R1), a(R2)]);
+        r.delivered(&a(R1));
+        r.delivered(&a(R2));
+        let to_r2 = Say::TakeBack {
+            to: Some(vec![a(R2)]),
+            reason: "mine".into(),
+        };
+        let s = build(&r, None, doc(), &a(R1), to_r2, staff(), 1).unwrap();
+        assert_eq!(
+            r.check(&s, &[1; 32]).unwrap_err().code,
+            ReasonCode::IllegalTransition
+        );
+    }
+
+    #[test]
+    fn an_answer_names_the_pending_request() {
+        let mut st = DocState::new(a(S), &[a(R1)]);
+        st.delivered(&a(R1));
+        let ans = || Say::Answer {
+            accept: true,
+            reason: None,
+        };
+        let e = build(&st, None, doc(), &a(R1), ans(), staff(), 1).unwrap_err();
+        assert_eq!(e.code, ReasonCode::IllegalTransition);
+        let req = stmt(
+            doc(),
+            S,
+            &[R1],
+            StatementKind::Change {
+                change: Change::TakeBack,
+                reason: "typo".into(),
+            },
+        );
+        st.apply(&req, &[7; 32]);
+        let s = build(&st, None, doc(), &a(R1), ans(), staff(), 1).unwrap();
+        assert!(matches!(s.kind, StatementKind::Answer { request, .. } if request == [7; 32]));
+        assert_eq!(s.to, vec![a(S)]);
+        st.check(&s, &[8; 32]).unwrap();
+        st.apply(&s, &[8; 32]);
+        assert!(st.track(&a(R1)).unwrap().withdrawn);
+    }
+
+    #[test]
+    fn a_recipient_checks_a_request_to_several_on_its_own_copy() {
+        // At R1: the envelope lists R1 and R2, only R1's own delivery is known here.
+        let mut st = DocState::new(a(S), &[a(R1), a(R2)]);
+        st.delivered(&a(R1));
+        let req = stmt(
+            doc(),
+            S,
+            &[R1, R2],
+            StatementKind::Change {
+                change: Change::TakeBack,
+                reason: "typo".into(),
+            },
+        );
+        assert!(st.check(&req, &[1; 32]).is_err());
+        check_received(&st, &a(R1), &req, &[1; 32]).unwrap();
+        // Not delivered here: refused.
+        let mut quarantined = DocState::new(a(S), &[a(R1), a(R2)]);
+        quarantined.delivered(&a(R2));
+        assert_eq!(
+            check_received(&quarantined, &a(R1), &req, &[1; 32])
+                .unwrap_err()
+                .code,
+            ReasonCode::IllegalTransition
+        );
+        // A status about the document from another agency is refused at its sender.
+        let s = stmt(
+            doc(),
+            "000.00.00.H09",
+            &[S],
+            StatementKind::Status {
+                status: BusinessStatus::Registered,
+                reason: None,
+            },
+        );
+        assert_eq!(
+            check_received(&st, &a(S), &s, &[2; 32]).unwrap_err().code,
+            ReasonCode::IllegalTransition
+        );
+    }
+}

@@ -677,3 +677,325 @@ impl AgentStore {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::super::BodyAt;
+    use super::*;
+    use poros_protocol::{
+        BusinessStatus, Envelope, Metadata, Outcome, Receipt, SignedEnvelope, SignedReceipt,
+        SigningKey, Staff,
+    };
+
+    pub(crate) const S: &str = "000.00.00.G01";
+    pub(crate) const R1: &str = "000.00.00.G02";
+    pub(crate) const R2: &str = "000.00.00.H01";
+
+    pub(crate) fn a(s: &str) -> AgencyId {
+        AgencyId::parse(s).unwrap()
+    }
+
+    pub(crate) fn key() -> SigningKey {
+        let rng = ring::rand::SystemRandom::new();
+        let doc = ring::signature::EcdsaKeyPair::generate_pkcs8(
+            &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+            &rng,
+        )
+        .unwrap();
+        SigningKey::from_pkcs8(doc.as_ref()).unwrap()
+    }
+
+    fn envelope(id: DocumentId, recipients: &[&str]) -> SignedEnvelope {
+        let env = Envelope {
+            id,
+            sender: a(S),
+            recipients: recipients.iter().map(|r| a(r)).collect(),
+            meta: Metadata {
+                subject: "Công văn".into(),
+                number: None,
+                doc_type: None,
+                priority: Default::default(),
+                due_date: None,
+                filename: None,
+            },
+            created_ms: 1,
+            body_len: 1,
+            body_sha256: poros_protocol::sha256(b"x"),
+        };
+        SignedEnvelope::sign(&env, &key(), b"cert").unwrap()
+    }
+
+    fn receipt(id: DocumentId, by: &str) -> SignedReceipt {
+        let r = Receipt {
+            doc_id: id,
+            sender: a(S),
+            recipient: a(by),
+            body_sha256: poros_protocol::sha256(b"x"),
+            outcome: Outcome::Delivered,
+            time_ms: 2,
+        };
+        SignedReceipt::sign(&r, &key(), b"cert").unwrap()
+    }
+
+    pub(crate) fn stmt(id: DocumentId, from: &str, to: &[&str], kind: StatementKind) -> Statement {
+        Statement {
+            doc_id: id,
+            from: a(from),
+            to: to.iter().map(|t| a(t)).collect(),
+            kind,
+            staff: Staff {
+                department: "Văn thư".into(),
+                name: "Lê Văn C".into(),
+                email: None,
+                phone: None,
+            },
+            note: None,
+            time_ms: 3,
+        }
+    }
+
+    fn status(id: DocumentId, from: &str, s: BusinessStatus) -> SignedStatement {
+        status_at(id, from, s, 3)
+    }
+
+    fn status_at(id: DocumentId, from: &str, s: BusinessStatus, time_ms: u64) -> SignedStatement {
+        let mut st = stmt(
+            id,
+            from,
+            &[S],
+            StatementKind::Status {
+                status: s,
+                reason: None,
+            },
+        );
+        st.time_ms = time_ms;
+        SignedStatement::sign(&st, &key(), b"cert").unwrap()
+    }
+
+    fn full() -> Check {
+        Box::new(|s, st, d| s.check(st, d))
+    }
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        path: std::path::PathBuf,
+        rt: tokio::runtime::Runtime,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("agent.redb");
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            Fixture {
+                _dir: dir,
+                path,
+                rt,
+            }
+        }
+        fn open(&self) -> AgentStore {
+            AgentStore::open(poros_store::Db::open(&self.path).unwrap()).unwrap()
+        }
+    }
+
+    /// A sent document delivered to R1 (not yet to R2).
+    fn sent(f: &Fixture, store: &AgentStore, id: DocumentId) {
+        let rec = OutRecord {
+            envelope: envelope(id, &[R1, R2]),
+            body_at: BodyAt::Inline,
+            body_sha256: poros_protocol::sha256(b"x"),
+            body_len: 1,
+            acceptance: None,
+            refused: None,
+        };
+        f.rt.block_on(async {
+            store
+                .put_outgoing(id, rec, vec![a(R1), a(R2)], Some(b"x".to_vec()))
+                .await
+                .unwrap();
+            let d = RecipientStatus::Delivered(receipt(id, R1));
+            assert!(store.set_status(id, a(R1), d).await.unwrap());
+        });
+    }
+
+    fn statement_events(store: &AgentStore) -> Vec<StatementEvent> {
+        store
+            .all_events(0, 1000)
+            .unwrap()
+            .into_iter()
+            .filter_map(|(_, e)| match e {
+                AnyEvent::Statement(s) => Some(s),
+                AnyEvent::Receipt(_) => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_statement_held_already_is_acknowledged_and_not_stored_twice() {
+        let f = Fixture::new();
+        let store = f.open();
+        let id = DocumentId::new_v7(10, [1; 10]);
+        let rec = InRecord {
+            envelope: envelope(id, &[R1, R2]),
+            receipt: receipt(id, R1),
+            received_ms: 2,
+            body_at: BodyAt::Inline,
+            body_sha256: poros_protocol::sha256(b"x"),
+            body_len: 1,
+            reason: None,
+        };
+        f.rt.block_on(store.put_received(id, rec, Some(b"x".to_vec())))
+            .unwrap();
+        let tb = stmt(
+            id,
+            S,
+            &[R1],
+            StatementKind::Change {
+                change: Change::TakeBack,
+                reason: "sent in error".into(),
+            },
+        );
+        let signed = SignedStatement::sign(&tb, &key(), b"cert").unwrap();
+        let put = |s: SignedStatement| {
+            f.rt.block_on(store.put_statement(s, Direction::Received, 5, full()))
+                .unwrap()
+        };
+        assert!(matches!(put(signed.clone()), Ok(Stored::New(_))));
+        // Re-signed copy of the same payload: the same statement.
+        let again = signed.resign(&key(), b"cert2").unwrap();
+        assert_eq!(put(again), Ok(Stored::AlreadyHeld));
+        assert_eq!(store.statements_of(&id).unwrap().len(), 1);
+        assert_eq!(statement_events(&store).len(), 1);
+        let state = store.doc_state(&id).unwrap().unwrap();
+        assert!(state.track(&a(R1)).unwrap().pending.is_some());
+        assert_eq!(
+            store
+                .statement_by_digest(&signed.payload_digest())
+                .unwrap()
+                .unwrap()
+                .hub,
+            HubState::Accepted
+        );
+    }
+
+    #[test]
+    fn statements_keep_store_order_refusals_store_nothing_and_state_survives_reopen() {
+        use BusinessStatus::*;
+        let f = Fixture::new();
+        let id = DocumentId::new_v7(11, [2; 10]);
+        {
+            let store = f.open();
+            sent(&f, &store, id);
+            for s in [Arrived, Registered, Assigned, Completed] {
+                let r = f.rt.block_on(store.put_statement(
+                    status(id, R1, s),
+                    Direction::Received,
+                    6,
+                    full(),
+                ));
+                assert!(matches!(r, Ok(Ok(Stored::New(_)))), "{s:?}: {r:?}");
+            }
+            // 06 then 04: refused, and nothing is stored.
+            let r = f.rt.block_on(store.put_statement(
+                status_at(id, R1, Assigned, 9),
+                Direction::Received,
+                7,
+                full(),
+            ));
+            assert_eq!(r.unwrap().unwrap_err().code, ReasonCode::IllegalTransition);
+            // R2 has no receipt yet: it cannot report.
+            let r = f.rt.block_on(store.put_statement(
+                status(id, R2, Registered),
+                Direction::Received,
+                7,
+                full(),
+            ));
+            assert_eq!(r.unwrap().unwrap_err().code, ReasonCode::IllegalTransition);
+        }
+        let store = f.open();
+        let labels: Vec<String> = store
+            .statements_of(&id)
+            .unwrap()
+            .iter()
+            .map(|s| s.statement().unwrap().kind.label().to_string())
+            .collect();
+        assert_eq!(labels, ["arrived", "registered", "assigned", "completed"]);
+        let ev: Vec<String> = statement_events(&store)
+            .into_iter()
+            .map(|e| e.label)
+            .collect();
+        assert_eq!(ev, labels);
+        let state = store.doc_state(&id).unwrap().unwrap();
+        let t = state.track(&a(R1)).unwrap();
+        assert!(t.delivered);
+        assert_eq!(t.status, Some(Completed));
+        assert!(!state.track(&a(R2)).unwrap().delivered);
+        // Receipt events and statement events share one increasing sequence.
+        let seqs: Vec<u64> = store
+            .all_events(0, 100)
+            .unwrap()
+            .iter()
+            .map(|(s, _)| *s)
+            .collect();
+        assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+        assert_eq!(seqs.len(), 5);
+        assert_eq!(store.all_events(2, 2).unwrap()[0].0, 3);
+    }
+
+    #[test]
+    fn unknown_documents_are_refused_and_a_hub_refusal_undoes_a_statement() {
+        let f = Fixture::new();
+        let store = f.open();
+        let unknown = DocumentId::new_v7(12, [3; 10]);
+        let r = f.rt.block_on(store.put_statement(
+            status(unknown, R1, BusinessStatus::Registered),
+            Direction::Received,
+            1,
+            full(),
+        ));
+        assert_eq!(r.unwrap().unwrap_err().code, ReasonCode::UnknownDocument);
+        assert!(statement_events(&store).is_empty());
+
+        let id = DocumentId::new_v7(13, [4; 10]);
+        sent(&f, &store, id);
+        let tb = stmt(
+            id,
+            S,
+            &[R1],
+            StatementKind::Change {
+                change: Change::TakeBack,
+                reason: "sent in error".into(),
+            },
+        );
+        let signed = SignedStatement::sign(&tb, &key(), b"cert").unwrap();
+        let Ok(Stored::New(seq)) =
+            f.rt.block_on(store.put_statement(signed, Direction::Made, 2, full()))
+                .unwrap()
+        else {
+            panic!("take-back not stored")
+        };
+        assert_eq!(store.statement_queue(10).unwrap(), vec![(seq, id)]);
+        assert!(store
+            .doc_state(&id)
+            .unwrap()
+            .unwrap()
+            .track(&a(R1))
+            .unwrap()
+            .pending
+            .is_some());
+        let why = Reason::new(ReasonCode::IllegalTransition, "no");
+        f.rt.block_on(store.statement_done(id, seq, HubState::Refused(why.clone())))
+            .unwrap();
+        assert!(store.statement_queue(10).unwrap().is_empty());
+        let state = store.doc_state(&id).unwrap().unwrap();
+        assert!(state.track(&a(R1)).unwrap().pending.is_none());
+        assert!(state.track(&a(R1)).unwrap().delivered);
+        assert_eq!(
+            store.statement(&id, seq).unwrap().unwrap().hub,
+            HubState::Refused(why)
+        );
+    }
+}
