@@ -114,6 +114,12 @@ pub fn build(
     (staff, note): Acting,
     now: u64,
 ) -> Result<Statement, Reason> {
+    if &state.sender == me && matches!(say, Say::Progress { .. } | Say::Answer { .. }) {
+        // Addressed to the sender, these would be addressed to itself: the rule is the news.
+        return Err(illegal(format!(
+            "{me} is the sender of {doc}; only its recipients report statuses and answer"
+        )));
+    }
     let (to, kind) = match say {
         Say::Progress { status, reason } => (
             vec![state.sender.clone()],
