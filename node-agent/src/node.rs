@@ -980,7 +980,10 @@ impl Agent {
             reason: reason.as_ref().map(|r| r.text.clone()),
         };
         // The update is kept with a document it admitted, as a statement received.
-        let update = added_by.filter(|_| reason.is_none()).map(|u| (u, now));
+        let admitted_by_update = !env.recipients.contains(&self.cfg.agency);
+        let update = added_by
+            .filter(|_| reason.is_none() && admitted_by_update)
+            .map(|u| (u, now));
         let stored = self
             .store
             .put_received_with(env.id, rec, inline, update)
