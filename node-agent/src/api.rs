@@ -1,5 +1,6 @@
 //! The agent's local HTTP API (loopback only) for the agency's document-management software
-//! and the CLI verbs: send, inbox, fetch, status, receipts.
+//! and the CLI verbs: send, inbox, fetch, status, receipts, events. The statement verbs are
+//! [`crate::statement_api`].
 
 use crate::listing::{self, Cursor, PageError};
 use crate::node::{Agent, SendError, StagedBody};
@@ -34,17 +35,18 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/v1/receipts", get(receipts))
         .route("/v1/events", get(events))
         .route("/v1/reports/paper", post(paper))
+        .merge(crate::statement_api::routes())
         .with_state(agent)
 }
 
-fn err(code: StatusCode, msg: impl std::fmt::Display) -> Response {
+pub(crate) fn err(code: StatusCode, msg: impl std::fmt::Display) -> Response {
     (code, Json(json!({"error": msg.to_string()}))).into_response()
 }
 
 /// Answer for a store error: a storage fault is 507 (full) or 503 (other), retryable, and
 /// marks the store unwritable for /v1/health; anything else is logged and answered without
 /// its details, which may name internal paths.
-fn store_err(a: &Agent, e: &StoreError) -> Response {
+pub(crate) fn store_err(a: &Agent, e: &StoreError) -> Response {
     match e.fault() {
         Some(f) => {
             a.store.db().report_fault(f);
@@ -156,7 +158,7 @@ const DRAIN_MAX: u64 = 64 * 1024 * 1024;
 /// [`DRAIN_MAX`]: a server that answers and closes while the client is still uploading makes
 /// the client's socket reset, and the client then sees a broken connection instead of the
 /// reason it was refused.
-async fn refuse_unread(body: Body, refusal: Response) -> Response {
+pub(crate) async fn refuse_unread(body: Body, refusal: Response) -> Response {
     let mut stream = body.into_data_stream();
     let mut read = 0u64;
     while let Some(Ok(chunk)) = stream.next().await {
@@ -169,7 +171,7 @@ async fn refuse_unread(body: Body, refusal: Response) -> Response {
 }
 
 /// Receive the caller's body: small bodies stay in memory, larger ones stream to a file.
-async fn stage_body(a: &Agent, body: Body) -> Result<StagedBody, SendError> {
+pub(crate) async fn stage_body(a: &Agent, body: Body) -> Result<StagedBody, SendError> {
     let max = a.cfg.max_body_bytes;
     let mut stream = body.into_data_stream();
     let mut buf = Vec::new();
@@ -362,7 +364,7 @@ async fn outbox(State(a): State<Arc<Agent>>, StrictQuery(q): StrictQuery<PageQue
 
 // axum responses are returned by value everywhere; boxing this one error would only add noise.
 #[allow(clippy::result_large_err)]
-fn parse_id(id: &str) -> Result<DocumentId, Response> {
+pub(crate) fn parse_id(id: &str) -> Result<DocumentId, Response> {
     id.parse().map_err(|_| {
         err(
             StatusCode::BAD_REQUEST,
@@ -376,15 +378,29 @@ async fn status(State(a): State<Arc<Agent>>, Path(id): Path<String>) -> Response
         Ok(i) => i,
         Err(r) => return r,
     };
-    let found = a
-        .store
-        .outgoing(&id)
-        .and_then(|o| o.map(|o| Ok((o, a.store.statuses(&id)?))).transpose());
-    match found {
-        Ok(Some((o, st))) => Json(out_json(&a, &id, &o, &st)).into_response(),
-        Ok(None) => err(StatusCode::NOT_FOUND, format!("no sent document {id}")),
+    match status_json(&a, &id) {
+        Ok(Some(v)) => Json(v).into_response(),
+        Ok(None) => err(StatusCode::NOT_FOUND, format!("no document {id} here")),
         Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
+}
+
+/// A sent or received document with its statements.
+fn status_json(a: &Agent, id: &DocumentId) -> Result<Option<Value>, StoreError> {
+    let state = a.store.doc_state(id)?;
+    let stmts = a.store.statements_of(id)?;
+    let replaces = a.store.replaces(id)?;
+    if let Some(o) = a.store.outgoing(id)? {
+        let st = a.store.statuses(id)?;
+        let mut v = out_json(a, id, &o, &st);
+        crate::views::sent(a, &mut v, &st, state.as_ref(), &stmts, replaces);
+        return Ok(Some(v));
+    }
+    Ok(a.store.received(id)?.map(|r| {
+        let mut v = in_json(id, &r);
+        crate::views::received(a, &mut v, state.as_ref(), &stmts, replaces);
+        v
+    }))
 }
 
 fn in_json(id: &DocumentId, r: &InRecord) -> Value {
@@ -421,13 +437,26 @@ async fn received(a: Arc<Agent>, q: PageQuery, quarantine: bool) -> Response {
         Ok(p) => p,
         Err(e) => return err(StatusCode::BAD_REQUEST, e),
     };
+    let me = a.agency().clone();
     stream_page(
         move || {
             let p = a.store.received_page(quarantine, after.as_ref(), limit)?;
             let next = p.next.clone();
             Ok((p, next))
         },
-        move |p, emit| p.each_received(quarantine, |id, r| emit(in_json(id, r))),
+        move |p, emit| {
+            p.each_received(quarantine, |id, r, state, replaces| {
+                if quarantine {
+                    return emit(in_json(id, r));
+                }
+                if crate::views::hidden_from_inbox(&me, state.as_ref()) {
+                    return true;
+                }
+                let mut v = in_json(id, r);
+                crate::views::inbox_item(&me, &mut v, state.as_ref(), replaces);
+                emit(v)
+            })
+        },
     )
     .await
 }
@@ -517,14 +546,27 @@ struct EventsQuery {
     limit: Option<usize>,
 }
 
-/// Answers stored for sent documents, in storage order, after a cursor: `{events, next}`.
+/// Answers stored for sent documents and statements made or received, in storage order,
+/// after a cursor: `{events, next}`.
 async fn events(State(a): State<Arc<Agent>>, StrictQuery(q): StrictQuery<EventsQuery>) -> Response {
-    match a.store.events(q.after, q.limit.unwrap_or(1000).min(10_000)) {
+    use crate::state::statements::AnyEvent;
+    match a
+        .store
+        .all_events(q.after, q.limit.unwrap_or(1000).min(10_000))
+    {
         Ok(list) => {
             let next = list.last().map(|(s, _)| *s).unwrap_or(q.after);
             let events: Vec<Value> = list
                 .into_iter()
-                .map(|(seq, e)| json!({"seq": seq, "id": e.doc.to_string(), "recipient": e.recipient, "state": e.state, "stored_ms": e.stored_ms}))
+                .map(|(seq, e)| match e {
+                    AnyEvent::Receipt(e) => json!({"seq": seq, "id": e.doc.to_string(), "recipient": e.recipient, "state": e.state, "stored_ms": e.stored_ms}),
+                    AnyEvent::Statement(e) => json!({
+                        "seq": seq, "doc": e.doc, "type": "statement",
+                        "direction": e.direction.label(), "from": e.from, "to": e.to,
+                        "label": e.label, "code": e.code,
+                        "statement": hex::encode(e.statement), "stored_ms": e.stored_ms,
+                    }),
+                })
                 .collect();
             Json(json!({"events": events, "next": next})).into_response()
         }

@@ -1,14 +1,19 @@
 //! `poros-agent` command line: init an agent directory, run the agent, and the everyday verbs
-//! (send, inbox, fetch, status, receipts, quarantine), which talk to the running agent's local API.
+//! (send, inbox, fetch, status, receipts, quarantine) and the statement verbs (progress,
+//! takeback, update, replace, answer), which talk to the running agent's local API.
 
+use crate::api_types::{ApiError, StatementMade};
 use crate::node::Agent;
 use crate::paths::{self, AgentPaths};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use poros_protocol::AgencyId;
 use serde_json::Value;
+use statements::{print_timeline, run_statement, StatementCmd};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+
+mod statements;
 
 /// Poros node agent: signs, sends, verifies and receives official documents for one agency.
 #[derive(Parser, Debug)]
@@ -132,6 +137,8 @@ enum Cmd {
         #[arg(long)]
         limit: Option<usize>,
     },
+    #[command(flatten)]
+    Statement(StatementCmd),
     /// Report figures to the hub.
     Report {
         #[command(subcommand)]
@@ -178,6 +185,15 @@ pub fn main() -> std::process::ExitCode {
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
+            if let Some(r) = e.downcast_ref::<RuleRefused>() {
+                // The agent's own rules refused it: the reason code first, for scripts.
+                eprintln!(
+                    "error: {}: {}",
+                    r.code,
+                    poros_protocol::text::escape_for_terminal(&r.text)
+                );
+                return std::process::ExitCode::FAILURE;
+            }
             // An error may quote the agent's or the hub's answer: escaped like any network text.
             let text = if verbose {
                 format!("{e:?}")
@@ -193,6 +209,16 @@ pub fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// A statement refused under the exchange rules by the agent (nothing was stored).
+#[derive(Debug, thiserror::Error)]
+#[error("{code}: {text}")]
+pub struct RuleRefused {
+    /// Reason code label.
+    pub code: String,
+    /// What was wrong.
+    pub text: String,
 }
 
 /// Client for a running agent's local API.
@@ -230,6 +256,37 @@ impl ApiClient {
             "{} ({status})",
             v["error"].as_str().unwrap_or("request failed")
         )
+    }
+
+    /// The answer to a statement verb; a refusal under the rules is a [`RuleRefused`].
+    fn made(r: reqwest::blocking::Response) -> Result<StatementMade> {
+        if r.status().is_success() {
+            return r.json().context("reading the agent's answer");
+        }
+        let status = r.status();
+        let e: ApiError = r.json().unwrap_or(ApiError {
+            error: "request failed".into(),
+            reason_code: None,
+        });
+        match e.reason_code {
+            Some(code) => Err(RuleRefused {
+                code,
+                text: e.error,
+            }
+            .into()),
+            None => bail!("{} ({status})", e.error),
+        }
+    }
+
+    /// POST a statement verb's JSON request.
+    pub fn statement<T: serde::Serialize>(&self, path: &str, req: &T) -> Result<StatementMade> {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(req)
+            .send()
+            .with_context(|| format!("contacting the agent at {} (is it running?)", self.base))?;
+        Self::made(r)
     }
 
     /// GET JSON.
@@ -347,9 +404,28 @@ fn ms_to_utc(v: &Value) -> String {
     }
 }
 
-/// Print one sent document's per-recipient status lines.
+/// Print one document's status: per recipient for a sent one, its own state for a received one.
 pub fn print_status(d: &Value) {
     println!("{}  {}  {}", s(&d["id"]), s(&d["number"]), s(&d["subject"]));
+    if d["direction"].as_str() == Some("received") {
+        println!(
+            "    received from {} at {}; business status {}{}{}",
+            s(&d["sender"]),
+            ms_to_utc(&d["received_ms"]),
+            s(&d["business"]),
+            if d["withdrawn"].as_bool() == Some(true) {
+                "; withdrawn"
+            } else {
+                ""
+            },
+            d["pending_change"]["label"]
+                .as_str()
+                .map(|_| format!("; change requested: {}", s(&d["pending_change"]["label"])))
+                .unwrap_or_default()
+        );
+        print_timeline(&d["timeline"], "      ");
+        return;
+    }
     for r in d["recipients"].as_array().into_iter().flatten() {
         let state = s(&r["state"]);
         let what = match state.as_str() {
@@ -380,7 +456,12 @@ pub fn print_status(d: &Value) {
             "refused" => format!("refused by hub: {}", s(&r["reason"])),
             other => other.to_string(),
         };
-        println!("    {}  {}", s(&r["agency"]), what);
+        let business = r["business"]
+            .as_str()
+            .map(|_| format!("; {}", s(&r["business"])))
+            .unwrap_or_default();
+        println!("    {}  {}{business}", s(&r["agency"]), what);
+        print_timeline(&r["timeline"], "      ");
     }
 }
 
@@ -461,6 +542,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Cmd::Statement(cmd) => run_statement(cmd),
         Cmd::Inbox { dir, json, limit } => list_received(&dir, json, limit, "/v1/inbox"),
         Cmd::Quarantine { dir, json, limit } => list_received(&dir, json, limit, "/v1/quarantine"),
         Cmd::Fetch { dir, id, out } => {

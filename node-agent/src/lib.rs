@@ -4,14 +4,21 @@
 //! # Layout
 //! - [`paths`]: the agent directory and `init` (local key generation, certificate requests).
 //! - [`enroll`]: one-command enrolment with a token from the hub administrator.
-//! - [`state`]: durable outbox, inbox, quarantine and per-recipient status.
+//! - [`state`]: durable outbox, inbox, quarantine and per-recipient status;
+//!   [`state::statements`]: statements made and received, each document's rule state, the
+//!   statement queue and their events.
 //! - [`node`]: the hub connection, submission, delivery verification and receipts.
+//! - [`statements`]: making statements (the agent is the authority on the rules), submitting
+//!   them in order, receiving relayed ones.
 //! - [`reasons`]: why a sent document is still pending (hub or recipient storage full, ...).
 //! - [`listing`]: cursor pagination over the outbox, inbox, quarantine and receipts.
-//! - [`api`]: the loopback HTTP API; [`cli`]: the `poros-agent` command line.
+//! - [`api`]: the loopback HTTP API, [`statement_api`] its statement verbs, [`views`] the
+//!   JSON of documents with their timelines, [`api_types`] the request and answer types the
+//!   API and the CLI share; [`cli`]: the `poros-agent` command line.
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod api_types;
 pub mod cli;
 pub mod enroll;
 pub mod listing;
@@ -19,5 +26,8 @@ pub mod node;
 pub mod paths;
 pub mod reasons;
 pub mod state;
+pub mod statement_api;
+pub mod statements;
+pub mod views;
 
 pub use poros_transport::init_tracing;

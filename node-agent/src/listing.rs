@@ -2,9 +2,10 @@
 //! Owns the page-size rule, the cursor format and the page reads: range scans from the cursor
 //! in one read snapshot, never the whole table.
 
+use crate::state::statements::listing_extras;
 use crate::state::{dec, id_of, AgentStore, InRecord, OutRecord, RecipientStatus};
 use crate::state::{INBOX, OUTBOX, OUT_STATUS, QUARANTINE};
-use poros_protocol::{AgencyId, DocumentId};
+use poros_protocol::{AgencyId, DocState, DocumentId};
 use poros_store::StoreError;
 use redb::ReadTransaction;
 
@@ -206,11 +207,12 @@ impl Page<DocumentId> {
         Ok(())
     }
 
-    /// Each received (or quarantined) document of the page, until `f` says stop.
+    /// Each received (or quarantined) document of the page with its rule state and the
+    /// document it replaces, until `f` says stop.
     pub fn each_received(
         &self,
         quarantine: bool,
-        mut f: impl FnMut(&DocumentId, &InRecord) -> bool,
+        mut f: impl FnMut(&DocumentId, &InRecord, Option<DocState>, Option<DocumentId>) -> bool,
     ) -> Result<(), StoreError> {
         let t = self
             .txn
@@ -219,7 +221,8 @@ impl Page<DocumentId> {
             let Some(v) = t.get(id.as_bytes().as_slice())? else {
                 continue;
             };
-            if !f(id, &dec(v.value())?) {
+            let (state, replaces) = listing_extras(&self.txn, id)?;
+            if !f(id, &dec(v.value())?, state, replaces) {
                 break;
             }
         }

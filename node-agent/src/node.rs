@@ -11,7 +11,7 @@ use poros_protocol::envelope::ENVELOPE_CONTEXT;
 use poros_protocol::receipt::{ACCEPTANCE_CONTEXT, NOTICE_CONTEXT, RECEIPT_CONTEXT};
 use poros_protocol::{
     AgencyId, DocumentId, Envelope, Frame, Metadata, NoticeKind, Outcome, Receipt, Refusal,
-    RefusalCode, SignedEnvelope, SignedReceipt, SigningKey, StorageParty,
+    RefusalCode, SignedEnvelope, SignedReceipt, SignedStatement, SigningKey, StorageParty,
 };
 use poros_protocol::{Reason, ReasonCode};
 use poros_store::{Blobs, Db};
@@ -41,6 +41,8 @@ pub struct Agent {
     trust: std::sync::RwLock<SigningTrust>,
     conn: watch::Sender<Option<quinn::Connection>>,
     submit_wake: Notify,
+    /// Wakes the statement submitter ([`crate::statements`]).
+    pub(crate) statement_wake: Notify,
     endpoint: Mutex<Option<quinn::Endpoint>>,
     shutting_down: std::sync::atomic::AtomicBool,
 }
@@ -163,6 +165,7 @@ impl Agent {
             trust: std::sync::RwLock::new(trust),
             conn: watch::channel(None).0,
             submit_wake: Notify::new(),
+            statement_wake: Notify::new(),
             endpoint: Mutex::new(None),
             shutting_down: std::sync::atomic::AtomicBool::new(false),
         }))
@@ -285,6 +288,17 @@ impl Agent {
         Ok(env.id)
     }
 
+    /// The current signing key and certificate (they change on renewal).
+    pub(crate) fn signing(&self) -> (Arc<SigningKey>, Vec<u8>) {
+        let c = self.creds();
+        (c.sign_key, c.sign_cert)
+    }
+
+    /// The hub connection, changing as it comes and goes.
+    pub(crate) fn connection(&self) -> watch::Receiver<Option<quinn::Connection>> {
+        self.conn.subscribe()
+    }
+
     fn creds(&self) -> Creds {
         match self.creds.read() {
             Ok(c) => c.clone(),
@@ -296,6 +310,7 @@ impl Agent {
     pub fn start(self: &Arc<Self>) {
         tokio::spawn(self.clone().connection_manager());
         tokio::spawn(self.clone().submitter());
+        tokio::spawn(crate::statements::submitter(self.clone()));
         tokio::spawn(self.clone().renewer());
         tokio::spawn(self.clone().body_sweeper());
     }
@@ -605,6 +620,8 @@ impl Agent {
                     .submission_done(id, Some(acceptance), None)
                     .await?;
                 self.reasons.submission_done(id);
+                // A replace request waits for its new document to be accepted.
+                self.statement_wake.notify_one();
                 info!(doc = %id, agency = %self.cfg.agency, "accepted by hub");
             }
             Frame::Refused(r) if r.code.is_retryable() => {
@@ -618,6 +635,7 @@ impl Agent {
                     .submission_done(id, None, Some(r.to_string()))
                     .await?;
                 self.reasons.submission_done(id);
+                self.statement_wake.notify_one();
             }
             _ => anyhow::bail!("hub answered a submission with an unexpected frame"),
         }
@@ -655,7 +673,22 @@ impl Agent {
         let reply = match frame {
             Frame::Deliver { envelope } => {
                 let span = tracing::info_span!("deliver", agency = %self.cfg.agency);
-                let answer = self.receive(envelope, &mut recv).instrument(span).await;
+                let answer = self
+                    .receive(envelope, None, &mut recv)
+                    .instrument(span)
+                    .await;
+                self.storage_refusal(answer)
+            }
+            Frame::DeliverAdded { envelope, update } => {
+                let span = tracing::info_span!("deliver_added", agency = %self.cfg.agency);
+                let answer = self
+                    .receive(envelope, Some(update), &mut recv)
+                    .instrument(span)
+                    .await;
+                self.storage_refusal(answer)
+            }
+            Frame::Statement { statement } => {
+                let answer = crate::statements::receive(&self, statement).await;
                 self.storage_refusal(answer)
             }
             Frame::RelayReceipt { receipt } => self.store_relayed_receipt(receipt).await,
@@ -683,7 +716,7 @@ impl Agent {
     /// A delivery this agent could not store because its storage cannot write is refused
     /// with the retryable "recipient storage full / unavailable" (the hub keeps retrying and
     /// tells the sender), instead of a dropped stream that says nothing.
-    fn storage_refusal(&self, answer: Result<Frame>) -> Result<Frame> {
+    pub(crate) fn storage_refusal(&self, answer: Result<Frame>) -> Result<Frame> {
         let fault = match &answer {
             Err(e) => e
                 .downcast_ref::<poros_store::StoreError>()
@@ -802,7 +835,14 @@ impl Agent {
     }
 
     /// Verify and durably store a delivery; returns the signed receipt or rejection to send.
-    async fn receive(&self, signed: SignedEnvelope, recv: &mut quinn::RecvStream) -> Result<Frame> {
+    /// `added_by` is the sender's update that added this agency, for a document whose
+    /// envelope does not list it.
+    async fn receive(
+        &self,
+        signed: SignedEnvelope,
+        added_by: Option<SignedStatement>,
+        recv: &mut quinn::RecvStream,
+    ) -> Result<Frame> {
         let env = match signed.envelope() {
             Ok(e) => e,
             Err(e) => {
@@ -864,7 +904,11 @@ impl Agent {
                     ReasonCode::Other,
                     format!("invalid envelope: {e}"),
                 ));
-            } else if !env.recipients.contains(&self.cfg.agency) {
+            } else if !env.recipients.contains(&self.cfg.agency)
+                && !added_by
+                    .as_ref()
+                    .is_some_and(|u| crate::statements::adds_this_agency(self, &env, u, now))
+            {
                 reason = Some(Reason::new(
                     ReasonCode::NotAddressed,
                     format!("document is not addressed to {}", self.cfg.agency),
@@ -935,7 +979,15 @@ impl Agent {
             body_len: len,
             reason: reason.as_ref().map(|r| r.text.clone()),
         };
-        let stored = self.store.put_received(env.id, rec, inline).await?;
+        // The update is kept with a document it admitted, as a statement received.
+        let admitted_by_update = !env.recipients.contains(&self.cfg.agency);
+        let update = added_by
+            .filter(|_| reason.is_none() && admitted_by_update)
+            .map(|u| (u, now));
+        let stored = self
+            .store
+            .put_received_with(env.id, rec, inline, update)
+            .await?;
         match &reason {
             None => {
                 info!(doc = %env.id, sender = %env.sender, bytes = len, "received into inbox; receipt signed")

@@ -5,9 +5,13 @@
 //! `out_status` (doc, recipient) → [`RecipientStatus`]; `inbox` doc → [`InRecord`];
 //! `quarantine` doc → [`InRecord`]; `inline_bodies` digest → bytes; `body_files` digest → ()
 //! for every body file a record references (what the orphan sweep keeps); `meta` name → u64.
+//! Statements about documents and their rule state live in [`statements`].
+
+pub mod statements;
 
 use poros_protocol::{
-    AgencyId, Digest, DocumentId, SignedAcceptance, SignedEnvelope, SignedNotice, SignedReceipt,
+    AgencyId, Digest, DocState, DocumentId, SignedAcceptance, SignedEnvelope, SignedNotice,
+    SignedReceipt, SignedStatement,
 };
 use poros_store::{Db, StoreError};
 use redb::{ReadableTable, TableDefinition};
@@ -23,9 +27,9 @@ pub(crate) const OUT_STATUS: TableDefinition<(&[u8], &str), &[u8]> =
 pub(crate) const INBOX: TableDefinition<&[u8], &[u8]> = TableDefinition::new("inbox");
 pub(crate) const QUARANTINE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("quarantine");
 const INLINE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("inline_bodies");
-const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+pub(crate) const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 const BODY_FILES: TableDefinition<&[u8], ()> = TableDefinition::new("body_files");
-const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// Set once `body_files` holds every file reference (stores made before it existed are
 /// indexed once, at open).
 const BODY_FILES_INDEXED: &str = "body_files_indexed";
@@ -107,7 +111,7 @@ pub struct InRecord {
     pub reason: Option<String>,
 }
 
-fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
+pub(crate) fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
     postcard::to_allocvec(v).map_err(|e| StoreError::Other(format!("encode: {e}")))
 }
 
@@ -140,6 +144,7 @@ impl AgentStore {
             txn.open_table(INLINE)?;
             txn.open_table(EVENTS)?;
             txn.open_table(BODY_FILES)?;
+            statements::create_tables(txn)?;
             let mut meta = txn.open_table(META)?;
             if meta.get(BODY_FILES_INDEXED)?.is_none() {
                 let mut files = txn.open_table(BODY_FILES)?;
@@ -213,6 +218,12 @@ impl AgentStore {
                 for r in &recipients {
                     st.insert((key, r.as_str()), pending.as_slice())?;
                 }
+                let sender = rec
+                    .envelope
+                    .envelope()
+                    .map_err(|e| StoreError::Other(format!("own envelope: {e}")))?
+                    .sender;
+                statements::init_doc(txn, id, &DocState::new(sender, &recipients))?;
                 Ok(())
             })
             .await
@@ -343,8 +354,11 @@ impl AgentStore {
                 let Some(cur) = cur else { return Ok(false) };
                 if matches!(dec::<RecipientStatus>(&cur)?, RecipientStatus::Pending) {
                     t.insert((key, recipient.as_str()), enc(&status)?.as_slice())?;
+                    if matches!(status, RecipientStatus::Delivered(_)) {
+                        statements::mark_delivered(txn, id, &recipient)?;
+                    }
+                    let seq = statements::next_event_seq(txn)?;
                     let mut ev = txn.open_table(EVENTS)?;
-                    let seq = ev.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1);
                     let state = match &status {
                         RecipientStatus::Delivered(_) => "delivered",
                         RecipientStatus::Rejected(_) => "rejected",
@@ -385,6 +399,19 @@ impl AgentStore {
         rec: InRecord,
         inline: Option<Vec<u8>>,
     ) -> Result<InRecord, StoreError> {
+        self.put_received_with(id, rec, inline, None).await
+    }
+
+    /// [`AgentStore::put_received`] for a document an update added this agency to: the
+    /// sender's signed update (`added_by`, received at `now_ms`) is stored with it, in the
+    /// same transaction.
+    pub async fn put_received_with(
+        &self,
+        id: DocumentId,
+        rec: InRecord,
+        inline: Option<Vec<u8>>,
+        added_by: Option<(SignedStatement, u64)>,
+    ) -> Result<InRecord, StoreError> {
         self.db
             .write(move |txn| {
                 let key = id.as_bytes().as_slice();
@@ -409,6 +436,7 @@ impl AgentStore {
                     INBOX
                 };
                 txn.open_table(def)?.insert(key, enc(&rec)?.as_slice())?;
+                statements::init_received(txn, id, &rec, added_by.clone())?;
                 Ok(rec.clone())
             })
             .await

@@ -1,0 +1,401 @@
+//! The statement verbs of `poros-agent` (progress, takeback, update, replace, answer) and how
+//! a document's timeline is printed; thin clients of the local API's statement routes.
+
+use super::{ms_to_utc, s, ApiClient};
+use crate::api_types::{
+    AnswerRequest, MetaPatch, ProgressRequest, ReplaceQuery, StatementMade, TakebackRequest,
+    UpdateRequest,
+};
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use poros_protocol::{AgencyId, Staff};
+use serde_json::Value;
+use std::path::PathBuf;
+
+/// The staff member who acts.
+#[derive(Args, Debug, Clone)]
+pub(super) struct StaffArgs {
+    /// Name of the staff member who acts.
+    #[arg(long = "staff", required = true)]
+    name: String,
+    /// Their department or unit.
+    #[arg(long, required = true)]
+    department: String,
+    /// Their e-mail address.
+    #[arg(long)]
+    email: Option<String>,
+    /// Their telephone number.
+    #[arg(long)]
+    phone: Option<String>,
+}
+
+impl StaffArgs {
+    fn staff(self) -> Staff {
+        Staff {
+            department: self.department,
+            name: self.name,
+            email: self.email,
+            phone: self.phone,
+        }
+    }
+}
+
+/// The statement verbs.
+#[derive(Subcommand, Debug)]
+pub(super) enum StatementCmd {
+    /// Report a business status on a received document.
+    Progress {
+        /// Agent directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Document ID.
+        id: String,
+        /// registered|assigned|processing|completed|rejected|arrived, or 01..06.
+        #[arg(long)]
+        code: String,
+        /// Free note.
+        #[arg(long)]
+        note: Option<String>,
+        /// Why (required for rejected).
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        staff: StaffArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ask recipients of a sent document to withdraw it (take-back, 13).
+    Takeback {
+        /// Agent directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Document ID.
+        id: String,
+        /// Recipients asked (default: every current recipient it was delivered to).
+        #[arg(long, value_delimiter = ',')]
+        to: Vec<AgencyId>,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+        /// Free note.
+        #[arg(long)]
+        note: Option<String>,
+        #[command(flatten)]
+        staff: StaffArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add or remove recipients of a sent document, or correct its metadata.
+    Update {
+        /// Agent directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Document ID.
+        id: String,
+        /// Agencies to add.
+        #[arg(long, value_delimiter = ',')]
+        add: Vec<AgencyId>,
+        /// Recipients to remove.
+        #[arg(long, value_delimiter = ',')]
+        remove: Vec<AgencyId>,
+        /// Corrected subject.
+        #[arg(long)]
+        subject: Option<String>,
+        /// Corrected number.
+        #[arg(long)]
+        number: Option<String>,
+        /// Corrected type.
+        #[arg(long = "type")]
+        doc_type: Option<String>,
+        /// Corrected priority (normal, urgent, flash).
+        #[arg(long)]
+        priority: Option<String>,
+        /// Corrected due date.
+        #[arg(long)]
+        due: Option<String>,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+        /// Free note.
+        #[arg(long)]
+        note: Option<String>,
+        #[command(flatten)]
+        staff: StaffArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send a new document that replaces a sent one (the request goes once the hub accepted
+    /// the new document).
+    Replace {
+        /// Agent directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The document replaced.
+        old_id: String,
+        /// The new document's body.
+        file: PathBuf,
+        /// Its subject.
+        #[arg(long)]
+        subject: String,
+        /// Its official number.
+        #[arg(long)]
+        number: Option<String>,
+        /// Its type.
+        #[arg(long = "type")]
+        doc_type: Option<String>,
+        /// Its priority.
+        #[arg(long)]
+        priority: Option<String>,
+        /// Its due date.
+        #[arg(long)]
+        due: Option<String>,
+        /// Its recipients (default: the old document's current recipients).
+        #[arg(long, value_delimiter = ',')]
+        to: Vec<AgencyId>,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+        /// Free note.
+        #[arg(long)]
+        note: Option<String>,
+        #[command(flatten)]
+        staff: StaffArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Accept or refuse the pending change request on a received document (15/16).
+    Answer {
+        /// Agent directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Document ID.
+        id: String,
+        /// accept or refuse.
+        #[arg(value_parser = ["accept", "refuse"])]
+        decision: String,
+        /// Why (required to refuse).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Free note.
+        #[arg(long)]
+        note: Option<String>,
+        #[command(flatten)]
+        staff: StaffArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Print a document's timeline entries (statements, with their signature check).
+pub(super) fn print_timeline(t: &Value, indent: &str) {
+    for e in t.as_array().into_iter().flatten() {
+        let who = match (
+            e["staff"]["name"].as_str(),
+            e["staff"]["department"].as_str(),
+        ) {
+            (Some(_), Some(_)) => format!(
+                " by {} ({})",
+                s(&e["staff"]["name"]),
+                s(&e["staff"]["department"])
+            ),
+            _ => String::new(),
+        };
+        let code = e["code"]
+            .as_str()
+            .map(|_| format!(" {}", s(&e["code"])))
+            .unwrap_or_default();
+        let sig = match e["signature_verified"].as_bool() {
+            Some(true) => "  signature valid",
+            Some(false) => "  signature INVALID",
+            None => "",
+        };
+        let hub = match e["hub"].as_str() {
+            Some("queued") => "  (not yet accepted by hub)".to_string(),
+            Some("refused") => format!("  (refused by hub: {})", s(&e["hub_reason"]["text"])),
+            _ => String::new(),
+        };
+        println!(
+            "{indent}{}{code}  {}{who}{sig}{hub}",
+            s(&e["label"]),
+            ms_to_utc(&e["time_ms"])
+        );
+    }
+}
+
+fn print_made(m: &StatementMade, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(m)?);
+        return Ok(());
+    }
+    let to: Vec<String> = m.to.iter().map(|a| a.to_string()).collect();
+    println!(
+        "{}{} on {} to {}: stored and queued (statement {})",
+        m.kind,
+        m.code
+            .as_deref()
+            .map(|c| format!(" ({c})"))
+            .unwrap_or_default(),
+        m.doc,
+        to.join(","),
+        m.statement
+    );
+    if let Some(s) = m.successor {
+        println!("new document {s}");
+    }
+    Ok(())
+}
+
+pub(super) fn run_statement(cmd: StatementCmd) -> Result<()> {
+    let (json, made) = match cmd {
+        StatementCmd::Progress {
+            dir,
+            id,
+            code,
+            note,
+            reason,
+            staff,
+            json,
+        } => {
+            let req = ProgressRequest {
+                code,
+                note,
+                reason,
+                staff: staff.staff(),
+            };
+            let c = ApiClient::new(&dir)?;
+            let m = c.statement(&format!("/v1/documents/{id}/progress"), &req)?;
+            (json, m)
+        }
+        StatementCmd::Takeback {
+            dir,
+            id,
+            to,
+            reason,
+            note,
+            staff,
+            json,
+        } => {
+            let req = TakebackRequest {
+                to: (!to.is_empty()).then_some(to),
+                reason,
+                note,
+                staff: staff.staff(),
+            };
+            let c = ApiClient::new(&dir)?;
+            let m = c.statement(&format!("/v1/documents/{id}/takeback"), &req)?;
+            (json, m)
+        }
+        StatementCmd::Update {
+            dir,
+            id,
+            add,
+            remove,
+            subject,
+            number,
+            doc_type,
+            priority,
+            due,
+            reason,
+            note,
+            staff,
+            json,
+        } => {
+            let priority = priority
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
+            let req = UpdateRequest {
+                add,
+                remove,
+                meta: MetaPatch {
+                    subject,
+                    number,
+                    doc_type,
+                    priority,
+                    due,
+                },
+                reason,
+                note,
+                staff: staff.staff(),
+            };
+            let c = ApiClient::new(&dir)?;
+            let m = c.statement(&format!("/v1/documents/{id}/update"), &req)?;
+            (json, m)
+        }
+        StatementCmd::Answer {
+            dir,
+            id,
+            decision,
+            reason,
+            note,
+            staff,
+            json,
+        } => {
+            let req = AnswerRequest {
+                accept: decision == "accept",
+                reason,
+                note,
+                staff: staff.staff(),
+            };
+            let c = ApiClient::new(&dir)?;
+            let m = c.statement(&format!("/v1/documents/{id}/answer"), &req)?;
+            (json, m)
+        }
+        StatementCmd::Replace {
+            dir,
+            old_id,
+            file,
+            subject,
+            number,
+            doc_type,
+            priority,
+            due,
+            to,
+            reason,
+            note,
+            staff,
+            json,
+        } => {
+            let c = ApiClient::new(&dir)?;
+            let f = std::fs::File::open(&file)
+                .with_context(|| format!("opening {}", file.display()))?;
+            let len = f.metadata()?.len();
+            let staff = staff.staff();
+            let to: Vec<String> = to.iter().map(|a| a.to_string()).collect();
+            let q = ReplaceQuery {
+                to: (!to.is_empty()).then(|| to.join(",")),
+                subject,
+                number,
+                doc_type,
+                priority,
+                due,
+                filename: file
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .map(str::to_string),
+                reason,
+                note,
+                staff_department: staff.department,
+                staff_name: staff.name,
+                staff_email: staff.email,
+                staff_phone: staff.phone,
+            };
+            let r = c
+                .http
+                .post(format!("{}/v1/documents/{old_id}/replace", c.base))
+                .query(&q)
+                .body(reqwest::blocking::Body::sized(f, len))
+                .send()
+                .with_context(|| format!("contacting the agent at {}", c.base))?;
+            let m = ApiClient::made(r)?;
+            (json, m)
+        }
+    };
+    print_made(&made, json)
+}
