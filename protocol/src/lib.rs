@@ -11,12 +11,14 @@
 //! - [`statement`]: what parties say about a document after delivery (business statuses,
 //!   change requests and their answers), and [`rules`]: who may say what, when, as pure
 //!   functions the hub and the agents share.
+//! - [`admission`]: the checks every party makes on an envelope, a body and a receipt.
 //! - [`reason`]: the closed set of rejection and refusal reasons.
 //! - [`frame`]: the length-prefixed frames carried at the start of every QUIC stream.
 //! - [`token`]: one-time enrolment tokens.
 //! - [`text`]: what text may cross a boundary, and how it is shown on a terminal.
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod envelope;
 pub mod frame;
 pub mod ids;

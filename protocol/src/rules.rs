@@ -106,6 +106,23 @@ impl DocState {
     /// Whether `stmt` (whose signed payload hashes to `digest`) may be said now, and what it
     /// changes. The statement's own consistency ([`Statement::validate`]) is checked first.
     pub fn check(&self, stmt: &Statement, digest: &Digest) -> Result<Effects, Reason> {
+        // Who may say it comes first: a change asked by a recipient is an illegal transition
+        // whatever else is wrong with it.
+        match &stmt.kind {
+            StatementKind::Change { .. } if stmt.from != self.sender => {
+                return Err(illegal(format!(
+                    "only the sender {} may ask to change {}, not {}",
+                    self.sender, stmt.doc_id, stmt.from
+                )))
+            }
+            StatementKind::Status { .. } => {
+                self.recipient_track(&stmt.from, "report a status")?;
+            }
+            StatementKind::Answer { .. } => {
+                self.recipient_track(&stmt.from, "answer a change request")?;
+            }
+            StatementKind::Change { .. } => {}
+        }
         stmt.validate()?;
         let _ = digest;
         match &stmt.kind {
@@ -434,6 +451,10 @@ mod tests {
             code(say(&mut d, &from_recipient)),
             ReasonCode::IllegalTransition
         );
+        // Even addressed to every recipient, itself included: the role is judged first.
+        let mut to_all = change(&[R1, R2], Change::TakeBack);
+        to_all.from = a(R1);
+        assert_eq!(code(say(&mut d, &to_all)), ReasonCode::IllegalTransition);
         let tb = change(&[R1, R2], Change::TakeBack);
         let digest = crate::sha256(&postcard::to_allocvec(&tb).unwrap());
         say(&mut d, &tb).unwrap();

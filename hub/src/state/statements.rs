@@ -808,9 +808,17 @@ mod tests {
     fn checked_and_stored_once_and_refusals_store_nothing() {
         let t = setup();
         let d = t.doc(1);
-        // H2 holds no receipt yet; G is the sender; unknown document; a recipient's change.
-        let c = t.refused_code(&t.sign(d, H2, &[G], status(BusinessStatus::Registered)));
-        assert_eq!(c, ReasonCode::IllegalTransition);
+        // H2's receipt is not recorded yet: retried (its agent may have stored the document
+        // before the hub stored the receipt), not refused for good; nothing stored.
+        let early = t.sign(d, H2, &[G], status(BusinessStatus::Registered));
+        match t.submit(&early) {
+            StatementOutcome::Refused(r @ StatementRefusal::ReceiptNotYetRecorded(_)) => {
+                assert_eq!(r.refusal().code, RefusalCode::Unavailable);
+                assert!(r.refusal().code.is_retryable());
+            }
+            o => panic!("expected a retry, got {o:?}"),
+        }
+        // Unknown document; a recipient's change.
         let unknown = DocumentId::new_v7(99, [9; 10]);
         let c = t.refused_code(&t.sign(unknown, H1, &[G], status(BusinessStatus::Arrived)));
         assert_eq!(c, ReasonCode::UnknownDocument);
