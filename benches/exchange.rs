@@ -6,6 +6,9 @@
 //!      documents round-robin to 3 receiver agents (H01..H03); a document counts when its signed
 //!      receipt is stored at the sender (followed with GET /v1/events).
 //!   B. open-loop, rate-limited at ~1,500 docs/s offered: p50/p99 submit-to-receipt latency.
+//!   D. business statuses: each receiver registers (`03`) documents it received, closed loop
+//!      through its local API; a status counts when the sender's agent has stored it, relayed
+//!      by the hub, with its signature verified (followed with GET /v1/events).
 //!   C. one 1 GiB document end to end on a fresh hub + 2 agents, next to a raw quinn mutual-TLS
 //!      loopback transfer of the same size; peak RSS (VmHWM) of the three processes.
 //!
@@ -220,7 +223,14 @@ fn start_followers(
                             n = evs.len();
                             let mut s = seen.lock().unwrap();
                             for e in evs {
-                                if let (Some(id), Some(ms)) =
+                                if e["type"] == "statement" && e["direction"] == "received" {
+                                    if let (Some(d), Some(ms)) =
+                                        (e["statement"].as_str(), e["stored_ms"].as_u64())
+                                    {
+                                        let label = e["label"].as_str().unwrap_or("?");
+                                        s.insert(format!("stmt:{d}"), (ms, label.to_string()));
+                                    }
+                                } else if let (Some(id), Some(ms)) =
                                     (e["id"].as_str(), e["stored_ms"].as_u64())
                                 {
                                     let st = e["state"].as_str().unwrap_or("?").to_string();
@@ -597,6 +607,136 @@ fn run_phase(
         p99,
         offered,
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Business statuses
+// ---------------------------------------------------------------------------------------------
+
+/// Phase D: every receiver registers up to `per_receiver` documents of its inbox, `in_flight`
+/// at a time; returns the summary (statements per second end to end and latency).
+fn statement_phase(
+    rt: &tokio::runtime::Runtime,
+    cluster: &Cluster,
+    seen: &Seen,
+    per_receiver: usize,
+    in_flight: usize,
+) -> Res<(Value, f64, f64)> {
+    settle();
+    let mut work: Vec<(String, Vec<String>)> = Vec::new();
+    for r in RECEIVERS {
+        let api = cluster.api(r).to_string();
+        let url = format!("http://{api}/v1/inbox?limit={per_receiver}");
+        let v: Value = reqwest::blocking::get(&url)?.json()?;
+        let ids = v
+            .as_array()
+            .ok_or("inbox listing is not an array")?
+            .iter()
+            .filter_map(|d| d["id"].as_str().map(str::to_string))
+            .collect();
+        work.push((api, ids));
+    }
+    // (statement digest, POST start ms)
+    let made: Arc<Mutex<Vec<(String, u64)>>> = Arc::default();
+    let errors: Arc<Mutex<Vec<String>>> = Arc::default();
+    let t0 = Instant::now();
+    rt.block_on(async {
+        let mut handles = Vec::new();
+        for (api, ids) in work {
+            let ids = Arc::new(ids);
+            let next = Arc::new(AtomicUsize::new(0));
+            let client = reqwest::Client::new();
+            for _ in 0..in_flight {
+                let (ids, next, client, api) =
+                    (ids.clone(), next.clone(), client.clone(), api.clone());
+                let (made, errors) = (made.clone(), errors.clone());
+                handles.push(tokio::spawn(async move {
+                    loop {
+                        let k = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(id) = ids.get(k) else { break };
+                        let start = now_ms();
+                        let r = client
+                            .post(format!("http://{api}/v1/documents/{id}/progress"))
+                            .json(&json!({
+                                "code": "registered",
+                                "staff": {"department": "Văn thư", "name": "Bench"},
+                            }))
+                            .send()
+                            .await;
+                        let v: Result<Value, String> = match r {
+                            Ok(r) if r.status().is_success() => {
+                                r.json().await.map_err(|e| e.to_string())
+                            }
+                            Ok(r) => Err(format!(
+                                "{}: {}",
+                                r.status(),
+                                r.text().await.unwrap_or_default()
+                            )),
+                            Err(e) => Err(e.to_string()),
+                        };
+                        match v.map(|v| v["statement"].as_str().map(str::to_string)) {
+                            Ok(Some(d)) => made.lock().unwrap().push((d, start)),
+                            Ok(None) => errors.lock().unwrap().push("no digest".into()),
+                            Err(e) => errors.lock().unwrap().push(e),
+                        }
+                    }
+                }));
+            }
+        }
+        for h in handles {
+            let _ = h.await;
+        }
+    });
+    let submit_s = t0.elapsed().as_secs_f64();
+    let made = std::mem::take(&mut *made.lock().unwrap());
+    let errors = std::mem::take(&mut *errors.lock().unwrap());
+    let keys: Vec<(String, u64, u64)> = made
+        .iter()
+        .map(|(d, t)| (format!("stmt:{d}"), *t, 0))
+        .collect();
+    let missing = wait_answers(seen, &keys, Duration::from_secs(180));
+    let s = seen.lock().unwrap();
+    let first = made.iter().map(|m| m.1).min().unwrap_or(0);
+    let mut lat = Vec::new();
+    let mut last = 0;
+    for (k, t, _) in &keys {
+        if let Some((ms, _)) = s.get(k) {
+            lat.push(ms.saturating_sub(*t));
+            last = last.max(*ms);
+        }
+    }
+    drop(s);
+    lat.sort_unstable();
+    let window_s = last.saturating_sub(first) as f64 / 1000.0;
+    let per_s = lat.len() as f64 / window_s.max(1e-3);
+    let (p50, p99) = (pct(&lat, 50.0), pct(&lat, 99.0));
+    println!("--- Phase D: business statuses end to end (closed loop)");
+    println!(
+        "    {} receivers x {in_flight} in flight: {} statuses `03` made in {submit_s:.2} s ({} errors{}), {} stored at the senders, {missing} missing after wait",
+        RECEIVERS.len(),
+        made.len(),
+        errors.len(),
+        errors.first().map(|e| format!("; first: {e}")).unwrap_or_default(),
+        lat.len()
+    );
+    println!(
+        "    end-to-end: {per_s:.0} statements/s (stored at senders / (last stored - first POST), {window_s:.2} s); made->stored at sender p50 {p50:.0} ms, p99 {p99:.0} ms"
+    );
+    Ok((
+        json!({
+            "receivers": RECEIVERS.len(),
+            "in_flight_per_receiver": in_flight,
+            "made": made.len(),
+            "errors": errors.len(),
+            "stored_at_senders": lat.len(),
+            "missing": missing,
+            "window_s": window_s,
+            "statements_per_s": per_s,
+            "latency_ms": {"p50": p50, "p99": p99},
+        }),
+        per_s,
+        p99,
+    ))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1021,6 +1161,13 @@ fn run() -> Res<()> {
             512,
             Some(low_rate),
         );
+        let statements = statement_phase(
+            &rt,
+            &cluster,
+            &seen,
+            if p.quick { 100 } else { 1000 },
+            p.in_flight_per_sender,
+        );
         stop.store(true, Ordering::Relaxed);
         for f in followers {
             let _ = rt.block_on(f);
@@ -1051,6 +1198,15 @@ fn run() -> Res<()> {
         summary["rate_limited"] = b.json;
         summary["below_saturation"] = b2.json;
         summary["vmhwm_after_small_doc_phases_mib"] = Value::Object(main_rss);
+        match statements {
+            Ok((json, per_s, p99)) => {
+                summary["statements"] = json;
+                lines.push(format!(
+                    "   statuses        {per_s:7.0} statements/s end to end (receivers' `03` stored, signature verified, at the senders), p99 {p99:.0} ms"
+                ));
+            }
+            Err(e) => lines.push(format!("   statuses        phase D failed: {e}")),
+        }
         lines.push(format!(
             "   throughput      {:7.0} docs/s end to end (closed loop, 3x{} in flight; senders' APIs took {:.0} docs/s)   target >= {TARGET_DOCS_PER_S:.0}  {}",
             a.docs_per_s,
