@@ -168,6 +168,59 @@ fn a_document_goes_from_arrival_to_completion_at_two_recipients() {
         assert_eq!(t[4]["note"], "draft reply");
         assert_eq!(t[5]["note"], "awaiting signature");
     }
+    // The business figures: both recipients registered in time and completed; nothing is
+    // outstanding; on the API (admin token), the CSV, /metrics and `poros-hub stats`.
+    let token = net.admin_token();
+    let get = |path: &str| {
+        let r = net
+            .http()
+            .get(format!("http://127.0.0.1:{}{path}", net.ops_port))
+            .bearer_auth(&token)
+            .send()
+            .unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+        r.text().unwrap()
+    };
+    let stats: Value = serde_json::from_str(&get("/api/v1/stats")).unwrap();
+    let n = &stats["national"];
+    assert_eq!(n["business_delivered"], 2, "{n}");
+    assert_eq!(n["registered_in_time"], 2, "{n}");
+    assert_eq!(n["registered_in_time_rate"], 100.0, "{n}");
+    assert_eq!(n["completed"], 2, "{n}");
+    assert_eq!(n["outstanding"], 0, "{n}");
+    assert!(n["median_completion_secs"].is_u64(), "{n}");
+    let b = stats["agencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["scope"] == B)
+        .unwrap();
+    assert_eq!(
+        (b["completed"].as_u64(), b["outstanding"].as_u64()),
+        (Some(1), Some(0))
+    );
+    let csv = get("/api/v1/stats?format=csv");
+    assert!(
+        csv.lines()
+            .next()
+            .unwrap()
+            .contains("registered_in_time_rate"),
+        "{csv}"
+    );
+    let metrics = net.metrics();
+    assert!(
+        metrics.contains(&format!(
+            "poros_agency_completion_seconds_count{{agency=\"{B}\"}} 1"
+        )),
+        "{metrics}"
+    );
+    let out = net.hub_cli(&["stats", "--dir", &s(&net.hub_dir)]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("registered in time         100.00 %"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
     // The hub keeps the same history per recipient.
     let doc = net.hub_json(&["doc"], &[&id]);
     let deliveries = doc["deliveries"].as_array().expect("deliveries");

@@ -448,6 +448,23 @@ fn print_stats(v: &serde_json::Value) {
         t(&n["registered"]),
         p(&n["connected_rate"])
     );
+    let median = n["median_completion_secs"]
+        .as_u64()
+        .map(|s| match s {
+            s if s < 3600 => format!("{} min", s / 60),
+            s if s < 172_800 => format!("{:.1} h", s as f64 / 3600.0),
+            s => format!("{:.1} d", s as f64 / 86_400.0),
+        })
+        .unwrap_or_else(|| "–".into());
+    println!(
+        "  registered in time         {}  ({} of {} delivered documents within {} working day(s)); median to completed {median} ({} completed); {} outstanding",
+        p(&n["registered_in_time_rate"]),
+        t(&n["registered_in_time"]),
+        t(&n["business_delivered"]),
+        t(&v["registration_working_days"]),
+        t(&n["completed"]),
+        t(&n["outstanding"])
+    );
     println!();
     println!(
         "{:<8} {:>9} {:>10} {:>11}",

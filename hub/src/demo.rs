@@ -1,12 +1,22 @@
 //! `poros-hub demo`: a complete local exchange on loopback in a fresh directory — a new
 //! deployment, the hub and four agencies as real processes, signed documents between them
-//! (one agency starts only later), receipts back, and a per-document, per-recipient report.
+//! (one agency starts only later), receipts back, then the documents' life after delivery
+//! (see [`life`]), and a per-document, per-recipient report with the timelines.
+
+mod life;
 
 use anyhow::{bail, Result};
 use poros_harness::{wait_until, Binaries, Deployment};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+/// A sent document's per-recipient states (agency → state), as its sender's agent holds them.
+fn states(dep: &Deployment, from: &str, id: &str) -> std::collections::BTreeMap<String, String> {
+    dep.api_get(from, &format!("/v1/documents/{id}"))
+        .map(|v| poros_harness::recipient_states(&v))
+        .unwrap_or_default()
+}
 
 const AGENCIES: [(&str, &str); 4] = [
     ("000.00.00.G01", "Ministry of Finance"),
@@ -146,21 +156,16 @@ pub fn run(dir: Option<PathBuf>, bulk: usize) -> Result<()> {
         bulk * 3
     );
 
-    // Each document's per-recipient states (agency -> state), as its sender's agent holds them.
-    let states = |dep: &Deployment, sent: &[(String, String)]| -> Vec<_> {
+    let all_states = |dep: &Deployment, sent: &[(String, String)]| -> Vec<_> {
         sent.iter()
-            .map(|(from, id)| {
-                dep.api_get(from, &format!("/v1/documents/{id}"))
-                    .map(|v| poros_harness::recipient_states(&v))
-                    .unwrap_or_default()
-            })
+            .map(|(from, id)| states(dep, from, id))
             .collect()
     };
     wait_until(
         "receipts from the online agencies",
         Duration::from_secs(60),
         || {
-            states(&dep, &sent).iter().all(|rs| {
+            all_states(&dep, &sent).iter().all(|rs| {
                 rs.iter()
                     .all(|(a, s)| s == "delivered" || (a == AGENCIES[3].0 && s == "accepted"))
             })
@@ -172,10 +177,11 @@ pub fn run(dir: Option<PathBuf>, bulk: usize) -> Result<()> {
     dep.start_agent(late, true)?;
     println!("   H29 enrolled with its token (keys generated on its side) and started");
     wait_until("every receipt", Duration::from_secs(60), || {
-        states(&dep, &sent)
+        all_states(&dep, &sent)
             .iter()
             .all(|rs| !rs.is_empty() && rs.values().all(|s| s == "delivered"))
     })?;
+    let lives = life::play(&dep, &files, &sent[0].1, &sent[2].1)?;
 
     println!();
     println!("== Report: every document, every recipient (as the sender's agent holds it)");
@@ -211,10 +217,11 @@ pub fn run(dir: Option<PathBuf>, bulk: usize) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
     println!("inbox sizes: {}", inboxes.join(", "));
+    life::print_timelines(&dep, &lives);
     println!();
     println!("== Exchange figures (poros-hub stats)");
     if let Ok(stats) = dep.hub(&["stats", "--dir", &hub_s]) {
-        for line in stats.lines().take(5) {
+        for line in stats.lines().take(6) {
             println!("{line}");
         }
     }
