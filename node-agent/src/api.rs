@@ -2,8 +2,12 @@
 //! and the CLI verbs: send, inbox, fetch, status, receipts, events. The statement verbs are
 //! [`crate::statement_api`].
 
+use crate::agent::{Agent, SendError, StagedBody};
+use crate::api_types::{
+    DocumentCreated, EventItem, EventsPage, Health, PaperReportDone, PaperReportRequest,
+    ReceiptEventItem, ReceiptItem, ReceivedDoc, SendQuery, StatementEventItem, StoreHealth,
+};
 use crate::listing::{self, Cursor, PageError};
-use crate::node::{Agent, SendError, StagedBody};
 use crate::state::{BodyAt, InRecord, OutRecord, RecipientStatus, INLINE_MAX};
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -69,15 +73,15 @@ pub(crate) fn store_err(a: &Agent, e: &StoreError) -> Response {
 
 async fn health(State(a): State<Arc<Agent>>) -> Response {
     let fault = a.store.db().health();
-    Json(json!({
-        "agency": a.agency(),
-        "connected": a.connected(),
-        "store": {
-            "writable": fault.is_none(),
-            "reason": fault.map(|f| f.to_string()),
-            "write_failures": a.store.db().stats().write_failures,
+    Json(Health {
+        agency: a.agency().clone(),
+        connected: a.connected(),
+        store: StoreHealth {
+            writable: fault.is_none(),
+            reason: fault.map(|f| f.to_string()),
+            write_failures: a.store.db().stats().write_failures,
         },
-    }))
+    })
     .into_response()
 }
 
@@ -88,20 +92,6 @@ async fn metrics(State(a): State<Arc<Agent>>) -> Response {
         poros_store::health_metrics(a.store.db()),
     )
         .into_response()
-}
-
-/// Query parameters of `POST /v1/documents`.
-#[derive(Deserialize)]
-struct SendQuery {
-    /// Comma-separated recipient agency codes.
-    to: String,
-    subject: String,
-    number: Option<String>,
-    #[serde(rename = "type")]
-    doc_type: Option<String>,
-    priority: Option<String>,
-    due: Option<String>,
-    filename: Option<String>,
 }
 
 async fn send(
@@ -145,7 +135,7 @@ async fn send(
         Err(e) => return err(StatusCode::BAD_REQUEST, e),
     };
     match a.create_document(recipients, meta, staged).await {
-        Ok(id) => (StatusCode::CREATED, Json(json!({"id": id.to_string()}))).into_response(),
+        Ok(id) => (StatusCode::CREATED, Json(DocumentCreated { id })).into_response(),
         Err(SendError::Store(e)) => store_err(&a, &e),
         Err(e) => err(StatusCode::BAD_REQUEST, e),
     }
@@ -397,28 +387,30 @@ fn status_json(a: &Agent, id: &DocumentId) -> Result<Option<Value>, StoreError> 
         return Ok(Some(v));
     }
     Ok(a.store.received(id)?.map(|r| {
-        let mut v = in_json(id, &r);
+        let mut v = json!(in_doc(id, &r));
         crate::views::received(a, &mut v, state.as_ref(), &stmts, replaces);
         v
     }))
 }
 
-fn in_json(id: &DocumentId, r: &InRecord) -> Value {
+fn in_doc(id: &DocumentId, r: &InRecord) -> ReceivedDoc {
     let env = r.envelope.envelope().ok();
-    json!({
-        "id": id.to_string(),
-        "sender": env.as_ref().map(|e| e.sender.to_string()),
-        "subject": env.as_ref().map(|e| e.meta.subject.clone()),
-        "number": env.as_ref().and_then(|e| e.meta.number.clone()),
-        "type": env.as_ref().and_then(|e| e.meta.doc_type.clone()),
-        "priority": env.as_ref().map(|e| e.meta.priority),
-        "due": env.as_ref().and_then(|e| e.meta.due_date.clone()),
-        "filename": env.as_ref().and_then(|e| e.meta.filename.clone()),
-        "body_len": r.body_len,
-        "body_sha256": hex::encode(r.body_sha256),
-        "received_ms": r.received_ms,
-        "reason": r.reason,
-    })
+    let meta = env.as_ref().map(|e| &e.meta);
+    ReceivedDoc {
+        id: *id,
+        sender: env.as_ref().map(|e| e.sender.clone()),
+        subject: meta.map(|m| m.subject.clone()),
+        number: meta.and_then(|m| m.number.clone()),
+        doc_type: meta.and_then(|m| m.doc_type.clone()),
+        priority: meta.map(|m| m.priority),
+        due: meta.and_then(|m| m.due_date.clone()),
+        filename: meta.and_then(|m| m.filename.clone()),
+        body_len: r.body_len,
+        body_sha256: hex::encode(r.body_sha256),
+        received_ms: r.received_ms,
+        reason: r.reason.clone(),
+        inbox: None,
+    }
 }
 
 async fn inbox(State(a): State<Arc<Agent>>, StrictQuery(q): StrictQuery<PageQuery>) -> Response {
@@ -447,14 +439,14 @@ async fn received(a: Arc<Agent>, q: PageQuery, quarantine: bool) -> Response {
         move |p, emit| {
             p.each_received(quarantine, |id, r, state, replaces| {
                 if quarantine {
-                    return emit(in_json(id, r));
+                    return emit(json!(in_doc(id, r)));
                 }
                 if crate::views::hidden_from_inbox(&me, state.as_ref()) {
                     return true;
                 }
-                let mut v = in_json(id, r);
-                crate::views::inbox_item(&me, &mut v, state.as_ref(), replaces);
-                emit(v)
+                let mut d = in_doc(id, r);
+                d.inbox = Some(crate::views::inbox_state(&me, state.as_ref(), replaces));
+                emit(json!(d))
             })
         },
     )
@@ -522,16 +514,22 @@ async fn receipts(State(a): State<Arc<Agent>>, StrictQuery(q): StrictQuery<PageQ
                     agent.trust_verify(&r.0, RECEIPT_CONTEXT, rr.time_ms / 1000),
                     Ok(Signer::Agency(s)) if &s == rcpt
                 );
-                emit(json!({
-                    "id": id.to_string(),
-                    "recipient": rcpt,
-                    "outcome": if rr.outcome == Outcome::Delivered { "delivered" } else { "rejected" },
-                    "reason": rr.outcome.rejection().map(|r| r.text),
-                    "reason_code": rr.outcome.rejection().map(|r| r.code.label()),
-                    "time_ms": rr.time_ms,
-                    "body_sha256": hex::encode(rr.body_sha256),
-                    "signature": hex::encode(&r.0.signature),
-                    "signature_verified": verified,
+                let rejection = rr.outcome.rejection();
+                emit(json!(ReceiptItem {
+                    id: *id,
+                    recipient: rcpt.clone(),
+                    outcome: if rr.outcome == Outcome::Delivered {
+                        "delivered"
+                    } else {
+                        "rejected"
+                    }
+                    .into(),
+                    reason_code: rejection.as_ref().map(|r| r.code.label().to_string()),
+                    reason: rejection.map(|r| r.text),
+                    time_ms: rr.time_ms,
+                    body_sha256: hex::encode(rr.body_sha256),
+                    signature: hex::encode(&r.0.signature),
+                    signature_verified: verified,
                 }))
             })
         },
@@ -556,35 +554,40 @@ async fn events(State(a): State<Arc<Agent>>, StrictQuery(q): StrictQuery<EventsQ
     {
         Ok(list) => {
             let next = list.last().map(|(s, _)| *s).unwrap_or(q.after);
-            let events: Vec<Value> = list
+            let events = list
                 .into_iter()
                 .map(|(seq, e)| match e {
-                    AnyEvent::Receipt(e) => json!({"seq": seq, "id": e.doc.to_string(), "recipient": e.recipient, "state": e.state, "stored_ms": e.stored_ms}),
-                    AnyEvent::Statement(e) => json!({
-                        "seq": seq, "doc": e.doc, "type": "statement",
-                        "direction": e.direction.label(), "from": e.from, "to": e.to,
-                        "label": e.label, "code": e.code,
-                        "statement": hex::encode(e.statement), "stored_ms": e.stored_ms,
+                    AnyEvent::Receipt(e) => EventItem::Receipt(ReceiptEventItem {
+                        seq,
+                        id: e.doc,
+                        recipient: e.recipient,
+                        state: e.state,
+                        stored_ms: e.stored_ms,
+                    }),
+                    AnyEvent::Statement(e) => EventItem::Statement(StatementEventItem {
+                        seq,
+                        doc: e.doc,
+                        kind: "statement".into(),
+                        direction: e.direction.label().into(),
+                        from: e.from,
+                        to: e.to,
+                        label: e.label,
+                        code: e.code,
+                        statement: hex::encode(e.statement),
+                        stored_ms: e.stored_ms,
                     }),
                 })
                 .collect();
-            Json(json!({"events": events, "next": next})).into_response()
+            Json(EventsPage { events, next }).into_response()
         }
         Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
 }
 
-#[derive(Deserialize)]
-struct PaperBody {
-    month: String,
-    sent: u64,
-    received: u64,
-}
-
 /// Sign and send this agency's paper-only counts for a month.
-async fn paper(State(a): State<Arc<Agent>>, Json(b): Json<PaperBody>) -> Response {
+async fn paper(State(a): State<Arc<Agent>>, Json(b): Json<PaperReportRequest>) -> Response {
     match a.report_paper(&b.month, b.sent, b.received).await {
-        Ok(()) => Json(json!({"ok": true})).into_response(),
+        Ok(()) => Json(PaperReportDone { ok: true }).into_response(),
         Err(e) => err(StatusCode::BAD_GATEWAY, format!("{e:#}")),
     }
 }

@@ -1,6 +1,5 @@
-//! Requests and answers of the local API's statement verbs, defined once: the API handlers
-//! decode and encode them, the CLI builds and reads them (it never re-parses this JSON by
-//! hand).
+//! Requests and answers of the local API, defined once: the API handlers decode and encode
+//! them, the CLI builds and reads them (it never re-parses this JSON by hand).
 
 use poros_protocol::{AgencyId, DocumentId, Metadata, Priority, Staff};
 use serde::{Deserialize, Serialize};
@@ -207,6 +206,220 @@ pub struct ApiError {
     /// The rule's reason code label (`illegal_transition`, `unknown_document`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason_code: Option<String>,
+}
+
+/// Query of `POST /v1/documents` (the document's body is the request body).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct SendQuery {
+    /// Comma-separated recipient agency codes.
+    pub to: String,
+    /// Subject.
+    pub subject: String,
+    /// Official number/notation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number: Option<String>,
+    /// Document type.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub doc_type: Option<String>,
+    /// `normal`, `urgent` or `flash`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<String>,
+    /// Due date `YYYY-MM-DD`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due: Option<String>,
+    /// File name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filename: Option<String>,
+}
+
+/// The answer to `POST /v1/documents`: signed and stored in the outbox.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocumentCreated {
+    /// The new document's ID.
+    pub id: DocumentId,
+}
+
+/// `POST /v1/reports/paper`: this agency's paper-only counts for a month.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaperReportRequest {
+    /// `YYYY-MM`.
+    pub month: String,
+    /// Documents sent on paper only.
+    pub sent: u64,
+    /// Documents received on paper only.
+    pub received: u64,
+}
+
+/// The answer to a paper report the hub accepted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaperReportDone {
+    /// Always true.
+    pub ok: bool,
+}
+
+/// `GET /v1/health`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// This agency.
+    pub agency: AgencyId,
+    /// Whether the hub connection is up.
+    pub connected: bool,
+    /// Whether the store can write.
+    pub store: StoreHealth,
+}
+
+/// The store part of [`Health`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreHealth {
+    /// Whether the last write succeeded.
+    pub writable: bool,
+    /// Why not.
+    pub reason: Option<String>,
+    /// Writes refused since start.
+    pub write_failures: u64,
+}
+
+/// One item of `GET /v1/receipts`: a signed answer for a sent document, its signature
+/// checked again when listed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiptItem {
+    /// The document.
+    pub id: DocumentId,
+    /// Who signed it.
+    pub recipient: AgencyId,
+    /// `delivered` or `rejected`.
+    pub outcome: String,
+    /// Why rejected.
+    pub reason: Option<String>,
+    /// The rejection's reason code label.
+    pub reason_code: Option<String>,
+    /// When signed, Unix ms.
+    pub time_ms: u64,
+    /// Hex SHA-256 of the body received.
+    pub body_sha256: String,
+    /// Hex signature.
+    pub signature: String,
+    /// Whether the signature verified again, by the named recipient.
+    pub signature_verified: bool,
+}
+
+/// `GET /v1/events`: events after a cursor, and the cursor of the next call.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventsPage {
+    /// In storage order.
+    pub events: Vec<EventItem>,
+    /// The `after` of the next call.
+    pub next: u64,
+}
+
+/// One event: an answer stored for a sent document, or a statement made or received.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum EventItem {
+    /// A statement (its `type` is `statement`).
+    Statement(StatementEventItem),
+    /// A receipt, rejection or notice for a sent document.
+    Receipt(ReceiptEventItem),
+}
+
+/// A recipient's answer stored for a sent document.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiptEventItem {
+    /// Event sequence number.
+    pub seq: u64,
+    /// The document.
+    pub id: DocumentId,
+    /// The recipient.
+    pub recipient: AgencyId,
+    /// `delivered`, `rejected`, `expired` or `lost`.
+    pub state: String,
+    /// When stored, Unix ms.
+    pub stored_ms: u64,
+}
+
+/// A statement made or received.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatementEventItem {
+    /// Event sequence number.
+    pub seq: u64,
+    /// The document.
+    pub doc: DocumentId,
+    /// Always `statement`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `made` or `received`.
+    pub direction: String,
+    /// Maker.
+    pub from: AgencyId,
+    /// Addressees.
+    pub to: Vec<AgencyId>,
+    /// Kind label.
+    pub label: String,
+    /// National code, if any.
+    pub code: Option<String>,
+    /// Hex payload digest.
+    pub statement: String,
+    /// When stored, Unix ms.
+    pub stored_ms: u64,
+}
+
+/// A received or quarantined document, as listed by `GET /v1/inbox` and `GET /v1/quarantine`
+/// (the base of a received document's `GET /v1/documents/:id`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceivedDoc {
+    /// The document.
+    pub id: DocumentId,
+    /// Its sender (absent if the stored envelope no longer decodes).
+    pub sender: Option<AgencyId>,
+    /// Subject.
+    pub subject: Option<String>,
+    /// Official number.
+    pub number: Option<String>,
+    /// Document type.
+    #[serde(rename = "type")]
+    pub doc_type: Option<String>,
+    /// Priority.
+    pub priority: Option<Priority>,
+    /// Due date.
+    pub due: Option<String>,
+    /// File name.
+    pub filename: Option<String>,
+    /// Body length.
+    pub body_len: u64,
+    /// Hex SHA-256 of the body.
+    pub body_sha256: String,
+    /// When received, Unix ms.
+    pub received_ms: u64,
+    /// Why quarantined.
+    pub reason: Option<String>,
+    /// The business state an inbox item shows (absent in quarantine).
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub inbox: Option<InboxState>,
+}
+
+/// The business state of an inbox item.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboxState {
+    /// The last business status label, if any.
+    pub business: Option<String>,
+    /// The change request waiting for this agency's answer.
+    pub pending_change: Option<PendingChange>,
+    /// The document that replaced it.
+    pub replaced_by: Option<DocumentId>,
+    /// The document it replaces.
+    pub replaces: Option<DocumentId>,
+}
+
+/// A change request waiting for an answer, as an inbox item shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingChange {
+    /// Hex payload digest of the request.
+    pub statement: String,
+    /// `takeback`, `update` or `replace`.
+    pub label: String,
+    /// The new document (replace only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub successor: Option<DocumentId>,
 }
 
 #[cfg(test)]

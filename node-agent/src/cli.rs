@@ -2,12 +2,17 @@
 //! (send, inbox, fetch, status, receipts, quarantine) and the statement verbs (progress,
 //! takeback, update, replace, answer), which talk to the running agent's local API.
 
-use crate::api_types::{ApiError, StatementMade};
-use crate::node::Agent;
+use crate::agent::Agent;
+use crate::api_types::{
+    ApiError, DocumentCreated, PaperReportRequest, ReceiptItem, ReceivedDoc, SendQuery,
+    StatementMade,
+};
 use crate::paths::{self, AgentPaths};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use poros_protocol::AgencyId;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use serde_json::Value;
 use statements::{print_timeline, run_statement, StatementCmd};
 use std::net::SocketAddr;
@@ -251,11 +256,8 @@ impl ApiClient {
             return Ok(r);
         }
         let status = r.status();
-        let v: Value = r.json().unwrap_or(Value::Null);
-        bail!(
-            "{} ({status})",
-            v["error"].as_str().unwrap_or("request failed")
-        )
+        let e = r.json::<ApiError>().map(|e| e.error);
+        bail!("{} ({status})", e.as_deref().unwrap_or("request failed"))
     }
 
     /// The answer to a statement verb; a refusal under the rules is a [`RuleRefused`].
@@ -290,7 +292,7 @@ impl ApiClient {
     }
 
     /// GET JSON.
-    pub fn get(&self, path: &str) -> Result<Value> {
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         let r = self
             .http
             .get(format!("{}{path}", self.base))
@@ -301,11 +303,11 @@ impl ApiClient {
 
     /// Follows a listing page by page (each page's `Poros-Next-Cursor`), handing every item
     /// to `f`, until the last page or `max` items: memory stays one page whatever the total.
-    pub fn each_item(
+    pub fn each_item<T: DeserializeOwned>(
         &self,
         path: &str,
         max: Option<usize>,
-        mut f: impl FnMut(&Value) -> Result<()>,
+        mut f: impl FnMut(&T) -> Result<()>,
     ) -> Result<()> {
         let mut left = max.unwrap_or(usize::MAX);
         let mut after: Option<String> = None;
@@ -328,7 +330,7 @@ impl ApiClient {
                 .get(poros_protocol::page::NEXT_CURSOR_HEADER)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string);
-            let page: Vec<Value> = r.json().context("reading a listing page")?;
+            let page: Vec<T> = r.json().context("reading a listing page")?;
             for v in page.iter().take(left) {
                 f(v)?;
             }
@@ -344,25 +346,25 @@ impl ApiClient {
 
 /// Prints every item of a listing: with `json`, as one JSON array written item by item;
 /// otherwise `header`, then `row` per item.
-fn print_listing(
+fn print_listing<T: DeserializeOwned + Serialize>(
     c: &ApiClient,
     path: &str,
     limit: Option<usize>,
     json: bool,
     header: impl FnOnce(),
-    row: impl Fn(&Value),
+    row: impl Fn(&T),
 ) -> Result<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     if !json {
         header();
-        return c.each_item(path, limit, |v| {
+        return c.each_item(path, limit, |v: &T| {
             row(v);
             Ok(())
         });
     }
     let mut n = 0u64;
-    c.each_item(path, limit, |v| {
+    c.each_item(path, limit, |v: &T| {
         out.write_all(if n == 0 { b"[\n" } else { b",\n" })?;
         serde_json::to_writer_pretty(&mut out, v)?;
         n += 1;
@@ -391,8 +393,21 @@ fn s(v: &Value) -> String {
     }
 }
 
+/// [`s`] for a typed field.
+fn esc(v: Option<&str>) -> String {
+    v.map_or_else(
+        || "-".into(),
+        |s| poros_protocol::text::escape_for_terminal(s).into_owned(),
+    )
+}
+
 fn ms_to_utc(v: &Value) -> String {
-    match v.as_u64() {
+    utc(v.as_u64())
+}
+
+/// A Unix time in ms as RFC 3339 UTC.
+fn utc(ms: Option<u64>) -> String {
+    match ms {
         Some(ms) => time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
             .ok()
             .and_then(|t| {
@@ -511,22 +526,18 @@ fn run(cli: Cli) -> Result<()> {
             let f = std::fs::File::open(&file)
                 .with_context(|| format!("opening {}", file.display()))?;
             let len = f.metadata()?.len();
-            let mut q: Vec<(&str, String)> = vec![("to", to.join(",")), ("subject", subject)];
-            if let Some(n) = number {
-                q.push(("number", n));
-            }
-            if let Some(t) = doc_type {
-                q.push(("type", t));
-            }
-            if let Some(p) = priority {
-                q.push(("priority", p));
-            }
-            if let Some(d) = due {
-                q.push(("due", d));
-            }
-            if let Some(n) = file.file_name().and_then(|n| n.to_str()) {
-                q.push(("filename", n.to_string()));
-            }
+            let q = SendQuery {
+                to: to.join(","),
+                subject,
+                number,
+                doc_type,
+                priority,
+                due,
+                filename: file
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .map(str::to_string),
+            };
             let r = c
                 .http
                 .post(format!("{}/v1/documents", c.base))
@@ -534,11 +545,11 @@ fn run(cli: Cli) -> Result<()> {
                 .body(reqwest::blocking::Body::sized(f, len))
                 .send()
                 .with_context(|| format!("contacting the agent at {}", c.base))?;
-            let v: Value = ApiClient::check(r)?.json()?;
+            let made: DocumentCreated = ApiClient::check(r)?.json()?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                println!("{}", serde_json::to_string_pretty(&made)?);
             } else {
-                println!("{}", s(&v["id"]));
+                println!("{}", made.id);
             }
             Ok(())
         }
@@ -575,7 +586,11 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let c = ApiClient::new(&dir)?;
             match &id {
-                Some(id) => print(&c.get(&format!("/v1/documents/{id}"))?, json, print_status),
+                Some(id) => print(
+                    &c.get::<Value>(&format!("/v1/documents/{id}"))?,
+                    json,
+                    print_status,
+                ),
                 None => print_listing(&c, "/v1/documents", limit, json, || {}, print_status),
             }
         }
@@ -592,7 +607,11 @@ fn run(cli: Cli) -> Result<()> {
             let r = c
                 .http
                 .post(format!("{}/v1/reports/paper", c.base))
-                .json(&serde_json::json!({"month": month, "sent": sent, "received": received}))
+                .json(&PaperReportRequest {
+                    month: month.clone(),
+                    sent,
+                    received,
+                })
                 .send()
                 .with_context(|| format!("contacting the agent at {}", c.base))?;
             ApiClient::check(r)?;
@@ -614,21 +633,21 @@ fn run(cli: Cli) -> Result<()> {
                         "DOCUMENT", "RECIPIENT", "OUTCOME", "SIGNED AT"
                     )
                 },
-                |r| {
+                |r: &ReceiptItem| {
                     println!(
                         "{:<36}  {:<13}  {:<9}  {:<20}  {}{}",
-                        s(&r["id"]),
-                        s(&r["recipient"]),
-                        s(&r["outcome"]),
-                        ms_to_utc(&r["time_ms"]),
-                        if r["signature_verified"].as_bool() == Some(true) {
+                        r.id.to_string(),
+                        r.recipient.to_string(),
+                        esc(Some(&r.outcome)),
+                        utc(Some(r.time_ms)),
+                        if r.signature_verified {
                             "valid"
                         } else {
                             "INVALID"
                         },
-                        r["reason"]
-                            .as_str()
-                            .map(|_| format!("  ({})", s(&r["reason"])))
+                        r.reason
+                            .as_deref()
+                            .map(|why| format!("  ({})", esc(Some(why))))
                             .unwrap_or_default()
                     );
                 },
@@ -650,16 +669,16 @@ fn list_received(dir: &Path, json: bool, limit: Option<usize>, path: &str) -> Re
                 "DOCUMENT", "SENDER", "BYTES"
             )
         },
-        |d| {
+        |d: &ReceivedDoc| {
             println!(
                 "{:<36}  {:<13}  {:>9}  {}{}",
-                s(&d["id"]),
-                s(&d["sender"]),
-                s(&d["body_len"]),
-                s(&d["subject"]),
-                d["reason"]
-                    .as_str()
-                    .map(|_| format!("  [{}]", s(&d["reason"])))
+                d.id.to_string(),
+                d.sender.as_ref().map_or("-".into(), |a| a.to_string()),
+                d.body_len,
+                esc(d.subject.as_deref()),
+                d.reason
+                    .as_deref()
+                    .map(|why| format!("  [{}]", esc(Some(why))))
                     .unwrap_or_default()
             );
         },

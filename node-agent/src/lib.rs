@@ -7,7 +7,8 @@
 //! - [`state`]: durable outbox, inbox, quarantine and per-recipient status;
 //!   [`state::statements`]: statements made and received, each document's rule state, the
 //!   statement queue and their events.
-//! - [`node`]: the hub connection, submission, delivery verification and receipts.
+//! - [`agent`]: the running agent, one job a submodule: credentials and renewal, the hub
+//!   connection, the outbox and submitter, receiving (deliveries, receipts, notices), trust.
 //! - [`statements`]: making statements (the agent is the authority on the rules), submitting
 //!   them in order, receiving relayed ones.
 //! - [`reasons`]: why a sent document is still pending (hub or recipient storage full, ...).
@@ -17,12 +18,12 @@
 //!   API and the CLI share; [`cli`]: the `poros-agent` command line.
 #![forbid(unsafe_code)]
 
+pub mod agent;
 pub mod api;
 pub mod api_types;
 pub mod cli;
 pub mod enroll;
 pub mod listing;
-pub mod node;
 pub mod paths;
 pub mod reasons;
 pub mod state;

@@ -336,13 +336,14 @@ impl AgentStore {
         Ok(out)
     }
 
-    /// Record a recipient's answer unless one is already recorded. Returns false if the
-    /// document/recipient pair is unknown.
+    /// Record a recipient's answer, stored at `now_ms`, unless one is already recorded.
+    /// Returns false if the document/recipient pair is unknown.
     pub async fn set_status(
         &self,
         id: DocumentId,
         recipient: AgencyId,
         status: RecipientStatus,
+        now_ms: u64,
     ) -> Result<bool, StoreError> {
         self.db
             .write(move |txn| {
@@ -370,7 +371,7 @@ impl AgentStore {
                         doc: id,
                         recipient: recipient.clone(),
                         state: state.into(),
-                        stored_ms: crate::node::now_ms(),
+                        stored_ms: now_ms,
                     };
                     ev.insert(seq, enc(&e)?.as_slice())?;
                 }

@@ -2,12 +2,12 @@
 //! answered with [`StatementMade`] once the statement is stored and queued, or refused with
 //! the rule's reason code (422, 404 for an unknown document) and nothing stored.
 
+use crate::agent::{now_ms, Agent, SendError};
 use crate::api::{err, parse_id, refuse_unread, stage_body, store_err};
 use crate::api_types::{
     AnswerRequest, ApiError, ProgressRequest, ReplaceQuery, StatementMade, TakebackRequest,
     UpdateRequest,
 };
-use crate::node::{now_ms, Agent, SendError};
 use crate::statements::{MakeError, Say};
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};

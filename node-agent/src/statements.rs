@@ -4,8 +4,8 @@
 //!
 //! Storage is [`crate::state::statements`]; the rules are [`poros_protocol::rules`].
 
+use crate::agent::{now_ms, Agent, SendError};
 use crate::api_types::{MetaPatch, StatementMade};
-use crate::node::{now_ms, Agent, SendError};
 use crate::state::statements::{Check, Direction, HubState, Stored};
 use anyhow::Context;
 use poros_certs::Signer;

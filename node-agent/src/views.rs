@@ -2,7 +2,8 @@
 //! state and signed timelines of a sent document, the same for a received one, and the fields
 //! an inbox item gains. Every statement's signature is verified again when its view is built.
 
-use crate::node::Agent;
+use crate::agent::Agent;
+use crate::api_types::{InboxState, PendingChange};
 use crate::state::statements::{HubState, StoredStatement};
 use crate::state::RecipientStatus;
 use crate::statements::signature_verified;
@@ -190,26 +191,28 @@ pub fn received(
     }
 }
 
-/// The fields an inbox item gains.
-pub fn inbox_item(
+/// The business state an inbox item shows.
+pub fn inbox_state(
     me: &AgencyId,
-    base: &mut Value,
     state: Option<&DocState>,
     replaces: Option<DocumentId>,
-) {
+) -> InboxState {
     let t = state.and_then(|s| s.track(me));
-    base["business"] = json!(t.and_then(|t| t.status).map(|s| s.label()));
-    base["pending_change"] = t
-        .and_then(|t| t.pending.as_ref())
-        .map_or(Value::Null, |(d, c)| {
-            let mut v = json!({"statement": hex::encode(d), "label": c.label()});
-            if let Change::Replace { successor } = c {
-                v["successor"] = json!(successor);
-            }
-            v
-        });
-    base["replaced_by"] = json!(t.and_then(|t| t.replaced_by));
-    base["replaces"] = json!(replaces);
+    InboxState {
+        business: t.and_then(|t| t.status).map(|s| s.label().to_string()),
+        pending_change: t
+            .and_then(|t| t.pending.as_ref())
+            .map(|(d, c)| PendingChange {
+                statement: hex::encode(d),
+                label: c.label().to_string(),
+                successor: match c {
+                    Change::Replace { successor } => Some(*successor),
+                    _ => None,
+                },
+            }),
+        replaced_by: t.and_then(|t| t.replaced_by),
+        replaces,
+    }
 }
 
 /// Whether a received document stays out of the inbox listing: this agency accepted its

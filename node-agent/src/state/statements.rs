@@ -817,7 +817,7 @@ pub(crate) mod tests {
                 .await
                 .unwrap();
             let d = RecipientStatus::Delivered(receipt(id, R1));
-            assert!(store.set_status(id, a(R1), d).await.unwrap());
+            assert!(store.set_status(id, a(R1), d, 1).await.unwrap());
         });
     }
 

@@ -1,0 +1,368 @@
+//! Receiving: a delivery is verified with the shared admission checks and stored in the inbox
+//! or in quarantine with a signed rejection; relayed receipts and hub notices are verified and
+//! stored against the outbox; a body the hub lost is uploaded again from the outbox.
+
+use super::{now_ms, Agent};
+use crate::state::{BodyAt, InRecord, RecipientStatus, INLINE_MAX};
+use anyhow::{Context, Result};
+use poros_certs::Signer;
+use poros_protocol::admission;
+use poros_protocol::envelope::ENVELOPE_CONTEXT;
+use poros_protocol::receipt::{NOTICE_CONTEXT, RECEIPT_CONTEXT};
+use poros_protocol::{
+    DocumentId, Envelope, Frame, NoticeKind, Outcome, Reason, ReasonCode, Receipt, Refusal,
+    RefusalCode, SignedEnvelope, SignedReceipt, SignedStatement,
+};
+use poros_transport::{recv_small_body, send_body_verified, write_frame, BodyReader};
+use tracing::{debug, info, warn};
+
+impl Agent {
+    /// Send the hub a body it lost, from the outbox: the original signed envelope, then the
+    /// body, both checked against that envelope first. Refused with `NotFound` when the body
+    /// is no longer held and `BodyMismatch` when the copy here is damaged too.
+    pub(super) async fn reupload(
+        &self,
+        doc: DocumentId,
+        send: &mut quinn::SendStream,
+    ) -> Result<()> {
+        let refuse = |code, message: String| Frame::Refused(Refusal { code, message });
+        let rec = self.store.outgoing(&doc)?;
+        let answer = match &rec {
+            None => refuse(
+                RefusalCode::NotFound,
+                format!("document {doc} is not in the outbox of {}", self.cfg.agency),
+            ),
+            Some(rec) => match rec.body_at {
+                BodyAt::Inline => match self.store.inline_body(&rec.body_sha256)? {
+                    None => refuse(
+                        RefusalCode::NotFound,
+                        format!("the body of {doc} is no longer held"),
+                    ),
+                    Some(b) if poros_protocol::sha256(&b) != rec.body_sha256 => refuse(
+                        RefusalCode::BodyMismatch,
+                        format!("the copy of the body of {doc} here is damaged too"),
+                    ),
+                    Some(_) => Frame::Submit {
+                        envelope: rec.envelope.clone(),
+                    },
+                },
+                BodyAt::File => {
+                    let (blobs, digest) = (self.blobs.clone(), rec.body_sha256);
+                    let (check, _) =
+                        tokio::task::spawn_blocking(move || blobs.verify(&digest)).await??;
+                    match check {
+                        poros_store::BlobCheck::Intact => Frame::Submit {
+                            envelope: rec.envelope.clone(),
+                        },
+                        poros_store::BlobCheck::Missing => refuse(
+                            RefusalCode::NotFound,
+                            format!("the body of {doc} is no longer held"),
+                        ),
+                        _ => refuse(
+                            RefusalCode::BodyMismatch,
+                            format!("the copy of the body of {doc} here is damaged too"),
+                        ),
+                    }
+                }
+                BodyAt::None => refuse(
+                    RefusalCode::NotFound,
+                    format!("the body of {doc} is no longer held"),
+                ),
+            },
+        };
+        write_frame(send, &answer).await?;
+        if let (Frame::Submit { .. }, Some(rec)) = (&answer, &rec) {
+            match rec.body_at {
+                BodyAt::Inline => {
+                    let b = self
+                        .store
+                        .inline_body(&rec.body_sha256)?
+                        .with_context(|| format!("inline body of {doc} missing"))?;
+                    send.write_all(&b).await?;
+                }
+                _ => {
+                    let mut f = self.blobs.open_read(&rec.body_sha256).await?;
+                    send_body_verified(send, &mut f, rec.body_len, &rec.body_sha256).await?;
+                }
+            }
+            info!(doc = %doc, agency = %self.cfg.agency, bytes = rec.body_len, "body uploaded again at the hub's request");
+        } else {
+            warn!(doc = %doc, agency = %self.cfg.agency, "hub asked for a body this agency cannot supply");
+        }
+        send.finish()?;
+        Ok(())
+    }
+
+    fn sign_receipt(&self, r: &Receipt) -> Result<SignedReceipt> {
+        let c = self.creds();
+        Ok(SignedReceipt::sign(r, &c.sign_key, &c.sign_cert)?)
+    }
+
+    /// The checks a delivery passes before its body is read: the sender's signature as of
+    /// the envelope's time, the shared envelope admission, and that it is for this agency
+    /// (listed, or added by `added_by`, the sender's verified update).
+    fn admit(
+        &self,
+        signed: &SignedEnvelope,
+        env: &Envelope,
+        added_by: Option<&SignedStatement>,
+        now: u64,
+    ) -> Result<(), Reason> {
+        let signer = match self.trust_verify_signed_at(
+            &signed.0,
+            ENVELOPE_CONTEXT,
+            now / 1000,
+            env.created_ms / 1000,
+        ) {
+            Ok(Signer::Agency(a)) => a,
+            Ok(Signer::Hub) => {
+                return Err(Reason::new(
+                    ReasonCode::SignerNotForAgency,
+                    "envelope is signed by the hub, not by an agency",
+                ))
+            }
+            Err(e) => {
+                return Err(Reason::new(
+                    e.reason_code(),
+                    format!("sender signature: {e}"),
+                ))
+            }
+        };
+        admission::admit_envelope(env, &signer, self.cfg.max_body_bytes)?;
+        let added = !env.recipients.contains(self.agency())
+            && added_by.is_some_and(|u| crate::statements::adds_this_agency(self, env, u, now));
+        admission::addressed_to(env, self.agency(), added)
+    }
+
+    /// Verify and durably store a delivery; returns the signed receipt or rejection to send.
+    /// `added_by` is the sender's update that added this agency, for a document whose
+    /// envelope does not list it.
+    pub(super) async fn receive(
+        &self,
+        signed: SignedEnvelope,
+        added_by: Option<SignedStatement>,
+        recv: &mut quinn::RecvStream,
+    ) -> Result<Frame> {
+        let env = match signed.envelope() {
+            Ok(e) => e,
+            Err(e) => {
+                return Ok(Frame::Refused(Refusal {
+                    code: RefusalCode::InvalidEnvelope,
+                    message: format!("envelope does not decode: {e}"),
+                }))
+            }
+        };
+        if let Some(known) = self.store.received(&env.id)? {
+            debug!(doc = %env.id, "redelivery answered with the original receipt");
+            let creds = self.creds();
+            if known.receipt.0.signer_cert == creds.sign_cert {
+                return Ok(Frame::Receipt {
+                    receipt: known.receipt,
+                });
+            }
+            // The same receipt, signed again with the current key: the hub refuses a signer
+            // certificate that a renewal has retired.
+            let receipt = SignedReceipt::from_blob(poros_protocol::SignedBlob::sign(
+                RECEIPT_CONTEXT,
+                known.receipt.0.payload.clone(),
+                &creds.sign_key,
+                &creds.sign_cert,
+            )?);
+            return Ok(Frame::Receipt { receipt });
+        }
+        let now = now_ms();
+        let mut reason = self.admit(&signed, &env, added_by.as_ref(), now).err();
+        // Whatever else is wrong, a body over the limit is not read at all.
+        let too_large = env.body_len > self.cfg.max_body_bytes;
+        // Read the body unless it is too large to accept at all. A file body keeps the orphan
+        // sweep away from the moment it is committed until its record is.
+        let mut _guard = None;
+        let (digest, len, body_at, inline) = if too_large {
+            (env.body_sha256, 0, BodyAt::None, None)
+        } else if env.body_len <= INLINE_MAX {
+            let b = recv_small_body(recv, env.body_len).await?;
+            (
+                poros_protocol::sha256(&b),
+                b.len() as u64,
+                BodyAt::Inline,
+                Some(b),
+            )
+        } else {
+            let mut w = self.blobs.writer().await?;
+            let mut reader = BodyReader::new(env.body_len);
+            while let Some(c) = reader.next(recv).await? {
+                w.write(&c).await?;
+            }
+            _guard = Some(self.blobs.reference_guard().await);
+            let (d, l) = w.commit().await?;
+            (d, l, BodyAt::File, None)
+        };
+        if reason.is_none() {
+            reason = admission::check_body(&env, &digest, len).err();
+        }
+        let receipt = Receipt {
+            doc_id: env.id,
+            sender: env.sender.clone(),
+            recipient: self.cfg.agency.clone(),
+            body_sha256: digest,
+            outcome: match &reason {
+                None => Outcome::Delivered,
+                Some(r) => Outcome::RejectedFor(r.clone()),
+            },
+            time_ms: now_ms(),
+        };
+        let signed_receipt = self.sign_receipt(&receipt)?;
+        let rec = InRecord {
+            envelope: signed,
+            receipt: signed_receipt,
+            received_ms: receipt.time_ms,
+            body_at,
+            body_sha256: digest,
+            body_len: len,
+            reason: reason.as_ref().map(|r| r.text.clone()),
+        };
+        // The update is kept with a document it admitted, as a statement received.
+        let admitted_by_update = !env.recipients.contains(&self.cfg.agency);
+        let update = added_by
+            .filter(|_| reason.is_none() && admitted_by_update)
+            .map(|u| (u, now));
+        let stored = self
+            .store
+            .put_received_with(env.id, rec, inline, update)
+            .await?;
+        match &reason {
+            None => {
+                info!(doc = %env.id, sender = %env.sender, bytes = len, "received into inbox; receipt signed")
+            }
+            Some(r) => {
+                warn!(doc = %env.id, sender = %env.sender, reason = %r, "delivery rejected and quarantined")
+            }
+        }
+        Ok(Frame::Receipt {
+            receipt: stored.receipt,
+        })
+    }
+
+    pub(super) async fn store_relayed_receipt(&self, receipt: SignedReceipt) -> Result<Frame> {
+        let refuse = |msg: String| {
+            warn!(reason = %msg, "relayed receipt refused");
+            Ok(Frame::Refused(Refusal {
+                code: RefusalCode::BadSignature,
+                message: msg,
+            }))
+        };
+        // The claimed time only matters for a signer since retired by renewal, which the hub
+        // refused to relay if it signed after the retirement.
+        let claimed = receipt.receipt().map(|r| r.time_ms / 1000).unwrap_or(0);
+        let signer = match self.trust_verify_signed_at(
+            &receipt.0,
+            RECEIPT_CONTEXT,
+            now_ms() / 1000,
+            claimed,
+        ) {
+            Ok(Signer::Agency(a)) => a,
+            Ok(Signer::Hub) => {
+                return refuse("receipt is signed by the hub, not the recipient".into())
+            }
+            Err(e) => return refuse(format!("receipt signature: {e}")),
+        };
+        let r = receipt.receipt()?;
+        let Some(out) = self.store.outgoing(&r.doc_id)? else {
+            return refuse(format!("receipt for unknown document {}", r.doc_id));
+        };
+        if let Err(reason) = admission::check_receipt(&r, &signer, &r.doc_id, &out.body_sha256) {
+            return refuse(reason.text);
+        }
+        let status = match &r.outcome {
+            Outcome::Delivered => RecipientStatus::Delivered(receipt),
+            Outcome::Rejected { .. } | Outcome::RejectedFor(_) => {
+                RecipientStatus::Rejected(receipt)
+            }
+        };
+        self.reasons.answered(r.doc_id, &r.recipient);
+        if !self
+            .store
+            .set_status(r.doc_id, r.recipient.clone(), status, now_ms())
+            .await?
+        {
+            return refuse(format!(
+                "{} is not a recipient of {}",
+                r.recipient, r.doc_id
+            ));
+        }
+        match &r.outcome {
+            Outcome::Delivered => {
+                info!(doc = %r.doc_id, agency = %self.cfg.agency, recipient = %r.recipient, "receipt stored")
+            }
+            outcome => {
+                let reason = outcome
+                    .rejection()
+                    .map(|r| r.to_string())
+                    .unwrap_or_default();
+                warn!(doc = %r.doc_id, agency = %self.cfg.agency, recipient = %r.recipient, %reason, "rejection stored")
+            }
+        }
+        Ok(Frame::Ack { doc_id: r.doc_id })
+    }
+
+    pub(super) async fn store_notice(&self, notice: poros_protocol::SignedNotice) -> Result<Frame> {
+        let refuse = |msg: String| {
+            Ok(Frame::Refused(Refusal {
+                code: RefusalCode::BadSignature,
+                message: msg,
+            }))
+        };
+        match self.trust_verify(&notice.0, NOTICE_CONTEXT, now_ms() / 1000) {
+            Ok(Signer::Hub) => {}
+            Ok(_) => return refuse("notice is not signed by the hub".into()),
+            Err(e) => return refuse(format!("notice signature: {e}")),
+        }
+        let n = notice.notice()?;
+        if &n.sender != self.agency() {
+            return refuse(format!(
+                "notice concerns sender {}, not this agency",
+                n.sender
+            ));
+        }
+        match n.kind {
+            NoticeKind::BodyLost { reason } => {
+                self.store
+                    .set_status(
+                        n.doc_id,
+                        n.recipient.clone(),
+                        RecipientStatus::Lost(notice),
+                        now_ms(),
+                    )
+                    .await?;
+                warn!(doc = %n.doc_id, agency = %self.cfg.agency, recipient = %n.recipient, reason = reason.code(), "delivery ended: the hub lost the body");
+            }
+            NoticeKind::Expired => {
+                self.store
+                    .set_status(
+                        n.doc_id,
+                        n.recipient.clone(),
+                        RecipientStatus::Expired(notice),
+                        now_ms(),
+                    )
+                    .await?;
+                self.reasons.answered(n.doc_id, &n.recipient);
+                warn!(doc = %n.doc_id, agency = %self.cfg.agency, recipient = %n.recipient, "delivery expired at hub");
+            }
+            NoticeKind::Delayed { reason } => {
+                // Advisory: shown beside a status that is still pending, never stored over
+                // an answer (a late notice must not hide a receipt).
+                let pending = self
+                    .store
+                    .statuses(&n.doc_id)?
+                    .into_iter()
+                    .any(|(a, st)| a == n.recipient && matches!(st, RecipientStatus::Pending));
+                if pending {
+                    self.reasons
+                        .delayed(n.doc_id, n.recipient.clone(), reason.to_string());
+                    warn!(doc = %n.doc_id, agency = %self.cfg.agency, recipient = %n.recipient, %reason, "delivery delayed; the hub keeps retrying");
+                }
+            }
+        }
+        Ok(Frame::Ack { doc_id: n.doc_id })
+    }
+}
