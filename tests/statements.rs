@@ -577,3 +577,46 @@ fn kill_9_of_the_hub_and_of_a_recipient_during_a_burst_loses_and_repeats_nothing
         );
     }
 }
+
+#[test]
+fn a_reminder_reaches_only_recipients_with_work_left() {
+    let net = Net::running(&[A, B, C]);
+    let id = net.send(A, &[B, C], "Báo cáo quý IV", b"bao cao quy");
+    net.wait_state(A, &id, "delivered");
+    progress(&net, C, &id, "registered", None);
+    progress(&net, C, &id, "completed", None);
+    wait_timeline(&net, A, &id, C, 3);
+    // A recipient cannot remind; the sender reminds by default only those with work left.
+    refused(
+        verb(&net, B, &["remind", &id, "--note", "hurry"]),
+        "illegal_transition",
+        "a reminder from a recipient",
+    );
+    let r = verb(&net, A, &["remind", &id, "--note", "hạn trả lời 15/12"]).expect("remind");
+    assert_eq!(r["to"], serde_json::json!([B]), "{r}");
+    assert_eq!(r["kind"], "reminder", "{r}");
+    // Naming C explicitly is refused: it has completed.
+    refused(
+        verb(&net, A, &["remind", &id, "--to", C, "--note", "again"]),
+        "illegal_transition",
+        "a reminder to a recipient that completed",
+    );
+    let mut seen = Value::Null;
+    wait_until("B to hold the reminder", DEADLINE, || {
+        seen = status(&net, B, &id);
+        seen["timeline"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|e| e["label"] == "reminder"))
+    });
+    let e = seen["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["label"] == "reminder")
+        .unwrap();
+    assert_eq!(e["note"], "hạn trả lời 15/12");
+    assert_eq!(e["signature_verified"], true);
+    let at_a = status(&net, A, &id);
+    assert_eq!(labels(&at_a, B), ["delivered", "reminder"]);
+    assert_eq!(labels(&at_a, C), ["delivered", "registered", "completed"]);
+}

@@ -36,6 +36,19 @@ pub struct TakebackRequest {
     pub staff: Staff,
 }
 
+/// `POST /v1/documents/:id/remind`: urge recipients of a sent document to act on it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemindRequest {
+    /// Addressees; default every current recipient it was delivered to with work left.
+    #[serde(default)]
+    pub to: Option<Vec<AgencyId>>,
+    /// What is expected (required).
+    pub note: String,
+    /// Who acted.
+    pub staff: Staff,
+}
+
 /// Corrected metadata of an update: each field given replaces the envelope's.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

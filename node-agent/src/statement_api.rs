@@ -5,8 +5,8 @@
 use crate::agent::{now_ms, Agent, SendError};
 use crate::api::{err, parse_id, refuse_unread, stage_body, store_err};
 use crate::api_types::{
-    AnswerRequest, ApiError, ProgressRequest, ReplaceQuery, StatementMade, TakebackRequest,
-    UpdateRequest,
+    AnswerRequest, ApiError, ProgressRequest, RemindRequest, ReplaceQuery, StatementMade,
+    TakebackRequest, UpdateRequest,
 };
 use crate::statements::{MakeError, Say};
 use axum::body::{Body, Bytes};
@@ -25,6 +25,7 @@ pub fn routes() -> Router<Arc<Agent>> {
     Router::new()
         .route("/v1/documents/:id/progress", post(progress))
         .route("/v1/documents/:id/takeback", post(takeback))
+        .route("/v1/documents/:id/remind", post(remind))
         .route("/v1/documents/:id/update", post(update))
         .route("/v1/documents/:id/replace", post(replace))
         .route("/v1/documents/:id/answer", post(answer))
@@ -98,6 +99,15 @@ async fn takeback(State(a): State<Arc<Agent>>, Path(id): Path<String>, b: Bytes)
         reason: q.reason,
     };
     answer_made(&a, a.make_statement(doc, say, q.staff, q.note).await)
+}
+
+async fn remind(State(a): State<Arc<Agent>>, Path(id): Path<String>, b: Bytes) -> Response {
+    let (doc, q): (_, RemindRequest) = match parts(&id, &b) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let say = Say::Remind { to: q.to };
+    answer_made(&a, a.make_statement(doc, say, q.staff, Some(q.note)).await)
 }
 
 async fn update(State(a): State<Arc<Agent>>, Path(id): Path<String>, b: Bytes) -> Response {

@@ -74,6 +74,13 @@ pub enum Say {
         /// Why.
         reason: String,
     },
+    /// Urge recipients of a sent document that have not completed it to act (the note says
+    /// what is expected).
+    Remind {
+        /// Addressees (default: every current recipient it was delivered to that has not
+        /// completed or rejected it).
+        to: Option<Vec<AgencyId>>,
+    },
     /// Answer the pending change request on a received document.
     Answer {
         /// Accept (`15`) or refuse (`16`).
@@ -146,6 +153,19 @@ pub fn build(
                 },
             )
         }
+        Say::Remind { to } => (
+            to.unwrap_or_else(|| {
+                delivered_current(state)
+                    .into_iter()
+                    .filter(|a| {
+                        state
+                            .track(a)
+                            .is_some_and(|t| !t.status.is_some_and(|s| s.is_final()))
+                    })
+                    .collect()
+            }),
+            StatementKind::Reminder,
+        ),
         Say::TakeBack { to, reason } => (
             to.unwrap_or_else(|| delivered_current(state)),
             StatementKind::Change {
@@ -217,7 +237,12 @@ pub fn check_received(
     stmt: &Statement,
     digest: &Digest,
 ) -> Result<Effects, Reason> {
-    if &state.sender != me && matches!(stmt.kind, StatementKind::Change { .. }) {
+    if &state.sender != me
+        && matches!(
+            stmt.kind,
+            StatementKind::Change { .. } | StatementKind::Reminder
+        )
+    {
         let mut view = state.clone();
         for a in stmt.to.iter().filter(|a| *a != me) {
             view.tracks.insert(

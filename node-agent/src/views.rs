@@ -31,6 +31,7 @@ fn reason_json(kind: &StatementKind) -> Value {
             )
         }
         StatementKind::Change { reason, .. } => json!({"code": null, "text": reason}),
+        StatementKind::Reminder => Value::Null,
     }
 }
 
@@ -55,7 +56,7 @@ pub fn entry(a: &Agent, s: &StoredStatement, stmt: &Statement) -> Value {
     match &stmt.kind {
         StatementKind::Answer { request, .. } => v["answers"] = json!(hex::encode(request)),
         StatementKind::Change { change, .. } => v["change"] = change_json(change),
-        StatementKind::Status { .. } => {}
+        StatementKind::Status { .. } | StatementKind::Reminder => {}
     }
     v
 }
@@ -129,7 +130,10 @@ pub fn sent(
                 );
             }
             for (s, st) in &stmts {
-                if st.from == agency {
+                // A recipient's own statements, and the sender's reminders to it.
+                let reminded =
+                    matches!(st.kind, StatementKind::Reminder) && st.to.contains(&agency);
+                if st.from == agency || reminded {
                     timeline.push(entry(a, s, st));
                 }
             }

@@ -115,13 +115,19 @@ impl DocState {
                     self.sender, stmt.doc_id, stmt.from
                 )))
             }
+            StatementKind::Reminder if stmt.from != self.sender => {
+                return Err(illegal(format!(
+                    "only the sender {} may send a reminder about {}, not {}",
+                    self.sender, stmt.doc_id, stmt.from
+                )))
+            }
             StatementKind::Status { .. } => {
                 self.recipient_track(&stmt.from, "report a status")?;
             }
             StatementKind::Answer { .. } => {
                 self.recipient_track(&stmt.from, "answer a change request")?;
             }
-            StatementKind::Change { .. } => {}
+            StatementKind::Change { .. } | StatementKind::Reminder => {}
         }
         stmt.validate()?;
         let _ = digest;
@@ -216,6 +222,23 @@ impl DocState {
                 }
                 Ok(fx)
             }
+            StatementKind::Reminder => {
+                for a in &stmt.to {
+                    let t = self.tracks.get(a).ok_or_else(|| {
+                        Reason::new(
+                            ReasonCode::NotAddressed,
+                            format!("{a} is not a recipient of {}", stmt.doc_id),
+                        )
+                    })?;
+                    if !t.delivered || t.closed() || t.status.is_some_and(|s| s.is_final()) {
+                        return Err(illegal(format!(
+                            "{a} has nothing left to do on {} (not delivered, or already ended)",
+                            stmt.doc_id
+                        )));
+                    }
+                }
+                Ok(Effects::default())
+            }
             StatementKind::Answer { request, .. } => {
                 let t = self.recipient_track(&stmt.from, "answer a change request")?;
                 self.to_sender_only(stmt)?;
@@ -237,6 +260,8 @@ impl DocState {
     /// Record a statement [`check`](Self::check) allowed.
     pub fn apply(&mut self, stmt: &Statement, digest: &Digest) {
         match &stmt.kind {
+            // Changes nothing in the rules' state: the statement itself is the record.
+            StatementKind::Reminder => {}
             StatementKind::Status { status, .. } => {
                 if let Some(t) = self.tracks.get_mut(&stmt.from) {
                     t.status = Some(*status);
@@ -486,6 +511,35 @@ mod tests {
             ReasonCode::IllegalTransition
         );
         assert_eq!(d.current_recipients().collect::<Vec<_>>(), vec![&a(R2)]);
+    }
+
+    #[test]
+    fn reminders_come_from_the_sender_to_recipients_with_work_left() {
+        let mut d = delivered();
+        let mut r = stmt(S, &[R1, R2], StatementKind::Reminder);
+        assert_eq!(
+            code(say(&mut d, &r)),
+            ReasonCode::Other,
+            "a reminder needs a note"
+        );
+        r.note = Some("due Friday".into());
+        say(&mut d, &r).unwrap();
+        let mut from_recipient = r.clone();
+        from_recipient.from = a(R1);
+        from_recipient.to = vec![a(R2)];
+        assert_eq!(
+            code(say(&mut d, &from_recipient)),
+            ReasonCode::IllegalTransition
+        );
+        say(&mut d, &status(R1, BusinessStatus::Registered)).unwrap();
+        say(&mut d, &status(R1, BusinessStatus::Completed)).unwrap();
+        assert_eq!(
+            code(say(&mut d, &r)),
+            ReasonCode::IllegalTransition,
+            "R1 is done"
+        );
+        r.to = vec![a(R2)];
+        say(&mut d, &r).unwrap();
     }
 
     #[test]

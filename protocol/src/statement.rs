@@ -190,6 +190,9 @@ pub enum StatementKind {
         /// Why it was refused (required for `16`, absent for `15`).
         reason: Option<Reason>,
     },
+    /// The sender urges recipients that have not completed a document to act on it (before
+    /// its due date, or once overdue); the note says what is expected.
+    Reminder,
 }
 
 impl StatementKind {
@@ -204,6 +207,7 @@ impl StatementKind {
             StatementKind::Change { .. } => None,
             StatementKind::Answer { accept: true, .. } => Some("15"),
             StatementKind::Answer { accept: false, .. } => Some("16"),
+            StatementKind::Reminder => None,
         }
     }
 
@@ -214,6 +218,7 @@ impl StatementKind {
             StatementKind::Change { change, .. } => change.label(),
             StatementKind::Answer { accept: true, .. } => "accepted",
             StatementKind::Answer { accept: false, .. } => "refused",
+            StatementKind::Reminder => "reminder",
         }
     }
 }
@@ -337,6 +342,11 @@ impl Statement {
                 }
                 if self.to.len() != 1 {
                     return other("an answer is addressed to the document's sender only".into());
+                }
+            }
+            StatementKind::Reminder => {
+                if self.note.as_deref().is_none_or(|n| n.trim().is_empty()) {
+                    return other("a reminder needs a note saying what is expected".into());
                 }
             }
         }

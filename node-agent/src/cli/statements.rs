@@ -3,8 +3,8 @@
 
 use super::{ms_to_utc, s, ApiClient};
 use crate::api_types::{
-    AnswerRequest, MetaPatch, ProgressRequest, ReplaceQuery, StatementMade, TakebackRequest,
-    UpdateRequest,
+    AnswerRequest, MetaPatch, ProgressRequest, RemindRequest, ReplaceQuery, StatementMade,
+    TakebackRequest, UpdateRequest,
 };
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
@@ -81,6 +81,26 @@ pub(super) enum StatementCmd {
         /// Free note.
         #[arg(long)]
         note: Option<String>,
+        #[command(flatten)]
+        staff: StaffArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Urge recipients of a sent document that have not completed it to act on it.
+    Remind {
+        /// Agent directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Document ID.
+        id: String,
+        /// Recipients reminded (default: every current recipient it was delivered to that has
+        /// not completed or rejected it).
+        #[arg(long, value_delimiter = ',')]
+        to: Vec<AgencyId>,
+        /// What is expected, e.g. "reply due 15 December".
+        #[arg(long)]
+        note: String,
         #[command(flatten)]
         staff: StaffArgs,
         /// Print JSON.
@@ -288,6 +308,23 @@ pub(super) fn run_statement(cmd: StatementCmd) -> Result<()> {
             };
             let c = ApiClient::new(&dir)?;
             let m = c.statement(&format!("/v1/documents/{id}/takeback"), &req)?;
+            (json, m)
+        }
+        StatementCmd::Remind {
+            dir,
+            id,
+            to,
+            note,
+            staff,
+            json,
+        } => {
+            let req = RemindRequest {
+                to: (!to.is_empty()).then_some(to),
+                note,
+                staff: staff.staff(),
+            };
+            let c = ApiClient::new(&dir)?;
+            let m = c.statement(&format!("/v1/documents/{id}/remind"), &req)?;
             (json, m)
         }
         StatementCmd::Update {
