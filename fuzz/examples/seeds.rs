@@ -178,6 +178,24 @@ fn seeds(dir: &Path) -> Res<()> {
         time_ms: 1_780_000_002_000,
     };
     let s_pap = SignedPaperReport::sign(&report, &agency.key, &agency.cert)?;
+    let status = poros_protocol::Statement {
+        doc_id: doc,
+        from: id(AGENCY),
+        to: vec![id("000.00.00.G01")],
+        kind: poros_protocol::StatementKind::Status {
+            status: poros_protocol::BusinessStatus::Registered,
+            reason: None,
+        },
+        staff: poros_protocol::Staff {
+            department: "Văn thư".into(),
+            name: "Nguyễn Văn An".into(),
+            email: None,
+            phone: None,
+        },
+        note: Some("vào sổ".into()),
+        time_ms: 1_780_000_003_000,
+    };
+    let s_sta = poros_protocol::SignedStatement::sign(&status, &agency.key, &agency.cert)?;
 
     // signed_statement: [kind, clock, postcard(blob)].
     let stmt = |kind: StatementKind, clock: u8, blob: &SignedBlob| -> Res<Vec<u8>> {
@@ -192,6 +210,7 @@ fn seeds(dir: &Path) -> Res<()> {
         (StatementKind::Acceptance, "acceptance", &s_acc.0),
         (StatementKind::Notice, "notice", &s_not.0),
         (StatementKind::PaperReport, "paper", &s_pap.0),
+        (StatementKind::Statement, "status", &s_sta.0),
     ];
     for (kind, name, blob) in blobs {
         for clock in 0..3u8 {

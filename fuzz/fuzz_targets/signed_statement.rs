@@ -17,11 +17,15 @@ fn decode(kind: StatementKind, blob: &SignedBlob) -> Result<(), String> {
     let blob = blob.clone();
     match kind {
         StatementKind::Envelope => {
-            let env = SignedEnvelope::from_blob(blob).envelope().map_err(|e| e.to_string())?;
+            let env = SignedEnvelope::from_blob(blob)
+                .envelope()
+                .map_err(|e| e.to_string())?;
             let _ = env.validate();
         }
         StatementKind::Receipt => {
-            SignedReceipt::from_blob(blob).receipt().map_err(|e| e.to_string())?;
+            SignedReceipt::from_blob(blob)
+                .receipt()
+                .map_err(|e| e.to_string())?;
         }
         StatementKind::Acceptance => {
             SignedAcceptance::from_blob(blob)
@@ -29,7 +33,9 @@ fn decode(kind: StatementKind, blob: &SignedBlob) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
         }
         StatementKind::Notice => {
-            SignedNotice::from_blob(blob).notice().map_err(|e| e.to_string())?;
+            SignedNotice::from_blob(blob)
+                .notice()
+                .map_err(|e| e.to_string())?;
         }
         StatementKind::PaperReport => {
             let r = SignedPaperReport::from_blob(blob)
@@ -38,6 +44,20 @@ fn decode(kind: StatementKind, blob: &SignedBlob) -> Result<(), String> {
             let _ = PaperReport::month_is_valid(&r.month);
         }
         StatementKind::Blob => {}
+        StatementKind::Statement => {
+            let s = poros_protocol::SignedStatement::from_blob(blob)
+                .statement()
+                .map_err(|e| e.to_string())?;
+            // The checks every party runs on a decoded statement, on whatever arrived.
+            let _ = s.validate();
+            let mut state = poros_protocol::DocState::new(s.from.clone(), &s.to);
+            for a in &s.to {
+                state.delivered(a);
+            }
+            if state.check(&s, &[0; 32]).is_ok() {
+                state.apply(&s, &[0; 32]);
+            }
+        }
     }
     Ok(())
 }

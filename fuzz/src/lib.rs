@@ -79,17 +79,20 @@ pub enum StatementKind {
     PaperReport,
     /// A bare `SignedBlob`, tried under every context.
     Blob,
+    /// `SignedStatement` (business statuses, change requests and answers, reminders).
+    Statement,
 }
 
 impl StatementKind {
     /// All kinds, in selector order.
-    pub const ALL: [StatementKind; 6] = [
+    pub const ALL: [StatementKind; 7] = [
         StatementKind::Envelope,
         StatementKind::Receipt,
         StatementKind::Acceptance,
         StatementKind::Notice,
         StatementKind::PaperReport,
         StatementKind::Blob,
+        StatementKind::Statement,
     ];
 
     /// The kind a selector byte picks.
@@ -111,17 +114,19 @@ impl StatementKind {
             StatementKind::Notice => Some(NOTICE_CONTEXT),
             StatementKind::PaperReport => Some(PAPER_CONTEXT),
             StatementKind::Blob => None,
+            StatementKind::Statement => Some(poros_protocol::STATEMENT_CONTEXT),
         }
     }
 }
 
 /// Every signature context Poros uses.
-pub const CONTEXTS: [&[u8]; 5] = [
+pub const CONTEXTS: [&[u8]; 6] = [
     ENVELOPE_CONTEXT,
     RECEIPT_CONTEXT,
     ACCEPTANCE_CONTEXT,
     NOTICE_CONTEXT,
     PAPER_CONTEXT,
+    poros_protocol::STATEMENT_CONTEXT,
 ];
 
 /// The verification clocks of the `signed_statement` target, selected by its second byte:
