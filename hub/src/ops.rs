@@ -1,7 +1,7 @@
 //! The hub's operations HTTP listener (loopback by default): health, Prometheus metrics,
 //! document status for operators, and the admin API (bearer token) the CLI uses.
 
-use crate::server::{now_ms, Hub};
+use crate::hub::{now_ms, Hub};
 use crate::state::{DeliveryState, NodeRecord, NodeState};
 use axum::extract::ConnectInfo;
 use axum::extract::{Path, State};
@@ -822,7 +822,7 @@ async fn sweep(State(st): State<Ops>, h: HeaderMap) -> Response {
     if let Err(r) = authorized(&st, &h) {
         return r;
     }
-    match crate::server::sweep_once(&st.hub).await {
+    match crate::server::sweep::sweep_once(&st.hub).await {
         Ok(()) => Json(json!({"ok": true})).into_response(),
         Err(e) => internal(e),
     }

@@ -19,7 +19,7 @@
 //!   withdrawn, replaced or removed, by days since delivery (as of today, whatever the range).
 
 use crate::business;
-use crate::server::{now_ms, Hub};
+use crate::hub::{now_ms, Hub};
 use crate::state::NodeState;
 use crate::stats::{self, Day, NATIONAL};
 use anyhow::{bail, Result};
