@@ -477,8 +477,8 @@ fn metrics_text(hub: &Hub) -> String {
     hub.metrics.render(&mut out);
     // Per-agency series for the current year, from the exact counters.
     let year = vec![format!("Y{}", crate::stats::Day::of_ms(now_ms()).y)];
-    if let Ok(r) = hub.store.db().read() {
-        if let Ok(sums) = crate::stats::sums(&r, &year, None) {
+    if let Ok(r) = hub.store.stats_snapshot() {
+        if let Ok(sums) = r.sums(&year, None) {
             let _ = writeln!(out, "# TYPE poros_agency_documents_sent_total counter");
             let _ = writeln!(out, "# TYPE poros_agency_deliveries_due_total counter");
             let _ = writeln!(out, "# TYPE poros_agency_deliveries_total counter");

@@ -47,6 +47,7 @@ pub use retention::expire;
 pub use statements::{
     HistoryEntry, StatementOutcome, StatementRefusal, StatementRelay, StoredStatement,
 };
+pub use statistics::StatsSnapshot;
 
 /// Bodies up to this size live inside the database (one fsync per group commit instead of
 /// two per file); larger ones are files.

@@ -2,6 +2,7 @@
 //! that checks the live counters, and reads of the counter tables (see `crate::stats`).
 
 use super::*;
+use std::collections::HashSet;
 
 impl HubStore {
     /// Mark agencies as seen (connected) now.
@@ -129,5 +130,37 @@ impl HubStore {
             out.push((k.value().to_string(), v.value()));
         }
         Ok(out)
+    }
+}
+
+/// One consistent read of the statistics tables: every figure of a report comes from the same
+/// commit, and callers never open the tables themselves.
+pub struct StatsSnapshot(redb::ReadTransaction);
+
+impl StatsSnapshot {
+    /// Every counter of every scope (or of `scope` only) summed over `periods`.
+    pub fn sums(
+        &self,
+        periods: &[String],
+        scope: Option<&str>,
+    ) -> Result<crate::stats::Sums, StoreError> {
+        crate::stats::sums(&self.0, periods, scope)
+    }
+
+    /// Paper-only counts of the given months (`YYYY-MM`) per agency, group and nation.
+    pub fn paper_sums(&self, months: &[String]) -> Result<crate::stats::Sums, StoreError> {
+        crate::stats::paper_sums(&self.0, months)
+    }
+
+    /// Agencies seen (connected) in any of `periods`.
+    pub fn seen(&self, periods: &[String]) -> Result<HashSet<String>, StoreError> {
+        crate::stats::seen(&self.0, periods)
+    }
+}
+
+impl HubStore {
+    /// A consistent read of the statistics (counters, paper counts, connections).
+    pub fn stats_snapshot(&self) -> Result<StatsSnapshot, StoreError> {
+        Ok(StatsSnapshot(self.db.read()?))
     }
 }
