@@ -5,6 +5,7 @@ use crate::hub::{now_ms, Hub};
 use crate::repair::BodySource;
 use crate::state::{DeliveryState, RelayItem};
 use anyhow::{Context, Result};
+use poros_protocol::admission::check_receipt;
 use poros_protocol::receipt::RECEIPT_CONTEXT;
 use poros_protocol::{AgencyId, DelayReason, DocumentId, Frame, Outcome};
 use poros_transport::{read_frame, send_body_verified, write_frame, WireError};
@@ -158,16 +159,11 @@ async fn deliver_one(
         anyhow::bail!("receipt from {agency} refused: {e}");
     }
     let r = receipt.receipt()?;
-    if r.doc_id != doc || &r.recipient != agency {
-        anyhow::bail!("receipt names another document or recipient");
+    if let Err(why) = check_receipt(&r, agency, &doc, &rec.body_sha256) {
+        anyhow::bail!("receipt from {agency} refused: {why}");
     }
     let state = match &r.outcome {
-        Outcome::Delivered => {
-            if r.body_sha256 != rec.body_sha256 {
-                anyhow::bail!("receipt acknowledges a different body hash");
-            }
-            DeliveryState::Delivered(receipt)
-        }
+        Outcome::Delivered => DeliveryState::Delivered(receipt),
         outcome => {
             let why = outcome
                 .rejection()

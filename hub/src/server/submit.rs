@@ -4,8 +4,11 @@
 use crate::hub::{now_ms, AgencyCheck, Hub};
 use crate::state::{AcceptOutcome, BodyAt, DocRecord, NewBody, NodeState, INLINE_MAX};
 use anyhow::Result;
+use poros_protocol::admission::{admit_envelope, check_body};
 use poros_protocol::envelope::ENVELOPE_CONTEXT;
-use poros_protocol::{Acceptance, AgencyId, Frame, RefusalCode, SignedAcceptance, SignedEnvelope};
+use poros_protocol::{
+    Acceptance, AgencyId, Frame, Reason, ReasonCode, RefusalCode, SignedAcceptance, SignedEnvelope,
+};
 use poros_transport::loglimit::LogLimiter;
 use poros_transport::warn_limited;
 use poros_transport::{recv_small_body, write_frame, BodyReader, WireError};
@@ -55,25 +58,11 @@ pub(super) async fn handle_submit(
     };
     let span = info_span!("doc", doc = %env.id);
     let _g = span.enter();
-    if &env.sender != agency {
-        refuse!(
-            RefusalCode::SenderMismatch,
-            "sender_mismatch",
-            "envelope claims sender {} but this connection is {agency}",
-            env.sender
-        );
-    }
-    if let Err(e) = env.validate() {
-        refuse!(RefusalCode::InvalidEnvelope, "invalid_envelope", "{e}");
-    }
-    if env.body_len > hub.cfg.limits.max_body_bytes {
-        refuse!(
-            RefusalCode::TooLarge,
-            "too_large",
-            "body of {} bytes exceeds the hub limit of {} bytes",
-            env.body_len,
-            hub.cfg.limits.max_body_bytes
-        );
+    // The signer is the connected agency (checked above), so the shared admission's signer
+    // check is the envelope's sender against the connection.
+    if let Err(r) = admit_envelope(&env, agency, hub.cfg.limits.max_body_bytes) {
+        let (code, metric) = refusal_of(&r);
+        refuse!(code, metric, "{}", r.text);
     }
     for r in &env.recipients {
         match hub.node_state(r) {
@@ -122,12 +111,9 @@ pub(super) async fn handle_submit(
     let mut gc_guard = None;
     let body = if env.body_len <= INLINE_MAX {
         let buf = recv_small_body(recv, env.body_len).await?;
-        if poros_protocol::sha256(&buf) != env.body_sha256 {
-            refuse!(
-                RefusalCode::BodyMismatch,
-                "body_mismatch",
-                "body does not match the SHA-256 in the signed envelope"
-            );
+        if let Err(r) = check_body(&env, &poros_protocol::sha256(&buf), buf.len() as u64) {
+            let (code, metric) = refusal_of(&r);
+            refuse!(code, metric, "{}", r.text);
         }
         NewBody::Inline(buf)
     } else {
@@ -150,11 +136,14 @@ pub(super) async fn handle_submit(
         gc_guard = Some(hub.blobs.reference_guard().await);
         match w.commit_expecting(&env.body_sha256).await {
             Ok(_) => NewBody::File,
-            Err(poros_store::StoreError::DigestMismatch { .. }) => refuse!(
-                RefusalCode::BodyMismatch,
-                "body_mismatch",
-                "body does not match the SHA-256 in the signed envelope"
-            ),
+            Err(poros_store::StoreError::DigestMismatch { actual, .. }) => {
+                // The reader took exactly `body_len` bytes; only the hash can differ.
+                let r = check_body(&env, &actual, env.body_len)
+                    .err()
+                    .unwrap_or_else(|| Reason::new(ReasonCode::BodyHashMismatch, "body hash"));
+                let (code, metric) = refusal_of(&r);
+                refuse!(code, metric, "{}", r.text)
+            }
             Err(e) => {
                 let (code, msg, metric) = hub.store_refusal(&e);
                 refuse!(code, metric, "{msg}")
@@ -211,4 +200,15 @@ pub(super) async fn handle_submit(
     write_frame(send, &Frame::Accepted { acceptance: acc }).await?;
     send.finish()?;
     Ok(())
+}
+
+/// The wire refusal and metric label of a shared admission reason: the codes the hub has
+/// always answered and counted, so agents and dashboards see no change.
+fn refusal_of(r: &Reason) -> (RefusalCode, &'static str) {
+    match r.code {
+        ReasonCode::SignerNotForAgency => (RefusalCode::SenderMismatch, "sender_mismatch"),
+        ReasonCode::TooLarge => (RefusalCode::TooLarge, "too_large"),
+        ReasonCode::BodyHashMismatch => (RefusalCode::BodyMismatch, "body_mismatch"),
+        _ => (RefusalCode::InvalidEnvelope, "invalid_envelope"),
+    }
 }
