@@ -159,14 +159,7 @@ impl HubStore {
 
     /// Every revoked serial (hex) with its record.
     pub fn revoked(&self) -> Result<Vec<(String, RevokedSerial)>, StoreError> {
-        let r = self.db.read()?;
-        let t = r.open_table(REVOKED)?;
-        let mut out = Vec::new();
-        for e in t.iter()? {
-            let (k, v) = e?;
-            out.push((k.value().to_string(), dec(v.value())?));
-        }
-        Ok(out)
+        self.serials(REVOKED)
     }
 
     /// Insert or replace a node record.
@@ -237,8 +230,16 @@ impl HubStore {
 
     /// Every serial retired by renewal (hex) with its record.
     pub fn superseded(&self) -> Result<Vec<(String, RevokedSerial)>, StoreError> {
+        self.serials(SUPERSEDED)
+    }
+
+    /// Every serial (hex) of a serial table with its record.
+    fn serials(
+        &self,
+        def: TableDefinition<&str, &[u8]>,
+    ) -> Result<Vec<(String, RevokedSerial)>, StoreError> {
         let r = self.db.read()?;
-        let t = r.open_table(SUPERSEDED)?;
+        let t = r.open_table(def)?;
         let mut out = Vec::new();
         for e in t.iter()? {
             let (k, v) = e?;

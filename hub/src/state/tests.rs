@@ -8,7 +8,8 @@ use poros_protocol::{
     SignedEnvelope, SigningKey,
 };
 
-fn key() -> SigningKey {
+/// A fresh signing key (also used by the statement store's tests).
+pub(super) fn key() -> SigningKey {
     let rng = ring::rand::SystemRandom::new();
     let doc = ring::signature::EcdsaKeyPair::generate_pkcs8(
         &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
