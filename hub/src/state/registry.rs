@@ -10,10 +10,22 @@ impl HubStore {
         rec: NodeRecord,
         audit: AuditRecord,
     ) -> Result<(), StoreError> {
+        let key = rec.agency.to_string();
+        self.put_audited(NODES, key, rec, audit).await
+    }
+
+    /// Insert or replace the record under `key` and record the action, in one commit.
+    async fn put_audited<T: serde::Serialize + Send + 'static>(
+        &self,
+        def: TableDefinition<'static, &'static str, &'static [u8]>,
+        key: String,
+        rec: T,
+        audit: AuditRecord,
+    ) -> Result<(), StoreError> {
         self.db
             .write(move |txn| {
-                txn.open_table(NODES)?
-                    .insert(rec.agency.as_str(), enc(&rec)?.as_slice())?;
+                txn.open_table(def)?
+                    .insert(key.as_str(), enc(&rec)?.as_slice())?;
                 audit_in(txn, &audit)
             })
             .await
@@ -254,13 +266,8 @@ impl HubStore {
         rec: MonitorRecord,
         audit: AuditRecord,
     ) -> Result<(), StoreError> {
-        self.db
-            .write(move |txn| {
-                txn.open_table(MONITORS)?
-                    .insert(rec.name.as_str(), enc(&rec)?.as_slice())?;
-                audit_in(txn, &audit)
-            })
-            .await
+        let key = rec.name.clone();
+        self.put_audited(MONITORS, key, rec, audit).await
     }
 
     /// All monitor credentials.
