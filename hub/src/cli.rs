@@ -2,7 +2,8 @@
 //! and the one-command local demo.
 
 use crate::deployment::{self, HubPaths, InitOptions};
-use crate::server::{self, Hub};
+use crate::hub::Hub;
+use crate::server;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use poros_config::HubConfig;

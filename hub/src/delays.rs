@@ -9,7 +9,7 @@ use poros_protocol::{AgencyId, DelayReason, DocumentId, Frame, HubNotice, Notice
 use poros_transport::{now_ms, request};
 use tracing::{debug, warn};
 
-use crate::server::Hub;
+use crate::hub::Hub;
 
 /// How long telling a sender may take before the next failed attempt tries again.
 const TELL_TIMEOUT: Duration = Duration::from_secs(5);

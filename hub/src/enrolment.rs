@@ -2,7 +2,7 @@
 //! tokens. Owns its admission rules: connections per source address, a deadline for every step,
 //! and processing slots held only while a request is being processed.
 
-use crate::server::Hub;
+use crate::hub::Hub;
 use anyhow::{Context, Result};
 use poros_protocol::{Frame, Refusal, RefusalCode};
 use poros_transport::{read_frame, write_frame, Limits};

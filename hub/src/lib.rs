@@ -3,10 +3,12 @@
 //!
 //! # Layout
 //! - [`deployment`]: the deployment directory — `init`, node certificate issuance, key loading.
+//! - [`hub`]: the hub handle (store, keys, registry cache, live connections, shared checks).
 //! - [`state`]: durable state behind one narrow seam (registry, documents, queues, relays).
 //! - [`enrolment`]: the token enrolment endpoint, bounded per source and per step.
 //! - [`lifecycle`]: registration, enrolment, suspension, revocation (CRLs) and renewal.
-//! - [`server`]: connections, submissions, per-node delivery/relay worker, expiry sweeper.
+//! - [`server`]: the QUIC endpoint: connection admission, stream dispatch, submissions, the
+//!   per-node pusher (deliveries, receipts, relays) and the sweepers.
 //! - [`statements`]: statements on the wire: accepted from their maker, relayed to addressees.
 //! - [`delays`]: deliveries a recipient refused for now (e.g. its disk is full), told to senders.
 //! - [`repair`]: bodies lost on disk: checks before delivery, re-upload from the sender, scrub.
@@ -21,6 +23,7 @@ pub mod delays;
 pub mod demo;
 pub mod deployment;
 pub mod enrolment;
+pub mod hub;
 pub mod lifecycle;
 pub mod metrics;
 pub mod ops;

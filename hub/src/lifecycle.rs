@@ -2,7 +2,7 @@
 //! suspension, resumption, revocation (CRLs, live connections, pushes to agents) and renewal.
 //! Every change is recorded in the audit log in the same commit as the change.
 
-use crate::server::{close, now_ms, Hub};
+use crate::hub::{close, limits, now_ms, Hub};
 use crate::state::{AuditRecord, NodeRecord, NodeState, Superseded};
 use anyhow::{bail, Context, Result};
 use poros_certs::SignerSubject;
@@ -195,7 +195,7 @@ impl Hub {
                 c.close(close::NOT_ACTIVE.into(), b"agency is no longer active");
             }
         } else {
-            self.wake_agency(&agency);
+            self.wake(&agency);
         }
     }
 
@@ -504,9 +504,9 @@ impl Hub {
         let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
             .map_err(|e| anyhow::anyhow!("server config: {e}"))?;
         let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-        server.transport_config(Arc::new(poros_transport::transport_config(
-            &crate::server::limits(&self.cfg),
-        )));
+        server.transport_config(Arc::new(poros_transport::transport_config(&limits(
+            &self.cfg,
+        ))));
         if let Ok(ep) = self.endpoint.lock() {
             if let Some(ep) = ep.as_ref() {
                 ep.set_server_config(Some(server));

@@ -1,7 +1,7 @@
 //! The hub's operations HTTP listener (loopback by default): health, Prometheus metrics,
 //! document status for operators, and the admin API (bearer token) the CLI uses.
 
-use crate::server::{now_ms, Hub};
+use crate::hub::{now_ms, Hub};
 use crate::state::{DeliveryState, NodeRecord, NodeState};
 use axum::extract::ConnectInfo;
 use axum::extract::{Path, State};
@@ -477,8 +477,8 @@ fn metrics_text(hub: &Hub) -> String {
     hub.metrics.render(&mut out);
     // Per-agency series for the current year, from the exact counters.
     let year = vec![format!("Y{}", crate::stats::Day::of_ms(now_ms()).y)];
-    if let Ok(r) = hub.store.db().read() {
-        if let Ok(sums) = crate::stats::sums(&r, &year, None) {
+    if let Ok(r) = hub.store.stats_snapshot() {
+        if let Ok(sums) = r.sums(&year, None) {
             let _ = writeln!(out, "# TYPE poros_agency_documents_sent_total counter");
             let _ = writeln!(out, "# TYPE poros_agency_deliveries_due_total counter");
             let _ = writeln!(out, "# TYPE poros_agency_deliveries_total counter");
@@ -822,7 +822,7 @@ async fn sweep(State(st): State<Ops>, h: HeaderMap) -> Response {
     if let Err(r) = authorized(&st, &h) {
         return r;
     }
-    match crate::server::sweep_once(&st.hub).await {
+    match crate::server::sweep::sweep_once(&st.hub).await {
         Ok(()) => Json(json!({"ok": true})).into_response(),
         Err(e) => internal(e),
     }

@@ -4,7 +4,7 @@
 //!
 //! The durable side (held deliveries, damage records, requests) is in `state::bodies`.
 
-use crate::server::{now_ms, Hub};
+use crate::hub::{now_ms, Hub};
 use crate::state::{BodyAt, DocRecord};
 use anyhow::{Context, Result};
 use poros_protocol::{
@@ -82,7 +82,7 @@ pub(crate) async fn body_damaged(hub: &Hub, doc: DocumentId, what: String) -> Re
     warn!(doc = %doc, %what, "stored body is damaged; deliveries held until the sender uploads it again");
     if let Some(sender) = hub.store.hold_damaged(doc, what, now_ms()).await? {
         info!(doc = %doc, sender = %sender, "re-upload of the body requested from the sender");
-        hub.wake_agency(&sender);
+        hub.wake(&sender);
     }
     Ok(())
 }
@@ -104,7 +104,7 @@ pub(crate) async fn repair_one(
             let wake = hub.store.body_repaired(digest, None).await?;
             info!(doc = %doc, held = wake.len(), "body repaired from the sender's copy");
             for r in wake {
-                hub.wake_agency(&r);
+                hub.wake(&r);
             }
             Ok(())
         }
@@ -112,7 +112,7 @@ pub(crate) async fn repair_one(
             let wake = hub.store.body_repaired(digest, Some(body)).await?;
             info!(doc = %doc, held = wake.len(), "body repaired from the sender's copy");
             for r in wake {
-                hub.wake_agency(&r);
+                hub.wake(&r);
             }
             Ok(())
         }
@@ -203,7 +203,7 @@ pub(crate) async fn lose(hub: &Hub, digest: Digest, reason: BodyLostReason) -> R
     }
     let n = notices.len();
     for sender in hub.store.body_lost(digest, notices, now).await? {
-        hub.wake_agency(&sender);
+        hub.wake(&sender);
     }
     warn!(digest = %hex::encode(digest), deliveries = n, reason = reason.code(), "body lost: deliveries ended with a signed notice");
     Ok(())
@@ -355,7 +355,7 @@ async fn scrub(hub: &Arc<Hub>, report: &mut ScrubReport) -> Result<()> {
         for doc in users.get(&digest).into_iter().flatten() {
             if let Some(sender) = hub.store.hold_damaged(*doc, what.clone(), now_ms()).await? {
                 report.repairs_requested += 1;
-                hub.wake_agency(&sender);
+                hub.wake(&sender);
             }
         }
     }

@@ -19,8 +19,9 @@
 //!   withdrawn, replaced or removed, by days since delivery (as of today, whatever the range).
 
 use crate::business;
-use crate::server::{now_ms, Hub};
+use crate::hub::{now_ms, Hub};
 use crate::state::NodeState;
+use crate::state::StatsSnapshot;
 use crate::stats::{self, Day, NATIONAL};
 use anyhow::{bail, Result};
 use serde_json::{json, Map, Value};
@@ -153,7 +154,7 @@ pub fn figures(scope: &str, m: &BTreeMap<String, u64>, overdue: u64) -> Value {
 /// removed), per scope and age band, as of `today`: each band sums `open − closed` over the
 /// delivery days it covers.
 fn outstanding(
-    r: &redb::ReadTransaction,
+    r: &StatsSnapshot,
     today: Day,
     only: Option<&[String; 3]>,
 ) -> Result<BTreeMap<String, Map<String, Value>>> {
@@ -174,11 +175,11 @@ fn outstanding(
             Some(scopes) => {
                 let mut s = stats::Sums::new();
                 for scope in scopes {
-                    s.extend(stats::sums(r, &periods, Some(scope))?);
+                    s.extend(r.sums(&periods, Some(scope))?);
                 }
                 s
             }
-            None => stats::sums(r, &periods, None)?,
+            None => r.sums(&periods, None)?,
         };
         for (scope, m) in sums {
             let g = |k: &str| m.get(k).copied().unwrap_or(0);
@@ -222,18 +223,18 @@ pub fn report(hub: &Hub, q: &Query) -> Result<Value> {
         q.to
     };
     let periods = stats::cover(q.from, read_to);
-    let r = hub.store.db().read()?;
+    let r = hub.store.stats_snapshot()?;
     // With an agency filter only its own, its group's and the national counters are read.
     let only = q.agency.as_ref().map(stats::scopes);
     let mut sums = match &only {
         Some(scopes) => {
             let mut out = stats::Sums::new();
             for scope in scopes {
-                out.extend(stats::sums(&r, &periods, Some(scope))?);
+                out.extend(r.sums(&periods, Some(scope))?);
             }
             out
         }
-        None => stats::sums(&r, &periods, None)?,
+        None => r.sums(&periods, None)?,
     };
     // Paper counts are monthly: a month the range only partly covers contributes its whole
     // paper count (its electronic counts come from the days covered), read from the reports.
@@ -246,7 +247,7 @@ pub fn report(hub: &Hub, q: &Query) -> Result<Value> {
         })
         .map(|m| m[1..].to_string())
         .collect();
-    for (scope, m) in stats::paper_sums(&r, &partial)? {
+    for (scope, m) in r.paper_sums(&partial)? {
         if only.as_ref().is_some_and(|o| !o.contains(&scope)) {
             continue;
         }
@@ -257,7 +258,7 @@ pub fn report(hub: &Hub, q: &Query) -> Result<Value> {
             }
         }
     }
-    let seen = stats::seen(&r, &periods)?;
+    let seen = r.seen(&periods)?;
     let open = outstanding(&r, today, only.as_ref())?;
     drop(r);
     let from_ms = day_start_ms(q.from);
@@ -371,11 +372,11 @@ pub fn trend(hub: &Hub, to: Day) -> Result<Value> {
         days.push(d);
         d = d.next();
     }
-    let r = hub.store.db().read()?;
+    let r = hub.store.stats_snapshot()?;
     let empty = BTreeMap::new();
     let mut out = Vec::new();
     for day in days {
-        let s = stats::sums(&r, &[day.key()], Some(NATIONAL))?;
+        let s = r.sums(&[day.key()], Some(NATIONAL))?;
         let f = figures(NATIONAL, s.get(NATIONAL).unwrap_or(&empty), 0);
         out.push(
             json!({"day": day.to_string(), "due": f["due"], "delivered": f["delivered"],
@@ -466,7 +467,7 @@ pub fn check(hub: &Hub) -> Result<Value> {
             d: 31,
         },
     );
-    let live = stats::sums(&hub.store.db().read()?, &all, None)?;
+    let live = hub.store.stats_snapshot()?.sums(&all, None)?;
     let checked = |m: &str| {
         matches!(m, "sent" | "out_due" | "in_due")
             || ["in_", "out_"].iter().any(|p| {

@@ -6,7 +6,8 @@
 //! nor `DeliverAdded`, so nothing of this path is ever sent to them (it stays queued until the
 //! agency connects with a newer agent). See ARCHITECTURE.md, "Protocol versions".
 
-use crate::server::{store_refusal, AgencyCheck, Hub, InFlight};
+use crate::hub::{AgencyCheck, Hub};
+use crate::server::inflight::InFlight;
 use crate::state::{DocRecord, Pending, StatementOutcome, StatementRelay};
 use anyhow::Result;
 use poros_protocol::{
@@ -86,14 +87,14 @@ async fn accept(
     let span = info_span!("statement", doc = %doc, agency = %agency, kind);
     match hub
         .store
-        .accept_statement(signed, stmt, crate::server::now_ms())
+        .accept_statement(signed, stmt, crate::hub::now_ms())
         .instrument(span.clone())
         .await
     {
         Ok(StatementOutcome::Accepted { seq, wake }) => {
             span.in_scope(|| info!(seq, "statement accepted"));
             for a in &wake {
-                hub.wake_agency(a);
+                hub.wake(a);
             }
             Frame::Ack { doc_id: doc }
         }
@@ -103,7 +104,7 @@ async fn accept(
         }
         Ok(StatementOutcome::Refused(r)) => refuse(r.label(), r.refusal(), Some(doc)),
         Err(e) => {
-            let (code, message, metric) = store_refusal(hub, &e);
+            let (code, message, metric) = hub.store_refusal(&e);
             refuse(metric, Refusal { code, message }, Some(doc))
         }
     }

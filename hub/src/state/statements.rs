@@ -627,6 +627,7 @@ impl HubStore {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::key;
     use super::super::{AcceptOutcome, BodyAt, NewBody};
     use super::*;
     use poros_protocol::{
@@ -643,16 +644,6 @@ mod tests {
 
     fn a(s: &str) -> AgencyId {
         AgencyId::parse(s).unwrap()
-    }
-
-    fn key() -> SigningKey {
-        let rng = ring::rand::SystemRandom::new();
-        let doc = ring::signature::EcdsaKeyPair::generate_pkcs8(
-            &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
-            &rng,
-        )
-        .unwrap();
-        SigningKey::from_pkcs8(doc.as_ref()).unwrap()
     }
 
     struct T {

@@ -1,0 +1,313 @@
+//! The hub handle: configuration, the store, body files and keys, the registry cache and the
+//! live connections, with the checks every path shares (signatures, current serials) and the
+//! hub-wide vocabulary (close codes, transport limits). Identity comes only from the verified
+//! client certificate (see `poros-certs`).
+
+use crate::deployment::{HubKeys, HubPaths};
+use crate::metrics::Metrics;
+use crate::state::{HubStore, NodeRecord, NodeState, SerialCheck};
+use anyhow::Result;
+use poros_certs::Signer;
+use poros_config::HubConfig;
+use poros_protocol::{AgencyId, HubNotice, Refusal, RefusalCode, SignedNotice, StorageParty};
+use poros_store::{Blobs, Db};
+use poros_transport::Limits;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::sync::Notify;
+use tracing::warn;
+
+/// QUIC application close codes.
+pub mod close {
+    /// The agency is not registered.
+    pub const UNKNOWN_AGENCY: u32 = 0x10;
+    /// The agency is suspended or revoked.
+    pub const NOT_ACTIVE: u32 = 0x11;
+    /// A newer connection of the same agency replaced this one.
+    pub const REPLACED: u32 = 0x12;
+    /// The hub is shutting down.
+    pub const SHUTDOWN: u32 = 0x13;
+    /// The peer certificate names no agency.
+    pub const NO_IDENTITY: u32 = 0x14;
+    /// The certificate is not the one the hub holds for the agency (superseded or never issued).
+    pub const NOT_CURRENT_CERT: u32 = 0x15;
+    /// Another live connection already serves this agency (identity conflict).
+    pub const IDENTITY_CONFLICT: u32 = 0x16;
+}
+
+pub use poros_transport::now_ms;
+
+/// Why a statement is not accepted as the agency's own.
+#[derive(Debug, thiserror::Error)]
+pub enum AgencyCheck {
+    /// Signed by someone else.
+    #[error("signed by {0}, not by the connected agency")]
+    OtherSigner(String),
+    /// The signature or the signer's chain does not verify.
+    #[error("signature: {0}")]
+    Invalid(poros_certs::VerifyError),
+    /// A valid certificate of the agency's, but not the one the hub holds for it now.
+    #[error(
+        "signed with certificate {0}, which is not the agency's current signing certificate \
+         (superseded by a renewal, or never issued by this hub)"
+    )]
+    NotCurrent(String),
+}
+
+struct Connected {
+    conn: quinn::Connection,
+    wake: Arc<Notify>,
+    id: u64,
+}
+
+/// Shared hub state.
+pub struct Hub {
+    /// Configuration.
+    pub cfg: HubConfig,
+    /// Durable state.
+    pub store: HubStore,
+    /// Body files.
+    pub blobs: Blobs,
+    pub(crate) keys: HubKeys,
+    /// Orders body-file removal after retention against new references to the same file.
+    /// The bound QUIC endpoint (its server config is swapped when CRLs change).
+    pub(crate) endpoint: Mutex<Option<quinn::Endpoint>>,
+    /// Address of the enrolment endpoint, once bound (carried by tokens).
+    pub(crate) enroll_addr: Mutex<Option<std::net::SocketAddr>>,
+    /// Deployment paths.
+    pub(crate) paths: HubPaths,
+    /// Registry cache (the store is authoritative; admin changes update both).
+    registry: RwLock<HashMap<AgencyId, NodeRecord>>,
+    connected: Mutex<HashMap<AgencyId, Connected>>,
+    next_conn: AtomicU64,
+    /// Operational counters.
+    pub metrics: Metrics,
+    /// Deliveries a recipient refused for now, and whether their senders know.
+    pub delays: crate::delays::Delays,
+    /// The body scrub job (see `repair`).
+    pub(crate) scrub: Mutex<crate::repair::ScrubState>,
+}
+
+impl Hub {
+    /// Open the deployment's store and keys.
+    pub fn open(paths: &HubPaths, cfg: HubConfig) -> Result<Arc<Hub>> {
+        let metrics = Metrics::default();
+        let keys = crate::deployment::load_keys(paths, Some(metrics.cert_observer()))?;
+        let db = Db::open(&paths.db())?;
+        let store = HubStore::open(db)?
+            .with_on_time_ms(cfg.monitoring.on_time_secs * 1000)
+            .with_business(
+                crate::business::Calendar::of_config(&cfg.monitoring),
+                cfg.monitoring.registration_working_days,
+            );
+        let blobs = Blobs::open(&paths.bodies())?;
+        let registry = store
+            .nodes()?
+            .into_iter()
+            .map(|n| (n.agency.clone(), n))
+            .collect();
+        Ok(Arc::new(Hub {
+            cfg,
+            store,
+            blobs,
+            keys,
+            endpoint: Mutex::new(None),
+            enroll_addr: Mutex::new(None),
+            paths: paths.clone(),
+            registry: RwLock::new(registry),
+            connected: Mutex::new(HashMap::new()),
+            next_conn: AtomicU64::new(1),
+            metrics,
+            delays: Default::default(),
+            scrub: Mutex::default(),
+        }))
+    }
+
+    /// Registry snapshot.
+    pub fn nodes(&self) -> Vec<NodeRecord> {
+        let mut v: Vec<_> = self
+            .registry
+            .read()
+            .map(|r| r.values().cloned().collect())
+            .unwrap_or_default();
+        v.sort_by(|a: &NodeRecord, b| a.agency.cmp(&b.agency));
+        v
+    }
+
+    pub(crate) fn node_state(&self, a: &AgencyId) -> Option<NodeState> {
+        self.registry.read().ok()?.get(a).map(|n| n.state)
+    }
+
+    /// Agencies connected now.
+    pub fn connected_agencies(&self) -> Vec<AgencyId> {
+        self.connected
+            .lock()
+            .map(|c| c.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Wake the agency's pusher, if it is connected.
+    pub(crate) fn wake(&self, a: &AgencyId) {
+        if let Ok(c) = self.connected.lock() {
+            if let Some(c) = c.get(a) {
+                c.wake.notify_one();
+            }
+        }
+    }
+
+    /// Verify a signed statement against the signing CA and current CRL.
+    pub fn verify(
+        &self,
+        blob: &poros_protocol::SignedBlob,
+        context: &[u8],
+        now_secs: u64,
+    ) -> Result<Signer, poros_certs::VerifyError> {
+        match self.keys.signing_trust.read() {
+            Ok(t) => t.verify(blob, context, now_secs),
+            Err(p) => p.into_inner().verify(blob, context, now_secs),
+        }
+    }
+
+    /// How long a renewed node's replaced certificates stay admitted, in ms.
+    pub(crate) fn renewal_overlap_ms(&self) -> u64 {
+        self.cfg.enrolment.renewal_overlap_secs.saturating_mul(1000)
+    }
+
+    /// Verify a statement that `agency` must have signed with the signing certificate the hub
+    /// currently holds for it (or, during a renewal's overlap, the one it replaced): a
+    /// superseded or never-issued certificate is refused by the hub's clock, whatever the
+    /// statement claims.
+    pub fn verify_agency(
+        &self,
+        blob: &poros_protocol::SignedBlob,
+        context: &[u8],
+        agency: &AgencyId,
+    ) -> Result<(), AgencyCheck> {
+        let now = now_ms();
+        match self.verify(blob, context, now / 1000) {
+            Ok(Signer::Agency(a)) if &a == agency => {}
+            Ok(Signer::Agency(a)) => return Err(AgencyCheck::OtherSigner(a.to_string())),
+            Ok(Signer::Hub) => return Err(AgencyCheck::OtherSigner("the hub".into())),
+            Err(e) => return Err(AgencyCheck::Invalid(e)),
+        }
+        let serial = poros_certs::cert_serial_hex(&blob.signer_cert)
+            .map_err(|e| AgencyCheck::Invalid(poros_certs::VerifyError::NoIdentity(e)))?;
+        let overlap = self.renewal_overlap_ms();
+        match self
+            .node(agency)
+            .map(|n| n.check_sign_serial(&serial, now, overlap))
+        {
+            Some(SerialCheck::Current) | Some(SerialCheck::Superseded) => Ok(()),
+            _ => Err(AgencyCheck::NotCurrent(serial)),
+        }
+    }
+
+    /// Record that a node was seen now (connect or disconnect).
+    pub(crate) async fn seen(&self, a: &AgencyId) {
+        if let Err(e) = self.store.mark_seen(vec![a.clone()], now_ms()).await {
+            warn!(error = %e, "recording a connection in the statistics failed");
+        }
+        let Some(mut rec) = self.node(a) else { return };
+        rec.last_seen_ms = Some(now_ms());
+        if self.store.put_node(rec.clone()).await.is_ok() {
+            self.cache_node(rec);
+        }
+    }
+
+    pub(crate) fn node(&self, a: &AgencyId) -> Option<NodeRecord> {
+        self.registry.read().ok()?.get(a).cloned()
+    }
+
+    pub(crate) fn cache_node(&self, rec: NodeRecord) {
+        if let Ok(mut r) = self.registry.write() {
+            r.insert(rec.agency.clone(), rec);
+        }
+    }
+
+    pub(crate) fn connections(&self) -> Vec<(AgencyId, quinn::Connection)> {
+        self.connected
+            .lock()
+            .map(|c| c.iter().map(|(a, c)| (a.clone(), c.conn.clone())).collect())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn connection_of(&self, a: &AgencyId) -> Option<quinn::Connection> {
+        self.connected.lock().ok()?.get(a).map(|c| c.conn.clone())
+    }
+
+    /// Make `conn` the agency's live connection, closing one it replaces; returns the
+    /// connection's id (for [`Hub::detach`]) and the handle that wakes its pusher.
+    pub(crate) fn attach(&self, agency: &AgencyId, conn: &quinn::Connection) -> (u64, Arc<Notify>) {
+        let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        let wake = Arc::new(Notify::new());
+        if let Ok(mut c) = self.connected.lock() {
+            if let Some(old) = c.insert(
+                agency.clone(),
+                Connected {
+                    conn: conn.clone(),
+                    wake: wake.clone(),
+                    id,
+                },
+            ) {
+                old.conn
+                    .close(close::REPLACED.into(), b"replaced by a newer connection");
+            }
+        }
+        (id, wake)
+    }
+
+    /// Forget the agency's connection `id`, unless a newer one has replaced it.
+    pub(crate) fn detach(&self, agency: &AgencyId, id: u64) {
+        if let Ok(mut c) = self.connected.lock() {
+            if c.get(agency).is_some_and(|c| c.id == id) {
+                c.remove(agency);
+            }
+        }
+    }
+
+    /// The refusal for a failed store operation. A storage fault is the retryable "hub storage
+    /// is full / unavailable" (and marks the store unwritable, for /readyz); any other error is
+    /// logged here and answered without its details, which may name internal paths.
+    pub(crate) fn store_refusal(
+        &self,
+        e: &poros_store::StoreError,
+    ) -> (RefusalCode, String, &'static str) {
+        match e.fault() {
+            Some(f) => {
+                self.store.db().report_fault(f);
+                let r = Refusal::storage(StorageParty::Hub, f.is_full());
+                let metric = if f.is_full() {
+                    "storage_full"
+                } else {
+                    "storage_unavailable"
+                };
+                (r.code, r.message, metric)
+            }
+            None => {
+                warn!(error = %e, "hub store error");
+                (
+                    RefusalCode::Unavailable,
+                    "hub store error, retrying".into(),
+                    "store",
+                )
+            }
+        }
+    }
+
+    pub(crate) fn sign_notice(&self, n: &HubNotice) -> Result<SignedNotice> {
+        Ok(SignedNotice::sign(
+            n,
+            &self.keys.hub_sign_key,
+            &self.keys.hub_sign_cert,
+        )?)
+    }
+}
+
+/// Transport limits from the configuration.
+pub fn limits(cfg: &HubConfig) -> Limits {
+    Limits {
+        max_streams: cfg.limits.max_streams_per_node,
+        ..Limits::default()
+    }
+}

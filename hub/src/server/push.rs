@@ -1,0 +1,217 @@
+//! The per-connection pusher: pushes pending deliveries, records the recipient's receipt,
+//! relays answers to senders and asks senders for lost bodies again.
+
+use crate::hub::{now_ms, Hub};
+use crate::repair::BodySource;
+use crate::state::{DeliveryState, RelayItem};
+use anyhow::{Context, Result};
+use poros_protocol::admission::check_receipt;
+use poros_protocol::receipt::RECEIPT_CONTEXT;
+use poros_protocol::{AgencyId, DelayReason, DocumentId, Frame, Outcome};
+use poros_transport::{read_frame, send_body_verified, write_frame, WireError};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, Semaphore};
+use tracing::{debug, info, warn};
+
+use super::inflight::InFlight;
+
+/// A queue that could not be read is logged and scanned again at the next wake-up.
+fn queue_error<T>(what: &str, e: &poros_store::StoreError) -> Vec<T> {
+    warn!(error = %e, "reading the {what} queue failed");
+    Vec::new()
+}
+
+/// Per-connection worker: pushes pending deliveries, relays answers and asks for lost bodies
+/// again, for one node.
+pub(super) async fn pusher(
+    hub: Arc<Hub>,
+    agency: AgencyId,
+    conn: quinn::Connection,
+    wake: Arc<Notify>,
+) {
+    let permits = Arc::new(Semaphore::new(hub.cfg.limits.deliveries_in_flight as usize));
+    let deliveries: InFlight<DocumentId> = InFlight::new();
+    let relays: InFlight<(DocumentId, AgencyId)> = InFlight::new();
+    let repairs: InFlight<DocumentId> = InFlight::new();
+    let statements: InFlight<DocumentId> = InFlight::new();
+    // What this connection's protocol version may be sent (see `statements`).
+    let v2 = crate::statements::speaks_statements(&conn);
+    loop {
+        if conn.close_reason().is_some() {
+            return;
+        }
+        let notified = wake.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let mut started = 0;
+
+        let pending = hub
+            .store
+            .pending_for(&agency, 256, &deliveries.snapshot())
+            .unwrap_or_else(|e| queue_error("delivery", &e));
+        let pending = crate::statements::for_version(&hub, &agency, v2, pending);
+        for p in pending {
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                return;
+            };
+            started += 1;
+            let (hub, agency, conn) = (hub.clone(), agency.clone(), conn.clone());
+            let work = async move { deliver_one(&hub, &agency, &conn, p.doc).await };
+            deliveries.spawn(p.doc, p.doc, "delivery", permit, &wake, work);
+        }
+
+        let answers = hub
+            .store
+            .relays_for(&agency, 256, &relays.snapshot())
+            .unwrap_or_else(|e| queue_error("relay", &e));
+        for (doc, rcpt, item) in answers {
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                return;
+            };
+            started += 1;
+            let key = (doc, rcpt.clone());
+            let (hub, agency, conn) = (hub.clone(), agency.clone(), conn.clone());
+            let work = async move { relay_one(&hub, &agency, &conn, doc, &rcpt, item).await };
+            relays.spawn(key, doc, "relay", permit, &wake, work);
+        }
+
+        if v2 {
+            let scan =
+                crate::statements::relay_scan(&hub, &agency, &conn, &permits, &statements, &wake);
+            let Some(n) = scan.await else { return };
+            started += n;
+        }
+
+        // Bodies the hub lost and this agency, as their sender, is asked to upload again.
+        let lost = hub
+            .store
+            .repairs_for(&agency, 64, &repairs.snapshot())
+            .unwrap_or_else(|e| queue_error("repair", &e));
+        for (doc, digest) in lost {
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                return;
+            };
+            started += 1;
+            let (hub, conn) = (hub.clone(), conn.clone());
+            let work = async move { crate::repair::repair_one(&hub, &conn, doc, digest).await };
+            repairs.spawn(doc, doc, "body re-upload", permit, &wake, work);
+        }
+        if started == 0 {
+            tokio::select! {
+                _ = notified => {}
+                _ = conn.closed() => return,
+                _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+            }
+        }
+    }
+}
+
+async fn deliver_one(
+    hub: &Arc<Hub>,
+    agency: &AgencyId,
+    conn: &quinn::Connection,
+    doc: DocumentId,
+) -> Result<()> {
+    let rec = hub
+        .store
+        .doc(&doc)?
+        .with_context(|| format!("queued document {doc} has no record"))?;
+    // A body lost or damaged on the hub's disk is never sent: the deliveries are held and the
+    // sender is asked for it again (length and, for inline bodies, hash checked up front; a
+    // file's hash is checked as it streams).
+    let body = match crate::repair::body_for_delivery(hub, &rec).await? {
+        Ok(BodySource::Removed) => {
+            anyhow::bail!("body of {doc} was removed while a delivery was pending")
+        }
+        Ok(b) => b,
+        Err(what) => return crate::repair::body_damaged(hub, doc, what).await,
+    };
+    let frame = crate::statements::delivery_frame(hub, agency, &rec)?;
+    let (mut send, mut recv) = conn.open_bi().await?;
+    write_frame(&mut send, &frame).await?;
+    match body {
+        BodySource::Inline(b) => send.write_all(&b).await?,
+        BodySource::File(mut f) => {
+            match send_body_verified(&mut send, &mut f, rec.body_len, &rec.body_sha256).await {
+                Ok(()) => {}
+                Err(e @ (WireError::BodyDamaged | WireError::ShortBody { .. })) => {
+                    return crate::repair::body_damaged(hub, doc, e.to_string()).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        BodySource::Removed => {}
+    }
+    send.finish()?;
+    let reply = read_frame(&mut recv).await?;
+    let receipt = match reply {
+        Frame::Receipt { receipt } => receipt,
+        Frame::Refused(r) => {
+            if let Some(reason) = DelayReason::of_refusal(r.code) {
+                crate::delays::delayed(hub, doc, &rec.sender, agency, reason).await;
+            }
+            anyhow::bail!("recipient refused delivery: {r}")
+        }
+        _ => anyhow::bail!("recipient answered a delivery with an unexpected frame"),
+    };
+    if let Err(e) = hub.verify_agency(&receipt.0, RECEIPT_CONTEXT, agency) {
+        anyhow::bail!("receipt from {agency} refused: {e}");
+    }
+    let r = receipt.receipt()?;
+    if let Err(why) = check_receipt(&r, agency, &doc, &rec.body_sha256) {
+        anyhow::bail!("receipt from {agency} refused: {why}");
+    }
+    let state = match &r.outcome {
+        Outcome::Delivered => DeliveryState::Delivered(receipt),
+        outcome => {
+            let why = outcome
+                .rejection()
+                .map(|r| r.to_string())
+                .unwrap_or_default();
+            DeliveryState::Rejected(receipt, why)
+        }
+    };
+    let outcome = match &state {
+        DeliveryState::Delivered(_) => "delivered".to_string(),
+        DeliveryState::Rejected(_, why) => format!("rejected: {why}"),
+        _ => String::new(),
+    };
+    if let Some(sender) = hub
+        .store
+        .record_answer(doc, agency.clone(), state, now_ms())
+        .await?
+    {
+        hub.delays.clear(doc, agency);
+        info!(doc = %doc, recipient = %agency, sender = %sender, %outcome, "answered");
+        hub.wake(&sender);
+    }
+    Ok(())
+}
+
+async fn relay_one(
+    _hub: &Arc<Hub>,
+    sender: &AgencyId,
+    conn: &quinn::Connection,
+    doc: DocumentId,
+    recipient: &AgencyId,
+    item: RelayItem,
+) -> Result<()> {
+    let frame = match item {
+        RelayItem::Receipt(receipt) => Frame::RelayReceipt { receipt },
+        RelayItem::Notice(notice) => Frame::Notice { notice },
+    };
+    match poros_transport::request(conn, &frame).await? {
+        Frame::Ack { doc_id } if doc_id == doc => {}
+        Frame::Refused(r) => {
+            // The sender's agent checked and refused it; retrying cannot change that.
+            warn!(doc = %doc, recipient = %recipient, refusal = %r, "sender refused a relayed answer; dropping it");
+        }
+        _ => anyhow::bail!("sender answered a relay with an unexpected frame"),
+    }
+    _hub.store
+        .relay_done(sender.clone(), doc, recipient.clone())
+        .await?;
+    debug!(doc = %doc, recipient = %recipient, "answer relayed to sender");
+    Ok(())
+}

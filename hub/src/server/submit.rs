@@ -1,0 +1,214 @@
+//! Submission: a signed envelope and its body are admitted by the shared rules, stored with
+//! one queue entry per recipient, and answered with the hub's signed acceptance.
+
+use crate::hub::{now_ms, AgencyCheck, Hub};
+use crate::state::{AcceptOutcome, BodyAt, DocRecord, NewBody, NodeState, INLINE_MAX};
+use anyhow::Result;
+use poros_protocol::admission::{admit_envelope, check_body};
+use poros_protocol::envelope::ENVELOPE_CONTEXT;
+use poros_protocol::{
+    Acceptance, AgencyId, Frame, Reason, ReasonCode, RefusalCode, SignedAcceptance, SignedEnvelope,
+};
+use poros_transport::loglimit::LogLimiter;
+use poros_transport::warn_limited;
+use poros_transport::{recv_small_body, write_frame, BodyReader, WireError};
+use std::sync::Arc;
+use tracing::{debug, info, info_span};
+
+use super::dispatch::refuse;
+
+/// Admit, store and answer one submission; refusals are answered on the stream and counted.
+pub(super) async fn handle_submit(
+    hub: &Arc<Hub>,
+    agency: &AgencyId,
+    log: &LogLimiter,
+    send: &mut quinn::SendStream,
+    recv: &mut quinn::RecvStream,
+    signed: SignedEnvelope,
+) -> Result<(), WireError> {
+    macro_rules! refuse {
+        ($code:expr, $metric:expr, $($arg:tt)*) => {{
+            hub.metrics.refuse($metric);
+            let msg = format!($($arg)*);
+            warn_limited!(log, reason = %msg, "submission refused");
+            refuse(send, $code, msg).await;
+            let _ = recv.stop(0u32.into());
+            return Ok(());
+        }};
+    }
+    match hub.verify_agency(&signed.0, ENVELOPE_CONTEXT, agency) {
+        Ok(()) => {}
+        Err(e @ AgencyCheck::OtherSigner(_)) => refuse!(
+            RefusalCode::SenderMismatch,
+            "sender_mismatch",
+            "envelope is {e}"
+        ),
+        Err(e @ AgencyCheck::Invalid(_)) => {
+            refuse!(RefusalCode::BadSignature, "bad_signature", "envelope {e}")
+        }
+        Err(e @ AgencyCheck::NotCurrent(_)) => refuse!(
+            RefusalCode::BadSignature,
+            "superseded_certificate",
+            "envelope {e}"
+        ),
+    }
+    let env = match signed.envelope() {
+        Ok(e) => e,
+        Err(e) => refuse!(RefusalCode::InvalidEnvelope, "invalid_envelope", "{e}"),
+    };
+    let span = info_span!("doc", doc = %env.id);
+    let _g = span.enter();
+    // The signer is the connected agency (checked above), so the shared admission's signer
+    // check is the envelope's sender against the connection.
+    if let Err(r) = admit_envelope(&env, agency, hub.cfg.limits.max_body_bytes) {
+        let (code, metric) = refusal_of(&r);
+        refuse!(code, metric, "{}", r.text);
+    }
+    for r in &env.recipients {
+        match hub.node_state(r) {
+            Some(NodeState::Active) | Some(NodeState::Suspended) | Some(NodeState::Pending) => {}
+            Some(NodeState::Revoked) => refuse!(
+                RefusalCode::UnknownRecipient,
+                "unknown_recipient",
+                "recipient {r} is revoked"
+            ),
+            None => refuse!(
+                RefusalCode::UnknownRecipient,
+                "unknown_recipient",
+                "recipient {r} is not registered at this hub"
+            ),
+        }
+    }
+    drop(_g);
+    // Resubmission: answer with the original acceptance without reading the body again.
+    match hub.store.doc(&env.id) {
+        Ok(Some(old)) if old.envelope.0.payload == signed.0.payload => {
+            let _ = recv.stop(0u32.into());
+            write_frame(
+                send,
+                &Frame::Accepted {
+                    acceptance: old.acceptance,
+                },
+            )
+            .await?;
+            send.finish()?;
+            debug!(doc = %env.id, "duplicate submission answered with original acceptance");
+            return Ok(());
+        }
+        Ok(Some(_)) => refuse!(
+            RefusalCode::Conflict,
+            "conflict",
+            "document ID {} is already used by a different document",
+            env.id
+        ),
+        Ok(None) => {}
+        Err(e) => {
+            let (code, msg, metric) = hub.store_refusal(&e);
+            refuse!(code, metric, "{msg}")
+        }
+    }
+
+    let mut gc_guard = None;
+    let body = if env.body_len <= INLINE_MAX {
+        let buf = recv_small_body(recv, env.body_len).await?;
+        if let Err(r) = check_body(&env, &poros_protocol::sha256(&buf), buf.len() as u64) {
+            let (code, metric) = refusal_of(&r);
+            refuse!(code, metric, "{}", r.text);
+        }
+        NewBody::Inline(buf)
+    } else {
+        let mut w = match hub.blobs.writer().await {
+            Ok(w) => w,
+            Err(e) => {
+                let (code, msg, metric) = hub.store_refusal(&e);
+                refuse!(code, metric, "{msg}")
+            }
+        };
+        let mut reader = BodyReader::new(env.body_len);
+        while let Some(c) = reader.next(recv).await? {
+            if let Err(e) = w.write(&c).await {
+                let (code, msg, metric) = hub.store_refusal(&e);
+                refuse!(code, metric, "{msg}");
+            }
+        }
+        // Held until the document's reference to the file is committed, so retention cannot
+        // delete a file this document is about to share with an older one.
+        gc_guard = Some(hub.blobs.reference_guard().await);
+        match w.commit_expecting(&env.body_sha256).await {
+            Ok(_) => NewBody::File,
+            Err(poros_store::StoreError::DigestMismatch { actual, .. }) => {
+                // The reader took exactly `body_len` bytes; only the hash can differ.
+                let r = check_body(&env, &actual, env.body_len)
+                    .err()
+                    .unwrap_or_else(|| Reason::new(ReasonCode::BodyHashMismatch, "body hash"));
+                let (code, metric) = refusal_of(&r);
+                refuse!(code, metric, "{}", r.text)
+            }
+            Err(e) => {
+                let (code, msg, metric) = hub.store_refusal(&e);
+                refuse!(code, metric, "{msg}")
+            }
+        }
+    };
+    let acceptance = Acceptance {
+        doc_id: env.id,
+        sender: agency.clone(),
+        recipients: env.recipients.clone(),
+        body_sha256: env.body_sha256,
+        body_len: env.body_len,
+        accepted_ms: now_ms(),
+    };
+    let signed_acc = match SignedAcceptance::sign(
+        &acceptance,
+        &hub.keys.hub_sign_key,
+        &hub.keys.hub_sign_cert,
+    ) {
+        Ok(s) => s,
+        Err(e) => refuse!(RefusalCode::Unavailable, "sign", "hub cannot sign: {e}"),
+    };
+    let rec = DocRecord {
+        envelope: signed,
+        acceptance: signed_acc,
+        sender: agency.clone(),
+        recipients: env.recipients.clone(),
+        body_sha256: env.body_sha256,
+        body_len: env.body_len,
+        body_at: BodyAt::Inline,
+        accepted_ms: acceptance.accepted_ms,
+    };
+    let acc = match hub.store.accept(rec, body).await {
+        Ok(AcceptOutcome::Stored(a)) => {
+            info!(doc = %env.id, sender = %agency, recipients = env.recipients.len(), bytes = env.body_len, "accepted");
+            for r in &env.recipients {
+                hub.wake(r);
+            }
+            a
+        }
+        Ok(AcceptOutcome::Duplicate(a)) => a,
+        Ok(AcceptOutcome::Conflict) => refuse!(
+            RefusalCode::Conflict,
+            "conflict",
+            "document ID {} is already used by a different document",
+            env.id
+        ),
+        Err(e) => {
+            let (code, msg, metric) = hub.store_refusal(&e);
+            refuse!(code, metric, "{msg}")
+        }
+    };
+    drop(gc_guard);
+    write_frame(send, &Frame::Accepted { acceptance: acc }).await?;
+    send.finish()?;
+    Ok(())
+}
+
+/// The wire refusal and metric label of a shared admission reason: the codes the hub has
+/// always answered and counted, so agents and dashboards see no change.
+fn refusal_of(r: &Reason) -> (RefusalCode, &'static str) {
+    match r.code {
+        ReasonCode::SignerNotForAgency => (RefusalCode::SenderMismatch, "sender_mismatch"),
+        ReasonCode::TooLarge => (RefusalCode::TooLarge, "too_large"),
+        ReasonCode::BodyHashMismatch => (RefusalCode::BodyMismatch, "body_mismatch"),
+        _ => (RefusalCode::InvalidEnvelope, "invalid_envelope"),
+    }
+}

@@ -1,0 +1,94 @@
+//! Sweepers: expiry of deliveries pending too long, release of bodies past retention, and
+//! removal of body files no document references.
+
+use crate::hub::{now_ms, Hub};
+use anyhow::Result;
+use poros_protocol::{HubNotice, NoticeKind};
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::{debug, info, warn};
+
+/// Periodically expires deliveries pending too long and removes bodies past retention.
+pub(super) async fn sweeper(hub: Arc<Hub>) {
+    let every = Duration::from_secs(hub.cfg.delivery.sweep_interval_secs);
+    loop {
+        if let Err(e) = sweep_once(&hub).await {
+            warn!(error = %e, "sweep failed");
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// At start and then periodically, removes body files that no document references and that
+/// are older than the grace period (a crash between storing a body and its document, or a
+/// retention pass that committed but did not get to delete the file).
+pub(super) async fn orphan_sweeper(hub: Arc<Hub>) {
+    let every = Duration::from_secs(hub.cfg.delivery.orphan_sweep_interval_secs);
+    loop {
+        if let Err(e) = sweep_orphans(&hub).await {
+            warn!(error = %e, "orphan body sweep failed");
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// One orphan sweep over the hub's body files.
+pub async fn sweep_orphans(hub: &Arc<Hub>) -> Result<poros_store::SweepReport> {
+    let grace = Duration::from_secs(hub.cfg.delivery.orphan_grace_secs);
+    let h = hub.clone();
+    let report = tokio::task::spawn_blocking(move || {
+        h.blobs
+            .sweep_unreferenced(grace, |d| Ok(h.store.body_refs(d)? > 0))
+    })
+    .await??;
+    if report.removed > 0 {
+        info!(
+            removed = report.removed,
+            bytes = report.removed_bytes,
+            examined = report.examined,
+            "unreferenced body files removed"
+        );
+    }
+    Ok(report)
+}
+
+/// One expiry and retention pass.
+pub async fn sweep_once(hub: &Arc<Hub>) -> Result<()> {
+    let now = now_ms();
+    // Connected agencies count as seen on every day they stay connected.
+    hub.store.mark_seen(hub.connected_agencies(), now).await?;
+    hub.retire_expired_overlaps(now).await?;
+    let cutoff = now.saturating_sub(hub.cfg.delivery.expiry_secs.saturating_mul(1000));
+    for (doc, rcpt) in hub.store.expired_before(cutoff, 10_000)? {
+        let Some(rec) = hub.store.doc(&doc)? else {
+            continue;
+        };
+        let notice = hub.sign_notice(&HubNotice {
+            doc_id: doc,
+            sender: rec.sender.clone(),
+            recipient: rcpt.clone(),
+            kind: NoticeKind::Expired,
+            time_ms: now,
+        })?;
+        if let Some(sender) =
+            crate::state::expire(&hub.store, doc, rcpt.clone(), notice, now).await?
+        {
+            hub.delays.clear(doc, &rcpt);
+            info!(doc = %doc, recipient = %rcpt, sender = %sender, "delivery expired");
+            hub.wake(&sender);
+        }
+    }
+    let cutoff = now.saturating_sub(hub.cfg.delivery.body_retention_secs.saturating_mul(1000));
+    for digest in hub.store.release_bodies(cutoff, 10_000).await? {
+        // A document accepted meanwhile may have taken a new reference to the same content.
+        let _gc = hub.blobs.removal_guard().await;
+        if hub.store.body_refs(&digest)? > 0 {
+            continue;
+        }
+        match hub.blobs.remove(&digest) {
+            Ok(_) => debug!(digest = %hex::encode(digest), "body removed after retention"),
+            Err(e) => warn!(error = %e, "removing body file failed"),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,345 @@
+//! The exchange log: documents, pending deliveries (queue), answers and the relays that carry
+//! them to senders; each step is one atomic commit.
+
+use super::*;
+
+impl HubStore {
+    /// A stored document.
+    pub fn doc(&self, id: &DocumentId) -> Result<Option<DocRecord>, StoreError> {
+        let r = self.db.read()?;
+        let t = r.open_table(DOCS)?;
+        let x = t.get(id.as_bytes().as_slice())?;
+        x.map(|g| dec(g.value())).transpose()
+    }
+
+    /// Store an accepted document with one pending delivery per recipient, atomically.
+    pub async fn accept(&self, rec: DocRecord, body: NewBody) -> Result<AcceptOutcome, StoreError> {
+        let inline = match body {
+            NewBody::Inline(b) => Some(b),
+            NewBody::File => None,
+        };
+        let stats = self.stats.clone();
+        self.db
+            .write(move |txn| {
+                let id = rec
+                    .envelope
+                    .envelope()
+                    .map_err(|e| StoreError::Other(e.to_string()))?
+                    .id;
+                let key = id.as_bytes().as_slice();
+                let existing = {
+                    let docs = txn.open_table(DOCS)?;
+                    let v = docs.get(key)?.map(|g| g.value().to_vec());
+                    v
+                };
+                if let Some(bytes) = existing {
+                    let old: DocRecord = dec(&bytes)?;
+                    return Ok(if old.envelope.0.payload == rec.envelope.0.payload {
+                        AcceptOutcome::Duplicate(old.acceptance)
+                    } else {
+                        AcceptOutcome::Conflict
+                    });
+                }
+                let mut rec = rec.clone();
+                rec.body_at = if inline.is_some() {
+                    BodyAt::Inline
+                } else {
+                    BodyAt::File
+                };
+                if let Some(b) = &inline {
+                    txn.open_table(INLINE)?
+                        .insert(rec.body_sha256.as_slice(), b.as_slice())?;
+                }
+                {
+                    let mut refs = txn.open_table(BODY_REFS)?;
+                    let n = refs
+                        .get(rec.body_sha256.as_slice())?
+                        .map(|g| g.value())
+                        .unwrap_or(0);
+                    refs.insert(rec.body_sha256.as_slice(), n + 1)?;
+                }
+                txn.open_table(DOCS)?.insert(key, enc(&rec)?.as_slice())?;
+                let pending = enc(&DeliveryRecord {
+                    state: DeliveryState::Pending,
+                    answered_ms: None,
+                })?;
+                let mut del = txn.open_table(DELIVERIES)?;
+                let mut q = txn.open_table(QUEUE)?;
+                let mut ex = txn.open_table(EXPIRY)?;
+                for r in &rec.recipients {
+                    del.insert((key, r.as_str()), pending.as_slice())?;
+                    q.insert((r.as_str(), key), rec.accepted_ms)?;
+                    ex.insert((rec.accepted_ms, key, r.as_str()), ())?;
+                }
+                drop((del, q, ex));
+                statements::on_accept(txn, key, &rec)?;
+                crate::stats::on_accept(&stats, &rec.sender, &rec.recipients, rec.accepted_ms);
+                bump(
+                    txn,
+                    &[
+                        ("documents_accepted", 1),
+                        ("deliveries_queued", rec.recipients.len() as u64),
+                        ("body_bytes_accepted", rec.body_len),
+                    ],
+                )?;
+                Ok(AcceptOutcome::Stored(rec.acceptance.clone()))
+            })
+            .await
+    }
+
+    /// Up to `limit` pending deliveries for `recipient`, oldest first, skipping `skip`.
+    pub fn pending_for(
+        &self,
+        recipient: &AgencyId,
+        limit: usize,
+        skip: &std::collections::HashSet<DocumentId>,
+    ) -> Result<Vec<Pending>, StoreError> {
+        let r = self.db.read()?;
+        let q = r.open_table(QUEUE)?;
+        let lo: &[u8] = &[];
+        let hi: &[u8] = &[0xff; 17];
+        let mut out = Vec::new();
+        for e in q.range((recipient.as_str(), lo)..(recipient.as_str(), hi))? {
+            let (k, v) = e?;
+            let (_, doc) = k.value();
+            let doc = DocumentId::from_bytes(
+                doc.try_into()
+                    .map_err(|_| StoreError::Corrupt("queue key".into()))?,
+            );
+            if skip.contains(&doc) {
+                continue;
+            }
+            out.push(Pending {
+                doc,
+                accepted_ms: v.value(),
+            });
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Documents referencing a body.
+    pub fn body_refs(&self, digest: &Digest) -> Result<u64, StoreError> {
+        let r = self.db.read()?;
+        let t = r.open_table(BODY_REFS)?;
+        let v = t.get(digest.as_slice())?;
+        Ok(v.map(|g| g.value()).unwrap_or(0))
+    }
+
+    /// An inline body.
+    pub fn inline_body(&self, digest: &Digest) -> Result<Option<Vec<u8>>, StoreError> {
+        let r = self.db.read()?;
+        let t = r.open_table(INLINE)?;
+        let x = t.get(digest.as_slice())?;
+        Ok(x.map(|g| g.value().to_vec()))
+    }
+
+    /// Record a recipient's answer (idempotent: a second answer is ignored) and queue it for
+    /// relay to the sender. Returns the sender if a relay was queued.
+    pub async fn record_answer(
+        &self,
+        doc: DocumentId,
+        recipient: AgencyId,
+        state: DeliveryState,
+        now_ms: u64,
+    ) -> Result<Option<AgencyId>, StoreError> {
+        let on_time = self.on_time_ms;
+        let stats = self.stats.clone();
+        self.db
+            .write(move |txn| {
+                answer_in(txn, &stats, doc, &recipient, state.clone(), now_ms, on_time)
+            })
+            .await
+    }
+
+    /// Relays waiting for `sender`, up to `limit`, skipping keys in flight.
+    pub fn relays_for(
+        &self,
+        sender: &AgencyId,
+        limit: usize,
+        skip: &std::collections::HashSet<(DocumentId, AgencyId)>,
+    ) -> Result<Vec<(DocumentId, AgencyId, RelayItem)>, StoreError> {
+        let r = self.db.read()?;
+        let t = r.open_table(RELAYS)?;
+        let lo: &[u8] = &[];
+        let hi: &[u8] = &[0xff; 17];
+        let mut out = Vec::new();
+        for e in t.range((sender.as_str(), lo, "")..(sender.as_str(), hi, ""))? {
+            let (k, v) = e?;
+            let (_, doc, rcpt) = k.value();
+            let doc = DocumentId::from_bytes(
+                doc.try_into()
+                    .map_err(|_| StoreError::Corrupt("relay key".into()))?,
+            );
+            let rcpt = AgencyId::parse(rcpt).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            if skip.contains(&(doc, rcpt.clone())) {
+                continue;
+            }
+            out.push((doc, rcpt, dec(v.value())?));
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The sender acknowledged (stored) a relayed answer.
+    pub async fn relay_done(
+        &self,
+        sender: AgencyId,
+        doc: DocumentId,
+        recipient: AgencyId,
+    ) -> Result<(), StoreError> {
+        self.db
+            .write(move |txn| {
+                let mut t = txn.open_table(RELAYS)?;
+                t.remove((
+                    sender.as_str(),
+                    doc.as_bytes().as_slice(),
+                    recipient.as_str(),
+                ))?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// All delivery records of a document.
+    pub fn deliveries(
+        &self,
+        doc: &DocumentId,
+    ) -> Result<Vec<(AgencyId, DeliveryRecord)>, StoreError> {
+        let r = self.db.read()?;
+        let t = r.open_table(DELIVERIES)?;
+        let key = doc.as_bytes().as_slice();
+        let mut out = Vec::new();
+        for e in t.range((key, "")..=(key, "~"))? {
+            let (k, v) = e?;
+            let (_, rcpt) = k.value();
+            let a = AgencyId::parse(rcpt).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            out.push((a, dec(v.value())?));
+        }
+        Ok(out)
+    }
+
+    /// Pending deliveries held for `recipient`.
+    pub fn pending_count(&self, recipient: &AgencyId) -> Result<u64, StoreError> {
+        let r = self.db.read()?;
+        let q = r.open_table(QUEUE)?;
+        let lo: &[u8] = &[];
+        let hi: &[u8] = &[0xff; 17];
+        let mut n = 0;
+        for e in q.range((recipient.as_str(), lo)..(recipient.as_str(), hi))? {
+            e?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Number of pending deliveries (queue depth).
+    pub fn queue_depth(&self) -> Result<u64, StoreError> {
+        let r = self.db.read()?;
+        let t = r.open_table(QUEUE)?;
+        Ok(t.len()?)
+    }
+}
+
+/// Whether an answer was a delivery receipt (the rules' state changes only then).
+enum StateKind {
+    Delivered,
+    Other,
+}
+
+pub(super) fn answer_in(
+    txn: &redb::WriteTransaction,
+    stats: &crate::stats::StatsHook,
+    doc: DocumentId,
+    recipient: &AgencyId,
+    state: DeliveryState,
+    now_ms: u64,
+    on_time_ms: u64,
+) -> Result<Option<AgencyId>, StoreError> {
+    let key = doc.as_bytes().as_slice();
+    let mut del = txn.open_table(DELIVERIES)?;
+    let cur: DeliveryRecord = match del.get((key, recipient.as_str()))? {
+        Some(g) => dec(g.value())?,
+        None => return Ok(None),
+    };
+    if !matches!(cur.state, DeliveryState::Pending) {
+        return Ok(None);
+    }
+    let docs = txn.open_table(DOCS)?;
+    let rec: DocRecord = match docs.get(key)? {
+        Some(g) => dec(g.value())?,
+        None => {
+            return Err(StoreError::Corrupt(format!(
+                "delivery without document {doc}"
+            )))
+        }
+    };
+    // A delivery an update added fell due when the update was accepted, not the document.
+    let due_ms = statements::added_at(txn, key, recipient)?.unwrap_or(rec.accepted_ms);
+    let (end, reason) = match &state {
+        DeliveryState::Delivered(_) if now_ms.saturating_sub(due_ms) <= on_time_ms => {
+            (crate::stats::End::OnTime, None)
+        }
+        DeliveryState::Delivered(_) => (crate::stats::End::Late, None),
+        DeliveryState::Rejected(r, _) => (
+            crate::stats::End::Rejected,
+            Some(crate::stats::rejection_code(r)),
+        ),
+        DeliveryState::Expired(_) | DeliveryState::Lost(_) => (crate::stats::End::Expired, None),
+        DeliveryState::Pending => return Ok(None),
+    };
+    let (relay, counter) = match &state {
+        DeliveryState::Delivered(r) => (RelayItem::Receipt(r.clone()), "deliveries_delivered"),
+        DeliveryState::Rejected(r, _) => (RelayItem::Receipt(r.clone()), "deliveries_rejected"),
+        DeliveryState::Expired(n) => (RelayItem::Notice(n.clone()), "deliveries_expired"),
+        DeliveryState::Lost(n) => (RelayItem::Notice(n.clone()), "deliveries_lost"),
+        DeliveryState::Pending => return Ok(None),
+    };
+    // A delivery held for a body repair leaves the holding table when it ends some other way.
+    let was_held = matches!(state, DeliveryState::Expired(_) | DeliveryState::Lost(_));
+    let state_kind = if matches!(state, DeliveryState::Delivered(_)) {
+        StateKind::Delivered
+    } else {
+        StateKind::Other
+    };
+    del.insert(
+        (key, recipient.as_str()),
+        enc(&DeliveryRecord {
+            state,
+            answered_ms: Some(now_ms),
+        })?
+        .as_slice(),
+    )?;
+    txn.open_table(QUEUE)?.remove((recipient.as_str(), key))?;
+    if was_held {
+        bodies::unhold(txn, recipient, key)?;
+    }
+    txn.open_table(EXPIRY)?
+        .remove((due_ms, key, recipient.as_str()))?;
+    if matches!(state_kind, StateKind::Delivered) {
+        statements::on_delivered(txn, key, recipient)?;
+    }
+    txn.open_table(RELAYS)?.insert(
+        (rec.sender.as_str(), key, recipient.as_str()),
+        enc(&relay)?.as_slice(),
+    )?;
+    // The count lives apart from the document record so an answer never rewrites the record.
+    let answered = {
+        let mut t = txn.open_table(ANSWERED)?;
+        let n = t.get(key)?.map(|g| g.value()).unwrap_or(0) + 1;
+        t.insert(key, n)?;
+        n
+    };
+    if answered as usize >= statements::delivery_count(txn, key, &rec)? {
+        txn.open_table(RETENTION)?.insert((now_ms, key), ())?;
+    }
+    drop(del);
+    drop(docs);
+    bump(txn, &[(counter, 1)])?;
+    crate::stats::on_end(stats, &rec.sender, recipient, due_ms, now_ms, end, reason);
+    Ok(Some(rec.sender))
+}

@@ -1,0 +1,329 @@
+//! The records the hub stores: nodes, tokens, monitors, audit entries, documents, deliveries
+//! and answers to relay, with the decoders that keep stores of earlier versions readable.
+
+use super::dec;
+use poros_protocol::{
+    AgencyId, Digest, DocumentId, SignedAcceptance, SignedEnvelope, SignedNotice, SignedReceipt,
+};
+use poros_store::StoreError;
+use serde::{Deserialize, Serialize};
+
+/// A read-only monitor credential (the token itself is never stored, only its SHA-256).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MonitorRecord {
+    /// Name given by the admin.
+    pub name: String,
+    /// SHA-256 of the token.
+    pub token_sha256: [u8; 32],
+    /// Created, Unix ms.
+    pub created_ms: u64,
+    /// Revoked, Unix ms.
+    pub revoked_ms: Option<u64>,
+}
+
+/// Lifecycle state of a registered node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeState {
+    /// Registered, waiting for enrolment by token.
+    Pending,
+    /// May connect and exchange.
+    Active,
+    /// Connections refused; documents to it are held.
+    Suspended,
+    /// Certificates revoked.
+    Revoked,
+}
+
+/// A registered agency node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    /// Agency code.
+    pub agency: AgencyId,
+    /// Human name.
+    pub name: String,
+    /// State.
+    pub state: NodeState,
+    /// Serial (hex) of the node's TLS certificate.
+    pub tls_serial: String,
+    /// Serial (hex) of the node's signing certificate.
+    pub sign_serial: String,
+    /// Expiry of the TLS certificate, Unix seconds.
+    pub tls_not_after: i64,
+    /// When registered, Unix ms.
+    pub registered_ms: u64,
+    /// Issue time of the TLS certificate, Unix seconds (for renewal warnings).
+    pub tls_not_before: i64,
+    /// Last connection or disconnection seen, Unix ms.
+    pub last_seen_ms: Option<u64>,
+    /// Certificates replaced by the latest renewal and not yet retired (admitted only during the
+    /// renewal overlap).
+    pub superseded: Option<Superseded>,
+    /// Identity conflicts seen: two live connections presenting this agency's certificate.
+    pub conflicts: u64,
+    /// The latest identity conflict.
+    pub last_conflict: Option<Conflict>,
+}
+
+/// Certificates a renewal replaced, admitted for a short overlap.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Superseded {
+    /// Serial (hex) of the replaced TLS certificate.
+    pub tls_serial: String,
+    /// Serial (hex) of the replaced signing certificate.
+    pub sign_serial: String,
+    /// When the renewal was issued (the supersession time, by the hub's clock), Unix ms.
+    pub at_ms: u64,
+}
+
+/// Two live connections claimed one agency.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conflict {
+    /// When, Unix ms.
+    pub at_ms: u64,
+    /// Address of the connection already serving the agency.
+    pub kept: String,
+    /// Address of the connection refused.
+    pub refused: String,
+}
+
+/// Whether a presented certificate serial is admitted for a node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SerialCheck {
+    /// The certificate the hub currently holds for the agency.
+    Current,
+    /// The certificate replaced by the latest renewal, still inside its overlap.
+    Superseded,
+    /// Any other certificate: an earlier one, or one the hub never issued.
+    Unknown,
+}
+
+impl NodeRecord {
+    /// Check a TLS certificate serial against the registry (pure: the time is an argument).
+    pub fn check_tls_serial(&self, serial: &str, now_ms: u64, overlap_ms: u64) -> SerialCheck {
+        self.check_serial(
+            serial,
+            now_ms,
+            overlap_ms,
+            |s| &s.tls_serial,
+            &self.tls_serial,
+        )
+    }
+
+    /// Check a signing certificate serial against the registry (pure: the time is an argument).
+    pub fn check_sign_serial(&self, serial: &str, now_ms: u64, overlap_ms: u64) -> SerialCheck {
+        self.check_serial(
+            serial,
+            now_ms,
+            overlap_ms,
+            |s| &s.sign_serial,
+            &self.sign_serial,
+        )
+    }
+
+    fn check_serial(
+        &self,
+        serial: &str,
+        now_ms: u64,
+        overlap_ms: u64,
+        old: impl Fn(&Superseded) -> &String,
+        current: &str,
+    ) -> SerialCheck {
+        if !current.is_empty() && serial.eq_ignore_ascii_case(current) {
+            return SerialCheck::Current;
+        }
+        match &self.superseded {
+            Some(s)
+                if old(s).eq_ignore_ascii_case(serial)
+                    && now_ms < s.at_ms.saturating_add(overlap_ms) =>
+            {
+                SerialCheck::Superseded
+            }
+            _ => SerialCheck::Unknown,
+        }
+    }
+
+    /// A newly registered node, waiting for its certificates.
+    pub fn pending(agency: &AgencyId, name: &str, now_ms: u64) -> Self {
+        NodeRecord {
+            agency: agency.clone(),
+            name: name.to_string(),
+            state: NodeState::Pending,
+            tls_serial: String::new(),
+            sign_serial: String::new(),
+            tls_not_after: 0,
+            tls_not_before: 0,
+            registered_ms: now_ms,
+            last_seen_ms: None,
+            superseded: None,
+            conflicts: 0,
+            last_conflict: None,
+        }
+    }
+}
+
+/// `NodeRecord` as stored before certificate rotation and conflicts were recorded; read so that
+/// stores written by earlier versions keep working.
+#[derive(Deserialize)]
+struct NodeRecordV1 {
+    agency: AgencyId,
+    name: String,
+    state: NodeState,
+    tls_serial: String,
+    sign_serial: String,
+    tls_not_after: i64,
+    registered_ms: u64,
+    tls_not_before: i64,
+    last_seen_ms: Option<u64>,
+}
+
+pub(super) fn dec_node(b: &[u8]) -> Result<NodeRecord, StoreError> {
+    if let Ok(n) = postcard::from_bytes::<NodeRecord>(b) {
+        return Ok(n);
+    }
+    let v: NodeRecordV1 = dec(b)?;
+    Ok(NodeRecord {
+        agency: v.agency,
+        name: v.name,
+        state: v.state,
+        tls_serial: v.tls_serial,
+        sign_serial: v.sign_serial,
+        tls_not_after: v.tls_not_after,
+        registered_ms: v.registered_ms,
+        tls_not_before: v.tls_not_before,
+        last_seen_ms: v.last_seen_ms,
+        superseded: None,
+        conflicts: 0,
+        last_conflict: None,
+    })
+}
+
+/// One administrative action, as recorded (who, what, when).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// When, Unix ms.
+    pub time_ms: u64,
+    /// Who: `admin@<address>` for the admin API, `enrolment@<address>` for token use,
+    /// `node:<agency>` for actions a node takes itself (renewal).
+    pub actor: String,
+    /// What, e.g. `node add`, `suspend`, `enrol refused`.
+    pub action: String,
+    /// Agency concerned.
+    pub agency: Option<AgencyId>,
+    /// Details (e.g. the refusal reason, serials issued).
+    pub detail: String,
+}
+
+/// A stored enrolment token.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TokenRecord {
+    /// The token as issued.
+    pub token: poros_protocol::EnrollToken,
+    /// When it was used, if it was.
+    pub used_ms: Option<u64>,
+}
+
+/// A revoked certificate serial.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RevokedSerial {
+    /// Agency it belonged to.
+    pub agency: AgencyId,
+    /// `tls` (network CA) or `sign` (signing CA).
+    pub kind: String,
+    /// Revocation time, Unix ms.
+    pub revoked_ms: u64,
+}
+
+/// Where a body lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BodyAt {
+    /// In `inline_bodies`.
+    Inline,
+    /// A content-addressed file.
+    File,
+    /// Removed after retention.
+    Removed,
+}
+
+/// A document the hub accepted.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DocRecord {
+    /// As signed by the sender.
+    pub envelope: SignedEnvelope,
+    /// As signed by the hub.
+    pub acceptance: SignedAcceptance,
+    /// Sender.
+    pub sender: AgencyId,
+    /// Recipients.
+    pub recipients: Vec<AgencyId>,
+    /// Body digest.
+    pub body_sha256: Digest,
+    /// Body length.
+    pub body_len: u64,
+    /// Body location.
+    pub body_at: BodyAt,
+    /// Accepted at, Unix ms.
+    pub accepted_ms: u64,
+}
+
+/// State of one delivery.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum DeliveryState {
+    /// Not yet answered.
+    Pending,
+    /// Recipient's signed receipt.
+    Delivered(SignedReceipt),
+    /// Recipient's signed rejection.
+    Rejected(SignedReceipt, String),
+    /// Hub's signed expiry notice.
+    Expired(SignedNotice),
+    /// Hub's signed notice that the body was lost and could not be repaired (counted like an
+    /// expiry in the statistics: the delivery failed without the recipient's fault).
+    Lost(SignedNotice),
+}
+
+/// One (document, recipient) delivery.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DeliveryRecord {
+    /// State.
+    pub state: DeliveryState,
+    /// When answered, Unix ms.
+    pub answered_ms: Option<u64>,
+}
+
+/// Something to relay to a sender.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum RelayItem {
+    /// A recipient's receipt or rejection.
+    Receipt(SignedReceipt),
+    /// A hub notice.
+    Notice(SignedNotice),
+}
+
+/// Result of trying to store a submission.
+#[derive(Debug)]
+pub enum AcceptOutcome {
+    /// Newly stored.
+    Stored(SignedAcceptance),
+    /// Same document seen before: the original acceptance.
+    Duplicate(SignedAcceptance),
+    /// Same ID, different document.
+    Conflict,
+}
+
+/// A body supplied with a submission.
+pub enum NewBody {
+    /// Small body, stored in the database.
+    Inline(Vec<u8>),
+    /// Large body already committed as a file under its digest.
+    File,
+}
+
+/// A pending delivery ready to push.
+#[derive(Clone, Debug)]
+pub struct Pending {
+    /// Document.
+    pub doc: DocumentId,
+    /// Accepted at.
+    pub accepted_ms: u64,
+}

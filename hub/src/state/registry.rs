@@ -1,0 +1,284 @@
+//! The registry: nodes, enrolment tokens, revoked and superseded serials, monitor credentials
+//! and the audit log; each change and its audit record go in one commit.
+
+use super::*;
+
+impl HubStore {
+    /// Insert or replace a node record and record the action, in one commit.
+    pub async fn put_node_audited(
+        &self,
+        rec: NodeRecord,
+        audit: AuditRecord,
+    ) -> Result<(), StoreError> {
+        let key = rec.agency.to_string();
+        self.put_audited(NODES, key, rec, audit).await
+    }
+
+    /// Insert or replace the record under `key` and record the action, in one commit.
+    async fn put_audited<T: serde::Serialize + Send + 'static>(
+        &self,
+        def: TableDefinition<'static, &'static str, &'static [u8]>,
+        key: String,
+        rec: T,
+        audit: AuditRecord,
+    ) -> Result<(), StoreError> {
+        self.db
+            .write(move |txn| {
+                txn.open_table(def)?
+                    .insert(key.as_str(), enc(&rec)?.as_slice())?;
+                audit_in(txn, &audit)
+            })
+            .await
+    }
+
+    /// Record an action on its own.
+    pub async fn audit(&self, audit: AuditRecord) -> Result<(), StoreError> {
+        self.db.write(move |txn| audit_in(txn, &audit)).await
+    }
+
+    /// Audit records, oldest first, optionally only those about `agency`.
+    pub fn audit_log(&self, agency: Option<&AgencyId>) -> Result<Vec<AuditRecord>, StoreError> {
+        // Only the matching records are kept: the whole log can be far larger.
+        let r = self.db.read()?;
+        let t = r.open_table(AUDIT)?;
+        let mut out = Vec::new();
+        for e in t.iter()? {
+            let (_, v) = e?;
+            let a: AuditRecord = dec(v.value())?;
+            if agency.is_none() || a.agency.as_ref() == agency {
+                out.push(a);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Audit records after sequence number `after`, oldest first, at most `limit`; with the
+    /// sequence number to continue after when there are more.
+    pub fn audit_page(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<(Vec<AuditRecord>, Option<u64>), StoreError> {
+        let r = self.db.read()?;
+        let t = r.open_table(AUDIT)?;
+        let mut out = Vec::new();
+        let mut last = after;
+        for e in t.range(after.saturating_add(1)..)? {
+            let (k, v) = e?;
+            if out.len() == limit {
+                return Ok((out, Some(last)));
+            }
+            out.push(dec(v.value())?);
+            last = k.value();
+        }
+        Ok((out, None))
+    }
+
+    /// Store a new enrolment token (keyed by the SHA-256 of its secret) with its node record.
+    pub async fn put_token(
+        &self,
+        rec: NodeRecord,
+        token: poros_protocol::EnrollToken,
+        audit: AuditRecord,
+    ) -> Result<(), StoreError> {
+        self.db
+            .write(move |txn| {
+                let key = poros_protocol::sha256(token.secret.as_bytes());
+                let tr = TokenRecord {
+                    token: token.clone(),
+                    used_ms: None,
+                };
+                txn.open_table(TOKENS)?
+                    .insert(key.as_slice(), enc(&tr)?.as_slice())?;
+                txn.open_table(NODES)?
+                    .insert(rec.agency.as_str(), enc(&rec)?.as_slice())?;
+                audit_in(txn, &audit)
+            })
+            .await
+    }
+
+    /// Look up a token by its secret.
+    pub fn token(&self, secret: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let r = self.db.read()?;
+        let t = r.open_table(TOKENS)?;
+        let key = poros_protocol::sha256(secret.as_bytes());
+        let v = t.get(key.as_slice())?;
+        v.map(|g| dec(g.value())).transpose()
+    }
+
+    /// Mark a token used and activate the node, atomically; fails (returns false) if the
+    /// token was used meanwhile.
+    pub async fn redeem_token(
+        &self,
+        secret: String,
+        rec: NodeRecord,
+        now_ms: u64,
+        audit: AuditRecord,
+    ) -> Result<bool, StoreError> {
+        self.db
+            .write(move |txn| {
+                let key = poros_protocol::sha256(secret.as_bytes());
+                let mut t = txn.open_table(TOKENS)?;
+                let cur = t.get(key.as_slice())?.map(|g| g.value().to_vec());
+                let Some(cur) = cur else { return Ok(false) };
+                let mut tr: TokenRecord = dec(&cur)?;
+                if tr.used_ms.is_some() {
+                    return Ok(false);
+                }
+                tr.used_ms = Some(now_ms);
+                t.insert(key.as_slice(), enc(&tr)?.as_slice())?;
+                txn.open_table(NODES)?
+                    .insert(rec.agency.as_str(), enc(&rec)?.as_slice())?;
+                audit_in(txn, &audit)?;
+                Ok(true)
+            })
+            .await
+    }
+
+    /// Revoke a node: state, its certificate serials, and the action, in one commit.
+    pub async fn revoke(
+        &self,
+        rec: NodeRecord,
+        now_ms: u64,
+        audit: AuditRecord,
+    ) -> Result<(), StoreError> {
+        self.db
+            .write(move |txn| {
+                txn.open_table(NODES)?
+                    .insert(rec.agency.as_str(), enc(&rec)?.as_slice())?;
+                let mut rv = txn.open_table(REVOKED)?;
+                // Certificates superseded by a renewal and not yet retired are revoked too.
+                let old = rec.superseded.iter();
+                let serials = [(&rec.tls_serial, "tls"), (&rec.sign_serial, "sign")]
+                    .into_iter()
+                    .chain(old.flat_map(|o| [(&o.tls_serial, "tls"), (&o.sign_serial, "sign")]));
+                for (serial, kind) in serials {
+                    if serial.is_empty() {
+                        continue;
+                    }
+                    let r = RevokedSerial {
+                        agency: rec.agency.clone(),
+                        kind: kind.into(),
+                        revoked_ms: now_ms,
+                    };
+                    rv.insert(serial.as_str(), enc(&r)?.as_slice())?;
+                }
+                drop(rv);
+                audit_in(txn, &audit)
+            })
+            .await
+    }
+
+    /// Every revoked serial (hex) with its record.
+    pub fn revoked(&self) -> Result<Vec<(String, RevokedSerial)>, StoreError> {
+        self.serials(REVOKED)
+    }
+
+    /// Insert or replace a node record.
+    pub async fn put_node(&self, rec: NodeRecord) -> Result<(), StoreError> {
+        self.db
+            .write(move |txn| {
+                let mut t = txn.open_table(NODES)?;
+                t.insert(rec.agency.as_str(), enc(&rec)?.as_slice())?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// All nodes.
+    pub fn nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {
+        let r = self.db.read()?;
+        let t = r.open_table(NODES)?;
+        let mut out = Vec::new();
+        for e in t.iter()? {
+            let (_, v) = e?;
+            out.push(dec_node(v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Retire a node's superseded certificates: clear them from its record and list their
+    /// serials as superseded (CRL reason `superseded`, dated `now_ms`), with an audit record,
+    /// in one commit. Returns the updated record, or `None` if there was nothing to retire.
+    pub async fn retire_superseded(
+        &self,
+        agency: AgencyId,
+        now_ms: u64,
+        audit: AuditRecord,
+    ) -> Result<Option<NodeRecord>, StoreError> {
+        self.db
+            .write(move |txn| {
+                let mut nodes = txn.open_table(NODES)?;
+                let Some(mut rec) = nodes
+                    .get(agency.as_str())?
+                    .map(|g| dec_node(g.value()))
+                    .transpose()?
+                else {
+                    return Ok(None);
+                };
+                let Some(old) = rec.superseded.take() else {
+                    return Ok(None);
+                };
+                nodes.insert(agency.as_str(), enc(&rec)?.as_slice())?;
+                drop(nodes);
+                let mut t = txn.open_table(SUPERSEDED)?;
+                for (serial, kind) in [(&old.tls_serial, "tls"), (&old.sign_serial, "sign")] {
+                    if serial.is_empty() {
+                        continue;
+                    }
+                    let r = RevokedSerial {
+                        agency: agency.clone(),
+                        kind: kind.into(),
+                        revoked_ms: now_ms,
+                    };
+                    t.insert(serial.as_str(), enc(&r)?.as_slice())?;
+                }
+                drop(t);
+                audit_in(txn, &audit)?;
+                Ok(Some(rec))
+            })
+            .await
+    }
+
+    /// Every serial retired by renewal (hex) with its record.
+    pub fn superseded(&self) -> Result<Vec<(String, RevokedSerial)>, StoreError> {
+        self.serials(SUPERSEDED)
+    }
+
+    /// Every serial (hex) of a serial table with its record.
+    fn serials(
+        &self,
+        def: TableDefinition<&str, &[u8]>,
+    ) -> Result<Vec<(String, RevokedSerial)>, StoreError> {
+        let r = self.db.read()?;
+        let t = r.open_table(def)?;
+        let mut out = Vec::new();
+        for e in t.iter()? {
+            let (k, v) = e?;
+            out.push((k.value().to_string(), dec(v.value())?));
+        }
+        Ok(out)
+    }
+
+    /// Store a monitor credential (replacing one of the same name) and record the action.
+    pub async fn put_monitor(
+        &self,
+        rec: MonitorRecord,
+        audit: AuditRecord,
+    ) -> Result<(), StoreError> {
+        let key = rec.name.clone();
+        self.put_audited(MONITORS, key, rec, audit).await
+    }
+
+    /// All monitor credentials.
+    pub fn monitors(&self) -> Result<Vec<MonitorRecord>, StoreError> {
+        self.all(MONITORS)
+    }
+}
+
+pub(super) fn audit_in(txn: &redb::WriteTransaction, a: &AuditRecord) -> Result<(), StoreError> {
+    let mut t = txn.open_table(AUDIT)?;
+    let seq = t.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1);
+    t.insert(seq, enc(a)?.as_slice())?;
+    Ok(())
+}

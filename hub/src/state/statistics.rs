@@ -1,0 +1,166 @@
+//! Statistics access: connection and paper-count records, overdue deliveries, the recount
+//! that checks the live counters, and reads of the counter tables (see `crate::stats`).
+
+use super::*;
+use std::collections::HashSet;
+
+impl HubStore {
+    /// Mark agencies as seen (connected) now.
+    pub async fn mark_seen(&self, agencies: Vec<AgencyId>, now_ms: u64) -> Result<(), StoreError> {
+        self.db
+            .write(move |txn| {
+                for a in &agencies {
+                    crate::stats::on_seen(txn, a, now_ms)?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    /// Store an agency's paper-only counts for a month.
+    pub async fn put_paper(
+        &self,
+        agency: AgencyId,
+        month: String,
+        count: crate::stats::PaperCount,
+    ) -> Result<(), StoreError> {
+        self.db
+            .write(move |txn| crate::stats::on_paper(txn, &agency, &month, &count))
+            .await
+    }
+
+    /// Pending deliveries accepted in `[from_ms, to_ms)` and older than `older_than_ms`,
+    /// counted per recipient (the pending set, not the history, is scanned).
+    pub fn overdue(
+        &self,
+        from_ms: u64,
+        to_ms: u64,
+        older_than_ms: u64,
+    ) -> Result<HashMap<String, u64>, StoreError> {
+        let r = self.db.read()?;
+        let t = r.open_table(EXPIRY)?;
+        let lo: &[u8] = &[];
+        let mut out: HashMap<String, u64> = HashMap::new();
+        let end = to_ms.min(older_than_ms);
+        if end <= from_ms {
+            return Ok(out);
+        }
+        for e in t.range((from_ms, lo, "")..(end, lo, ""))? {
+            let (k, _) = e?;
+            *out.entry(k.value().2.to_string()).or_default() += 1;
+        }
+        Ok(out)
+    }
+
+    /// Recount the statistics of `periods` from the stored delivery records (slow: scans the
+    /// whole history; used to check the live counters).
+    pub fn recount(&self, on_time_ms: u64) -> Result<crate::stats::Sums, StoreError> {
+        let r = self.db.read()?;
+        let docs = r.open_table(DOCS)?;
+        let dels = r.open_table(DELIVERIES)?;
+        let mut out: crate::stats::Sums = HashMap::new();
+        let mut add = |scope: &str, metric: &str, by: u64| {
+            *out.entry(scope.to_string())
+                .or_default()
+                .entry(metric.to_string())
+                .or_default() += by;
+        };
+        for e in docs.iter()? {
+            let (k, v) = e?;
+            let rec: DocRecord = dec(v.value())?;
+            let sender_group = format!("group:{}", rec.sender.group());
+            add(rec.sender.as_str(), "sent", 1);
+            add(&sender_group, "sent", 1);
+            add(crate::stats::NATIONAL, "sent", 1);
+            // Deliveries an update added count from the update's time, like the live hooks.
+            let added = statements::added_for_recount(&r, k.value())?;
+            add(
+                rec.sender.as_str(),
+                "out_due",
+                (rec.recipients.len() + added.len()) as u64,
+            );
+            let all = rec
+                .recipients
+                .iter()
+                .map(|a| (a.clone(), rec.accepted_ms))
+                .chain(added);
+            for (rcpt, due_ms) in all {
+                let rcpt = &rcpt;
+                let rcpt_group = format!("group:{}", rcpt.group());
+                add(rcpt.as_str(), "in_due", 1);
+                add(&rcpt_group, "in_due", 1);
+                add(crate::stats::NATIONAL, "in_due", 1);
+                let Some(g) = dels.get((k.value(), rcpt.as_str()))? else {
+                    continue;
+                };
+                let d: DeliveryRecord = dec(g.value())?;
+                let m = match d.state {
+                    DeliveryState::Pending => continue,
+                    DeliveryState::Delivered(_)
+                        if d.answered_ms.unwrap_or(0).saturating_sub(due_ms) <= on_time_ms =>
+                    {
+                        "ontime"
+                    }
+                    DeliveryState::Delivered(_) => "late",
+                    DeliveryState::Rejected(ref r, _) => {
+                        let by = format!("rej:{}", crate::stats::rejection_code(r));
+                        for scope in crate::stats::scopes(rcpt) {
+                            add(&scope, &by, 1);
+                        }
+                        "rejected"
+                    }
+                    DeliveryState::Expired(_) | DeliveryState::Lost(_) => "expired",
+                };
+                add(rcpt.as_str(), &format!("in_{m}"), 1);
+                add(&rcpt_group, &format!("in_{m}"), 1);
+                add(crate::stats::NATIONAL, &format!("in_{m}"), 1);
+                add(rec.sender.as_str(), &format!("out_{m}"), 1);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Counter values.
+    pub fn counters(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let r = self.db.read()?;
+        let t = r.open_table(COUNTERS)?;
+        let mut out = Vec::new();
+        for e in t.iter()? {
+            let (k, v) = e?;
+            out.push((k.value().to_string(), v.value()));
+        }
+        Ok(out)
+    }
+}
+
+/// One consistent read of the statistics tables: every figure of a report comes from the same
+/// commit, and callers never open the tables themselves.
+pub struct StatsSnapshot(redb::ReadTransaction);
+
+impl StatsSnapshot {
+    /// Every counter of every scope (or of `scope` only) summed over `periods`.
+    pub fn sums(
+        &self,
+        periods: &[String],
+        scope: Option<&str>,
+    ) -> Result<crate::stats::Sums, StoreError> {
+        crate::stats::sums(&self.0, periods, scope)
+    }
+
+    /// Paper-only counts of the given months (`YYYY-MM`) per agency, group and nation.
+    pub fn paper_sums(&self, months: &[String]) -> Result<crate::stats::Sums, StoreError> {
+        crate::stats::paper_sums(&self.0, months)
+    }
+
+    /// Agencies seen (connected) in any of `periods`.
+    pub fn seen(&self, periods: &[String]) -> Result<HashSet<String>, StoreError> {
+        crate::stats::seen(&self.0, periods)
+    }
+}
+
+impl HubStore {
+    /// A consistent read of the statistics (counters, paper counts, connections).
+    pub fn stats_snapshot(&self) -> Result<StatsSnapshot, StoreError> {
+        Ok(StatsSnapshot(self.db.read()?))
+    }
+}

@@ -1,0 +1,400 @@
+//! Tests of the store seam: registry records, acceptance, answers, expiry, retention and
+//! held deliveries.
+
+use super::registry::audit_in;
+use super::*;
+use poros_protocol::{
+    Acceptance, Envelope, HubNotice, Metadata, NoticeKind, Outcome, Receipt, SignedAcceptance,
+    SignedEnvelope, SigningKey,
+};
+
+/// A fresh signing key (also used by the statement store's tests).
+pub(super) fn key() -> SigningKey {
+    let rng = ring::rand::SystemRandom::new();
+    let doc = ring::signature::EcdsaKeyPair::generate_pkcs8(
+        &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+        &rng,
+    )
+    .unwrap();
+    SigningKey::from_pkcs8(doc.as_ref()).unwrap()
+}
+
+fn a(s: &str) -> AgencyId {
+    AgencyId::parse(s).unwrap()
+}
+
+#[test]
+fn serial_checks_follow_renewal_and_overlap() {
+    let mut n = NodeRecord::pending(&a("000.00.00.G01"), "G01", 0);
+    assert_eq!(
+        n.check_tls_serial("", 0, 10),
+        SerialCheck::Unknown,
+        "pending: none holds"
+    );
+    n.tls_serial = "aa01".into();
+    n.sign_serial = "bb01".into();
+    assert_eq!(n.check_tls_serial("AA01", 5, 10), SerialCheck::Current);
+    assert_eq!(
+        n.check_sign_serial("aa01", 5, 10),
+        SerialCheck::Unknown,
+        "TLS serial as signer"
+    );
+    assert_eq!(
+        n.check_tls_serial("cc99", 5, 10),
+        SerialCheck::Unknown,
+        "never issued"
+    );
+    // Renewed at t = 1000 with a 10 ms overlap: the old pair is admitted until t = 1010.
+    n.superseded = Some(Superseded {
+        tls_serial: "aa01".into(),
+        sign_serial: "bb01".into(),
+        at_ms: 1000,
+    });
+    n.tls_serial = "aa02".into();
+    n.sign_serial = "bb02".into();
+    assert_eq!(n.check_tls_serial("aa02", 1005, 10), SerialCheck::Current);
+    assert_eq!(
+        n.check_tls_serial("aa01", 1009, 10),
+        SerialCheck::Superseded
+    );
+    assert_eq!(
+        n.check_sign_serial("bb01", 1009, 10),
+        SerialCheck::Superseded
+    );
+    assert_eq!(
+        n.check_tls_serial("aa01", 1010, 10),
+        SerialCheck::Unknown,
+        "overlap over"
+    );
+    assert_eq!(n.check_sign_serial("bb01", 1010, 10), SerialCheck::Unknown);
+}
+
+#[test]
+fn node_records_of_earlier_versions_still_decode() {
+    #[derive(Serialize)]
+    struct V1<'a> {
+        agency: &'a AgencyId,
+        name: &'a str,
+        state: NodeState,
+        tls_serial: &'a str,
+        sign_serial: &'a str,
+        tls_not_after: i64,
+        registered_ms: u64,
+        tls_not_before: i64,
+        last_seen_ms: Option<u64>,
+    }
+    let g = a("000.00.00.G01");
+    let old = postcard::to_allocvec(&V1 {
+        agency: &g,
+        name: "Ministry",
+        state: NodeState::Active,
+        tls_serial: "aa01",
+        sign_serial: "bb01",
+        tls_not_after: 99,
+        registered_ms: 7,
+        tls_not_before: 9,
+        last_seen_ms: Some(8),
+    })
+    .unwrap();
+    let n = dec_node(&old).unwrap();
+    assert_eq!(
+        (n.name.as_str(), n.tls_serial.as_str(), n.last_seen_ms),
+        ("Ministry", "aa01", Some(8))
+    );
+    assert_eq!(
+        (n.superseded.clone(), n.conflicts, n.last_conflict.clone()),
+        (None, 0, None)
+    );
+    // And a current record round-trips with its new fields.
+    let mut cur = n.clone();
+    cur.conflicts = 3;
+    assert_eq!(dec_node(&enc(&cur).unwrap()).unwrap(), cur);
+}
+
+fn doc(k: &SigningKey, n: u8, body: &[u8], recipients: &[&str]) -> (DocumentId, DocRecord) {
+    let env = Envelope {
+        id: DocumentId::new_v7(1000 + n as u64, [n; 10]),
+        sender: a("000.00.00.G01"),
+        recipients: recipients.iter().map(|r| a(r)).collect(),
+        meta: Metadata {
+            subject: "s".into(),
+            ..Default::default()
+        },
+        created_ms: 1,
+        body_len: body.len() as u64,
+        body_sha256: poros_protocol::sha256(body),
+    };
+    let acc = Acceptance {
+        doc_id: env.id,
+        sender: env.sender.clone(),
+        recipients: env.recipients.clone(),
+        body_sha256: env.body_sha256,
+        body_len: env.body_len,
+        accepted_ms: 5_000,
+    };
+    let rec = DocRecord {
+        envelope: SignedEnvelope::sign(&env, k, b"c").unwrap(),
+        acceptance: SignedAcceptance::sign(&acc, k, b"c").unwrap(),
+        sender: env.sender.clone(),
+        recipients: env.recipients.clone(),
+        body_sha256: env.body_sha256,
+        body_len: env.body_len,
+        body_at: BodyAt::Inline,
+        accepted_ms: 5_000,
+    };
+    (env.id, rec)
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn accept_is_idempotent_and_conflicts_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = HubStore::open(Db::open(&dir.path().join("h.redb")).unwrap()).unwrap();
+    let k = key();
+    let (id, rec) = doc(&k, 1, b"body", &["000.00.00.H01", "000.00.00.H02"]);
+    let rt = rt();
+    let first = rt
+        .block_on(store.accept(rec.clone(), NewBody::Inline(b"body".to_vec())))
+        .unwrap();
+    assert!(matches!(first, AcceptOutcome::Stored(_)));
+    let again = rt
+        .block_on(store.accept(rec.clone(), NewBody::Inline(b"body".to_vec())))
+        .unwrap();
+    assert!(matches!(again, AcceptOutcome::Duplicate(x) if x == rec.acceptance));
+    let (_, mut other) = doc(&k, 1, b"other", &["000.00.00.H01"]);
+    other.acceptance = rec.acceptance.clone();
+    let c = rt
+        .block_on(store.accept(other, NewBody::Inline(b"other".to_vec())))
+        .unwrap();
+    assert!(matches!(c, AcceptOutcome::Conflict));
+    // One pending delivery per recipient, stored once.
+    let none = std::collections::HashSet::new();
+    assert_eq!(
+        store
+            .pending_for(&a("000.00.00.H01"), 10, &none)
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        store.pending_for(&a("000.00.00.H02"), 10, &none).unwrap()[0].doc,
+        id
+    );
+    assert_eq!(store.queue_depth().unwrap(), 2);
+    let counters: HashMap<String, u64> = store.counters().unwrap().into_iter().collect();
+    assert_eq!(counters["documents_accepted"], 1);
+}
+
+use std::collections::HashMap;
+
+#[test]
+fn answers_relay_once_expiry_notifies_and_retention_frees_bodies() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = HubStore::open(Db::open(&dir.path().join("h.redb")).unwrap()).unwrap();
+    let k = key();
+    let (id, rec) = doc(&k, 2, b"payload", &["000.00.00.H01", "000.00.00.H02"]);
+    let rt = rt();
+    rt.block_on(store.accept(rec, NewBody::Inline(b"payload".to_vec())))
+        .unwrap();
+    let receipt = poros_protocol::SignedReceipt::sign(
+        &Receipt {
+            doc_id: id,
+            sender: a("000.00.00.G01"),
+            recipient: a("000.00.00.H01"),
+            body_sha256: poros_protocol::sha256(b"payload"),
+            outcome: Outcome::Delivered,
+            time_ms: 6_000,
+        },
+        &k,
+        b"c",
+    )
+    .unwrap();
+    let st = DeliveryState::Delivered(receipt);
+    let sender = rt
+        .block_on(store.record_answer(id, a("000.00.00.H01"), st.clone(), 6_000))
+        .unwrap();
+    assert_eq!(sender, Some(a("000.00.00.G01")));
+    // A second answer for the same delivery is ignored (no second relay).
+    assert_eq!(
+        rt.block_on(store.record_answer(id, a("000.00.00.H01"), st, 6_001))
+            .unwrap(),
+        None
+    );
+    let none = std::collections::HashSet::new();
+    assert_eq!(
+        store
+            .relays_for(&a("000.00.00.G01"), 10, &none)
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // H02 never answers: it expires once older than the cutoff, and the sender is told.
+    assert!(store.expired_before(5_000, 10).unwrap().is_empty());
+    let due = store.expired_before(5_001, 10).unwrap();
+    assert_eq!(due, vec![(id, a("000.00.00.H02"))]);
+    let notice = SignedNotice::sign(
+        &HubNotice {
+            doc_id: id,
+            sender: a("000.00.00.G01"),
+            recipient: a("000.00.00.H02"),
+            kind: NoticeKind::Expired,
+            time_ms: 7_000,
+        },
+        &k,
+        b"c",
+    )
+    .unwrap();
+    rt.block_on(expire(&store, id, a("000.00.00.H02"), notice, 7_000))
+        .unwrap();
+    assert!(store
+        .pending_for(&a("000.00.00.H02"), 10, &std::collections::HashSet::new())
+        .unwrap()
+        .is_empty());
+    let relays = store.relays_for(&a("000.00.00.G01"), 10, &none).unwrap();
+    assert_eq!(relays.len(), 2);
+    assert!(relays
+        .iter()
+        .any(|(_, r, item)| r == &a("000.00.00.H02") && matches!(item, RelayItem::Notice(_))));
+
+    // Every recipient answered at 7_000: the body goes only after retention.
+    assert!(rt
+        .block_on(store.release_bodies(7_000, 10))
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .inline_body(&poros_protocol::sha256(b"payload"))
+        .unwrap()
+        .is_some());
+    rt.block_on(store.release_bodies(7_001, 10)).unwrap();
+    assert!(store
+        .inline_body(&poros_protocol::sha256(b"payload"))
+        .unwrap()
+        .is_none());
+    let d = store.doc(&id).unwrap().unwrap();
+    assert_eq!(d.body_at, BodyAt::Removed);
+    // Metadata and receipts stay.
+    assert_eq!(store.deliveries(&id).unwrap().len(), 2);
+}
+
+#[test]
+fn damaged_body_holds_deliveries_until_repaired_or_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = HubStore::open(Db::open(&dir.path().join("h.redb")).unwrap()).unwrap();
+    let k = key();
+    let (h1, h2) = (a("000.00.00.H01"), a("000.00.00.H02"));
+    let (id, rec) = doc(&k, 3, b"payload", &["000.00.00.H01", "000.00.00.H02"]);
+    let digest = rec.body_sha256;
+    let rt = rt();
+    rt.block_on(store.accept(rec, NewBody::Inline(b"payload".to_vec())))
+        .unwrap();
+    let none = std::collections::HashSet::new();
+    let sender = a("000.00.00.G01");
+
+    // Found damaged twice (two recipients' attempts): one request, both deliveries held.
+    let asked = rt
+        .block_on(store.hold_damaged(id, "missing".into(), 6_000))
+        .unwrap();
+    assert_eq!(asked, Some(sender.clone()));
+    assert_eq!(
+        rt.block_on(store.hold_damaged(id, "missing".into(), 6_001))
+            .unwrap(),
+        None
+    );
+    assert!(store.pending_for(&h1, 10, &none).unwrap().is_empty());
+    assert_eq!(store.held_count(None).unwrap(), 2);
+    assert_eq!(
+        store.repairs_for(&sender, 10, &none).unwrap(),
+        vec![(id, digest)]
+    );
+
+    // Repaired: back in both queues, request gone.
+    let wake = rt
+        .block_on(store.body_repaired(digest, Some(b"payload".to_vec())))
+        .unwrap();
+    assert_eq!(wake.len(), 2);
+    assert_eq!(store.pending_for(&h2, 10, &none).unwrap()[0].doc, id);
+    assert!(store.repairs_for(&sender, 10, &none).unwrap().is_empty());
+    assert_eq!(store.held_count(None).unwrap(), 0);
+
+    // Damaged again and lost: each held delivery ends with its notice, relayed like an
+    // expiry and counted as one.
+    rt.block_on(store.hold_damaged(id, "missing".into(), 7_000))
+        .unwrap();
+    let held = store.held_for(&digest).unwrap();
+    assert_eq!(held.len(), 2);
+    let notices = held
+        .into_iter()
+        .map(|h| {
+            let n = SignedNotice::sign(
+                &HubNotice {
+                    doc_id: h.doc,
+                    sender: h.sender.clone(),
+                    recipient: h.recipient.clone(),
+                    kind: NoticeKind::BodyLost {
+                        reason: poros_protocol::BodyLostReason::SenderHasNoCopy,
+                    },
+                    time_ms: 8_000,
+                },
+                &k,
+                b"c",
+            )
+            .unwrap();
+            (h, n)
+        })
+        .collect();
+    let wake = rt
+        .block_on(store.body_lost(digest, notices, 8_000))
+        .unwrap();
+    assert_eq!(wake, vec![sender.clone(), sender.clone()]);
+    assert_eq!(store.held_count(None).unwrap(), 0);
+    assert!(store.damage(&digest).unwrap().is_none());
+    assert!(store.expired_before(u64::MAX, 10).unwrap().is_empty());
+    let no_relays = std::collections::HashSet::new();
+    assert_eq!(store.relays_for(&sender, 10, &no_relays).unwrap().len(), 2);
+    let counters: HashMap<String, u64> = store.counters().unwrap().into_iter().collect();
+    assert_eq!(counters["deliveries_lost"], 2);
+    assert_eq!(counters["bodies_lost"], 1);
+    assert_eq!(counters["bodies_repaired"], 1);
+    assert_eq!(counters["body_repairs_requested"], 2);
+    let recount = store.recount(3_600_000).unwrap();
+    assert_eq!(recount[sender.as_str()]["out_expired"], 2);
+}
+
+#[test]
+fn audit_is_paged_from_a_cursor() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = HubStore::open(Db::open(&dir.path().join("h.redb")).unwrap()).unwrap();
+    for i in 0..25 {
+        let rec = AuditRecord {
+            time_ms: i,
+            actor: "admin@test".into(),
+            action: format!("action {i}"),
+            agency: None,
+            detail: String::new(),
+        };
+        store
+            .db
+            .write_blocking(move |txn| audit_in(txn, &rec))
+            .unwrap();
+    }
+    let (mut seen, mut after, mut pages) = (Vec::new(), 0, 0);
+    loop {
+        let (page, next) = store.audit_page(after, 10).unwrap();
+        assert!(page.len() <= 10);
+        seen.extend(page.into_iter().map(|a| a.time_ms));
+        pages += 1;
+        match next {
+            Some(n) => after = n,
+            None => break,
+        }
+    }
+    assert_eq!(seen, (0..25).collect::<Vec<_>>());
+    assert_eq!(pages, 3);
+}
