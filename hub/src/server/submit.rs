@@ -13,7 +13,7 @@ use poros_transport::loglimit::LogLimiter;
 use poros_transport::warn_limited;
 use poros_transport::{recv_small_body, write_frame, BodyReader, WireError};
 use std::sync::Arc;
-use tracing::{debug, info, info_span};
+use tracing::{debug, info, info_span, Instrument};
 
 use super::dispatch::refuse;
 
@@ -56,8 +56,9 @@ pub(super) async fn handle_submit(
         Ok(e) => e,
         Err(e) => refuse!(RefusalCode::InvalidEnvelope, "invalid_envelope", "{e}"),
     };
+    // Everything from here is about this document: its span follows the task across awaits.
     let span = info_span!("doc", doc = %env.id);
-    let _g = span.enter();
+    async {
     // The signer is the connected agency (checked above), so the shared admission's signer
     // check is the envelope's sender against the connection.
     if let Err(r) = admit_envelope(&env, agency, hub.cfg.limits.max_body_bytes) {
@@ -79,7 +80,6 @@ pub(super) async fn handle_submit(
             ),
         }
     }
-    drop(_g);
     // Resubmission: answer with the original acceptance without reading the body again.
     match hub.store.doc(&env.id) {
         Ok(Some(old)) if old.envelope.0.payload == signed.0.payload => {
@@ -200,6 +200,9 @@ pub(super) async fn handle_submit(
     write_frame(send, &Frame::Accepted { acceptance: acc }).await?;
     send.finish()?;
     Ok(())
+    }
+    .instrument(span)
+    .await
 }
 
 /// The wire refusal and metric label of a shared admission reason: the codes the hub has

@@ -99,10 +99,12 @@ impl HubStore {
                     return Ok(None);
                 };
                 let key = doc.as_bytes().as_slice();
+                // Deliveries an update added are held too.
+                let recipients = super::statements::recipients_of(txn, key, &rec)?;
                 {
                     let mut q = txn.open_table(QUEUE)?;
                     let mut held = txn.open_table(HELD)?;
-                    for r in &rec.recipients {
+                    for r in &recipients {
                         let at = q.remove((r.as_str(), key))?.map(|g| g.value());
                         if let Some(at) = at {
                             held.insert((r.as_str(), key), at)?;
@@ -210,7 +212,7 @@ impl HubStore {
                     };
                     let key = doc.as_bytes().as_slice();
                     repairs.remove((rec.sender.as_str(), key))?;
-                    for r in &rec.recipients {
+                    for r in &super::statements::recipients_of(txn, key, &rec)? {
                         let at = held.remove((r.as_str(), key))?.map(|g| g.value());
                         if let Some(at) = at {
                             q.insert((r.as_str(), key), at)?;
@@ -258,7 +260,7 @@ impl HubStore {
             else {
                 continue;
             };
-            for rcpt in &rec.recipients {
+            for rcpt in &super::statements::recipients_read(&r, key, &rec)? {
                 if held.get((rcpt.as_str(), key))?.is_some() {
                     out.push(HeldDelivery {
                         doc: *doc,

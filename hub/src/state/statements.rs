@@ -218,6 +218,30 @@ fn added_of<T: ReadableTable<(&'static [u8], &'static str), &'static [u8]>>(
     Ok(out)
 }
 
+/// Every recipient a document has: the envelope's, then those updates added.
+pub(super) fn recipients_of(
+    txn: &redb::WriteTransaction,
+    doc: &[u8],
+    rec: &DocRecord,
+) -> Result<Vec<AgencyId>, StoreError> {
+    let t = txn.open_table(ADDED)?;
+    let mut all = rec.recipients.clone();
+    all.extend(added_of(&t, doc)?.into_iter().map(|(a, _)| a));
+    Ok(all)
+}
+
+/// [`recipients_of`] in a read transaction.
+pub(super) fn recipients_read(
+    r: &redb::ReadTransaction,
+    doc: &[u8],
+    rec: &DocRecord,
+) -> Result<Vec<AgencyId>, StoreError> {
+    let t = r.open_table(ADDED)?;
+    let mut all = rec.recipients.clone();
+    all.extend(added_of(&t, doc)?.into_iter().map(|(a, _)| a));
+    Ok(all)
+}
+
 /// Every delivery a document has: the envelope's recipients, then those updates added.
 pub(super) fn delivery_count(
     txn: &redb::WriteTransaction,
@@ -899,6 +923,23 @@ mod tests {
         assert_eq!(t.store.pending_for(&a(H3), 10, &none).unwrap()[0].doc, d);
         assert_eq!(t.store.added_by(&d, &a(H3)).unwrap(), Some(up));
         assert_eq!(t.store.added_by(&d, &a(H2)).unwrap(), None);
+        // A body found damaged holds the added delivery too, and the repair requeues it.
+        let digest = t.store.doc(&d).unwrap().unwrap().body_sha256;
+        t.rt.block_on(t.store.hold_damaged(d, "test".into(), 8_200))
+            .unwrap();
+        assert!(t.store.pending_for(&a(H3), 10, &none).unwrap().is_empty());
+        let held: Vec<_> = t
+            .store
+            .held_for(&digest)
+            .unwrap()
+            .into_iter()
+            .map(|h| h.recipient)
+            .collect();
+        assert!(held.contains(&a(H3)), "held: {held:?}");
+        let body = t.store.inline_body(&digest).unwrap();
+        let woken = t.rt.block_on(t.store.body_repaired(digest, body)).unwrap();
+        assert!(woken.contains(&a(H3)), "requeued: {woken:?}");
+        assert_eq!(t.store.pending_for(&a(H3), 10, &none).unwrap()[0].doc, d);
         // The envelope's recipients have both answered, the added one not yet: the body stays.
         t.deliver(d, H2, 8_500);
         t.rt.block_on(t.store.release_bodies(u64::MAX, 10)).unwrap();
