@@ -108,7 +108,7 @@ impl std::fmt::Display for Day {
 }
 
 /// The period keys (day, month, year) an event at `ms` counts in.
-fn periods(ms: u64) -> [String; 3] {
+pub(crate) fn periods(ms: u64) -> [String; 3] {
     let d = Day::of_ms(ms);
     [d.key(), d.month_key(), d.year_key()]
 }

@@ -125,6 +125,7 @@ impl HubStore {
             txn.open_table(crate::stats::STATS)?;
             txn.open_table(crate::stats::SEEN)?;
             txn.open_table(crate::stats::PAPER)?;
+            statistics::migrate_rejection_counters(txn)?;
             Ok(())
         })?;
         let stats = std::sync::Arc::new(crate::stats::StatsHook::default());

@@ -4,6 +4,75 @@
 use super::*;
 use std::collections::HashSet;
 
+/// Versions of derived data the store has rebuilt once: (name, version).
+pub(super) const STORE_META: TableDefinition<&str, u64> = TableDefinition::new("store_meta");
+
+/// The rejection counters (`rej:<reason>`) are keyed by the reason code the recipient signed.
+/// Stores written by earlier versions keyed them by categories of the reason's wording; they
+/// are recounted once from the stored rejections, so the statistics check keeps holding.
+const REJECTION_CODES: (&str, u64) = ("rejection_counters_by_code", 1);
+
+/// Rebuild the rejection counters from the stored rejections, once per store (see
+/// [`REJECTION_CODES`]). Runs at open, in one transaction; nothing else changes.
+pub(super) fn migrate_rejection_counters(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    let mut meta = txn.open_table(STORE_META)?;
+    if meta.get(REJECTION_CODES.0)?.map(|g| g.value()) >= Some(REJECTION_CODES.1) {
+        return Ok(());
+    }
+    let mut stats = txn.open_table(crate::stats::STATS)?;
+    let old: Vec<(String, String, String)> = stats
+        .iter()?
+        .filter_map(|e| {
+            let (k, _) = e.ok()?;
+            let (p, s, m) = k.value();
+            m.starts_with("rej:")
+                .then(|| (p.to_string(), s.to_string(), m.to_string()))
+        })
+        .collect();
+    for (p, s, m) in &old {
+        stats.remove((p.as_str(), s.as_str(), m.as_str()))?;
+    }
+    let mut counts: HashMap<(String, String, String), u64> = HashMap::new();
+    let docs = txn.open_table(DOCS)?;
+    let dels = txn.open_table(DELIVERIES)?;
+    for e in dels.iter()? {
+        let (k, v) = e?;
+        let (doc, rcpt) = k.value();
+        let d: DeliveryRecord = dec(v.value())?;
+        let DeliveryState::Rejected(receipt, _) = &d.state else {
+            continue;
+        };
+        let Some(rec) = docs
+            .get(doc)?
+            .map(|g| dec::<DocRecord>(g.value()))
+            .transpose()?
+        else {
+            continue;
+        };
+        let Ok(rcpt) = AgencyId::parse(rcpt) else {
+            continue;
+        };
+        let metric = format!("rej:{}", crate::stats::rejection_code(receipt));
+        for p in crate::stats::periods(rec.accepted_ms) {
+            for s in crate::stats::scopes(&rcpt) {
+                *counts.entry((p.clone(), s, metric.clone())).or_default() += 1;
+            }
+        }
+    }
+    for ((p, s, m), n) in &counts {
+        stats.insert((p.as_str(), s.as_str(), m.as_str()), *n)?;
+    }
+    meta.insert(REJECTION_CODES.0, REJECTION_CODES.1)?;
+    if !old.is_empty() || !counts.is_empty() {
+        tracing::info!(
+            removed = old.len(),
+            written = counts.len(),
+            "rejection counters recounted by reason code (once, after an upgrade)"
+        );
+    }
+    Ok(())
+}
+
 impl HubStore {
     /// Mark agencies as seen (connected) now.
     pub async fn mark_seen(&self, agencies: Vec<AgencyId>, now_ms: u64) -> Result<(), StoreError> {

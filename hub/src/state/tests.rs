@@ -398,3 +398,66 @@ fn audit_is_paged_from_a_cursor() {
     assert_eq!(seen, (0..25).collect::<Vec<_>>());
     assert_eq!(pages, 3);
 }
+
+/// A store written before rejections carried a code: its `rej:` counters were keyed by the
+/// wording's category (an oversized body counted as `body_mismatch`). Opening it recounts them
+/// once by the code each stored rejection stands for, and the check holds.
+#[test]
+fn rejection_counters_of_earlier_versions_are_recounted_by_code_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.redb");
+    let k = key();
+    let (id, rec) = doc(&k, 7, b"big", &["000.00.00.H01"]);
+    let rt = rt();
+    {
+        let store = HubStore::open(Db::open(&path).unwrap()).unwrap();
+        rt.block_on(store.accept(rec, NewBody::Inline(b"big".to_vec())))
+            .unwrap();
+        let reason = "body of 102400 bytes exceeds this agency's limit of 65536 bytes";
+        let receipt = poros_protocol::SignedReceipt::sign(
+            &Receipt {
+                doc_id: id,
+                sender: a("000.00.00.G01"),
+                recipient: a("000.00.00.H01"),
+                body_sha256: poros_protocol::sha256(b"big"),
+                outcome: Outcome::Rejected {
+                    reason: reason.into(),
+                },
+                time_ms: 6_000,
+            },
+            &k,
+            b"c",
+        )
+        .unwrap();
+        let st = DeliveryState::Rejected(receipt, reason.into());
+        rt.block_on(store.record_answer(id, a("000.00.00.H01"), st, 6_000))
+            .unwrap();
+        // What an earlier version had written instead, and no record of the recount.
+        store
+            .db
+            .write_blocking(|txn| {
+                let mut t = txn.open_table(crate::stats::STATS)?;
+                for p in crate::stats::periods(5_000) {
+                    for s in crate::stats::scopes(&a("000.00.00.H01")) {
+                        t.remove((p.as_str(), s.as_str(), "rej:too_large"))?;
+                        t.insert((p.as_str(), s.as_str(), "rej:body_mismatch"), 1)?;
+                    }
+                }
+                txn.open_table(super::statistics::STORE_META)?
+                    .remove("rejection_counters_by_code")?;
+                Ok(())
+            })
+            .unwrap();
+    }
+    let store = HubStore::open(Db::open(&path).unwrap()).unwrap();
+    let live = {
+        let r = store.db().read().unwrap();
+        crate::stats::sums(&r, &["Y1970".to_string()], None).unwrap()
+    };
+    for s in ["000.00.00.H01", "group:H", "national"] {
+        assert_eq!(live[s].get("rej:too_large"), Some(&1), "{s}: {:?}", live[s]);
+        assert_eq!(live[s].get("rej:body_mismatch"), None, "{s}");
+    }
+    let recount = store.recount(3_600_000).unwrap();
+    assert_eq!(recount["000.00.00.H01"]["rej:too_large"], 1);
+}
