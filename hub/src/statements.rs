@@ -8,7 +8,7 @@
 
 use crate::hub::{AgencyCheck, Hub};
 use crate::server::inflight::InFlight;
-use crate::state::{DocRecord, Pending, StatementOutcome, StatementRelay};
+use crate::state::{DocRecord, StatementOutcome, StatementRelay};
 use anyhow::Result;
 use poros_protocol::{
     AgencyId, DocumentId, Frame, Reason, ReasonCode, Refusal, SignedStatement, STATEMENT_CONTEXT,
@@ -108,20 +108,6 @@ async fn accept(
             refuse(metric, Refusal { code, message }, Some(doc))
         }
     }
-}
-
-/// Deliveries a `poros/1` connection may be given: not those an update added (their frame,
-/// `DeliverAdded`, is unknown to it).
-pub(crate) fn for_version(
-    hub: &Hub,
-    agency: &AgencyId,
-    v2: bool,
-    mut pending: Vec<Pending>,
-) -> Vec<Pending> {
-    if !v2 {
-        pending.retain(|p| matches!(hub.store.added_by(&p.doc, agency), Ok(None)));
-    }
-    pending
 }
 
 /// The frame that delivers `rec` to `agency`: `DeliverAdded` with the update when an update

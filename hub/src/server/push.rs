@@ -46,11 +46,14 @@ pub(super) async fn pusher(
         notified.as_mut().enable();
         let mut started = 0;
 
-        let pending = hub
-            .store
-            .pending_for(&agency, 256, &deliveries.snapshot())
-            .unwrap_or_else(|e| queue_error("delivery", &e));
-        let pending = crate::statements::for_version(&hub, &agency, v2, pending);
+        // A `poros/1` agent cannot be sent a delivery an update added (`DeliverAdded`).
+        let pending = if v2 {
+            hub.store.pending_for(&agency, 256, &deliveries.snapshot())
+        } else {
+            hub.store
+                .pending_without_added(&agency, 256, &deliveries.snapshot())
+        }
+        .unwrap_or_else(|e| queue_error("delivery", &e));
         for p in pending {
             let Ok(permit) = permits.clone().acquire_owned().await else {
                 return;

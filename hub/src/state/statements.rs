@@ -602,6 +602,43 @@ impl HubStore {
         Ok(out)
     }
 
+    /// Pending deliveries for a `poros/1` connection: like [`HubStore::pending_for`], without
+    /// those an update added (that version cannot be sent them), skipped inside the scan so
+    /// any number of them never hides the deliveries it can take.
+    pub fn pending_without_added(
+        &self,
+        recipient: &AgencyId,
+        limit: usize,
+        skip: &HashSet<DocumentId>,
+    ) -> Result<Vec<super::Pending>, StoreError> {
+        let r = self.db.read()?;
+        let q = r.open_table(QUEUE)?;
+        let added = r.open_table(ADDED)?;
+        let lo: &[u8] = &[];
+        let hi: &[u8] = &[0xff; 17];
+        let mut out = Vec::new();
+        for e in q.range((recipient.as_str(), lo)..(recipient.as_str(), hi))? {
+            let (k, v) = e?;
+            let doc_key = k.value().1;
+            let doc = DocumentId::from_bytes(
+                doc_key
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("queue key".into()))?,
+            );
+            if skip.contains(&doc) || added.get((doc_key, recipient.as_str()))?.is_some() {
+                continue;
+            }
+            out.push(super::Pending {
+                doc,
+                accepted_ms: v.value(),
+            });
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     /// The signed update that added `recipient` to `doc`, if an update did.
     pub fn added_by(
         &self,
@@ -921,6 +958,16 @@ mod tests {
         assert_eq!(wake, vec![a(H1), a(H3)]);
         let none = HashSet::new();
         assert_eq!(t.store.pending_for(&a(H3), 10, &none).unwrap()[0].doc, d);
+        // A poros/1 connection is never offered it; the envelope's recipients still are.
+        assert!(t
+            .store
+            .pending_without_added(&a(H3), 10, &none)
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            t.store.pending_without_added(&a(H2), 10, &none).unwrap()[0].doc,
+            d
+        );
         assert_eq!(t.store.added_by(&d, &a(H3)).unwrap(), Some(up));
         assert_eq!(t.store.added_by(&d, &a(H2)).unwrap(), None);
         // A body found damaged holds the added delivery too, and the repair requeues it.
