@@ -2,7 +2,7 @@
 //! document status for operators, and the admin API (bearer token) the CLI uses.
 
 use crate::hub::{now_ms, Hub};
-use crate::state::{DeliveryState, NodeRecord, NodeState};
+use crate::state::{BodyAt, DeliveryState, NodeRecord, NodeState};
 use axum::extract::ConnectInfo;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -784,9 +784,15 @@ async fn doc_status(State(st): State<Ops>, h: HeaderMap, Path(id): Path<String>)
         })
         .collect();
     let history: Vec<_> = history.iter().map(statement_json).collect();
+    // The admin API's words for where the body is; a body retention removed is `removed`.
+    let body_at = match rec.body_at {
+        BodyAt::Inline => "inline",
+        BodyAt::File => "file",
+        BodyAt::Gone => "removed",
+    };
     Json(json!({
         "id": id.to_string(), "sender": rec.sender, "body_sha256": hex::encode(rec.body_sha256),
-        "body_len": rec.body_len, "body_at": format!("{:?}", rec.body_at).to_lowercase(),
+        "body_len": rec.body_len, "body_at": body_at,
         "accepted_ms": rec.accepted_ms, "deliveries": deliveries, "history": history,
     }))
     .into_response()

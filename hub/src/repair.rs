@@ -11,8 +11,8 @@ use poros_protocol::{
     BodyLostReason, Digest, DocumentId, Frame, HubNotice, NoticeKind, RefusalCode,
     MAX_REPAIR_ATTEMPTS,
 };
-use poros_store::{BlobCheck, StoreError};
-use poros_transport::{read_frame, recv_small_body, write_frame, BodyReader};
+use poros_store::{BlobCheck, BodySink, Commit, ReceivedBody, StoreError};
+use poros_transport::{read_frame, recv_body, write_frame, RecvBodyError};
 use serde::Serialize;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -73,7 +73,7 @@ pub(crate) async fn body_for_delivery(
             }
             Some(b) => Ok(BodySource::Inline(b)),
         }),
-        BodyAt::Removed => Ok(Ok(BodySource::Removed)),
+        BodyAt::Gone => Ok(Ok(BodySource::Removed)),
     }
 }
 
@@ -166,21 +166,16 @@ async fn reupload(
         Frame::Refused(r) => anyhow::bail!("the sender refused the re-upload: {r}"),
         _ => anyhow::bail!("the sender answered a re-upload with an unexpected frame"),
     }
-    if rec.body_at == BodyAt::Inline {
-        let body = recv_small_body(&mut recv, rec.body_len).await?;
-        if poros_protocol::sha256(&body) != digest {
-            anyhow::bail!("the re-uploaded body does not match the signed envelope");
-        }
-        return Ok(Reupload::StoredInline(body));
-    }
-    let mut w = hub.blobs.writer().await?;
-    let mut reader = BodyReader::new(rec.body_len);
-    while let Some(c) = reader.next(&mut recv).await? {
-        w.write(&c).await?;
-    }
-    match w.commit_replacing(&digest).await {
-        Ok(_) => Ok(Reupload::Stored),
-        Err(StoreError::DigestMismatch { .. }) => {
+    // Back where the record says the body lives.
+    let sink = if rec.body_at == BodyAt::Inline {
+        BodySink::in_memory(&hub.blobs, rec.body_len)
+    } else {
+        BodySink::to_file(&hub.blobs).await?
+    };
+    match recv_body(&mut recv, rec.body_len, sink, Commit::Repairing(digest)).await {
+        Ok(ReceivedBody::Inline { bytes, .. }) => Ok(Reupload::StoredInline(bytes)),
+        Ok(ReceivedBody::File { .. }) => Ok(Reupload::Stored),
+        Err(RecvBodyError::Store(StoreError::DigestMismatch { .. })) => {
             anyhow::bail!("the re-uploaded body does not match the signed envelope")
         }
         Err(e) => Err(e.into()),

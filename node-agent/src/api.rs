@@ -2,13 +2,13 @@
 //! and the CLI verbs: send, inbox, fetch, status, receipts, events. The statement verbs are
 //! [`crate::statement_api`].
 
-use crate::agent::{Agent, SendError, StagedBody};
+use crate::agent::{Agent, SendError};
 use crate::api_types::{
     DocumentCreated, EventItem, EventsPage, Health, PaperReportDone, PaperReportRequest,
     ReceiptEventItem, ReceiptItem, ReceivedDoc, SendQuery, StatementEventItem, StoreHealth,
 };
 use crate::listing::{self, Cursor, PageError};
-use crate::state::{BodyAt, InRecord, OutRecord, RecipientStatus, INLINE_MAX};
+use crate::state::{BodyAt, InRecord, OutRecord, RecipientStatus};
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -20,6 +20,7 @@ use poros_certs::Signer;
 use poros_protocol::receipt::RECEIPT_CONTEXT;
 use poros_protocol::{AgencyId, DocumentId, Metadata, Outcome};
 use poros_store::StoreError;
+use poros_store::{BodySink, Commit, ReceivedBody};
 use poros_transport::http::StrictQuery;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -161,11 +162,10 @@ pub(crate) async fn refuse_unread(body: Body, refusal: Response) -> Response {
 }
 
 /// Receive the caller's body: small bodies stay in memory, larger ones stream to a file.
-pub(crate) async fn stage_body(a: &Agent, body: Body) -> Result<StagedBody, SendError> {
+pub(crate) async fn stage_body(a: &Agent, body: Body) -> Result<ReceivedBody, SendError> {
     let max = a.cfg.max_body_bytes;
     let mut stream = body.into_data_stream();
-    let mut buf = Vec::new();
-    let mut writer = None;
+    let mut sink = BodySink::spilling(&a.blobs);
     let mut total = 0u64;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| SendError::Invalid(format!("reading request body: {e}")))?;
@@ -173,27 +173,9 @@ pub(crate) async fn stage_body(a: &Agent, body: Body) -> Result<StagedBody, Send
         if total > max {
             return Err(SendError::TooLarge(max));
         }
-        match &mut writer {
-            Some(w) => poros_store::BlobWriter::write(w, &chunk).await?,
-            None => {
-                buf.extend_from_slice(&chunk);
-                if buf.len() as u64 > INLINE_MAX {
-                    let mut w = a.blobs.writer().await?;
-                    w.write(&buf).await?;
-                    buf = Vec::new();
-                    writer = Some(w);
-                }
-            }
-        }
+        sink.write(&chunk).await?;
     }
-    match writer {
-        Some(w) => {
-            let guard = a.blobs.reference_guard().await;
-            let (d, l) = w.commit().await?;
-            Ok(StagedBody::File(d, l, guard))
-        }
-        None => Ok(StagedBody::Inline(buf)),
-    }
+    Ok(sink.finish(Commit::AsReceived).await?)
 }
 
 fn recipient_json(
@@ -490,7 +472,7 @@ async fn fetch(State(a): State<Arc<Agent>>, Path(id): Path<String>) -> Response 
             }
             Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, e),
         },
-        BodyAt::None => err(StatusCode::NOT_FOUND, "body not kept"),
+        BodyAt::Gone => err(StatusCode::NOT_FOUND, "body not kept"),
     }
 }
 

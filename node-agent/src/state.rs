@@ -18,7 +18,7 @@ use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 /// Bodies up to this size are stored in the database; larger ones as files.
-pub const INLINE_MAX: u64 = 64 * 1024;
+pub use poros_store::INLINE_MAX;
 
 pub(crate) const OUTBOX: TableDefinition<&[u8], &[u8]> = TableDefinition::new("outbox");
 const OUT_QUEUE: TableDefinition<&[u8], ()> = TableDefinition::new("out_queue");
@@ -48,16 +48,9 @@ pub struct Event {
     pub stored_ms: u64,
 }
 
-/// Where a body is kept.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum BodyAt {
-    /// In `inline_bodies`.
-    Inline,
-    /// Content-addressed file.
-    File,
-    /// Not kept (e.g. a quarantined delivery whose body was never read).
-    None,
-}
+/// Where a body is kept (`Gone`: a quarantined delivery whose body was never read); shared
+/// with the hub.
+pub use poros_store::BodyAt;
 
 /// A document this agency sent.
 #[derive(Clone, Debug, Serialize, Deserialize)]

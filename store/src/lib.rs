@@ -1,8 +1,10 @@
 //! Durable primitives shared by the Poros hub and node agent: the group-committed redb store
-//! ([`Db`], which recovers by itself from a full disk) and content-addressed body files ([`Blobs`]).
+//! ([`Db`], which recovers by itself from a full disk), content-addressed body files ([`Blobs`])
+//! and a body received into memory or a file ([`BodySink`], [`ReceivedBody`], [`BodyAt`]).
 #![forbid(unsafe_code)]
 
 mod blobs;
+mod body;
 mod db;
 mod error;
 mod health;
@@ -11,6 +13,7 @@ mod sweep;
 mod testutil;
 
 pub use blobs::{fsync_dir, BlobCheck, BlobWriter, Blobs, Digest, ReferenceGuard};
+pub use body::{BodyAt, BodySink, Commit, ReceivedBody, INLINE_MAX};
 pub use db::{BatchHook, CommitStats, Db, MAX_BATCH};
 pub use error::{StorageFault, StoreError};
 pub use health::{health_metrics, PROBE_BYTES, WRITABLE_METRIC, WRITE_FAILURES_METRIC};

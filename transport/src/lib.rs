@@ -366,12 +366,30 @@ impl BodyReader {
     }
 }
 
-/// Receive exactly `len` body bytes into memory (for small bodies only).
-pub async fn recv_small_body(recv: &mut quinn::RecvStream, len: u64) -> Result<Vec<u8>, WireError> {
-    let mut buf = Vec::with_capacity(len.min(CHUNK as u64 * 4) as usize);
+/// Why a body could not be received.
+#[derive(Debug, thiserror::Error)]
+pub enum RecvBodyError {
+    /// The stream failed or ended early: nothing more can be said to the peer on it.
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    /// The body could not be kept, or does not hash to the digest the commit expected
+    /// ([`poros_store::StoreError::DigestMismatch`]).
+    #[error(transparent)]
+    Store(#[from] poros_store::StoreError),
+}
+
+/// Receive exactly `len` body bytes from a stream into `sink` (memory or a body file, see
+/// [`poros_store::BodySink`]) and commit them as `commit` says: the one receiver of announced
+/// bodies, for submissions, deliveries and re-uploads.
+pub async fn recv_body(
+    recv: &mut quinn::RecvStream,
+    len: u64,
+    mut sink: poros_store::BodySink,
+    commit: poros_store::Commit,
+) -> Result<poros_store::ReceivedBody, RecvBodyError> {
     let mut r = BodyReader::new(len);
     while let Some(c) = r.next(recv).await? {
-        buf.extend_from_slice(&c);
+        sink.write(&c).await?;
     }
-    Ok(buf)
+    Ok(sink.finish(commit).await?)
 }

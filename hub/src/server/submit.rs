@@ -2,16 +2,17 @@
 //! one queue entry per recipient, and answered with the hub's signed acceptance.
 
 use crate::hub::{now_ms, AgencyCheck, Hub};
-use crate::state::{AcceptOutcome, BodyAt, DocRecord, NewBody, NodeState, INLINE_MAX};
+use crate::state::{AcceptOutcome, DocRecord, NodeState};
 use anyhow::Result;
 use poros_protocol::admission::{admit_envelope, check_body};
 use poros_protocol::envelope::ENVELOPE_CONTEXT;
 use poros_protocol::{
     Acceptance, AgencyId, Frame, Reason, ReasonCode, RefusalCode, SignedAcceptance, SignedEnvelope,
 };
+use poros_store::{BodySink, Commit, StoreError};
 use poros_transport::loglimit::LogLimiter;
 use poros_transport::warn_limited;
-use poros_transport::{recv_small_body, write_frame, BodyReader, WireError};
+use poros_transport::{recv_body, write_frame, RecvBodyError, WireError};
 use std::sync::Arc;
 use tracing::{debug, info, info_span, Instrument};
 
@@ -108,46 +109,29 @@ pub(super) async fn handle_submit(
         }
     }
 
-    let mut gc_guard = None;
-    let body = if env.body_len <= INLINE_MAX {
-        let buf = recv_small_body(recv, env.body_len).await?;
-        if let Err(r) = check_body(&env, &poros_protocol::sha256(&buf), buf.len() as u64) {
+    // A body file is started before the body is read, so a full disk refuses at once.
+    let sink = match BodySink::for_len(&hub.blobs, env.body_len).await {
+        Ok(s) => s,
+        Err(e) => {
+            let (code, msg, metric) = hub.store_refusal(&e);
+            refuse!(code, metric, "{msg}")
+        }
+    };
+    let body = match recv_body(recv, env.body_len, sink, Commit::Expecting(env.body_sha256)).await
+    {
+        Ok(b) => b,
+        Err(RecvBodyError::Wire(e)) => return Err(e),
+        Err(RecvBodyError::Store(StoreError::DigestMismatch { actual, .. })) => {
+            // Exactly `body_len` bytes were read; only the hash can differ.
+            let r = check_body(&env, &actual, env.body_len)
+                .err()
+                .unwrap_or_else(|| Reason::new(ReasonCode::BodyHashMismatch, "body hash"));
             let (code, metric) = refusal_of(&r);
-            refuse!(code, metric, "{}", r.text);
+            refuse!(code, metric, "{}", r.text)
         }
-        NewBody::Inline(buf)
-    } else {
-        let mut w = match hub.blobs.writer().await {
-            Ok(w) => w,
-            Err(e) => {
-                let (code, msg, metric) = hub.store_refusal(&e);
-                refuse!(code, metric, "{msg}")
-            }
-        };
-        let mut reader = BodyReader::new(env.body_len);
-        while let Some(c) = reader.next(recv).await? {
-            if let Err(e) = w.write(&c).await {
-                let (code, msg, metric) = hub.store_refusal(&e);
-                refuse!(code, metric, "{msg}");
-            }
-        }
-        // Held until the document's reference to the file is committed, so retention cannot
-        // delete a file this document is about to share with an older one.
-        gc_guard = Some(hub.blobs.reference_guard().await);
-        match w.commit_expecting(&env.body_sha256).await {
-            Ok(_) => NewBody::File,
-            Err(poros_store::StoreError::DigestMismatch { actual, .. }) => {
-                // The reader took exactly `body_len` bytes; only the hash can differ.
-                let r = check_body(&env, &actual, env.body_len)
-                    .err()
-                    .unwrap_or_else(|| Reason::new(ReasonCode::BodyHashMismatch, "body hash"));
-                let (code, metric) = refusal_of(&r);
-                refuse!(code, metric, "{}", r.text)
-            }
-            Err(e) => {
-                let (code, msg, metric) = hub.store_refusal(&e);
-                refuse!(code, metric, "{msg}")
-            }
+        Err(RecvBodyError::Store(e)) => {
+            let (code, msg, metric) = hub.store_refusal(&e);
+            refuse!(code, metric, "{msg}")
         }
     };
     let acceptance = Acceptance {
@@ -173,7 +157,7 @@ pub(super) async fn handle_submit(
         recipients: env.recipients.clone(),
         body_sha256: env.body_sha256,
         body_len: env.body_len,
-        body_at: BodyAt::Inline,
+        body_at: body.at(),
         accepted_ms: acceptance.accepted_ms,
     };
     let acc = match hub.store.accept(rec, body).await {
@@ -196,7 +180,6 @@ pub(super) async fn handle_submit(
             refuse!(code, metric, "{msg}")
         }
     };
-    drop(gc_guard);
     write_frame(send, &Frame::Accepted { acceptance: acc }).await?;
     send.finish()?;
     Ok(())

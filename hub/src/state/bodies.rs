@@ -385,7 +385,7 @@ impl HubStore {
         for e in docs.iter()? {
             let (k, v) = e?;
             let rec: DocRecord = dec(v.value())?;
-            if rec.body_at != super::BodyAt::Removed && digests.contains(&rec.body_sha256) {
+            if rec.body_at != super::BodyAt::Gone && digests.contains(&rec.body_sha256) {
                 out.entry(rec.body_sha256)
                     .or_default()
                     .push(doc_id(k.value())?);

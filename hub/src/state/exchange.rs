@@ -2,6 +2,7 @@
 //! them to senders; each step is one atomic commit.
 
 use super::*;
+use poros_store::ReceivedBody;
 
 impl HubStore {
     /// A stored document.
@@ -12,12 +13,15 @@ impl HubStore {
         x.map(|g| dec(g.value())).transpose()
     }
 
-    /// Store an accepted document with one pending delivery per recipient, atomically.
-    pub async fn accept(&self, rec: DocRecord, body: NewBody) -> Result<AcceptOutcome, StoreError> {
-        let inline = match body {
-            NewBody::Inline(b) => Some(b),
-            NewBody::File => None,
-        };
+    /// Store an accepted document with one pending delivery per recipient, atomically. A body
+    /// file's reference guard is held until the document referencing it is durable.
+    pub async fn accept(
+        &self,
+        rec: DocRecord,
+        body: ReceivedBody,
+    ) -> Result<AcceptOutcome, StoreError> {
+        let body_at = body.at();
+        let (inline, _guard) = body.into_parts();
         let stats = self.stats.clone();
         self.db
             .write(move |txn| {
@@ -41,11 +45,7 @@ impl HubStore {
                     });
                 }
                 let mut rec = rec.clone();
-                rec.body_at = if inline.is_some() {
-                    BodyAt::Inline
-                } else {
-                    BodyAt::File
-                };
+                rec.body_at = body_at;
                 if let Some(b) = &inline {
                     txn.open_table(INLINE)?
                         .insert(rec.body_sha256.as_slice(), b.as_slice())?;

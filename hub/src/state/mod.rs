@@ -51,7 +51,7 @@ pub use statistics::StatsSnapshot;
 
 /// Bodies up to this size live inside the database (one fsync per group commit instead of
 /// two per file); larger ones are files.
-pub const INLINE_MAX: u64 = 64 * 1024;
+pub use poros_store::INLINE_MAX;
 
 const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes");
 const DOCS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("docs");

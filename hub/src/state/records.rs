@@ -234,16 +234,8 @@ pub struct RevokedSerial {
     pub revoked_ms: u64,
 }
 
-/// Where a body lives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum BodyAt {
-    /// In `inline_bodies`.
-    Inline,
-    /// A content-addressed file.
-    File,
-    /// Removed after retention.
-    Removed,
-}
+/// Where a document's body lives (`Gone`: removed by retention); shared with the agent.
+pub use poros_store::BodyAt;
 
 /// A document the hub accepted.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -309,14 +301,6 @@ pub enum AcceptOutcome {
     Duplicate(SignedAcceptance),
     /// Same ID, different document.
     Conflict,
-}
-
-/// A body supplied with a submission.
-pub enum NewBody {
-    /// Small body, stored in the database.
-    Inline(Vec<u8>),
-    /// Large body already committed as a file under its digest.
-    File,
 }
 
 /// A pending delivery ready to push.

@@ -80,12 +80,12 @@ impl HubStore {
                                 inl.remove(rec.body_sha256.as_slice())?;
                             }
                             BodyAt::File => files.push(rec.body_sha256),
-                            BodyAt::Removed => {}
+                            BodyAt::Gone => {}
                         }
                     } else {
                         refs.insert(rec.body_sha256.as_slice(), n - 1)?;
                     }
-                    rec.body_at = BodyAt::Removed;
+                    rec.body_at = BodyAt::Gone;
                     docs.insert(doc.as_slice(), enc(&rec)?.as_slice())?;
                 }
                 Ok(files)

@@ -689,13 +689,14 @@ impl HubStore {
 #[cfg(test)]
 mod tests {
     use super::super::tests::key;
-    use super::super::{AcceptOutcome, BodyAt, NewBody};
+    use super::super::{AcceptOutcome, BodyAt};
     use super::*;
     use poros_protocol::{
         Acceptance, BusinessStatus, Change, Envelope, Metadata, Outcome, Receipt, SignedAcceptance,
         SignedEnvelope, SignedReceipt, SigningKey, Staff, StatementKind,
     };
     use poros_store::Db;
+    use poros_store::ReceivedBody;
 
     const G: &str = "000.00.00.G01";
     const H1: &str = "000.00.00.H01";
@@ -776,7 +777,7 @@ mod tests {
             };
             let out = self
                 .rt
-                .block_on(self.store.accept(rec, NewBody::Inline(body.to_vec())))
+                .block_on(self.store.accept(rec, ReceivedBody::inline(body.to_vec())))
                 .unwrap();
             assert!(matches!(out, AcceptOutcome::Stored(_)));
             self.deliver(env.id, H1, 6_000);
@@ -993,7 +994,7 @@ mod tests {
         assert_eq!(t.store.doc(&d).unwrap().unwrap().body_at, BodyAt::Inline);
         t.deliver(d, H3, 9_000);
         t.rt.block_on(t.store.release_bodies(u64::MAX, 10)).unwrap();
-        assert_eq!(t.store.doc(&d).unwrap().unwrap().body_at, BodyAt::Removed);
+        assert_eq!(t.store.doc(&d).unwrap().unwrap().body_at, BodyAt::Gone);
 
         // Live counters (every period of 1970) equal the recount, with H03's delivery due.
         let recount = t.store.recount(3_600_000).unwrap();

@@ -7,6 +7,7 @@ use poros_protocol::{
     Acceptance, Envelope, HubNotice, Metadata, NoticeKind, Outcome, Receipt, SignedAcceptance,
     SignedEnvelope, SigningKey,
 };
+use poros_store::ReceivedBody;
 
 /// A fresh signing key (also used by the statement store's tests).
 pub(super) fn key() -> SigningKey {
@@ -160,17 +161,17 @@ fn accept_is_idempotent_and_conflicts_are_refused() {
     let (id, rec) = doc(&k, 1, b"body", &["000.00.00.H01", "000.00.00.H02"]);
     let rt = rt();
     let first = rt
-        .block_on(store.accept(rec.clone(), NewBody::Inline(b"body".to_vec())))
+        .block_on(store.accept(rec.clone(), ReceivedBody::inline(b"body".to_vec())))
         .unwrap();
     assert!(matches!(first, AcceptOutcome::Stored(_)));
     let again = rt
-        .block_on(store.accept(rec.clone(), NewBody::Inline(b"body".to_vec())))
+        .block_on(store.accept(rec.clone(), ReceivedBody::inline(b"body".to_vec())))
         .unwrap();
     assert!(matches!(again, AcceptOutcome::Duplicate(x) if x == rec.acceptance));
     let (_, mut other) = doc(&k, 1, b"other", &["000.00.00.H01"]);
     other.acceptance = rec.acceptance.clone();
     let c = rt
-        .block_on(store.accept(other, NewBody::Inline(b"other".to_vec())))
+        .block_on(store.accept(other, ReceivedBody::inline(b"other".to_vec())))
         .unwrap();
     assert!(matches!(c, AcceptOutcome::Conflict));
     // One pending delivery per recipient, stored once.
@@ -200,7 +201,7 @@ fn answers_relay_once_expiry_notifies_and_retention_frees_bodies() {
     let k = key();
     let (id, rec) = doc(&k, 2, b"payload", &["000.00.00.H01", "000.00.00.H02"]);
     let rt = rt();
-    rt.block_on(store.accept(rec, NewBody::Inline(b"payload".to_vec())))
+    rt.block_on(store.accept(rec, ReceivedBody::inline(b"payload".to_vec())))
         .unwrap();
     let receipt = poros_protocol::SignedReceipt::sign(
         &Receipt {
@@ -278,7 +279,7 @@ fn answers_relay_once_expiry_notifies_and_retention_frees_bodies() {
         .unwrap()
         .is_none());
     let d = store.doc(&id).unwrap().unwrap();
-    assert_eq!(d.body_at, BodyAt::Removed);
+    assert_eq!(d.body_at, BodyAt::Gone);
     // Metadata and receipts stay.
     assert_eq!(store.deliveries(&id).unwrap().len(), 2);
 }
@@ -292,7 +293,7 @@ fn damaged_body_holds_deliveries_until_repaired_or_lost() {
     let (id, rec) = doc(&k, 3, b"payload", &["000.00.00.H01", "000.00.00.H02"]);
     let digest = rec.body_sha256;
     let rt = rt();
-    rt.block_on(store.accept(rec, NewBody::Inline(b"payload".to_vec())))
+    rt.block_on(store.accept(rec, ReceivedBody::inline(b"payload".to_vec())))
         .unwrap();
     let none = std::collections::HashSet::new();
     let sender = a("000.00.00.G01");
@@ -411,7 +412,7 @@ fn rejection_counters_of_earlier_versions_are_recounted_by_code_once() {
     let rt = rt();
     {
         let store = HubStore::open(Db::open(&path).unwrap()).unwrap();
-        rt.block_on(store.accept(rec, NewBody::Inline(b"big".to_vec())))
+        rt.block_on(store.accept(rec, ReceivedBody::inline(b"big".to_vec())))
             .unwrap();
         let reason = "body of 102400 bytes exceeds this agency's limit of 65536 bytes";
         let receipt = poros_protocol::SignedReceipt::sign(

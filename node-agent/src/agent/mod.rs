@@ -140,12 +140,3 @@ impl Agent {
         Ok(report)
     }
 }
-
-/// A body received from the local caller, before the envelope is signed.
-pub enum StagedBody {
-    /// Small body in memory.
-    Inline(Vec<u8>),
-    /// Committed file: digest, length, and the guard taken before its commit, which keeps
-    /// the orphan sweep off the file until the document referencing it is stored.
-    File(poros_protocol::Digest, u64, poros_store::ReferenceGuard),
-}

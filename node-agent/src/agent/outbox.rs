@@ -1,13 +1,14 @@
 //! The outbox: signing a new document and storing it with its send queue, submitting the
 //! queue to the hub (checking each hub-signed acceptance), and the monthly paper report.
 
-use super::{now_ms, Agent, SendError, StagedBody};
+use super::{now_ms, Agent, SendError};
 use crate::state::{BodyAt, OutRecord};
 use anyhow::{Context, Result};
 use poros_certs::Signer;
 use poros_protocol::envelope::ENVELOPE_CONTEXT;
 use poros_protocol::receipt::ACCEPTANCE_CONTEXT;
 use poros_protocol::{AgencyId, DocumentId, Envelope, Frame, Metadata, SignedEnvelope};
+use poros_store::ReceivedBody;
 use poros_transport::{read_frame, send_body, write_frame};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -51,12 +52,11 @@ impl Agent {
         &self,
         recipients: Vec<AgencyId>,
         meta: Metadata,
-        body: StagedBody,
+        body: ReceivedBody,
     ) -> Result<DocumentId, SendError> {
-        let (digest, len, inline, _guard) = match body {
-            StagedBody::Inline(b) => (poros_protocol::sha256(&b), b.len() as u64, Some(b), None),
-            StagedBody::File(d, l, g) => (d, l, None, Some(g)),
-        };
+        let (digest, len, body_at) = (body.digest(), body.len(), body.at());
+        // The guard keeps the orphan sweep off a body file until the outbox record is stored.
+        let (inline, _guard) = body.into_parts();
         let mut rand = [0u8; 10];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut rand)
             .map_err(|_| SendError::Invalid("system random generator failed".into()))?;
@@ -77,11 +77,7 @@ impl Agent {
             .map_err(|e| SendError::Invalid(format!("signing failed: {e}")))?;
         let rec = OutRecord {
             envelope: signed,
-            body_at: if inline.is_some() {
-                BodyAt::Inline
-            } else {
-                BodyAt::File
-            },
+            body_at,
             body_sha256: digest,
             body_len: len,
             acceptance: None,
@@ -188,7 +184,7 @@ impl Agent {
                     let mut f = self.blobs.open_read(&rec.body_sha256).await?;
                     send_body(&mut send, &mut f, rec.body_len).await?;
                 }
-                BodyAt::None => anyhow::bail!("outgoing document {id} has no body"),
+                BodyAt::Gone => anyhow::bail!("outgoing document {id} has no body"),
             }
             let _ = send.finish();
             Ok(())

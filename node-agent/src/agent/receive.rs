@@ -3,7 +3,7 @@
 //! stored against the outbox; a body the hub lost is uploaded again from the outbox.
 
 use super::{now_ms, Agent};
-use crate::state::{BodyAt, InRecord, RecipientStatus, INLINE_MAX};
+use crate::state::{BodyAt, InRecord, RecipientStatus};
 use anyhow::{Context, Result};
 use poros_certs::Signer;
 use poros_protocol::admission;
@@ -13,7 +13,8 @@ use poros_protocol::{
     DocumentId, Envelope, Frame, NoticeKind, Outcome, Reason, ReasonCode, Receipt, Refusal,
     RefusalCode, SignedEnvelope, SignedReceipt, SignedStatement,
 };
-use poros_transport::{recv_small_body, send_body_verified, write_frame, BodyReader};
+use poros_store::{BodySink, Commit};
+use poros_transport::{recv_body, send_body_verified, write_frame, RecvBodyError};
 use tracing::{debug, info, warn};
 
 impl Agent {
@@ -64,7 +65,7 @@ impl Agent {
                         ),
                     }
                 }
-                BodyAt::None => refuse(
+                BodyAt::Gone => refuse(
                     RefusalCode::NotFound,
                     format!("the body of {doc} is no longer held"),
                 ),
@@ -174,28 +175,23 @@ impl Agent {
         let mut reason = self.admit(&signed, &env, added_by.as_ref(), now).err();
         // Whatever else is wrong, a body over the limit is not read at all.
         let too_large = env.body_len > self.cfg.max_body_bytes;
-        // Read the body unless it is too large to accept at all. A file body keeps the orphan
-        // sweep away from the moment it is committed until its record is.
-        let mut _guard = None;
-        let (digest, len, body_at, inline) = if too_large {
-            (env.body_sha256, 0, BodyAt::None, None)
-        } else if env.body_len <= INLINE_MAX {
-            let b = recv_small_body(recv, env.body_len).await?;
-            (
-                poros_protocol::sha256(&b),
-                b.len() as u64,
-                BodyAt::Inline,
-                Some(b),
-            )
+        // Read the body unless it is too large to accept at all, and keep it as received: a
+        // body that does not match is quarantined. A file body keeps the orphan sweep away
+        // from the moment it is committed until its record is.
+        let (digest, len, body_at, inline, _guard) = if too_large {
+            (env.body_sha256, 0, BodyAt::Gone, None, None)
         } else {
-            let mut w = self.blobs.writer().await?;
-            let mut reader = BodyReader::new(env.body_len);
-            while let Some(c) = reader.next(recv).await? {
-                w.write(&c).await?;
-            }
-            _guard = Some(self.blobs.reference_guard().await);
-            let (d, l) = w.commit().await?;
-            (d, l, BodyAt::File, None)
+            let sink = BodySink::for_len(&self.blobs, env.body_len).await?;
+            // A store error stays a `StoreError`: `storage_refusal` answers a full disk by it.
+            let body = recv_body(recv, env.body_len, sink, Commit::AsReceived)
+                .await
+                .map_err(|e| match e {
+                    RecvBodyError::Wire(e) => anyhow::Error::from(e),
+                    RecvBodyError::Store(e) => e.into(),
+                })?;
+            let (digest, len, at) = (body.digest(), body.len(), body.at());
+            let (inline, guard) = body.into_parts();
+            (digest, len, at, inline, guard)
         };
         if reason.is_none() {
             reason = admission::check_body(&env, &digest, len).err();
