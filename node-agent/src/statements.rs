@@ -121,12 +121,6 @@ pub fn build(
     (staff, note): Acting,
     now: u64,
 ) -> Result<Statement, Reason> {
-    if &state.sender == me && matches!(say, Say::Progress { .. } | Say::Answer { .. }) {
-        // Addressed to the sender, these would be addressed to itself: the rule is the news.
-        return Err(illegal(format!(
-            "{me} is the sender of {doc}; only its recipients report statuses and answer"
-        )));
-    }
     let (to, kind) = match say {
         Say::Progress { status, reason } => (
             vec![state.sender.clone()],
@@ -460,14 +454,13 @@ pub(crate) async fn submitter(agent: Arc<Agent>) {
     // Documents whose head statement the hub did not take: when to try again, and the wait.
     let mut backoff: HashMap<DocumentId, (Instant, Duration)> = HashMap::new();
     loop {
+        let Some(conn) = crate::agent::connected(&mut conn_rx).await else {
+            return;
+        };
+        // Enabled before the queue is read: a statement queued meanwhile wakes us again.
         let notified = agent.statement_wake.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let conn = conn_rx.borrow_and_update().clone();
-        let Some(conn) = conn else {
-            let _ = conn_rx.changed().await;
-            continue;
-        };
         let queue = agent.store.statement_queue(4096).unwrap_or_else(|e| {
             warn!(error = %e, "reading the statement queue failed");
             Vec::new()

@@ -10,6 +10,19 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tracing::{info, warn, Instrument};
 
+/// The current hub connection, waiting while there is none; `None` once the agent is gone
+/// (the sender side of `rx` dropped), so a submitter stops instead of spinning.
+pub(crate) async fn connected(
+    rx: &mut watch::Receiver<Option<quinn::Connection>>,
+) -> Option<quinn::Connection> {
+    loop {
+        if let Some(c) = rx.borrow_and_update().clone() {
+            return Some(c);
+        }
+        rx.changed().await.ok()?;
+    }
+}
+
 impl Agent {
     /// The hub connection, changing as it comes and goes.
     pub(crate) fn connection(&self) -> watch::Receiver<Option<quinn::Connection>> {

@@ -13,6 +13,7 @@
 //! Every answer sent to the hub follows a durable commit.
 
 mod connection;
+pub(crate) use connection::connected;
 mod creds;
 mod outbox;
 mod receive;

@@ -96,14 +96,13 @@ impl Agent {
         let in_flight: Arc<Mutex<HashSet<DocumentId>>> = Arc::default();
         let mut conn_rx = self.conn.subscribe();
         loop {
+            let Some(conn) = super::connected(&mut conn_rx).await else {
+                return;
+            };
+            // Enabled before the queue is read: a document queued meanwhile wakes us again.
             let notified = self.submit_wake.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let conn = conn_rx.borrow_and_update().clone();
-            let Some(conn) = conn else {
-                let _ = conn_rx.changed().await;
-                continue;
-            };
             let skip = in_flight.lock().map(|s| s.clone()).unwrap_or_default();
             let queue = self.store.submission_queue(256, &skip).unwrap_or_else(|e| {
                 warn!(error = %e, "reading the submission queue failed");
