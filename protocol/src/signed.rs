@@ -150,6 +150,18 @@ impl SigningKey {
         Ok(SigningKey { pair, rng })
     }
 
+    /// A fresh key from the system's random generator (for tests and tools; agencies' keys
+    /// are generated with their certificate requests).
+    pub fn generate() -> Result<Self, SignError> {
+        let rng = ring::rand::SystemRandom::new();
+        let doc = ring::signature::EcdsaKeyPair::generate_pkcs8(
+            &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+            &rng,
+        )
+        .map_err(|_| SignError::BadKey)?;
+        Self::from_pkcs8(doc.as_ref())
+    }
+
     /// Sign a message.
     pub fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, SignError> {
         self.pair
@@ -180,13 +192,7 @@ pub fn verify_raw(public_key: &[u8], context: &[u8], payload: &[u8], sig: &[u8])
 
 #[cfg(test)]
 pub(crate) fn test_key() -> SigningKey {
-    let rng = ring::rand::SystemRandom::new();
-    let doc = ring::signature::EcdsaKeyPair::generate_pkcs8(
-        &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
-        &rng,
-    )
-    .unwrap();
-    SigningKey::from_pkcs8(doc.as_ref()).unwrap()
+    SigningKey::generate().unwrap()
 }
 
 #[cfg(test)]

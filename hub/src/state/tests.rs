@@ -11,13 +11,7 @@ use poros_store::ReceivedBody;
 
 /// A fresh signing key (also used by the statement store's tests).
 pub(super) fn key() -> SigningKey {
-    let rng = ring::rand::SystemRandom::new();
-    let doc = ring::signature::EcdsaKeyPair::generate_pkcs8(
-        &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
-        &rng,
-    )
-    .unwrap();
-    SigningKey::from_pkcs8(doc.as_ref()).unwrap()
+    SigningKey::generate().unwrap()
 }
 
 fn a(s: &str) -> AgencyId {

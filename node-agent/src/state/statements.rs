@@ -696,13 +696,7 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn key() -> SigningKey {
-        let rng = ring::rand::SystemRandom::new();
-        let doc = ring::signature::EcdsaKeyPair::generate_pkcs8(
-            &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
-            &rng,
-        )
-        .unwrap();
-        SigningKey::from_pkcs8(doc.as_ref()).unwrap()
+        SigningKey::generate().unwrap()
     }
 
     fn envelope(id: DocumentId, recipients: &[&str]) -> SignedEnvelope {
