@@ -232,6 +232,13 @@ pub struct ApiClient {
     http: reqwest::blocking::Client,
 }
 
+/// The name a sent file's body carries (its file name, when it is valid UTF-8).
+pub(crate) fn file_name(file: &Path) -> Option<String> {
+    file.file_name()
+        .and_then(|n| n.to_str())
+        .map(str::to_string)
+}
+
 impl ApiClient {
     /// Connect using `run/api.addr` of the agent directory.
     pub fn new(dir: &Path) -> Result<Self> {
@@ -289,6 +296,24 @@ impl ApiClient {
             .send()
             .with_context(|| format!("contacting the agent at {} (is it running?)", self.base))?;
         Self::made(r)
+    }
+
+    /// POST the file at `file` as the raw body, with `query` (how a document is sent); the
+    /// answer unchecked, for the caller's own reading of refusals.
+    pub(crate) fn post_file<Q: serde::Serialize>(
+        &self,
+        path: &str,
+        query: &Q,
+        file: &Path,
+    ) -> Result<reqwest::blocking::Response> {
+        let f = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
+        let len = f.metadata()?.len();
+        self.http
+            .post(format!("{}{path}", self.base))
+            .query(query)
+            .body(reqwest::blocking::Body::sized(f, len))
+            .send()
+            .with_context(|| format!("contacting the agent at {} (is it running?)", self.base))
     }
 
     /// GET JSON.
@@ -523,9 +548,6 @@ fn run(cli: Cli) -> Result<()> {
             json,
         } => {
             let c = ApiClient::new(&dir)?;
-            let f = std::fs::File::open(&file)
-                .with_context(|| format!("opening {}", file.display()))?;
-            let len = f.metadata()?.len();
             let q = SendQuery {
                 to: to.join(","),
                 subject,
@@ -533,18 +555,9 @@ fn run(cli: Cli) -> Result<()> {
                 doc_type,
                 priority,
                 due,
-                filename: file
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .map(str::to_string),
+                filename: file_name(&file),
             };
-            let r = c
-                .http
-                .post(format!("{}/v1/documents", c.base))
-                .query(&q)
-                .body(reqwest::blocking::Body::sized(f, len))
-                .send()
-                .with_context(|| format!("contacting the agent at {}", c.base))?;
+            let r = c.post_file("/v1/documents", &q, &file)?;
             let made: DocumentCreated = ApiClient::check(r)?.json()?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&made)?);

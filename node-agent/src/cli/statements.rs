@@ -6,7 +6,7 @@ use crate::api_types::{
     AnswerRequest, MetaPatch, ProgressRequest, RemindRequest, ReplaceQuery, StatementMade,
     TakebackRequest, UpdateRequest,
 };
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, Subcommand};
 use poros_protocol::{AgencyId, Staff};
 use serde_json::Value;
@@ -400,9 +400,6 @@ pub(super) fn run_statement(cmd: StatementCmd) -> Result<()> {
             json,
         } => {
             let c = ApiClient::new(&dir)?;
-            let f = std::fs::File::open(&file)
-                .with_context(|| format!("opening {}", file.display()))?;
-            let len = f.metadata()?.len();
             let staff = staff.staff();
             let to: Vec<String> = to.iter().map(|a| a.to_string()).collect();
             let q = ReplaceQuery {
@@ -412,10 +409,7 @@ pub(super) fn run_statement(cmd: StatementCmd) -> Result<()> {
                 doc_type,
                 priority,
                 due,
-                filename: file
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .map(str::to_string),
+                filename: super::file_name(&file),
                 reason,
                 note,
                 staff_department: staff.department,
@@ -423,13 +417,7 @@ pub(super) fn run_statement(cmd: StatementCmd) -> Result<()> {
                 staff_email: staff.email,
                 staff_phone: staff.phone,
             };
-            let r = c
-                .http
-                .post(format!("{}/v1/documents/{old_id}/replace", c.base))
-                .query(&q)
-                .body(reqwest::blocking::Body::sized(f, len))
-                .send()
-                .with_context(|| format!("contacting the agent at {}", c.base))?;
+            let r = c.post_file(&format!("/v1/documents/{old_id}/replace"), &q, &file)?;
             let m = ApiClient::made(r)?;
             (json, m)
         }
