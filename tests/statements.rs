@@ -628,5 +628,17 @@ fn a_reminder_reaches_only_recipients_with_work_left() {
     assert_eq!(e["signature_verified"], true);
     let at_a = status(&net, A, &id);
     assert_eq!(labels(&at_a, B), ["delivered", "reminder"]);
+    // B still has the document to handle: one outstanding, delivered today; C's has ended.
+    let r = net
+        .http()
+        .get(format!("http://127.0.0.1:{}/api/v1/stats", net.ops_port))
+        .bearer_auth(net.admin_token())
+        .send()
+        .unwrap();
+    let stats: Value = r.json().unwrap();
+    let n = &stats["national"];
+    assert_eq!(n["outstanding"], 1, "{n}");
+    assert_eq!(n["outstanding_by_age"]["under_1d"], 1, "{n}");
+    assert_eq!(n["completed"], 1, "{n}");
     assert_eq!(labels(&at_a, C), ["delivered", "registered", "completed"]);
 }

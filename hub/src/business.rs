@@ -7,8 +7,8 @@
 //! that changes them (see [`crate::stats`]), so reading them is a range scan of
 //! pre-aggregated keys, never a scan of the history:
 //! - `biz_delivered`, `biz_registered_in_window`: in the period of the delivery;
-//! - `biz_open` / `biz_closed`: in the period of the delivery, +1 when delivered and +1 when it
-//!   ends; outstanding by age sums `open − closed` over the days of each age band;
+//! - `biz_closed`: in the period of the delivery, +1 when the document's life there ends;
+//!   outstanding by age sums `delivered − closed` over the days of each age band;
 //! - `biz_done_b<k>`: completions whose delivery-to-completion time falls in bucket `k` of
 //!   [`DONE_BUCKETS_SECS`], in the period of the completion. The median is interpolated inside
 //!   its bucket (buckets are narrow where times are usually short).
@@ -46,12 +46,10 @@ pub const AGE_BANDS: [(&str, u32, Option<u32>); 5] = [
     ("over_30d", 30, None),
 ];
 
-/// Counter names.
+/// Documents delivered (counter name).
 pub const DELIVERED: &str = "biz_delivered";
 /// Registered within the window.
 pub const REGISTERED_IN_WINDOW: &str = "biz_registered_in_window";
-/// Delivered (for outstanding).
-pub const OPEN: &str = "biz_open";
 /// Ended (completed, rejected, withdrawn, replaced or removed) — for outstanding.
 pub const CLOSED: &str = "biz_closed";
 

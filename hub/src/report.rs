@@ -151,7 +151,7 @@ pub fn figures(scope: &str, m: &BTreeMap<String, u64>, overdue: u64) -> Value {
 }
 
 /// Documents delivered and not yet ended (completed, rejected, withdrawn, replaced or
-/// removed), per scope and age band, as of `today`: each band sums `open − closed` over the
+/// removed), per scope and age band, as of `today`: each band sums `delivered − closed` over the
 /// delivery days it covers.
 fn outstanding(
     r: &StatsSnapshot,
@@ -183,7 +183,7 @@ fn outstanding(
         };
         for (scope, m) in sums {
             let g = |k: &str| m.get(k).copied().unwrap_or(0);
-            let n = g(business::OPEN).saturating_sub(g(business::CLOSED));
+            let n = g(business::DELIVERED).saturating_sub(g(business::CLOSED));
             out.entry(scope).or_default().insert(label.into(), json!(n));
         }
     }

@@ -291,9 +291,12 @@ pub(crate) fn on_end(
             answered_ms.saturating_sub(accepted_ms),
         );
         // The document's business life starts at its delivery.
-        for m in [crate::business::DELIVERED, crate::business::OPEN] {
-            h.add(answered_ms, &scopes(recipient), m, 1);
-        }
+        h.add(
+            answered_ms,
+            &scopes(recipient),
+            crate::business::DELIVERED,
+            1,
+        );
     }
     if let Some(reason) = reason {
         h.add(accepted_ms, &scopes(recipient), &format!("rej:{reason}"), 1);
