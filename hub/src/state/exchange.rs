@@ -94,8 +94,22 @@ impl HubStore {
         limit: usize,
         skip: &std::collections::HashSet<DocumentId>,
     ) -> Result<Vec<Pending>, StoreError> {
+        self.pending_scan(recipient, limit, skip, false)
+    }
+
+    /// The pending-delivery scan, optionally without deliveries an update added.
+    pub(super) fn pending_scan(
+        &self,
+        recipient: &AgencyId,
+        limit: usize,
+        skip: &std::collections::HashSet<DocumentId>,
+        without_added: bool,
+    ) -> Result<Vec<Pending>, StoreError> {
         let r = self.db.read()?;
         let q = r.open_table(QUEUE)?;
+        let added = without_added
+            .then(|| super::statements::added_table(&r))
+            .transpose()?;
         let lo: &[u8] = &[];
         let hi: &[u8] = &[0xff; 17];
         let mut out = Vec::new();
@@ -108,6 +122,11 @@ impl HubStore {
             );
             if skip.contains(&doc) {
                 continue;
+            }
+            if let Some(t) = &added {
+                if t.get((k.value().1, recipient.as_str()))?.is_some() {
+                    continue;
+                }
             }
             out.push(Pending {
                 doc,

@@ -218,6 +218,14 @@ fn added_of<T: ReadableTable<(&'static [u8], &'static str), &'static [u8]>>(
     Ok(out)
 }
 
+/// Recipients updates added: (document, agency) → the update.
+pub(super) type AddedTable = redb::ReadOnlyTable<(&'static [u8], &'static str), &'static [u8]>;
+
+/// The table of recipients updates added, for a read.
+pub(super) fn added_table(r: &redb::ReadTransaction) -> Result<AddedTable, StoreError> {
+    Ok(r.open_table(ADDED)?)
+}
+
 /// Every recipient a document has: the envelope's, then those updates added.
 pub(super) fn recipients_of(
     txn: &redb::WriteTransaction,
@@ -611,32 +619,7 @@ impl HubStore {
         limit: usize,
         skip: &HashSet<DocumentId>,
     ) -> Result<Vec<super::Pending>, StoreError> {
-        let r = self.db.read()?;
-        let q = r.open_table(QUEUE)?;
-        let added = r.open_table(ADDED)?;
-        let lo: &[u8] = &[];
-        let hi: &[u8] = &[0xff; 17];
-        let mut out = Vec::new();
-        for e in q.range((recipient.as_str(), lo)..(recipient.as_str(), hi))? {
-            let (k, v) = e?;
-            let doc_key = k.value().1;
-            let doc = DocumentId::from_bytes(
-                doc_key
-                    .try_into()
-                    .map_err(|_| StoreError::Corrupt("queue key".into()))?,
-            );
-            if skip.contains(&doc) || added.get((doc_key, recipient.as_str()))?.is_some() {
-                continue;
-            }
-            out.push(super::Pending {
-                doc,
-                accepted_ms: v.value(),
-            });
-            if out.len() >= limit {
-                break;
-            }
-        }
-        Ok(out)
+        self.pending_scan(recipient, limit, skip, true)
     }
 
     /// The signed update that added `recipient` to `doc`, if an update did.
