@@ -227,27 +227,32 @@ pub(super) fn added_table(r: &redb::ReadTransaction) -> Result<AddedTable, Store
 }
 
 /// Every recipient a document has: the envelope's, then those updates added.
+fn recipients_in<T: ReadableTable<(&'static [u8], &'static str), &'static [u8]>>(
+    added: &T,
+    doc: &[u8],
+    rec: &DocRecord,
+) -> Result<Vec<AgencyId>, StoreError> {
+    let mut all = rec.recipients.clone();
+    all.extend(added_of(added, doc)?.into_iter().map(|(a, _)| a));
+    Ok(all)
+}
+
+/// [`recipients_in`] within a write.
 pub(super) fn recipients_of(
     txn: &redb::WriteTransaction,
     doc: &[u8],
     rec: &DocRecord,
 ) -> Result<Vec<AgencyId>, StoreError> {
-    let t = txn.open_table(ADDED)?;
-    let mut all = rec.recipients.clone();
-    all.extend(added_of(&t, doc)?.into_iter().map(|(a, _)| a));
-    Ok(all)
+    recipients_in(&txn.open_table(ADDED)?, doc, rec)
 }
 
-/// [`recipients_of`] in a read transaction.
+/// [`recipients_in`] within a read.
 pub(super) fn recipients_read(
     r: &redb::ReadTransaction,
     doc: &[u8],
     rec: &DocRecord,
 ) -> Result<Vec<AgencyId>, StoreError> {
-    let t = r.open_table(ADDED)?;
-    let mut all = rec.recipients.clone();
-    all.extend(added_of(&t, doc)?.into_iter().map(|(a, _)| a));
-    Ok(all)
+    recipients_in(&r.open_table(ADDED)?, doc, rec)
 }
 
 /// Every delivery a document has: the envelope's recipients, then those updates added.
