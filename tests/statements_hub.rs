@@ -28,7 +28,7 @@ fn statement(
     let (key, cert) = signing_key(signer);
     let s = Statement {
         doc_id: doc,
-        from: a(from),
+        from: a(from).into(),
         to: to.iter().map(|t| a(t)).collect(),
         kind,
         staff: Staff {

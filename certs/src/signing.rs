@@ -2,7 +2,7 @@
 //! and identity, against the configured document-signing CAs and their CRLs.
 
 use crate::CertError;
-use poros_protocol::{AgencyId, SignedBlob};
+use poros_protocol::SignedBlob;
 use rustls_pki_types::{CertificateDer, TrustAnchor, UnixTime};
 use std::time::Duration;
 use webpki::{CertRevocationList, OwnedCertRevocationList};
@@ -11,14 +11,9 @@ use webpki::{CertRevocationList, OwnedCertRevocationList};
 pub const OID_DOCUMENT_SIGNING_DER_VALUE: [u8; 8] =
     [0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x24];
 
-/// Who signed a statement.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Signer {
-    /// An agency, named by its certificate's agency URI.
-    Agency(AgencyId),
-    /// The hub (`urn:poros:hub`).
-    Hub,
-}
+/// Who signed a statement: the party its signing certificate names (an agency URI, or
+/// `urn:poros:hub`), the same type as a statement's maker.
+pub use poros_protocol::Party as Signer;
 
 /// Why a signed statement was refused.
 #[derive(Debug, thiserror::Error)]

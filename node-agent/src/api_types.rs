@@ -363,7 +363,7 @@ pub struct StatementEventItem {
     /// `made` or `received`.
     pub direction: String,
     /// Maker.
-    pub from: AgencyId,
+    pub from: poros_protocol::Party,
     /// Addressees.
     pub to: Vec<AgencyId>,
     /// Kind label.

@@ -212,7 +212,7 @@ pub fn build(
     }
     Ok(Statement {
         doc_id: doc,
-        from: me.clone(),
+        from: me.clone().into(),
         to,
         kind,
         staff,

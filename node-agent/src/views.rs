@@ -7,7 +7,9 @@ use crate::api_types::{InboxState, PendingChange};
 use crate::state::statements::{HubState, StoredStatement};
 use crate::state::RecipientStatus;
 use crate::statements::signature_verified;
-use poros_protocol::{AgencyId, Change, DocState, DocumentId, Statement, StatementKind, Track};
+use poros_protocol::{
+    AgencyId, Change, DocState, DocumentId, NoticeKind, Statement, StatementKind, Track,
+};
 use serde_json::{json, Value};
 
 fn change_json(change: &Change) -> Value {
@@ -31,7 +33,14 @@ fn reason_json(kind: &StatementKind) -> Value {
             )
         }
         StatementKind::Change { reason, .. } => json!({"code": null, "text": reason}),
-        StatementKind::Reminder => Value::Null,
+        StatementKind::Receipt { outcome, .. } => outcome.rejection().map_or(
+            Value::Null,
+            |r| json!({"code": r.code.label(), "text": r.text}),
+        ),
+        StatementKind::Reminder
+        | StatementKind::Accepted { .. }
+        | StatementKind::Notice { .. }
+        | StatementKind::PaperCount { .. } => Value::Null,
     }
 }
 
@@ -56,7 +65,16 @@ pub fn entry(a: &Agent, s: &StoredStatement, stmt: &Statement) -> Value {
     match &stmt.kind {
         StatementKind::Answer { request, .. } => v["answers"] = json!(hex::encode(request)),
         StatementKind::Change { change, .. } => v["change"] = change_json(change),
-        StatementKind::Status { .. } | StatementKind::Reminder => {}
+        StatementKind::Notice { recipient, notice } => {
+            v["about"] = json!(recipient);
+            if let NoticeKind::Delayed { reason } = notice {
+                v["delay"] = json!(reason.label());
+            }
+            if let NoticeKind::BodyLost { reason } = notice {
+                v["body_lost"] = json!(reason.code());
+            }
+        }
+        _ => {}
     }
     v
 }

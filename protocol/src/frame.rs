@@ -27,22 +27,26 @@ pub enum Frame {
         /// The sender-signed envelope, unchanged.
         envelope: SignedEnvelope,
     },
-    /// Hub → agent: a receipt or rejection for a document this agency sent.
+    /// `poros/1` form. Hub → agent: a receipt or rejection for a document this agency sent, as
+    /// signed by a `poros/1` recipient (or queued before receipts were statements).
     RelayReceipt {
         /// Signed by the recipient.
         receipt: SignedReceipt,
     },
-    /// Hub → agent: a hub notice (e.g. expiry) about a document this agency sent.
+    /// `poros/1` form. Hub → agent: a hub notice (e.g. expiry) about a document this agency
+    /// sent (since `poros/3` a [`crate::StatementKind::Notice`] statement).
     Notice {
         /// Signed by the hub.
         notice: SignedNotice,
     },
-    /// Hub → agent answer to `Submit`.
+    /// `poros/1` form of the hub's answer to `Submit` (since `poros/3` the answer is a
+    /// `Statement` frame carrying a [`crate::StatementKind::Accepted`] statement).
     Accepted {
         /// Signed by the hub.
         acceptance: SignedAcceptance,
     },
-    /// Agent → hub answer to `Deliver`.
+    /// `poros/1` form of the agent's answer to `Deliver` (since `poros/3` a `Statement` frame
+    /// carrying a [`crate::StatementKind::Receipt`] statement).
     Receipt {
         /// Signed by this agency.
         receipt: SignedReceipt,
@@ -75,7 +79,8 @@ pub enum Frame {
     },
     /// Hub → agent answer to `Enroll` or `Renew`.
     Credentials(Credentials),
-    /// Agent → hub: a signed monthly paper-count report; answered with `Ack` once stored.
+    /// `poros/1` form. Agent → hub: a signed monthly paper-count report; answered with `Ack`
+    /// once stored (since `poros/3` a [`crate::StatementKind::PaperCount`] statement).
     PaperReport {
         /// Signed by the reporting agency.
         report: crate::receipt::SignedPaperReport,
@@ -95,9 +100,11 @@ pub enum Frame {
         /// The document whose body is asked for.
         doc_id: DocumentId,
     },
-    /// Either direction: a signed statement about a document (agent → hub: made by this
-    /// agency; hub → agent: relayed to it). Answered with `Ack` once stored durably, or
-    /// `Refused` with [`RefusalCode::Rule`] naming why it is not allowed.
+    /// Either direction: a signed statement (agent → hub: made by this agency — business
+    /// statements, paper counts; hub → agent: relayed to it, or made by the hub). Answered with
+    /// `Ack` once stored durably, or `Refused` with [`RefusalCode::Rule`] naming why it is not
+    /// allowed. It is also the answer to `Submit` (the hub's acceptance) and to `Deliver` /
+    /// `DeliverAdded` (the recipient's receipt or rejection).
     Statement {
         /// Signed by the agency that makes it.
         statement: SignedStatement,

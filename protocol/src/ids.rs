@@ -112,6 +112,84 @@ impl<'de> Deserialize<'de> for AgencyId {
     }
 }
 
+/// Who makes a statement: an agency, or the hub itself (its acceptances and delivery notices).
+///
+/// Encoded as text, the agency's code or `hub` (never a valid agency code), so a party encodes
+/// exactly as the agency code did before the hub could make statements.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Party {
+    /// An agency, named by its signing certificate's agency URI.
+    Agency(AgencyId),
+    /// The hub (`urn:poros:hub`).
+    Hub,
+}
+
+impl Party {
+    /// The agency, unless it is the hub.
+    pub fn agency(&self) -> Option<&AgencyId> {
+        match self {
+            Party::Agency(a) => Some(a),
+            Party::Hub => None,
+        }
+    }
+
+    /// The party as text: the agency code, or `hub`.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Party::Agency(a) => a.as_str(),
+            Party::Hub => "hub",
+        }
+    }
+}
+
+impl From<AgencyId> for Party {
+    fn from(a: AgencyId) -> Self {
+        Party::Agency(a)
+    }
+}
+
+impl PartialEq<AgencyId> for Party {
+    fn eq(&self, other: &AgencyId) -> bool {
+        self.agency() == Some(other)
+    }
+}
+
+impl PartialEq<Party> for AgencyId {
+    fn eq(&self, other: &Party) -> bool {
+        other == self
+    }
+}
+
+impl fmt::Display for Party {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for Party {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Party({})", self.as_str())
+    }
+}
+
+impl Serialize for Party {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Party {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s == "hub" {
+            return Ok(Party::Hub);
+        }
+        AgencyId::parse(&s)
+            .map(Party::Agency)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 /// A document's ID: a UUIDv7, so IDs sort by creation time.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct DocumentId(pub uuid::Uuid);
@@ -136,6 +214,14 @@ impl DocumentId {
     /// From 16 raw bytes.
     pub fn from_bytes(b: [u8; 16]) -> Self {
         DocumentId(uuid::Uuid::from_bytes(b))
+    }
+
+    /// The all-zero ID: names no document (a statement about a period, not a document).
+    pub const NIL: DocumentId = DocumentId(uuid::Uuid::nil());
+
+    /// Whether this is [`DocumentId::NIL`].
+    pub fn is_nil(&self) -> bool {
+        self.0.is_nil()
     }
 }
 
@@ -203,6 +289,23 @@ mod tests {
         let ok: AgencyId = serde_json_like("000.00.00.G22").unwrap();
         assert_eq!(ok.as_str(), "000.00.00.G22");
         assert!(serde_json_like("nope").is_err());
+    }
+
+    #[test]
+    fn a_party_encodes_as_the_agency_code_did() {
+        let a = AgencyId::parse("000.00.00.G22").unwrap();
+        let p = Party::Agency(a.clone());
+        assert_eq!(
+            postcard::to_allocvec(&p).unwrap(),
+            postcard::to_allocvec(&a).unwrap()
+        );
+        let back: Party = postcard::from_bytes(&postcard::to_allocvec(&a).unwrap()).unwrap();
+        assert_eq!(back, a);
+        let hub: Party =
+            postcard::from_bytes(&postcard::to_allocvec(&Party::Hub).unwrap()).unwrap();
+        assert_eq!(hub, Party::Hub);
+        assert!(postcard::from_bytes::<Party>(&postcard::to_allocvec("HUB").unwrap()).is_err());
+        assert!(postcard::from_bytes::<AgencyId>(&postcard::to_allocvec("hub").unwrap()).is_err());
     }
 
     fn serde_json_like(s: &str) -> Result<AgencyId, postcard::Error> {

@@ -33,7 +33,7 @@ pub mod token;
 
 pub use envelope::{Envelope, Metadata, Priority, SignedEnvelope};
 pub use frame::{Credentials, Frame, FrameError, Refusal, RefusalCode, StorageParty};
-pub use ids::{AgencyId, AgencyIdError, DocumentId};
+pub use ids::{AgencyId, AgencyIdError, DocumentId, Party};
 pub use reason::{Reason, ReasonCode};
 pub use receipt::{
     Acceptance, BodyLostReason, DelayReason, HubNotice, NoticeKind, Outcome, PaperReport, Receipt,
@@ -49,11 +49,15 @@ pub use token::{EnrollToken, TokenError};
 /// A SHA-256 digest.
 pub type Digest = [u8; 32];
 
-/// ALPN of this protocol version (statements and `DeliverAdded`); new agents offer only this.
-pub const ALPN: &[u8] = b"poros/2";
+/// ALPN of this protocol version: every statement (acceptance, receipt, notice, business
+/// status, change, answer, paper count) is a [`Statement`] in a `Statement` frame, and
+/// `DeliverAdded` exists. New agents offer only this. (`poros/2` was a development version
+/// with business statements only; it was never released and no hub accepts it.)
+pub const ALPN: &[u8] = b"poros/3";
 
-/// ALPN of the version before statements: the hub still accepts it, and sends such a
-/// connection neither `Statement` nor `DeliverAdded` frames.
+/// ALPN of the version before statements: the hub still accepts it, answers it in that
+/// version's separately signed forms and frames, and never sends it `Statement` or
+/// `DeliverAdded` frames.
 pub const ALPN_V1: &[u8] = b"poros/1";
 
 /// ALPN of the hub's enrolment endpoint (server-authenticated only; token-authorised).

@@ -1,8 +1,13 @@
-//! Statements parties sign about a document after it leaves the sender: the hub's acceptance,
-//! the recipient's receipt or rejection, and hub notices such as expiry.
+//! The `poros/1` forms of the statements about a delivery: the hub's acceptance, the
+//! recipient's receipt or rejection, hub notices such as expiry, and the monthly paper report,
+//! each signed under its own context. Since `poros/3` each is a kind of [`Statement`]; these
+//! forms remain to answer `poros/1` agents and to read what was stored in their time, and
+//! [`Receipt::as_statement`] and its siblings show them as the statement they stand for.
+//! [`Outcome`], [`NoticeKind`] and the reasons are shared by both forms.
 
-use crate::ids::{AgencyId, DocumentId};
+use crate::ids::{AgencyId, DocumentId, Party};
 use crate::signed::{Signable, Signed};
+use crate::statement::{Staff, Statement, StatementKind};
 use crate::Digest;
 use serde::{Deserialize, Serialize};
 
@@ -67,6 +72,24 @@ impl Signable for Receipt {
     const CONTEXT: &'static [u8] = RECEIPT_CONTEXT;
 }
 
+impl Receipt {
+    /// The statement this receipt stands for.
+    pub fn as_statement(&self) -> Statement {
+        Statement {
+            doc_id: self.doc_id,
+            from: Party::Agency(self.recipient.clone()),
+            to: vec![self.sender.clone()],
+            kind: StatementKind::Receipt {
+                body_sha256: self.body_sha256,
+                outcome: self.outcome.clone(),
+            },
+            staff: Staff::default(),
+            note: None,
+            time_ms: self.time_ms,
+        }
+    }
+}
+
 impl SignedReceipt {
     /// Decode (after verifying).
     pub fn receipt(&self) -> Result<Receipt, postcard::Error> {
@@ -96,6 +119,45 @@ pub type SignedAcceptance = Signed<Acceptance>;
 
 impl Signable for Acceptance {
     const CONTEXT: &'static [u8] = ACCEPTANCE_CONTEXT;
+}
+
+impl Acceptance {
+    /// The statement this acceptance stands for.
+    pub fn as_statement(&self) -> Statement {
+        Statement {
+            doc_id: self.doc_id,
+            from: Party::Hub,
+            to: vec![self.sender.clone()],
+            kind: StatementKind::Accepted {
+                recipients: self.recipients.clone(),
+                body_sha256: self.body_sha256,
+                body_len: self.body_len,
+            },
+            staff: Staff::default(),
+            note: None,
+            time_ms: self.accepted_ms,
+        }
+    }
+
+    /// The acceptance a statement of kind `Accepted` stands for (to answer a `poros/1` agent).
+    pub fn of_statement(s: &Statement) -> Option<Acceptance> {
+        let StatementKind::Accepted {
+            recipients,
+            body_sha256,
+            body_len,
+        } = &s.kind
+        else {
+            return None;
+        };
+        Some(Acceptance {
+            doc_id: s.doc_id,
+            sender: s.to.first()?.clone(),
+            recipients: recipients.clone(),
+            body_sha256: *body_sha256,
+            body_len: *body_len,
+            accepted_ms: s.time_ms,
+        })
+    }
 }
 
 impl SignedAcceptance {
@@ -230,6 +292,38 @@ impl Signable for HubNotice {
     const CONTEXT: &'static [u8] = NOTICE_CONTEXT;
 }
 
+impl HubNotice {
+    /// The statement this notice stands for.
+    pub fn as_statement(&self) -> Statement {
+        Statement {
+            doc_id: self.doc_id,
+            from: Party::Hub,
+            to: vec![self.sender.clone()],
+            kind: StatementKind::Notice {
+                recipient: self.recipient.clone(),
+                notice: self.kind.clone(),
+            },
+            staff: Staff::default(),
+            note: None,
+            time_ms: self.time_ms,
+        }
+    }
+
+    /// The notice a statement of kind `Notice` stands for (to tell a `poros/1` agent).
+    pub fn of_statement(s: &Statement) -> Option<HubNotice> {
+        let StatementKind::Notice { recipient, notice } = &s.kind else {
+            return None;
+        };
+        Some(HubNotice {
+            doc_id: s.doc_id,
+            sender: s.to.first()?.clone(),
+            recipient: recipient.clone(),
+            kind: notice.clone(),
+            time_ms: s.time_ms,
+        })
+    }
+}
+
 impl SignedNotice {
     /// Decode (after verifying).
     pub fn notice(&self) -> Result<HubNotice, postcard::Error> {
@@ -257,6 +351,23 @@ pub struct PaperReport {
 }
 
 impl PaperReport {
+    /// The statement this report stands for.
+    pub fn as_statement(&self) -> Statement {
+        Statement {
+            doc_id: DocumentId::NIL,
+            from: Party::Agency(self.agency.clone()),
+            to: Vec::new(),
+            kind: StatementKind::PaperCount {
+                month: self.month.clone(),
+                sent: self.sent,
+                received: self.received,
+            },
+            staff: Staff::default(),
+            note: None,
+            time_ms: self.time_ms,
+        }
+    }
+
     /// Whether `month` is a plausible `YYYY-MM`.
     pub fn month_is_valid(month: &str) -> bool {
         let b = month.as_bytes();

@@ -6,7 +6,7 @@
 //! accepted about it, in order: [`DocState::check`] says whether the next statement is legal and
 //! what it changes in routing ([`Effects`]); [`DocState::apply`] records it.
 
-use crate::ids::{AgencyId, DocumentId};
+use crate::ids::{AgencyId, DocumentId, Party};
 use crate::reason::{Reason, ReasonCode};
 use crate::statement::{BusinessStatus, Change, Statement, StatementKind};
 use crate::Digest;
@@ -127,7 +127,28 @@ impl DocState {
             StatementKind::Answer { .. } => {
                 self.recipient_track(&stmt.from, "answer a change request")?;
             }
-            StatementKind::Change { .. } | StatementKind::Reminder => {}
+            StatementKind::Receipt { .. } => {
+                self.recipient_track(&stmt.from, "answer a delivery")?;
+            }
+            StatementKind::Accepted { .. } | StatementKind::Notice { .. }
+                if stmt.from != Party::Hub =>
+            {
+                return Err(illegal(format!(
+                    "only the hub makes a {}, not {}",
+                    stmt.kind.label(),
+                    stmt.from
+                )))
+            }
+            StatementKind::PaperCount { .. } => {
+                return Err(illegal(format!(
+                    "a paper count is about a month, not about {}",
+                    stmt.doc_id
+                )))
+            }
+            StatementKind::Change { .. }
+            | StatementKind::Reminder
+            | StatementKind::Accepted { .. }
+            | StatementKind::Notice { .. } => {}
         }
         stmt.validate()?;
         let _ = digest;
@@ -239,6 +260,51 @@ impl DocState {
                 }
                 Ok(Effects::default())
             }
+            StatementKind::Accepted { recipients, .. } => {
+                self.to_sender_only(stmt)?;
+                let mut queued: Vec<&AgencyId> = recipients.iter().collect();
+                queued.sort();
+                let mut known: Vec<&AgencyId> = self.tracks.keys().collect();
+                known.sort();
+                if queued != known {
+                    return Err(illegal(format!(
+                        "the acceptance of {} does not name the document's recipients",
+                        stmt.doc_id
+                    )));
+                }
+                Ok(Effects::default())
+            }
+            StatementKind::Receipt { .. } => {
+                let t = self.recipient_track(&stmt.from, "answer a delivery")?;
+                self.to_sender_only(stmt)?;
+                if t.delivered {
+                    return Err(illegal(format!(
+                        "{} already signed a receipt for {}",
+                        stmt.from, stmt.doc_id
+                    )));
+                }
+                Ok(Effects::default())
+            }
+            StatementKind::Notice { recipient, .. } => {
+                self.to_sender_only(stmt)?;
+                let t = self.tracks.get(recipient).ok_or_else(|| {
+                    Reason::new(
+                        ReasonCode::NotAddressed,
+                        format!("{recipient} is not a recipient of {}", stmt.doc_id),
+                    )
+                })?;
+                if t.delivered {
+                    return Err(illegal(format!(
+                        "{} was delivered to {recipient}; no delivery notice follows",
+                        stmt.doc_id
+                    )));
+                }
+                Ok(Effects::default())
+            }
+            StatementKind::PaperCount { .. } => Err(illegal(format!(
+                "a paper count is about a month, not about {}",
+                stmt.doc_id
+            ))),
             StatementKind::Answer { request, .. } => {
                 let t = self.recipient_track(&stmt.from, "answer a change request")?;
                 self.to_sender_only(stmt)?;
@@ -260,10 +326,20 @@ impl DocState {
     /// Record a statement [`check`](Self::check) allowed.
     pub fn apply(&mut self, stmt: &Statement, digest: &Digest) {
         match &stmt.kind {
-            // Changes nothing in the rules' state: the statement itself is the record.
-            StatementKind::Reminder => {}
+            // Change nothing in the rules' state: the statement itself is the record.
+            StatementKind::Reminder
+            | StatementKind::Accepted { .. }
+            | StatementKind::Notice { .. }
+            | StatementKind::PaperCount { .. } => {}
+            StatementKind::Receipt { outcome, .. } => {
+                if matches!(outcome, crate::Outcome::Delivered) {
+                    if let Some(a) = stmt.from.agency() {
+                        self.delivered(a);
+                    }
+                }
+            }
             StatementKind::Status { status, .. } => {
-                if let Some(t) = self.tracks.get_mut(&stmt.from) {
+                if let Some(t) = stmt.from.agency().and_then(|a| self.tracks.get_mut(a)) {
                     t.status = Some(*status);
                 }
             }
@@ -280,7 +356,10 @@ impl DocState {
                 }
             }
             StatementKind::Answer { accept, .. } => {
-                if let Some(t) = self.tracks.get_mut(&stmt.from) {
+                let Some(from) = stmt.from.agency() else {
+                    return;
+                };
+                if let Some(t) = self.tracks.get_mut(from) {
                     let pending = t.pending.take();
                     if *accept {
                         match pending {
@@ -288,9 +367,7 @@ impl DocState {
                             Some((_, Change::Replace { successor })) => {
                                 t.replaced_by = Some(successor)
                             }
-                            Some((_, Change::Update { remove, .. }))
-                                if remove.contains(&stmt.from) =>
-                            {
+                            Some((_, Change::Update { remove, .. })) if remove.contains(from) => {
                                 t.removed = true
                             }
                             Some((_, Change::Update { .. })) | None => {}
@@ -301,7 +378,10 @@ impl DocState {
         }
     }
 
-    fn recipient_track(&self, who: &AgencyId, what: &str) -> Result<&Track, Reason> {
+    fn recipient_track(&self, who: &Party, what: &str) -> Result<&Track, Reason> {
+        let Party::Agency(who) = who else {
+            return Err(illegal(format!("the hub cannot {what} on a document")));
+        };
         if who == &self.sender {
             return Err(illegal(format!(
                 "{who} is the sender of this document and cannot {what} on it"
@@ -349,7 +429,7 @@ mod tests {
     fn stmt(from: &str, to: &[&str], kind: StatementKind) -> Statement {
         Statement {
             doc_id: doc(),
-            from: a(from),
+            from: a(from).into(),
             to: to.iter().map(|t| a(t)).collect(),
             kind,
             staff: Staff {
@@ -404,6 +484,123 @@ mod tests {
     }
     fn code(r: Result<Effects, Reason>) -> ReasonCode {
         r.unwrap_err().code
+    }
+
+    fn machine(from: Party, kind: StatementKind) -> Statement {
+        Statement {
+            doc_id: doc(),
+            from,
+            to: vec![a(S)],
+            kind,
+            staff: Staff::default(),
+            note: None,
+            time_ms: 1,
+        }
+    }
+
+    #[test]
+    fn deliveries_are_answered_once_by_their_recipients_and_notices_come_from_the_hub() {
+        let receipt = |from: &str| {
+            machine(
+                Party::Agency(a(from)),
+                StatementKind::Receipt {
+                    body_sha256: [1; 32],
+                    outcome: crate::Outcome::Delivered,
+                },
+            )
+        };
+        let mut d = DocState::new(a(S), &[a(R1), a(R2)]);
+        let accepted = machine(
+            Party::Hub,
+            StatementKind::Accepted {
+                recipients: vec![a(R2), a(R1)],
+                body_sha256: [1; 32],
+                body_len: 3,
+            },
+        );
+        say(&mut d, &accepted).unwrap();
+        // A status needs the receipt first; the receipt makes it legal.
+        assert_eq!(
+            code(say(&mut d, &status(R1, BusinessStatus::Arrived))),
+            ReasonCode::IllegalTransition
+        );
+        say(&mut d, &receipt(R1)).unwrap();
+        assert!(d.track(&a(R1)).unwrap().delivered);
+        say(&mut d, &status(R1, BusinessStatus::Arrived)).unwrap();
+        assert_eq!(
+            code(say(&mut d, &receipt(R1))),
+            ReasonCode::IllegalTransition
+        );
+        assert_eq!(
+            code(say(&mut d, &receipt(X))),
+            ReasonCode::IllegalTransition
+        );
+        assert_eq!(
+            code(say(&mut d, &receipt(S))),
+            ReasonCode::IllegalTransition
+        );
+        // Only the hub makes acceptances and notices, and never receipts.
+        let expired = |about: &str, from: Party| {
+            machine(
+                from,
+                StatementKind::Notice {
+                    recipient: a(about),
+                    notice: crate::NoticeKind::Expired,
+                },
+            )
+        };
+        assert_eq!(
+            code(say(&mut d, &expired(R2, Party::Agency(a(R1))))),
+            ReasonCode::IllegalTransition
+        );
+        say(&mut d, &expired(R2, Party::Hub)).unwrap();
+        // R1 has the document: a notice about its delivery is out of place.
+        assert_eq!(
+            code(say(&mut d, &expired(R1, Party::Hub))),
+            ReasonCode::IllegalTransition
+        );
+        let mut forged = receipt(R2);
+        forged.from = Party::Hub;
+        assert!(say(&mut d, &forged).is_err());
+        let mut wrong = accepted.clone();
+        wrong.kind = StatementKind::Accepted {
+            recipients: vec![a(R1)],
+            body_sha256: [1; 32],
+            body_len: 3,
+        };
+        assert_eq!(code(say(&mut d, &wrong)), ReasonCode::IllegalTransition);
+        // A receipt names no staff member and is for the sender only.
+        let mut r = receipt(R2);
+        r.staff.name = "someone".into();
+        assert!(say(&mut d, &r).is_err());
+        let mut r = receipt(R2);
+        r.to = vec![a(X)];
+        assert_eq!(code(say(&mut d, &r)), ReasonCode::NotAddressed);
+    }
+
+    #[test]
+    fn a_paper_count_is_about_a_month_and_no_document() {
+        let mut p = machine(
+            Party::Agency(a(R1)),
+            StatementKind::PaperCount {
+                month: "2026-11".into(),
+                sent: 3,
+                received: 4,
+            },
+        );
+        assert!(p.validate().is_err(), "a document is named");
+        p.doc_id = DocumentId::NIL;
+        p.to.clear();
+        p.validate().unwrap();
+        assert!(delivered().check(&p, &[0; 32]).is_err());
+        p.kind = StatementKind::PaperCount {
+            month: "2026-13".into(),
+            sent: 0,
+            received: 0,
+        };
+        assert!(p.validate().unwrap_err().text.contains("YYYY-MM"));
+        p.from = Party::Hub;
+        assert!(p.validate().is_err());
     }
 
     #[test]
@@ -471,14 +668,14 @@ mod tests {
     fn only_the_sender_asks_and_only_recipients_answer() {
         let mut d = delivered();
         let mut from_recipient = change(&[R2], Change::TakeBack);
-        from_recipient.from = a(R1);
+        from_recipient.from = a(R1).into();
         assert_eq!(
             code(say(&mut d, &from_recipient)),
             ReasonCode::IllegalTransition
         );
         // Even addressed to every recipient, itself included: the role is judged first.
         let mut to_all = change(&[R1, R2], Change::TakeBack);
-        to_all.from = a(R1);
+        to_all.from = a(R1).into();
         assert_eq!(code(say(&mut d, &to_all)), ReasonCode::IllegalTransition);
         let tb = change(&[R1, R2], Change::TakeBack);
         let digest = crate::sha256(&postcard::to_allocvec(&tb).unwrap());
@@ -525,7 +722,7 @@ mod tests {
         r.note = Some("due Friday".into());
         say(&mut d, &r).unwrap();
         let mut from_recipient = r.clone();
-        from_recipient.from = a(R1);
+        from_recipient.from = a(R1).into();
         from_recipient.to = vec![a(R2)];
         assert_eq!(
             code(say(&mut d, &from_recipient)),

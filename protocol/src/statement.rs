@@ -1,13 +1,22 @@
-//! Statements parties sign about a document after it was delivered: business statuses from a
-//! recipient (the national codes `01`–`06`), change requests from the sender (take-back `13`,
-//! update, replace) and each recipient's answer to one (`15` accepted, `16` refused).
+//! Every statement a party signs about a document, as one type with a kind:
+//! - the hub's acceptance of a submission and its notices about a delivery (expired, delayed,
+//!   body lost);
+//! - a recipient's receipt or rejection of a delivery;
+//! - business statuses from a recipient (the national codes `01`–`06`);
+//! - change requests from the sender (take-back `13`, update, replace) and each recipient's
+//!   answer to one (`15` accepted, `16` refused), and the sender's reminders;
+//! - an agency's monthly paper count, which is about a month rather than a document.
 //!
 //! A statement names its document, who makes it and whom it is for; the hub routes it on those
 //! three alone and never on its kind. What may be said when is decided by [`crate::rules`].
+//! The separately signed receipt, acceptance, notice and paper-report types of
+//! [`crate::receipt`] are the forms of `poros/1`, kept to talk to such agents and to read what
+//! was stored in them.
 
 use crate::envelope::{Metadata, MAX_FIELD_LEN};
-use crate::ids::{AgencyId, DocumentId};
+use crate::ids::{AgencyId, DocumentId, Party};
 use crate::reason::{Reason, ReasonCode};
+use crate::receipt::{NoticeKind, Outcome, PaperReport};
 use crate::signed::{Signable, Signed};
 use crate::Digest;
 use serde::{Deserialize, Serialize};
@@ -193,6 +202,41 @@ pub enum StatementKind {
     /// The sender urges recipients that have not completed a document to act on it (before
     /// its due date, or once overdue); the note says what is expected.
     Reminder,
+    /// The hub holds the document durably (its answer to the submission, made by the hub and
+    /// addressed to the sender).
+    Accepted {
+        /// Recipients queued.
+        recipients: Vec<AgencyId>,
+        /// Body hash the hub verified.
+        body_sha256: Digest,
+        /// Body length.
+        body_len: u64,
+    },
+    /// A recipient's answer to a delivery, addressed to the sender: it stored the document
+    /// (a receipt) or quarantined it (a rejection naming the failed check).
+    Receipt {
+        /// Body hash as computed by the recipient over the bytes it received.
+        body_sha256: Digest,
+        /// Delivered, or rejected for a reason.
+        outcome: Outcome,
+    },
+    /// The hub's notice to the sender about the delivery to `recipient`.
+    Notice {
+        /// The recipient whose delivery it is about.
+        recipient: AgencyId,
+        /// What happened (expired, delayed, body lost).
+        notice: NoticeKind,
+    },
+    /// An agency's count of official documents exchanged on paper only in one month, said to
+    /// the hub (no addressee; the document ID is [`DocumentId::NIL`]).
+    PaperCount {
+        /// Month, `YYYY-MM`.
+        month: String,
+        /// Documents sent on paper only.
+        sent: u64,
+        /// Documents received on paper only.
+        received: u64,
+    },
 }
 
 impl StatementKind {
@@ -207,8 +251,31 @@ impl StatementKind {
             StatementKind::Change { .. } => None,
             StatementKind::Answer { accept: true, .. } => Some("15"),
             StatementKind::Answer { accept: false, .. } => Some("16"),
-            StatementKind::Reminder => None,
+            StatementKind::Reminder
+            | StatementKind::Accepted { .. }
+            | StatementKind::Receipt { .. }
+            | StatementKind::Notice { .. }
+            | StatementKind::PaperCount { .. } => None,
         }
+    }
+
+    /// Whether software makes it on its own (acceptance, receipt, notice), so no staff member
+    /// is named.
+    pub fn is_automatic(&self) -> bool {
+        matches!(
+            self,
+            StatementKind::Accepted { .. }
+                | StatementKind::Receipt { .. }
+                | StatementKind::Notice { .. }
+        )
+    }
+
+    /// Whether the hub makes it (only then may the maker be the hub).
+    pub fn is_hub_made(&self) -> bool {
+        matches!(
+            self,
+            StatementKind::Accepted { .. } | StatementKind::Notice { .. }
+        )
     }
 
     /// Stable label: `registered`, `takeback`, `accepted`, `refused`, …
@@ -219,6 +286,18 @@ impl StatementKind {
             StatementKind::Answer { accept: true, .. } => "accepted",
             StatementKind::Answer { accept: false, .. } => "refused",
             StatementKind::Reminder => "reminder",
+            StatementKind::Accepted { .. } => "hub_accepted",
+            StatementKind::Receipt {
+                outcome: Outcome::Delivered,
+                ..
+            } => "delivered",
+            StatementKind::Receipt { .. } => "delivery_rejected",
+            StatementKind::Notice { notice, .. } => match notice {
+                NoticeKind::Expired => "expired",
+                NoticeKind::Delayed { .. } => "delayed",
+                NoticeKind::BodyLost { .. } => "body_lost",
+            },
+            StatementKind::PaperCount { .. } => "paper_count",
         }
     }
 }
@@ -228,8 +307,8 @@ impl StatementKind {
 pub struct Statement {
     /// The document it is about.
     pub doc_id: DocumentId,
-    /// The agency making it (must be the signer).
-    pub from: AgencyId,
+    /// Who makes it (must be the signer): an agency, or the hub for its own kinds.
+    pub from: Party,
     /// The agencies it is for; the hub relays one copy to each.
     pub to: Vec<AgencyId>,
     /// What is said.
@@ -246,7 +325,7 @@ impl Signable for Statement {
     const CONTEXT: &'static [u8] = STATEMENT_CONTEXT;
 }
 
-/// A statement signed by the agency that makes it.
+/// A statement signed by the party that makes it.
 pub type SignedStatement = Signed<Statement>;
 
 impl SignedStatement {
@@ -266,6 +345,33 @@ impl Statement {
     /// the reasons each kind requires.
     pub fn validate(&self) -> Result<(), Reason> {
         let other = |t: String| Err(Reason::new(ReasonCode::Other, t));
+        match (&self.from, self.kind.is_hub_made()) {
+            (Party::Hub, false) => {
+                return other(format!("the hub does not make a {}", self.kind.label()))
+            }
+            (Party::Agency(a), true) => {
+                return other(format!("{a} cannot make a {}", self.kind.label()))
+            }
+            _ => {}
+        }
+        if let StatementKind::PaperCount { month, .. } = &self.kind {
+            if !PaperReport::month_is_valid(month) {
+                return other(format!("paper count month {month:?} is not YYYY-MM"));
+            }
+            if !self.doc_id.is_nil() || !self.to.is_empty() {
+                return other(
+                    "a paper count is about a month, not a document, and is said to the hub only"
+                        .into(),
+                );
+            }
+            return match &self.note {
+                Some(n) => text("note", n),
+                None => Ok(()),
+            };
+        }
+        if self.doc_id.is_nil() {
+            return other("a statement needs the document it is about".into());
+        }
         if self.to.is_empty() {
             return other("a statement needs at least one addressee".into());
         }
@@ -274,14 +380,20 @@ impl Statement {
         }
         let mut seen = std::collections::HashSet::new();
         for a in &self.to {
-            if a == &self.from {
+            if self.from == *a {
                 return other(format!("{a} cannot address a statement to itself"));
             }
             if !seen.insert(a) {
                 return other(format!("addressee {a} is listed twice"));
             }
         }
-        self.staff.validate()?;
+        if self.kind.is_automatic() {
+            if self.staff != Staff::default() {
+                return other(format!("a {} names no staff member", self.kind.label()));
+            }
+        } else {
+            self.staff.validate()?;
+        }
         if let Some(n) = &self.note {
             text("note", n)?;
         }
@@ -317,7 +429,7 @@ impl Statement {
                         }
                         let mut seen = std::collections::HashSet::new();
                         for a in add.iter().chain(remove) {
-                            if a == &self.from {
+                            if self.from == *a {
                                 return other(format!("the sender {a} cannot be a recipient"));
                             }
                             if !seen.insert(a) {
@@ -349,6 +461,32 @@ impl Statement {
                     return other("a reminder needs a note saying what is expected".into());
                 }
             }
+            StatementKind::Receipt { outcome, .. } => {
+                match outcome {
+                    Outcome::Delivered => {}
+                    Outcome::RejectedFor(r) => text("reason", &r.text)?,
+                    Outcome::Rejected { .. } => {
+                        return other("a rejection carries a reason code".into())
+                    }
+                }
+                if self.to.len() != 1 {
+                    return other("a receipt is addressed to the document's sender only".into());
+                }
+            }
+            StatementKind::Accepted { recipients, .. } => {
+                if recipients.is_empty() || self.to.len() != 1 {
+                    return other(
+                        "an acceptance names the recipients and is addressed to the sender only"
+                            .into(),
+                    );
+                }
+            }
+            StatementKind::Notice { .. } => {
+                if self.to.len() != 1 {
+                    return other("a notice is addressed to the document's sender only".into());
+                }
+            }
+            StatementKind::PaperCount { .. } => {}
         }
         Ok(())
     }
@@ -375,7 +513,7 @@ mod tests {
     fn status(s: BusinessStatus) -> Statement {
         Statement {
             doc_id: DocumentId::new_v7(1, [1; 10]),
-            from: a("000.00.00.H02"),
+            from: a("000.00.00.H02").into(),
             to: vec![a("000.00.00.G01")],
             kind: StatementKind::Status {
                 status: s,
@@ -427,7 +565,7 @@ mod tests {
         s.note = Some("line\u{1b}[2J".into());
         assert!(s.validate().is_err());
         let mut s = status(BusinessStatus::Completed);
-        s.to.push(s.from.clone());
+        s.to.push(s.from.agency().unwrap().clone());
         assert!(s.validate().is_err());
         let mut s = status(BusinessStatus::Completed);
         s.kind = StatementKind::Answer {

@@ -19,7 +19,7 @@ use super::{
     DELIVERIES, DOCS, EXPIRY, NODES, QUEUE, RELAYS,
 };
 use poros_protocol::{
-    AgencyId, Digest, DocState, DocumentId, Reason, ReasonCode, Refusal, RefusalCode,
+    AgencyId, Digest, DocState, DocumentId, Party, Reason, ReasonCode, Refusal, RefusalCode,
     SignedStatement, Statement,
 };
 use poros_store::StoreError;
@@ -65,7 +65,7 @@ pub struct HistoryEntry {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct RelayRef {
     doc: DocumentId,
-    from: AgencyId,
+    from: Party,
 }
 
 /// A delivery an update created: which statement, and when the delivery fell due.
@@ -343,7 +343,11 @@ fn accept_in(
         Err(r) => {
             // A recipient's agent may speak of a document it stored before the hub recorded
             // its receipt: while that delivery is still pending here, ask it to retry.
-            let receipt_in_flight = st.track(&stmt.from).is_some_and(|t| !t.delivered)
+            let receipt_in_flight = stmt
+                .from
+                .agency()
+                .and_then(|a| st.track(a))
+                .is_some_and(|t| !t.delivered)
                 && txn
                     .open_table(DELIVERIES)?
                     .get((key, stmt.from.as_str()))?
@@ -798,7 +802,7 @@ mod tests {
         ) -> SignedStatement {
             let s = Statement {
                 doc_id: doc,
-                from: a(from),
+                from: a(from).into(),
                 to: to.iter().map(|t| a(t)).collect(),
                 kind,
                 staff: Staff {

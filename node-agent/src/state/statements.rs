@@ -13,8 +13,8 @@
 use super::{dec, enc, id_of, AgentStore, Event, InRecord, OutRecord, RecipientStatus};
 use super::{EVENTS, INBOX, META, OUTBOX, OUT_STATUS, QUARANTINE};
 use poros_protocol::{
-    AgencyId, Change, Digest, DocState, DocumentId, Effects, Reason, ReasonCode, SignedStatement,
-    Statement, StatementKind,
+    AgencyId, Change, Digest, DocState, DocumentId, Effects, Party, Reason, ReasonCode,
+    SignedStatement, Statement, StatementKind,
 };
 use poros_store::StoreError;
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
@@ -102,7 +102,7 @@ pub struct StatementEvent {
     /// Made or received.
     pub direction: Direction,
     /// Maker.
-    pub from: AgencyId,
+    pub from: Party,
     /// Addressees.
     pub to: Vec<AgencyId>,
     /// Kind label (`registered`, `takeback`, `accepted`, ...).
@@ -734,7 +734,7 @@ pub(crate) mod tests {
     pub(crate) fn stmt(id: DocumentId, from: &str, to: &[&str], kind: StatementKind) -> Statement {
         Statement {
             doc_id: id,
-            from: a(from),
+            from: a(from).into(),
             to: to.iter().map(|t| a(t)).collect(),
             kind,
             staff: Staff {
