@@ -546,13 +546,17 @@ mod tests {
         let (key, cert) = node(&net.ca, "000.00.00.G23", nb, na);
         assert_eq!(
             net.client(&cert.der, &key).alpn_protocols,
-            vec![b"poros/2".to_vec()]
+            vec![b"poros/3".to_vec()]
         );
         for alpn in [poros_protocol::ALPN, poros_protocol::ALPN_V1] {
             let mut c = net.client(&cert.der, &key);
             c.alpn_protocols = vec![alpn.to_vec()];
             handshake(net.server(&[]), c).unwrap();
         }
+        // The unreleased development version is refused at the handshake.
+        let mut c = net.client(&cert.der, &key);
+        c.alpn_protocols = vec![b"poros/2".to_vec()];
+        assert!(handshake(net.server(&[]), c).is_err());
         let mut c = net.client(&cert.der, &key);
         c.alpn_protocols = vec![b"poros/0".to_vec()];
         assert!(handshake(net.server(&[]), c).is_err());
