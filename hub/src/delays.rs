@@ -87,21 +87,30 @@ pub(crate) async fn delayed(
     let Some(conn) = hub.connection_of(sender) else {
         return;
     };
-    let notice = match hub.sign_notice(&HubNotice {
+    let notice = HubNotice {
         doc_id: doc,
         sender: sender.clone(),
         recipient: rcpt.clone(),
         kind: NoticeKind::Delayed { reason },
         time_ms: now_ms(),
-    }) {
-        Ok(n) => n,
+    };
+    // Told live, not queued (it is advisory): as a statement, or in the `poros/1` form.
+    let frame = if crate::statements::speaks_statements(&conn) {
+        hub.sign_statement(&notice.as_statement())
+            .map(|statement| Frame::Statement { statement })
+    } else {
+        hub.sign_notice(&notice)
+            .map(|notice| Frame::Notice { notice })
+    };
+    let frame = match frame {
+        Ok(f) => f,
         Err(e) => {
             warn!(doc = %doc, error = %e, "cannot sign a delay notice");
             return;
         }
     };
     let tell = async {
-        match request(&conn, &Frame::Notice { notice }).await? {
+        match request(&conn, &frame).await? {
             Frame::Ack { doc_id } if doc_id == doc => Ok(()),
             other => anyhow::bail!("sender answered a delay notice with {other:?}"),
         }

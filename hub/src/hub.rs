@@ -295,6 +295,18 @@ impl Hub {
         }
     }
 
+    /// Sign a statement the hub makes (acceptances and delivery notices).
+    pub(crate) fn sign_statement(
+        &self,
+        s: &poros_protocol::Statement,
+    ) -> Result<poros_protocol::SignedStatement> {
+        Ok(poros_protocol::SignedStatement::sign(
+            s,
+            &self.keys.hub_sign_key,
+            &self.keys.hub_sign_cert,
+        )?)
+    }
+
     pub(crate) fn sign_notice(&self, n: &HubNotice) -> Result<SignedNotice> {
         Ok(SignedNotice::sign(
             n,

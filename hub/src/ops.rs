@@ -2,7 +2,7 @@
 //! document status for operators, and the admin API (bearer token) the CLI uses.
 
 use crate::hub::{now_ms, Hub};
-use crate::state::{BodyAt, DeliveryState, NodeRecord, NodeState};
+use crate::state::{BodyAt, DeliveryEnd, NodeRecord, NodeState};
 use axum::extract::ConnectInfo;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -750,34 +750,33 @@ async fn doc_status(State(st): State<Ops>, h: HeaderMap, Path(id): Path<String>)
     let deliveries: Vec<_> = dels
         .into_iter()
         .map(|(a, d)| {
-            // Statuses and answers under their maker; change requests under each addressee.
+            // Receipts, statuses and answers under their maker; change requests (and reminders)
+            // under each addressee; the hub's notices under the recipient they are about; the
+            // acceptance under every recipient it queued.
             let statements: Vec<_> = history
                 .iter()
                 .filter(|h| {
+                    use poros_protocol::StatementKind as K;
                     let s = &h.statement;
-                    match s.kind {
-                        poros_protocol::StatementKind::Change { .. } => s.to.contains(&a),
+                    match &s.kind {
+                        K::Change { .. } | K::Reminder => s.to.contains(&a),
+                        K::Notice { recipient, .. } => recipient == &a,
+                        K::Accepted { recipients, .. } => recipients.contains(&a),
                         _ => s.from == a,
                     }
                 })
                 .map(statement_json)
                 .collect();
-            let (state, reason) = match d.state {
+            let (state, reason) = match d.state.end() {
                 // Still retried; the reason is the recipient's last temporary refusal.
-                DeliveryState::Pending => (
+                None => (
                     "pending",
                     st.hub.delays.reason(id, &a).map(|r| r.to_string()),
                 ),
-                DeliveryState::Delivered(_) => ("delivered", None),
-                DeliveryState::Rejected(_, why) => ("rejected", Some(why)),
-                DeliveryState::Expired(_) => ("expired", None),
-                DeliveryState::Lost(n) => (
-                    "lost",
-                    n.notice().ok().and_then(|n| match n.kind {
-                        poros_protocol::NoticeKind::BodyLost { reason } => Some(reason.to_string()),
-                        _ => None,
-                    }),
-                ),
+                Some(DeliveryEnd::Delivered) => ("delivered", None),
+                Some(DeliveryEnd::Rejected(why)) => ("rejected", Some(why.to_string())),
+                Some(DeliveryEnd::Expired) => ("expired", None),
+                Some(DeliveryEnd::Lost(why)) => ("lost", Some(why.to_string())),
             };
             json!({"recipient": a, "state": state, "reason": reason, "answered_ms": d.answered_ms,
                    "statements": statements})

@@ -187,14 +187,16 @@ pub(crate) async fn lose(hub: &Hub, digest: Digest, reason: BodyLostReason) -> R
     let now = now_ms();
     let mut notices = Vec::new();
     for h in hub.store.held_for(&digest)? {
-        let notice = hub.sign_notice(&HubNotice {
+        let notice = HubNotice {
             doc_id: h.doc,
             sender: h.sender.clone(),
             recipient: h.recipient.clone(),
             kind: NoticeKind::BodyLost { reason },
             time_ms: now,
-        })?;
-        notices.push((h, notice));
+        }
+        .as_statement();
+        let signed = hub.sign_statement(&notice)?;
+        notices.push((h, crate::state::Answer::Said(signed, Box::new(notice))));
     }
     let n = notices.len();
     for sender in hub.store.body_lost(digest, notices, now).await? {

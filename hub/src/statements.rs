@@ -2,6 +2,11 @@
 //! by the store in one transaction, answered `Ack` once durable) and their relay to each
 //! addressee, one per document at a time, in acceptance order.
 //!
+//! Receipts and rejections arrive as answers to deliveries and the hub makes its acceptances
+//! and notices itself (see `server::push`, `server::submit`, `server::sweep`); all are stored
+//! and relayed by the same store path. A paper count, about a month rather than a document, is
+//! stored with the statistics.
+//!
 //! The protocol version is the connection's ALPN: `poros/1` agents know neither `Statement`
 //! nor `DeliverAdded`, so nothing of this path is ever sent to them (it stays queued until the
 //! agency connects with a newer agent). See ARCHITECTURE.md, "Protocol versions".
@@ -9,9 +14,10 @@
 use crate::hub::{AgencyCheck, Hub};
 use crate::server::inflight::InFlight;
 use crate::state::{DocRecord, StatementOutcome, StatementRelay};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use poros_protocol::{
-    AgencyId, DocumentId, Frame, Reason, ReasonCode, Refusal, SignedStatement, STATEMENT_CONTEXT,
+    AgencyId, DocumentId, Frame, HubNotice, Reason, ReasonCode, Refusal, SignedStatement,
+    StatementKind, STATEMENT_CONTEXT,
 };
 use poros_transport::loglimit::LogLimiter;
 use poros_transport::{warn_limited, write_frame};
@@ -19,7 +25,8 @@ use std::sync::Arc;
 use tokio::sync::{Notify, Semaphore};
 use tracing::{debug, info, info_span, warn, Instrument};
 
-/// Whether a connection negotiated a protocol version that carries statements (`poros/2`).
+/// Whether a connection negotiated the current protocol version (`poros/3`), which carries
+/// statements; else it is `poros/1`.
 pub fn speaks_statements(conn: &quinn::Connection) -> bool {
     conn.handshake_data()
         .and_then(|h| h.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
@@ -83,6 +90,32 @@ async fn accept(
         );
         return rule(r, Some(doc));
     }
+    match &stmt.kind {
+        StatementKind::PaperCount {
+            month,
+            sent,
+            received,
+        } => {
+            return match crate::server::store_paper(hub, agency, month, *sent, *received, &signed)
+                .await
+            {
+                Ok(()) => Frame::Ack { doc_id: doc },
+                Err(m) => rule(Reason::new(ReasonCode::Other, m), None),
+            }
+        }
+        k if k.is_automatic() => {
+            let r = Reason::new(
+                ReasonCode::IllegalTransition,
+                format!(
+                    "a {} is not said on its own: receipts answer deliveries and the hub makes \
+                     its acceptances and notices",
+                    k.label()
+                ),
+            );
+            return rule(r, Some(doc));
+        }
+        _ => {}
+    }
     let kind = stmt.kind.label();
     let span = info_span!("statement", doc = %doc, agency = %agency, kind);
     match hub
@@ -126,19 +159,25 @@ pub(crate) fn delivery_frame(hub: &Hub, agency: &AgencyId, rec: &DocRecord) -> R
 }
 
 /// One scan of `agency`'s statement relay queue: starts a relay for each statement ready.
-/// Returns how many were started, or `None` when the connection's work is over.
+/// `current`: the connection speaks this version; a `poros/1` one is sent only the hub's
+/// notices, signed again in that version's form. Returns how many were started, or `None`
+/// when the connection's work is over.
 pub(crate) async fn relay_scan(
     hub: &Arc<Hub>,
     agency: &AgencyId,
     conn: &quinn::Connection,
+    current: bool,
     permits: &Arc<Semaphore>,
     in_flight: &InFlight<DocumentId>,
     wake: &Arc<Notify>,
 ) -> Option<usize> {
-    let ready = match hub
-        .store
-        .statement_relays_for(agency, 256, &in_flight.snapshot())
-    {
+    let skip = in_flight.snapshot();
+    let ready = if current {
+        hub.store.statement_relays_for(agency, 256, &skip)
+    } else {
+        hub.store.hub_statement_relays_for(agency, 256, &skip)
+    };
+    let ready = match ready {
         Ok(r) => r,
         Err(e) => {
             warn!(error = %e, "reading the statement relay queue failed");
@@ -151,7 +190,7 @@ pub(crate) async fn relay_scan(
         started += 1;
         let doc = relay.doc;
         let (hub, agency, conn) = (hub.clone(), agency.clone(), conn.clone());
-        let work = async move { relay_one(&hub, &agency, &conn, relay).await };
+        let work = async move { relay_one(&hub, &agency, &conn, current, relay).await };
         in_flight.spawn(doc, doc, "statement relay", permit, wake, work);
     }
     Some(started)
@@ -161,10 +200,20 @@ async fn relay_one(
     hub: &Arc<Hub>,
     addressee: &AgencyId,
     conn: &quinn::Connection,
+    current: bool,
     relay: StatementRelay,
 ) -> Result<()> {
     let StatementRelay { seq, doc, signed } = relay;
-    let frame = Frame::Statement { statement: signed };
+    let frame = if current {
+        Frame::Statement { statement: signed }
+    } else {
+        let stmt = signed.statement()?;
+        let notice = HubNotice::of_statement(&stmt)
+            .with_context(|| format!("statement {seq} is not a hub notice"))?;
+        Frame::Notice {
+            notice: hub.sign_notice(&notice)?,
+        }
+    };
     let refused = match poros_transport::request(conn, &frame).await? {
         Frame::Ack { doc_id } if doc_id == doc => false,
         Frame::Refused(r) if !r.code.is_retryable() => {

@@ -259,17 +259,6 @@ impl End {
     }
 }
 
-/// The reason code of a stored rejection, for "rejected by reason" (the code the recipient
-/// signed; an old receipt without one gets the code its wording stands for).
-pub fn rejection_code(receipt: &poros_protocol::SignedReceipt) -> poros_protocol::ReasonCode {
-    receipt
-        .receipt()
-        .ok()
-        .and_then(|r| r.outcome.rejection())
-        .map(|r| r.code)
-        .unwrap_or(poros_protocol::ReasonCode::Other)
-}
-
 /// Count an answered or expired delivery, in the period of its acceptance (when it fell due).
 pub(crate) fn on_end(
     h: &StatsHook,
@@ -364,7 +353,8 @@ pub struct PaperCount {
     pub sent: u64,
     /// Official documents received on paper only.
     pub received: u64,
-    /// The agency's signed report (postcard of the signed blob), kept as evidence.
+    /// The agency's signed count (postcard of the signed blob: a `PaperCount` statement under
+    /// `poros/statement/v1`, or a `poros/1` report under `poros/paper/v1`), kept as evidence.
     pub signed: Vec<u8>,
 }
 

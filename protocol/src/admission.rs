@@ -7,6 +7,7 @@ use crate::envelope::Envelope;
 use crate::ids::{AgencyId, DocumentId};
 use crate::reason::{Reason, ReasonCode};
 use crate::receipt::{Outcome, Receipt};
+use crate::statement::{Statement, StatementKind};
 use crate::Digest;
 
 /// An envelope whose signature verified as `signer`'s: it must be the sender's own, be
@@ -64,21 +65,35 @@ pub fn check_body(env: &Envelope, sha256: &Digest, len: u64) -> Result<(), Reaso
     Ok(())
 }
 
-/// A receipt whose signature verified as `signer`'s, about document `doc` whose body hashes
-/// to `body_sha256`: it must be signed by the recipient it names, name that document, and, if
-/// it says delivered, acknowledge that body.
-pub fn check_receipt(
-    r: &Receipt,
+/// A receipt (in either form, as the statement it is) whose signature verified as `signer`'s,
+/// about document `doc` whose body hashes to `body_sha256`: it must be a receipt, made by the
+/// recipient that signed it, name that document, and, if it says delivered, acknowledge that
+/// body.
+pub fn check_receipt_statement(
+    r: &Statement,
     signer: &AgencyId,
     doc: &DocumentId,
     body_sha256: &Digest,
 ) -> Result<(), Reason> {
-    if &r.recipient != signer {
+    let StatementKind::Receipt {
+        body_sha256: acknowledged,
+        outcome,
+    } = &r.kind
+    else {
+        return Err(Reason::new(
+            ReasonCode::Other,
+            format!(
+                "a delivery is answered by a receipt, not a {}",
+                r.kind.label()
+            ),
+        ));
+    };
+    if r.from != *signer {
         return Err(Reason::new(
             ReasonCode::SignerNotForAgency,
             format!(
                 "receipt names recipient {} but is signed by {signer}",
-                r.recipient
+                r.from
             ),
         ));
     }
@@ -88,13 +103,23 @@ pub fn check_receipt(
             format!("receipt names document {} instead of {doc}", r.doc_id),
         ));
     }
-    if r.outcome == Outcome::Delivered && &r.body_sha256 != body_sha256 {
+    if outcome == &Outcome::Delivered && acknowledged != body_sha256 {
         return Err(Reason::new(
             ReasonCode::BodyHashMismatch,
             format!("receipt for {doc} acknowledges a different body"),
         ));
     }
     Ok(())
+}
+
+/// [`check_receipt_statement`] for a receipt in the `poros/1` form.
+pub fn check_receipt(
+    r: &Receipt,
+    signer: &AgencyId,
+    doc: &DocumentId,
+    body_sha256: &Digest,
+) -> Result<(), Reason> {
+    check_receipt_statement(&r.as_statement(), signer, doc, body_sha256)
 }
 
 fn hex(d: &Digest) -> String {

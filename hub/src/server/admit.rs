@@ -100,13 +100,16 @@ pub(super) async fn serve_connection(hub: Arc<Hub>, inc: quinn::Incoming) {
             tokio::spawn(pusher(hub.clone(), agency.clone(), conn.clone(), wake).in_current_span());
         // A node flooding bad requests gets a few warnings per window, then a count.
         let log = Arc::new(LogLimiter::new(LOG_BURST, LOG_WINDOW));
+        let current = crate::statements::speaks_statements(&conn);
         loop {
             match conn.accept_bi().await {
                 Ok((send, recv)) => {
                     let hub = hub.clone();
                     let agency = agency.clone();
                     let log = log.clone();
-                    tokio::spawn(handle_stream(hub, agency, log, send, recv).in_current_span());
+                    tokio::spawn(
+                        handle_stream(hub, agency, log, current, send, recv).in_current_span(),
+                    );
                 }
                 Err(e) => {
                     info!(reason = %e, "node disconnected");

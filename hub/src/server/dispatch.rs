@@ -20,11 +20,13 @@ pub(super) async fn refuse(send: &mut quinn::SendStream, code: RefusalCode, mess
     let _ = send.finish();
 }
 
-/// Read one stream's request and answer it.
+/// Read one stream's request and answer it. `current`: the connection speaks this protocol
+/// version (else `poros/1`, answered in that version's forms).
 pub(super) async fn handle_stream(
     hub: Arc<Hub>,
     agency: AgencyId,
     log: Arc<LogLimiter>,
+    current: bool,
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
 ) {
@@ -50,8 +52,9 @@ pub(super) async fn handle_stream(
     };
     match frame {
         Frame::Submit { envelope } => {
-            if let Err(e) = handle_submit(&hub, &agency, &log, &mut send, &mut recv, envelope).await
-            {
+            let submit =
+                handle_submit(&hub, &agency, &log, current, &mut send, &mut recv, envelope);
+            if let Err(e) = submit.await {
                 warn_limited!(log, error = %e, "submission failed");
             }
         }
@@ -124,18 +127,43 @@ async fn paper_report(
         return Err(format!("month {:?} is not YYYY-MM", r.month));
     }
     let signed = postcard::to_allocvec(&report).map_err(|e| e.to_string())?;
+    store_paper_count(hub, agency, &r.month, r.sent, r.received, signed).await
+}
+
+/// Store a verified paper count of the connected agency (a `PaperCount` statement, or the
+/// `poros/1` report form), replacing an earlier count for the same month.
+pub(crate) async fn store_paper(
+    hub: &Arc<Hub>,
+    agency: &AgencyId,
+    month: &str,
+    sent: u64,
+    received: u64,
+    statement: &poros_protocol::SignedStatement,
+) -> Result<(), String> {
+    let signed = postcard::to_allocvec(statement).map_err(|e| e.to_string())?;
+    store_paper_count(hub, agency, month, sent, received, signed).await
+}
+
+async fn store_paper_count(
+    hub: &Arc<Hub>,
+    agency: &AgencyId,
+    month: &str,
+    sent: u64,
+    received: u64,
+    signed: Vec<u8>,
+) -> Result<(), String> {
     hub.store
         .put_paper(
             agency.clone(),
-            r.month.clone(),
+            month.to_string(),
             crate::stats::PaperCount {
-                sent: r.sent,
-                received: r.received,
+                sent,
+                received,
                 signed,
             },
         )
         .await
         .map_err(|e| hub.store_refusal(&e).1)?;
-    info!(agency = %agency, month = %r.month, sent = r.sent, received = r.received, "paper report stored");
+    info!(agency = %agency, month = %month, sent, received, "paper count stored");
     Ok(())
 }

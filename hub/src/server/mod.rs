@@ -19,6 +19,7 @@ use tokio::sync::Semaphore;
 use tracing::info;
 
 use admit::serve_connection;
+pub(crate) use dispatch::store_paper;
 use sweep::{orphan_sweeper, sweeper};
 
 /// Run the hub until `shutdown` resolves.

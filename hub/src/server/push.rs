@@ -3,11 +3,13 @@
 
 use crate::hub::{now_ms, Hub};
 use crate::repair::BodySource;
-use crate::state::{DeliveryState, RelayItem};
+use crate::state::{Answer, AnswerOutcome, DeliveryEnd, DeliveryState, DocRecord, RelayItem};
 use anyhow::{Context, Result};
-use poros_protocol::admission::check_receipt;
+use poros_protocol::admission::check_receipt_statement;
 use poros_protocol::receipt::RECEIPT_CONTEXT;
-use poros_protocol::{AgencyId, DelayReason, DocumentId, Frame, Outcome};
+use poros_protocol::{
+    AgencyId, DelayReason, DocumentId, Frame, SignedReceipt, SignedStatement, STATEMENT_CONTEXT,
+};
 use poros_transport::{read_frame, send_body_verified, write_frame, WireError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,12 +81,10 @@ pub(super) async fn pusher(
             relays.spawn(key, doc, "relay", permit, &wake, work);
         }
 
-        if v2 {
-            let scan =
-                crate::statements::relay_scan(&hub, &agency, &conn, &permits, &statements, &wake);
-            let Some(n) = scan.await else { return };
-            started += n;
-        }
+        let scan =
+            crate::statements::relay_scan(&hub, &agency, &conn, v2, &permits, &statements, &wake);
+        let Some(n) = scan.await else { return };
+        started += n;
 
         // Bodies the hub lost and this agency, as their sender, is asked to upload again.
         let lost = hub
@@ -148,8 +148,9 @@ async fn deliver_one(
     }
     send.finish()?;
     let reply = read_frame(&mut recv).await?;
-    let receipt = match reply {
-        Frame::Receipt { receipt } => receipt,
+    let answer = match reply {
+        Frame::Statement { statement } => receipt_statement(hub, agency, &rec, doc, statement)?,
+        Frame::Receipt { receipt } => legacy_receipt(hub, agency, &rec, doc, receipt)?,
         Frame::Refused(r) => {
             if let Some(reason) = DelayReason::of_refusal(r.code) {
                 crate::delays::delayed(hub, doc, &rec.sender, agency, reason).await;
@@ -158,38 +159,67 @@ async fn deliver_one(
         }
         _ => anyhow::bail!("recipient answered a delivery with an unexpected frame"),
     };
+    let outcome = match &answer {
+        Answer::Said(_, s) => s.kind.label().to_string(),
+        Answer::Legacy(st) => match st.end() {
+            Some(DeliveryEnd::Rejected(r)) => format!("delivery_rejected: {r}"),
+            _ => "delivered".into(),
+        },
+    };
+    match hub
+        .store
+        .record_answer(doc, agency.clone(), answer, now_ms())
+        .await?
+    {
+        AnswerOutcome::Recorded { sender } => {
+            hub.delays.clear(doc, agency);
+            info!(doc = %doc, recipient = %agency, sender = %sender, %outcome, "answered");
+            hub.wake(&sender);
+        }
+        AnswerOutcome::AlreadyAnswered => {}
+        AnswerOutcome::Refused(r) => anyhow::bail!("receipt from {agency} refused: {r}"),
+    }
+    Ok(())
+}
+
+/// A recipient's answer as a statement: signed by the connected agency, made by it, about
+/// this document and body (the rules check the rest when it is recorded).
+fn receipt_statement(
+    hub: &Hub,
+    agency: &AgencyId,
+    rec: &DocRecord,
+    doc: DocumentId,
+    signed: SignedStatement,
+) -> Result<Answer> {
+    if let Err(e) = hub.verify_agency(&signed.0, STATEMENT_CONTEXT, agency) {
+        anyhow::bail!("receipt from {agency} refused: {e}");
+    }
+    let stmt = signed.statement()?;
+    if let Err(why) = check_receipt_statement(&stmt, agency, &doc, &rec.body_sha256) {
+        anyhow::bail!("receipt from {agency} refused: {why}");
+    }
+    Ok(Answer::Said(signed, Box::new(stmt)))
+}
+
+/// A recipient's answer in the `poros/1` form.
+fn legacy_receipt(
+    hub: &Hub,
+    agency: &AgencyId,
+    rec: &DocRecord,
+    doc: DocumentId,
+    receipt: SignedReceipt,
+) -> Result<Answer> {
     if let Err(e) = hub.verify_agency(&receipt.0, RECEIPT_CONTEXT, agency) {
         anyhow::bail!("receipt from {agency} refused: {e}");
     }
     let r = receipt.receipt()?;
-    if let Err(why) = check_receipt(&r, agency, &doc, &rec.body_sha256) {
+    if let Err(why) = check_receipt_statement(&r.as_statement(), agency, &doc, &rec.body_sha256) {
         anyhow::bail!("receipt from {agency} refused: {why}");
     }
-    let state = match &r.outcome {
-        Outcome::Delivered => DeliveryState::Delivered(receipt),
-        outcome => {
-            let why = outcome
-                .rejection()
-                .map(|r| r.to_string())
-                .unwrap_or_default();
-            DeliveryState::Rejected(receipt, why)
-        }
-    };
-    let outcome = match &state {
-        DeliveryState::Delivered(_) => "delivered".to_string(),
-        DeliveryState::Rejected(_, why) => format!("rejected: {why}"),
-        _ => String::new(),
-    };
-    if let Some(sender) = hub
-        .store
-        .record_answer(doc, agency.clone(), state, now_ms())
-        .await?
-    {
-        hub.delays.clear(doc, agency);
-        info!(doc = %doc, recipient = %agency, sender = %sender, %outcome, "answered");
-        hub.wake(&sender);
-    }
-    Ok(())
+    Ok(Answer::Legacy(match r.outcome.rejection() {
+        None => DeliveryState::Delivered(receipt),
+        Some(why) => DeliveryState::Rejected(receipt, why.to_string()),
+    }))
 }
 
 async fn relay_one(

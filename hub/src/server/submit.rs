@@ -1,5 +1,7 @@
 //! Submission: a signed envelope and its body are admitted by the shared rules, stored with
-//! one queue entry per recipient, and answered with the hub's signed acceptance.
+//! one queue entry per recipient, and answered with the hub's signed acceptance: an
+//! `Accepted` statement (also the first of the document's history), or for a `poros/1`
+//! connection that version's acceptance form.
 
 use crate::hub::{now_ms, AgencyCheck, Hub};
 use crate::state::{AcceptOutcome, DocRecord, NodeState};
@@ -9,6 +11,23 @@ use poros_protocol::envelope::ENVELOPE_CONTEXT;
 use poros_protocol::{
     Acceptance, AgencyId, Frame, Reason, ReasonCode, RefusalCode, SignedAcceptance, SignedEnvelope,
 };
+
+/// The hub's answer to a submission, in the form the connection speaks.
+fn acceptance_frame(hub: &Hub, current: bool, acc: &Acceptance) -> Result<Frame> {
+    Ok(if current {
+        Frame::Statement {
+            statement: hub.sign_statement(&acc.as_statement())?,
+        }
+    } else {
+        Frame::Accepted {
+            acceptance: SignedAcceptance::sign(
+                acc,
+                &hub.keys.hub_sign_key,
+                &hub.keys.hub_sign_cert,
+            )?,
+        }
+    })
+}
 use poros_store::{BodySink, Commit, StoreError};
 use poros_transport::loglimit::LogLimiter;
 use poros_transport::warn_limited;
@@ -23,6 +42,7 @@ pub(super) async fn handle_submit(
     hub: &Arc<Hub>,
     agency: &AgencyId,
     log: &LogLimiter,
+    current: bool,
     send: &mut quinn::SendStream,
     recv: &mut quinn::RecvStream,
     signed: SignedEnvelope,
@@ -81,17 +101,24 @@ pub(super) async fn handle_submit(
             ),
         }
     }
-    // Resubmission: answer with the original acceptance without reading the body again.
+    let acceptance = |accepted_ms| Acceptance {
+        doc_id: env.id,
+        sender: agency.clone(),
+        recipients: env.recipients.clone(),
+        body_sha256: env.body_sha256,
+        body_len: env.body_len,
+        accepted_ms,
+    };
+    // Resubmission: answer with the original acceptance (its time, signed again in the form
+    // this connection speaks) without reading the body again.
     match hub.store.doc(&env.id) {
         Ok(Some(old)) if old.envelope.0.payload == signed.0.payload => {
             let _ = recv.stop(0u32.into());
-            write_frame(
-                send,
-                &Frame::Accepted {
-                    acceptance: old.acceptance,
-                },
-            )
-            .await?;
+            let frame = match acceptance_frame(hub, current, &acceptance(old.accepted_ms)) {
+                Ok(f) => f,
+                Err(e) => refuse!(RefusalCode::Unavailable, "sign", "hub cannot sign: {e}"),
+            };
+            write_frame(send, &frame).await?;
             send.finish()?;
             debug!(doc = %env.id, "duplicate submission answered with original acceptance");
             return Ok(());
@@ -134,41 +161,39 @@ pub(super) async fn handle_submit(
             refuse!(code, metric, "{msg}")
         }
     };
-    let acceptance = Acceptance {
-        doc_id: env.id,
-        sender: agency.clone(),
-        recipients: env.recipients.clone(),
-        body_sha256: env.body_sha256,
-        body_len: env.body_len,
-        accepted_ms: now_ms(),
-    };
-    let signed_acc = match SignedAcceptance::sign(
-        &acceptance,
-        &hub.keys.hub_sign_key,
-        &hub.keys.hub_sign_cert,
-    ) {
+    let acc = acceptance(now_ms());
+    let stmt = acc.as_statement();
+    let signed_acc = match hub.sign_statement(&stmt) {
         Ok(s) => s,
         Err(e) => refuse!(RefusalCode::Unavailable, "sign", "hub cannot sign: {e}"),
     };
     let rec = DocRecord {
         envelope: signed,
-        acceptance: signed_acc,
+        acceptance: signed_acc.0.clone(),
         sender: agency.clone(),
         recipients: env.recipients.clone(),
         body_sha256: env.body_sha256,
         body_len: env.body_len,
         body_at: body.at(),
-        accepted_ms: acceptance.accepted_ms,
+        accepted_ms: acc.accepted_ms,
     };
-    let acc = match hub.store.accept(rec, body).await {
-        Ok(AcceptOutcome::Stored(a)) => {
+    let frame = match hub.store.accept(rec, (signed_acc.clone(), stmt), body).await {
+        Ok(AcceptOutcome::Stored) => {
             info!(doc = %env.id, sender = %agency, recipients = env.recipients.len(), bytes = env.body_len, "accepted");
             for r in &env.recipients {
                 hub.wake(r);
             }
-            a
+            if current {
+                Ok(Frame::Statement {
+                    statement: signed_acc,
+                })
+            } else {
+                acceptance_frame(hub, current, &acc)
+            }
         }
-        Ok(AcceptOutcome::Duplicate(a)) => a,
+        Ok(AcceptOutcome::Duplicate { accepted_ms }) => {
+            acceptance_frame(hub, current, &acceptance(accepted_ms))
+        }
         Ok(AcceptOutcome::Conflict) => refuse!(
             RefusalCode::Conflict,
             "conflict",
@@ -180,7 +205,12 @@ pub(super) async fn handle_submit(
             refuse!(code, metric, "{msg}")
         }
     };
-    write_frame(send, &Frame::Accepted { acceptance: acc }).await?;
+    let frame = match frame {
+        Ok(f) => f,
+        // Stored: the agent resubmits and gets the acceptance then.
+        Err(e) => refuse!(RefusalCode::Unavailable, "sign", "hub cannot sign: {e}"),
+    };
+    write_frame(send, &frame).await?;
     send.finish()?;
     Ok(())
     }

@@ -2,6 +2,7 @@
 //! removal of body files no document references.
 
 use crate::hub::{now_ms, Hub};
+use crate::state::{Answer, AnswerOutcome};
 use anyhow::Result;
 use poros_protocol::{HubNotice, NoticeKind};
 use std::sync::Arc;
@@ -63,16 +64,21 @@ pub async fn sweep_once(hub: &Arc<Hub>) -> Result<()> {
         let Some(rec) = hub.store.doc(&doc)? else {
             continue;
         };
-        let notice = hub.sign_notice(&HubNotice {
+        let notice = HubNotice {
             doc_id: doc,
             sender: rec.sender.clone(),
             recipient: rcpt.clone(),
             kind: NoticeKind::Expired,
             time_ms: now,
-        })?;
-        if let Some(sender) =
-            crate::state::expire(&hub.store, doc, rcpt.clone(), notice, now).await?
-        {
+        }
+        .as_statement();
+        let signed = hub.sign_statement(&notice)?;
+        let answer = Answer::Said(signed, Box::new(notice));
+        let outcome = hub
+            .store
+            .record_answer(doc, rcpt.clone(), answer, now)
+            .await?;
+        if let AnswerOutcome::Recorded { sender } = outcome {
             hub.delays.clear(doc, &rcpt);
             info!(doc = %doc, recipient = %rcpt, sender = %sender, "delivery expired");
             hub.wake(&sender);

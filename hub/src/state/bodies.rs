@@ -12,10 +12,8 @@
 //! `bodies_damaged`, `body_repairs_requested`, `bodies_repaired`, `bodies_lost` and, per
 //! delivery, `deliveries_lost`.
 
-use super::{
-    answer_in, bump, dec, enc, DeliveryState, DocRecord, HubStore, BODY_REFS, DOCS, INLINE, QUEUE,
-};
-use poros_protocol::{AgencyId, Digest, DocumentId, SignedNotice};
+use super::{answer_in, bump, dec, enc, DocRecord, HubStore, BODY_REFS, DOCS, INLINE, QUEUE};
+use poros_protocol::{AgencyId, Digest, DocumentId};
 use poros_store::StoreError;
 use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
@@ -274,12 +272,12 @@ impl HubStore {
     }
 
     /// The body cannot be repaired: each held delivery ends with its hub-signed notice
-    /// (relayed to the sender like an expiry), and the damage record and requests go.
-    /// Returns the senders to wake.
+    /// statement (relayed to the sender like an expiry), and the damage record and requests
+    /// go. Returns the senders to wake.
     pub async fn body_lost(
         &self,
         digest: Digest,
-        notices: Vec<(HeldDelivery, SignedNotice)>,
+        notices: Vec<(HeldDelivery, super::Answer)>,
         now_ms: u64,
     ) -> Result<Vec<AgencyId>, StoreError> {
         let on_time = self.on_time_ms;
@@ -295,15 +293,9 @@ impl HubStore {
                     if !held {
                         continue;
                     }
-                    if let Some(sender) = answer_in(
-                        txn,
-                        &stats,
-                        h.doc,
-                        &h.recipient,
-                        DeliveryState::Lost(notice.clone()),
-                        now_ms,
-                        on_time,
-                    )? {
+                    let outcome =
+                        answer_in(txn, &stats, h.doc, &h.recipient, notice, now_ms, on_time)?;
+                    if let super::AnswerOutcome::Recorded { sender } = outcome {
                         wake.push(sender);
                     }
                 }

@@ -2,6 +2,7 @@
 //! them to senders; each step is one atomic commit.
 
 use super::*;
+use poros_protocol::{SignedStatement, Statement};
 use poros_store::ReceivedBody;
 
 impl HubStore {
@@ -13,11 +14,13 @@ impl HubStore {
         x.map(|g| dec(g.value())).transpose()
     }
 
-    /// Store an accepted document with one pending delivery per recipient, atomically. A body
-    /// file's reference guard is held until the document referencing it is durable.
+    /// Store an accepted document with one pending delivery per recipient, and the hub's
+    /// signed acceptance as the first statement of its history, atomically. A body file's
+    /// reference guard is held until the document referencing it is durable.
     pub async fn accept(
         &self,
         rec: DocRecord,
+        acceptance: (SignedStatement, Statement),
         body: ReceivedBody,
     ) -> Result<AcceptOutcome, StoreError> {
         let body_at = body.at();
@@ -39,7 +42,9 @@ impl HubStore {
                 if let Some(bytes) = existing {
                     let old: DocRecord = dec(&bytes)?;
                     return Ok(if old.envelope.0.payload == rec.envelope.0.payload {
-                        AcceptOutcome::Duplicate(old.acceptance)
+                        AcceptOutcome::Duplicate {
+                            accepted_ms: old.accepted_ms,
+                        }
                     } else {
                         AcceptOutcome::Conflict
                     });
@@ -73,6 +78,9 @@ impl HubStore {
                 }
                 drop((del, q, ex));
                 statements::on_accept(txn, key, &rec)?;
+                // Answered on the submitting stream itself, so relayed to no one.
+                let (signed, stmt) = &acceptance;
+                statements::record_in(txn, signed, stmt, rec.accepted_ms, &[], None)?;
                 crate::stats::on_accept(&stats, &rec.sender, &rec.recipients, rec.accepted_ms);
                 bump(
                     txn,
@@ -82,7 +90,7 @@ impl HubStore {
                         ("body_bytes_accepted", rec.body_len),
                     ],
                 )?;
-                Ok(AcceptOutcome::Stored(rec.acceptance.clone()))
+                Ok(AcceptOutcome::Stored)
             })
             .await
     }
@@ -155,21 +163,20 @@ impl HubStore {
         Ok(x.map(|g| g.value().to_vec()))
     }
 
-    /// Record a recipient's answer (idempotent: a second answer is ignored) and queue it for
-    /// relay to the sender. Returns the sender if a relay was queued.
+    /// Record an answer that ends a delivery (idempotent: a second answer is ignored) and queue
+    /// it for relay to the sender: a statement through the statement path, a `poros/1` form
+    /// through the legacy relays. A statement the rules refuse changes nothing.
     pub async fn record_answer(
         &self,
         doc: DocumentId,
         recipient: AgencyId,
-        state: DeliveryState,
+        answer: Answer,
         now_ms: u64,
-    ) -> Result<Option<AgencyId>, StoreError> {
+    ) -> Result<AnswerOutcome, StoreError> {
         let on_time = self.on_time_ms;
         let stats = self.stats.clone();
         self.db
-            .write(move |txn| {
-                answer_in(txn, &stats, doc, &recipient, state.clone(), now_ms, on_time)
-            })
+            .write(move |txn| answer_in(txn, &stats, doc, &recipient, &answer, now_ms, on_time))
             .await
     }
 
@@ -264,10 +271,45 @@ impl HubStore {
     }
 }
 
-/// Whether an answer was a delivery receipt (the rules' state changes only then).
-enum StateKind {
-    Delivered,
-    Other,
+/// An answer that ends a delivery.
+#[derive(Clone, Debug)]
+pub enum Answer {
+    /// A verified statement: the recipient's receipt or rejection, or the hub's expiry or
+    /// body-lost notice. The rules check it again here.
+    Said(SignedStatement, Box<Statement>),
+    /// The `poros/1` form (a receipt from such an agent); relayed as it is.
+    Legacy(DeliveryState),
+}
+
+/// What [`HubStore::record_answer`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AnswerOutcome {
+    /// Stored; the answer is queued for the document's sender.
+    Recorded {
+        /// The sender to wake.
+        sender: AgencyId,
+    },
+    /// The delivery had already ended (or is unknown): nothing changed.
+    AlreadyAnswered,
+    /// The statement does not end this delivery under the rules: nothing changed.
+    Refused(poros_protocol::Reason),
+}
+
+/// How a statement ends a delivery, if it is one that does.
+fn end_of(stmt: &Statement) -> Option<DeliveryEnd> {
+    use poros_protocol::{NoticeKind, Outcome, StatementKind};
+    match &stmt.kind {
+        StatementKind::Receipt { outcome, .. } => Some(match outcome {
+            Outcome::Delivered => DeliveryEnd::Delivered,
+            other => DeliveryEnd::Rejected(other.rejection()?),
+        }),
+        StatementKind::Notice { notice, .. } => match notice {
+            NoticeKind::Expired => Some(DeliveryEnd::Expired),
+            NoticeKind::BodyLost { reason } => Some(DeliveryEnd::Lost(*reason)),
+            NoticeKind::Delayed { .. } => None,
+        },
+        _ => None,
+    }
 }
 
 pub(super) fn answer_in(
@@ -275,21 +317,19 @@ pub(super) fn answer_in(
     stats: &crate::stats::StatsHook,
     doc: DocumentId,
     recipient: &AgencyId,
-    state: DeliveryState,
+    answer: &Answer,
     now_ms: u64,
     on_time_ms: u64,
-) -> Result<Option<AgencyId>, StoreError> {
+) -> Result<AnswerOutcome, StoreError> {
     let key = doc.as_bytes().as_slice();
-    let mut del = txn.open_table(DELIVERIES)?;
-    let cur: DeliveryRecord = match del.get((key, recipient.as_str()))? {
+    let cur: DeliveryRecord = match txn.open_table(DELIVERIES)?.get((key, recipient.as_str()))? {
         Some(g) => dec(g.value())?,
-        None => return Ok(None),
+        None => return Ok(AnswerOutcome::AlreadyAnswered),
     };
-    if !matches!(cur.state, DeliveryState::Pending) {
-        return Ok(None);
+    if !cur.state.is_pending() {
+        return Ok(AnswerOutcome::AlreadyAnswered);
     }
-    let docs = txn.open_table(DOCS)?;
-    let rec: DocRecord = match docs.get(key)? {
+    let rec: DocRecord = match txn.open_table(DOCS)?.get(key)? {
         Some(g) => dec(g.value())?,
         None => {
             return Err(StoreError::Corrupt(format!(
@@ -297,35 +337,79 @@ pub(super) fn answer_in(
             )))
         }
     };
+    let state = match answer {
+        Answer::Legacy(state) => {
+            if state.is_pending() {
+                return Ok(AnswerOutcome::AlreadyAnswered);
+            }
+            let relay = match state {
+                DeliveryState::Delivered(r) | DeliveryState::Rejected(r, _) => {
+                    RelayItem::Receipt(r.clone())
+                }
+                DeliveryState::Expired(n) | DeliveryState::Lost(n) => RelayItem::Notice(n.clone()),
+                DeliveryState::Pending | DeliveryState::Ended { .. } => {
+                    return Ok(AnswerOutcome::AlreadyAnswered)
+                }
+            };
+            if state.is_delivered() {
+                statements::on_delivered(txn, key, recipient)?;
+            }
+            txn.open_table(RELAYS)?.insert(
+                (rec.sender.as_str(), key, recipient.as_str()),
+                enc(&relay)?.as_slice(),
+            )?;
+            state.clone()
+        }
+        Answer::Said(signed, stmt) => {
+            let about = match &stmt.kind {
+                poros_protocol::StatementKind::Notice { recipient, .. } => Some(recipient),
+                _ => stmt.from.agency(),
+            };
+            let Some(how) = end_of(stmt).filter(|_| about == Some(recipient)) else {
+                return Ok(AnswerOutcome::Refused(poros_protocol::Reason::new(
+                    poros_protocol::ReasonCode::IllegalTransition,
+                    format!(
+                        "a {} does not end the delivery of {doc} to {recipient}",
+                        stmt.kind.label()
+                    ),
+                )));
+            };
+            // The rules again, as for every statement: maker, addressee, order.
+            let mut st = statements::state_in(txn, &doc, &rec)?;
+            let digest = signed.payload_digest();
+            if let Err(r) = st.check(stmt, &digest) {
+                return Ok(AnswerOutcome::Refused(r));
+            }
+            st.apply(stmt, &digest);
+            statements::put_doc_state(txn, &doc, &st)?;
+            let seq = statements::record_in(txn, signed, stmt, now_ms, &stmt.to, None)?;
+            DeliveryState::Ended {
+                how,
+                statement: seq,
+            }
+        }
+    };
     // A delivery an update added fell due when the update was accepted, not the document.
     let due_ms = statements::added_at(txn, key, recipient)?.unwrap_or(rec.accepted_ms);
-    let (end, reason) = match &state {
-        DeliveryState::Delivered(_) if now_ms.saturating_sub(due_ms) <= on_time_ms => {
-            (crate::stats::End::OnTime, None)
-        }
-        DeliveryState::Delivered(_) => (crate::stats::End::Late, None),
-        DeliveryState::Rejected(r, _) => (
-            crate::stats::End::Rejected,
-            Some(crate::stats::rejection_code(r)),
-        ),
-        DeliveryState::Expired(_) | DeliveryState::Lost(_) => (crate::stats::End::Expired, None),
-        DeliveryState::Pending => return Ok(None),
+    let Some(end_how) = state.end() else {
+        return Ok(AnswerOutcome::AlreadyAnswered);
     };
-    let (relay, counter) = match &state {
-        DeliveryState::Delivered(r) => (RelayItem::Receipt(r.clone()), "deliveries_delivered"),
-        DeliveryState::Rejected(r, _) => (RelayItem::Receipt(r.clone()), "deliveries_rejected"),
-        DeliveryState::Expired(n) => (RelayItem::Notice(n.clone()), "deliveries_expired"),
-        DeliveryState::Lost(n) => (RelayItem::Notice(n.clone()), "deliveries_lost"),
-        DeliveryState::Pending => return Ok(None),
+    let (end, reason, counter) = match &end_how {
+        DeliveryEnd::Delivered if now_ms.saturating_sub(due_ms) <= on_time_ms => {
+            (crate::stats::End::OnTime, None, "deliveries_delivered")
+        }
+        DeliveryEnd::Delivered => (crate::stats::End::Late, None, "deliveries_delivered"),
+        DeliveryEnd::Rejected(r) => (
+            crate::stats::End::Rejected,
+            Some(r.code),
+            "deliveries_rejected",
+        ),
+        DeliveryEnd::Expired => (crate::stats::End::Expired, None, "deliveries_expired"),
+        DeliveryEnd::Lost(_) => (crate::stats::End::Expired, None, "deliveries_lost"),
     };
     // A delivery held for a body repair leaves the holding table when it ends some other way.
-    let was_held = matches!(state, DeliveryState::Expired(_) | DeliveryState::Lost(_));
-    let state_kind = if matches!(state, DeliveryState::Delivered(_)) {
-        StateKind::Delivered
-    } else {
-        StateKind::Other
-    };
-    del.insert(
+    let was_held = matches!(end_how, DeliveryEnd::Expired | DeliveryEnd::Lost(_));
+    txn.open_table(DELIVERIES)?.insert(
         (key, recipient.as_str()),
         enc(&DeliveryRecord {
             state,
@@ -339,13 +423,6 @@ pub(super) fn answer_in(
     }
     txn.open_table(EXPIRY)?
         .remove((due_ms, key, recipient.as_str()))?;
-    if matches!(state_kind, StateKind::Delivered) {
-        statements::on_delivered(txn, key, recipient)?;
-    }
-    txn.open_table(RELAYS)?.insert(
-        (rec.sender.as_str(), key, recipient.as_str()),
-        enc(&relay)?.as_slice(),
-    )?;
     // The count lives apart from the document record so an answer never rewrites the record.
     let answered = {
         let mut t = txn.open_table(ANSWERED)?;
@@ -356,9 +433,7 @@ pub(super) fn answer_in(
     if answered as usize >= statements::delivery_count(txn, key, &rec)? {
         txn.open_table(RETENTION)?.insert((now_ms, key), ())?;
     }
-    drop(del);
-    drop(docs);
     bump(txn, &[(counter, 1)])?;
     crate::stats::on_end(stats, &rec.sender, recipient, due_ms, now_ms, end, reason);
-    Ok(Some(rec.sender))
+    Ok(AnswerOutcome::Recorded { sender: rec.sender })
 }

@@ -23,7 +23,7 @@
 //! Layout: [`records`] (the stored types), [`registry`], [`exchange`] (documents, queue,
 //! answers, relays), [`retention`], [`statistics`], [`bodies`], [`statements`].
 
-use poros_protocol::{AgencyId, Digest, DocumentId, SignedNotice};
+use poros_protocol::{AgencyId, Digest, DocumentId};
 use poros_store::{Db, StoreError};
 use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
@@ -41,9 +41,10 @@ mod tests;
 
 pub use bodies::{DamageRecord, HeldDelivery};
 use exchange::answer_in;
+pub use exchange::{Answer, AnswerOutcome};
 use records::dec_node;
 pub use records::*;
-pub use retention::expire;
+
 pub use statements::{
     HistoryEntry, StatementOutcome, StatementRefusal, StatementRelay, StoredStatement,
 };

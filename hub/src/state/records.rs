@@ -3,8 +3,9 @@
 
 use super::dec;
 use poros_protocol::{
-    AgencyId, Digest, DocumentId, SignedAcceptance, SignedEnvelope, SignedNotice, SignedReceipt,
+    AgencyId, Digest, DocumentId, SignedBlob, SignedEnvelope, SignedNotice, SignedReceipt,
 };
+
 use poros_store::StoreError;
 use serde::{Deserialize, Serialize};
 
@@ -242,8 +243,11 @@ pub use poros_store::BodyAt;
 pub struct DocRecord {
     /// As signed by the sender.
     pub envelope: SignedEnvelope,
-    /// As signed by the hub.
-    pub acceptance: SignedAcceptance,
+    /// The hub's acceptance as signed: an `Accepted` statement (also in the document's
+    /// history) since `poros/3`, the `poros/1` acceptance form in records written before.
+    /// Informational: a resubmission is answered with an acceptance signed again in the form
+    /// its connection speaks.
+    pub acceptance: SignedBlob,
     /// Sender.
     pub sender: AgencyId,
     /// Recipients.
@@ -272,6 +276,72 @@ pub enum DeliveryState {
     /// Hub's signed notice that the body was lost and could not be repaired (counted like an
     /// expiry in the statistics: the delivery failed without the recipient's fault).
     Lost(SignedNotice),
+    /// Ended by a statement in the document's history (since `poros/3`: the recipient's
+    /// receipt or rejection, or the hub's expiry or body-lost notice). The variants above are
+    /// the `poros/1` forms, kept for records written by or for such agents.
+    Ended {
+        /// How it ended.
+        how: DeliveryEnd,
+        /// The statement's acceptance sequence number (see `HubStore::statement_history`).
+        statement: u64,
+    },
+}
+
+/// How a delivery ended, as said by the statement that ended it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeliveryEnd {
+    /// The recipient stored it.
+    Delivered,
+    /// The recipient quarantined it, for this reason.
+    Rejected(poros_protocol::Reason),
+    /// It stayed pending past the expiry.
+    Expired,
+    /// The hub's copy of the body was lost and could not be repaired.
+    Lost(poros_protocol::BodyLostReason),
+}
+
+impl DeliveryState {
+    /// Still waiting for an answer.
+    pub fn is_pending(&self) -> bool {
+        matches!(self, DeliveryState::Pending)
+    }
+
+    /// The recipient signed that it holds the document.
+    pub fn is_delivered(&self) -> bool {
+        matches!(
+            self,
+            DeliveryState::Delivered(_)
+                | DeliveryState::Ended {
+                    how: DeliveryEnd::Delivered,
+                    ..
+                }
+        )
+    }
+
+    /// How it ended, whatever form the answer took (`None` while pending).
+    pub fn end(&self) -> Option<DeliveryEnd> {
+        Some(match self {
+            DeliveryState::Pending => return None,
+            DeliveryState::Delivered(_) => DeliveryEnd::Delivered,
+            DeliveryState::Rejected(r, why) => DeliveryEnd::Rejected(
+                r.receipt()
+                    .ok()
+                    .and_then(|r| r.outcome.rejection())
+                    .unwrap_or_else(|| {
+                        poros_protocol::Reason::new(
+                            poros_protocol::ReasonCode::of_legacy_text(why),
+                            why.clone(),
+                        )
+                    }),
+            ),
+            DeliveryState::Expired(_) => DeliveryEnd::Expired,
+            DeliveryState::Lost(n) => match n.notice().map(|n| n.kind) {
+                Ok(poros_protocol::NoticeKind::BodyLost { reason }) => DeliveryEnd::Lost(reason),
+                _ => DeliveryEnd::Lost(poros_protocol::BodyLostReason::RepairAttemptsExhausted),
+            },
+            DeliveryState::Ended { how, .. } => how.clone(),
+        })
+    }
 }
 
 /// One (document, recipient) delivery.
@@ -296,9 +366,12 @@ pub enum RelayItem {
 #[derive(Debug)]
 pub enum AcceptOutcome {
     /// Newly stored.
-    Stored(SignedAcceptance),
-    /// Same document seen before: the original acceptance.
-    Duplicate(SignedAcceptance),
+    Stored,
+    /// Same document seen before, accepted at this time.
+    Duplicate {
+        /// When it was first accepted, Unix ms.
+        accepted_ms: u64,
+    },
     /// Same ID, different document.
     Conflict,
 }

@@ -93,16 +93,3 @@ impl HubStore {
             .await
     }
 }
-
-/// Mark a pending delivery expired (hub-signed notice), queueing the notice for the sender.
-pub async fn expire(
-    store: &HubStore,
-    doc: DocumentId,
-    recipient: AgencyId,
-    notice: SignedNotice,
-    now_ms: u64,
-) -> Result<Option<AgencyId>, StoreError> {
-    store
-        .record_answer(doc, recipient, DeliveryState::Expired(notice), now_ms)
-        .await
-}

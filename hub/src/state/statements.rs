@@ -283,7 +283,9 @@ fn agency(s: &str) -> Result<AgencyId, StoreError> {
 
 /// The rule state of `doc`, folded from its delivery records when none is stored (documents
 /// accepted before statements existed).
-fn state_in(
+/// The rule state of `doc`: stored in `doc_states`, or, for a document accepted before
+/// statements existed, folded from its delivery records.
+pub(super) fn state_in(
     txn: &redb::WriteTransaction,
     doc: &DocumentId,
     rec: &DocRecord,
@@ -297,7 +299,7 @@ fn state_in(
     for e in del.range((key, "")..=(key, "~"))? {
         let (k, v) = e?;
         let d: DeliveryRecord = dec(v.value())?;
-        if matches!(d.state, DeliveryState::Delivered(_)) {
+        if d.state.is_delivered() {
             st.delivered(&agency(k.value().1)?);
         }
     }
@@ -410,7 +412,7 @@ fn accept_in(
                 continue;
             };
             let d: DeliveryRecord = dec(g.value())?;
-            if let (DeliveryState::Delivered(_), Some(delivered_ms)) = (&d.state, d.answered_ms) {
+            if let (true, Some(delivered_ms)) = (d.state.is_delivered(), d.answered_ms) {
                 crate::stats::on_business(
                     stats,
                     r,
@@ -425,29 +427,7 @@ fn accept_in(
     }
     txn.open_table(DOC_STATES)?
         .insert(key, enc(&st)?.as_slice())?;
-    let seq = {
-        let mut t = txn.open_table(STATEMENTS)?;
-        let seq = t.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1);
-        let stored = StoredStatement {
-            signed: signed.clone(),
-            accepted_ms: now_ms,
-        };
-        t.insert(seq, enc(&stored)?.as_slice())?;
-        seq
-    };
-    txn.open_table(DOC_STATEMENTS)?.insert((key, seq), ())?;
-    txn.open_table(STATEMENT_DIGESTS)?
-        .insert(digest.as_slice(), seq)?;
-    let relay = enc(&RelayRef {
-        doc,
-        from: stmt.from.clone(),
-    })?;
-    {
-        let mut q = txn.open_table(STATEMENT_RELAYS)?;
-        for a in &stmt.to {
-            q.insert((a.as_str(), seq), relay.as_slice())?;
-        }
-    }
+    let seq = record_in(txn, signed, stmt, now_ms, &stmt.to, Some(&digest))?;
     let mut wake = stmt.to.clone();
     if !fx.add_recipients.is_empty() {
         let added = enc(&Added {
@@ -477,14 +457,65 @@ fn accept_in(
         )?;
         wake.extend(fx.add_recipients.iter().cloned());
     }
-    {
-        let mut k = txn.open_table(KINDS)?;
-        let label = stmt.kind.label();
-        let n = k.get(label)?.map(|g| g.value()).unwrap_or(0);
-        k.insert(label, n + 1)?;
-    }
     bump(txn, &[("statements_accepted", 1)])?;
     Ok(StatementOutcome::Accepted { seq, wake })
+}
+
+/// The one way a statement is stored, whatever its kind: appended to the global sequence and
+/// the document's history, one relay queued per agency in `relay_to` (routed on document,
+/// maker and addressee only), counted by kind. `digest`, when given, makes a resubmission of
+/// the same signed payload a duplicate (statements agencies send on their own; receipts and
+/// hub statements are made once by construction). The caller has checked it.
+pub(super) fn record_in(
+    txn: &redb::WriteTransaction,
+    signed: &SignedStatement,
+    stmt: &Statement,
+    now_ms: u64,
+    relay_to: &[AgencyId],
+    digest: Option<&Digest>,
+) -> Result<u64, StoreError> {
+    let key = stmt.doc_id.as_bytes().as_slice();
+    let seq = {
+        let mut t = txn.open_table(STATEMENTS)?;
+        let seq = t.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1);
+        let stored = StoredStatement {
+            signed: signed.clone(),
+            accepted_ms: now_ms,
+        };
+        t.insert(seq, enc(&stored)?.as_slice())?;
+        seq
+    };
+    txn.open_table(DOC_STATEMENTS)?.insert((key, seq), ())?;
+    if let Some(d) = digest {
+        txn.open_table(STATEMENT_DIGESTS)?
+            .insert(d.as_slice(), seq)?;
+    }
+    if !relay_to.is_empty() {
+        let relay = enc(&RelayRef {
+            doc: stmt.doc_id,
+            from: stmt.from.clone(),
+        })?;
+        let mut q = txn.open_table(STATEMENT_RELAYS)?;
+        for a in relay_to {
+            q.insert((a.as_str(), seq), relay.as_slice())?;
+        }
+    }
+    let mut k = txn.open_table(KINDS)?;
+    let label = stmt.kind.label();
+    let n = k.get(label)?.map(|g| g.value()).unwrap_or(0);
+    k.insert(label, n + 1)?;
+    Ok(seq)
+}
+
+/// Store the rule state of `doc` after applying a statement.
+pub(super) fn put_doc_state(
+    txn: &redb::WriteTransaction,
+    doc: &DocumentId,
+    st: &DocState,
+) -> Result<(), StoreError> {
+    txn.open_table(DOC_STATES)?
+        .insert(doc.as_bytes().as_slice(), enc(st)?.as_slice())?;
+    Ok(())
 }
 
 impl HubStore {
@@ -515,6 +546,28 @@ impl HubStore {
         limit: usize,
         in_flight: &HashSet<DocumentId>,
     ) -> Result<Vec<StatementRelay>, StoreError> {
+        self.statement_relay_scan(addressee, limit, in_flight, false)
+    }
+
+    /// [`HubStore::statement_relays_for`] for a `poros/1` connection: only the hub's own
+    /// statements (its notices, which the hub can sign again in that version's form); an
+    /// agency's statement about a document holds back the later ones of that document.
+    pub fn hub_statement_relays_for(
+        &self,
+        addressee: &AgencyId,
+        limit: usize,
+        in_flight: &HashSet<DocumentId>,
+    ) -> Result<Vec<StatementRelay>, StoreError> {
+        self.statement_relay_scan(addressee, limit, in_flight, true)
+    }
+
+    fn statement_relay_scan(
+        &self,
+        addressee: &AgencyId,
+        limit: usize,
+        in_flight: &HashSet<DocumentId>,
+        only_hub: bool,
+    ) -> Result<Vec<StatementRelay>, StoreError> {
         let r = self.db.read()?;
         let q = r.open_table(STATEMENT_RELAYS)?;
         let receipts = r.open_table(RELAYS)?;
@@ -540,7 +593,7 @@ impl HubStore {
                 rr.doc.as_bytes().as_slice(),
                 rr.from.as_str(),
             );
-            if receipts.get(gate)?.is_some() {
+            if receipts.get(gate)?.is_some() || (only_hub && rr.from != Party::Hub) {
                 continue;
             }
             let Some(g) = all.get(seq)? else {
@@ -681,11 +734,11 @@ impl HubStore {
 #[cfg(test)]
 mod tests {
     use super::super::tests::key;
-    use super::super::{AcceptOutcome, BodyAt};
+    use super::super::{AcceptOutcome, Answer, AnswerOutcome, BodyAt};
     use super::*;
     use poros_protocol::{
-        Acceptance, BusinessStatus, Change, Envelope, Metadata, Outcome, Receipt, SignedAcceptance,
-        SignedEnvelope, SignedReceipt, SigningKey, Staff, StatementKind,
+        Acceptance, BusinessStatus, Change, Envelope, Metadata, Outcome, Receipt, SignedEnvelope,
+        SignedReceipt, SigningKey, Staff, StatementKind,
     };
     use poros_store::Db;
     use poros_store::ReceivedBody;
@@ -759,7 +812,9 @@ mod tests {
             };
             let rec = DocRecord {
                 envelope: SignedEnvelope::sign(&env, &self.k, b"c").unwrap(),
-                acceptance: SignedAcceptance::sign(&acc, &self.k, b"c").unwrap(),
+                acceptance: SignedStatement::sign(&acc.as_statement(), &self.k, b"c")
+                    .unwrap()
+                    .0,
                 sender: a(G),
                 recipients: env.recipients.clone(),
                 body_sha256: env.body_sha256,
@@ -769,9 +824,13 @@ mod tests {
             };
             let out = self
                 .rt
-                .block_on(self.store.accept(rec, ReceivedBody::inline(body.to_vec())))
+                .block_on(self.store.accept(
+                    rec.clone(),
+                    super::super::tests::acc(&rec),
+                    ReceivedBody::inline(body.to_vec()),
+                ))
                 .unwrap();
-            assert!(matches!(out, AcceptOutcome::Stored(_)));
+            assert!(matches!(out, AcceptOutcome::Stored));
             self.deliver(env.id, H1, 6_000);
             env.id
         }
@@ -785,12 +844,17 @@ mod tests {
                 outcome: Outcome::Delivered,
                 time_ms: at,
             };
+            // The `poros/1` form, whose relay gates the recipient's statements (the current
+            // form is ordered by the statement path itself; see the store's tests).
             let st = DeliveryState::Delivered(SignedReceipt::sign(&r, &self.k, b"c").unwrap());
-            let sender = self
+            let outcome = self
                 .rt
-                .block_on(self.store.record_answer(doc, a(who), st, at))
+                .block_on(
+                    self.store
+                        .record_answer(doc, a(who), Answer::Legacy(st), at),
+                )
                 .unwrap();
-            assert_eq!(sender, Some(a(G)));
+            assert_eq!(outcome, AnswerOutcome::Recorded { sender: a(G) });
         }
 
         fn sign(
@@ -873,7 +937,10 @@ mod tests {
         };
         let c = t.refused_code(&t.sign(d, H1, &[H2], takeback));
         assert_eq!(c, ReasonCode::IllegalTransition);
-        assert!(t.store.statement_history(&d).unwrap().is_empty());
+        // Nothing but the hub's acceptance, the first statement of every history.
+        let h = t.store.statement_history(&d).unwrap();
+        assert_eq!(h.len(), 1);
+        assert_eq!(h[0].statement.kind.label(), "hub_accepted");
 
         let reg = t.sign(d, H1, &[G], status(BusinessStatus::Registered));
         assert!(matches!(t.submit(&reg), StatementOutcome::Accepted { .. }));
@@ -883,10 +950,16 @@ mod tests {
         let c = t.refused_code(&t.sign(d, H1, &[G], status(BusinessStatus::Arrived)));
         assert_eq!(c, ReasonCode::IllegalTransition);
         let h = t.store.statement_history(&d).unwrap();
-        assert_eq!(h.len(), 1);
-        assert_eq!(h[0].digest, reg.payload_digest());
+        assert_eq!(h.len(), 2);
+        assert_eq!(h[1].digest, reg.payload_digest());
         let counts = t.store.statement_counts().unwrap();
-        assert_eq!(counts, vec![("registered".to_string(), 1)]);
+        assert_eq!(
+            counts,
+            vec![
+                ("hub_accepted".to_string(), 1),
+                ("registered".to_string(), 1)
+            ]
+        );
     }
 
     #[test]
@@ -925,7 +998,8 @@ mod tests {
             "the next statement of d1: {r:?}"
         );
         let h: Vec<_> = t.store.statement_history(&d1).unwrap();
-        assert_eq!(h.iter().map(|e| e.seq).collect::<Vec<_>>()[1], r[0].0);
+        // After the hub's acceptance and the first statement.
+        assert_eq!(h.iter().map(|e| e.seq).collect::<Vec<_>>()[2], r[0].0);
     }
 
     #[test]

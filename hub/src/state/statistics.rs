@@ -39,7 +39,7 @@ pub(super) fn migrate_rejection_counters(txn: &redb::WriteTransaction) -> Result
         let (k, v) = e?;
         let (doc, rcpt) = k.value();
         let d: DeliveryRecord = dec(v.value())?;
-        let DeliveryState::Rejected(receipt, _) = &d.state else {
+        let Some(DeliveryEnd::Rejected(reason)) = d.state.end() else {
             continue;
         };
         let Some(rec) = docs
@@ -52,7 +52,7 @@ pub(super) fn migrate_rejection_counters(txn: &redb::WriteTransaction) -> Result
         let Ok(rcpt) = AgencyId::parse(rcpt) else {
             continue;
         };
-        let metric = format!("rej:{}", crate::stats::rejection_code(receipt));
+        let metric = format!("rej:{}", reason.code);
         for p in crate::stats::periods(rec.accepted_ms) {
             for s in crate::stats::scopes(&rcpt) {
                 *counts.entry((p.clone(), s, metric.clone())).or_default() += 1;
@@ -163,22 +163,22 @@ impl HubStore {
                     continue;
                 };
                 let d: DeliveryRecord = dec(g.value())?;
-                let m = match d.state {
-                    DeliveryState::Pending => continue,
-                    DeliveryState::Delivered(_)
+                let m = match d.state.end() {
+                    None => continue,
+                    Some(DeliveryEnd::Delivered)
                         if d.answered_ms.unwrap_or(0).saturating_sub(due_ms) <= on_time_ms =>
                     {
                         "ontime"
                     }
-                    DeliveryState::Delivered(_) => "late",
-                    DeliveryState::Rejected(ref r, _) => {
-                        let by = format!("rej:{}", crate::stats::rejection_code(r));
+                    Some(DeliveryEnd::Delivered) => "late",
+                    Some(DeliveryEnd::Rejected(r)) => {
+                        let by = format!("rej:{}", r.code);
                         for scope in crate::stats::scopes(rcpt) {
                             add(&scope, &by, 1);
                         }
                         "rejected"
                     }
-                    DeliveryState::Expired(_) | DeliveryState::Lost(_) => "expired",
+                    Some(DeliveryEnd::Expired | DeliveryEnd::Lost(_)) => "expired",
                 };
                 add(rcpt.as_str(), &format!("in_{m}"), 1);
                 add(&rcpt_group, &format!("in_{m}"), 1);

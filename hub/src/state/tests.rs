@@ -4,8 +4,8 @@
 use super::registry::audit_in;
 use super::*;
 use poros_protocol::{
-    Acceptance, Envelope, HubNotice, Metadata, NoticeKind, Outcome, Receipt, SignedAcceptance,
-    SignedEnvelope, SigningKey,
+    Acceptance, Envelope, HubNotice, Metadata, NoticeKind, Outcome, Receipt, SignedEnvelope,
+    SignedStatement, SigningKey, Statement,
 };
 use poros_store::ReceivedBody;
 
@@ -129,7 +129,9 @@ fn doc(k: &SigningKey, n: u8, body: &[u8], recipients: &[&str]) -> (DocumentId, 
     };
     let rec = DocRecord {
         envelope: SignedEnvelope::sign(&env, k, b"c").unwrap(),
-        acceptance: SignedAcceptance::sign(&acc, k, b"c").unwrap(),
+        acceptance: SignedStatement::sign(&acc.as_statement(), k, b"c")
+            .unwrap()
+            .0,
         sender: env.sender.clone(),
         recipients: env.recipients.clone(),
         body_sha256: env.body_sha256,
@@ -138,6 +140,21 @@ fn doc(k: &SigningKey, n: u8, body: &[u8], recipients: &[&str]) -> (DocumentId, 
         accepted_ms: 5_000,
     };
     (env.id, rec)
+}
+
+/// The hub's acceptance statement stored with `rec` (as `accept` takes it).
+pub(super) fn acc(rec: &DocRecord) -> (SignedStatement, Statement) {
+    let s = SignedStatement::from_blob(rec.acceptance.clone());
+    let st = s.statement().unwrap();
+    (s, st)
+}
+
+/// `stmt` signed, as an answer that ends a delivery.
+fn said(k: &SigningKey, stmt: Statement) -> Answer {
+    Answer::Said(
+        SignedStatement::sign(&stmt, k, b"c").unwrap(),
+        Box::new(stmt),
+    )
 }
 
 fn rt() -> tokio::runtime::Runtime {
@@ -155,17 +172,32 @@ fn accept_is_idempotent_and_conflicts_are_refused() {
     let (id, rec) = doc(&k, 1, b"body", &["000.00.00.H01", "000.00.00.H02"]);
     let rt = rt();
     let first = rt
-        .block_on(store.accept(rec.clone(), ReceivedBody::inline(b"body".to_vec())))
+        .block_on(store.accept(
+            rec.clone(),
+            acc(&rec),
+            ReceivedBody::inline(b"body".to_vec()),
+        ))
         .unwrap();
-    assert!(matches!(first, AcceptOutcome::Stored(_)));
+    assert!(matches!(first, AcceptOutcome::Stored));
     let again = rt
-        .block_on(store.accept(rec.clone(), ReceivedBody::inline(b"body".to_vec())))
+        .block_on(store.accept(
+            rec.clone(),
+            acc(&rec),
+            ReceivedBody::inline(b"body".to_vec()),
+        ))
         .unwrap();
-    assert!(matches!(again, AcceptOutcome::Duplicate(x) if x == rec.acceptance));
+    assert!(matches!(
+        again,
+        AcceptOutcome::Duplicate { accepted_ms: 5_000 }
+    ));
     let (_, mut other) = doc(&k, 1, b"other", &["000.00.00.H01"]);
     other.acceptance = rec.acceptance.clone();
     let c = rt
-        .block_on(store.accept(other, ReceivedBody::inline(b"other".to_vec())))
+        .block_on(store.accept(
+            other.clone(),
+            acc(&other),
+            ReceivedBody::inline(b"other".to_vec()),
+        ))
         .unwrap();
     assert!(matches!(c, AcceptOutcome::Conflict));
     // One pending delivery per recipient, stored once.
@@ -184,6 +216,12 @@ fn accept_is_idempotent_and_conflicts_are_refused() {
     assert_eq!(store.queue_depth().unwrap(), 2);
     let counters: HashMap<String, u64> = store.counters().unwrap().into_iter().collect();
     assert_eq!(counters["documents_accepted"], 1);
+    // The acceptance is the first statement of the history, stored once and relayed to no one.
+    let h = store.statement_history(&id).unwrap();
+    assert_eq!(h.len(), 1);
+    assert_eq!(h[0].statement.from, poros_protocol::Party::Hub);
+    assert_eq!(h[0].statement.kind.label(), "hub_accepted");
+    assert_eq!(store.statement_relay_depth().unwrap(), 0);
 }
 
 use std::collections::HashMap;
@@ -195,68 +233,92 @@ fn answers_relay_once_expiry_notifies_and_retention_frees_bodies() {
     let k = key();
     let (id, rec) = doc(&k, 2, b"payload", &["000.00.00.H01", "000.00.00.H02"]);
     let rt = rt();
-    rt.block_on(store.accept(rec, ReceivedBody::inline(b"payload".to_vec())))
-        .unwrap();
-    let receipt = poros_protocol::SignedReceipt::sign(
-        &Receipt {
-            doc_id: id,
-            sender: a("000.00.00.G01"),
-            recipient: a("000.00.00.H01"),
-            body_sha256: poros_protocol::sha256(b"payload"),
-            outcome: Outcome::Delivered,
-            time_ms: 6_000,
-        },
-        &k,
-        b"c",
-    )
+    rt.block_on(store.accept(
+        rec.clone(),
+        acc(&rec),
+        ReceivedBody::inline(b"payload".to_vec()),
+    ))
     .unwrap();
-    let st = DeliveryState::Delivered(receipt);
-    let sender = rt
-        .block_on(store.record_answer(id, a("000.00.00.H01"), st.clone(), 6_000))
+    let receipt = Receipt {
+        doc_id: id,
+        sender: a("000.00.00.G01"),
+        recipient: a("000.00.00.H01"),
+        body_sha256: poros_protocol::sha256(b"payload"),
+        outcome: Outcome::Delivered,
+        time_ms: 6_000,
+    };
+    let answer = said(&k, receipt.as_statement());
+    let outcome = rt
+        .block_on(store.record_answer(id, a("000.00.00.H01"), answer.clone(), 6_000))
         .unwrap();
-    assert_eq!(sender, Some(a("000.00.00.G01")));
+    assert_eq!(
+        outcome,
+        AnswerOutcome::Recorded {
+            sender: a("000.00.00.G01")
+        }
+    );
     // A second answer for the same delivery is ignored (no second relay).
     assert_eq!(
-        rt.block_on(store.record_answer(id, a("000.00.00.H01"), st, 6_001))
+        rt.block_on(store.record_answer(id, a("000.00.00.H01"), answer, 6_001))
             .unwrap(),
-        None
+        AnswerOutcome::AlreadyAnswered
     );
+    // The receipt travels the statement path to the sender, none the old relays.
     let none = std::collections::HashSet::new();
+    assert!(store
+        .relays_for(&a("000.00.00.G01"), 10, &none)
+        .unwrap()
+        .is_empty());
+    let no_docs = std::collections::HashSet::new();
+    let queued = store
+        .statement_relays_for(&a("000.00.00.G01"), 10, &no_docs)
+        .unwrap();
+    assert_eq!(queued.len(), 1);
     assert_eq!(
-        store
-            .relays_for(&a("000.00.00.G01"), 10, &none)
-            .unwrap()
-            .len(),
-        1
+        queued[0].signed.statement().unwrap(),
+        receipt.as_statement()
     );
+    rt.block_on(store.statement_relay_done(a("000.00.00.G01"), queued[0].seq, false))
+        .unwrap();
 
     // H02 never answers: it expires once older than the cutoff, and the sender is told.
     assert!(store.expired_before(5_000, 10).unwrap().is_empty());
     let due = store.expired_before(5_001, 10).unwrap();
     assert_eq!(due, vec![(id, a("000.00.00.H02"))]);
-    let notice = SignedNotice::sign(
-        &HubNotice {
-            doc_id: id,
-            sender: a("000.00.00.G01"),
-            recipient: a("000.00.00.H02"),
-            kind: NoticeKind::Expired,
-            time_ms: 7_000,
-        },
-        &k,
-        b"c",
-    )
-    .unwrap();
-    rt.block_on(expire(&store, id, a("000.00.00.H02"), notice, 7_000))
+    let notice = HubNotice {
+        doc_id: id,
+        sender: a("000.00.00.G01"),
+        recipient: a("000.00.00.H02"),
+        kind: NoticeKind::Expired,
+        time_ms: 7_000,
+    }
+    .as_statement();
+    // A notice must come from the hub: signed as an agency's, the rules refuse it.
+    let mut forged = notice.clone();
+    forged.from = a("000.00.00.H01").into();
+    assert!(matches!(
+        rt.block_on(store.record_answer(id, a("000.00.00.H02"), said(&k, forged), 7_000))
+            .unwrap(),
+        AnswerOutcome::Refused(_)
+    ));
+    rt.block_on(store.record_answer(id, a("000.00.00.H02"), said(&k, notice.clone()), 7_000))
         .unwrap();
     assert!(store
         .pending_for(&a("000.00.00.H02"), 10, &std::collections::HashSet::new())
         .unwrap()
         .is_empty());
-    let relays = store.relays_for(&a("000.00.00.G01"), 10, &none).unwrap();
-    assert_eq!(relays.len(), 2);
-    assert!(relays
+    let relays = store
+        .statement_relays_for(&a("000.00.00.G01"), 10, &no_docs)
+        .unwrap();
+    assert_eq!(relays.len(), 1);
+    assert_eq!(relays[0].signed.statement().unwrap(), notice);
+    let labels: Vec<String> = store
+        .statement_history(&id)
+        .unwrap()
         .iter()
-        .any(|(_, r, item)| r == &a("000.00.00.H02") && matches!(item, RelayItem::Notice(_))));
+        .map(|h| h.statement.kind.label().to_string())
+        .collect();
+    assert_eq!(labels, ["hub_accepted", "delivered", "expired"]);
 
     // Every recipient answered at 7_000: the body goes only after retention.
     assert!(rt
@@ -287,8 +349,12 @@ fn damaged_body_holds_deliveries_until_repaired_or_lost() {
     let (id, rec) = doc(&k, 3, b"payload", &["000.00.00.H01", "000.00.00.H02"]);
     let digest = rec.body_sha256;
     let rt = rt();
-    rt.block_on(store.accept(rec, ReceivedBody::inline(b"payload".to_vec())))
-        .unwrap();
+    rt.block_on(store.accept(
+        rec.clone(),
+        acc(&rec),
+        ReceivedBody::inline(b"payload".to_vec()),
+    ))
+    .unwrap();
     let none = std::collections::HashSet::new();
     let sender = a("000.00.00.G01");
 
@@ -327,21 +393,17 @@ fn damaged_body_holds_deliveries_until_repaired_or_lost() {
     let notices = held
         .into_iter()
         .map(|h| {
-            let n = SignedNotice::sign(
-                &HubNotice {
-                    doc_id: h.doc,
-                    sender: h.sender.clone(),
-                    recipient: h.recipient.clone(),
-                    kind: NoticeKind::BodyLost {
-                        reason: poros_protocol::BodyLostReason::SenderHasNoCopy,
-                    },
-                    time_ms: 8_000,
+            let n = HubNotice {
+                doc_id: h.doc,
+                sender: h.sender.clone(),
+                recipient: h.recipient.clone(),
+                kind: NoticeKind::BodyLost {
+                    reason: poros_protocol::BodyLostReason::SenderHasNoCopy,
                 },
-                &k,
-                b"c",
-            )
-            .unwrap();
-            (h, n)
+                time_ms: 8_000,
+            }
+            .as_statement();
+            (h, said(&k, n))
         })
         .collect();
     let wake = rt
@@ -352,7 +414,15 @@ fn damaged_body_holds_deliveries_until_repaired_or_lost() {
     assert!(store.damage(&digest).unwrap().is_none());
     assert!(store.expired_before(u64::MAX, 10).unwrap().is_empty());
     let no_relays = std::collections::HashSet::new();
-    assert_eq!(store.relays_for(&sender, 10, &no_relays).unwrap().len(), 2);
+    assert_eq!(
+        store
+            .statement_relays_for(&sender, 10, &no_relays)
+            .unwrap()
+            .len(),
+        1,
+        "two notices about one document: one relay at a time"
+    );
+    assert_eq!(store.statement_relay_docs(&sender).unwrap(), [id, id]);
     let counters: HashMap<String, u64> = store.counters().unwrap().into_iter().collect();
     assert_eq!(counters["deliveries_lost"], 2);
     assert_eq!(counters["bodies_lost"], 1);
@@ -406,8 +476,12 @@ fn rejection_counters_of_earlier_versions_are_recounted_by_code_once() {
     let rt = rt();
     {
         let store = HubStore::open(Db::open(&path).unwrap()).unwrap();
-        rt.block_on(store.accept(rec, ReceivedBody::inline(b"big".to_vec())))
-            .unwrap();
+        rt.block_on(store.accept(
+            rec.clone(),
+            acc(&rec),
+            ReceivedBody::inline(b"big".to_vec()),
+        ))
+        .unwrap();
         let reason = "body of 102400 bytes exceeds this agency's limit of 65536 bytes";
         let receipt = poros_protocol::SignedReceipt::sign(
             &Receipt {
@@ -424,9 +498,18 @@ fn rejection_counters_of_earlier_versions_are_recounted_by_code_once() {
             b"c",
         )
         .unwrap();
-        let st = DeliveryState::Rejected(receipt, reason.into());
+        // The `poros/1` form still goes through the old relays, and counts the same.
+        let st = Answer::Legacy(DeliveryState::Rejected(receipt, reason.into()));
         rt.block_on(store.record_answer(id, a("000.00.00.H01"), st, 6_000))
             .unwrap();
+        let none = std::collections::HashSet::new();
+        assert_eq!(
+            store
+                .relays_for(&a("000.00.00.G01"), 10, &none)
+                .unwrap()
+                .len(),
+            1
+        );
         // What an earlier version had written instead, and no record of the recount.
         store
             .db
