@@ -506,7 +506,7 @@ pub fn hub_toml_template(
         "# Poros hub configuration. Every key is optional; shown values are the defaults\n\
          # except where `poros-hub init` was told otherwise.\n\n\
          [network]\n\
-         # QUIC address agents connect to (mutual TLS 1.3, ALPN poros/2; poros/1 still accepted).\n\
+         # QUIC address agents connect to (mutual TLS 1.3, ALPN poros/3; poros/1 still accepted).\n\
          listen = \"{listen}\"\n\
          # Operations HTTP listener: health, metrics, JSON API. Keep it on loopback.\n\
          ops_listen = \"{ops_listen}\"\n\n\

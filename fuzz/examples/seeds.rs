@@ -180,7 +180,7 @@ fn seeds(dir: &Path) -> Res<()> {
     let s_pap = SignedPaperReport::sign(&report, &agency.key, &agency.cert)?;
     let status = poros_protocol::Statement {
         doc_id: doc,
-        from: id(AGENCY),
+        from: id(AGENCY).into(),
         to: vec![id("000.00.00.G01")],
         kind: poros_protocol::StatementKind::Status {
             status: poros_protocol::BusinessStatus::Registered,
@@ -196,6 +196,21 @@ fn seeds(dir: &Path) -> Res<()> {
         time_ms: 1_780_000_003_000,
     };
     let s_sta = poros_protocol::SignedStatement::sign(&status, &agency.key, &agency.cert)?;
+    // The same four as statements (`poros/3`), each signed by its maker.
+    let as_stmt = |s: &poros_protocol::Statement, by: &Signer| {
+        poros_protocol::SignedStatement::sign(s, &by.key, &by.cert)
+    };
+    let s_srec = as_stmt(
+        &receipt(Outcome::RejectedFor(poros_protocol::Reason::new(
+            poros_protocol::ReasonCode::TooLarge,
+            "body over the limit",
+        )))
+        .as_statement(),
+        &agency,
+    )?;
+    let s_sacc = as_stmt(&acc.as_statement(), &hub)?;
+    let s_snot = as_stmt(&notice.as_statement(), &hub)?;
+    let s_spap = as_stmt(&report.as_statement(), &agency)?;
 
     // signed_statement: [kind, clock, postcard(blob)].
     let stmt = |kind: StatementKind, clock: u8, blob: &SignedBlob| -> Res<Vec<u8>> {
@@ -211,6 +226,10 @@ fn seeds(dir: &Path) -> Res<()> {
         (StatementKind::Notice, "notice", &s_not.0),
         (StatementKind::PaperReport, "paper", &s_pap.0),
         (StatementKind::Statement, "status", &s_sta.0),
+        (StatementKind::Statement, "stmt-receipt", &s_srec.0),
+        (StatementKind::Statement, "stmt-accepted", &s_sacc.0),
+        (StatementKind::Statement, "stmt-notice", &s_snot.0),
+        (StatementKind::Statement, "stmt-paper", &s_spap.0),
     ];
     for (kind, name, blob) in blobs {
         for clock in 0..3u8 {

@@ -50,12 +50,16 @@ fn decode(kind: StatementKind, blob: &SignedBlob) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
             // The checks every party runs on a decoded statement, on whatever arrived.
             let _ = s.validate();
-            let mut state = poros_protocol::DocState::new(s.from.clone(), &s.to);
-            for a in &s.to {
-                state.delivered(a);
-            }
-            if state.check(&s, &[0; 32]).is_ok() {
-                state.apply(&s, &[0; 32]);
+            // The maker as the sender (or, for the hub's statements, the addressee).
+            let sender = s.from.agency().or(s.to.first());
+            if let Some(sender) = sender {
+                let mut state = poros_protocol::DocState::new(sender.clone(), &s.to);
+                for a in &s.to {
+                    state.delivered(a);
+                }
+                if state.check(&s, &[0; 32]).is_ok() {
+                    state.apply(&s, &[0; 32]);
+                }
             }
         }
     }
