@@ -11,8 +11,8 @@ use anyhow::Context;
 use poros_certs::Signer;
 use poros_protocol::{
     AgencyId, BusinessStatus, Change, Digest, DocState, DocumentId, Effects, Envelope, Frame,
-    Reason, ReasonCode, Refusal, RefusalCode, SignedStatement, Staff, Statement, StatementKind,
-    Track, STATEMENT_CONTEXT,
+    Party, Reason, ReasonCode, Refusal, RefusalCode, SignedStatement, Staff, Statement,
+    StatementKind, Track, STATEMENT_CONTEXT,
 };
 use poros_store::StoreError;
 use std::collections::{HashMap, HashSet};
@@ -265,7 +265,7 @@ fn verify(
         now / 1000,
         stmt.time_ms / 1000,
     ) {
-        Ok(Signer::Agency(a)) if a == stmt.from => Ok(()),
+        Ok(signer) if signed_by_maker(&signer, &stmt.from) => Ok(()),
         Ok(Signer::Agency(a)) => Err(Reason::new(
             ReasonCode::SignerNotForAgency,
             format!(
@@ -275,7 +275,10 @@ fn verify(
         )),
         Ok(Signer::Hub) => Err(Reason::new(
             ReasonCode::SignerNotForAgency,
-            "statement is signed by the hub, not by an agency",
+            format!(
+                "statement claims to be from {} but is signed by the hub",
+                stmt.from
+            ),
         )),
         Err(e) => Err(Reason::new(
             e.reason_code(),
@@ -284,12 +287,21 @@ fn verify(
     }
 }
 
+/// Whether `signer` is the party that makes the statement: the agency itself, or the hub
+/// (certificate SAN `urn:poros:hub`) for the hub's own statements.
+pub(crate) fn signed_by_maker(signer: &Signer, maker: &Party) -> bool {
+    match (signer, maker) {
+        (Signer::Agency(a), Party::Agency(m)) => a == m,
+        (Signer::Hub, Party::Hub) => true,
+        _ => false,
+    }
+}
+
 /// Whether a stored statement's signature still verifies (re-checked for every view).
 pub fn signature_verified(agent: &Agent, s: &SignedStatement, stmt: &Statement) -> bool {
-    matches!(
-        agent.trust_verify(&s.0, STATEMENT_CONTEXT, stmt.time_ms / 1000),
-        Ok(Signer::Agency(a)) if a == stmt.from
-    )
+    agent
+        .trust_verify(&s.0, STATEMENT_CONTEXT, stmt.time_ms / 1000)
+        .is_ok_and(|signer| signed_by_maker(&signer, &stmt.from))
 }
 
 /// Whether `update` proves that the document in `env` is addressed to this agency: signed by
@@ -555,7 +567,7 @@ async fn submit_one(
     {
         // The request goes only once the hub accepted the document it names.
         let refused = match agent.store.outgoing(successor)? {
-            Some(o) if o.acceptance.is_some() => None,
+            Some(o) if o.is_accepted() => None,
             Some(o) => match o.refused {
                 Some(why) => Some(format!(
                     "the new document {successor} was refused by the hub: {why}"

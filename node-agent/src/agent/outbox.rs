@@ -82,6 +82,7 @@ impl Agent {
             body_len: len,
             acceptance: None,
             refused: None,
+            accepted: None,
         };
         self.store
             .put_outgoing(env.id, rec, recipients, inline)

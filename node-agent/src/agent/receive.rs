@@ -216,6 +216,7 @@ impl Agent {
             body_sha256: digest,
             body_len: len,
             reason: reason.as_ref().map(|r| r.text.clone()),
+            statement: None,
         };
         // The update is kept with a document it admitted, as a statement received.
         let admitted_by_update = !env.recipients.contains(&self.cfg.agency);

@@ -244,7 +244,7 @@ fn fold_base(
     if let Some((rec, statuses)) = out {
         let mut s = sent_base(rec)?;
         for (a, st) in statuses {
-            if matches!(st, RecipientStatus::Delivered(_)) {
+            if st.is_delivered() {
                 // An added recipient has no track until its update is folded in.
                 s.tracks.entry(a.clone()).or_default();
                 s.delivered(a);
@@ -271,7 +271,7 @@ fn base_state(txn: &WriteTransaction, id: DocumentId) -> Result<Option<DocState>
         .get(key)?
         .map(|g| g.value().to_vec());
     if let Some(v) = out {
-        let rec: OutRecord = dec(&v)?;
+        let rec = OutRecord::decode(&v)?;
         let mut statuses = Vec::new();
         let st = txn.open_table(OUT_STATUS)?;
         for e in st.range((key, "")..=(key, "~"))? {
@@ -284,7 +284,7 @@ fn base_state(txn: &WriteTransaction, id: DocumentId) -> Result<Option<DocState>
     for def in [INBOX, QUARANTINE] {
         let v = txn.open_table(def)?.get(key)?.map(|g| g.value().to_vec());
         if let Some(v) = v {
-            return fold_base(None, Some(&dec(&v)?));
+            return fold_base(None, Some(&InRecord::decode(&v)?));
         }
     }
     Ok(None)
@@ -485,7 +485,7 @@ impl AgentStore {
                         .get(named.as_bytes().as_slice())?
                         .map(|g| g.value().to_vec())
                     {
-                        Some(v) => sent_base(&dec(&v)?)?.sender == stmt.from,
+                        Some(v) => sent_base(&OutRecord::decode(&v)?)?.sender == stmt.from,
                         None => false,
                     };
                     if !ok {
@@ -640,7 +640,7 @@ impl AgentStore {
                                 .get((key, a.as_str()))?
                                 .map(|g| dec::<RecipientStatus>(g.value()))
                                 .transpose()?;
-                            if matches!(pending, Some(RecipientStatus::Pending)) {
+                            if pending.as_ref().is_some_and(RecipientStatus::is_pending) {
                                 st.remove((key, a.as_str()))?;
                             }
                         }
@@ -699,7 +699,7 @@ pub(crate) mod tests {
         SigningKey::generate().unwrap()
     }
 
-    fn envelope(id: DocumentId, recipients: &[&str]) -> SignedEnvelope {
+    pub(crate) fn envelope(id: DocumentId, recipients: &[&str]) -> SignedEnvelope {
         let env = Envelope {
             id,
             sender: a(S),
@@ -719,7 +719,7 @@ pub(crate) mod tests {
         SignedEnvelope::sign(&env, &key(), b"cert").unwrap()
     }
 
-    fn receipt(id: DocumentId, by: &str) -> SignedReceipt {
+    pub(crate) fn receipt(id: DocumentId, by: &str) -> SignedReceipt {
         let r = Receipt {
             doc_id: id,
             sender: a(S),
@@ -770,14 +770,14 @@ pub(crate) mod tests {
         Box::new(|s, st, d| s.check(st, d))
     }
 
-    struct Fixture {
+    pub(crate) struct Fixture {
         _dir: tempfile::TempDir,
-        path: std::path::PathBuf,
-        rt: tokio::runtime::Runtime,
+        pub(crate) path: std::path::PathBuf,
+        pub(crate) rt: tokio::runtime::Runtime,
     }
 
     impl Fixture {
-        fn new() -> Self {
+        pub(crate) fn new() -> Self {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("agent.redb");
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -790,13 +790,13 @@ pub(crate) mod tests {
                 rt,
             }
         }
-        fn open(&self) -> AgentStore {
+        pub(crate) fn open(&self) -> AgentStore {
             AgentStore::open(poros_store::Db::open(&self.path).unwrap()).unwrap()
         }
     }
 
     /// A sent document delivered to R1 (not yet to R2).
-    fn sent(f: &Fixture, store: &AgentStore, id: DocumentId) {
+    pub(crate) fn sent(f: &Fixture, store: &AgentStore, id: DocumentId) {
         let rec = OutRecord {
             envelope: envelope(id, &[R1, R2]),
             body_at: BodyAt::Inline,
@@ -804,6 +804,7 @@ pub(crate) mod tests {
             body_len: 1,
             acceptance: None,
             refused: None,
+            accepted: None,
         };
         f.rt.block_on(async {
             store
@@ -815,7 +816,7 @@ pub(crate) mod tests {
         });
     }
 
-    fn statement_events(store: &AgentStore) -> Vec<StatementEvent> {
+    pub(crate) fn statement_events(store: &AgentStore) -> Vec<StatementEvent> {
         store
             .all_events(0, 1000)
             .unwrap()
@@ -840,6 +841,7 @@ pub(crate) mod tests {
             body_sha256: poros_protocol::sha256(b"x"),
             body_len: 1,
             reason: None,
+            statement: None,
         };
         f.rt.block_on(store.put_received(id, rec, Some(b"x".to_vec())))
             .unwrap();
