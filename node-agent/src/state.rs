@@ -588,6 +588,33 @@ impl AgentStore {
             .await
     }
 
+    /// The `Receipt` statement stored with a received document, storing `made` first if the
+    /// record has none (stored before receipts were statements). Returns the one stored.
+    pub async fn own_receipt_statement(
+        &self,
+        id: DocumentId,
+        made: SignedStatement,
+    ) -> Result<SignedStatement, StoreError> {
+        self.db
+            .write(move |txn| {
+                let key = id.as_bytes().as_slice();
+                for def in [INBOX, QUARANTINE] {
+                    let mut t = txn.open_table(def)?;
+                    let v = t.get(key)?.map(|g| g.value().to_vec());
+                    let Some(v) = v else { continue };
+                    let mut rec = InRecord::decode(&v)?;
+                    if let Some(s) = rec.statement {
+                        return Ok(s);
+                    }
+                    rec.statement = Some(made.clone());
+                    t.insert(key, enc(&rec)?.as_slice())?;
+                    return Ok(made.clone());
+                }
+                Err(StoreError::Other(format!("no received document {id}")))
+            })
+            .await
+    }
+
     /// Events after sequence number `after`, at most `limit`.
     pub fn events(&self, after: u64, limit: usize) -> Result<Vec<(u64, Event)>, StoreError> {
         let r = self.db.read()?;
@@ -729,6 +756,14 @@ mod tests {
         let back = InRecord::decode(&enc(&rec).unwrap()).unwrap();
         assert_eq!(back.statement, rec.statement);
         assert_eq!(back.reason, rec.reason);
+        // A record of poros/1 gets its receipt statement once; then it is the one kept.
+        let made = accepted(old_in);
+        let f2 = |m: SignedStatement| f.rt.block_on(store.own_receipt_statement(old_in, m));
+        assert_eq!(f2(made.clone()).unwrap(), made);
+        assert_eq!(f2(accepted(old_in)).unwrap(), made);
+        let kept = store.received(&old_in).unwrap().unwrap();
+        assert_eq!(kept.statement, Some(made));
+        assert_eq!(kept.receipt, rec.receipt);
         // Old bytes are never read as the new layout.
         assert!(postcard::from_bytes::<(OutRecordV1, Option<SignedStatement>)>(&out_v1).is_err());
         assert!(postcard::from_bytes::<(InRecordV1, Option<SignedStatement>)>(&in_v1).is_err());

@@ -1,6 +1,7 @@
 //! Receiving: a delivery is verified with the shared admission checks and stored in the inbox
-//! or in quarantine with a signed rejection; relayed receipts and hub notices are verified and
-//! stored against the outbox; a body the hub lost is uploaded again from the outbox.
+//! or in quarantine, answered with this agency's signed `Receipt` statement (delivered or
+//! rejected); relayed receipts and hub notices of `poros/1` are verified and stored against
+//! the outbox; a body the hub lost is uploaded again from the outbox.
 
 use super::{now_ms, Agent};
 use crate::state::{BodyAt, InRecord, RecipientStatus};
@@ -11,11 +12,24 @@ use poros_protocol::envelope::ENVELOPE_CONTEXT;
 use poros_protocol::receipt::{NOTICE_CONTEXT, RECEIPT_CONTEXT};
 use poros_protocol::{
     DocumentId, Envelope, Frame, NoticeKind, Outcome, Reason, ReasonCode, Receipt, Refusal,
-    RefusalCode, SignedEnvelope, SignedReceipt, SignedStatement,
+    RefusalCode, SignedEnvelope, SignedReceipt, SignedStatement, Statement, StatementKind,
 };
 use poros_store::{BodySink, Commit};
 use poros_transport::{recv_body, send_body_verified, write_frame, RecvBodyError};
 use tracing::{debug, info, warn};
+
+/// The `Receipt` statement a receipt stands for: from the recipient, to the sender, no staff.
+/// A rejection of the time before reasons had codes gets the code its wording stands for (a
+/// statement always carries one).
+pub(crate) fn receipt_statement(r: &Receipt) -> Statement {
+    let mut s = r.as_statement();
+    if let StatementKind::Receipt { outcome, .. } = &mut s.kind {
+        if let (Outcome::Rejected { .. }, Some(why)) = (&*outcome, outcome.rejection()) {
+            *outcome = Outcome::RejectedFor(why);
+        }
+    }
+    s
+}
 
 impl Agent {
     /// Send the hub a body it lost, from the outbox: the original signed envelope, then the
@@ -155,21 +169,7 @@ impl Agent {
         };
         if let Some(known) = self.store.received(&env.id)? {
             debug!(doc = %env.id, "redelivery answered with the original receipt");
-            let creds = self.creds();
-            if known.receipt.0.signer_cert == creds.sign_cert {
-                return Ok(Frame::Receipt {
-                    receipt: known.receipt,
-                });
-            }
-            // The same receipt, signed again with the current key: the hub refuses a signer
-            // certificate that a renewal has retired.
-            let receipt = SignedReceipt::from_blob(poros_protocol::SignedBlob::sign(
-                RECEIPT_CONTEXT,
-                known.receipt.0.payload.clone(),
-                &creds.sign_key,
-                &creds.sign_cert,
-            )?);
-            return Ok(Frame::Receipt { receipt });
+            return self.answer(env.id, known).await;
         }
         let now = now_ms();
         let mut reason = self.admit(&signed, &env, added_by.as_ref(), now).err();
@@ -208,6 +208,7 @@ impl Agent {
             time_ms: now_ms(),
         };
         let signed_receipt = self.sign_receipt(&receipt)?;
+        let statement = self.sign_statement(&receipt_statement(&receipt))?;
         let rec = InRecord {
             envelope: signed,
             receipt: signed_receipt,
@@ -216,7 +217,7 @@ impl Agent {
             body_sha256: digest,
             body_len: len,
             reason: reason.as_ref().map(|r| r.text.clone()),
-            statement: None,
+            statement: Some(statement),
         };
         // The update is kept with a document it admitted, as a statement received.
         let admitted_by_update = !env.recipients.contains(&self.cfg.agency);
@@ -235,9 +236,34 @@ impl Agent {
                 warn!(doc = %env.id, sender = %env.sender, reason = %r, "delivery rejected and quarantined")
             }
         }
-        Ok(Frame::Receipt {
-            receipt: stored.receipt,
-        })
+        self.answer(env.id, stored).await
+    }
+
+    /// The answer to a delivery of a document stored here: the `Receipt` statement stored
+    /// with it. A record stored before receipts were statements gets one now, saying what its
+    /// receipt of `poros/1` says, stored before it is sent. Signed again (the same payload)
+    /// if a renewal retired the certificate it was signed with: the hub refuses that one.
+    async fn answer(&self, id: DocumentId, rec: InRecord) -> Result<Frame> {
+        let statement = match rec.statement {
+            Some(s) => s,
+            None => {
+                let r = rec.receipt.receipt()?;
+                let made = self.sign_statement(&receipt_statement(&r))?;
+                self.store.own_receipt_statement(id, made).await?
+            }
+        };
+        let (key, cert) = self.signing();
+        let statement = if statement.0.signer_cert == cert {
+            statement
+        } else {
+            statement.resign(&key, &cert)?
+        };
+        Ok(Frame::Statement { statement })
+    }
+
+    fn sign_statement(&self, s: &Statement) -> Result<SignedStatement> {
+        let (key, cert) = self.signing();
+        Ok(SignedStatement::sign(s, &key, &cert)?)
     }
 
     pub(super) async fn store_relayed_receipt(&self, receipt: SignedReceipt) -> Result<Frame> {
@@ -361,5 +387,45 @@ impl Agent {
             }
         }
         Ok(Frame::Ack { doc_id: n.doc_id })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use poros_protocol::{AgencyId, Party, Staff};
+
+    fn a(s: &str) -> AgencyId {
+        AgencyId::parse(s).unwrap()
+    }
+
+    #[test]
+    fn a_receipt_becomes_a_valid_receipt_statement_to_the_sender() {
+        let mut r = Receipt {
+            doc_id: DocumentId::new_v7(1, [1; 10]),
+            sender: a("000.00.00.G01"),
+            recipient: a("000.00.00.H02"),
+            body_sha256: [9; 32],
+            outcome: Outcome::Rejected {
+                reason: "body SHA-256 does not match the envelope".into(),
+            },
+            time_ms: 42,
+        };
+        let s = receipt_statement(&r);
+        s.validate().unwrap();
+        assert_eq!(s.from, Party::Agency(a("000.00.00.H02")));
+        assert_eq!(s.to, vec![a("000.00.00.G01")]);
+        assert_eq!((s.staff, s.note, s.time_ms), (Staff::default(), None, 42));
+        let StatementKind::Receipt {
+            body_sha256,
+            outcome: Outcome::RejectedFor(why),
+        } = s.kind
+        else {
+            panic!("not a rejection with a reason code")
+        };
+        assert_eq!(body_sha256, [9; 32]);
+        assert_eq!(why.code, poros_protocol::ReasonCode::BodyHashMismatch);
+        r.outcome = Outcome::Delivered;
+        assert_eq!(receipt_statement(&r), r.as_statement());
     }
 }
