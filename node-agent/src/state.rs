@@ -10,8 +10,8 @@
 pub mod statements;
 
 use poros_protocol::{
-    AgencyId, Digest, DocState, DocumentId, SignedAcceptance, SignedEnvelope, SignedNotice,
-    SignedReceipt, SignedStatement, Statement,
+    AgencyId, Digest, DocState, DocumentId, Reason, ReasonCode, SignedAcceptance, SignedEnvelope,
+    SignedNotice, SignedReceipt, SignedStatement, Statement,
 };
 use poros_store::{Db, StoreError};
 use redb::{ReadableTable, TableDefinition};
@@ -126,6 +126,48 @@ impl OutRecord {
             (None, None) => None,
         }
     }
+}
+
+/// What recording a relayed answer about a delivery did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AnswerStored {
+    /// Stored now.
+    New,
+    /// The same statement is held already.
+    AlreadyHeld,
+    /// The recipient was answered before (or the same delay is stored last): kept as it was.
+    AnsweredBefore,
+}
+
+/// Record a recipient's answer inside a write transaction; see [`AgentStore::set_status`].
+fn set_status_in(
+    txn: &redb::WriteTransaction,
+    id: DocumentId,
+    recipient: &AgencyId,
+    status: &RecipientStatus,
+    now_ms: u64,
+) -> Result<bool, StoreError> {
+    let key = id.as_bytes().as_slice();
+    let mut t = txn.open_table(OUT_STATUS)?;
+    let cur = t
+        .get((key, recipient.as_str()))?
+        .map(|g| g.value().to_vec());
+    let Some(cur) = cur else { return Ok(false) };
+    if dec::<RecipientStatus>(&cur)?.is_pending() {
+        t.insert((key, recipient.as_str()), enc(status)?.as_slice())?;
+        if status.is_delivered() {
+            statements::mark_delivered(txn, id, recipient)?;
+        }
+        let seq = statements::next_event_seq(txn)?;
+        let e = Event {
+            doc: id,
+            recipient: recipient.clone(),
+            state: status.state().into(),
+            stored_ms: now_ms,
+        };
+        txn.open_table(EVENTS)?.insert(seq, enc(&e)?.as_slice())?;
+    }
+    Ok(true)
 }
 
 /// Where a sent document stands with one recipient. The variants holding a statement are the
@@ -497,30 +539,106 @@ impl AgentStore {
         now_ms: u64,
     ) -> Result<bool, StoreError> {
         self.db
+            .write(move |txn| set_status_in(txn, id, &recipient, &status, now_ms))
+            .await
+    }
+
+    /// Record the hub's `Accepted` statement for a document submitted here (verified by the
+    /// caller): it leaves the submission queue, the record keeps the statement, and the
+    /// statement is stored with the document's others (its rule check, `check`, decides first:
+    /// a refusal changes nothing). A document already answered keeps its first answer.
+    pub async fn accept_submission(
+        &self,
+        id: DocumentId,
+        signed: SignedStatement,
+        now_ms: u64,
+        mut check: statements::Check,
+    ) -> Result<Result<(), Reason>, StoreError> {
+        let stmt = signed
+            .statement()
+            .map_err(|e| StoreError::Other(format!("statement does not decode: {e}")))?;
+        self.db
             .write(move |txn| {
                 let key = id.as_bytes().as_slice();
-                let mut t = txn.open_table(OUT_STATUS)?;
-                let cur = t
+                let cur = txn
+                    .open_table(OUTBOX)?
+                    .get(key)?
+                    .map(|g| g.value().to_vec());
+                let Some(cur) = cur else {
+                    return Ok(Err(Reason::new(
+                        ReasonCode::UnknownDocument,
+                        format!("document {id} is not in the outbox"),
+                    )));
+                };
+                let mut rec = OutRecord::decode(&cur)?;
+                if !rec.is_accepted() && rec.refused.is_none() {
+                    let direction = statements::Direction::Received;
+                    if let Err(r) =
+                        statements::put_in(txn, &signed, &stmt, direction, now_ms, &mut check)?
+                    {
+                        return Ok(Err(r));
+                    }
+                    rec.accepted = Some(signed.clone());
+                    txn.open_table(OUTBOX)?.insert(key, enc(&rec)?.as_slice())?;
+                }
+                txn.open_table(OUT_QUEUE)?.remove(key)?;
+                Ok(Ok(()))
+            })
+            .await
+    }
+
+    /// Record a relayed answer about the delivery of a sent document to `recipient` (a
+    /// `Receipt` statement, or the hub's `Notice`), verified by the caller: the statement is
+    /// stored with the document's others after `check` allowed it, and `status` (none for a
+    /// notice that does not end the delivery) becomes the recipient's status, with its event,
+    /// all in one commit. The first answer stands: once the recipient is answered (or for a
+    /// delay already stored with the same reason) nothing more is stored.
+    pub async fn put_delivery_answer(
+        &self,
+        signed: SignedStatement,
+        recipient: AgencyId,
+        status: Option<RecipientStatus>,
+        now_ms: u64,
+        mut check: statements::Check,
+    ) -> Result<Result<AnswerStored, Reason>, StoreError> {
+        let stmt = signed
+            .statement()
+            .map_err(|e| StoreError::Other(format!("statement does not decode: {e}")))?;
+        self.db
+            .write(move |txn| {
+                let id = stmt.doc_id;
+                let key = id.as_bytes().as_slice();
+                let cur = txn
+                    .open_table(OUT_STATUS)?
                     .get((key, recipient.as_str()))?
                     .map(|g| g.value().to_vec());
-                let Some(cur) = cur else { return Ok(false) };
-                if matches!(dec::<RecipientStatus>(&cur)?, RecipientStatus::Pending) {
-                    t.insert((key, recipient.as_str()), enc(&status)?.as_slice())?;
-                    if status.is_delivered() {
-                        statements::mark_delivered(txn, id, &recipient)?;
-                    }
-                    let seq = statements::next_event_seq(txn)?;
-                    let mut ev = txn.open_table(EVENTS)?;
-                    let state = status.state();
-                    let e = Event {
-                        doc: id,
-                        recipient: recipient.clone(),
-                        state: state.into(),
-                        stored_ms: now_ms,
-                    };
-                    ev.insert(seq, enc(&e)?.as_slice())?;
+                let Some(cur) = cur else {
+                    return Ok(Err(Reason::new(
+                        ReasonCode::NotAddressed,
+                        format!("{recipient} is not a recipient of {id} sent here"),
+                    )));
+                };
+                if statements::is_held(txn, &signed.payload_digest())? {
+                    return Ok(Ok(AnswerStored::AlreadyHeld));
                 }
-                Ok(true)
+                if !dec::<RecipientStatus>(&cur)?.is_pending() {
+                    return Ok(Ok(AnswerStored::AnsweredBefore));
+                }
+                if status.is_none() && statements::same_delay_last(txn, &stmt)? {
+                    return Ok(Ok(AnswerStored::AnsweredBefore));
+                }
+                let direction = statements::Direction::Received;
+                match statements::put_in(txn, &signed, &stmt, direction, now_ms, &mut check)? {
+                    Err(r) => return Ok(Err(r)),
+                    Ok(statements::Stored::AlreadyHeld) => {
+                        return Ok(Ok(AnswerStored::AlreadyHeld))
+                    }
+                    Ok(statements::Stored::New(_)) => {}
+                }
+                if let Some(status) = &status {
+                    set_status_in(txn, id, &recipient, status, now_ms)?;
+                }
+                Ok(Ok(AnswerStored::New))
             })
             .await
     }
@@ -767,5 +885,134 @@ mod tests {
         // Old bytes are never read as the new layout.
         assert!(postcard::from_bytes::<(OutRecordV1, Option<SignedStatement>)>(&out_v1).is_err());
         assert!(postcard::from_bytes::<(InRecordV1, Option<SignedStatement>)>(&in_v1).is_err());
+    }
+
+    fn signed(s: &Statement) -> SignedStatement {
+        SignedStatement::sign(s, &key(), b"c").unwrap()
+    }
+
+    fn full() -> statements::Check {
+        Box::new(|s, st, d| s.check(st, d))
+    }
+
+    #[test]
+    fn relayed_answers_set_the_status_and_are_stored_once_with_their_events() {
+        use crate::agent::receive_tests::{notice_stmt, receipt_stmt};
+        use poros_protocol::{DelayReason, NoticeKind, Outcome};
+        let f = Fixture::new();
+        let store = f.open();
+        let id = DocumentId::new_v7(4, [4; 10]);
+        // Sent to R1 (delivered, poros/1 receipt) and R2 (pending).
+        super::statements::tests::sent(&f, &store, id);
+        let put = |s: &SignedStatement, who: &str, st: Option<RecipientStatus>| {
+            f.rt.block_on(store.put_delivery_answer(s.clone(), a(who), st, 10, full()))
+                .unwrap()
+        };
+        let events = || store.all_events(0, 100).unwrap().len();
+        let before = events();
+        let delay = |r| NoticeKind::Delayed { reason: r };
+        let d1 = signed(&notice_stmt(
+            id,
+            R2,
+            delay(DelayReason::RecipientStorageFull),
+        ));
+        assert_eq!(put(&d1, R2, None), Ok(AnswerStored::New));
+        // The same delay said again later: kept once; another reason is stored.
+        let mut again = notice_stmt(id, R2, delay(DelayReason::RecipientStorageFull));
+        again.time_ms += 1000;
+        assert_eq!(
+            put(&signed(&again), R2, None),
+            Ok(AnswerStored::AnsweredBefore)
+        );
+        let d2 = signed(&notice_stmt(
+            id,
+            R2,
+            delay(DelayReason::RecipientUnavailable),
+        ));
+        assert_eq!(put(&d2, R2, None), Ok(AnswerStored::New));
+        assert!(store.statuses(&id).unwrap()[1].1.is_pending());
+        assert_eq!(events(), before + 2);
+        // R2's receipt: its status, its track, its statement, a receipt event and a statement
+        // event; the same again is held already.
+        let rc = signed(&receipt_stmt(id, R2, Outcome::Delivered));
+        let st = Some(RecipientStatus::DeliveredStatement(rc.clone()));
+        assert_eq!(put(&rc, R2, st.clone()), Ok(AnswerStored::New));
+        assert_eq!(put(&rc, R2, st), Ok(AnswerStored::AlreadyHeld));
+        assert_eq!(events(), before + 4);
+        let statuses = store.statuses(&id).unwrap();
+        assert!(
+            matches!(&statuses[1], (r, RecipientStatus::DeliveredStatement(s)) if r == &a(R2) && s == &rc)
+        );
+        assert!(
+            store
+                .doc_state(&id)
+                .unwrap()
+                .unwrap()
+                .track(&a(R2))
+                .unwrap()
+                .delivered
+        );
+        let labels: Vec<String> = store
+            .statements_of(&id)
+            .unwrap()
+            .iter()
+            .map(|s| s.statement().unwrap().kind.label().to_string())
+            .collect();
+        assert_eq!(labels, ["delayed", "delayed", "delivered"]);
+        // Answered before: an expiry after the receipt stores nothing.
+        let ex = signed(&notice_stmt(id, R2, NoticeKind::Expired));
+        let st = Some(RecipientStatus::ExpiredStatement(ex.clone()));
+        assert_eq!(put(&ex, R2, st), Ok(AnswerStored::AnsweredBefore));
+        assert_eq!(store.statements_of(&id).unwrap().len(), 3);
+        // Not a recipient: refused.
+        let other = signed(&receipt_stmt(id, "000.00.00.H09", Outcome::Delivered));
+        let r = put(&other, "000.00.00.H09", None).unwrap_err();
+        assert_eq!(r.code, ReasonCode::NotAddressed);
+    }
+
+    #[test]
+    fn the_hubs_accepted_statement_ends_the_submission_and_joins_the_timeline() {
+        use crate::agent::outbox_tests::accepted as acc;
+        let f = Fixture::new();
+        let store = f.open();
+        let id = DocumentId::new_v7(5, [5; 10]);
+        let rec = OutRecord {
+            envelope: envelope(id, &[R1, R2]),
+            body_at: BodyAt::Inline,
+            body_sha256: poros_protocol::sha256(b"x"),
+            body_len: 1,
+            acceptance: None,
+            refused: None,
+            accepted: None,
+        };
+        f.rt.block_on(store.put_outgoing(id, rec, vec![a(R1), a(R2)], Some(b"x".to_vec())))
+            .unwrap();
+        let none = std::collections::HashSet::new();
+        assert_eq!(store.submission_queue(10, &none).unwrap(), vec![id]);
+        // Naming other recipients than the document's: refused, nothing changes.
+        let wrong = signed(&acc(id, &[R1]));
+        let r =
+            f.rt.block_on(store.accept_submission(id, wrong, 3, full()))
+                .unwrap();
+        assert!(r.is_err());
+        assert_eq!(store.submission_queue(10, &none).unwrap(), vec![id]);
+        let s = signed(&acc(id, &[R1, R2]));
+        f.rt.block_on(store.accept_submission(id, s.clone(), 3, full()))
+            .unwrap()
+            .unwrap();
+        assert!(store.submission_queue(10, &none).unwrap().is_empty());
+        let out = store.outgoing(&id).unwrap().unwrap();
+        assert_eq!(out.accepted.as_ref(), Some(&s));
+        assert_eq!(out.accepted_ms(), Some(9));
+        // A second acceptance (a resubmission answered again) keeps the first.
+        let mut later = acc(id, &[R1, R2]);
+        later.time_ms = 99;
+        f.rt.block_on(store.accept_submission(id, signed(&later), 4, full()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(store.outgoing(&id).unwrap().unwrap().accepted, Some(s));
+        let st = store.statements_of(&id).unwrap();
+        assert_eq!(st.len(), 1);
+        assert_eq!(st[0].statement().unwrap().kind.label(), "hub_accepted");
     }
 }

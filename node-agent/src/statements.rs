@@ -1,6 +1,8 @@
 //! Statements on the agent: making one (the agent is the authority: it refuses to sign what
 //! the rules forbid), submitting those made here to the hub in order, and receiving those the
-//! hub relays (verified, checked, stored before they are acknowledged).
+//! hub relays (verified, checked, stored before they are acknowledged). Relayed receipts and
+//! hub notices about a sent document also set its recipient's status
+//! ([`Agent::store_delivery_answer`]); a relayed acceptance is taken as the submission's.
 //!
 //! Storage is [`crate::state::statements`]; the rules are [`poros_protocol::rules`].
 
@@ -429,6 +431,27 @@ pub(crate) async fn receive(agent: &Agent, signed: SignedStatement) -> anyhow::R
                 ReasonCode::NotAddressed,
                 format!("statement is not addressed to {me}"),
             )));
+        }
+        match &stmt.kind {
+            StatementKind::Receipt { .. } | StatementKind::Notice { .. } => {
+                return agent.store_delivery_answer(signed, stmt, now).await;
+            }
+            StatementKind::Accepted { .. } => {
+                // Normally the answer to a submission; taken the same way if relayed.
+                let Some(rec) = agent.store.outgoing(&stmt.doc_id)? else {
+                    return Ok(refuse(Reason::new(
+                        ReasonCode::UnknownDocument,
+                        format!("{} is not in the outbox of {me}", stmt.doc_id),
+                    )));
+                };
+                return Ok(match agent.record_acceptance(&rec, signed).await? {
+                    Ok(()) => Frame::Ack {
+                        doc_id: stmt.doc_id,
+                    },
+                    Err(r) => refuse(r),
+                });
+            }
+            _ => {}
         }
         let who = me.clone();
         let check: Check = Box::new(move |state, s, d| check_received(state, &who, s, d));

@@ -4,15 +4,16 @@
 //! the outbox; a body the hub lost is uploaded again from the outbox.
 
 use super::{now_ms, Agent};
-use crate::state::{BodyAt, InRecord, RecipientStatus};
+use crate::state::statements::Check;
+use crate::state::{AnswerStored, BodyAt, InRecord, OutRecord, RecipientStatus};
 use anyhow::{Context, Result};
 use poros_certs::Signer;
 use poros_protocol::admission;
 use poros_protocol::envelope::ENVELOPE_CONTEXT;
 use poros_protocol::receipt::{NOTICE_CONTEXT, RECEIPT_CONTEXT};
 use poros_protocol::{
-    DocumentId, Envelope, Frame, NoticeKind, Outcome, Reason, ReasonCode, Receipt, Refusal,
-    RefusalCode, SignedEnvelope, SignedReceipt, SignedStatement, Statement, StatementKind,
+    AgencyId, DocumentId, Envelope, Frame, NoticeKind, Outcome, Party, Reason, ReasonCode, Receipt,
+    Refusal, RefusalCode, SignedEnvelope, SignedReceipt, SignedStatement, Statement, StatementKind,
 };
 use poros_store::{BodySink, Commit};
 use poros_transport::{recv_body, send_body_verified, write_frame, RecvBodyError};
@@ -29,6 +30,76 @@ pub(crate) fn receipt_statement(r: &Receipt) -> Statement {
         }
     }
     s
+}
+
+/// How a recipient's status is made from the statement that gives it.
+type StatusOf = fn(SignedStatement) -> RecipientStatus;
+
+/// Whether a relayed `Receipt` or `Notice` statement (its signer already checked as its
+/// maker) is an answer about the delivery of `out`, a document this agency sent: for this
+/// agency alone, about one of its recipients, and a receipt signed over the body as sent (the
+/// checks of a relayed receipt of `poros/1`). Gives the recipient and the status it ends in
+/// (none for a delay, which ends nothing).
+pub(crate) fn delivery_answer(
+    stmt: &Statement,
+    me: &AgencyId,
+    out: &OutRecord,
+) -> Result<(AgencyId, Option<StatusOf>), Reason> {
+    stmt.validate()?;
+    if stmt.to != [me.clone()] {
+        return Err(Reason::new(
+            ReasonCode::NotAddressed,
+            format!(
+                "an answer about {} is for its sender {me} alone",
+                stmt.doc_id
+            ),
+        ));
+    }
+    match &stmt.kind {
+        StatementKind::Receipt {
+            body_sha256,
+            outcome,
+        } => {
+            let Party::Agency(recipient) = &stmt.from else {
+                return Err(Reason::new(
+                    ReasonCode::SignerNotForAgency,
+                    "a receipt is made by a recipient, not the hub",
+                ));
+            };
+            let r = Receipt {
+                doc_id: stmt.doc_id,
+                sender: me.clone(),
+                recipient: recipient.clone(),
+                body_sha256: *body_sha256,
+                outcome: outcome.clone(),
+                time_ms: stmt.time_ms,
+            };
+            admission::check_receipt(&r, recipient, &stmt.doc_id, &out.body_sha256)?;
+            let status: StatusOf = match outcome {
+                Outcome::Delivered => RecipientStatus::DeliveredStatement,
+                _ => RecipientStatus::RejectedStatement,
+            };
+            Ok((recipient.clone(), Some(status)))
+        }
+        StatementKind::Notice { recipient, notice } => {
+            if stmt.from != Party::Hub {
+                return Err(Reason::new(
+                    ReasonCode::SignerNotForAgency,
+                    "a delivery notice is made by the hub",
+                ));
+            }
+            let status: Option<StatusOf> = match notice {
+                NoticeKind::Expired => Some(RecipientStatus::ExpiredStatement),
+                NoticeKind::BodyLost { .. } => Some(RecipientStatus::LostStatement),
+                NoticeKind::Delayed { .. } => None,
+            };
+            Ok((recipient.clone(), status))
+        }
+        other => Err(Reason::new(
+            ReasonCode::Other,
+            format!("a {} is not an answer about a delivery", other.label()),
+        )),
+    }
 }
 
 impl Agent {
@@ -266,6 +337,98 @@ impl Agent {
         Ok(SignedStatement::sign(s, &key, &cert)?)
     }
 
+    /// Store a recipient's `Receipt` statement or the hub's `Notice` about a document sent
+    /// here (its signature already verified as its maker's, addressed to this agency): the
+    /// same checks as for a relayed receipt of `poros/1`, then the recipient's status and the
+    /// statement are stored together; answered `Ack` once durable (also for one held already
+    /// or for a recipient answered before, which keeps its first answer).
+    pub(crate) async fn store_delivery_answer(
+        &self,
+        signed: SignedStatement,
+        stmt: Statement,
+        now: u64,
+    ) -> Result<Frame> {
+        let refuse = |r: Reason| {
+            warn!(doc = %stmt.doc_id, reason = %r, kind = stmt.kind.label(), "relayed answer refused");
+            Ok(Frame::Refused(Refusal::rule(r)))
+        };
+        let Some(out) = self.store.outgoing(&stmt.doc_id)? else {
+            return refuse(Reason::new(
+                ReasonCode::UnknownDocument,
+                format!(
+                    "{} is not a document sent by {}",
+                    stmt.doc_id,
+                    self.agency()
+                ),
+            ));
+        };
+        let (recipient, status) = match delivery_answer(&stmt, self.agency(), &out) {
+            Ok(x) => x,
+            Err(r) => return refuse(r),
+        };
+        let status = status.map(|f| f(signed.clone()));
+        let check: Check = Box::new(|state, s, d| state.check(s, d));
+        let stored = match self
+            .store
+            .put_delivery_answer(signed, recipient.clone(), status, now, check)
+            .await?
+        {
+            Ok(x) => x,
+            Err(r) => return refuse(r),
+        };
+        let doc = stmt.doc_id;
+        match (&stmt.kind, stored) {
+            (_, AnswerStored::AlreadyHeld) => {
+                debug!(doc = %doc, "answer already held; acknowledged again")
+            }
+            (
+                StatementKind::Notice {
+                    notice: NoticeKind::Delayed { reason },
+                    ..
+                },
+                _,
+            ) => {
+                // Advisory, and only while no answer is recorded.
+                let pending = self
+                    .store
+                    .statuses(&doc)?
+                    .into_iter()
+                    .any(|(a, st)| a == recipient && st.is_pending());
+                if pending {
+                    self.reasons
+                        .delayed(doc, recipient.clone(), reason.to_string());
+                    warn!(doc = %doc, agency = %self.cfg.agency, recipient = %recipient, %reason, "delivery delayed; the hub keeps retrying");
+                }
+            }
+            (_, AnswerStored::AnsweredBefore) => {
+                debug!(doc = %doc, recipient = %recipient, kind = stmt.kind.label(), "recipient answered before; its first answer stands")
+            }
+            (
+                StatementKind::Receipt {
+                    outcome: Outcome::Delivered,
+                    ..
+                },
+                AnswerStored::New,
+            ) => {
+                self.reasons.answered(doc, &recipient);
+                info!(doc = %doc, agency = %self.cfg.agency, recipient = %recipient, "receipt stored")
+            }
+            (StatementKind::Receipt { outcome, .. }, AnswerStored::New) => {
+                self.reasons.answered(doc, &recipient);
+                let reason = outcome
+                    .rejection()
+                    .map(|r| r.to_string())
+                    .unwrap_or_default();
+                warn!(doc = %doc, agency = %self.cfg.agency, recipient = %recipient, %reason, "rejection stored")
+            }
+            (_, AnswerStored::New) => {
+                self.reasons.answered(doc, &recipient);
+                warn!(doc = %doc, agency = %self.cfg.agency, recipient = %recipient, notice = stmt.kind.label(), "delivery ended by the hub's notice");
+            }
+        }
+        Ok(Frame::Ack { doc_id: doc })
+    }
+
     pub(super) async fn store_relayed_receipt(&self, receipt: SignedReceipt) -> Result<Frame> {
         let refuse = |msg: String| {
             warn!(reason = %msg, "relayed receipt refused");
@@ -391,7 +554,7 @@ impl Agent {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use poros_protocol::{AgencyId, Party, Staff};
 
@@ -427,5 +590,96 @@ mod tests {
         assert_eq!(why.code, poros_protocol::ReasonCode::BodyHashMismatch);
         r.outcome = Outcome::Delivered;
         assert_eq!(receipt_statement(&r), r.as_statement());
+    }
+
+    fn out() -> OutRecord {
+        use crate::state::statements::tests::{envelope, R1, R2};
+        OutRecord {
+            envelope: envelope(DocumentId::new_v7(1, [1; 10]), &[R1, R2]),
+            body_at: BodyAt::Inline,
+            body_sha256: poros_protocol::sha256(b"x"),
+            body_len: 1,
+            acceptance: None,
+            refused: None,
+            accepted: None,
+        }
+    }
+
+    pub(crate) fn receipt_stmt(doc: DocumentId, by: &str, outcome: Outcome) -> Statement {
+        use crate::state::statements::tests::S;
+        Statement {
+            doc_id: doc,
+            from: Party::Agency(a(by)),
+            to: vec![a(S)],
+            kind: StatementKind::Receipt {
+                body_sha256: poros_protocol::sha256(b"x"),
+                outcome,
+            },
+            staff: Staff::default(),
+            note: None,
+            time_ms: 8,
+        }
+    }
+
+    pub(crate) fn notice_stmt(doc: DocumentId, about: &str, notice: NoticeKind) -> Statement {
+        use crate::state::statements::tests::S;
+        Statement {
+            doc_id: doc,
+            from: Party::Hub,
+            to: vec![a(S)],
+            kind: StatementKind::Notice {
+                recipient: a(about),
+                notice,
+            },
+            staff: Staff::default(),
+            note: None,
+            time_ms: 8,
+        }
+    }
+
+    #[test]
+    fn relayed_answers_are_checked_like_receipts_of_poros_1() {
+        use crate::state::statements::tests::{R2, S};
+        let (doc, me, out) = (DocumentId::new_v7(1, [1; 10]), a(S), out());
+        let ok = receipt_stmt(doc, R2, Outcome::Delivered);
+        let (who, status) = delivery_answer(&ok, &me, &out).unwrap();
+        assert_eq!(who, a(R2));
+        let st = status.unwrap()(
+            SignedStatement::sign(&ok, &poros_protocol::SigningKey::generate().unwrap(), b"c")
+                .unwrap(),
+        );
+        assert_eq!(st.state(), "delivered");
+        // Over another body.
+        let mut bad = ok.clone();
+        bad.kind = StatementKind::Receipt {
+            body_sha256: [1; 32],
+            outcome: Outcome::Delivered,
+        };
+        assert_eq!(
+            delivery_answer(&bad, &me, &out).unwrap_err().code,
+            ReasonCode::BodyHashMismatch
+        );
+        // A rejection names the body it received, whatever it was.
+        bad.kind = StatementKind::Receipt {
+            body_sha256: [1; 32],
+            outcome: Outcome::RejectedFor(Reason::new(ReasonCode::BodyHashMismatch, "sha-256")),
+        };
+        let (_, status) = delivery_answer(&bad, &me, &out).unwrap();
+        assert!(status.is_some());
+        // Not for this agency.
+        assert_eq!(
+            delivery_answer(&ok, &a(R2), &out).unwrap_err().code,
+            ReasonCode::NotAddressed
+        );
+        // Notices: a delay ends nothing; only the hub makes one.
+        let delay = NoticeKind::Delayed {
+            reason: poros_protocol::DelayReason::RecipientStorageFull,
+        };
+        let n = notice_stmt(doc, R2, delay);
+        assert!(delivery_answer(&n, &me, &out).unwrap().1.is_none());
+        let mut by_agency = notice_stmt(doc, R2, NoticeKind::Expired);
+        assert!(delivery_answer(&by_agency, &me, &out).unwrap().1.is_some());
+        by_agency.from = Party::Agency(a(R2));
+        assert!(delivery_answer(&by_agency, &me, &out).is_err());
     }
 }

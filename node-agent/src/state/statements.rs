@@ -13,7 +13,7 @@
 use super::{dec, enc, id_of, AgentStore, Event, InRecord, OutRecord, RecipientStatus};
 use super::{EVENTS, INBOX, META, OUTBOX, OUT_STATUS, QUARANTINE};
 use poros_protocol::{
-    AgencyId, Change, Digest, DocState, DocumentId, Effects, Party, Reason, ReasonCode,
+    AgencyId, Change, Digest, DocState, DocumentId, Effects, NoticeKind, Party, Reason, ReasonCode,
     SignedStatement, Statement, StatementKind,
 };
 use poros_store::StoreError;
@@ -446,6 +446,88 @@ pub(crate) fn listing_extras(
     Ok((state, replaces))
 }
 
+/// Whether the statement with this payload digest is held.
+pub(super) fn is_held(txn: &WriteTransaction, digest: &Digest) -> Result<bool, StoreError> {
+    Ok(txn.open_table(DIGESTS)?.get(digest.as_slice())?.is_some())
+}
+
+/// Whether `stmt` is a delay notice and the last notice stored about its recipient is a
+/// delay for the same reason (the hub says so at every failed attempt; it is kept once).
+pub(super) fn same_delay_last(
+    txn: &WriteTransaction,
+    stmt: &Statement,
+) -> Result<bool, StoreError> {
+    let StatementKind::Notice {
+        recipient,
+        notice: notice @ NoticeKind::Delayed { .. },
+    } = &stmt.kind
+    else {
+        return Ok(false);
+    };
+    let key = stmt.doc_id.as_bytes().as_slice();
+    let t = txn.open_table(STATEMENTS)?;
+    for e in t.range((key, 0)..=(key, u64::MAX))?.rev() {
+        let (_, v) = e?;
+        let s: StoredStatement = dec(v.value())?;
+        if let StatementKind::Notice {
+            recipient: r,
+            notice: n,
+        } = s.statement()?.kind
+        {
+            if &r == recipient {
+                return Ok(&n == notice);
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// [`AgentStore::put_statement`] inside a write transaction (with the other records the
+/// statement changes, in the same commit). Writes nothing unless it returns `Ok(Ok(New))`.
+pub(super) fn put_in(
+    txn: &WriteTransaction,
+    signed: &SignedStatement,
+    stmt: &Statement,
+    direction: Direction,
+    now_ms: u64,
+    check: &mut Check,
+) -> Result<Result<Stored, Reason>, StoreError> {
+    let digest = signed.payload_digest();
+    if txn.open_table(DIGESTS)?.get(digest.as_slice())?.is_some() {
+        return Ok(Ok(Stored::AlreadyHeld));
+    }
+    let Some(mut state) = load_state(txn, stmt.doc_id)? else {
+        return Ok(Err(Reason::new(
+            ReasonCode::UnknownDocument,
+            format!("document {} is not known here", stmt.doc_id),
+        )));
+    };
+    let fx = match check(&state, stmt, &digest) {
+        Ok(fx) => fx,
+        Err(r) => return Ok(Err(r)),
+    };
+    if let (Direction::Made, Some(named)) = (direction, fx.names_document) {
+        let ok = match txn
+            .open_table(OUTBOX)?
+            .get(named.as_bytes().as_slice())?
+            .map(|g| g.value().to_vec())
+        {
+            Some(v) => sent_base(&OutRecord::decode(&v)?)?.sender == stmt.from,
+            None => false,
+        };
+        if !ok {
+            return Ok(Err(Reason::new(
+                ReasonCode::UnknownDocument,
+                format!("{named} is not a document sent by {}", stmt.from),
+            )));
+        }
+    }
+    state.apply(stmt, &digest);
+    save_state(txn, stmt.doc_id, &state)?;
+    let seq = insert_statement(txn, stmt, signed.clone(), direction, now_ms)?;
+    Ok(Ok(Stored::New(seq)))
+}
+
 impl AgentStore {
     /// Stores a statement about a document known here, unless the same one is already held
     /// (then nothing changes): `check` decides under the document's current state, inside the
@@ -464,42 +546,7 @@ impl AgentStore {
             .statement()
             .map_err(|e| StoreError::Other(format!("statement does not decode: {e}")))?;
         self.db
-            .write(move |txn| {
-                let digest = signed.payload_digest();
-                if txn.open_table(DIGESTS)?.get(digest.as_slice())?.is_some() {
-                    return Ok(Ok(Stored::AlreadyHeld));
-                }
-                let Some(mut state) = load_state(txn, stmt.doc_id)? else {
-                    return Ok(Err(Reason::new(
-                        ReasonCode::UnknownDocument,
-                        format!("document {} is not known here", stmt.doc_id),
-                    )));
-                };
-                let fx = match check(&state, &stmt, &digest) {
-                    Ok(fx) => fx,
-                    Err(r) => return Ok(Err(r)),
-                };
-                if let (Direction::Made, Some(named)) = (direction, fx.names_document) {
-                    let ok = match txn
-                        .open_table(OUTBOX)?
-                        .get(named.as_bytes().as_slice())?
-                        .map(|g| g.value().to_vec())
-                    {
-                        Some(v) => sent_base(&OutRecord::decode(&v)?)?.sender == stmt.from,
-                        None => false,
-                    };
-                    if !ok {
-                        return Ok(Err(Reason::new(
-                            ReasonCode::UnknownDocument,
-                            format!("{named} is not a document sent by {}", stmt.from),
-                        )));
-                    }
-                }
-                state.apply(&stmt, &digest);
-                save_state(txn, stmt.doc_id, &state)?;
-                let seq = insert_statement(txn, &stmt, signed.clone(), direction, now_ms)?;
-                Ok(Ok(Stored::New(seq)))
-            })
+            .write(move |txn| put_in(txn, &signed, &stmt, direction, now_ms, &mut check))
             .await
     }
 
