@@ -2,7 +2,7 @@
 //! the rules forbid), submitting those made here to the hub in order, and receiving those the
 //! hub relays (verified, checked, stored before they are acknowledged). Relayed receipts and
 //! hub notices about a sent document also set its recipient's status
-//! ([`Agent::store_delivery_answer`]); a relayed acceptance is taken as the submission's.
+//! (`Agent::store_delivery_answer`); a relayed acceptance is taken as the submission's.
 //!
 //! Storage is [`crate::state::statements`]; the rules are [`poros_protocol::rules`].
 
