@@ -18,7 +18,9 @@ use axum::{Json, Router};
 use futures_util::StreamExt;
 use poros_certs::Signer;
 use poros_protocol::receipt::RECEIPT_CONTEXT;
-use poros_protocol::{AgencyId, DocumentId, Metadata, Outcome};
+use poros_protocol::{
+    AgencyId, DocumentId, Metadata, NoticeKind, Outcome, StatementKind, STATEMENT_CONTEXT,
+};
 use poros_store::StoreError;
 use poros_store::{BodySink, Commit, ReceivedBody};
 use poros_transport::http::StrictQuery;
@@ -189,31 +191,26 @@ fn recipient_json(
     let delay = || a.reasons.reason(*id, agency);
     let (state, time_ms, reason) = match st {
         _ if out.refused.is_some() => ("refused", None, out.refused.clone()),
-        RecipientStatus::Delivered(r) => ("delivered", r.receipt().ok().map(|r| r.time_ms), None),
-        RecipientStatus::Rejected(r) => {
-            let rr = r.receipt().ok();
-            let why = rr
-                .as_ref()
-                .and_then(|r| r.outcome.rejection().map(|r| r.to_string()));
-            ("rejected", rr.map(|r| r.time_ms), why)
-        }
-        RecipientStatus::Expired(n) => ("expired", n.notice().ok().map(|n| n.time_ms), None),
-        RecipientStatus::Lost(n) => {
-            let n = n.notice().ok();
-            let why = n.as_ref().and_then(|n| match n.kind {
-                poros_protocol::NoticeKind::BodyLost { reason } => Some(reason.to_string()),
-                _ => None,
-            });
-            ("lost", n.map(|n| n.time_ms), why)
-        }
-        RecipientStatus::Pending => match &out.acceptance {
-            Some(acc) => (
-                "accepted",
-                acc.acceptance().ok().map(|a| a.accepted_ms),
-                delay(),
-            ),
+        RecipientStatus::Pending => match out.accepted_ms() {
+            Some(ms) => ("accepted", Some(ms), delay()),
+            None if out.is_accepted() => ("accepted", None, delay()),
             None => ("pending", None, delay()),
         },
+        // A receipt or notice, in the form of `poros/1` or as a statement.
+        answered => {
+            let stmt = answered.statement();
+            let why = stmt.as_ref().and_then(|s| match &s.kind {
+                StatementKind::Receipt { outcome, .. } => {
+                    outcome.rejection().map(|r| r.to_string())
+                }
+                StatementKind::Notice {
+                    notice: NoticeKind::BodyLost { reason },
+                    ..
+                } => Some(reason.to_string()),
+                _ => None,
+            });
+            (answered.state(), stmt.map(|s| s.time_ms), why)
+        }
     };
     json!({"agency": agency, "state": state, "time_ms": time_ms, "reason": reason})
 }
@@ -236,7 +233,7 @@ fn out_json(
         "created_ms": env.as_ref().map(|e| e.created_ms),
         "body_len": out.body_len,
         "body_sha256": hex::encode(out.body_sha256),
-        "accepted_ms": out.acceptance.as_ref().and_then(|a| a.acceptance().ok()).map(|a| a.accepted_ms),
+        "accepted_ms": out.accepted_ms(),
         "recipients": recipients,
     })
 }
@@ -489,34 +486,59 @@ async fn receipts(State(a): State<Arc<Agent>>, StrictQuery(q): StrictQuery<PageQ
             Ok((p, next))
         },
         move |p, emit| {
-            p.each_receipt(|id, rcpt, r| {
-                let Ok(rr) = r.receipt() else { return true };
-                // Re-check the stored signature as of the receipt's own time.
-                let verified = matches!(
-                    agent.trust_verify(&r.0, RECEIPT_CONTEXT, rr.time_ms / 1000),
-                    Ok(Signer::Agency(s)) if &s == rcpt
-                );
-                let rejection = rr.outcome.rejection();
-                emit(json!(ReceiptItem {
-                    id: *id,
-                    recipient: rcpt.clone(),
-                    outcome: if rr.outcome == Outcome::Delivered {
-                        "delivered"
-                    } else {
-                        "rejected"
-                    }
-                    .into(),
-                    reason_code: rejection.as_ref().map(|r| r.code.label().to_string()),
-                    reason: rejection.map(|r| r.text),
-                    time_ms: rr.time_ms,
-                    body_sha256: hex::encode(rr.body_sha256),
-                    signature: hex::encode(&r.0.signature),
-                    signature_verified: verified,
-                }))
+            p.each_receipt(|id, rcpt, st| match receipt_item(&agent, id, rcpt, st) {
+                Some(item) => emit(json!(item)),
+                None => true,
             })
         },
     )
     .await
+}
+
+/// A stored receipt or rejection with its signature checked again as of its own time:
+/// made by the recipient, in the form of `poros/1` or as a statement.
+fn receipt_item(
+    a: &Agent,
+    id: &DocumentId,
+    rcpt: &AgencyId,
+    st: &RecipientStatus,
+) -> Option<ReceiptItem> {
+    let (blob, context) = match st {
+        RecipientStatus::Delivered(r) | RecipientStatus::Rejected(r) => (&r.0, RECEIPT_CONTEXT),
+        RecipientStatus::DeliveredStatement(s) | RecipientStatus::RejectedStatement(s) => {
+            (&s.0, STATEMENT_CONTEXT)
+        }
+        _ => return None,
+    };
+    let stmt = st.statement()?;
+    let StatementKind::Receipt {
+        body_sha256,
+        outcome,
+    } = &stmt.kind
+    else {
+        return None;
+    };
+    let verified = matches!(
+        a.trust_verify(blob, context, stmt.time_ms / 1000),
+        Ok(Signer::Agency(s)) if &s == rcpt && stmt.from == s
+    );
+    let rejection = outcome.rejection();
+    Some(ReceiptItem {
+        id: *id,
+        recipient: rcpt.clone(),
+        outcome: if *outcome == Outcome::Delivered {
+            "delivered"
+        } else {
+            "rejected"
+        }
+        .into(),
+        reason_code: rejection.as_ref().map(|r| r.code.label().to_string()),
+        reason: rejection.map(|r| r.text),
+        time_ms: stmt.time_ms,
+        body_sha256: hex::encode(body_sha256),
+        signature: hex::encode(&blob.signature),
+        signature_verified: verified,
+    })
 }
 
 #[derive(Deserialize)]

@@ -160,8 +160,8 @@ impl AgentStore {
                     AgencyId::parse(r).map_err(|e| StoreError::Corrupt(e.to_string()))?,
                 );
                 if matches!(
-                    dec::<RecipientStatus>(v.value())?,
-                    RecipientStatus::Delivered(_) | RecipientStatus::Rejected(_)
+                    dec::<RecipientStatus>(v.value())?.state(),
+                    "delivered" | "rejected"
                 ) {
                     keys.push(key.clone());
                 }
@@ -191,7 +191,7 @@ impl Page<DocumentId> {
             let Some(v) = ob.get(id.as_bytes().as_slice())? else {
                 continue;
             };
-            let rec: OutRecord = dec(v.value())?;
+            let rec = OutRecord::decode(v.value())?;
             let key = id.as_bytes().as_slice();
             let mut statuses = Vec::new();
             for e in st.range((key, "")..=(key, "~"))? {
@@ -222,7 +222,7 @@ impl Page<DocumentId> {
                 continue;
             };
             let (state, replaces) = listing_extras(&self.txn, id)?;
-            if !f(id, &dec(v.value())?, state, replaces) {
+            if !f(id, &InRecord::decode(v.value())?, state, replaces) {
                 break;
             }
         }
@@ -231,22 +231,19 @@ impl Page<DocumentId> {
 }
 
 impl ReceiptsPage {
-    /// Each receipt or rejection of the page, until `f` says stop.
+    /// Each receipt or rejection of the page (in either form), until `f` says stop.
     pub fn each_receipt(
         &self,
-        mut f: impl FnMut(&DocumentId, &AgencyId, &poros_protocol::SignedReceipt) -> bool,
+        mut f: impl FnMut(&DocumentId, &AgencyId, &RecipientStatus) -> bool,
     ) -> Result<(), StoreError> {
         let t = self.txn.open_table(OUT_STATUS)?;
         for (id, r) in &self.keys {
             let Some(v) = t.get((id.as_bytes().as_slice(), r.as_str()))? else {
                 continue;
             };
-            if let RecipientStatus::Delivered(s) | RecipientStatus::Rejected(s) =
-                dec::<RecipientStatus>(v.value())?
-            {
-                if !f(id, r, &s) {
-                    break;
-                }
+            let st = dec::<RecipientStatus>(v.value())?;
+            if matches!(st.state(), "delivered" | "rejected") && !f(id, r, &st) {
+                break;
             }
         }
         Ok(())

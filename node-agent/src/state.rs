@@ -10,8 +10,8 @@
 pub mod statements;
 
 use poros_protocol::{
-    AgencyId, Digest, DocState, DocumentId, SignedAcceptance, SignedEnvelope, SignedNotice,
-    SignedReceipt, SignedStatement,
+    AgencyId, Digest, DocState, DocumentId, Reason, ReasonCode, SignedAcceptance, SignedEnvelope,
+    SignedNotice, SignedReceipt, SignedStatement, Statement,
 };
 use poros_store::{Db, StoreError};
 use redb::{ReadableTable, TableDefinition};
@@ -53,7 +53,10 @@ pub struct Event {
 pub use poros_store::BodyAt;
 
 /// A document this agency sent.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+///
+/// Stored as the layout of `poros/1` followed by `accepted`; a record stored before that
+/// field existed is read by [`OutRecord::decode`] with `accepted` absent.
+#[derive(Clone, Debug, Serialize)]
 pub struct OutRecord {
     /// As signed by this agency.
     pub envelope: SignedEnvelope,
@@ -63,13 +66,112 @@ pub struct OutRecord {
     pub body_sha256: Digest,
     /// Body length.
     pub body_len: u64,
-    /// The hub's signed acceptance, once accepted.
+    /// The hub's signed acceptance in the `poros/1` form, once accepted (records stored
+    /// before `poros/3`; see `accepted`).
     pub acceptance: Option<SignedAcceptance>,
     /// The hub's refusal, if it refused the document for good.
     pub refused: Option<String>,
+    /// The hub's `Accepted` statement, once accepted over `poros/3`.
+    pub accepted: Option<SignedStatement>,
 }
 
-/// Where a sent document stands with one recipient.
+/// [`OutRecord`] as stored before the `accepted` field (kept to read such records).
+#[derive(Deserialize)]
+struct OutRecordV1 {
+    envelope: SignedEnvelope,
+    body_at: BodyAt,
+    body_sha256: Digest,
+    body_len: u64,
+    acceptance: Option<SignedAcceptance>,
+    refused: Option<String>,
+}
+
+impl OutRecordV1 {
+    fn with(self, accepted: Option<SignedStatement>) -> OutRecord {
+        OutRecord {
+            envelope: self.envelope,
+            body_at: self.body_at,
+            body_sha256: self.body_sha256,
+            body_len: self.body_len,
+            acceptance: self.acceptance,
+            refused: self.refused,
+            accepted,
+        }
+    }
+}
+
+impl OutRecord {
+    /// Read a stored record, in either layout: the current one (the old fields, then
+    /// `accepted`) or the one before it (which ends where `accepted` would begin).
+    pub fn decode(b: &[u8]) -> Result<OutRecord, StoreError> {
+        if let Ok((old, accepted)) =
+            postcard::from_bytes::<(OutRecordV1, Option<SignedStatement>)>(b)
+        {
+            return Ok(old.with(accepted));
+        }
+        let old: OutRecordV1 = dec(b)?;
+        Ok(old.with(None))
+    }
+
+    /// Whether the hub accepted it (in either form).
+    pub fn is_accepted(&self) -> bool {
+        self.acceptance.is_some() || self.accepted.is_some()
+    }
+
+    /// When the hub accepted it, by the hub's clock.
+    pub fn accepted_ms(&self) -> Option<u64> {
+        match (&self.accepted, &self.acceptance) {
+            (Some(s), _) => s.statement().ok().map(|s| s.time_ms),
+            (None, Some(a)) => a.acceptance().ok().map(|a| a.accepted_ms),
+            (None, None) => None,
+        }
+    }
+}
+
+/// What recording a relayed answer about a delivery did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AnswerStored {
+    /// Stored now.
+    New,
+    /// The same statement is held already.
+    AlreadyHeld,
+    /// The recipient was answered before (or the same delay is stored last): kept as it was.
+    AnsweredBefore,
+}
+
+/// Record a recipient's answer inside a write transaction; see [`AgentStore::set_status`].
+fn set_status_in(
+    txn: &redb::WriteTransaction,
+    id: DocumentId,
+    recipient: &AgencyId,
+    status: &RecipientStatus,
+    now_ms: u64,
+) -> Result<bool, StoreError> {
+    let key = id.as_bytes().as_slice();
+    let mut t = txn.open_table(OUT_STATUS)?;
+    let cur = t
+        .get((key, recipient.as_str()))?
+        .map(|g| g.value().to_vec());
+    let Some(cur) = cur else { return Ok(false) };
+    if dec::<RecipientStatus>(&cur)?.is_pending() {
+        t.insert((key, recipient.as_str()), enc(status)?.as_slice())?;
+        if status.is_delivered() {
+            statements::mark_delivered(txn, id, recipient)?;
+        }
+        let seq = statements::next_event_seq(txn)?;
+        let e = Event {
+            doc: id,
+            recipient: recipient.clone(),
+            state: status.state().into(),
+            stored_ms: now_ms,
+        };
+        txn.open_table(EVENTS)?.insert(seq, enc(&e)?.as_slice())?;
+    }
+    Ok(true)
+}
+
+/// Where a sent document stands with one recipient. The variants holding a statement are the
+/// `poros/3` forms of the ones before them (added at the end: stored values keep decoding).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum RecipientStatus {
     /// No answer yet.
@@ -83,10 +185,65 @@ pub enum RecipientStatus {
     /// Hub-signed notice that the hub lost the body and this agency could not supply it
     /// again (the notice carries the reason code).
     Lost(SignedNotice),
+    /// `Receipt` statement signed by the recipient, outcome delivered.
+    DeliveredStatement(SignedStatement),
+    /// `Receipt` statement signed by the recipient, outcome rejected.
+    RejectedStatement(SignedStatement),
+    /// Hub-signed `Notice` statement: expired.
+    ExpiredStatement(SignedStatement),
+    /// Hub-signed `Notice` statement: the body was lost.
+    LostStatement(SignedStatement),
+}
+
+impl RecipientStatus {
+    /// `pending`, `delivered`, `rejected`, `expired` or `lost`, whatever the form.
+    pub fn state(&self) -> &'static str {
+        match self {
+            RecipientStatus::Pending => "pending",
+            RecipientStatus::Delivered(_) | RecipientStatus::DeliveredStatement(_) => "delivered",
+            RecipientStatus::Rejected(_) | RecipientStatus::RejectedStatement(_) => "rejected",
+            RecipientStatus::Expired(_) | RecipientStatus::ExpiredStatement(_) => "expired",
+            RecipientStatus::Lost(_) | RecipientStatus::LostStatement(_) => "lost",
+        }
+    }
+
+    /// Whether no answer is recorded yet.
+    pub fn is_pending(&self) -> bool {
+        matches!(self, RecipientStatus::Pending)
+    }
+
+    /// Whether the recipient signed a receipt saying it holds the document.
+    pub fn is_delivered(&self) -> bool {
+        matches!(
+            self,
+            RecipientStatus::Delivered(_) | RecipientStatus::DeliveredStatement(_)
+        )
+    }
+
+    /// The statement recorded, in whichever form it was signed: a `poros/1` receipt or
+    /// notice shown as the statement it stands for.
+    pub fn statement(&self) -> Option<Statement> {
+        match self {
+            RecipientStatus::Pending => None,
+            RecipientStatus::Delivered(r) | RecipientStatus::Rejected(r) => {
+                r.receipt().ok().map(|r| r.as_statement())
+            }
+            RecipientStatus::Expired(n) | RecipientStatus::Lost(n) => {
+                n.notice().ok().map(|n| n.as_statement())
+            }
+            RecipientStatus::DeliveredStatement(s)
+            | RecipientStatus::RejectedStatement(s)
+            | RecipientStatus::ExpiredStatement(s)
+            | RecipientStatus::LostStatement(s) => s.statement().ok(),
+        }
+    }
 }
 
 /// A document received (inbox) or quarantined.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+///
+/// Stored as the layout of `poros/1` followed by `statement`; a record stored before that
+/// field existed is read by [`InRecord::decode`] with `statement` absent.
+#[derive(Clone, Debug, Serialize)]
 pub struct InRecord {
     /// As signed by the sender.
     pub envelope: SignedEnvelope,
@@ -102,6 +259,49 @@ pub struct InRecord {
     pub body_len: u64,
     /// Why it was quarantined.
     pub reason: Option<String>,
+    /// Our answer as the `Receipt` statement sent over `poros/3`: the same answer as
+    /// `receipt` (made at the same time, saying the same), absent in records stored before.
+    pub statement: Option<SignedStatement>,
+}
+
+/// [`InRecord`] as stored before the `statement` field (kept to read such records).
+#[derive(Deserialize)]
+struct InRecordV1 {
+    envelope: SignedEnvelope,
+    receipt: SignedReceipt,
+    received_ms: u64,
+    body_at: BodyAt,
+    body_sha256: Digest,
+    body_len: u64,
+    reason: Option<String>,
+}
+
+impl InRecordV1 {
+    fn with(self, statement: Option<SignedStatement>) -> InRecord {
+        InRecord {
+            envelope: self.envelope,
+            receipt: self.receipt,
+            received_ms: self.received_ms,
+            body_at: self.body_at,
+            body_sha256: self.body_sha256,
+            body_len: self.body_len,
+            reason: self.reason,
+            statement,
+        }
+    }
+}
+
+impl InRecord {
+    /// Read a stored record, in either layout (see [`OutRecord::decode`]).
+    pub fn decode(b: &[u8]) -> Result<InRecord, StoreError> {
+        if let Ok((old, statement)) =
+            postcard::from_bytes::<(InRecordV1, Option<SignedStatement>)>(b)
+        {
+            return Ok(old.with(statement));
+        }
+        let old: InRecordV1 = dec(b)?;
+        Ok(old.with(None))
+    }
 }
 
 pub(crate) fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
@@ -147,11 +347,11 @@ impl AgentStore {
                         let (_, v) = e?;
                         let (at, digest) = match outgoing {
                             true => {
-                                let r: OutRecord = dec(v.value())?;
+                                let r = OutRecord::decode(v.value())?;
                                 (r.body_at, r.body_sha256)
                             }
                             _ => {
-                                let r: InRecord = dec(v.value())?;
+                                let r = InRecord::decode(v.value())?;
                                 (r.body_at, r.body_sha256)
                             }
                         };
@@ -249,7 +449,7 @@ impl AgentStore {
         let r = self.db.read()?;
         let t = r.open_table(OUTBOX)?;
         let v = t.get(id.as_bytes().as_slice())?;
-        v.map(|g| dec(g.value())).transpose()
+        v.map(|g| OutRecord::decode(g.value())).transpose()
     }
 
     /// All outgoing documents, oldest first.
@@ -259,7 +459,7 @@ impl AgentStore {
         let mut out = Vec::new();
         for e in t.iter()? {
             let (k, v) = e?;
-            out.push((id_of(k.value())?, dec(v.value())?));
+            out.push((id_of(k.value())?, OutRecord::decode(v.value())?));
         }
         Ok(out)
     }
@@ -277,8 +477,8 @@ impl AgentStore {
                 let mut ob = txn.open_table(OUTBOX)?;
                 let cur = ob.get(key)?.map(|g| g.value().to_vec());
                 let Some(cur) = cur else { return Ok(None) };
-                let mut rec: OutRecord = dec(&cur)?;
-                if rec.acceptance.is_none() && rec.envelope.0.payload == envelope.0.payload {
+                let mut rec = OutRecord::decode(&cur)?;
+                if !rec.is_accepted() && rec.envelope.0.payload == envelope.0.payload {
                     rec.envelope = envelope.clone();
                     ob.insert(key, enc(&rec)?.as_slice())?;
                 }
@@ -300,7 +500,7 @@ impl AgentStore {
                 let mut ob = txn.open_table(OUTBOX)?;
                 let cur = ob.get(key)?.map(|g| g.value().to_vec());
                 let Some(cur) = cur else { return Ok(()) };
-                let mut rec: OutRecord = dec(&cur)?;
+                let mut rec = OutRecord::decode(&cur)?;
                 if rec.acceptance.is_none() && rec.refused.is_none() {
                     rec.acceptance = acceptance.clone();
                     rec.refused = refused.clone();
@@ -339,36 +539,106 @@ impl AgentStore {
         now_ms: u64,
     ) -> Result<bool, StoreError> {
         self.db
+            .write(move |txn| set_status_in(txn, id, &recipient, &status, now_ms))
+            .await
+    }
+
+    /// Record the hub's `Accepted` statement for a document submitted here (verified by the
+    /// caller): it leaves the submission queue, the record keeps the statement, and the
+    /// statement is stored with the document's others (its rule check, `check`, decides first:
+    /// a refusal changes nothing). A document already answered keeps its first answer.
+    pub async fn accept_submission(
+        &self,
+        id: DocumentId,
+        signed: SignedStatement,
+        now_ms: u64,
+        mut check: statements::Check,
+    ) -> Result<Result<(), Reason>, StoreError> {
+        let stmt = signed
+            .statement()
+            .map_err(|e| StoreError::Other(format!("statement does not decode: {e}")))?;
+        self.db
             .write(move |txn| {
                 let key = id.as_bytes().as_slice();
-                let mut t = txn.open_table(OUT_STATUS)?;
-                let cur = t
+                let cur = txn
+                    .open_table(OUTBOX)?
+                    .get(key)?
+                    .map(|g| g.value().to_vec());
+                let Some(cur) = cur else {
+                    return Ok(Err(Reason::new(
+                        ReasonCode::UnknownDocument,
+                        format!("document {id} is not in the outbox"),
+                    )));
+                };
+                let mut rec = OutRecord::decode(&cur)?;
+                if !rec.is_accepted() && rec.refused.is_none() {
+                    let direction = statements::Direction::Received;
+                    if let Err(r) =
+                        statements::put_in(txn, &signed, &stmt, direction, now_ms, &mut check)?
+                    {
+                        return Ok(Err(r));
+                    }
+                    rec.accepted = Some(signed.clone());
+                    txn.open_table(OUTBOX)?.insert(key, enc(&rec)?.as_slice())?;
+                }
+                txn.open_table(OUT_QUEUE)?.remove(key)?;
+                Ok(Ok(()))
+            })
+            .await
+    }
+
+    /// Record a relayed answer about the delivery of a sent document to `recipient` (a
+    /// `Receipt` statement, or the hub's `Notice`), verified by the caller: the statement is
+    /// stored with the document's others after `check` allowed it, and `status` (none for a
+    /// notice that does not end the delivery) becomes the recipient's status, with its event,
+    /// all in one commit. The first answer stands: once the recipient is answered (or for a
+    /// delay already stored with the same reason) nothing more is stored.
+    pub async fn put_delivery_answer(
+        &self,
+        signed: SignedStatement,
+        recipient: AgencyId,
+        status: Option<RecipientStatus>,
+        now_ms: u64,
+        mut check: statements::Check,
+    ) -> Result<Result<AnswerStored, Reason>, StoreError> {
+        let stmt = signed
+            .statement()
+            .map_err(|e| StoreError::Other(format!("statement does not decode: {e}")))?;
+        self.db
+            .write(move |txn| {
+                let id = stmt.doc_id;
+                let key = id.as_bytes().as_slice();
+                let cur = txn
+                    .open_table(OUT_STATUS)?
                     .get((key, recipient.as_str()))?
                     .map(|g| g.value().to_vec());
-                let Some(cur) = cur else { return Ok(false) };
-                if matches!(dec::<RecipientStatus>(&cur)?, RecipientStatus::Pending) {
-                    t.insert((key, recipient.as_str()), enc(&status)?.as_slice())?;
-                    if matches!(status, RecipientStatus::Delivered(_)) {
-                        statements::mark_delivered(txn, id, &recipient)?;
-                    }
-                    let seq = statements::next_event_seq(txn)?;
-                    let mut ev = txn.open_table(EVENTS)?;
-                    let state = match &status {
-                        RecipientStatus::Delivered(_) => "delivered",
-                        RecipientStatus::Rejected(_) => "rejected",
-                        RecipientStatus::Expired(_) => "expired",
-                        RecipientStatus::Lost(_) => "lost",
-                        RecipientStatus::Pending => "pending",
-                    };
-                    let e = Event {
-                        doc: id,
-                        recipient: recipient.clone(),
-                        state: state.into(),
-                        stored_ms: now_ms,
-                    };
-                    ev.insert(seq, enc(&e)?.as_slice())?;
+                let Some(cur) = cur else {
+                    return Ok(Err(Reason::new(
+                        ReasonCode::NotAddressed,
+                        format!("{recipient} is not a recipient of {id} sent here"),
+                    )));
+                };
+                if statements::is_held(txn, &signed.payload_digest())? {
+                    return Ok(Ok(AnswerStored::AlreadyHeld));
                 }
-                Ok(true)
+                if !dec::<RecipientStatus>(&cur)?.is_pending() {
+                    return Ok(Ok(AnswerStored::AnsweredBefore));
+                }
+                if status.is_none() && statements::same_delay_last(txn, &stmt)? {
+                    return Ok(Ok(AnswerStored::AnsweredBefore));
+                }
+                let direction = statements::Direction::Received;
+                match statements::put_in(txn, &signed, &stmt, direction, now_ms, &mut check)? {
+                    Err(r) => return Ok(Err(r)),
+                    Ok(statements::Stored::AlreadyHeld) => {
+                        return Ok(Ok(AnswerStored::AlreadyHeld))
+                    }
+                    Ok(statements::Stored::New(_)) => {}
+                }
+                if let Some(status) = &status {
+                    set_status_in(txn, id, &recipient, status, now_ms)?;
+                }
+                Ok(Ok(AnswerStored::New))
             })
             .await
     }
@@ -379,7 +649,7 @@ impl AgentStore {
         for def in [INBOX, QUARANTINE] {
             let t = r.open_table(def)?;
             if let Some(g) = t.get(id.as_bytes().as_slice())? {
-                return Ok(Some(dec(g.value())?));
+                return Ok(Some(InRecord::decode(g.value())?));
             }
         }
         Ok(None)
@@ -413,7 +683,7 @@ impl AgentStore {
                     let t = txn.open_table(def)?;
                     let v = t.get(key)?.map(|g| g.value().to_vec());
                     if let Some(v) = v {
-                        return dec(&v);
+                        return InRecord::decode(&v);
                     }
                 }
                 if let Some(b) = &inline {
@@ -432,6 +702,33 @@ impl AgentStore {
                 txn.open_table(def)?.insert(key, enc(&rec)?.as_slice())?;
                 statements::init_received(txn, id, &rec, added_by.clone())?;
                 Ok(rec.clone())
+            })
+            .await
+    }
+
+    /// The `Receipt` statement stored with a received document, storing `made` first if the
+    /// record has none (stored before receipts were statements). Returns the one stored.
+    pub async fn own_receipt_statement(
+        &self,
+        id: DocumentId,
+        made: SignedStatement,
+    ) -> Result<SignedStatement, StoreError> {
+        self.db
+            .write(move |txn| {
+                let key = id.as_bytes().as_slice();
+                for def in [INBOX, QUARANTINE] {
+                    let mut t = txn.open_table(def)?;
+                    let v = t.get(key)?.map(|g| g.value().to_vec());
+                    let Some(v) = v else { continue };
+                    let mut rec = InRecord::decode(&v)?;
+                    if let Some(s) = rec.statement {
+                        return Ok(s);
+                    }
+                    rec.statement = Some(made.clone());
+                    t.insert(key, enc(&rec)?.as_slice())?;
+                    return Ok(made.clone());
+                }
+                Err(StoreError::Other(format!("no received document {id}")))
             })
             .await
     }
@@ -457,5 +754,265 @@ impl AgentStore {
         let t = r.open_table(INLINE)?;
         let v = t.get(digest.as_slice())?;
         Ok(v.map(|g| g.value().to_vec()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::statements::tests::{a, envelope, key, receipt, Fixture, R1, R2, S};
+    use super::*;
+    use poros_protocol::{Acceptance, Party, Staff, StatementKind};
+
+    fn accepted(id: DocumentId) -> SignedStatement {
+        let s = Statement {
+            doc_id: id,
+            from: Party::Hub,
+            to: vec![a(S)],
+            kind: StatementKind::Accepted {
+                recipients: vec![a(R1), a(R2)],
+                body_sha256: poros_protocol::sha256(b"x"),
+                body_len: 1,
+            },
+            staff: Staff::default(),
+            note: None,
+            time_ms: 77,
+        };
+        SignedStatement::sign(&s, &key(), b"hub").unwrap()
+    }
+
+    fn legacy_acceptance(id: DocumentId) -> SignedAcceptance {
+        let acc = Acceptance {
+            doc_id: id,
+            sender: a(S),
+            recipients: vec![a(R1), a(R2)],
+            body_sha256: poros_protocol::sha256(b"x"),
+            body_len: 1,
+            accepted_ms: 66,
+        };
+        SignedAcceptance::sign(&acc, &key(), b"hub").unwrap()
+    }
+
+    #[test]
+    fn records_stored_before_poros_3_still_decode_and_new_ones_keep_their_statement() {
+        let f = Fixture::new();
+        let store = f.open();
+        let (old_out, new_out) = (
+            DocumentId::new_v7(1, [1; 10]),
+            DocumentId::new_v7(2, [2; 10]),
+        );
+        let old_in = DocumentId::new_v7(3, [3; 10]);
+        // The layouts written by the previous version, field by field.
+        let out_v1 = postcard::to_allocvec(&(
+            envelope(old_out, &[R1, R2]),
+            BodyAt::Inline,
+            poros_protocol::sha256(b"x"),
+            1u64,
+            Some(legacy_acceptance(old_out)),
+            None::<String>,
+        ))
+        .unwrap();
+        let in_v1 = postcard::to_allocvec(&(
+            envelope(old_in, &[R1]),
+            receipt(old_in, R1),
+            5u64,
+            BodyAt::Inline,
+            poros_protocol::sha256(b"x"),
+            1u64,
+            Some("quarantined".to_string()),
+        ))
+        .unwrap();
+        let status_v1 = postcard::to_allocvec(&RecipientStatus::Delivered(receipt(old_out, R1)));
+        let new_rec = OutRecord {
+            envelope: envelope(new_out, &[R1, R2]),
+            body_at: BodyAt::Inline,
+            body_sha256: poros_protocol::sha256(b"x"),
+            body_len: 1,
+            acceptance: None,
+            refused: None,
+            accepted: Some(accepted(new_out)),
+        };
+        let (out_v1c, in_v1c, new_enc) = (out_v1.clone(), in_v1.clone(), enc(&new_rec).unwrap());
+        let status_v1 = status_v1.unwrap();
+        store
+            .db()
+            .write_blocking(move |txn| {
+                txn.open_table(OUTBOX)?
+                    .insert(old_out.as_bytes().as_slice(), out_v1c.as_slice())?;
+                txn.open_table(OUTBOX)?
+                    .insert(new_out.as_bytes().as_slice(), new_enc.as_slice())?;
+                txn.open_table(QUARANTINE)?
+                    .insert(old_in.as_bytes().as_slice(), in_v1c.as_slice())?;
+                txn.open_table(OUT_STATUS)?
+                    .insert((old_out.as_bytes().as_slice(), R1), status_v1.as_slice())?;
+                Ok(())
+            })
+            .unwrap();
+        let old = store.outgoing(&old_out).unwrap().unwrap();
+        assert!(old.accepted.is_none() && old.is_accepted());
+        assert_eq!(old.accepted_ms(), Some(66));
+        let new = store.outgoing(&new_out).unwrap().unwrap();
+        assert!(new.acceptance.is_none() && new.is_accepted());
+        assert_eq!(new.accepted_ms(), Some(77));
+        assert_eq!(new.accepted, new_rec.accepted);
+        let q = store.received(&old_in).unwrap().unwrap();
+        assert!(q.statement.is_none());
+        assert_eq!(q.reason.as_deref(), Some("quarantined"));
+        assert_eq!(q.received_ms, 5);
+        let st = store.statuses(&old_out).unwrap();
+        assert_eq!(st[0].1.state(), "delivered");
+        assert!(st[0].1.is_delivered());
+        assert_eq!(
+            st[0].1.statement().unwrap().kind.label(),
+            "delivered",
+            "a receipt of poros/1 shows as the statement it stands for"
+        );
+        // An InRecord in the current layout keeps its statement.
+        let rec = InRecord {
+            statement: Some(accepted(old_in)),
+            ..q
+        };
+        let back = InRecord::decode(&enc(&rec).unwrap()).unwrap();
+        assert_eq!(back.statement, rec.statement);
+        assert_eq!(back.reason, rec.reason);
+        // A record of poros/1 gets its receipt statement once; then it is the one kept.
+        let made = accepted(old_in);
+        let f2 = |m: SignedStatement| f.rt.block_on(store.own_receipt_statement(old_in, m));
+        assert_eq!(f2(made.clone()).unwrap(), made);
+        assert_eq!(f2(accepted(old_in)).unwrap(), made);
+        let kept = store.received(&old_in).unwrap().unwrap();
+        assert_eq!(kept.statement, Some(made));
+        assert_eq!(kept.receipt, rec.receipt);
+        // Old bytes are never read as the new layout.
+        assert!(postcard::from_bytes::<(OutRecordV1, Option<SignedStatement>)>(&out_v1).is_err());
+        assert!(postcard::from_bytes::<(InRecordV1, Option<SignedStatement>)>(&in_v1).is_err());
+    }
+
+    fn signed(s: &Statement) -> SignedStatement {
+        SignedStatement::sign(s, &key(), b"c").unwrap()
+    }
+
+    fn full() -> statements::Check {
+        Box::new(|s, st, d| s.check(st, d))
+    }
+
+    #[test]
+    fn relayed_answers_set_the_status_and_are_stored_once_with_their_events() {
+        use crate::agent::receive_tests::{notice_stmt, receipt_stmt};
+        use poros_protocol::{DelayReason, NoticeKind, Outcome};
+        let f = Fixture::new();
+        let store = f.open();
+        let id = DocumentId::new_v7(4, [4; 10]);
+        // Sent to R1 (delivered, poros/1 receipt) and R2 (pending).
+        super::statements::tests::sent(&f, &store, id);
+        let put = |s: &SignedStatement, who: &str, st: Option<RecipientStatus>| {
+            f.rt.block_on(store.put_delivery_answer(s.clone(), a(who), st, 10, full()))
+                .unwrap()
+        };
+        let events = || store.all_events(0, 100).unwrap().len();
+        let before = events();
+        let delay = |r| NoticeKind::Delayed { reason: r };
+        let d1 = signed(&notice_stmt(
+            id,
+            R2,
+            delay(DelayReason::RecipientStorageFull),
+        ));
+        assert_eq!(put(&d1, R2, None), Ok(AnswerStored::New));
+        // The same delay said again later: kept once; another reason is stored.
+        let mut again = notice_stmt(id, R2, delay(DelayReason::RecipientStorageFull));
+        again.time_ms += 1000;
+        assert_eq!(
+            put(&signed(&again), R2, None),
+            Ok(AnswerStored::AnsweredBefore)
+        );
+        let d2 = signed(&notice_stmt(
+            id,
+            R2,
+            delay(DelayReason::RecipientUnavailable),
+        ));
+        assert_eq!(put(&d2, R2, None), Ok(AnswerStored::New));
+        assert!(store.statuses(&id).unwrap()[1].1.is_pending());
+        assert_eq!(events(), before + 2);
+        // R2's receipt: its status, its track, its statement, a receipt event and a statement
+        // event; the same again is held already.
+        let rc = signed(&receipt_stmt(id, R2, Outcome::Delivered));
+        let st = Some(RecipientStatus::DeliveredStatement(rc.clone()));
+        assert_eq!(put(&rc, R2, st.clone()), Ok(AnswerStored::New));
+        assert_eq!(put(&rc, R2, st), Ok(AnswerStored::AlreadyHeld));
+        assert_eq!(events(), before + 4);
+        let statuses = store.statuses(&id).unwrap();
+        assert!(
+            matches!(&statuses[1], (r, RecipientStatus::DeliveredStatement(s)) if r == &a(R2) && s == &rc)
+        );
+        assert!(
+            store
+                .doc_state(&id)
+                .unwrap()
+                .unwrap()
+                .track(&a(R2))
+                .unwrap()
+                .delivered
+        );
+        let labels: Vec<String> = store
+            .statements_of(&id)
+            .unwrap()
+            .iter()
+            .map(|s| s.statement().unwrap().kind.label().to_string())
+            .collect();
+        assert_eq!(labels, ["delayed", "delayed", "delivered"]);
+        // Answered before: an expiry after the receipt stores nothing.
+        let ex = signed(&notice_stmt(id, R2, NoticeKind::Expired));
+        let st = Some(RecipientStatus::ExpiredStatement(ex.clone()));
+        assert_eq!(put(&ex, R2, st), Ok(AnswerStored::AnsweredBefore));
+        assert_eq!(store.statements_of(&id).unwrap().len(), 3);
+        // Not a recipient: refused.
+        let other = signed(&receipt_stmt(id, "000.00.00.H09", Outcome::Delivered));
+        let r = put(&other, "000.00.00.H09", None).unwrap_err();
+        assert_eq!(r.code, ReasonCode::NotAddressed);
+    }
+
+    #[test]
+    fn the_hubs_accepted_statement_ends_the_submission_and_joins_the_timeline() {
+        use crate::agent::outbox_tests::accepted as acc;
+        let f = Fixture::new();
+        let store = f.open();
+        let id = DocumentId::new_v7(5, [5; 10]);
+        let rec = OutRecord {
+            envelope: envelope(id, &[R1, R2]),
+            body_at: BodyAt::Inline,
+            body_sha256: poros_protocol::sha256(b"x"),
+            body_len: 1,
+            acceptance: None,
+            refused: None,
+            accepted: None,
+        };
+        f.rt.block_on(store.put_outgoing(id, rec, vec![a(R1), a(R2)], Some(b"x".to_vec())))
+            .unwrap();
+        let none = std::collections::HashSet::new();
+        assert_eq!(store.submission_queue(10, &none).unwrap(), vec![id]);
+        // Naming other recipients than the document's: refused, nothing changes.
+        let wrong = signed(&acc(id, &[R1]));
+        let r =
+            f.rt.block_on(store.accept_submission(id, wrong, 3, full()))
+                .unwrap();
+        assert!(r.is_err());
+        assert_eq!(store.submission_queue(10, &none).unwrap(), vec![id]);
+        let s = signed(&acc(id, &[R1, R2]));
+        f.rt.block_on(store.accept_submission(id, s.clone(), 3, full()))
+            .unwrap()
+            .unwrap();
+        assert!(store.submission_queue(10, &none).unwrap().is_empty());
+        let out = store.outgoing(&id).unwrap().unwrap();
+        assert_eq!(out.accepted.as_ref(), Some(&s));
+        assert_eq!(out.accepted_ms(), Some(9));
+        // A second acceptance (a resubmission answered again) keeps the first.
+        let mut later = acc(id, &[R1, R2]);
+        later.time_ms = 99;
+        f.rt.block_on(store.accept_submission(id, signed(&later), 4, full()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(store.outgoing(&id).unwrap().unwrap().accepted, Some(s));
+        let st = store.statements_of(&id).unwrap();
+        assert_eq!(st.len(), 1);
+        assert_eq!(st[0].statement().unwrap().kind.label(), "hub_accepted");
     }
 }

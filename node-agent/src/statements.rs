@@ -1,6 +1,8 @@
 //! Statements on the agent: making one (the agent is the authority: it refuses to sign what
 //! the rules forbid), submitting those made here to the hub in order, and receiving those the
-//! hub relays (verified, checked, stored before they are acknowledged).
+//! hub relays (verified, checked, stored before they are acknowledged). Relayed receipts and
+//! hub notices about a sent document also set its recipient's status
+//! (`Agent::store_delivery_answer`); a relayed acceptance is taken as the submission's.
 //!
 //! Storage is [`crate::state::statements`]; the rules are [`poros_protocol::rules`].
 
@@ -11,8 +13,8 @@ use anyhow::Context;
 use poros_certs::Signer;
 use poros_protocol::{
     AgencyId, BusinessStatus, Change, Digest, DocState, DocumentId, Effects, Envelope, Frame,
-    Reason, ReasonCode, Refusal, RefusalCode, SignedStatement, Staff, Statement, StatementKind,
-    Track, STATEMENT_CONTEXT,
+    Party, Reason, ReasonCode, Refusal, RefusalCode, SignedStatement, Staff, Statement,
+    StatementKind, Track, STATEMENT_CONTEXT,
 };
 use poros_store::StoreError;
 use std::collections::{HashMap, HashSet};
@@ -265,7 +267,7 @@ fn verify(
         now / 1000,
         stmt.time_ms / 1000,
     ) {
-        Ok(Signer::Agency(a)) if a == stmt.from => Ok(()),
+        Ok(signer) if signed_by_maker(&signer, &stmt.from) => Ok(()),
         Ok(Signer::Agency(a)) => Err(Reason::new(
             ReasonCode::SignerNotForAgency,
             format!(
@@ -275,7 +277,10 @@ fn verify(
         )),
         Ok(Signer::Hub) => Err(Reason::new(
             ReasonCode::SignerNotForAgency,
-            "statement is signed by the hub, not by an agency",
+            format!(
+                "statement claims to be from {} but is signed by the hub",
+                stmt.from
+            ),
         )),
         Err(e) => Err(Reason::new(
             e.reason_code(),
@@ -284,12 +289,21 @@ fn verify(
     }
 }
 
+/// Whether `signer` is the party that makes the statement: the agency itself, or the hub
+/// (certificate SAN `urn:poros:hub`) for the hub's own statements.
+pub(crate) fn signed_by_maker(signer: &Signer, maker: &Party) -> bool {
+    match (signer, maker) {
+        (Signer::Agency(a), Party::Agency(m)) => a == m,
+        (Signer::Hub, Party::Hub) => true,
+        _ => false,
+    }
+}
+
 /// Whether a stored statement's signature still verifies (re-checked for every view).
 pub fn signature_verified(agent: &Agent, s: &SignedStatement, stmt: &Statement) -> bool {
-    matches!(
-        agent.trust_verify(&s.0, STATEMENT_CONTEXT, stmt.time_ms / 1000),
-        Ok(Signer::Agency(a)) if a == stmt.from
-    )
+    agent
+        .trust_verify(&s.0, STATEMENT_CONTEXT, stmt.time_ms / 1000)
+        .is_ok_and(|signer| signed_by_maker(&signer, &stmt.from))
 }
 
 /// Whether `update` proves that the document in `env` is addressed to this agency: signed by
@@ -417,6 +431,27 @@ pub(crate) async fn receive(agent: &Agent, signed: SignedStatement) -> anyhow::R
                 ReasonCode::NotAddressed,
                 format!("statement is not addressed to {me}"),
             )));
+        }
+        match &stmt.kind {
+            StatementKind::Receipt { .. } | StatementKind::Notice { .. } => {
+                return agent.store_delivery_answer(signed, stmt, now).await;
+            }
+            StatementKind::Accepted { .. } => {
+                // Normally the answer to a submission; taken the same way if relayed.
+                let Some(rec) = agent.store.outgoing(&stmt.doc_id)? else {
+                    return Ok(refuse(Reason::new(
+                        ReasonCode::UnknownDocument,
+                        format!("{} is not in the outbox of {me}", stmt.doc_id),
+                    )));
+                };
+                return Ok(match agent.record_acceptance(&rec, signed).await? {
+                    Ok(()) => Frame::Ack {
+                        doc_id: stmt.doc_id,
+                    },
+                    Err(r) => refuse(r),
+                });
+            }
+            _ => {}
         }
         let who = me.clone();
         let check: Check = Box::new(move |state, s, d| check_received(state, &who, s, d));
@@ -555,7 +590,7 @@ async fn submit_one(
     {
         // The request goes only once the hub accepted the document it names.
         let refused = match agent.store.outgoing(successor)? {
-            Some(o) if o.acceptance.is_some() => None,
+            Some(o) if o.is_accepted() => None,
             Some(o) => match o.refused {
                 Some(why) => Some(format!(
                     "the new document {successor} was refused by the hub: {why}"

@@ -140,6 +140,7 @@ pub fn sent(
             };
             track_fields(r, state.and_then(|s| s.track(&agency)), &stmts);
             let mut timeline = Vec::new();
+            // A receipt of `poros/1` is not a stored statement: shown from the status.
             if let Some((_, RecipientStatus::Delivered(rc))) =
                 statuses.iter().find(|(x, _)| x == &agency)
             {
@@ -148,10 +149,15 @@ pub fn sent(
                 );
             }
             for (s, st) in &stmts {
-                // A recipient's own statements, and the sender's reminders to it.
-                let reminded =
-                    matches!(st.kind, StatementKind::Reminder) && st.to.contains(&agency);
-                if st.from == agency || reminded {
+                // A recipient's own statements (its receipt among them), the sender's
+                // reminders to it and the hub's acceptance and notices about its delivery.
+                let about_it = match &st.kind {
+                    StatementKind::Reminder => st.to.contains(&agency),
+                    StatementKind::Notice { recipient, .. } => recipient == &agency,
+                    StatementKind::Accepted { recipients, .. } => recipients.contains(&agency),
+                    _ => false,
+                };
+                if st.from == agency || about_it {
                     timeline.push(entry(a, s, st));
                 }
             }

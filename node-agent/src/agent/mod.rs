@@ -5,9 +5,11 @@
 //! - [`creds`]: keys and certificates, and their renewal over the hub connection.
 //! - [`connection`]: the one QUIC connection to the hub (reconnecting with backoff) and the
 //!   dispatch of the streams the hub opens.
-//! - [`outbox`]: signing new documents into the outbox, submitting them, paper reports.
-//! - [`receive`]: verifying and storing deliveries, relayed receipts and hub notices, and
-//!   uploading a body again at the hub's request.
+//! - [`outbox`]: signing new documents into the outbox, submitting them (the hub answers
+//!   with its `Accepted` statement), paper counts (`PaperCount` statements).
+//! - [`receive`]: verifying and storing deliveries (answered with this agency's `Receipt`
+//!   statement), the recipients' receipts and the hub's notices relayed as statements or in
+//!   the frames of `poros/1`, and uploading a body again at the hub's request.
 //! - [`trust`]: signature checks against the signing CA and the CRL the hub pushes.
 //!
 //! Every answer sent to the hub follows a durable commit.
@@ -16,7 +18,11 @@ mod connection;
 pub(crate) use connection::connected;
 mod creds;
 mod outbox;
+#[cfg(test)]
+pub(crate) use outbox::tests as outbox_tests;
 mod receive;
+#[cfg(test)]
+pub(crate) use receive::tests as receive_tests;
 mod trust;
 
 use crate::paths::AgentPaths;

@@ -1,13 +1,18 @@
 //! The outbox: signing a new document and storing it with its send queue, submitting the
-//! queue to the hub (checking each hub-signed acceptance), and the monthly paper report.
+//! queue to the hub (checking each hub-signed acceptance: the `Accepted` statement of
+//! `poros/3`, or the acceptance of `poros/1`), and the monthly paper count.
 
 use super::{now_ms, Agent, SendError};
+use crate::state::statements::Check;
 use crate::state::{BodyAt, OutRecord};
 use anyhow::{Context, Result};
 use poros_certs::Signer;
 use poros_protocol::envelope::ENVELOPE_CONTEXT;
 use poros_protocol::receipt::ACCEPTANCE_CONTEXT;
-use poros_protocol::{AgencyId, DocumentId, Envelope, Frame, Metadata, SignedEnvelope};
+use poros_protocol::{
+    AgencyId, DocumentId, Envelope, Frame, Metadata, Party, Reason, ReasonCode, SignedEnvelope,
+    SignedStatement, Statement, StatementKind, STATEMENT_CONTEXT,
+};
 use poros_store::ReceivedBody;
 use poros_transport::{read_frame, send_body, write_frame};
 use std::collections::HashSet;
@@ -16,29 +21,96 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
-impl Agent {
-    /// Sign a monthly paper-only count and deliver it to the hub, which counts it in the
-    /// electronic-exchange rate. Needs the hub connection.
-    pub async fn report_paper(&self, month: &str, sent: u64, received: u64) -> Result<()> {
-        if !poros_protocol::PaperReport::month_is_valid(month) {
-            anyhow::bail!("month {month:?} is not YYYY-MM");
-        }
-        let report = poros_protocol::PaperReport {
-            agency: self.cfg.agency.clone(),
+/// The `PaperCount` statement of `me` for `month`: about no document ([`DocumentId::NIL`]),
+/// said to the hub alone, naming no staff member.
+pub(crate) fn paper_count(
+    me: &AgencyId,
+    month: &str,
+    sent: u64,
+    received: u64,
+    now: u64,
+) -> Result<Statement, Reason> {
+    let stmt = Statement {
+        doc_id: DocumentId::NIL,
+        from: Party::Agency(me.clone()),
+        to: Vec::new(),
+        kind: StatementKind::PaperCount {
             month: month.to_string(),
             sent,
             received,
-            time_ms: now_ms(),
-        };
-        let c = self.creds();
-        let signed = poros_protocol::SignedPaperReport::sign(&report, &c.sign_key, &c.sign_cert)?;
+        },
+        staff: Default::default(),
+        note: None,
+        time_ms: now,
+    };
+    stmt.validate()?;
+    Ok(stmt)
+}
+
+/// Whether an `Accepted` statement is the hub's acceptance of `rec` as this agency sent it:
+/// made by the hub, for this document, to this agency only, naming the envelope's recipients
+/// and the body as it was signed.
+pub(crate) fn check_acceptance(
+    stmt: &Statement,
+    me: &AgencyId,
+    rec: &OutRecord,
+) -> Result<(), Reason> {
+    let wrong = |what: &str| {
+        Err(Reason::new(
+            ReasonCode::Other,
+            format!("the hub's acceptance of {} {what}", stmt.doc_id),
+        ))
+    };
+    let env = rec
+        .envelope
+        .envelope()
+        .map_err(|e| Reason::new(ReasonCode::Other, format!("own envelope: {e}")))?;
+    let StatementKind::Accepted {
+        recipients,
+        body_sha256,
+        body_len,
+    } = &stmt.kind
+    else {
+        return wrong(&format!("is a {} statement", stmt.kind.label()));
+    };
+    stmt.validate()?;
+    if stmt.from != Party::Hub {
+        return wrong(&format!("is made by {}, not the hub", stmt.from));
+    }
+    if stmt.doc_id != env.id {
+        return wrong(&format!("is for another document than {}", env.id));
+    }
+    if stmt.to != [me.clone()] {
+        return wrong(&format!("is not addressed to {me} alone"));
+    }
+    if *body_sha256 != rec.body_sha256 || *body_len != rec.body_len {
+        return wrong("names another body");
+    }
+    let (mut named, mut listed) = (recipients.clone(), env.recipients.clone());
+    named.sort();
+    listed.sort();
+    if named != listed {
+        return wrong("names other recipients than the envelope");
+    }
+    Ok(())
+}
+
+impl Agent {
+    /// Sign a monthly paper-only count as a `PaperCount` statement (about no document, said
+    /// to the hub alone) and deliver it to the hub, which counts it in the electronic-exchange
+    /// rate. Needs the hub connection.
+    pub async fn report_paper(&self, month: &str, sent: u64, received: u64) -> Result<()> {
+        let stmt = paper_count(self.agency(), month, sent, received, now_ms())
+            .map_err(|r| anyhow::anyhow!("{}", r.text))?;
+        let (key, cert) = self.signing();
+        let signed = SignedStatement::sign(&stmt, &key, &cert)?;
         let conn =
             self.conn.borrow().clone().context(
                 "not connected to the hub; the report is sent when the agent is connected",
             )?;
-        match poros_transport::request(&conn, &Frame::PaperReport { report: signed }).await? {
+        match poros_transport::request(&conn, &Frame::Statement { statement: signed }).await? {
             Frame::Ack { .. } => {
-                info!(agency = %self.cfg.agency, month, sent, received, "paper report accepted by hub");
+                info!(agency = %self.cfg.agency, month, sent, received, "paper count accepted by hub");
                 Ok(())
             }
             Frame::Refused(r) => anyhow::bail!("hub refused the report: {}", r.message),
@@ -82,6 +154,7 @@ impl Agent {
             body_len: len,
             acceptance: None,
             refused: None,
+            accepted: None,
         };
         self.store
             .put_outgoing(env.id, rec, recipients, inline)
@@ -89,6 +162,49 @@ impl Agent {
         info!(doc = %env.id, agency = %self.cfg.agency, recipients = env.recipients.len(), bytes = len, "document signed and stored in outbox");
         self.submit_wake.notify_one();
         Ok(env.id)
+    }
+
+    /// Verify and store the hub's `Accepted` statement for a document of the outbox: signed
+    /// by the hub, and saying what was submitted ([`check_acceptance`]). A refusal stores
+    /// nothing (the document stays queued).
+    pub(crate) async fn record_acceptance(
+        &self,
+        rec: &OutRecord,
+        signed: SignedStatement,
+    ) -> Result<Result<(), Reason>> {
+        let now = now_ms();
+        match self.trust_verify(&signed.0, STATEMENT_CONTEXT, now / 1000) {
+            Ok(Signer::Hub) => {}
+            Ok(Signer::Agency(a)) => {
+                return Ok(Err(Reason::new(
+                    ReasonCode::SignerNotForAgency,
+                    format!("an acceptance must be signed by the hub, not by {a}"),
+                )))
+            }
+            Err(e) => {
+                return Ok(Err(Reason::new(
+                    e.reason_code(),
+                    format!("acceptance signature: {e}"),
+                )))
+            }
+        }
+        let stmt = match signed.statement() {
+            Ok(s) => s,
+            Err(e) => {
+                return Ok(Err(Reason::new(
+                    ReasonCode::Other,
+                    format!("acceptance does not decode: {e}"),
+                )))
+            }
+        };
+        if let Err(r) = check_acceptance(&stmt, self.agency(), rec) {
+            return Ok(Err(r));
+        }
+        let check: Check = Box::new(|state, s, d| state.check(s, d));
+        Ok(self
+            .store
+            .accept_submission(stmt.doc_id, signed, now, check)
+            .await?)
     }
 
     pub(super) async fn submitter(self: Arc<Self>) {
@@ -216,6 +332,14 @@ impl Agent {
                 self.statement_wake.notify_one();
                 info!(doc = %id, agency = %self.cfg.agency, "accepted by hub");
             }
+            Frame::Statement { statement } => {
+                if let Err(r) = self.record_acceptance(&rec, statement).await? {
+                    anyhow::bail!("hub acceptance of {id} not taken: {r}");
+                }
+                self.reasons.submission_done(id);
+                self.statement_wake.notify_one();
+                info!(doc = %id, agency = %self.cfg.agency, "accepted by hub");
+            }
             Frame::Refused(r) if r.code.is_retryable() => {
                 // Still queued; the status shows why until the hub accepts it.
                 self.reasons.submission_refused(id, r.message.clone());
@@ -232,5 +356,78 @@ impl Agent {
             _ => anyhow::bail!("hub answered a submission with an unexpected frame"),
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::state::statements::tests::{a, envelope, R1, R2, S};
+    use poros_protocol::Staff;
+
+    fn rec(id: DocumentId) -> OutRecord {
+        OutRecord {
+            envelope: envelope(id, &[R1, R2]),
+            body_at: BodyAt::Inline,
+            body_sha256: poros_protocol::sha256(b"x"),
+            body_len: 1,
+            acceptance: None,
+            refused: None,
+            accepted: None,
+        }
+    }
+
+    pub(crate) fn accepted(id: DocumentId, recipients: &[&str]) -> Statement {
+        Statement {
+            doc_id: id,
+            from: Party::Hub,
+            to: vec![a(S)],
+            kind: StatementKind::Accepted {
+                recipients: recipients.iter().map(|r| a(r)).collect(),
+                body_sha256: poros_protocol::sha256(b"x"),
+                body_len: 1,
+            },
+            staff: Staff::default(),
+            note: None,
+            time_ms: 9,
+        }
+    }
+
+    #[test]
+    fn an_acceptance_must_say_what_was_submitted() {
+        let id = DocumentId::new_v7(1, [1; 10]);
+        let r = rec(id);
+        check_acceptance(&accepted(id, &[R2, R1]), &a(S), &r).unwrap();
+        let other = DocumentId::new_v7(2, [2; 10]);
+        let mut s = accepted(other, &[R1, R2]);
+        assert!(check_acceptance(&s, &a(S), &r).is_err());
+        s = accepted(id, &[R1]);
+        assert!(check_acceptance(&s, &a(S), &r).is_err());
+        s = accepted(id, &[R1, R2]);
+        s.kind = StatementKind::Accepted {
+            recipients: vec![a(R1), a(R2)],
+            body_sha256: [0; 32],
+            body_len: 1,
+        };
+        assert!(check_acceptance(&s, &a(S), &r).is_err());
+        s = accepted(id, &[R1, R2]);
+        s.from = Party::Agency(a(R1));
+        assert!(check_acceptance(&s, &a(S), &r).is_err());
+        s = accepted(id, &[R1, R2]);
+        s.to = vec![a(R1)];
+        assert!(check_acceptance(&s, &a(S), &r).is_err());
+    }
+
+    #[test]
+    fn a_paper_count_is_about_a_month_and_said_to_the_hub() {
+        let s = paper_count(&a(S), "2025-03", 4, 7, 11).unwrap();
+        assert!(s.doc_id.is_nil() && s.to.is_empty());
+        assert_eq!(s.from, Party::Agency(a(S)));
+        assert!(matches!(
+            s.kind,
+            StatementKind::PaperCount { ref month, sent: 4, received: 7 } if month == "2025-03"
+        ));
+        let e = paper_count(&a(S), "2025-13", 0, 0, 11).unwrap_err();
+        assert!(e.text.contains("YYYY-MM"), "{e}");
     }
 }

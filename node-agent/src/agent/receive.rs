@@ -1,21 +1,106 @@
 //! Receiving: a delivery is verified with the shared admission checks and stored in the inbox
-//! or in quarantine with a signed rejection; relayed receipts and hub notices are verified and
-//! stored against the outbox; a body the hub lost is uploaded again from the outbox.
+//! or in quarantine, answered with this agency's signed `Receipt` statement (delivered or
+//! rejected); relayed receipts and hub notices of `poros/1` are verified and stored against
+//! the outbox; a body the hub lost is uploaded again from the outbox.
 
 use super::{now_ms, Agent};
-use crate::state::{BodyAt, InRecord, RecipientStatus};
+use crate::state::statements::Check;
+use crate::state::{AnswerStored, BodyAt, InRecord, OutRecord, RecipientStatus};
 use anyhow::{Context, Result};
 use poros_certs::Signer;
 use poros_protocol::admission;
 use poros_protocol::envelope::ENVELOPE_CONTEXT;
 use poros_protocol::receipt::{NOTICE_CONTEXT, RECEIPT_CONTEXT};
 use poros_protocol::{
-    DocumentId, Envelope, Frame, NoticeKind, Outcome, Reason, ReasonCode, Receipt, Refusal,
-    RefusalCode, SignedEnvelope, SignedReceipt, SignedStatement,
+    AgencyId, DocumentId, Envelope, Frame, NoticeKind, Outcome, Party, Reason, ReasonCode, Receipt,
+    Refusal, RefusalCode, SignedEnvelope, SignedReceipt, SignedStatement, Statement, StatementKind,
 };
 use poros_store::{BodySink, Commit};
 use poros_transport::{recv_body, send_body_verified, write_frame, RecvBodyError};
 use tracing::{debug, info, warn};
+
+/// The `Receipt` statement a receipt stands for: from the recipient, to the sender, no staff.
+/// A rejection of the time before reasons had codes gets the code its wording stands for (a
+/// statement always carries one).
+pub(crate) fn receipt_statement(r: &Receipt) -> Statement {
+    let mut s = r.as_statement();
+    if let StatementKind::Receipt { outcome, .. } = &mut s.kind {
+        if let (Outcome::Rejected { .. }, Some(why)) = (&*outcome, outcome.rejection()) {
+            *outcome = Outcome::RejectedFor(why);
+        }
+    }
+    s
+}
+
+/// How a recipient's status is made from the statement that gives it.
+type StatusOf = fn(SignedStatement) -> RecipientStatus;
+
+/// Whether a relayed `Receipt` or `Notice` statement (its signer already checked as its
+/// maker) is an answer about the delivery of `out`, a document this agency sent: for this
+/// agency alone, about one of its recipients, and a receipt signed over the body as sent (the
+/// checks of a relayed receipt of `poros/1`). Gives the recipient and the status it ends in
+/// (none for a delay, which ends nothing).
+pub(crate) fn delivery_answer(
+    stmt: &Statement,
+    me: &AgencyId,
+    out: &OutRecord,
+) -> Result<(AgencyId, Option<StatusOf>), Reason> {
+    stmt.validate()?;
+    if stmt.to != [me.clone()] {
+        return Err(Reason::new(
+            ReasonCode::NotAddressed,
+            format!(
+                "an answer about {} is for its sender {me} alone",
+                stmt.doc_id
+            ),
+        ));
+    }
+    match &stmt.kind {
+        StatementKind::Receipt {
+            body_sha256,
+            outcome,
+        } => {
+            let Party::Agency(recipient) = &stmt.from else {
+                return Err(Reason::new(
+                    ReasonCode::SignerNotForAgency,
+                    "a receipt is made by a recipient, not the hub",
+                ));
+            };
+            let r = Receipt {
+                doc_id: stmt.doc_id,
+                sender: me.clone(),
+                recipient: recipient.clone(),
+                body_sha256: *body_sha256,
+                outcome: outcome.clone(),
+                time_ms: stmt.time_ms,
+            };
+            admission::check_receipt(&r, recipient, &stmt.doc_id, &out.body_sha256)?;
+            let status: StatusOf = match outcome {
+                Outcome::Delivered => RecipientStatus::DeliveredStatement,
+                _ => RecipientStatus::RejectedStatement,
+            };
+            Ok((recipient.clone(), Some(status)))
+        }
+        StatementKind::Notice { recipient, notice } => {
+            if stmt.from != Party::Hub {
+                return Err(Reason::new(
+                    ReasonCode::SignerNotForAgency,
+                    "a delivery notice is made by the hub",
+                ));
+            }
+            let status: Option<StatusOf> = match notice {
+                NoticeKind::Expired => Some(RecipientStatus::ExpiredStatement),
+                NoticeKind::BodyLost { .. } => Some(RecipientStatus::LostStatement),
+                NoticeKind::Delayed { .. } => None,
+            };
+            Ok((recipient.clone(), status))
+        }
+        other => Err(Reason::new(
+            ReasonCode::Other,
+            format!("a {} is not an answer about a delivery", other.label()),
+        )),
+    }
+}
 
 impl Agent {
     /// Send the hub a body it lost, from the outbox: the original signed envelope, then the
@@ -155,21 +240,7 @@ impl Agent {
         };
         if let Some(known) = self.store.received(&env.id)? {
             debug!(doc = %env.id, "redelivery answered with the original receipt");
-            let creds = self.creds();
-            if known.receipt.0.signer_cert == creds.sign_cert {
-                return Ok(Frame::Receipt {
-                    receipt: known.receipt,
-                });
-            }
-            // The same receipt, signed again with the current key: the hub refuses a signer
-            // certificate that a renewal has retired.
-            let receipt = SignedReceipt::from_blob(poros_protocol::SignedBlob::sign(
-                RECEIPT_CONTEXT,
-                known.receipt.0.payload.clone(),
-                &creds.sign_key,
-                &creds.sign_cert,
-            )?);
-            return Ok(Frame::Receipt { receipt });
+            return self.answer(env.id, known).await;
         }
         let now = now_ms();
         let mut reason = self.admit(&signed, &env, added_by.as_ref(), now).err();
@@ -208,6 +279,7 @@ impl Agent {
             time_ms: now_ms(),
         };
         let signed_receipt = self.sign_receipt(&receipt)?;
+        let statement = self.sign_statement(&receipt_statement(&receipt))?;
         let rec = InRecord {
             envelope: signed,
             receipt: signed_receipt,
@@ -216,6 +288,7 @@ impl Agent {
             body_sha256: digest,
             body_len: len,
             reason: reason.as_ref().map(|r| r.text.clone()),
+            statement: Some(statement),
         };
         // The update is kept with a document it admitted, as a statement received.
         let admitted_by_update = !env.recipients.contains(&self.cfg.agency);
@@ -234,9 +307,126 @@ impl Agent {
                 warn!(doc = %env.id, sender = %env.sender, reason = %r, "delivery rejected and quarantined")
             }
         }
-        Ok(Frame::Receipt {
-            receipt: stored.receipt,
-        })
+        self.answer(env.id, stored).await
+    }
+
+    /// The answer to a delivery of a document stored here: the `Receipt` statement stored
+    /// with it. A record stored before receipts were statements gets one now, saying what its
+    /// receipt of `poros/1` says, stored before it is sent. Signed again (the same payload)
+    /// if a renewal retired the certificate it was signed with: the hub refuses that one.
+    async fn answer(&self, id: DocumentId, rec: InRecord) -> Result<Frame> {
+        let statement = match rec.statement {
+            Some(s) => s,
+            None => {
+                let r = rec.receipt.receipt()?;
+                let made = self.sign_statement(&receipt_statement(&r))?;
+                self.store.own_receipt_statement(id, made).await?
+            }
+        };
+        let (key, cert) = self.signing();
+        let statement = if statement.0.signer_cert == cert {
+            statement
+        } else {
+            statement.resign(&key, &cert)?
+        };
+        Ok(Frame::Statement { statement })
+    }
+
+    fn sign_statement(&self, s: &Statement) -> Result<SignedStatement> {
+        let (key, cert) = self.signing();
+        Ok(SignedStatement::sign(s, &key, &cert)?)
+    }
+
+    /// Store a recipient's `Receipt` statement or the hub's `Notice` about a document sent
+    /// here (its signature already verified as its maker's, addressed to this agency): the
+    /// same checks as for a relayed receipt of `poros/1`, then the recipient's status and the
+    /// statement are stored together; answered `Ack` once durable (also for one held already
+    /// or for a recipient answered before, which keeps its first answer).
+    pub(crate) async fn store_delivery_answer(
+        &self,
+        signed: SignedStatement,
+        stmt: Statement,
+        now: u64,
+    ) -> Result<Frame> {
+        let refuse = |r: Reason| {
+            warn!(doc = %stmt.doc_id, reason = %r, kind = stmt.kind.label(), "relayed answer refused");
+            Ok(Frame::Refused(Refusal::rule(r)))
+        };
+        let Some(out) = self.store.outgoing(&stmt.doc_id)? else {
+            return refuse(Reason::new(
+                ReasonCode::UnknownDocument,
+                format!(
+                    "{} is not a document sent by {}",
+                    stmt.doc_id,
+                    self.agency()
+                ),
+            ));
+        };
+        let (recipient, status) = match delivery_answer(&stmt, self.agency(), &out) {
+            Ok(x) => x,
+            Err(r) => return refuse(r),
+        };
+        let status = status.map(|f| f(signed.clone()));
+        let check: Check = Box::new(|state, s, d| state.check(s, d));
+        let stored = match self
+            .store
+            .put_delivery_answer(signed, recipient.clone(), status, now, check)
+            .await?
+        {
+            Ok(x) => x,
+            Err(r) => return refuse(r),
+        };
+        let doc = stmt.doc_id;
+        match (&stmt.kind, stored) {
+            (_, AnswerStored::AlreadyHeld) => {
+                debug!(doc = %doc, "answer already held; acknowledged again")
+            }
+            (
+                StatementKind::Notice {
+                    notice: NoticeKind::Delayed { reason },
+                    ..
+                },
+                _,
+            ) => {
+                // Advisory, and only while no answer is recorded.
+                let pending = self
+                    .store
+                    .statuses(&doc)?
+                    .into_iter()
+                    .any(|(a, st)| a == recipient && st.is_pending());
+                if pending {
+                    self.reasons
+                        .delayed(doc, recipient.clone(), reason.to_string());
+                    warn!(doc = %doc, agency = %self.cfg.agency, recipient = %recipient, %reason, "delivery delayed; the hub keeps retrying");
+                }
+            }
+            (_, AnswerStored::AnsweredBefore) => {
+                debug!(doc = %doc, recipient = %recipient, kind = stmt.kind.label(), "recipient answered before; its first answer stands")
+            }
+            (
+                StatementKind::Receipt {
+                    outcome: Outcome::Delivered,
+                    ..
+                },
+                AnswerStored::New,
+            ) => {
+                self.reasons.answered(doc, &recipient);
+                info!(doc = %doc, agency = %self.cfg.agency, recipient = %recipient, "receipt stored")
+            }
+            (StatementKind::Receipt { outcome, .. }, AnswerStored::New) => {
+                self.reasons.answered(doc, &recipient);
+                let reason = outcome
+                    .rejection()
+                    .map(|r| r.to_string())
+                    .unwrap_or_default();
+                warn!(doc = %doc, agency = %self.cfg.agency, recipient = %recipient, %reason, "rejection stored")
+            }
+            (_, AnswerStored::New) => {
+                self.reasons.answered(doc, &recipient);
+                warn!(doc = %doc, agency = %self.cfg.agency, recipient = %recipient, notice = stmt.kind.label(), "delivery ended by the hub's notice");
+            }
+        }
+        Ok(Frame::Ack { doc_id: doc })
     }
 
     pub(super) async fn store_relayed_receipt(&self, receipt: SignedReceipt) -> Result<Frame> {
@@ -360,5 +550,136 @@ impl Agent {
             }
         }
         Ok(Frame::Ack { doc_id: n.doc_id })
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use poros_protocol::{AgencyId, Party, Staff};
+
+    fn a(s: &str) -> AgencyId {
+        AgencyId::parse(s).unwrap()
+    }
+
+    #[test]
+    fn a_receipt_becomes_a_valid_receipt_statement_to_the_sender() {
+        let mut r = Receipt {
+            doc_id: DocumentId::new_v7(1, [1; 10]),
+            sender: a("000.00.00.G01"),
+            recipient: a("000.00.00.H02"),
+            body_sha256: [9; 32],
+            outcome: Outcome::Rejected {
+                reason: "body SHA-256 does not match the envelope".into(),
+            },
+            time_ms: 42,
+        };
+        let s = receipt_statement(&r);
+        s.validate().unwrap();
+        assert_eq!(s.from, Party::Agency(a("000.00.00.H02")));
+        assert_eq!(s.to, vec![a("000.00.00.G01")]);
+        assert_eq!((s.staff, s.note, s.time_ms), (Staff::default(), None, 42));
+        let StatementKind::Receipt {
+            body_sha256,
+            outcome: Outcome::RejectedFor(why),
+        } = s.kind
+        else {
+            panic!("not a rejection with a reason code")
+        };
+        assert_eq!(body_sha256, [9; 32]);
+        assert_eq!(why.code, poros_protocol::ReasonCode::BodyHashMismatch);
+        r.outcome = Outcome::Delivered;
+        assert_eq!(receipt_statement(&r), r.as_statement());
+    }
+
+    fn out() -> OutRecord {
+        use crate::state::statements::tests::{envelope, R1, R2};
+        OutRecord {
+            envelope: envelope(DocumentId::new_v7(1, [1; 10]), &[R1, R2]),
+            body_at: BodyAt::Inline,
+            body_sha256: poros_protocol::sha256(b"x"),
+            body_len: 1,
+            acceptance: None,
+            refused: None,
+            accepted: None,
+        }
+    }
+
+    pub(crate) fn receipt_stmt(doc: DocumentId, by: &str, outcome: Outcome) -> Statement {
+        use crate::state::statements::tests::S;
+        Statement {
+            doc_id: doc,
+            from: Party::Agency(a(by)),
+            to: vec![a(S)],
+            kind: StatementKind::Receipt {
+                body_sha256: poros_protocol::sha256(b"x"),
+                outcome,
+            },
+            staff: Staff::default(),
+            note: None,
+            time_ms: 8,
+        }
+    }
+
+    pub(crate) fn notice_stmt(doc: DocumentId, about: &str, notice: NoticeKind) -> Statement {
+        use crate::state::statements::tests::S;
+        Statement {
+            doc_id: doc,
+            from: Party::Hub,
+            to: vec![a(S)],
+            kind: StatementKind::Notice {
+                recipient: a(about),
+                notice,
+            },
+            staff: Staff::default(),
+            note: None,
+            time_ms: 8,
+        }
+    }
+
+    #[test]
+    fn relayed_answers_are_checked_like_receipts_of_poros_1() {
+        use crate::state::statements::tests::{R2, S};
+        let (doc, me, out) = (DocumentId::new_v7(1, [1; 10]), a(S), out());
+        let ok = receipt_stmt(doc, R2, Outcome::Delivered);
+        let (who, status) = delivery_answer(&ok, &me, &out).unwrap();
+        assert_eq!(who, a(R2));
+        let st = status.unwrap()(
+            SignedStatement::sign(&ok, &poros_protocol::SigningKey::generate().unwrap(), b"c")
+                .unwrap(),
+        );
+        assert_eq!(st.state(), "delivered");
+        // Over another body.
+        let mut bad = ok.clone();
+        bad.kind = StatementKind::Receipt {
+            body_sha256: [1; 32],
+            outcome: Outcome::Delivered,
+        };
+        assert_eq!(
+            delivery_answer(&bad, &me, &out).unwrap_err().code,
+            ReasonCode::BodyHashMismatch
+        );
+        // A rejection names the body it received, whatever it was.
+        bad.kind = StatementKind::Receipt {
+            body_sha256: [1; 32],
+            outcome: Outcome::RejectedFor(Reason::new(ReasonCode::BodyHashMismatch, "sha-256")),
+        };
+        let (_, status) = delivery_answer(&bad, &me, &out).unwrap();
+        assert!(status.is_some());
+        // Not for this agency.
+        assert_eq!(
+            delivery_answer(&ok, &a(R2), &out).unwrap_err().code,
+            ReasonCode::NotAddressed
+        );
+        // Notices: a delay ends nothing; only the hub makes one.
+        let delay = NoticeKind::Delayed {
+            reason: poros_protocol::DelayReason::RecipientStorageFull,
+        };
+        let n = notice_stmt(doc, R2, delay);
+        assert!(delivery_answer(&n, &me, &out).unwrap().1.is_none());
+        let mut by_agency = notice_stmt(doc, R2, NoticeKind::Expired);
+        assert!(delivery_answer(&by_agency, &me, &out).unwrap().1.is_some());
+        by_agency.from = Party::Agency(a(R2));
+        assert!(delivery_answer(&by_agency, &me, &out).is_err());
     }
 }

@@ -13,7 +13,7 @@
 use super::{dec, enc, id_of, AgentStore, Event, InRecord, OutRecord, RecipientStatus};
 use super::{EVENTS, INBOX, META, OUTBOX, OUT_STATUS, QUARANTINE};
 use poros_protocol::{
-    AgencyId, Change, Digest, DocState, DocumentId, Effects, Party, Reason, ReasonCode,
+    AgencyId, Change, Digest, DocState, DocumentId, Effects, NoticeKind, Party, Reason, ReasonCode,
     SignedStatement, Statement, StatementKind,
 };
 use poros_store::StoreError;
@@ -244,7 +244,7 @@ fn fold_base(
     if let Some((rec, statuses)) = out {
         let mut s = sent_base(rec)?;
         for (a, st) in statuses {
-            if matches!(st, RecipientStatus::Delivered(_)) {
+            if st.is_delivered() {
                 // An added recipient has no track until its update is folded in.
                 s.tracks.entry(a.clone()).or_default();
                 s.delivered(a);
@@ -271,7 +271,7 @@ fn base_state(txn: &WriteTransaction, id: DocumentId) -> Result<Option<DocState>
         .get(key)?
         .map(|g| g.value().to_vec());
     if let Some(v) = out {
-        let rec: OutRecord = dec(&v)?;
+        let rec = OutRecord::decode(&v)?;
         let mut statuses = Vec::new();
         let st = txn.open_table(OUT_STATUS)?;
         for e in st.range((key, "")..=(key, "~"))? {
@@ -284,7 +284,7 @@ fn base_state(txn: &WriteTransaction, id: DocumentId) -> Result<Option<DocState>
     for def in [INBOX, QUARANTINE] {
         let v = txn.open_table(def)?.get(key)?.map(|g| g.value().to_vec());
         if let Some(v) = v {
-            return fold_base(None, Some(&dec(&v)?));
+            return fold_base(None, Some(&InRecord::decode(&v)?));
         }
     }
     Ok(None)
@@ -446,6 +446,88 @@ pub(crate) fn listing_extras(
     Ok((state, replaces))
 }
 
+/// Whether the statement with this payload digest is held.
+pub(super) fn is_held(txn: &WriteTransaction, digest: &Digest) -> Result<bool, StoreError> {
+    Ok(txn.open_table(DIGESTS)?.get(digest.as_slice())?.is_some())
+}
+
+/// Whether `stmt` is a delay notice and the last notice stored about its recipient is a
+/// delay for the same reason (the hub says so at every failed attempt; it is kept once).
+pub(super) fn same_delay_last(
+    txn: &WriteTransaction,
+    stmt: &Statement,
+) -> Result<bool, StoreError> {
+    let StatementKind::Notice {
+        recipient,
+        notice: notice @ NoticeKind::Delayed { .. },
+    } = &stmt.kind
+    else {
+        return Ok(false);
+    };
+    let key = stmt.doc_id.as_bytes().as_slice();
+    let t = txn.open_table(STATEMENTS)?;
+    for e in t.range((key, 0)..=(key, u64::MAX))?.rev() {
+        let (_, v) = e?;
+        let s: StoredStatement = dec(v.value())?;
+        if let StatementKind::Notice {
+            recipient: r,
+            notice: n,
+        } = s.statement()?.kind
+        {
+            if &r == recipient {
+                return Ok(&n == notice);
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// [`AgentStore::put_statement`] inside a write transaction (with the other records the
+/// statement changes, in the same commit). Writes nothing unless it returns `Ok(Ok(New))`.
+pub(super) fn put_in(
+    txn: &WriteTransaction,
+    signed: &SignedStatement,
+    stmt: &Statement,
+    direction: Direction,
+    now_ms: u64,
+    check: &mut Check,
+) -> Result<Result<Stored, Reason>, StoreError> {
+    let digest = signed.payload_digest();
+    if txn.open_table(DIGESTS)?.get(digest.as_slice())?.is_some() {
+        return Ok(Ok(Stored::AlreadyHeld));
+    }
+    let Some(mut state) = load_state(txn, stmt.doc_id)? else {
+        return Ok(Err(Reason::new(
+            ReasonCode::UnknownDocument,
+            format!("document {} is not known here", stmt.doc_id),
+        )));
+    };
+    let fx = match check(&state, stmt, &digest) {
+        Ok(fx) => fx,
+        Err(r) => return Ok(Err(r)),
+    };
+    if let (Direction::Made, Some(named)) = (direction, fx.names_document) {
+        let ok = match txn
+            .open_table(OUTBOX)?
+            .get(named.as_bytes().as_slice())?
+            .map(|g| g.value().to_vec())
+        {
+            Some(v) => sent_base(&OutRecord::decode(&v)?)?.sender == stmt.from,
+            None => false,
+        };
+        if !ok {
+            return Ok(Err(Reason::new(
+                ReasonCode::UnknownDocument,
+                format!("{named} is not a document sent by {}", stmt.from),
+            )));
+        }
+    }
+    state.apply(stmt, &digest);
+    save_state(txn, stmt.doc_id, &state)?;
+    let seq = insert_statement(txn, stmt, signed.clone(), direction, now_ms)?;
+    Ok(Ok(Stored::New(seq)))
+}
+
 impl AgentStore {
     /// Stores a statement about a document known here, unless the same one is already held
     /// (then nothing changes): `check` decides under the document's current state, inside the
@@ -464,42 +546,7 @@ impl AgentStore {
             .statement()
             .map_err(|e| StoreError::Other(format!("statement does not decode: {e}")))?;
         self.db
-            .write(move |txn| {
-                let digest = signed.payload_digest();
-                if txn.open_table(DIGESTS)?.get(digest.as_slice())?.is_some() {
-                    return Ok(Ok(Stored::AlreadyHeld));
-                }
-                let Some(mut state) = load_state(txn, stmt.doc_id)? else {
-                    return Ok(Err(Reason::new(
-                        ReasonCode::UnknownDocument,
-                        format!("document {} is not known here", stmt.doc_id),
-                    )));
-                };
-                let fx = match check(&state, &stmt, &digest) {
-                    Ok(fx) => fx,
-                    Err(r) => return Ok(Err(r)),
-                };
-                if let (Direction::Made, Some(named)) = (direction, fx.names_document) {
-                    let ok = match txn
-                        .open_table(OUTBOX)?
-                        .get(named.as_bytes().as_slice())?
-                        .map(|g| g.value().to_vec())
-                    {
-                        Some(v) => sent_base(&dec(&v)?)?.sender == stmt.from,
-                        None => false,
-                    };
-                    if !ok {
-                        return Ok(Err(Reason::new(
-                            ReasonCode::UnknownDocument,
-                            format!("{named} is not a document sent by {}", stmt.from),
-                        )));
-                    }
-                }
-                state.apply(&stmt, &digest);
-                save_state(txn, stmt.doc_id, &state)?;
-                let seq = insert_statement(txn, &stmt, signed.clone(), direction, now_ms)?;
-                Ok(Ok(Stored::New(seq)))
-            })
+            .write(move |txn| put_in(txn, &signed, &stmt, direction, now_ms, &mut check))
             .await
     }
 
@@ -640,7 +687,7 @@ impl AgentStore {
                                 .get((key, a.as_str()))?
                                 .map(|g| dec::<RecipientStatus>(g.value()))
                                 .transpose()?;
-                            if matches!(pending, Some(RecipientStatus::Pending)) {
+                            if pending.as_ref().is_some_and(RecipientStatus::is_pending) {
                                 st.remove((key, a.as_str()))?;
                             }
                         }
@@ -699,7 +746,7 @@ pub(crate) mod tests {
         SigningKey::generate().unwrap()
     }
 
-    fn envelope(id: DocumentId, recipients: &[&str]) -> SignedEnvelope {
+    pub(crate) fn envelope(id: DocumentId, recipients: &[&str]) -> SignedEnvelope {
         let env = Envelope {
             id,
             sender: a(S),
@@ -719,7 +766,7 @@ pub(crate) mod tests {
         SignedEnvelope::sign(&env, &key(), b"cert").unwrap()
     }
 
-    fn receipt(id: DocumentId, by: &str) -> SignedReceipt {
+    pub(crate) fn receipt(id: DocumentId, by: &str) -> SignedReceipt {
         let r = Receipt {
             doc_id: id,
             sender: a(S),
@@ -770,14 +817,14 @@ pub(crate) mod tests {
         Box::new(|s, st, d| s.check(st, d))
     }
 
-    struct Fixture {
+    pub(crate) struct Fixture {
         _dir: tempfile::TempDir,
-        path: std::path::PathBuf,
-        rt: tokio::runtime::Runtime,
+        pub(crate) path: std::path::PathBuf,
+        pub(crate) rt: tokio::runtime::Runtime,
     }
 
     impl Fixture {
-        fn new() -> Self {
+        pub(crate) fn new() -> Self {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("agent.redb");
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -790,13 +837,13 @@ pub(crate) mod tests {
                 rt,
             }
         }
-        fn open(&self) -> AgentStore {
+        pub(crate) fn open(&self) -> AgentStore {
             AgentStore::open(poros_store::Db::open(&self.path).unwrap()).unwrap()
         }
     }
 
     /// A sent document delivered to R1 (not yet to R2).
-    fn sent(f: &Fixture, store: &AgentStore, id: DocumentId) {
+    pub(crate) fn sent(f: &Fixture, store: &AgentStore, id: DocumentId) {
         let rec = OutRecord {
             envelope: envelope(id, &[R1, R2]),
             body_at: BodyAt::Inline,
@@ -804,6 +851,7 @@ pub(crate) mod tests {
             body_len: 1,
             acceptance: None,
             refused: None,
+            accepted: None,
         };
         f.rt.block_on(async {
             store
@@ -815,7 +863,7 @@ pub(crate) mod tests {
         });
     }
 
-    fn statement_events(store: &AgentStore) -> Vec<StatementEvent> {
+    pub(crate) fn statement_events(store: &AgentStore) -> Vec<StatementEvent> {
         store
             .all_events(0, 1000)
             .unwrap()
@@ -840,6 +888,7 @@ pub(crate) mod tests {
             body_sha256: poros_protocol::sha256(b"x"),
             body_len: 1,
             reason: None,
+            statement: None,
         };
         f.rt.block_on(store.put_received(id, rec, Some(b"x".to_vec())))
             .unwrap();
