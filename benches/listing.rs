@@ -82,6 +82,7 @@ fn record(i: u64, cert: &[u8]) -> Res<(DocumentId, InRecord)> {
             body_sha256: digest,
             body_len: body.len() as u64,
             reason: None,
+            statement: None,
         },
     ))
 }

@@ -109,6 +109,8 @@ fn hostile_rejection_reason_is_escaped_on_the_senders_terminal() {
     net.wait_state(A, &id, "accepted");
 
     // D answers the delivery by hand, with a signed rejection whose reason attacks terminals.
+    // It uses the `poros/1` receipt form, whose free text no one validates (a `Receipt`
+    // statement with such a reason is refused by the rules at the hub already).
     let dir = net.agent_dir(D);
     let (key, cert) = signing_key(&dir);
     let hostile = "\u{1b}[2J\u{1b}[H\rdelivered OK\nFORGED: all documents delivered";

@@ -191,10 +191,7 @@ fn renewed_nodes_old_certificates_are_retired() {
         msg.contains("not the agency's current signing certificate"),
         "{msg}"
     );
-    assert!(
-        matches!(new_answer, Ok(Frame::Accepted { .. })),
-        "{new_answer:?}"
-    );
+    assert!(new_answer.as_ref().is_ok_and(accepted), "{new_answer:?}");
     net.start_agent(A);
 
     // C comes online after the retirement and accepts the document signed before it.

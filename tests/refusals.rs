@@ -73,12 +73,16 @@ fn body_altered_on_the_way_is_rejected_by_the_receiver() {
         conn.close(0u32.into(), b"done");
         f
     });
-    let Frame::Receipt { receipt } = receipt else {
-        panic!("expected a signed rejection, got {receipt:?}");
+    // The receiving agent answers with its signed `Receipt` statement.
+    let Frame::Statement { statement } = &receipt else {
+        panic!("expected a signed rejection statement, got {receipt:?}");
     };
-    let r = receipt.receipt().unwrap();
-    let reason = match &r.outcome {
-        poros_protocol::Outcome::RejectedFor(reason) => reason.clone(),
+    let r = statement.statement().unwrap();
+    let reason = match &r.kind {
+        poros_protocol::StatementKind::Receipt {
+            outcome: poros_protocol::Outcome::RejectedFor(reason),
+            ..
+        } => reason.clone(),
         o => panic!("altered body accepted, or rejected without a reason code: {o:?}"),
     };
     assert_eq!(reason.code, poros_protocol::ReasonCode::BodyHashMismatch);
@@ -86,7 +90,7 @@ fn body_altered_on_the_way_is_rejected_by_the_receiver() {
         reason.text.contains("SHA-256") && reason.text.contains("body"),
         "{reason}"
     );
-    assert_eq!(r.recipient.as_str(), B);
+    assert_eq!(r.from.as_str(), B);
 
     let q = net.api_list(B, "/v1/quarantine");
     let qe = q
@@ -145,7 +149,7 @@ fn forged_sender_and_bad_signature_are_refused() {
         let f = request(&conn, &submit_bytes(&ok, b"valid raw body"))
             .await
             .unwrap();
-        assert!(matches!(f, Frame::Accepted { .. }), "{f:?}");
+        assert!(accepted(&f), "{f:?}");
         conn.close(0u32.into(), b"done");
     });
     let valid_id = valid.id.to_string();
@@ -368,7 +372,7 @@ fn malformed_frames_are_refused_and_hub_keeps_serving() {
         let f = request(&conn, &submit_bytes(&ok, b"after the garbage"))
             .await
             .unwrap();
-        assert!(matches!(f, Frame::Accepted { .. }), "{f:?}");
+        assert!(accepted(&f), "{f:?}");
         conn.close(0u32.into(), b"done");
     });
     let valid_id = valid.id.to_string();

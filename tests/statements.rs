@@ -137,10 +137,11 @@ fn a_document_goes_from_arrival_to_completion_at_two_recipients() {
         }
     }
     for r in [B, C] {
-        let st = wait_timeline(&net, A, &id, r, 7);
+        let st = wait_timeline(&net, A, &id, r, 8);
         assert_eq!(
             labels(&st, r),
             [
+                "hub_accepted",
                 "delivered",
                 "arrived",
                 "registered",
@@ -154,19 +155,28 @@ fn a_document_goes_from_arrival_to_completion_at_two_recipients() {
         let rc = recipient(&st, r);
         assert_eq!(rc["business"], "completed");
         let t = rc["timeline"].as_array().unwrap();
-        let codes: Vec<_> = t[1..].iter().map(|e| e["code"].clone()).collect();
+        let codes: Vec<_> = t[2..].iter().map(|e| e["code"].clone()).collect();
         assert_eq!(
             codes,
             ["01", "03", "04", "05", "05", "06"].map(Value::from),
             "{st}"
         );
-        for e in &t[1..] {
+        // Every entry, the hub's acceptance and the receipt included, re-verified.
+        for e in t {
             assert_eq!(e["signature_verified"], true, "not re-verified: {e}");
+        }
+        assert_eq!(
+            (t[0]["from"].as_str(), t[1]["from"].as_str()),
+            (Some("hub"), Some(r))
+        );
+        // The business statuses name their staff; the automatic ones name none.
+        for e in &t[2..] {
             assert_eq!(e["staff"]["name"], "Nguyễn Văn An", "{e}");
             assert_eq!(e["staff"]["department"], "Văn thư", "{e}");
         }
-        assert_eq!(t[4]["note"], "draft reply");
-        assert_eq!(t[5]["note"], "awaiting signature");
+        assert_eq!(t[1]["staff"]["name"], "", "{}", t[1]);
+        assert_eq!(t[5]["note"], "draft reply");
+        assert_eq!(t[6]["note"], "awaiting signature");
     }
     // The business figures: both recipients registered in time and completed; nothing is
     // outstanding; on the API (admin token), the CSV, /metrics and `poros-hub stats`.
@@ -238,6 +248,8 @@ fn a_document_goes_from_arrival_to_completion_at_two_recipients() {
         assert_eq!(
             labels,
             [
+                "hub_accepted",
+                "delivered",
                 "arrived",
                 "registered",
                 "assigned",
@@ -307,13 +319,16 @@ fn illegal_statements_are_refused_by_the_agent_that_would_make_them() {
             .collect()
     };
     assert_eq!(said(&status(&net, B, &id)), said(&before_b));
-    let st = wait_timeline(&net, A, &id, B, 3);
-    assert_eq!(labels(&st, B), ["delivered", "registered", "completed"]);
+    let st = wait_timeline(&net, A, &id, B, 4);
+    assert_eq!(
+        labels(&st, B),
+        ["hub_accepted", "delivered", "registered", "completed"]
+    );
     let doc = net.hub_json(&["doc"], &[&id]);
     assert_eq!(
         doc["history"].as_array().map(Vec::len),
-        Some(2),
-        "hub history: {doc}"
+        Some(4),
+        "hub history (acceptance, receipt, two statuses): {doc}"
     );
 }
 
@@ -356,11 +371,14 @@ fn take_back_is_accepted_by_one_recipient_and_refused_by_another() {
     assert_eq!(no["code"], "16");
 
     // The sender sees both answers, each in its recipient's timeline.
-    let st = wait_timeline(&net, A, &id, B, 2);
-    assert_eq!(labels(&st, B), ["delivered", "accepted"]);
-    let st = wait_timeline(&net, A, &id, C, 3);
-    assert_eq!(labels(&st, C), ["delivered", "registered", "refused"]);
-    let refusal = &recipient(&st, C)["timeline"][2];
+    let st = wait_timeline(&net, A, &id, B, 3);
+    assert_eq!(labels(&st, B), ["hub_accepted", "delivered", "accepted"]);
+    let st = wait_timeline(&net, A, &id, C, 4);
+    assert_eq!(
+        labels(&st, C),
+        ["hub_accepted", "delivered", "registered", "refused"]
+    );
+    let refusal = &recipient(&st, C)["timeline"][3];
     assert_eq!(refusal["code"], "16");
     assert!(
         refusal["reason"]["text"]
@@ -413,8 +431,8 @@ fn replace_delivers_the_new_document_and_links_both_ways() {
         assert_eq!(n["replaces"], old.as_str(), "new at {rc}: {n}");
     }
     for rc in [B, C] {
-        let st = wait_timeline(&net, A, &old, rc, 2);
-        assert_eq!(labels(&st, rc), ["delivered", "accepted"]);
+        let st = wait_timeline(&net, A, &old, rc, 3);
+        assert_eq!(labels(&st, rc), ["hub_accepted", "delivered", "accepted"]);
         assert_eq!(recipient(&st, rc)["replaced_by"], new.as_str());
     }
     assert_eq!(status(&net, A, &old)["replaced_by"], new.as_str());
@@ -465,10 +483,11 @@ fn a_sender_that_was_offline_gets_every_status_in_order() {
         progress(&net, B, &id, st, None);
     }
     net.start_agent(A);
-    let st = wait_timeline(&net, A, &id, B, 5);
+    let st = wait_timeline(&net, A, &id, B, 6);
     assert_eq!(
         labels(&st, B),
         [
+            "hub_accepted",
             "delivered",
             "registered",
             "assigned",
@@ -560,14 +579,15 @@ fn kill_9_of_the_hub_and_of_a_recipient_during_a_burst_loses_and_repeats_nothing
         }
     }
     for id in &ids {
-        let st = wait_timeline(&net, A, id, B, 5);
+        let st = wait_timeline(&net, A, id, B, 6);
         let t = recipient(&st, B)["timeline"].as_array().unwrap().clone();
-        let got: Vec<String> = t[1..]
+        // After the hub's acceptance and B's receipt.
+        let got: Vec<String> = t[2..]
             .iter()
             .map(|e| e["statement"].as_str().unwrap().to_string())
             .collect();
         assert_eq!(
-            labels(&st, B)[1..],
+            labels(&st, B)[2..],
             steps.map(String::from),
             "order on {id}"
         );
@@ -595,7 +615,7 @@ fn a_reminder_reaches_only_recipients_with_work_left() {
     net.wait_state(A, &id, "delivered");
     progress(&net, C, &id, "registered", None);
     progress(&net, C, &id, "completed", None);
-    wait_timeline(&net, A, &id, C, 3);
+    wait_timeline(&net, A, &id, C, 4);
     // A recipient cannot remind; the sender reminds by default only those with work left.
     refused(
         verb(&net, B, &["remind", &id, "--note", "hurry"]),
@@ -627,7 +647,7 @@ fn a_reminder_reaches_only_recipients_with_work_left() {
     assert_eq!(e["note"], "hạn trả lời 15/12");
     assert_eq!(e["signature_verified"], true);
     let at_a = status(&net, A, &id);
-    assert_eq!(labels(&at_a, B), ["delivered", "reminder"]);
+    assert_eq!(labels(&at_a, B), ["hub_accepted", "delivered", "reminder"]);
     // B still has the document to handle: one outstanding, delivered today; C's has ended.
     let r = net
         .http()
@@ -640,5 +660,8 @@ fn a_reminder_reaches_only_recipients_with_work_left() {
     assert_eq!(n["outstanding"], 1, "{n}");
     assert_eq!(n["outstanding_by_age"]["under_1d"], 1, "{n}");
     assert_eq!(n["completed"], 1, "{n}");
-    assert_eq!(labels(&at_a, C), ["delivered", "registered", "completed"]);
+    assert_eq!(
+        labels(&at_a, C),
+        ["hub_accepted", "delivered", "registered", "completed"]
+    );
 }

@@ -172,5 +172,6 @@ fn the_agent_refuses_what_the_rules_forbid_and_stores_what_it_makes() {
     let r = &sent["recipients"][0];
     assert_eq!(r["agency"], B);
     assert_eq!(r["pending_change"]["label"], "takeback");
-    assert_eq!(r["timeline"][0]["label"], "delivered");
+    assert_eq!(r["timeline"][0]["label"], "hub_accepted");
+    assert_eq!(r["timeline"][1]["label"], "delivered");
 }

@@ -218,11 +218,21 @@ fn forged_statements_are_refused_with_their_reason_and_store_nothing() {
         let (code, msg) = refused(f).unwrap_or_else(|| panic!("not refused: {f:?}"));
         assert_eq!(code, RefusalCode::Rule(want), "{msg}");
     }
-    // Nothing of it stored: the history holds the two legal statements, once each.
+    // Nothing of it stored: after the hub's acceptance and the two receipts, the history
+    // holds the two legal statements, once each.
     let h = history(&net, &id);
     let labels: Vec<_> = h.iter().map(|s| s["label"].as_str().unwrap()).collect();
-    assert_eq!(labels, ["registered", "completed"]);
-    assert_eq!(h[1]["code"], "06");
+    assert_eq!(
+        labels,
+        [
+            "hub_accepted",
+            "delivered",
+            "delivered",
+            "registered",
+            "completed"
+        ]
+    );
+    assert_eq!(h[4]["code"], "06");
     let v = net.admin_get(&format!("/admin/v1/documents/{id}"));
     let at_c = v["deliveries"]
         .as_array()
@@ -230,7 +240,17 @@ fn forged_statements_are_refused_with_their_reason_and_store_nothing() {
         .iter()
         .find(|d| d["recipient"] == C)
         .unwrap();
-    assert_eq!(at_c["statements"].as_array().unwrap().len(), 2);
+    // Under C: the acceptance that queued it, its receipt, and its two statuses.
+    let at_c: Vec<_> = at_c["statements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        at_c,
+        ["hub_accepted", "delivered", "registered", "completed"]
+    );
     for reason in [
         "illegal_transition",
         "signer_not_for_agency",
@@ -296,8 +316,9 @@ fn legal_statements_are_relayed_in_order_once_acked() {
         .collect();
     assert_eq!(got, codes);
     wait_until("relay queue empty", DEADLINE, || {
+        // The statuses, after the two receipts relayed to A when the document was delivered.
         net.metric("poros_statement_relay_depth") == 0
-            && net.metric("poros_statements_relayed_total") == codes.len() as u64
+            && net.metric("poros_statements_relayed_total") == codes.len() as u64 + 2
     });
 }
 

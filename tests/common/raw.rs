@@ -46,6 +46,29 @@ pub fn refused(f: &Frame) -> Option<(RefusalCode, String)> {
     }
 }
 
+/// The hub's acceptance: a hub-made `Accepted` statement (the `poros/3` answer to `Submit`).
+pub fn accepted(f: &Frame) -> bool {
+    match f {
+        Frame::Statement { statement } => statement.statement().is_ok_and(|s| {
+            s.from == poros_protocol::Party::Hub
+                && matches!(s.kind, poros_protocol::StatementKind::Accepted { .. })
+        }),
+        _ => false,
+    }
+}
+
+/// A recipient's answer to a delivery, as the statement it is (either form).
+pub fn receipt_of(f: &Frame) -> Option<poros_protocol::Statement> {
+    match f {
+        Frame::Statement { statement } => statement
+            .statement()
+            .ok()
+            .filter(|s| matches!(s.kind, poros_protocol::StatementKind::Receipt { .. })),
+        Frame::Receipt { receipt } => receipt.receipt().ok().map(|r| r.as_statement()),
+        _ => None,
+    }
+}
+
 /// A Submit frame followed by the body.
 pub fn submit_bytes(env: &SignedEnvelope, body: &[u8]) -> Vec<u8> {
     let mut b = Frame::Submit {
