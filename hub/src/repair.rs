@@ -28,8 +28,6 @@ pub(crate) enum BodySource {
     Inline(Vec<u8>),
     /// Body file with the recorded length, open; its hash is checked as it streams.
     File(tokio::fs::File),
-    /// Removed after retention.
-    Removed,
 }
 
 fn describe(check: BlobCheck, recorded: u64) -> String {
@@ -45,7 +43,8 @@ fn describe(check: BlobCheck, recorded: u64) -> String {
 
 /// The body of `rec`, checked cheaply before anything is sent: a file must be present with
 /// the recorded length; inline bytes must have the recorded length and hash. `Ok(Err(what))`
-/// when it is missing or damaged.
+/// when it is missing or damaged; an error when retention removed it (it is removed only once
+/// every delivery has ended, so a pending one never meets that).
 pub(crate) async fn body_for_delivery(
     hub: &Hub,
     rec: &DocRecord,
@@ -73,7 +72,10 @@ pub(crate) async fn body_for_delivery(
             }
             Some(b) => Ok(BodySource::Inline(b)),
         }),
-        BodyAt::Gone => Ok(Ok(BodySource::Removed)),
+        BodyAt::Gone => anyhow::bail!(
+            "body {} was removed by retention while a delivery was pending",
+            hex::encode(rec.body_sha256)
+        ),
     }
 }
 

@@ -124,9 +124,6 @@ async fn deliver_one(
     // sender is asked for it again (length and, for inline bodies, hash checked up front; a
     // file's hash is checked as it streams).
     let body = match crate::repair::body_for_delivery(hub, &rec).await? {
-        Ok(BodySource::Removed) => {
-            anyhow::bail!("body of {doc} was removed while a delivery was pending")
-        }
         Ok(b) => b,
         Err(what) => return crate::repair::body_damaged(hub, doc, what).await,
     };
@@ -144,7 +141,6 @@ async fn deliver_one(
                 Err(e) => return Err(e.into()),
             }
         }
-        BodySource::Removed => {}
     }
     send.finish()?;
     let reply = read_frame(&mut recv).await?;
