@@ -1,7 +1,7 @@
 //! The hub's side of the statement path, driven on the wire with agencies' own credentials:
 //! forged statements are refused with their reason code and store nothing; legal ones are
 //! stored once and relayed to the addressee in acceptance order; a `poros/1` connection is
-//! never sent one.
+//! never sent an agency's statement, and is answered in its own forms (acceptance, notices).
 
 mod common;
 use common::raw::*;
@@ -355,4 +355,99 @@ fn poros1_connection_is_sent_no_statement() {
         1,
         "the statement stayed queued for the newer agent"
     );
+}
+
+/// Act as an agent on `conn` until `deadline`: answer every request with `Ack` and return the
+/// frames the hub sent (the CRL push left out).
+async fn collect_frames(conn: &quinn::Connection, deadline: Instant) -> Vec<Frame> {
+    let mut got = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(Ok((mut send, mut recv))) = tokio::time::timeout(left, conn.accept_bi()).await
+        else {
+            return got;
+        };
+        let Ok(frame) = poros_transport::read_frame(&mut recv).await else {
+            continue;
+        };
+        let doc_id = match &frame {
+            Frame::Notice { notice } => notice.notice().unwrap().doc_id,
+            Frame::Statement { statement } => statement.statement().unwrap().doc_id,
+            Frame::RelayReceipt { receipt } => receipt.receipt().unwrap().doc_id,
+            _ => DocumentId::from_bytes([0; 16]),
+        };
+        let _ = poros_transport::write_frame(&mut send, &Frame::Ack { doc_id }).await;
+        let _ = send.finish();
+        if !matches!(frame, Frame::CrlUpdate { .. }) {
+            got.push(frame);
+        }
+    }
+}
+
+/// An old (`poros/1`) agent is answered in its own forms: its submission gets an `Acceptance`
+/// in that form, the hub's expiry notice is signed again as a `Notice` for it, and a newer
+/// recipient's `Receipt` statement, which it could not verify, waits for its upgrade.
+#[test]
+fn poros1_agent_is_answered_in_its_own_forms() {
+    let mut net = Net::new();
+    net.set_hub_config("expiry_secs", "2");
+    net.set_hub_config("sweep_interval_secs", "1");
+    for code in [A, B, C] {
+        net.add_agent(code);
+    }
+    net.start_hub();
+    net.start_agent(B);
+    let addr = net.quic_addr();
+    let dir_a = net.agent_dir(A);
+    let (key, cert) = signing_key(&dir_a);
+    let body = b"from an old agent".to_vec();
+    // One document to B (a current agent, which answers at once), one to C (which never
+    // connects, so its delivery expires).
+    let to_b = envelope(A, B, &body, 41);
+    let to_c = envelope(A, C, &body, 42);
+    let (old, new) = rt().block_on(async {
+        let mut v1 = agent_tls(&dir_a);
+        v1.alpn_protocols = vec![poros_protocol::ALPN_V1.to_vec()];
+        let conn = connect(v1, addr).await.expect("an old agent connects");
+        for env in [&to_b, &to_c] {
+            let signed = poros_protocol::SignedEnvelope::sign(env, &key, &cert).unwrap();
+            let f = request(&conn, &submit_bytes(&signed, &body))
+                .await
+                .expect("an answer");
+            let Frame::Accepted { acceptance } = &f else {
+                panic!("a poros/1 submission answered with {f:?}");
+            };
+            let acc = acceptance.acceptance().unwrap();
+            assert_eq!((acc.doc_id, &acc.recipients), (env.id, &env.recipients));
+        }
+        let old = collect_frames(&conn, Instant::now() + Duration::from_secs(8)).await;
+        conn.close(0u32.into(), b"upgrading");
+        let conn = connect(agent_tls(&dir_a), addr)
+            .await
+            .expect("connect as a current agent");
+        let new = collect_frames(&conn, Instant::now() + Duration::from_secs(4)).await;
+        (old, new)
+    });
+    // The old connection: the expiry notice about C, in its form, and nothing else.
+    assert_eq!(old.len(), 1, "{old:?}");
+    let Frame::Notice { notice } = &old[0] else {
+        panic!("expected a poros/1 notice, got {:?}", old[0]);
+    };
+    let n = notice.notice().unwrap();
+    assert_eq!((n.doc_id, n.recipient.as_str()), (to_c.id, C));
+    assert_eq!(n.kind, poros_protocol::NoticeKind::Expired);
+    // The current connection: B's receipt statement, kept for it; the notice not again.
+    assert_eq!(new.len(), 1, "{new:?}");
+    assert!(matches!(new[0], Frame::Statement { .. }), "{:?}", new[0]);
+    let r = receipt_of(&new[0]).expect("a receipt");
+    assert_eq!((r.doc_id, r.from.as_str()), (to_b.id, B));
+    // The hub's histories hold the current forms.
+    let labels = |id: DocumentId| -> Vec<String> {
+        history(&net, &id.to_string())
+            .iter()
+            .map(|s| s["label"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(labels(to_b.id), ["hub_accepted", "delivered"]);
+    assert_eq!(labels(to_c.id), ["hub_accepted", "expired"]);
 }
