@@ -10,8 +10,8 @@
 pub mod statements;
 
 use poros_protocol::{
-    AgencyId, Digest, DocState, DocumentId, Reason, ReasonCode, SignedAcceptance, SignedEnvelope,
-    SignedNotice, SignedReceipt, SignedStatement, Statement,
+    AgencyId, Digest, DocState, DocumentId, Outcome, Reason, ReasonCode, Receipt, SignedAcceptance,
+    SignedEnvelope, SignedNotice, SignedReceipt, SignedStatement, Statement, StatementKind,
 };
 use poros_store::{Db, StoreError};
 use redb::{ReadableTable, TableDefinition};
@@ -237,6 +237,19 @@ impl RecipientStatus {
             | RecipientStatus::LostStatement(s) => s.statement().ok(),
         }
     }
+}
+
+/// The `Receipt` statement a receipt of `poros/1` stands for: from the recipient, to the
+/// sender, no staff. A rejection of the time before reasons had codes gets the code its
+/// wording stands for (a statement always carries one).
+pub(crate) fn receipt_statement(r: &Receipt) -> Statement {
+    let mut s = r.as_statement();
+    if let StatementKind::Receipt { outcome, .. } = &mut s.kind {
+        if let (Outcome::Rejected { .. }, Some(why)) = (&*outcome, outcome.rejection()) {
+            *outcome = Outcome::RejectedFor(why);
+        }
+    }
+    s
 }
 
 /// A document received (inbox) or quarantined.
@@ -761,7 +774,7 @@ impl AgentStore {
 mod tests {
     use super::statements::tests::{a, envelope, key, receipt, Fixture, R1, R2, S};
     use super::*;
-    use poros_protocol::{Acceptance, Party, Staff, StatementKind};
+    use poros_protocol::{Acceptance, Party, Staff};
 
     fn accepted(id: DocumentId) -> SignedStatement {
         let s = Statement {

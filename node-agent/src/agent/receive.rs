@@ -5,7 +5,7 @@
 
 use super::{now_ms, Agent};
 use crate::state::statements::Check;
-use crate::state::{AnswerStored, BodyAt, InRecord, OutRecord, RecipientStatus};
+use crate::state::{receipt_statement, AnswerStored, BodyAt, InRecord, OutRecord, RecipientStatus};
 use anyhow::{Context, Result};
 use poros_certs::Signer;
 use poros_protocol::admission;
@@ -18,19 +18,6 @@ use poros_protocol::{
 use poros_store::{BodySink, Commit};
 use poros_transport::{recv_body, send_body_verified, write_frame, RecvBodyError};
 use tracing::{debug, info, warn};
-
-/// The `Receipt` statement a receipt stands for: from the recipient, to the sender, no staff.
-/// A rejection of the time before reasons had codes gets the code its wording stands for (a
-/// statement always carries one).
-pub(crate) fn receipt_statement(r: &Receipt) -> Statement {
-    let mut s = r.as_statement();
-    if let StatementKind::Receipt { outcome, .. } = &mut s.kind {
-        if let (Outcome::Rejected { .. }, Some(why)) = (&*outcome, outcome.rejection()) {
-            *outcome = Outcome::RejectedFor(why);
-        }
-    }
-    s
-}
 
 /// How a recipient's status is made from the statement that gives it.
 type StatusOf = fn(SignedStatement) -> RecipientStatus;
