@@ -14,10 +14,10 @@
 
 mod common;
 use common::*;
-use poros_agent::state::{AgentStore, BodyAt, InRecord};
+use poros_agent::state::{AgentStore, BodyAt, InRecord, OwnReceipt};
 use poros_protocol::{
     AgencyId, DocumentId, Envelope, Metadata, Outcome, Receipt, SignedBlob, SignedEnvelope,
-    SignedReceipt,
+    SignedStatement,
 };
 use serde_json::{json, Value};
 use std::path::Path;
@@ -76,13 +76,14 @@ fn record(i: u64, cert: &[u8]) -> Res<(DocumentId, InRecord)> {
         id,
         InRecord {
             envelope: SignedEnvelope::from_blob(blob(postcard::to_allocvec(&env)?)),
-            receipt: SignedReceipt::from_blob(blob(postcard::to_allocvec(&receipt)?)),
+            receipt: OwnReceipt::Statement(SignedStatement::from_blob(blob(
+                postcard::to_allocvec(&receipt.as_statement())?,
+            ))),
             received_ms: ms + 5,
             body_at: BodyAt::Inline,
             body_sha256: digest,
             body_len: body.len() as u64,
             reason: None,
-            statement: None,
         },
     ))
 }

@@ -10,8 +10,9 @@
 pub mod statements;
 
 use poros_protocol::{
-    AgencyId, Digest, DocState, DocumentId, Reason, ReasonCode, SignedAcceptance, SignedEnvelope,
-    SignedNotice, SignedReceipt, SignedStatement, Statement,
+    AgencyId, Digest, DocState, DocumentId, Outcome, Party, Reason, ReasonCode, Receipt,
+    SignedAcceptance, SignedBlob, SignedEnvelope, SignedNotice, SignedReceipt, SignedStatement,
+    Statement, StatementKind,
 };
 use poros_store::{Db, StoreError};
 use redb::{ReadableTable, TableDefinition};
@@ -239,16 +240,85 @@ impl RecipientStatus {
     }
 }
 
+/// The `Receipt` statement a receipt of `poros/1` stands for: from the recipient, to the
+/// sender, no staff. A rejection of the time before reasons had codes gets the code its
+/// wording stands for (a statement always carries one).
+pub(crate) fn receipt_statement(r: &Receipt) -> Statement {
+    let mut s = r.as_statement();
+    if let StatementKind::Receipt { outcome, .. } = &mut s.kind {
+        if let (Outcome::Rejected { .. }, Some(why)) = (&*outcome, outcome.rejection()) {
+            *outcome = Outcome::RejectedFor(why);
+        }
+    }
+    s
+}
+
+/// This agency's signed answer to a delivery it received (delivered or rejected), signed
+/// once, in the form of the version that stored it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum OwnReceipt {
+    /// A receipt of `poros/1`: records stored before receipts were statements.
+    Legacy(SignedReceipt),
+    /// The `Receipt` statement sent over `poros/3`.
+    Statement(SignedStatement),
+}
+
+impl OwnReceipt {
+    /// The answer as the `Receipt` statement it is or stands for (a receipt of `poros/1` as
+    /// `receipt_statement` makes it); not verified (it was signed here).
+    pub fn statement(&self) -> Result<Statement, StoreError> {
+        let corrupt = |e: postcard::Error| StoreError::Corrupt(format!("own receipt: {e}"));
+        match self {
+            OwnReceipt::Legacy(r) => Ok(receipt_statement(&r.receipt().map_err(corrupt)?)),
+            OwnReceipt::Statement(s) => s.statement().map_err(corrupt),
+        }
+    }
+
+    /// This agency, as the answer names it.
+    pub fn agency(&self) -> Result<AgencyId, StoreError> {
+        match self.statement()?.from {
+            Party::Agency(a) => Ok(a),
+            Party::Hub => Err(StoreError::Corrupt(
+                "own receipt: made by the hub, not this agency".into(),
+            )),
+        }
+    }
+
+    /// Delivered, or rejected and why.
+    pub fn outcome(&self) -> Result<Outcome, StoreError> {
+        match self.statement()?.kind {
+            StatementKind::Receipt { outcome, .. } => Ok(outcome),
+            other => Err(StoreError::Corrupt(format!(
+                "own receipt: a {}, not a receipt",
+                other.label()
+            ))),
+        }
+    }
+
+    /// The signed bytes, whichever the form.
+    fn blob(&self) -> &SignedBlob {
+        match self {
+            OwnReceipt::Legacy(r) => r.blob(),
+            OwnReceipt::Statement(s) => s.blob(),
+        }
+    }
+}
+
 /// A document received (inbox) or quarantined.
 ///
-/// Stored as the layout of `poros/1` followed by `statement`; a record stored before that
-/// field existed is read by [`InRecord::decode`] with `statement` absent.
-#[derive(Clone, Debug, Serialize)]
+/// Stored by [`InRecord::encode`] in one of two layouts, told apart by [`InRecord::decode`]:
+/// - V1 (`poros/1`; records with [`OwnReceipt::Legacy`]): the fields in order, the receipt's
+///   signed bytes in the answer slot, nothing after `reason`.
+/// - tagged ([`OwnReceipt::Statement`]): the same fields with the statement's signed bytes
+///   in the answer slot, then the byte `STATEMENT_FORM` (2). The two signed forms encode alike
+///   (both are a [`SignedBlob`]), so the tag alone says which one the slot holds; V1 bytes
+///   end where the tag would begin, so they never read as the tagged layout.
+#[derive(Clone, Debug)]
 pub struct InRecord {
     /// As signed by the sender.
     pub envelope: SignedEnvelope,
-    /// Our signed receipt (or rejection).
-    pub receipt: SignedReceipt,
+    /// Our signed answer (receipt or rejection).
+    pub receipt: OwnReceipt,
     /// When stored, Unix ms.
     pub received_ms: u64,
     /// Body location.
@@ -259,48 +329,70 @@ pub struct InRecord {
     pub body_len: u64,
     /// Why it was quarantined.
     pub reason: Option<String>,
-    /// Our answer as the `Receipt` statement sent over `poros/3`: the same answer as
-    /// `receipt` (made at the same time, saying the same), absent in records stored before.
-    pub statement: Option<SignedStatement>,
 }
 
-/// [`InRecord`] as stored before the `statement` field (kept to read such records).
-#[derive(Deserialize)]
-struct InRecordV1 {
-    envelope: SignedEnvelope,
-    receipt: SignedReceipt,
+/// The tag after the fields of an [`InRecord`] whose answer is a statement. Not 0 or 1: an
+/// unreleased layout put an `Option` there (0 none, 1 some), and such a record must not read
+/// as a statement; it reads as V1 (its receipt of `poros/1` in the answer slot).
+const STATEMENT_FORM: u8 = 2;
+
+/// The fields of [`InRecord`] as stored, in order (both layouts share them).
+#[derive(Serialize, Deserialize)]
+struct InFields<E, B, R> {
+    envelope: E,
+    answer: B,
     received_ms: u64,
     body_at: BodyAt,
     body_sha256: Digest,
     body_len: u64,
-    reason: Option<String>,
+    reason: R,
 }
 
-impl InRecordV1 {
-    fn with(self, statement: Option<SignedStatement>) -> InRecord {
+/// The stored fields, read owned.
+type InFieldsOwned = InFields<SignedEnvelope, SignedBlob, Option<String>>;
+
+impl InFieldsOwned {
+    /// The record, its answer slot read in the form `form` makes of it.
+    fn with(self, form: impl FnOnce(SignedBlob) -> OwnReceipt) -> InRecord {
         InRecord {
             envelope: self.envelope,
-            receipt: self.receipt,
+            receipt: form(self.answer),
             received_ms: self.received_ms,
             body_at: self.body_at,
             body_sha256: self.body_sha256,
             body_len: self.body_len,
             reason: self.reason,
-            statement,
         }
     }
 }
 
 impl InRecord {
-    /// Read a stored record, in either layout (see [`OutRecord::decode`]).
-    pub fn decode(b: &[u8]) -> Result<InRecord, StoreError> {
-        if let Ok((old, statement)) =
-            postcard::from_bytes::<(InRecordV1, Option<SignedStatement>)>(b)
-        {
-            return Ok(old.with(statement));
+    /// The stored bytes: V1 for a legacy answer (as the version that signed it wrote it), the
+    /// tagged layout for a statement.
+    pub fn encode(&self) -> Result<Vec<u8>, StoreError> {
+        let fields = InFields {
+            envelope: &self.envelope,
+            answer: self.receipt.blob(),
+            received_ms: self.received_ms,
+            body_at: self.body_at,
+            body_sha256: self.body_sha256,
+            body_len: self.body_len,
+            reason: &self.reason,
+        };
+        match &self.receipt {
+            OwnReceipt::Legacy(_) => enc(&fields),
+            OwnReceipt::Statement(_) => enc(&(fields, STATEMENT_FORM)),
         }
-        let old: InRecordV1 = dec(b)?;
-        Ok(old.with(None))
+    }
+
+    /// Read a stored record in either layout: the tagged one first, then V1 (whose bytes end
+    /// where the tag would begin, so the tagged read fails on them).
+    pub fn decode(b: &[u8]) -> Result<InRecord, StoreError> {
+        if let Ok((f, STATEMENT_FORM)) = postcard::from_bytes::<(InFieldsOwned, u8)>(b) {
+            return Ok(f.with(|b| OwnReceipt::Statement(SignedStatement::from_blob(b))));
+        }
+        let f: InFieldsOwned = dec(b)?;
+        Ok(f.with(|b| OwnReceipt::Legacy(SignedReceipt::from_blob(b))))
     }
 }
 
@@ -699,15 +791,16 @@ impl AgentStore {
                 } else {
                     INBOX
                 };
-                txn.open_table(def)?.insert(key, enc(&rec)?.as_slice())?;
+                txn.open_table(def)?.insert(key, rec.encode()?.as_slice())?;
                 statements::init_received(txn, id, &rec, added_by.clone())?;
                 Ok(rec.clone())
             })
             .await
     }
 
-    /// The `Receipt` statement stored with a received document, storing `made` first if the
-    /// record has none (stored before receipts were statements). Returns the one stored.
+    /// The `Receipt` statement stored with a received document. A record whose answer is a
+    /// receipt of `poros/1` (stored before receipts were statements) takes `made` (the same
+    /// answer as a statement) in its place first. Returns the one stored.
     pub async fn own_receipt_statement(
         &self,
         id: DocumentId,
@@ -721,11 +814,13 @@ impl AgentStore {
                     let v = t.get(key)?.map(|g| g.value().to_vec());
                     let Some(v) = v else { continue };
                     let mut rec = InRecord::decode(&v)?;
-                    if let Some(s) = rec.statement {
+                    if let OwnReceipt::Statement(s) = rec.receipt {
                         return Ok(s);
                     }
-                    rec.statement = Some(made.clone());
-                    t.insert(key, enc(&rec)?.as_slice())?;
+                    // The statement says what the receipt said: the receipt is no longer
+                    // needed, and the record keeps one signed answer.
+                    rec.receipt = OwnReceipt::Statement(made.clone());
+                    t.insert(key, rec.encode()?.as_slice())?;
                     return Ok(made.clone());
                 }
                 Err(StoreError::Other(format!("no received document {id}")))
@@ -761,7 +856,7 @@ impl AgentStore {
 mod tests {
     use super::statements::tests::{a, envelope, key, receipt, Fixture, R1, R2, S};
     use super::*;
-    use poros_protocol::{Acceptance, Party, Staff, StatementKind};
+    use poros_protocol::{Acceptance, Staff};
 
     fn accepted(id: DocumentId) -> SignedStatement {
         let s = Statement {
@@ -800,8 +895,7 @@ mod tests {
             DocumentId::new_v7(1, [1; 10]),
             DocumentId::new_v7(2, [2; 10]),
         );
-        let old_in = DocumentId::new_v7(3, [3; 10]);
-        // The layouts written by the previous version, field by field.
+        // The layout written by the previous version, field by field.
         let out_v1 = postcard::to_allocvec(&(
             envelope(old_out, &[R1, R2]),
             BodyAt::Inline,
@@ -809,16 +903,6 @@ mod tests {
             1u64,
             Some(legacy_acceptance(old_out)),
             None::<String>,
-        ))
-        .unwrap();
-        let in_v1 = postcard::to_allocvec(&(
-            envelope(old_in, &[R1]),
-            receipt(old_in, R1),
-            5u64,
-            BodyAt::Inline,
-            poros_protocol::sha256(b"x"),
-            1u64,
-            Some("quarantined".to_string()),
         ))
         .unwrap();
         let status_v1 = postcard::to_allocvec(&RecipientStatus::Delivered(receipt(old_out, R1)));
@@ -831,7 +915,7 @@ mod tests {
             refused: None,
             accepted: Some(accepted(new_out)),
         };
-        let (out_v1c, in_v1c, new_enc) = (out_v1.clone(), in_v1.clone(), enc(&new_rec).unwrap());
+        let (out_v1c, new_enc) = (out_v1.clone(), enc(&new_rec).unwrap());
         let status_v1 = status_v1.unwrap();
         store
             .db()
@@ -840,8 +924,6 @@ mod tests {
                     .insert(old_out.as_bytes().as_slice(), out_v1c.as_slice())?;
                 txn.open_table(OUTBOX)?
                     .insert(new_out.as_bytes().as_slice(), new_enc.as_slice())?;
-                txn.open_table(QUARANTINE)?
-                    .insert(old_in.as_bytes().as_slice(), in_v1c.as_slice())?;
                 txn.open_table(OUT_STATUS)?
                     .insert((old_out.as_bytes().as_slice(), R1), status_v1.as_slice())?;
                 Ok(())
@@ -854,10 +936,6 @@ mod tests {
         assert!(new.acceptance.is_none() && new.is_accepted());
         assert_eq!(new.accepted_ms(), Some(77));
         assert_eq!(new.accepted, new_rec.accepted);
-        let q = store.received(&old_in).unwrap().unwrap();
-        assert!(q.statement.is_none());
-        assert_eq!(q.reason.as_deref(), Some("quarantined"));
-        assert_eq!(q.received_ms, 5);
         let st = store.statuses(&old_out).unwrap();
         assert_eq!(st[0].1.state(), "delivered");
         assert!(st[0].1.is_delivered());
@@ -866,25 +944,131 @@ mod tests {
             "delivered",
             "a receipt of poros/1 shows as the statement it stands for"
         );
-        // An InRecord in the current layout keeps its statement.
-        let rec = InRecord {
-            statement: Some(accepted(old_in)),
-            ..q
-        };
-        let back = InRecord::decode(&enc(&rec).unwrap()).unwrap();
-        assert_eq!(back.statement, rec.statement);
-        assert_eq!(back.reason, rec.reason);
-        // A record of poros/1 gets its receipt statement once; then it is the one kept.
-        let made = accepted(old_in);
-        let f2 = |m: SignedStatement| f.rt.block_on(store.own_receipt_statement(old_in, m));
-        assert_eq!(f2(made.clone()).unwrap(), made);
-        assert_eq!(f2(accepted(old_in)).unwrap(), made);
-        let kept = store.received(&old_in).unwrap().unwrap();
-        assert_eq!(kept.statement, Some(made));
-        assert_eq!(kept.receipt, rec.receipt);
         // Old bytes are never read as the new layout.
         assert!(postcard::from_bytes::<(OutRecordV1, Option<SignedStatement>)>(&out_v1).is_err());
-        assert!(postcard::from_bytes::<(InRecordV1, Option<SignedStatement>)>(&in_v1).is_err());
+    }
+
+    /// The fields of a received record in stored order, `answer` in the answer slot.
+    fn in_fields<A: Serialize>(env: &SignedEnvelope, answer: &A) -> Vec<u8> {
+        postcard::to_allocvec(&(
+            env,
+            answer,
+            5u64,
+            BodyAt::Inline,
+            poros_protocol::sha256(b"x"),
+            1u64,
+            Some("quarantined".to_string()),
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn received_records_hold_one_answer_read_back_in_the_form_stored() {
+        let f = Fixture::new();
+        let store = f.open();
+        let (old_in, new_in) = (
+            DocumentId::new_v7(3, [3; 10]),
+            DocumentId::new_v7(4, [4; 10]),
+        );
+        // V1, byte for byte as the previous version wrote it: a receipt of poros/1.
+        let (env, legacy) = (envelope(old_in, &[R1]), receipt(old_in, R1));
+        let in_v1 = in_fields(&env, &legacy);
+        let in_v1c = in_v1.clone();
+        store
+            .db()
+            .write_blocking(move |txn| {
+                txn.open_table(QUARANTINE)?
+                    .insert(old_in.as_bytes().as_slice(), in_v1c.as_slice())?;
+                Ok(())
+            })
+            .unwrap();
+        let q = store.received(&old_in).unwrap().unwrap();
+        assert_eq!(q.receipt, OwnReceipt::Legacy(legacy.clone()));
+        assert_eq!(q.reason.as_deref(), Some("quarantined"));
+        assert_eq!(q.received_ms, 5);
+        assert_eq!(q.receipt.agency().unwrap(), a(R1));
+        assert_eq!(q.receipt.outcome().unwrap(), Outcome::Delivered);
+        let as_stmt = receipt_statement(&legacy.receipt().unwrap());
+        assert_eq!(q.receipt.statement().unwrap(), as_stmt);
+        // A legacy record is written back as V1, unchanged.
+        assert_eq!(q.encode().unwrap(), in_v1);
+        // V1 bytes end where the tag would begin: never read as the tagged layout.
+        assert!(postcard::from_bytes::<(InFieldsOwned, u8)>(&in_v1).is_err());
+
+        // The tagged layout: the same fields with the statement in the answer slot, then the
+        // tag; read back as a statement, never as a receipt of poros/1.
+        let mine = SignedStatement::sign(&as_stmt, &key(), b"me").unwrap();
+        let rec = InRecord {
+            receipt: OwnReceipt::Statement(mine.clone()),
+            ..q.clone()
+        };
+        let mut tagged = in_fields(&env, &mine);
+        tagged.push(STATEMENT_FORM);
+        assert_eq!(rec.encode().unwrap(), tagged);
+        let back = InRecord::decode(&tagged).unwrap();
+        assert_eq!(back.receipt, OwnReceipt::Statement(mine.clone()));
+        assert_eq!(back.receipt.statement().unwrap(), as_stmt);
+        assert_eq!(
+            (back.reason, back.received_ms, back.body_len),
+            (rec.reason, 5, 1)
+        );
+        // The unreleased layout (V1, then an optional statement) reads as its V1 part.
+        for trailing in [
+            vec![0],
+            [vec![1], postcard::to_allocvec(&mine).unwrap()].concat(),
+        ] {
+            let b = [in_v1.clone(), trailing].concat();
+            assert_eq!(
+                InRecord::decode(&b).unwrap().receipt,
+                OwnReceipt::Legacy(legacy.clone())
+            );
+        }
+
+        // A new delivery is stored with its statement alone, in the tagged layout.
+        let new_rec = InRecord {
+            envelope: envelope(new_in, &[R1]),
+            receipt: OwnReceipt::Statement(mine.clone()),
+            received_ms: 6,
+            body_at: BodyAt::Inline,
+            body_sha256: poros_protocol::sha256(b"x"),
+            body_len: 1,
+            reason: None,
+        };
+        f.rt.block_on(store.put_received(new_in, new_rec, Some(b"x".to_vec())))
+            .unwrap();
+        let got = store.received(&new_in).unwrap().unwrap();
+        assert_eq!(got.receipt, OwnReceipt::Statement(mine.clone()));
+        assert!(
+            store
+                .doc_state(&new_in)
+                .unwrap()
+                .unwrap()
+                .track(&a(R1))
+                .unwrap()
+                .delivered
+        );
+
+        // A legacy record gets its statement once, in the receipt's place; then it is the
+        // one kept, and the record is in the tagged layout.
+        let other = SignedStatement::sign(&as_stmt, &key(), b"me2").unwrap();
+        let own = |m: SignedStatement| f.rt.block_on(store.own_receipt_statement(old_in, m));
+        assert_eq!(own(mine.clone()).unwrap(), mine);
+        assert_eq!(own(other.clone()).unwrap(), mine);
+        assert_eq!(own(other).unwrap(), mine);
+        let kept = store.received(&old_in).unwrap().unwrap();
+        assert_eq!(kept.receipt, OwnReceipt::Statement(mine));
+        let raw = store
+            .db()
+            .read()
+            .unwrap()
+            .open_table(QUARANTINE)
+            .unwrap()
+            .get(old_in.as_bytes().as_slice())
+            .unwrap()
+            .unwrap()
+            .value()
+            .to_vec();
+        assert_eq!(raw, tagged);
     }
 
     fn signed(s: &Statement) -> SignedStatement {

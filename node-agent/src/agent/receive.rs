@@ -5,7 +5,7 @@
 
 use super::{now_ms, Agent};
 use crate::state::statements::Check;
-use crate::state::{AnswerStored, BodyAt, InRecord, OutRecord, RecipientStatus};
+use crate::state::{AnswerStored, BodyAt, InRecord, OutRecord, OwnReceipt, RecipientStatus};
 use anyhow::{Context, Result};
 use poros_certs::Signer;
 use poros_protocol::admission;
@@ -18,19 +18,6 @@ use poros_protocol::{
 use poros_store::{BodySink, Commit};
 use poros_transport::{recv_body, send_body_verified, write_frame, RecvBodyError};
 use tracing::{debug, info, warn};
-
-/// The `Receipt` statement a receipt stands for: from the recipient, to the sender, no staff.
-/// A rejection of the time before reasons had codes gets the code its wording stands for (a
-/// statement always carries one).
-pub(crate) fn receipt_statement(r: &Receipt) -> Statement {
-    let mut s = r.as_statement();
-    if let StatementKind::Receipt { outcome, .. } = &mut s.kind {
-        if let (Outcome::Rejected { .. }, Some(why)) = (&*outcome, outcome.rejection()) {
-            *outcome = Outcome::RejectedFor(why);
-        }
-    }
-    s
-}
 
 /// How a recipient's status is made from the statement that gives it.
 type StatusOf = fn(SignedStatement) -> RecipientStatus;
@@ -179,11 +166,6 @@ impl Agent {
         Ok(())
     }
 
-    fn sign_receipt(&self, r: &Receipt) -> Result<SignedReceipt> {
-        let c = self.creds();
-        Ok(SignedReceipt::sign(r, &c.sign_key, &c.sign_cert)?)
-    }
-
     /// The checks a delivery passes before its body is read: the sender's signature as of
     /// the envelope's time, the shared envelope admission, and that it is for this agency
     /// (listed, or added by `added_by`, the sender's verified update).
@@ -220,7 +202,8 @@ impl Agent {
         admission::addressed_to(env, self.agency(), added)
     }
 
-    /// Verify and durably store a delivery; returns the signed receipt or rejection to send.
+    /// Verify and durably store a delivery; returns the signed receipt or rejection to send
+    /// (a `Receipt` statement, signed once and stored with the document).
     /// `added_by` is the sender's update that added this agency, for a document whose
     /// envelope does not list it.
     pub(super) async fn receive(
@@ -267,6 +250,7 @@ impl Agent {
         if reason.is_none() {
             reason = admission::check_body(&env, &digest, len).err();
         }
+        // The answer is signed once, as the statement sent over `poros/3`.
         let receipt = Receipt {
             doc_id: env.id,
             sender: env.sender.clone(),
@@ -277,18 +261,16 @@ impl Agent {
                 Some(r) => Outcome::RejectedFor(r.clone()),
             },
             time_ms: now_ms(),
-        };
-        let signed_receipt = self.sign_receipt(&receipt)?;
-        let statement = self.sign_statement(&receipt_statement(&receipt))?;
+        }
+        .as_statement();
         let rec = InRecord {
             envelope: signed,
-            receipt: signed_receipt,
+            receipt: OwnReceipt::Statement(self.sign_statement(&receipt)?),
             received_ms: receipt.time_ms,
             body_at,
             body_sha256: digest,
             body_len: len,
             reason: reason.as_ref().map(|r| r.text.clone()),
-            statement: Some(statement),
         };
         // The update is kept with a document it admitted, as a statement received.
         let admitted_by_update = !env.recipients.contains(&self.cfg.agency);
@@ -312,14 +294,14 @@ impl Agent {
 
     /// The answer to a delivery of a document stored here: the `Receipt` statement stored
     /// with it. A record stored before receipts were statements gets one now, saying what its
-    /// receipt of `poros/1` says, stored before it is sent. Signed again (the same payload)
-    /// if a renewal retired the certificate it was signed with: the hub refuses that one.
+    /// receipt of `poros/1` says, stored in the receipt's place before it is sent. Signed
+    /// again (the same payload) if a renewal retired the certificate it was signed with: the
+    /// hub refuses that one.
     async fn answer(&self, id: DocumentId, rec: InRecord) -> Result<Frame> {
-        let statement = match rec.statement {
-            Some(s) => s,
-            None => {
-                let r = rec.receipt.receipt()?;
-                let made = self.sign_statement(&receipt_statement(&r))?;
+        let statement = match rec.receipt {
+            OwnReceipt::Statement(s) => s,
+            legacy @ OwnReceipt::Legacy(_) => {
+                let made = self.sign_statement(&legacy.statement()?)?;
                 self.store.own_receipt_statement(id, made).await?
             }
         };
@@ -574,7 +556,7 @@ pub(crate) mod tests {
             },
             time_ms: 42,
         };
-        let s = receipt_statement(&r);
+        let s = crate::state::receipt_statement(&r);
         s.validate().unwrap();
         assert_eq!(s.from, Party::Agency(a("000.00.00.H02")));
         assert_eq!(s.to, vec![a("000.00.00.G01")]);
@@ -589,7 +571,7 @@ pub(crate) mod tests {
         assert_eq!(body_sha256, [9; 32]);
         assert_eq!(why.code, poros_protocol::ReasonCode::BodyHashMismatch);
         r.outcome = Outcome::Delivered;
-        assert_eq!(receipt_statement(&r), r.as_statement());
+        assert_eq!(crate::state::receipt_statement(&r), r.as_statement());
     }
 
     fn out() -> OutRecord {

@@ -212,11 +212,7 @@ pub(super) fn init_received(
 }
 
 fn me_of(rec: &InRecord) -> Result<AgencyId, StoreError> {
-    Ok(rec
-        .receipt
-        .receipt()
-        .map_err(|e| StoreError::Corrupt(format!("own receipt: {e}")))?
-        .recipient)
+    rec.receipt.agency()
 }
 
 fn received_base(rec: &InRecord) -> Result<DocState, StoreError> {
@@ -727,7 +723,7 @@ impl AgentStore {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use super::super::BodyAt;
+    use super::super::{BodyAt, OwnReceipt};
     use super::*;
     use poros_protocol::{
         BusinessStatus, Envelope, Metadata, Outcome, Receipt, SignedEnvelope, SignedReceipt,
@@ -776,6 +772,13 @@ pub(crate) mod tests {
             time_ms: 2,
         };
         SignedReceipt::sign(&r, &key(), b"cert").unwrap()
+    }
+
+    /// `by`'s answer to a delivery of `id`, as a receipt is stored now: a statement.
+    pub(crate) fn own_receipt(id: DocumentId, by: &str) -> OwnReceipt {
+        let r = receipt(id, by).receipt().unwrap();
+        let s = SignedStatement::sign(&r.as_statement(), &key(), b"cert").unwrap();
+        OwnReceipt::Statement(s)
     }
 
     pub(crate) fn stmt(id: DocumentId, from: &str, to: &[&str], kind: StatementKind) -> Statement {
@@ -882,13 +885,12 @@ pub(crate) mod tests {
         let id = DocumentId::new_v7(10, [1; 10]);
         let rec = InRecord {
             envelope: envelope(id, &[R1, R2]),
-            receipt: receipt(id, R1),
+            receipt: own_receipt(id, R1),
             received_ms: 2,
             body_at: BodyAt::Inline,
             body_sha256: poros_protocol::sha256(b"x"),
             body_len: 1,
             reason: None,
-            statement: None,
         };
         f.rt.block_on(store.put_received(id, rec, Some(b"x".to_vec())))
             .unwrap();
