@@ -362,7 +362,8 @@ fn status_json(a: &Agent, id: &DocumentId) -> Result<Option<Value>, StoreError> 
     if let Some(o) = a.store.outgoing(id)? {
         let st = a.store.statuses(id)?;
         let mut v = out_json(a, id, &o, &st);
-        crate::views::sent(a, &mut v, &st, state.as_ref(), &stmts, replaces);
+        let accepted = o.accepted.as_ref();
+        crate::views::sent(a, &mut v, accepted, &st, state.as_ref(), &stmts, replaces);
         return Ok(Some(v));
     }
     Ok(a.store.received(id)?.map(|r| {

@@ -221,6 +221,17 @@ impl RecipientStatus {
         )
     }
 
+    /// The signed statement recorded, if the answer came in the current form.
+    pub fn signed_statement(&self) -> Option<&SignedStatement> {
+        match self {
+            RecipientStatus::DeliveredStatement(s)
+            | RecipientStatus::RejectedStatement(s)
+            | RecipientStatus::ExpiredStatement(s)
+            | RecipientStatus::LostStatement(s) => Some(s),
+            _ => None,
+        }
+    }
+
     /// The statement recorded, in whichever form it was signed: a `poros/1` receipt or
     /// notice shown as the statement it stands for.
     pub fn statement(&self) -> Option<Statement> {
@@ -636,14 +647,14 @@ impl AgentStore {
     }
 
     /// Record the hub's `Accepted` statement for a document submitted here (verified by the
-    /// caller): it leaves the submission queue, the record keeps the statement, and the
-    /// statement is stored with the document's others (its rule check, `check`, decides first:
-    /// a refusal changes nothing). A document already answered keeps its first answer.
+    /// caller): it leaves the submission queue and the record keeps the statement, which is
+    /// where timelines read it (it changes no rule state, so it is not stored a second time
+    /// with the document's other statements). Its rule check, `check`, decides first: a
+    /// refusal changes nothing. A document already answered keeps its first answer.
     pub async fn accept_submission(
         &self,
         id: DocumentId,
         signed: SignedStatement,
-        now_ms: u64,
         mut check: statements::Check,
     ) -> Result<Result<(), Reason>, StoreError> {
         let stmt = signed
@@ -664,11 +675,10 @@ impl AgentStore {
                 };
                 let mut rec = OutRecord::decode(&cur)?;
                 if !rec.is_accepted() && rec.refused.is_none() {
-                    let direction = statements::Direction::Received;
-                    if let Err(r) =
-                        statements::put_in(txn, &signed, &stmt, direction, now_ms, &mut check)?
-                    {
-                        return Ok(Err(r));
+                    if let Some(state) = statements::load_state(txn, id)? {
+                        if let Err(r) = check(&state, &stmt, &signed.payload_digest()) {
+                            return Ok(Err(r));
+                        }
                     }
                     rec.accepted = Some(signed.clone());
                     txn.open_table(OUTBOX)?.insert(key, enc(&rec)?.as_slice())?;
@@ -680,11 +690,12 @@ impl AgentStore {
     }
 
     /// Record a relayed answer about the delivery of a sent document to `recipient` (a
-    /// `Receipt` statement, or the hub's `Notice`), verified by the caller: the statement is
-    /// stored with the document's others after `check` allowed it, and `status` (none for a
-    /// notice that does not end the delivery) becomes the recipient's status, with its event,
-    /// all in one commit. The first answer stands: once the recipient is answered (or for a
-    /// delay already stored with the same reason) nothing more is stored.
+    /// `Receipt` statement, or the hub's `Notice`), verified by the caller, after `check`
+    /// allowed it, in one commit. An answer that ends the delivery (`status`) becomes the
+    /// recipient's status, with its event; the status holds the signed statement, which is
+    /// where timelines read it. A notice that ends nothing (a delay) is stored with the
+    /// document's other statements. The first answer stands: once the recipient is answered
+    /// (or for a delay already stored with the same reason) nothing more is stored.
     pub async fn put_delivery_answer(
         &self,
         signed: SignedStatement,
@@ -719,18 +730,22 @@ impl AgentStore {
                 if status.is_none() && statements::same_delay_last(txn, &stmt)? {
                     return Ok(Ok(AnswerStored::AnsweredBefore));
                 }
+                if let Some(status) = &status {
+                    // The rules see it; `set_status_in` records its effect (delivered).
+                    if let Some(state) = statements::load_state(txn, id)? {
+                        if let Err(r) = check(&state, &stmt, &signed.payload_digest()) {
+                            return Ok(Err(r));
+                        }
+                    }
+                    set_status_in(txn, id, &recipient, status, now_ms)?;
+                    return Ok(Ok(AnswerStored::New));
+                }
                 let direction = statements::Direction::Received;
                 match statements::put_in(txn, &signed, &stmt, direction, now_ms, &mut check)? {
-                    Err(r) => return Ok(Err(r)),
-                    Ok(statements::Stored::AlreadyHeld) => {
-                        return Ok(Ok(AnswerStored::AlreadyHeld))
-                    }
-                    Ok(statements::Stored::New(_)) => {}
+                    Err(r) => Ok(Err(r)),
+                    Ok(statements::Stored::AlreadyHeld) => Ok(Ok(AnswerStored::AlreadyHeld)),
+                    Ok(statements::Stored::New(_)) => Ok(Ok(AnswerStored::New)),
                 }
-                if let Some(status) = &status {
-                    set_status_in(txn, id, &recipient, status, now_ms)?;
-                }
-                Ok(Ok(AnswerStored::New))
             })
             .await
     }
@@ -1116,13 +1131,13 @@ mod tests {
         assert_eq!(put(&d2, R2, None), Ok(AnswerStored::New));
         assert!(store.statuses(&id).unwrap()[1].1.is_pending());
         assert_eq!(events(), before + 2);
-        // R2's receipt: its status, its track, its statement, a receipt event and a statement
-        // event; the same again is held already.
+        // R2's receipt: its status (holding the statement), its track and its event; the
+        // same again changes nothing.
         let rc = signed(&receipt_stmt(id, R2, Outcome::Delivered));
         let st = Some(RecipientStatus::DeliveredStatement(rc.clone()));
         assert_eq!(put(&rc, R2, st.clone()), Ok(AnswerStored::New));
-        assert_eq!(put(&rc, R2, st), Ok(AnswerStored::AlreadyHeld));
-        assert_eq!(events(), before + 4);
+        assert_eq!(put(&rc, R2, st), Ok(AnswerStored::AnsweredBefore));
+        assert_eq!(events(), before + 3);
         let statuses = store.statuses(&id).unwrap();
         assert!(
             matches!(&statuses[1], (r, RecipientStatus::DeliveredStatement(s)) if r == &a(R2) && s == &rc)
@@ -1142,12 +1157,16 @@ mod tests {
             .iter()
             .map(|s| s.statement().unwrap().kind.label().to_string())
             .collect();
-        assert_eq!(labels, ["delayed", "delayed", "delivered"]);
+        assert_eq!(labels, ["delayed", "delayed"]);
         // Answered before: an expiry after the receipt stores nothing.
         let ex = signed(&notice_stmt(id, R2, NoticeKind::Expired));
         let st = Some(RecipientStatus::ExpiredStatement(ex.clone()));
         assert_eq!(put(&ex, R2, st), Ok(AnswerStored::AnsweredBefore));
-        assert_eq!(store.statements_of(&id).unwrap().len(), 3);
+        assert_eq!(store.statements_of(&id).unwrap().len(), 2);
+        assert!(matches!(
+            &store.statuses(&id).unwrap()[1].1,
+            RecipientStatus::DeliveredStatement(s) if s == &rc
+        ));
         // Not a recipient: refused.
         let other = signed(&receipt_stmt(id, "000.00.00.H09", Outcome::Delivered));
         let r = put(&other, "000.00.00.H09", None).unwrap_err();
@@ -1155,7 +1174,7 @@ mod tests {
     }
 
     #[test]
-    fn the_hubs_accepted_statement_ends_the_submission_and_joins_the_timeline() {
+    fn the_hubs_accepted_statement_ends_the_submission_and_is_kept_with_the_record() {
         use crate::agent::outbox_tests::accepted as acc;
         let f = Fixture::new();
         let store = f.open();
@@ -1176,12 +1195,12 @@ mod tests {
         // Naming other recipients than the document's: refused, nothing changes.
         let wrong = signed(&acc(id, &[R1]));
         let r =
-            f.rt.block_on(store.accept_submission(id, wrong, 3, full()))
+            f.rt.block_on(store.accept_submission(id, wrong, full()))
                 .unwrap();
         assert!(r.is_err());
         assert_eq!(store.submission_queue(10, &none).unwrap(), vec![id]);
         let s = signed(&acc(id, &[R1, R2]));
-        f.rt.block_on(store.accept_submission(id, s.clone(), 3, full()))
+        f.rt.block_on(store.accept_submission(id, s.clone(), full()))
             .unwrap()
             .unwrap();
         assert!(store.submission_queue(10, &none).unwrap().is_empty());
@@ -1191,12 +1210,11 @@ mod tests {
         // A second acceptance (a resubmission answered again) keeps the first.
         let mut later = acc(id, &[R1, R2]);
         later.time_ms = 99;
-        f.rt.block_on(store.accept_submission(id, signed(&later), 4, full()))
+        f.rt.block_on(store.accept_submission(id, signed(&later), full()))
             .unwrap()
             .unwrap();
         assert_eq!(store.outgoing(&id).unwrap().unwrap().accepted, Some(s));
-        let st = store.statements_of(&id).unwrap();
-        assert_eq!(st.len(), 1);
-        assert_eq!(st[0].statement().unwrap().kind.label(), "hub_accepted");
+        // Kept once, in the record (timelines read it there).
+        assert!(store.statements_of(&id).unwrap().is_empty());
     }
 }

@@ -4,11 +4,12 @@
 
 use crate::agent::Agent;
 use crate::api_types::{InboxState, PendingChange};
-use crate::state::statements::{HubState, StoredStatement};
+use crate::state::statements::{Direction, HubState, StoredStatement};
 use crate::state::RecipientStatus;
 use crate::statements::signature_verified;
 use poros_protocol::{
-    AgencyId, Change, DocState, DocumentId, NoticeKind, Statement, StatementKind, Track,
+    AgencyId, Change, DocState, DocumentId, NoticeKind, SignedStatement, Statement, StatementKind,
+    Track,
 };
 use serde_json::{json, Value};
 
@@ -123,16 +124,44 @@ fn track_fields(v: &mut Value, t: Option<&Track>, stmts: &[(&StoredStatement, St
     v["pending_change"] = t.map_or(Value::Null, |t| pending_json(t, stmts));
 }
 
+/// A timeline entry for a statement kept with its record rather than in the statement store
+/// (the hub's acceptance in the outbox record, an answer in the recipient's status).
+fn kept_entry(a: &Agent, signed: &SignedStatement) -> Option<Value> {
+    let stmt = signed.statement().ok()?;
+    let kept = StoredStatement {
+        seq: 0,
+        signed: signed.clone(),
+        direction: Direction::Received,
+        hub: HubState::Accepted,
+        stored_ms: stmt.time_ms,
+    };
+    let mut v = entry(a, &kept, &stmt);
+    v["stored_ms"] = Value::Null;
+    Some(v)
+}
+
 /// Adds statement fields to a sent document's status JSON (`base` from the outbox view).
+/// Each recipient's timeline: the hub's acceptance, the hub's delay notices about it, its
+/// answer (receipt, rejection, or the hub's expiry or body-lost notice), then its own
+/// statements and the sender's reminders to it.
 pub fn sent(
     a: &Agent,
     base: &mut Value,
+    accepted: Option<&SignedStatement>,
     statuses: &[(AgencyId, RecipientStatus)],
     state: Option<&DocState>,
     stmts: &[StoredStatement],
     replaces: Option<DocumentId>,
 ) {
     let (stmts, bad) = decoded(stmts);
+    // The acceptance, shown under each recipient it queued (one an update added has none).
+    let accepted = accepted.and_then(|s| {
+        let queued = match s.statement().ok()?.kind {
+            StatementKind::Accepted { recipients, .. } => recipients,
+            _ => return None,
+        };
+        Some((kept_entry(a, s)?, queued))
+    });
     if let Some(list) = base["recipients"].as_array_mut() {
         for r in list.iter_mut() {
             let Some(agency) = r["agency"].as_str().and_then(|s| AgencyId::parse(s).ok()) else {
@@ -140,23 +169,35 @@ pub fn sent(
             };
             track_fields(r, state.and_then(|s| s.track(&agency)), &stmts);
             let mut timeline = Vec::new();
-            // A receipt of `poros/1` is not a stored statement: shown from the status.
-            if let Some((_, RecipientStatus::Delivered(rc))) =
-                statuses.iter().find(|(x, _)| x == &agency)
-            {
-                timeline.push(
-                    json!({"label": "delivered", "time_ms": rc.receipt().ok().map(|r| r.time_ms)}),
-                );
+            if let Some((entry, queued)) = &accepted {
+                if queued.contains(&agency) {
+                    timeline.push(entry.clone());
+                }
             }
             for (s, st) in &stmts {
-                // A recipient's own statements (its receipt among them), the sender's
-                // reminders to it and the hub's acceptance and notices about its delivery.
-                let about_it = match &st.kind {
-                    StatementKind::Reminder => st.to.contains(&agency),
-                    StatementKind::Notice { recipient, .. } => recipient == &agency,
-                    StatementKind::Accepted { recipients, .. } => recipients.contains(&agency),
-                    _ => false,
-                };
+                if matches!(&st.kind, StatementKind::Notice { recipient, .. } if recipient == &agency)
+                {
+                    timeline.push(entry(a, s, st));
+                }
+            }
+            match statuses.iter().find(|(x, _)| x == &agency).map(|(_, s)| s) {
+                // A receipt of `poros/1` is shown from the status as the statement it is.
+                Some(RecipientStatus::Delivered(rc)) => timeline.push(json!({
+                    "label": "delivered",
+                    "time_ms": rc.receipt().ok().map(|r| r.time_ms),
+                    "form": "poros/1",
+                })),
+                Some(st) => {
+                    if let Some(e) = st.signed_statement().and_then(|s| kept_entry(a, s)) {
+                        timeline.push(e);
+                    }
+                }
+                None => {}
+            }
+            for (s, st) in &stmts {
+                // A recipient's own statements and the sender's reminders to it.
+                let about_it =
+                    matches!(st.kind, StatementKind::Reminder) && st.to.contains(&agency);
                 if st.from == agency || about_it {
                     timeline.push(entry(a, s, st));
                 }

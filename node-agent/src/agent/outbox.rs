@@ -203,7 +203,7 @@ impl Agent {
         let check: Check = Box::new(|state, s, d| state.check(s, d));
         Ok(self
             .store
-            .accept_submission(stmt.doc_id, signed, now, check)
+            .accept_submission(stmt.doc_id, signed, check)
             .await?)
     }
 

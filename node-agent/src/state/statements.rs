@@ -286,7 +286,10 @@ fn base_state(txn: &WriteTransaction, id: DocumentId) -> Result<Option<DocState>
     Ok(None)
 }
 
-fn load_state(txn: &WriteTransaction, id: DocumentId) -> Result<Option<DocState>, StoreError> {
+pub(super) fn load_state(
+    txn: &WriteTransaction,
+    id: DocumentId,
+) -> Result<Option<DocState>, StoreError> {
     let v = txn
         .open_table(DOC_STATE)?
         .get(id.as_bytes().as_slice())?
