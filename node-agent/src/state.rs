@@ -1179,15 +1179,7 @@ mod tests {
         let f = Fixture::new();
         let store = f.open();
         let id = DocumentId::new_v7(5, [5; 10]);
-        let rec = OutRecord {
-            envelope: envelope(id, &[R1, R2]),
-            body_at: BodyAt::Inline,
-            body_sha256: poros_protocol::sha256(b"x"),
-            body_len: 1,
-            acceptance: None,
-            refused: None,
-            accepted: None,
-        };
+        let rec = super::statements::tests::out_record(id);
         f.rt.block_on(store.put_outgoing(id, rec, vec![a(R1), a(R2)], Some(b"x".to_vec())))
             .unwrap();
         let none = std::collections::HashSet::new();

@@ -362,20 +362,10 @@ impl Agent {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::state::statements::tests::{a, envelope, R1, R2, S};
+    use crate::state::statements::tests::{a, R1, R2, S};
     use poros_protocol::Staff;
 
-    fn rec(id: DocumentId) -> OutRecord {
-        OutRecord {
-            envelope: envelope(id, &[R1, R2]),
-            body_at: BodyAt::Inline,
-            body_sha256: poros_protocol::sha256(b"x"),
-            body_len: 1,
-            acceptance: None,
-            refused: None,
-            accepted: None,
-        }
-    }
+    use crate::state::statements::tests::out_record as rec;
 
     pub(crate) fn accepted(id: DocumentId, recipients: &[&str]) -> Statement {
         Statement {

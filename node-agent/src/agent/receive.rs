@@ -575,16 +575,7 @@ pub(crate) mod tests {
     }
 
     fn out() -> OutRecord {
-        use crate::state::statements::tests::{envelope, R1, R2};
-        OutRecord {
-            envelope: envelope(DocumentId::new_v7(1, [1; 10]), &[R1, R2]),
-            body_at: BodyAt::Inline,
-            body_sha256: poros_protocol::sha256(b"x"),
-            body_len: 1,
-            acceptance: None,
-            refused: None,
-            accepted: None,
-        }
+        crate::state::statements::tests::out_record(DocumentId::new_v7(1, [1; 10]))
     }
 
     pub(crate) fn receipt_stmt(doc: DocumentId, by: &str, outcome: Outcome) -> Statement {

@@ -848,9 +848,9 @@ pub(crate) mod tests {
         }
     }
 
-    /// A sent document delivered to R1 (not yet to R2).
-    pub(crate) fn sent(f: &Fixture, store: &AgentStore, id: DocumentId) {
-        let rec = OutRecord {
+    /// An outbox record of a document to R1 and R2 with body `x`, not yet accepted.
+    pub(crate) fn out_record(id: DocumentId) -> OutRecord {
+        OutRecord {
             envelope: envelope(id, &[R1, R2]),
             body_at: BodyAt::Inline,
             body_sha256: poros_protocol::sha256(b"x"),
@@ -858,7 +858,12 @@ pub(crate) mod tests {
             acceptance: None,
             refused: None,
             accepted: None,
-        };
+        }
+    }
+
+    /// A sent document delivered to R1 (not yet to R2).
+    pub(crate) fn sent(f: &Fixture, store: &AgentStore, id: DocumentId) {
+        let rec = out_record(id);
         f.rt.block_on(async {
             store
                 .put_outgoing(id, rec, vec![a(R1), a(R2)], Some(b"x".to_vec()))
