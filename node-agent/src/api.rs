@@ -4,8 +4,9 @@
 
 use crate::agent::{Agent, SendError};
 use crate::api_types::{
-    DocumentCreated, EventItem, EventsPage, Health, PaperReportDone, PaperReportRequest,
-    ReceiptEventItem, ReceiptItem, ReceivedDoc, SendQuery, StatementEventItem, StoreHealth,
+    DocumentCreated, DocumentStatus, EventItem, EventsPage, Health, PaperReportDone,
+    PaperReportRequest, ReceiptEventItem, ReceiptItem, ReceivedDoc, RecipientView, SendQuery,
+    SentDocument, StatementEventItem, StoreHealth,
 };
 use crate::listing::{self, Cursor, PageError};
 use crate::state::{BodyAt, InRecord, OutRecord, RecipientStatus};
@@ -180,13 +181,13 @@ pub(crate) async fn stage_body(a: &Agent, body: Body) -> Result<ReceivedBody, Se
     Ok(sink.finish(Commit::AsReceived).await?)
 }
 
-fn recipient_json(
+fn recipient_view(
     a: &Agent,
     id: &DocumentId,
     out: &OutRecord,
     agency: &AgencyId,
     st: &RecipientStatus,
-) -> Value {
+) -> RecipientView {
     // Still retried: the hub's or the recipient's last temporary refusal, if any.
     let delay = || a.reasons.reason(*id, agency);
     let (state, time_ms, reason) = match st {
@@ -212,30 +213,37 @@ fn recipient_json(
             (answered.state(), stmt.map(|s| s.time_ms), why)
         }
     };
-    json!({"agency": agency, "state": state, "time_ms": time_ms, "reason": reason})
+    RecipientView {
+        agency: agency.clone(),
+        state: state.to_string(),
+        time_ms,
+        reason,
+        detail: None,
+    }
 }
 
-fn out_json(
+/// A sent document as the outbox lists it.
+fn sent_doc(
     a: &Agent,
     id: &DocumentId,
     out: &OutRecord,
     statuses: &[(AgencyId, RecipientStatus)],
-) -> Value {
+) -> SentDocument {
     let env = out.envelope.envelope().ok();
-    let recipients: Vec<Value> = statuses
-        .iter()
-        .map(|(ag, st)| recipient_json(a, id, out, ag, st))
-        .collect();
-    json!({
-        "id": id.to_string(),
-        "subject": env.as_ref().map(|e| e.meta.subject.clone()),
-        "number": env.as_ref().and_then(|e| e.meta.number.clone()),
-        "created_ms": env.as_ref().map(|e| e.created_ms),
-        "body_len": out.body_len,
-        "body_sha256": hex::encode(out.body_sha256),
-        "accepted_ms": out.accepted_ms(),
-        "recipients": recipients,
-    })
+    SentDocument {
+        id: *id,
+        subject: env.as_ref().map(|e| e.meta.subject.clone()),
+        number: env.as_ref().and_then(|e| e.meta.number.clone()),
+        created_ms: env.as_ref().map(|e| e.created_ms),
+        body_len: out.body_len,
+        body_sha256: hex::encode(out.body_sha256),
+        accepted_ms: out.accepted_ms(),
+        recipients: statuses
+            .iter()
+            .map(|(ag, st)| recipient_view(a, id, out, ag, st))
+            .collect(),
+        statements: None,
+    }
 }
 
 /// `?after=CURSOR&limit=N` of every listing.
@@ -326,7 +334,7 @@ async fn outbox(State(a): State<Arc<Agent>>, StrictQuery(q): StrictQuery<PageQue
             let next = p.next.clone();
             Ok((p, next))
         },
-        move |p, emit| p.each_outgoing(|id, o, st| emit(out_json(&shown, id, o, &st))),
+        move |p, emit| p.each_outgoing(|id, o, st| emit(json!(sent_doc(&shown, id, o, &st)))),
     )
     .await
 }
@@ -347,7 +355,7 @@ async fn status(State(a): State<Arc<Agent>>, Path(id): Path<String>) -> Response
         Ok(i) => i,
         Err(r) => return r,
     };
-    match status_json(&a, &id) {
+    match status_view(&a, &id) {
         Ok(Some(v)) => Json(v).into_response(),
         Ok(None) => err(StatusCode::NOT_FOUND, format!("no document {id} here")),
         Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, e),
@@ -355,21 +363,26 @@ async fn status(State(a): State<Arc<Agent>>, Path(id): Path<String>) -> Response
 }
 
 /// A sent or received document with its statements.
-fn status_json(a: &Agent, id: &DocumentId) -> Result<Option<Value>, StoreError> {
+fn status_view(a: &Agent, id: &DocumentId) -> Result<Option<DocumentStatus>, StoreError> {
     let state = a.store.doc_state(id)?;
     let stmts = a.store.statements_of(id)?;
     let replaces = a.store.replaces(id)?;
     if let Some(o) = a.store.outgoing(id)? {
         let st = a.store.statuses(id)?;
-        let mut v = out_json(a, id, &o, &st);
+        let mut v = sent_doc(a, id, &o, &st);
         let accepted = o.accepted.as_ref();
         crate::views::sent(a, &mut v, accepted, &st, state.as_ref(), &stmts, replaces);
-        return Ok(Some(v));
+        return Ok(Some(DocumentStatus::Sent(v)));
     }
     Ok(a.store.received(id)?.map(|r| {
-        let mut v = json!(in_doc(id, &r));
-        crate::views::received(a, &mut v, state.as_ref(), &stmts, replaces);
-        v
+        let doc = in_doc(id, &r);
+        DocumentStatus::Received(crate::views::received(
+            a,
+            doc,
+            state.as_ref(),
+            &stmts,
+            replaces,
+        ))
     }))
 }
 

@@ -1,8 +1,8 @@
 //! Requests and answers of the local API, defined once: the API handlers decode and encode
 //! them, the CLI builds and reads them (it never re-parses this JSON by hand).
 
-use poros_protocol::{AgencyId, DocumentId, Metadata, Priority, Staff};
-use serde::{Deserialize, Serialize};
+use poros_protocol::{AgencyId, DocumentId, Metadata, Party, Priority, Staff};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// `POST /v1/documents/:id/progress`: a business status on a received document.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -435,6 +435,264 @@ pub struct PendingChange {
     pub successor: Option<DocumentId>,
 }
 
+/// `GET /v1/documents/:id`: a sent or a received document with its statements, told apart by
+/// `direction` (`sent` or `received`).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(tag = "direction", rename_all = "lowercase")]
+// One is built per request and serialized at once; boxing a variant would only add noise.
+#[allow(clippy::large_enum_variant)]
+pub enum DocumentStatus {
+    /// A document this agency sent.
+    Sent(SentDocument),
+    /// A document this agency received.
+    Received(ReceivedDocumentView),
+}
+
+/// A sent document: one item of `GET /v1/documents`, and (with [`SentStatements`]) the body
+/// of a sent document's `GET /v1/documents/:id`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct SentDocument {
+    /// The document.
+    pub id: DocumentId,
+    /// Subject (`null` if the stored envelope no longer decodes).
+    pub subject: Option<String>,
+    /// Official number.
+    pub number: Option<String>,
+    /// When created, Unix ms (`null` if the stored envelope no longer decodes).
+    pub created_ms: Option<u64>,
+    /// Body length.
+    pub body_len: u64,
+    /// Hex SHA-256 of the body.
+    pub body_sha256: String,
+    /// When the hub accepted it, Unix ms, if known.
+    pub accepted_ms: Option<u64>,
+    /// Each recipient's delivery state (and, in the status view, its business state and
+    /// timeline).
+    pub recipients: Vec<RecipientView>,
+    /// The change requests and successions (status view only; absent in the listing).
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub statements: Option<SentStatements>,
+}
+
+/// What a sent document's status view adds to its listing item.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct SentStatements {
+    /// The change requests made on it, in storage order.
+    pub changes: Vec<ChangeView>,
+    /// The document it replaces.
+    pub replaces: Option<DocumentId>,
+    /// The document that replaces it (a replacement the hub did not refuse).
+    pub replaced_by: Option<DocumentId>,
+    /// Stored statements that no longer decode (absent when none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undecodable_statements: Option<u64>,
+}
+
+/// One recipient of a sent document.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct RecipientView {
+    /// The recipient.
+    pub agency: AgencyId,
+    /// `pending`, `accepted`, `delivered`, `rejected`, `expired`, `lost` or `refused`.
+    pub state: String,
+    /// When the state was reached (the hub's acceptance or the answer), Unix ms, if known.
+    pub time_ms: Option<u64>,
+    /// Why: a rejection's or body loss's reason, the hub's refusal, or the last temporary
+    /// refusal of a delivery still retried.
+    pub reason: Option<String>,
+    /// Business state and timeline (status view only; absent in the listing).
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<RecipientDetail>,
+}
+
+/// What a recipient gains in a sent document's status view.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct RecipientDetail {
+    /// The recipient's business state.
+    #[serde(flatten)]
+    pub business: BusinessState,
+    /// The hub's acceptance, its delay notices, the answer, then the recipient's own
+    /// statements and the sender's reminders to it.
+    pub timeline: Vec<TimelineEntry>,
+}
+
+/// One agency's business state on a document, under the exchange rules.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct BusinessState {
+    /// The last business status label, if any.
+    pub business: Option<String>,
+    /// It accepted a take-back.
+    pub withdrawn: bool,
+    /// It accepted a replacement by this document.
+    pub replaced_by: Option<DocumentId>,
+    /// It accepted being removed by an update.
+    pub removed: bool,
+    /// The change request awaiting its answer.
+    pub pending_change: Option<PendingChangeView>,
+}
+
+/// A change request awaiting an answer, as a status view shows it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct PendingChangeView {
+    /// Hex payload digest of the request.
+    pub statement: String,
+    /// `takeback`, `update` or `replace`.
+    pub label: String,
+    /// Why it was asked (`null` if the request is not stored here).
+    pub reason: Option<String>,
+    /// When it was made, Unix ms (`null` if the request is not stored here).
+    pub time_ms: Option<u64>,
+    /// The new document (replace only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub successor: Option<DocumentId>,
+}
+
+/// A change request made on a sent document (an item of its `changes`).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct ChangeView {
+    /// Hex payload digest of the request.
+    pub statement: String,
+    /// `takeback`, `update` or `replace`.
+    pub label: String,
+    /// National code, if any (`13` for a take-back).
+    pub code: Option<String>,
+    /// Addressees.
+    pub to: Vec<AgencyId>,
+    /// When made, Unix ms.
+    pub time_ms: u64,
+    /// Why, in words.
+    pub reason: String,
+    /// What is asked.
+    pub change: ChangeAsked,
+    /// `queued`, `accepted` or `refused` (by the hub).
+    pub hub: String,
+    /// Whether its signature verified again.
+    pub signature_verified: bool,
+}
+
+/// What a change request asks: `{}` for a take-back.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(untagged)]
+pub enum ChangeAsked {
+    /// Recipients added or removed, or metadata corrected.
+    Update {
+        /// Agencies added.
+        add: Vec<AgencyId>,
+        /// Recipients removed.
+        remove: Vec<AgencyId>,
+        /// Corrected subject, if metadata is corrected.
+        subject: Option<String>,
+        /// Corrected number, if metadata is corrected and has one.
+        number: Option<String>,
+    },
+    /// A new document supersedes it.
+    Replace {
+        /// The new document.
+        successor: DocumentId,
+    },
+    /// A take-back (nothing more to say).
+    TakeBack {},
+}
+
+/// A reason as a view shows it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct ReasonView {
+    /// The reason code's label (`null` for a change request's reason, which is words only).
+    pub code: Option<String>,
+    /// What was wrong, in words.
+    pub text: String,
+}
+
+/// One entry of a document's timeline: a signed statement, or a receipt in the form of
+/// `poros/1` (then only `label`, `time_ms` and `form`).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct TimelineEntry {
+    /// Kind label (`hub_accepted`, `delivered`, `registered`, `takeback`, `reminder`, …).
+    pub label: String,
+    /// When made, the maker's clock, Unix ms (`null` for a `poros/1` receipt that no longer
+    /// decodes).
+    pub time_ms: Option<u64>,
+    /// The statement's fields (absent for a `poros/1` receipt).
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub statement: Option<StatementEntry>,
+    /// The answer's form when it is not a statement (`poros/1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub form: Option<String>,
+}
+
+/// The fields of a timeline entry that is a signed statement.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct StatementEntry {
+    /// National code, if any.
+    pub code: Option<String>,
+    /// Maker: an agency code or `hub`.
+    pub from: Party,
+    /// Addressees.
+    pub to: Vec<AgencyId>,
+    /// Who acted (empty names for automatic statements).
+    pub staff: Staff,
+    /// Free note.
+    pub note: Option<String>,
+    /// Why, if it gives a reason.
+    pub reason: Option<ReasonView>,
+    /// Hex payload digest: the statement's name.
+    #[serde(rename = "statement")]
+    pub digest: String,
+    /// Whether its signature verified again when the view was built.
+    pub signature_verified: bool,
+    /// `made` or `received`.
+    pub direction: String,
+    /// `queued`, `accepted` or `refused` (by the hub).
+    pub hub: String,
+    /// The hub's refusal, if refused.
+    pub hub_reason: Option<ReasonView>,
+    /// When stored here, Unix ms (`null` for a statement kept with its record: the hub's
+    /// acceptance, a recipient's answer).
+    pub stored_ms: Option<u64>,
+    /// An answer's request: its hex payload digest (answers only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answers: Option<String>,
+    /// What a change request asks (change requests only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<ChangeAsked>,
+    /// The recipient a hub notice is about (notices only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub about: Option<AgencyId>,
+    /// Why a delivery is late (delay notices only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay: Option<String>,
+    /// Why a body was lost at the hub (body-lost notices only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_lost: Option<String>,
+}
+
+/// A received document's `GET /v1/documents/:id`: the inbox item's fields (without the inbox
+/// state, which [`BusinessState`] gives in full) and its timeline.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct ReceivedDocumentView {
+    /// The document as received (its `inbox` is always `None` here).
+    #[serde(flatten, deserialize_with = "received_base")]
+    pub doc: ReceivedDoc,
+    /// This agency's business state on it.
+    #[serde(flatten)]
+    pub business: BusinessState,
+    /// The document it replaces.
+    pub replaces: Option<DocumentId>,
+    /// Every statement about it stored here, in storage order.
+    pub timeline: Vec<TimelineEntry>,
+    /// Stored statements that no longer decode (absent when none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undecodable_statements: Option<u64>,
+}
+
+/// The [`ReceivedDoc`] of a received document's view: the keys an inbox item's state shares
+/// with [`BusinessState`] belong to the latter.
+fn received_base<'de, D: Deserializer<'de>>(d: D) -> Result<ReceivedDoc, D::Error> {
+    let mut doc = ReceivedDoc::deserialize(d)?;
+    doc.inbox = None;
+    Ok(doc)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -454,5 +712,218 @@ mod tests {
         assert_eq!(v["to"][0], "000.00.00.G01");
         assert!(v.get("successor").is_none());
         assert_eq!(serde_json::from_value::<StatementMade>(v).unwrap(), m);
+    }
+
+    fn staff() -> Staff {
+        Staff {
+            department: "Văn thư".into(),
+            name: "An".into(),
+            email: None,
+            phone: None,
+        }
+    }
+
+    #[test]
+    fn sent_document_with_a_timeline_round_trips_with_its_keys() {
+        let a = AgencyId::parse("000.00.00.G01").unwrap();
+        let b = AgencyId::parse("000.00.00.G02").unwrap();
+        let signed = |label: &str, code: Option<&str>| TimelineEntry {
+            label: label.into(),
+            time_ms: Some(5),
+            statement: Some(StatementEntry {
+                code: code.map(str::to_string),
+                from: Party::Agency(b.clone()),
+                to: vec![a.clone()],
+                staff: staff(),
+                note: Some("n".into()),
+                reason: None,
+                digest: "ab".into(),
+                signature_verified: true,
+                direction: "received".into(),
+                hub: "accepted".into(),
+                hub_reason: None,
+                stored_ms: None,
+                answers: None,
+                change: None,
+                about: None,
+                delay: None,
+                body_lost: None,
+            }),
+            form: None,
+        };
+        let doc = SentDocument {
+            id: DocumentId::new_v7(1, [1; 10]),
+            subject: Some("s".into()),
+            number: None,
+            created_ms: Some(1),
+            body_len: 3,
+            body_sha256: "cd".into(),
+            accepted_ms: None,
+            recipients: vec![RecipientView {
+                agency: b.clone(),
+                state: "delivered".into(),
+                time_ms: Some(4),
+                reason: None,
+                detail: Some(RecipientDetail {
+                    business: BusinessState {
+                        business: Some("registered".into()),
+                        withdrawn: false,
+                        replaced_by: None,
+                        removed: false,
+                        pending_change: None,
+                    },
+                    timeline: vec![
+                        TimelineEntry {
+                            label: "delivered".into(),
+                            time_ms: Some(4),
+                            statement: None,
+                            form: Some("poros/1".into()),
+                        },
+                        signed("registered", Some("03")),
+                    ],
+                }),
+            }],
+            statements: Some(SentStatements {
+                changes: vec![ChangeView {
+                    statement: "ef".into(),
+                    label: "takeback".into(),
+                    code: Some("13".into()),
+                    to: vec![b.clone()],
+                    time_ms: 6,
+                    reason: "error".into(),
+                    change: ChangeAsked::TakeBack {},
+                    hub: "queued".into(),
+                    signature_verified: true,
+                }],
+                replaces: None,
+                replaced_by: None,
+                undecodable_statements: None,
+            }),
+        };
+        let status = DocumentStatus::Sent(doc.clone());
+        let v = serde_json::to_value(&status).unwrap();
+        assert_eq!(v["direction"], "sent");
+        assert_eq!(v["changes"][0]["change"], serde_json::json!({}));
+        assert!(v["replaced_by"].is_null() && v.get("replaced_by").is_some());
+        assert!(v.get("undecodable_statements").is_none());
+        let r = &v["recipients"][0];
+        let keys = |e: &serde_json::Value| -> Vec<String> {
+            let mut k: Vec<String> = e.as_object().unwrap().keys().cloned().collect();
+            k.sort();
+            k
+        };
+        assert_eq!(
+            keys(r),
+            [
+                "agency",
+                "business",
+                "pending_change",
+                "reason",
+                "removed",
+                "replaced_by",
+                "state",
+                "time_ms",
+                "timeline",
+                "withdrawn"
+            ]
+        );
+        assert_eq!(keys(&r["timeline"][0]), ["form", "label", "time_ms"]);
+        assert_eq!(
+            keys(&r["timeline"][1]),
+            [
+                "code",
+                "direction",
+                "from",
+                "hub",
+                "hub_reason",
+                "label",
+                "note",
+                "reason",
+                "signature_verified",
+                "staff",
+                "statement",
+                "stored_ms",
+                "time_ms",
+                "to"
+            ]
+        );
+        assert!(r["timeline"][1]["stored_ms"].is_null());
+        assert_eq!(r["timeline"][1]["statement"], "ab");
+        assert_eq!(r["timeline"][1]["from"], "000.00.00.G02");
+        assert_eq!(
+            serde_json::from_value::<DocumentStatus>(v.clone()).unwrap(),
+            status
+        );
+        // The listing item has neither the statements nor the recipients' detail.
+        let mut item = doc.clone();
+        item.statements = None;
+        item.recipients[0].detail = None;
+        let v = serde_json::to_value(&item).unwrap();
+        assert_eq!(
+            keys(&v["recipients"][0]),
+            ["agency", "reason", "state", "time_ms"]
+        );
+        assert!(v.get("changes").is_none() && v.get("direction").is_none());
+        assert_eq!(serde_json::from_value::<SentDocument>(v).unwrap(), item);
+        // Each form of a change request keeps its shape.
+        for c in [
+            ChangeAsked::TakeBack {},
+            ChangeAsked::Replace {
+                successor: DocumentId::new_v7(2, [2; 10]),
+            },
+            ChangeAsked::Update {
+                add: vec![a.clone()],
+                remove: vec![],
+                subject: None,
+                number: None,
+            },
+        ] {
+            let v = serde_json::to_value(&c).unwrap();
+            assert_eq!(serde_json::from_value::<ChangeAsked>(v).unwrap(), c);
+        }
+    }
+
+    #[test]
+    fn received_view_round_trips_without_an_inbox_state() {
+        let view = ReceivedDocumentView {
+            doc: ReceivedDoc {
+                id: DocumentId::new_v7(1, [1; 10]),
+                sender: Some(AgencyId::parse("000.00.00.G01").unwrap()),
+                subject: Some("s".into()),
+                number: None,
+                doc_type: None,
+                priority: Some(Priority::Normal),
+                due: None,
+                filename: None,
+                body_len: 1,
+                body_sha256: "ab".into(),
+                received_ms: 2,
+                reason: None,
+                inbox: None,
+            },
+            business: BusinessState {
+                business: Some("registered".into()),
+                withdrawn: false,
+                replaced_by: None,
+                removed: false,
+                pending_change: Some(PendingChangeView {
+                    statement: "cd".into(),
+                    label: "replace".into(),
+                    reason: Some("why".into()),
+                    time_ms: None,
+                    successor: Some(DocumentId::new_v7(3, [3; 10])),
+                }),
+            },
+            replaces: None,
+            timeline: vec![],
+            undecodable_statements: Some(1),
+        };
+        let status = DocumentStatus::Received(view);
+        let v = serde_json::to_value(&status).unwrap();
+        assert_eq!(v["direction"], "received");
+        assert_eq!(v["pending_change"]["label"], "replace");
+        assert!(v["pending_change"]["time_ms"].is_null());
+        assert_eq!(v["undecodable_statements"], 1);
+        assert_eq!(serde_json::from_value::<DocumentStatus>(v).unwrap(), status);
     }
 }

@@ -4,8 +4,8 @@
 
 use crate::agent::Agent;
 use crate::api_types::{
-    ApiError, DocumentCreated, PaperReportRequest, ReceiptItem, ReceivedDoc, SendQuery,
-    StatementMade,
+    ApiError, DocumentCreated, DocumentStatus, PaperReportRequest, ReceiptItem, ReceivedDoc,
+    ReceivedDocumentView, SendQuery, SentDocument, StatementMade,
 };
 use crate::paths::{self, AgentPaths};
 use anyhow::{bail, Context, Result};
@@ -377,16 +377,13 @@ fn print_listing<T: DeserializeOwned + Serialize>(
     limit: Option<usize>,
     json: bool,
     header: impl FnOnce(),
-    row: impl Fn(&T),
+    row: impl Fn(&T) -> Result<()>,
 ) -> Result<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     if !json {
         header();
-        return c.each_item(path, limit, |v: &T| {
-            row(v);
-            Ok(())
-        });
+        return c.each_item(path, limit, row);
     }
     let mut n = 0u64;
     c.each_item(path, limit, |v: &T| {
@@ -399,35 +396,13 @@ fn print_listing<T: DeserializeOwned + Serialize>(
     Ok(())
 }
 
-fn print(v: &Value, json: bool, table: impl Fn(&Value)) -> Result<()> {
-    if json {
-        println!("{}", serde_json::to_string_pretty(v)?);
-    } else {
-        table(v);
-    }
-    Ok(())
-}
-
 /// A value for a terminal table: text that came from the network (subjects, reasons, names)
-/// is escaped, so it can neither move the cursor nor forge lines.
-fn s(v: &Value) -> String {
-    match v {
-        Value::Null => "-".into(),
-        Value::String(s) => poros_protocol::text::escape_for_terminal(s).into_owned(),
-        o => o.to_string(),
-    }
-}
-
-/// [`s`] for a typed field.
+/// is escaped, so it can neither move the cursor nor forge lines; `-` for none.
 fn esc(v: Option<&str>) -> String {
     v.map_or_else(
         || "-".into(),
         |s| poros_protocol::text::escape_for_terminal(s).into_owned(),
     )
-}
-
-fn ms_to_utc(v: &Value) -> String {
-    utc(v.as_u64())
 }
 
 /// A Unix time in ms as RFC 3339 UTC.
@@ -445,63 +420,78 @@ fn utc(ms: Option<u64>) -> String {
 }
 
 /// Print one document's status: per recipient for a sent one, its own state for a received one.
-pub fn print_status(d: &Value) {
-    println!("{}  {}  {}", s(&d["id"]), s(&d["number"]), s(&d["subject"]));
-    if d["direction"].as_str() == Some("received") {
-        println!(
-            "    received from {} at {}; business status {}{}{}",
-            s(&d["sender"]),
-            ms_to_utc(&d["received_ms"]),
-            s(&d["business"]),
-            if d["withdrawn"].as_bool() == Some(true) {
-                "; withdrawn"
-            } else {
-                ""
-            },
-            d["pending_change"]["label"]
-                .as_str()
-                .map(|_| format!("; change requested: {}", s(&d["pending_change"]["label"])))
-                .unwrap_or_default()
-        );
-        print_timeline(&d["timeline"], "      ");
-        return;
+pub fn print_status(d: &DocumentStatus) {
+    match d {
+        DocumentStatus::Sent(d) => print_sent(d),
+        DocumentStatus::Received(d) => print_received(d),
     }
-    for r in d["recipients"].as_array().into_iter().flatten() {
-        let state = s(&r["state"]);
+}
+
+/// Print a received document's own state and timeline.
+fn print_received(d: &ReceivedDocumentView) {
+    let b = &d.business;
+    println!(
+        "{}  {}  {}",
+        d.doc.id,
+        esc(d.doc.number.as_deref()),
+        esc(d.doc.subject.as_deref())
+    );
+    println!(
+        "    received from {} at {}; business status {}{}{}",
+        esc(d.doc.sender.as_ref().map(AgencyId::as_str)),
+        utc(Some(d.doc.received_ms)),
+        esc(b.business.as_deref()),
+        if b.withdrawn { "; withdrawn" } else { "" },
+        b.pending_change
+            .as_ref()
+            .map(|p| format!("; change requested: {}", esc(Some(&p.label))))
+            .unwrap_or_default()
+    );
+    print_timeline(&d.timeline, "      ");
+}
+
+/// Print a sent document per recipient (with each one's timeline in the status view).
+fn print_sent(d: &SentDocument) {
+    println!(
+        "{}  {}  {}",
+        d.id,
+        esc(d.number.as_deref()),
+        esc(d.subject.as_deref())
+    );
+    for r in &d.recipients {
+        let state = esc(Some(&r.state));
+        let time = utc(r.time_ms);
+        let why = r.reason.as_deref().map(|w| esc(Some(w)));
         let what = match state.as_str() {
-            "pending" => match r["reason"].as_str() {
+            "pending" => match why {
                 Some(why) => format!("pending (not yet accepted by hub: {why})"),
                 None => "pending (not yet accepted by hub)".to_string(),
             },
             "accepted" => format!(
-                "accepted by hub at {}{}",
-                ms_to_utc(&r["time_ms"]),
-                r["reason"]
-                    .as_str()
-                    .map(|why| format!("; delayed: {why}"))
+                "accepted by hub at {time}{}",
+                why.map(|why| format!("; delayed: {why}"))
                     .unwrap_or_default()
             ),
-            "delivered" => format!("delivered, receipt signed at {}", ms_to_utc(&r["time_ms"])),
-            "rejected" => format!(
-                "rejected at {}: {}",
-                ms_to_utc(&r["time_ms"]),
-                s(&r["reason"])
-            ),
-            "expired" => format!("expired at hub at {}", ms_to_utc(&r["time_ms"])),
+            "delivered" => format!("delivered, receipt signed at {time}"),
+            "rejected" => format!("rejected at {time}: {}", esc(r.reason.as_deref())),
+            "expired" => format!("expired at hub at {time}"),
             "lost" => format!(
-                "not delivered: body lost at hub at {}: {}",
-                ms_to_utc(&r["time_ms"]),
-                s(&r["reason"])
+                "not delivered: body lost at hub at {time}: {}",
+                esc(r.reason.as_deref())
             ),
-            "refused" => format!("refused by hub: {}", s(&r["reason"])),
+            "refused" => format!("refused by hub: {}", esc(r.reason.as_deref())),
             other => other.to_string(),
         };
-        let business = r["business"]
-            .as_str()
-            .map(|_| format!("; {}", s(&r["business"])))
+        let business = r
+            .detail
+            .as_ref()
+            .and_then(|x| x.business.business.as_deref())
+            .map(|b| format!("; {}", esc(Some(b))))
             .unwrap_or_default();
-        println!("    {}  {}{business}", s(&r["agency"]), what);
-        print_timeline(&r["timeline"], "      ");
+        println!("    {}  {}{business}", r.agency, what);
+        if let Some(x) = &r.detail {
+            print_timeline(&x.timeline, "      ");
+        }
     }
 }
 
@@ -598,13 +588,30 @@ fn run(cli: Cli) -> Result<()> {
             limit,
         } => {
             let c = ApiClient::new(&dir)?;
+            // With `--json`, the agent's answer as it came; otherwise read as its type.
             match &id {
-                Some(id) => print(
-                    &c.get::<Value>(&format!("/v1/documents/{id}"))?,
+                Some(id) => {
+                    let v = c.get::<Value>(&format!("/v1/documents/{id}"))?;
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&v)?);
+                    } else {
+                        print_status(&serde_json::from_value(v).context("reading the status")?);
+                    }
+                    Ok(())
+                }
+                None => print_listing(
+                    &c,
+                    "/v1/documents",
+                    limit,
                     json,
-                    print_status,
+                    || {},
+                    |v: &Value| {
+                        print_sent(
+                            &serde_json::from_value(v.clone()).context("reading a document")?,
+                        );
+                        Ok(())
+                    },
                 ),
-                None => print_listing(&c, "/v1/documents", limit, json, || {}, print_status),
             }
         }
         Cmd::Report {
@@ -663,6 +670,7 @@ fn run(cli: Cli) -> Result<()> {
                             .map(|why| format!("  ({})", esc(Some(why))))
                             .unwrap_or_default()
                     );
+                    Ok(())
                 },
             )
         }
@@ -694,6 +702,7 @@ fn list_received(dir: &Path, json: bool, limit: Option<usize>, path: &str) -> Re
                     .map(|why| format!("  [{}]", esc(Some(why))))
                     .unwrap_or_default()
             );
+            Ok(())
         },
     )
 }

@@ -1,88 +1,108 @@
-//! JSON views of documents with their statements, for the local API: per-recipient business
+//! Typed views of documents with their statements, for the local API: per-recipient business
 //! state and signed timelines of a sent document, the same for a received one, and the fields
 //! an inbox item gains. Every statement's signature is verified again when its view is built.
 
 use crate::agent::Agent;
-use crate::api_types::{InboxState, PendingChange};
+use crate::api_types::{
+    BusinessState, ChangeAsked, ChangeView, InboxState, PendingChange, PendingChangeView,
+    ReasonView, ReceivedDoc, ReceivedDocumentView, RecipientDetail, SentDocument, SentStatements,
+    StatementEntry, TimelineEntry,
+};
 use crate::state::statements::{Direction, HubState, StoredStatement};
 use crate::state::RecipientStatus;
 use crate::statements::signature_verified;
 use poros_protocol::{
-    AgencyId, Change, DocState, DocumentId, NoticeKind, SignedStatement, Statement, StatementKind,
-    Track,
+    AgencyId, Change, DocState, DocumentId, NoticeKind, Reason, SignedStatement, Statement,
+    StatementKind, Track,
 };
-use serde_json::{json, Value};
 
-fn change_json(change: &Change) -> Value {
+fn change_asked(change: &Change) -> ChangeAsked {
     match change {
-        Change::TakeBack => json!({}),
-        Change::Update { add, remove, meta } => json!({
-            "add": add, "remove": remove,
-            "subject": meta.as_ref().map(|m| m.subject.clone()),
-            "number": meta.as_ref().and_then(|m| m.number.clone()),
-        }),
-        Change::Replace { successor } => json!({ "successor": successor }),
+        Change::TakeBack => ChangeAsked::TakeBack {},
+        Change::Update { add, remove, meta } => ChangeAsked::Update {
+            add: add.clone(),
+            remove: remove.clone(),
+            subject: meta.as_ref().map(|m| m.subject.clone()),
+            number: meta.as_ref().and_then(|m| m.number.clone()),
+        },
+        Change::Replace { successor } => ChangeAsked::Replace {
+            successor: *successor,
+        },
     }
 }
 
-fn reason_json(kind: &StatementKind) -> Value {
+fn coded(r: &Reason) -> ReasonView {
+    ReasonView {
+        code: Some(r.code.label().to_string()),
+        text: r.text.clone(),
+    }
+}
+
+fn reason_view(kind: &StatementKind) -> Option<ReasonView> {
     match kind {
         StatementKind::Status { reason, .. } | StatementKind::Answer { reason, .. } => {
-            reason.as_ref().map_or(
-                Value::Null,
-                |r| json!({"code": r.code.label(), "text": r.text}),
-            )
+            reason.as_ref().map(coded)
         }
-        StatementKind::Change { reason, .. } => json!({"code": null, "text": reason}),
-        StatementKind::Receipt { outcome, .. } => outcome.rejection().map_or(
-            Value::Null,
-            |r| json!({"code": r.code.label(), "text": r.text}),
-        ),
+        StatementKind::Change { reason, .. } => Some(ReasonView {
+            code: None,
+            text: reason.clone(),
+        }),
+        StatementKind::Receipt { outcome, .. } => outcome.rejection().as_ref().map(coded),
         StatementKind::Reminder
         | StatementKind::Accepted { .. }
         | StatementKind::Notice { .. }
-        | StatementKind::PaperCount { .. } => Value::Null,
+        | StatementKind::PaperCount { .. } => None,
     }
 }
 
 /// One timeline entry.
-pub fn entry(a: &Agent, s: &StoredStatement, stmt: &Statement) -> Value {
-    let mut v = json!({
-        "label": stmt.kind.label(),
-        "code": stmt.kind.code(),
-        "time_ms": stmt.time_ms,
-        "from": stmt.from,
-        "to": stmt.to,
-        "staff": stmt.staff,
-        "note": stmt.note,
-        "reason": reason_json(&stmt.kind),
-        "statement": hex::encode(s.signed.payload_digest()),
-        "signature_verified": signature_verified(a, &s.signed, stmt),
-        "direction": s.direction.label(),
-        "hub": s.hub.label(),
-        "hub_reason": match &s.hub { HubState::Refused(r) => json!({"code": r.code.label(), "text": r.text}), _ => Value::Null },
-        "stored_ms": s.stored_ms,
-    });
+pub fn entry(a: &Agent, s: &StoredStatement, stmt: &Statement) -> TimelineEntry {
+    let mut e = StatementEntry {
+        code: stmt.kind.code().map(str::to_string),
+        from: stmt.from.clone(),
+        to: stmt.to.clone(),
+        staff: stmt.staff.clone(),
+        note: stmt.note.clone(),
+        reason: reason_view(&stmt.kind),
+        digest: hex::encode(s.signed.payload_digest()),
+        signature_verified: signature_verified(a, &s.signed, stmt),
+        direction: s.direction.label().to_string(),
+        hub: s.hub.label().to_string(),
+        hub_reason: match &s.hub {
+            HubState::Refused(r) => Some(coded(r)),
+            _ => None,
+        },
+        stored_ms: Some(s.stored_ms),
+        answers: None,
+        change: None,
+        about: None,
+        delay: None,
+        body_lost: None,
+    };
     match &stmt.kind {
-        StatementKind::Answer { request, .. } => v["answers"] = json!(hex::encode(request)),
-        StatementKind::Change { change, .. } => v["change"] = change_json(change),
+        StatementKind::Answer { request, .. } => e.answers = Some(hex::encode(request)),
+        StatementKind::Change { change, .. } => e.change = Some(change_asked(change)),
         StatementKind::Notice { recipient, notice } => {
-            v["about"] = json!(recipient);
-            if let NoticeKind::Delayed { reason } = notice {
-                v["delay"] = json!(reason.label());
-            }
-            if let NoticeKind::BodyLost { reason } = notice {
-                v["body_lost"] = json!(reason.code());
+            e.about = Some(recipient.clone());
+            match notice {
+                NoticeKind::Delayed { reason } => e.delay = Some(reason.label().to_string()),
+                NoticeKind::BodyLost { reason } => e.body_lost = Some(reason.code().to_string()),
+                NoticeKind::Expired => {}
             }
         }
         _ => {}
     }
-    v
+    TimelineEntry {
+        label: stmt.kind.label().to_string(),
+        time_ms: Some(stmt.time_ms),
+        statement: Some(e),
+        form: None,
+    }
 }
 
 /// Statements decoded; one that no longer decodes is skipped with a warning (never silently
 /// lost: the view says how many were skipped).
-fn decoded(stmts: &[StoredStatement]) -> (Vec<(&StoredStatement, Statement)>, usize) {
+fn decoded(stmts: &[StoredStatement]) -> (Vec<(&StoredStatement, Statement)>, u64) {
     let mut out = Vec::new();
     let mut bad = 0;
     for s in stmts {
@@ -97,36 +117,36 @@ fn decoded(stmts: &[StoredStatement]) -> (Vec<(&StoredStatement, Statement)>, us
     (out, bad)
 }
 
-fn pending_json(t: &Track, stmts: &[(&StoredStatement, Statement)]) -> Value {
-    let Some((digest, change)) = &t.pending else {
-        return Value::Null;
-    };
+fn pending_view(t: &Track, stmts: &[(&StoredStatement, Statement)]) -> Option<PendingChangeView> {
+    let (digest, change) = t.pending.as_ref()?;
     let made = stmts
         .iter()
         .find(|(s, _)| &s.signed.payload_digest() == digest);
-    let mut v = json!({
-        "statement": hex::encode(digest),
-        "label": change.label(),
-        "reason": made.map(|(_, st)| reason_json(&st.kind)["text"].clone()),
-        "time_ms": made.map(|(_, st)| st.time_ms),
-    });
-    if let Change::Replace { successor } = change {
-        v["successor"] = json!(successor);
-    }
-    v
+    Some(PendingChangeView {
+        statement: hex::encode(digest),
+        label: change.label().to_string(),
+        reason: made.and_then(|(_, st)| reason_view(&st.kind).map(|r| r.text)),
+        time_ms: made.map(|(_, st)| st.time_ms),
+        successor: match change {
+            Change::Replace { successor } => Some(*successor),
+            _ => None,
+        },
+    })
 }
 
-fn track_fields(v: &mut Value, t: Option<&Track>, stmts: &[(&StoredStatement, Statement)]) {
-    v["business"] = json!(t.and_then(|t| t.status).map(|s| s.label()));
-    v["withdrawn"] = json!(t.is_some_and(|t| t.withdrawn));
-    v["replaced_by"] = json!(t.and_then(|t| t.replaced_by));
-    v["removed"] = json!(t.is_some_and(|t| t.removed));
-    v["pending_change"] = t.map_or(Value::Null, |t| pending_json(t, stmts));
+fn business_state(t: Option<&Track>, stmts: &[(&StoredStatement, Statement)]) -> BusinessState {
+    BusinessState {
+        business: t.and_then(|t| t.status).map(|s| s.label().to_string()),
+        withdrawn: t.is_some_and(|t| t.withdrawn),
+        replaced_by: t.and_then(|t| t.replaced_by),
+        removed: t.is_some_and(|t| t.removed),
+        pending_change: t.and_then(|t| pending_view(t, stmts)),
+    }
 }
 
 /// A timeline entry for a statement kept with its record rather than in the statement store
 /// (the hub's acceptance in the outbox record, an answer in the recipient's status).
-fn kept_entry(a: &Agent, signed: &SignedStatement) -> Option<Value> {
+fn kept_entry(a: &Agent, signed: &SignedStatement) -> Option<TimelineEntry> {
     let stmt = signed.statement().ok()?;
     let kept = StoredStatement {
         seq: 0,
@@ -135,18 +155,20 @@ fn kept_entry(a: &Agent, signed: &SignedStatement) -> Option<Value> {
         hub: HubState::Accepted,
         stored_ms: stmt.time_ms,
     };
-    let mut v = entry(a, &kept, &stmt);
-    v["stored_ms"] = Value::Null;
-    Some(v)
+    let mut e = entry(a, &kept, &stmt);
+    if let Some(s) = e.statement.as_mut() {
+        s.stored_ms = None;
+    }
+    Some(e)
 }
 
-/// Adds statement fields to a sent document's status JSON (`base` from the outbox view).
+/// Adds statement fields to a sent document's view (`base` from the outbox view).
 /// Each recipient's timeline: the hub's acceptance, the hub's delay notices about it, its
 /// answer (receipt, rejection, or the hub's expiry or body-lost notice), then its own
 /// statements and the sender's reminders to it.
 pub fn sent(
     a: &Agent,
-    base: &mut Value,
+    base: &mut SentDocument,
     accepted: Option<&SignedStatement>,
     statuses: &[(AgencyId, RecipientStatus)],
     state: Option<&DocState>,
@@ -162,51 +184,48 @@ pub fn sent(
         };
         Some((kept_entry(a, s)?, queued))
     });
-    if let Some(list) = base["recipients"].as_array_mut() {
-        for r in list.iter_mut() {
-            let Some(agency) = r["agency"].as_str().and_then(|s| AgencyId::parse(s).ok()) else {
-                continue;
-            };
-            track_fields(r, state.and_then(|s| s.track(&agency)), &stmts);
-            let mut timeline = Vec::new();
-            if let Some((entry, queued)) = &accepted {
-                if queued.contains(&agency) {
-                    timeline.push(entry.clone());
-                }
+    for r in base.recipients.iter_mut() {
+        let agency = &r.agency;
+        let mut timeline = Vec::new();
+        if let Some((entry, queued)) = &accepted {
+            if queued.contains(agency) {
+                timeline.push(entry.clone());
             }
-            for (s, st) in &stmts {
-                if matches!(&st.kind, StatementKind::Notice { recipient, .. } if recipient == &agency)
-                {
-                    timeline.push(entry(a, s, st));
-                }
-            }
-            match statuses.iter().find(|(x, _)| x == &agency).map(|(_, s)| s) {
-                // A receipt of `poros/1` is shown from the status as the statement it is.
-                Some(RecipientStatus::Delivered(rc)) => timeline.push(json!({
-                    "label": "delivered",
-                    "time_ms": rc.receipt().ok().map(|r| r.time_ms),
-                    "form": "poros/1",
-                })),
-                Some(st) => {
-                    if let Some(e) = st.signed_statement().and_then(|s| kept_entry(a, s)) {
-                        timeline.push(e);
-                    }
-                }
-                None => {}
-            }
-            for (s, st) in &stmts {
-                // A recipient's own statements and the sender's reminders to it.
-                let about_it =
-                    matches!(st.kind, StatementKind::Reminder) && st.to.contains(&agency);
-                if st.from == agency || about_it {
-                    timeline.push(entry(a, s, st));
-                }
-            }
-            r["timeline"] = json!(timeline);
         }
+        for (s, st) in &stmts {
+            if matches!(&st.kind, StatementKind::Notice { recipient, .. } if recipient == agency) {
+                timeline.push(entry(a, s, st));
+            }
+        }
+        match statuses.iter().find(|(x, _)| x == agency).map(|(_, s)| s) {
+            // A receipt of `poros/1` is shown from the status as the statement it is.
+            Some(RecipientStatus::Delivered(rc)) => timeline.push(TimelineEntry {
+                label: "delivered".into(),
+                time_ms: rc.receipt().ok().map(|r| r.time_ms),
+                statement: None,
+                form: Some("poros/1".into()),
+            }),
+            Some(st) => {
+                if let Some(e) = st.signed_statement().and_then(|s| kept_entry(a, s)) {
+                    timeline.push(e);
+                }
+            }
+            None => {}
+        }
+        for (s, st) in &stmts {
+            // A recipient's own statements and the sender's reminders to it.
+            let about_it = matches!(st.kind, StatementKind::Reminder) && st.to.contains(agency);
+            if st.from == *agency || about_it {
+                timeline.push(entry(a, s, st));
+            }
+        }
+        r.detail = Some(RecipientDetail {
+            business: business_state(state.and_then(|s| s.track(agency)), &stmts),
+            timeline,
+        });
     }
     let mut replaced_by = None;
-    let changes: Vec<Value> = stmts
+    let changes: Vec<ChangeView> = stmts
         .iter()
         .filter_map(|(s, st)| match &st.kind {
             StatementKind::Change { change, reason } => {
@@ -215,48 +234,44 @@ pub fn sent(
                 {
                     replaced_by = Some(*successor);
                 }
-                Some(json!({
-                    "statement": hex::encode(s.signed.payload_digest()),
-                    "label": change.label(),
-                    "code": st.kind.code(),
-                    "to": st.to,
-                    "time_ms": st.time_ms,
-                    "reason": reason,
-                    "change": change_json(change),
-                    "hub": s.hub.label(),
-                    "signature_verified": signature_verified(a, &s.signed, st),
-                }))
+                Some(ChangeView {
+                    statement: hex::encode(s.signed.payload_digest()),
+                    label: change.label().to_string(),
+                    code: st.kind.code().map(str::to_string),
+                    to: st.to.clone(),
+                    time_ms: st.time_ms,
+                    reason: reason.clone(),
+                    change: change_asked(change),
+                    hub: s.hub.label().to_string(),
+                    signature_verified: signature_verified(a, &s.signed, st),
+                })
             }
             _ => None,
         })
         .collect();
-    base["direction"] = json!("sent");
-    base["changes"] = json!(changes);
-    base["replaces"] = json!(replaces);
-    base["replaced_by"] = json!(replaced_by);
-    if bad > 0 {
-        base["undecodable_statements"] = json!(bad);
-    }
+    base.statements = Some(SentStatements {
+        changes,
+        replaces,
+        replaced_by,
+        undecodable_statements: (bad > 0).then_some(bad),
+    });
 }
 
-/// Adds statement fields to a received document's JSON (`base` from the inbox view).
+/// A received document's view: `doc` (from the inbox view) with its statements.
 pub fn received(
     a: &Agent,
-    base: &mut Value,
+    doc: ReceivedDoc,
     state: Option<&DocState>,
     stmts: &[StoredStatement],
     replaces: Option<DocumentId>,
-) {
+) -> ReceivedDocumentView {
     let (stmts, bad) = decoded(stmts);
-    base["direction"] = json!("received");
-    track_fields(base, state.and_then(|s| s.track(a.agency())), &stmts);
-    base["replaces"] = json!(replaces);
-    base["timeline"] = json!(stmts
-        .iter()
-        .map(|(s, st)| entry(a, s, st))
-        .collect::<Vec<_>>());
-    if bad > 0 {
-        base["undecodable_statements"] = json!(bad);
+    ReceivedDocumentView {
+        doc,
+        business: business_state(state.and_then(|s| s.track(a.agency())), &stmts),
+        replaces,
+        timeline: stmts.iter().map(|(s, st)| entry(a, s, st)).collect(),
+        undecodable_statements: (bad > 0).then_some(bad),
     }
 }
 

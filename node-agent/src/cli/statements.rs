@@ -1,15 +1,14 @@
 //! The statement verbs of `poros-agent` (progress, takeback, update, replace, answer) and how
 //! a document's timeline is printed; thin clients of the local API's statement routes.
 
-use super::{ms_to_utc, s, ApiClient};
+use super::{esc, utc, ApiClient};
 use crate::api_types::{
     AnswerRequest, MetaPatch, ProgressRequest, RemindRequest, ReplaceQuery, StatementMade,
-    TakebackRequest, UpdateRequest,
+    TakebackRequest, TimelineEntry, UpdateRequest,
 };
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use poros_protocol::{AgencyId, Staff};
-use serde_json::Value;
 use std::path::PathBuf;
 
 /// The staff member who acts.
@@ -212,37 +211,41 @@ pub(super) enum StatementCmd {
 }
 
 /// Print a document's timeline entries (statements, with their signature check).
-pub(super) fn print_timeline(t: &Value, indent: &str) {
-    for e in t.as_array().into_iter().flatten() {
-        let who = match (
-            e["staff"]["name"].as_str(),
-            e["staff"]["department"].as_str(),
-        ) {
-            (Some(_), Some(_)) => format!(
-                " by {} ({})",
-                s(&e["staff"]["name"]),
-                s(&e["staff"]["department"])
-            ),
-            _ => String::new(),
-        };
-        let code = e["code"]
-            .as_str()
-            .map(|_| format!(" {}", s(&e["code"])))
+pub(super) fn print_timeline(t: &[TimelineEntry], indent: &str) {
+    for e in t {
+        let st = e.statement.as_ref();
+        let who = st
+            .map(|st| {
+                format!(
+                    " by {} ({})",
+                    esc(Some(&st.staff.name)),
+                    esc(Some(&st.staff.department))
+                )
+            })
             .unwrap_or_default();
-        let sig = match e["signature_verified"].as_bool() {
+        let code = st
+            .and_then(|st| st.code.as_deref())
+            .map(|c| format!(" {}", esc(Some(c))))
+            .unwrap_or_default();
+        let sig = match st.map(|st| st.signature_verified) {
             Some(true) => "  signature valid",
             Some(false) => "  signature INVALID",
             None => "",
         };
-        let hub = match e["hub"].as_str() {
+        let hub = match st.map(|st| st.hub.as_str()) {
             Some("queued") => "  (not yet accepted by hub)".to_string(),
-            Some("refused") => format!("  (refused by hub: {})", s(&e["hub_reason"]["text"])),
+            Some("refused") => format!(
+                "  (refused by hub: {})",
+                esc(st
+                    .and_then(|st| st.hub_reason.as_ref())
+                    .map(|r| r.text.as_str()))
+            ),
             _ => String::new(),
         };
         println!(
             "{indent}{}{code}  {}{who}{sig}{hub}",
-            s(&e["label"]),
-            ms_to_utc(&e["time_ms"])
+            esc(Some(&e.label)),
+            utc(e.time_ms)
         );
     }
 }
