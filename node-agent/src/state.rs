@@ -646,20 +646,15 @@ impl AgentStore {
             .await
     }
 
-    /// Record the hub's `Accepted` statement for a document submitted here (verified by the
-    /// caller): it leaves the submission queue and the record keeps the statement, which is
-    /// where timelines read it (it changes no rule state, so it is not stored a second time
-    /// with the document's other statements). Its rule check, `check`, decides first: a
-    /// refusal changes nothing. A document already answered keeps its first answer.
+    /// Record the hub's `Accepted` statement for a document submitted here (verified and
+    /// checked against the record by the caller, `outbox::check_acceptance`: it changes no
+    /// rule state): it leaves the submission queue and the record keeps the statement, which
+    /// is where timelines read it. A document already answered keeps its first answer.
     pub async fn accept_submission(
         &self,
         id: DocumentId,
         signed: SignedStatement,
-        mut check: statements::Check,
     ) -> Result<Result<(), Reason>, StoreError> {
-        let stmt = signed
-            .statement()
-            .map_err(|e| StoreError::Other(format!("statement does not decode: {e}")))?;
         self.db
             .write(move |txn| {
                 let key = id.as_bytes().as_slice();
@@ -675,11 +670,6 @@ impl AgentStore {
                 };
                 let mut rec = OutRecord::decode(&cur)?;
                 if !rec.is_accepted() && rec.refused.is_none() {
-                    if let Some(state) = statements::load_state(txn, id)? {
-                        if let Err(r) = check(&state, &stmt, &signed.payload_digest()) {
-                            return Ok(Err(r));
-                        }
-                    }
                     rec.accepted = Some(signed.clone());
                     txn.open_table(OUTBOX)?.insert(key, enc(&rec)?.as_slice())?;
                 }
@@ -721,9 +711,6 @@ impl AgentStore {
                         format!("{recipient} is not a recipient of {id} sent here"),
                     )));
                 };
-                if statements::is_held(txn, &signed.payload_digest())? {
-                    return Ok(Ok(AnswerStored::AlreadyHeld));
-                }
                 if !dec::<RecipientStatus>(&cur)?.is_pending() {
                     return Ok(Ok(AnswerStored::AnsweredBefore));
                 }
@@ -731,14 +718,14 @@ impl AgentStore {
                     return Ok(Ok(AnswerStored::AnsweredBefore));
                 }
                 if let Some(status) = &status {
-                    // The rules see it; `set_status_in` records its effect (delivered).
-                    if let Some(state) = statements::load_state(txn, id)? {
-                        if let Err(r) = check(&state, &stmt, &signed.payload_digest()) {
-                            return Ok(Err(r));
-                        }
-                    }
+                    // What the rules ask of an answer that ends a delivery (a recipient of this
+                    // document, not answered yet) is what the status table holds, checked
+                    // above; `set_status_in` records its effect (delivered) in the rule state.
                     set_status_in(txn, id, &recipient, status, now_ms)?;
                     return Ok(Ok(AnswerStored::New));
+                }
+                if statements::is_held(txn, &signed.payload_digest())? {
+                    return Ok(Ok(AnswerStored::AlreadyHeld));
                 }
                 let direction = statements::Direction::Received;
                 match statements::put_in(txn, &signed, &stmt, direction, now_ms, &mut check)? {
@@ -1184,15 +1171,8 @@ mod tests {
             .unwrap();
         let none = std::collections::HashSet::new();
         assert_eq!(store.submission_queue(10, &none).unwrap(), vec![id]);
-        // Naming other recipients than the document's: refused, nothing changes.
-        let wrong = signed(&acc(id, &[R1]));
-        let r =
-            f.rt.block_on(store.accept_submission(id, wrong, full()))
-                .unwrap();
-        assert!(r.is_err());
-        assert_eq!(store.submission_queue(10, &none).unwrap(), vec![id]);
         let s = signed(&acc(id, &[R1, R2]));
-        f.rt.block_on(store.accept_submission(id, s.clone(), full()))
+        f.rt.block_on(store.accept_submission(id, s.clone()))
             .unwrap()
             .unwrap();
         assert!(store.submission_queue(10, &none).unwrap().is_empty());
@@ -1202,7 +1182,7 @@ mod tests {
         // A second acceptance (a resubmission answered again) keeps the first.
         let mut later = acc(id, &[R1, R2]);
         later.time_ms = 99;
-        f.rt.block_on(store.accept_submission(id, signed(&later), full()))
+        f.rt.block_on(store.accept_submission(id, signed(&later)))
             .unwrap()
             .unwrap();
         assert_eq!(store.outgoing(&id).unwrap().unwrap().accepted, Some(s));

@@ -3,7 +3,6 @@
 //! `poros/3`, or the acceptance of `poros/1`), and the monthly paper count.
 
 use super::{now_ms, Agent, SendError};
-use crate::state::statements::Check;
 use crate::state::{BodyAt, OutRecord};
 use anyhow::{Context, Result};
 use poros_certs::Signer;
@@ -200,11 +199,7 @@ impl Agent {
         if let Err(r) = check_acceptance(&stmt, self.agency(), rec) {
             return Ok(Err(r));
         }
-        let check: Check = Box::new(|state, s, d| state.check(s, d));
-        Ok(self
-            .store
-            .accept_submission(stmt.doc_id, signed, check)
-            .await?)
+        Ok(self.store.accept_submission(stmt.doc_id, signed).await?)
     }
 
     pub(super) async fn submitter(self: Arc<Self>) {
