@@ -12,7 +12,12 @@
 //! - `statement_digests`: payload digest → seq — a resubmitted statement is stored once;
 //! - `added_recipients`: (doc, recipient) → [`Added`] — deliveries an update created (the
 //!   delivery records themselves keep their encoding);
-//! - `statement_kinds`: label → count accepted, in the same commit.
+//! - `statement_kinds`: label → count accepted, in the same commit (the kinds agencies make on
+//!   their own; acceptances, receipts and notices are counted with the deliveries).
+//!
+//! The hub's acceptance, each receipt and rejection, and the hub's expiry and body-lost notices
+//! are statements here like any other (`record_in`, called by `accept`, `answer_in` and
+//! `accept_in`); the acceptance is answered on the submitting stream and relayed to no one.
 
 use super::{
     bump, dec, enc, DeliveryRecord, DeliveryState, DocRecord, HubStore, NodeRecord, NodeState,
