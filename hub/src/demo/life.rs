@@ -271,7 +271,8 @@ pub fn print_timelines(dep: &Deployment, docs: &[(String, String)]) {
                         Some(c) => format!("{c} {}", e["label"].as_str().unwrap_or("?")),
                         None => e["label"].as_str().unwrap_or("?").to_string(),
                     };
-                    if let Some(n) = e["staff"]["name"].as_str() {
+                    // Statements software makes (acceptance, receipt) name no staff.
+                    if let Some(n) = e["staff"]["name"].as_str().filter(|n| !n.is_empty()) {
                         s.push_str(&format!(" ({n})"));
                     }
                     if let Some(t) = e["reason"]["text"].as_str() {
