@@ -451,3 +451,79 @@ fn poros1_agent_is_answered_in_its_own_forms() {
     assert_eq!(labels(to_b.id), ["hub_accepted", "delivered"]);
     assert_eq!(labels(to_c.id), ["hub_accepted", "expired"]);
 }
+
+/// A paper count is a statement about a month: a malformed one is refused with its reason and
+/// counts nothing; a valid one is acknowledged and counted; a receipt said on its own (not as
+/// the answer to a delivery) is refused.
+#[test]
+fn paper_counts_are_statements_checked_before_they_count() {
+    // Only the hub runs: the raw connection speaks for A.
+    let mut net = Net::new();
+    net.add_agent(A);
+    net.add_agent(B);
+    net.start_hub();
+    let addr = net.quic_addr();
+    let dir_a = net.agent_dir(A);
+    let count = |month: &str| {
+        statement(
+            &dir_a,
+            DocumentId::NIL,
+            A,
+            &[],
+            StatementKind::PaperCount {
+                month: month.into(),
+                sent: 7,
+                received: 3,
+            },
+        )
+    };
+    let receipt = statement(
+        &dir_a,
+        DocumentId::new_v7(1, [1; 10]),
+        A,
+        &[B],
+        StatementKind::Receipt {
+            body_sha256: [0; 32],
+            outcome: poros_protocol::Outcome::Delivered,
+        },
+    );
+    // The month the report shows by default.
+    let now = time::OffsetDateTime::now_utc();
+    let this_month = format!("{:04}-{:02}", now.year(), u8::from(now.month()));
+    let answers = rt().block_on(async {
+        let c = connect(agent_tls(&dir_a), addr)
+            .await
+            .expect("connect as A");
+        submit_all(&c, &[count("2026-13"), count(&this_month), receipt]).await
+    });
+    let (code, msg) = refused(&answers[0]).expect("a bad month is refused");
+    assert_eq!(code, RefusalCode::Rule(ReasonCode::Other), "{msg}");
+    assert!(msg.contains("YYYY-MM"), "{msg}");
+    assert!(matches!(answers[1], Frame::Ack { .. }), "{:?}", answers[1]);
+    let (code, msg) = refused(&answers[2]).expect("a lone receipt is refused");
+    assert_eq!(
+        code,
+        RefusalCode::Rule(ReasonCode::IllegalTransition),
+        "{msg}"
+    );
+    let out = net.hub_cli(&["stats", "--dir", &s(&net.hub_dir), "--json"]);
+    assert_ok(&out, "poros-hub stats --json");
+    // Counted once, for the month reported (7 sent on paper), wherever the report shows it.
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    fn sent_counts(v: &serde_json::Value, out: &mut Vec<u64>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if let Some(n) = m.get("paper_sent").and_then(|n| n.as_u64()) {
+                    out.push(n);
+                }
+                m.values().for_each(|x| sent_counts(x, out));
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| sent_counts(x, out)),
+            _ => {}
+        }
+    }
+    let mut counts = Vec::new();
+    sent_counts(&v, &mut counts);
+    assert!(counts.contains(&7), "{v}");
+    assert!(counts.iter().all(|n| *n == 0 || *n == 7), "{v}");
+}

@@ -96,12 +96,16 @@ async fn accept(
             sent,
             received,
         } => {
+            // A month as `YYYY-MM`, no document, no addressee.
+            if let Err(r) = stmt.validate() {
+                return rule(r, None);
+            }
             return match crate::server::store_paper(hub, agency, month, *sent, *received, &signed)
                 .await
             {
                 Ok(()) => Frame::Ack { doc_id: doc },
                 Err(m) => rule(Reason::new(ReasonCode::Other, m), None),
-            }
+            };
         }
         k if k.is_automatic() => {
             let r = Reason::new(
