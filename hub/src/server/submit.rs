@@ -12,6 +12,15 @@ use poros_protocol::{
     Acceptance, AgencyId, Frame, Reason, ReasonCode, RefusalCode, SignedAcceptance, SignedEnvelope,
 };
 
+use poros_store::{BodySink, Commit, StoreError};
+use poros_transport::loglimit::LogLimiter;
+use poros_transport::warn_limited;
+use poros_transport::{recv_body, write_frame, RecvBodyError, WireError};
+use std::sync::Arc;
+use tracing::{debug, info, info_span, Instrument};
+
+use super::dispatch::refuse;
+
 /// The hub's answer to a submission, in the form the connection speaks.
 fn acceptance_frame(hub: &Hub, current: bool, acc: &Acceptance) -> Result<Frame> {
     Ok(if current {
@@ -28,14 +37,6 @@ fn acceptance_frame(hub: &Hub, current: bool, acc: &Acceptance) -> Result<Frame>
         }
     })
 }
-use poros_store::{BodySink, Commit, StoreError};
-use poros_transport::loglimit::LogLimiter;
-use poros_transport::warn_limited;
-use poros_transport::{recv_body, write_frame, RecvBodyError, WireError};
-use std::sync::Arc;
-use tracing::{debug, info, info_span, Instrument};
-
-use super::dispatch::refuse;
 
 /// Admit, store and answer one submission; refusals are answered on the stream and counted.
 pub(super) async fn handle_submit(
