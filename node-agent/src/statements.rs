@@ -290,13 +290,9 @@ fn verify(
 }
 
 /// Whether `signer` is the party that makes the statement: the agency itself, or the hub
-/// (certificate SAN `urn:poros:hub`) for the hub's own statements.
+/// (certificate SAN `urn:poros:hub`) for the hub's own statements. A signer is a [`Party`].
 pub(crate) fn signed_by_maker(signer: &Signer, maker: &Party) -> bool {
-    match (signer, maker) {
-        (Signer::Agency(a), Party::Agency(m)) => a == m,
-        (Signer::Hub, Party::Hub) => true,
-        _ => false,
-    }
+    signer == maker
 }
 
 /// Whether a stored statement's signature still verifies (re-checked for every view).

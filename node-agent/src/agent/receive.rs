@@ -43,25 +43,14 @@ pub(crate) fn delivery_answer(
         ));
     }
     match &stmt.kind {
-        StatementKind::Receipt {
-            body_sha256,
-            outcome,
-        } => {
+        StatementKind::Receipt { outcome, .. } => {
             let Party::Agency(recipient) = &stmt.from else {
                 return Err(Reason::new(
                     ReasonCode::SignerNotForAgency,
                     "a receipt is made by a recipient, not the hub",
                 ));
             };
-            let r = Receipt {
-                doc_id: stmt.doc_id,
-                sender: me.clone(),
-                recipient: recipient.clone(),
-                body_sha256: *body_sha256,
-                outcome: outcome.clone(),
-                time_ms: stmt.time_ms,
-            };
-            admission::check_receipt(&r, recipient, &stmt.doc_id, &out.body_sha256)?;
+            admission::check_receipt_statement(stmt, recipient, &stmt.doc_id, &out.body_sha256)?;
             let status: StatusOf = match outcome {
                 Outcome::Delivered => RecipientStatus::DeliveredStatement,
                 _ => RecipientStatus::RejectedStatement,
