@@ -178,7 +178,7 @@ pub(super) async fn handle_submit(
         body_at: body.at(),
         accepted_ms: acc.accepted_ms,
     };
-    let frame = match hub.store.accept(rec, (signed_acc.clone(), stmt), body).await {
+    let frame = match hub.store.accept(rec, body).await {
         Ok(AcceptOutcome::Stored) => {
             info!(doc = %env.id, sender = %agency, recipients = env.recipients.len(), bytes = env.body_len, "accepted");
             for r in &env.recipients {

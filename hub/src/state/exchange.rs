@@ -15,14 +15,18 @@ impl HubStore {
     }
 
     /// Store an accepted document with one pending delivery per recipient, and the hub's
-    /// signed acceptance as the first statement of its history, atomically. A body file's
-    /// reference guard is held until the document referencing it is durable.
+    /// signed acceptance (`rec.acceptance`, an `Accepted` statement) as the first statement of
+    /// its history, atomically. A body file's reference guard is held until the document
+    /// referencing it is durable.
     pub async fn accept(
         &self,
         rec: DocRecord,
-        acceptance: (SignedStatement, Statement),
         body: ReceivedBody,
     ) -> Result<AcceptOutcome, StoreError> {
+        let signed = SignedStatement::from_blob(rec.acceptance.clone());
+        let stmt = signed
+            .statement()
+            .map_err(|e| StoreError::Other(format!("the hub's acceptance does not decode: {e}")))?;
         let body_at = body.at();
         let (inline, _guard) = body.into_parts();
         let stats = self.stats.clone();
@@ -79,8 +83,7 @@ impl HubStore {
                 drop((del, q, ex));
                 statements::on_accept(txn, key, &rec)?;
                 // Answered on the submitting stream itself, so relayed to no one.
-                let (signed, stmt) = &acceptance;
-                statements::record_in(txn, signed, stmt, rec.accepted_ms, &[], None)?;
+                statements::record_in(txn, &signed, &stmt, rec.accepted_ms, &[], None)?;
                 crate::stats::on_accept(&stats, &rec.sender, &rec.recipients, rec.accepted_ms);
                 bump(
                     txn,

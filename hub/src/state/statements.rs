@@ -833,11 +833,10 @@ mod tests {
             };
             let out = self
                 .rt
-                .block_on(self.store.accept(
-                    rec.clone(),
-                    super::super::tests::acc(&rec),
-                    ReceivedBody::inline(body.to_vec()),
-                ))
+                .block_on(
+                    self.store
+                        .accept(rec.clone(), ReceivedBody::inline(body.to_vec())),
+                )
                 .unwrap();
             assert!(matches!(out, AcceptOutcome::Stored));
             self.deliver(env.id, H1, 6_000);

@@ -142,13 +142,6 @@ fn doc(k: &SigningKey, n: u8, body: &[u8], recipients: &[&str]) -> (DocumentId, 
     (env.id, rec)
 }
 
-/// The hub's acceptance statement stored with `rec` (as `accept` takes it).
-pub(super) fn acc(rec: &DocRecord) -> (SignedStatement, Statement) {
-    let s = SignedStatement::from_blob(rec.acceptance.clone());
-    let st = s.statement().unwrap();
-    (s, st)
-}
-
 /// `stmt` signed, as an answer that ends a delivery.
 fn said(k: &SigningKey, stmt: Statement) -> Answer {
     Answer::Said(
@@ -172,19 +165,11 @@ fn accept_is_idempotent_and_conflicts_are_refused() {
     let (id, rec) = doc(&k, 1, b"body", &["000.00.00.H01", "000.00.00.H02"]);
     let rt = rt();
     let first = rt
-        .block_on(store.accept(
-            rec.clone(),
-            acc(&rec),
-            ReceivedBody::inline(b"body".to_vec()),
-        ))
+        .block_on(store.accept(rec.clone(), ReceivedBody::inline(b"body".to_vec())))
         .unwrap();
     assert!(matches!(first, AcceptOutcome::Stored));
     let again = rt
-        .block_on(store.accept(
-            rec.clone(),
-            acc(&rec),
-            ReceivedBody::inline(b"body".to_vec()),
-        ))
+        .block_on(store.accept(rec.clone(), ReceivedBody::inline(b"body".to_vec())))
         .unwrap();
     assert!(matches!(
         again,
@@ -193,11 +178,7 @@ fn accept_is_idempotent_and_conflicts_are_refused() {
     let (_, mut other) = doc(&k, 1, b"other", &["000.00.00.H01"]);
     other.acceptance = rec.acceptance.clone();
     let c = rt
-        .block_on(store.accept(
-            other.clone(),
-            acc(&other),
-            ReceivedBody::inline(b"other".to_vec()),
-        ))
+        .block_on(store.accept(other.clone(), ReceivedBody::inline(b"other".to_vec())))
         .unwrap();
     assert!(matches!(c, AcceptOutcome::Conflict));
     // One pending delivery per recipient, stored once.
@@ -233,12 +214,8 @@ fn answers_relay_once_expiry_notifies_and_retention_frees_bodies() {
     let k = key();
     let (id, rec) = doc(&k, 2, b"payload", &["000.00.00.H01", "000.00.00.H02"]);
     let rt = rt();
-    rt.block_on(store.accept(
-        rec.clone(),
-        acc(&rec),
-        ReceivedBody::inline(b"payload".to_vec()),
-    ))
-    .unwrap();
+    rt.block_on(store.accept(rec.clone(), ReceivedBody::inline(b"payload".to_vec())))
+        .unwrap();
     let receipt = Receipt {
         doc_id: id,
         sender: a("000.00.00.G01"),
@@ -349,12 +326,8 @@ fn damaged_body_holds_deliveries_until_repaired_or_lost() {
     let (id, rec) = doc(&k, 3, b"payload", &["000.00.00.H01", "000.00.00.H02"]);
     let digest = rec.body_sha256;
     let rt = rt();
-    rt.block_on(store.accept(
-        rec.clone(),
-        acc(&rec),
-        ReceivedBody::inline(b"payload".to_vec()),
-    ))
-    .unwrap();
+    rt.block_on(store.accept(rec.clone(), ReceivedBody::inline(b"payload".to_vec())))
+        .unwrap();
     let none = std::collections::HashSet::new();
     let sender = a("000.00.00.G01");
 
@@ -476,12 +449,8 @@ fn rejection_counters_of_earlier_versions_are_recounted_by_code_once() {
     let rt = rt();
     {
         let store = HubStore::open(Db::open(&path).unwrap()).unwrap();
-        rt.block_on(store.accept(
-            rec.clone(),
-            acc(&rec),
-            ReceivedBody::inline(b"big".to_vec()),
-        ))
-        .unwrap();
+        rt.block_on(store.accept(rec.clone(), ReceivedBody::inline(b"big".to_vec())))
+            .unwrap();
         let reason = "body of 102400 bytes exceeds this agency's limit of 65536 bytes";
         let receipt = poros_protocol::SignedReceipt::sign(
             &Receipt {
