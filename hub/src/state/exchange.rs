@@ -340,19 +340,21 @@ pub(super) fn answer_in(
             )))
         }
     };
-    let state = match answer {
+    let (state, end_how) = match answer {
         Answer::Legacy(state) => {
-            if state.is_pending() {
-                return Ok(AnswerOutcome::AlreadyAnswered);
-            }
             let relay = match state {
                 DeliveryState::Delivered(r) | DeliveryState::Rejected(r, _) => {
                     RelayItem::Receipt(r.clone())
                 }
                 DeliveryState::Expired(n) | DeliveryState::Lost(n) => RelayItem::Notice(n.clone()),
+                // Not answers of that form: nothing to record.
                 DeliveryState::Pending | DeliveryState::Ended { .. } => {
                     return Ok(AnswerOutcome::AlreadyAnswered)
                 }
+            };
+            // An answer of this form always ends the delivery somehow.
+            let Some(how) = state.end() else {
+                return Ok(AnswerOutcome::AlreadyAnswered);
             };
             if state.is_delivered() {
                 statements::on_delivered(txn, key, recipient)?;
@@ -361,7 +363,7 @@ pub(super) fn answer_in(
                 (rec.sender.as_str(), key, recipient.as_str()),
                 enc(&relay)?.as_slice(),
             )?;
-            state.clone()
+            (state.clone(), how)
         }
         Answer::Said(signed, stmt) => {
             let about = match &stmt.kind {
@@ -386,17 +388,15 @@ pub(super) fn answer_in(
             st.apply(stmt, &digest);
             statements::put_doc_state(txn, &doc, &st)?;
             let seq = statements::record_in(txn, signed, stmt, now_ms, &stmt.to, None)?;
-            DeliveryState::Ended {
-                how,
+            let state = DeliveryState::Ended {
+                how: how.clone(),
                 statement: seq,
-            }
+            };
+            (state, how)
         }
     };
     // A delivery an update added fell due when the update was accepted, not the document.
     let due_ms = statements::added_at(txn, key, recipient)?.unwrap_or(rec.accepted_ms);
-    let Some(end_how) = state.end() else {
-        return Ok(AnswerOutcome::AlreadyAnswered);
-    };
     let (end, reason, counter) = match &end_how {
         DeliveryEnd::Delivered if now_ms.saturating_sub(due_ms) <= on_time_ms => {
             (crate::stats::End::OnTime, None, "deliveries_delivered")
