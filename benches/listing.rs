@@ -58,6 +58,7 @@ fn record(i: u64, cert: &[u8]) -> Res<(DocumentId, InRecord)> {
         created_ms: ms,
         body_len: body.len() as u64,
         body_sha256: digest,
+        ext: Default::default(),
     };
     let receipt = Receipt {
         doc_id: id,

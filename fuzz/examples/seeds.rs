@@ -120,6 +120,7 @@ fn envelope() -> Envelope {
         created_ms: 1_780_000_000_000,
         body_len: 3,
         body_sha256: poros_protocol::sha256(b"abc"),
+        ext: Default::default(),
     }
 }
 

@@ -147,6 +147,7 @@ mod tests {
             created_ms: 1,
             body_len: 10,
             body_sha256: [7; 32],
+            ext: Default::default(),
         }
     }
 

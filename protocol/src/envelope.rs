@@ -75,6 +75,83 @@ pub struct Envelope {
     pub body_len: u64,
     /// SHA-256 of the body.
     pub body_sha256: Digest,
+    /// What the body is and the official metadata that came with it beyond [`Metadata`].
+    /// Appended after the fields of the first layout: an envelope signed before it existed
+    /// decodes with the default (a native body, nothing more), and an agent that predates it
+    /// reads the fields it knows and ignores the rest.
+    pub ext: EnvelopeExt,
+}
+
+/// What the body of a document is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BodyFormat {
+    /// A file as the sender's software gave it (PDF, office document, archive, ...).
+    #[default]
+    Native,
+    /// An edXML package (QCVN 102:2016) exactly as the sender's document-management software
+    /// wrote it; the metadata of the envelope was taken from its header.
+    Edxml,
+}
+
+/// The envelope's second part: the body's format and the official metadata an edXML header
+/// carries that [`Metadata`] does not. Every text field is one line of at most
+/// [`MAX_FIELD_LEN`] bytes; dates are kept as the sender wrote them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct EnvelopeExt {
+    /// What the body is.
+    pub format: BodyFormat,
+    /// The document's identifier in the sender's document-management software (edXML
+    /// `DocumentId`), by which that software and its correspondents refer to it.
+    pub dms_id: Option<String>,
+    /// Promulgation date as written by the sender.
+    pub promulgated: Option<String>,
+    /// Place of promulgation.
+    pub place: Option<String>,
+    /// Full name of the official who signed the document.
+    pub signer: Option<String>,
+    /// That official's position.
+    pub signer_position: Option<String>,
+}
+
+/// The first layout of an [`Envelope`], without [`EnvelopeExt`].
+#[derive(Deserialize)]
+struct EnvelopeV1 {
+    id: DocumentId,
+    sender: AgencyId,
+    recipients: Vec<AgencyId>,
+    meta: Metadata,
+    created_ms: u64,
+    body_len: u64,
+    body_sha256: Digest,
+}
+
+impl EnvelopeExt {
+    /// Check each field is one line of bounded length.
+    pub fn validate(&self) -> Result<(), EnvelopeError> {
+        let fields: [(&'static str, Option<&String>); 5] = [
+            ("dms_id", self.dms_id.as_ref()),
+            ("promulgated", self.promulgated.as_ref()),
+            ("place", self.place.as_ref()),
+            ("signer", self.signer.as_ref()),
+            ("signer_position", self.signer_position.as_ref()),
+        ];
+        check_fields(&fields)
+    }
+}
+
+fn check_fields(fields: &[(&'static str, Option<&String>)]) -> Result<(), EnvelopeError> {
+    for (name, v) in fields {
+        if let Some(v) = v {
+            // Every metadata field is one line: a subject with ESC or CR could repaint or
+            // forge lines on the recipient's terminal.
+            crate::text::single_line(name, v, MAX_FIELD_LEN).map_err(|e| match e {
+                crate::text::TextError::TooLong { .. } => EnvelopeError::FieldTooLong(name),
+                other => EnvelopeError::Text(other),
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// Why an envelope is not acceptable regardless of who signed it.
@@ -113,7 +190,8 @@ pub enum EnvelopeError {
 impl Envelope {
     /// Check the envelope's own consistency (not its signature).
     pub fn validate(&self) -> Result<(), EnvelopeError> {
-        validate_addressing(&self.sender, &self.recipients, &self.meta)
+        validate_addressing(&self.sender, &self.recipients, &self.meta)?;
+        self.ext.validate()
     }
 }
 
@@ -155,16 +233,7 @@ impl Metadata {
             ("due_date", self.due_date.as_ref()),
             ("filename", self.filename.as_ref()),
         ];
-        for (name, v) in fields {
-            if let Some(v) = v {
-                // Every metadata field is one line: a subject with ESC or CR could repaint or
-                // forge lines on the recipient's terminal.
-                crate::text::single_line(name, v, MAX_FIELD_LEN).map_err(|e| match e {
-                    crate::text::TextError::TooLong { .. } => EnvelopeError::FieldTooLong(name),
-                    other => EnvelopeError::Text(other),
-                })?;
-            }
-        }
+        check_fields(&fields)?;
         if let Some(d) = &self.due_date {
             if !crate::text::is_calendar_date(d) {
                 return Err(EnvelopeError::BadDueDate(d.clone()));
@@ -184,8 +253,26 @@ impl Signable for Envelope {
 impl SignedEnvelope {
     /// Decode the envelope from the signed bytes (call after verifying the signature).
     pub fn envelope(&self) -> Result<Envelope, EnvelopeError> {
-        self.decode()
-            .map_err(|e| EnvelopeError::Decode(e.to_string()))
+        match self.decode() {
+            Ok(e) => Ok(e),
+            // Signed before the envelope had its second part: the bytes end after the body
+            // digest.
+            Err(postcard::Error::DeserializeUnexpectedEnd) => {
+                let v1: EnvelopeV1 = postcard::from_bytes(&self.blob().payload)
+                    .map_err(|e| EnvelopeError::Decode(e.to_string()))?;
+                Ok(Envelope {
+                    id: v1.id,
+                    sender: v1.sender,
+                    recipients: v1.recipients,
+                    meta: v1.meta,
+                    created_ms: v1.created_ms,
+                    body_len: v1.body_len,
+                    body_sha256: v1.body_sha256,
+                    ext: EnvelopeExt::default(),
+                })
+            }
+            Err(e) => Err(EnvelopeError::Decode(e.to_string())),
+        }
     }
 }
 
@@ -208,7 +295,52 @@ mod tests {
             created_ms: 5,
             body_len: 3,
             body_sha256: crate::sha256(b"abc"),
+            ext: EnvelopeExt::default(),
         }
+    }
+
+    #[test]
+    fn an_envelope_signed_before_the_second_part_still_reads() {
+        let k = test_key();
+        let e = sample();
+        let v1 = postcard::to_allocvec(&(
+            &e.id,
+            &e.sender,
+            &e.recipients,
+            &e.meta,
+            e.created_ms,
+            e.body_len,
+            &e.body_sha256,
+        ))
+        .unwrap();
+        let old = SignedEnvelope::from_blob(
+            crate::signed::SignedBlob::sign(ENVELOPE_CONTEXT, v1.clone(), &k, b"c").unwrap(),
+        );
+        assert_eq!(old.envelope().unwrap(), e);
+        // And an agent that predates it reads the new layout's first part unchanged.
+        let mut new = sample();
+        new.ext = EnvelopeExt {
+            format: BodyFormat::Edxml,
+            dms_id: Some("G22.2026.77".into()),
+            signer: Some("Nguyễn Văn A".into()),
+            ..Default::default()
+        };
+        let bytes = postcard::to_allocvec(&new).unwrap();
+        assert!(bytes.starts_with(&v1));
+        let read: EnvelopeV1 = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(read.meta, e.meta);
+        let signed = SignedEnvelope::sign(&new, &k, b"c").unwrap();
+        assert_eq!(signed.envelope().unwrap(), new);
+    }
+
+    #[test]
+    fn ext_fields_are_single_lines() {
+        let mut e = sample();
+        e.ext.signer = Some("A\nB".into());
+        assert!(matches!(e.validate(), Err(EnvelopeError::Text(_))));
+        let mut e = sample();
+        e.ext.dms_id = Some("x".repeat(MAX_FIELD_LEN + 1));
+        assert_eq!(e.validate(), Err(EnvelopeError::FieldTooLong("dms_id")));
     }
 
     #[test]

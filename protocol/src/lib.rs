@@ -31,7 +31,7 @@ pub mod statement;
 pub mod text;
 pub mod token;
 
-pub use envelope::{Envelope, Metadata, Priority, SignedEnvelope};
+pub use envelope::{BodyFormat, Envelope, EnvelopeExt, Metadata, Priority, SignedEnvelope};
 pub use frame::{Credentials, Frame, FrameError, Refusal, RefusalCode, StorageParty};
 pub use ids::{AgencyId, AgencyIdError, DocumentId, Party};
 pub use reason::{Reason, ReasonCode};

@@ -107,6 +107,7 @@ pub fn envelope(sender: &str, to: &str, body: &[u8], seed: u8) -> Envelope {
         created_ms: now,
         body_len: body.len() as u64,
         body_sha256: poros_protocol::sha256(body),
+        ext: Default::default(),
     }
 }
 

@@ -810,6 +810,7 @@ mod tests {
                 created_ms: 1,
                 body_len: 8,
                 body_sha256: poros_protocol::sha256(&body),
+                ext: Default::default(),
             };
             let acc = Acceptance {
                 doc_id: env.id,

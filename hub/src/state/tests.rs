@@ -118,6 +118,7 @@ fn doc(k: &SigningKey, n: u8, body: &[u8], recipients: &[&str]) -> (DocumentId, 
         created_ms: 1,
         body_len: body.len() as u64,
         body_sha256: poros_protocol::sha256(body),
+        ext: Default::default(),
     };
     let acc = Acceptance {
         doc_id: env.id,

@@ -9,8 +9,8 @@ use poros_certs::Signer;
 use poros_protocol::envelope::ENVELOPE_CONTEXT;
 use poros_protocol::receipt::ACCEPTANCE_CONTEXT;
 use poros_protocol::{
-    AgencyId, DocumentId, Envelope, Frame, Metadata, Party, Reason, ReasonCode, SignedEnvelope,
-    SignedStatement, Statement, StatementKind, STATEMENT_CONTEXT,
+    AgencyId, DocumentId, Envelope, EnvelopeExt, Frame, Metadata, Party, Reason, ReasonCode,
+    SignedEnvelope, SignedStatement, Statement, StatementKind, STATEMENT_CONTEXT,
 };
 use poros_store::ReceivedBody;
 use poros_transport::{read_frame, send_body, write_frame};
@@ -125,6 +125,19 @@ impl Agent {
         meta: Metadata,
         body: ReceivedBody,
     ) -> Result<DocumentId, SendError> {
+        self.create_document_with(recipients, meta, EnvelopeExt::default(), body)
+            .await
+    }
+
+    /// [`Agent::create_document`] with the envelope's second part: the body's format and the
+    /// metadata an edXML header carries beyond [`Metadata`].
+    pub async fn create_document_with(
+        &self,
+        recipients: Vec<AgencyId>,
+        meta: Metadata,
+        ext: EnvelopeExt,
+        body: ReceivedBody,
+    ) -> Result<DocumentId, SendError> {
         let (digest, len, body_at) = (body.digest(), body.len(), body.at());
         // The guard keeps the orphan sweep off a body file until the outbox record is stored.
         let (inline, _guard) = body.into_parts();
@@ -140,6 +153,7 @@ impl Agent {
             created_ms: now,
             body_len: len,
             body_sha256: digest,
+            ext,
         };
         env.validate()
             .map_err(|e| SendError::Invalid(e.to_string()))?;

@@ -761,6 +761,7 @@ pub(crate) mod tests {
             created_ms: 1,
             body_len: 1,
             body_sha256: poros_protocol::sha256(b"x"),
+            ext: Default::default(),
         };
         SignedEnvelope::sign(&env, &key(), b"cert").unwrap()
     }
