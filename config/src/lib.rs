@@ -373,6 +373,106 @@ pub struct AgentConfig {
     /// How often the agent looks for such files (also once at start).
     #[serde(default = "default_body_sweep_interval")]
     pub body_sweep_interval_secs: u64,
+    /// The national platform's SDK protocol for existing document-management software
+    /// (`[vdxp]`); absent or `enabled = false`: no such listener.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vdxp: Option<VdxpConfig>,
+}
+
+/// `[vdxp]` of `agent.toml`: the listener speaking the national platform's SDK protocol, so
+/// an agency's document-management software switches to Poros by changing its endpoint and
+/// secret. Every request carries an HMAC of its headers under the secret kept in
+/// `secret_file` (mode 0600, made by `poros-agent vdxp enable`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct VdxpConfig {
+    /// Whether the listener runs.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Address it listens on (HTTP; put it behind the agency's TLS proxy when the DMS is on
+    /// another machine). Port 0 picks a free port, written to `run/vdxp.addr`.
+    #[serde(default = "default_vdxp_listen")]
+    pub listen: SocketAddr,
+    /// The shared secret's file, relative to the agent directory.
+    #[serde(default = "default_vdxp_secret_file")]
+    pub secret_file: String,
+    /// A request whose `XroadVnpt-timestamp` is further than this from the agent's clock,
+    /// either way, is refused; replays are refused within the same window.
+    #[serde(default = "default_vdxp_window")]
+    pub timestamp_window_secs: u64,
+    /// The DMS's local time zone, as `+HH:MM`: the SDK writes its timestamps in local time
+    /// without an offset. Vietnam's (`+07:00`) unless told otherwise.
+    #[serde(default = "default_vdxp_utc_offset")]
+    pub timestamp_utc_offset: String,
+}
+
+fn default_vdxp_listen() -> SocketAddr {
+    "127.0.0.1:8088".parse().expect("literal")
+}
+fn default_vdxp_secret_file() -> String {
+    "vdxp.secret".into()
+}
+fn default_vdxp_window() -> u64 {
+    300
+}
+fn default_vdxp_utc_offset() -> String {
+    "+07:00".into()
+}
+
+impl Default for VdxpConfig {
+    fn default() -> Self {
+        VdxpConfig {
+            enabled: false,
+            listen: default_vdxp_listen(),
+            secret_file: default_vdxp_secret_file(),
+            timestamp_window_secs: default_vdxp_window(),
+            timestamp_utc_offset: default_vdxp_utc_offset(),
+        }
+    }
+}
+
+impl VdxpConfig {
+    /// The time zone offset in seconds east of UTC, if `timestamp_utc_offset` is `+HH:MM` or
+    /// `-HH:MM` within ±14 hours.
+    pub fn utc_offset_secs(&self) -> Option<i64> {
+        let s = self.timestamp_utc_offset.as_str();
+        let (sign, rest) = match s.as_bytes().first()? {
+            b'+' => (1, &s[1..]),
+            b'-' => (-1, &s[1..]),
+            _ => return None,
+        };
+        let (h, m) = rest.split_once(':')?;
+        if h.len() != 2 || m.len() != 2 {
+            return None;
+        }
+        let (h, m): (i64, i64) = (h.parse().ok()?, m.parse().ok()?);
+        if h > 14 || m > 59 || h * 60 + m > 14 * 60 {
+            return None;
+        }
+        Some(sign * (h * 3600 + m * 60))
+    }
+
+    /// Commented TOML of this section.
+    pub fn to_toml(&self) -> String {
+        format!(
+            "\n[vdxp]\n\
+             # The national platform's SDK protocol for the agency's document-management\n\
+             # software: endpoint http://LISTEN, system id = this agency's code, secret in\n\
+             # secret_file (mode 0600). Turned on by `poros-agent vdxp enable`.\n\
+             enabled = {}\n\
+             listen = \"{}\"\n\
+             secret_file = {}\n\
+             # Requests whose timestamp is further than this from the agent's clock are refused.\n\
+             timestamp_window_secs = {}\n\
+             # The DMS's time zone: its SDK writes local time without an offset.\n\
+             timestamp_utc_offset = {}\n",
+            self.enabled,
+            self.listen,
+            toml_string(&self.secret_file),
+            self.timestamp_window_secs,
+            toml_string(&self.timestamp_utc_offset),
+        )
+    }
 }
 
 fn default_server_name() -> String {
@@ -409,6 +509,7 @@ impl AgentConfig {
             submit_in_flight: default_submit_in_flight(),
             orphan_grace_secs: default_orphan_grace(),
             body_sweep_interval_secs: default_body_sweep_interval(),
+            vdxp: None,
         }
     }
 
@@ -452,6 +553,31 @@ impl AgentConfig {
                 "a number of seconds greater than 0",
             ));
         }
+        if let Some(v) = &c.vdxp {
+            if !(1..=86_400).contains(&v.timestamp_window_secs) {
+                return Err(bad(
+                    "vdxp.timestamp_window_secs",
+                    "between 1 and 86400 seconds",
+                ));
+            }
+            if v.utc_offset_secs().is_none() {
+                return Err(bad(
+                    "vdxp.timestamp_utc_offset",
+                    "an offset from UTC written +HH:MM or -HH:MM, at most 14 hours",
+                ));
+            }
+            let f = std::path::Path::new(&v.secret_file);
+            if v.secret_file.is_empty()
+                || f.is_absolute()
+                || f.components()
+                    .any(|c| !matches!(c, std::path::Component::Normal(_)))
+            {
+                return Err(bad(
+                    "vdxp.secret_file",
+                    "a file name inside the agent directory",
+                ));
+            }
+        }
         Ok(c)
     }
 
@@ -484,7 +610,11 @@ impl AgentConfig {
             self.submit_in_flight,
             self.orphan_grace_secs,
             self.body_sweep_interval_secs
-        )
+        ) + &self
+            .vdxp
+            .as_ref()
+            .map(VdxpConfig::to_toml)
+            .unwrap_or_default()
     }
 }
 
@@ -685,5 +815,47 @@ mod tests {
         let (_t, p) = write("agency = \"000.00.00.G22\"\n");
         let e = AgentConfig::load(&p).unwrap_err().to_string();
         assert!(e.contains("hub"), "{e}");
+    }
+
+    #[test]
+    fn vdxp_section_round_trips_and_names_bad_keys() {
+        let mut c = AgentConfig::new(
+            AgencyId::parse("000.00.00.G22").unwrap(),
+            "127.0.0.1:7443".parse().unwrap(),
+        );
+        c.vdxp = Some(VdxpConfig {
+            enabled: true,
+            listen: "0.0.0.0:8088".parse().unwrap(),
+            ..Default::default()
+        });
+        let text = c.to_toml();
+        let (_t, p) = write(&text);
+        assert_eq!(AgentConfig::load(&p).unwrap(), c);
+        assert_eq!(c.vdxp.as_ref().unwrap().utc_offset_secs(), Some(7 * 3600));
+        for (from, to, key) in [
+            ("\"+07:00\"", "\"7\"", "vdxp.timestamp_utc_offset"),
+            ("\"+07:00\"", "\"+15:00\"", "vdxp.timestamp_utc_offset"),
+            (
+                "timestamp_window_secs = 300",
+                "timestamp_window_secs = 0",
+                "vdxp.timestamp_window_secs",
+            ),
+            (
+                "\"vdxp.secret\"",
+                "\"../../etc/passwd\"",
+                "vdxp.secret_file",
+            ),
+            ("\"vdxp.secret\"", "\"/etc/secret\"", "vdxp.secret_file"),
+        ] {
+            assert!(text.contains(from), "{from} not in {text}");
+            let (_t, p) = write(&text.replace(from, to));
+            let e = AgentConfig::load(&p).unwrap_err().to_string();
+            assert!(e.contains(key), "{key}: {e}");
+        }
+        let off = VdxpConfig {
+            timestamp_utc_offset: "-03:30".into(),
+            ..Default::default()
+        };
+        assert_eq!(off.utc_offset_secs(), Some(-(3 * 3600 + 1800)));
     }
 }
