@@ -29,6 +29,7 @@ pub mod reasons;
 pub mod state;
 pub mod statement_api;
 pub mod statements;
+pub mod vdxp;
 pub mod views;
 
 pub use poros_transport::init_tracing;

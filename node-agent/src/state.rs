@@ -5,8 +5,10 @@
 //! `out_status` (doc, recipient) → [`RecipientStatus`]; `inbox` doc → [`InRecord`];
 //! `quarantine` doc → [`InRecord`]; `inline_bodies` digest → bytes; `body_files` digest → ()
 //! for every body file a record references (what the orphan sweep keeps); `meta` name → u64.
-//! Statements about documents and their rule state live in [`statements`].
+//! Statements about documents and their rule state live in [`statements`]; what the
+//! agency's document-management software has still to take, in [`dms`].
 
+pub mod dms;
 pub mod statements;
 
 use poros_protocol::{
@@ -441,6 +443,7 @@ impl AgentStore {
             txn.open_table(EVENTS)?;
             txn.open_table(BODY_FILES)?;
             statements::create_tables(txn)?;
+            dms::create_tables(txn)?;
             let mut meta = txn.open_table(META)?;
             if meta.get(BODY_FILES_INDEXED)?.is_none() {
                 let mut files = txn.open_table(BODY_FILES)?;
@@ -514,12 +517,12 @@ impl AgentStore {
                 for r in &recipients {
                     st.insert((key, r.as_str()), pending.as_slice())?;
                 }
-                let sender = rec
+                let env = rec
                     .envelope
                     .envelope()
-                    .map_err(|e| StoreError::Other(format!("own envelope: {e}")))?
-                    .sender;
-                statements::init_doc(txn, id, &DocState::new(sender, &recipients))?;
+                    .map_err(|e| StoreError::Other(format!("own envelope: {e}")))?;
+                dms::index_dms_id(txn, id, &env)?;
+                statements::init_doc(txn, id, &DocState::new(env.sender, &recipients))?;
                 Ok(())
             })
             .await
@@ -795,6 +798,7 @@ impl AgentStore {
                 };
                 txn.open_table(def)?.insert(key, rec.encode()?.as_slice())?;
                 statements::init_received(txn, id, &rec, added_by.clone())?;
+                dms::on_received_doc(txn, id, &rec)?;
                 Ok(rec.clone())
             })
             .await

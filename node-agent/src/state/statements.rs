@@ -355,6 +355,8 @@ fn insert_statement(
         .insert(digest.as_slice(), seq_key(doc, seq).as_slice())?;
     if direction == Direction::Made {
         txn.open_table(QUEUE)?.insert(seq, key)?;
+    } else {
+        super::dms::on_received_statement(txn, stmt, &digest, now_ms)?;
     }
     if let StatementKind::Change {
         change: Change::Replace { successor },
@@ -873,6 +875,19 @@ pub(crate) mod tests {
             let d = RecipientStatus::Delivered(receipt(id, R1));
             assert!(store.set_status(id, a(R1), d, 1).await.unwrap());
         });
+    }
+
+    /// A document of S to R1 and R2 as `me` stored it on arrival.
+    pub(crate) fn received(id: DocumentId, me: &str) -> InRecord {
+        InRecord {
+            envelope: envelope(id, &[R1, R2]),
+            receipt: own_receipt(id, me),
+            received_ms: 2,
+            body_at: BodyAt::Inline,
+            body_sha256: poros_protocol::sha256(b"x"),
+            body_len: 1,
+            reason: None,
+        }
     }
 
     pub(crate) fn statement_events(store: &AgentStore) -> Vec<StatementEvent> {
