@@ -39,6 +39,9 @@ pub enum Error {
     /// A process of this name is already running in the group.
     #[error("{0} is already running")]
     AlreadyRunning(String),
+    /// An HTTP call of the harness failed (connection, or an answer that is not JSON).
+    #[error("HTTP: {0}")]
+    Http(#[from] reqwest::Error),
     /// A binary expected next to another one is missing.
     #[error("{name} not found next to {}; build both binaries with `cargo build --release`", beside.display())]
     BinaryMissing { name: String, beside: PathBuf },

@@ -14,6 +14,7 @@
 //! - [`deployment`]: [`Deployment`], a hub deployment and agent directories under one root;
 //!   creating it, registering agencies, starting and stopping the hub and agents.
 //! - [`api`]: reading an agent's local API and the hub's metrics.
+//! - [`sdk`]: a document-management system speaking the national SDK protocol to an agent.
 //!
 //! Synchronisation is always by polling a condition with a deadline ([`wait_until`]), never
 //! by a fixed sleep.
@@ -24,6 +25,7 @@ pub mod command;
 pub mod deployment;
 pub mod error;
 pub mod procs;
+pub mod sdk;
 
 pub use api::{metric_value, recipient_states};
 pub use command::{output, run_cmd, Binaries};
