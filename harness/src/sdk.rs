@@ -166,6 +166,70 @@ impl SdkClient {
         )
     }
 
+    /// `getEdoc` of `id`, the file decoded from the answer's base64 as it streams in and
+    /// written to `out` (never held whole); returns its length. A `FAIL` answer is an error
+    /// naming its `ErrorDesc`.
+    pub fn get_edoc_to(&mut self, id: &str, out: &mut dyn std::io::Write) -> Result<u64, Error> {
+        use base64::Engine;
+        let headers = self.signed_headers(&[("docId", id)]);
+        let mut req = self.http.post(format!("{}/getEdoc", self.endpoint));
+        for (k, v) in &headers {
+            req = req.header(k, v);
+        }
+        let mut resp = req.send()?;
+        let io = |what: &str, e: std::io::Error| Error::Io {
+            what: format!("getEdoc {id}: {what}"),
+            source: e,
+        };
+        // The answer is {"status":"OK",...,"data":"<base64>"}: read up to the data's opening
+        // quote, then decode the base64 in pieces until the closing quote.
+        const KEY: &[u8] = b"\"data\":\"";
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(KEY) {
+            let n = resp.read(&mut byte).map_err(|e| io("reading", e))?;
+            if n == 0 || head.len() > 64 * 1024 {
+                let text = String::from_utf8_lossy(&head).to_string();
+                return Err(Error::Io {
+                    what: format!("getEdoc {id} answered {text}"),
+                    source: std::io::Error::other("no data"),
+                });
+            }
+            head.push(byte[0]);
+        }
+        let mut buf = vec![0u8; 1 << 20];
+        let mut carry: Vec<u8> = Vec::new();
+        let mut total = 0u64;
+        let mut done = false;
+        while !done {
+            let n = resp.read(&mut buf).map_err(|e| io("reading", e))?;
+            if n == 0 {
+                return Err(io(
+                    "reading",
+                    std::io::Error::other("answer ended inside data"),
+                ));
+            }
+            let mut chunk = &buf[..n];
+            if let Some(q) = chunk.iter().position(|&b| b == b'"') {
+                chunk = &chunk[..q];
+                done = true;
+            }
+            carry.extend_from_slice(chunk);
+            let whole = if done {
+                carry.len()
+            } else {
+                carry.len() / 4 * 4
+            };
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(&carry[..whole])
+                .map_err(|e| io("decoding", std::io::Error::other(e)))?;
+            out.write_all(&bytes).map_err(|e| io("writing", e))?;
+            total += bytes.len() as u64;
+            carry.drain(..whole);
+        }
+        Ok(total)
+    }
+
     /// `sendEdoc` of bytes in memory.
     pub fn send_bytes(&mut self, params: Params<'_>, file: &[u8]) -> Result<Value, Error> {
         let h = sdk_file_hash(file);
