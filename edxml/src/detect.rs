@@ -42,20 +42,33 @@ pub fn sniff(first_bytes: &[u8]) -> bool {
     let mut rest = first_bytes.strip_prefix(UTF8_BOM).unwrap_or(first_bytes);
     loop {
         rest = skip_space(rest);
-        let skip_to = if rest.starts_with(b"<?") {
-            b"?>".as_slice()
+        // Where the markup before the root ends, found as an XML reader finds it.
+        let end = if rest.starts_with(b"<?") {
+            find(&rest[2..], b"?>").map(|at| 2 + at + 2)
         } else if rest.starts_with(b"<!--") {
-            b"-->".as_slice()
+            find(&rest[4..], b"-->").map(|at| 4 + at + 3)
         } else if rest.starts_with(b"<!") {
-            // A document type declaration; one with an internal subset ends with `]>`.
-            match (find(rest, b"["), find(rest, b">")) {
-                (Some(open), Some(close)) if open < close => b"]>".as_slice(),
-                _ => b">".as_slice(),
-            }
+            // A document type declaration: its `<` and `>` balance (an internal subset nests).
+            let mut depth = 0usize;
+            rest.iter()
+                .skip(2)
+                .position(|&c| match c {
+                    b'<' => {
+                        depth += 1;
+                        false
+                    }
+                    b'>' if depth == 0 => true,
+                    b'>' => {
+                        depth -= 1;
+                        false
+                    }
+                    _ => false,
+                })
+                .map(|at| 2 + at + 1)
         } else if let Some(tag) = rest.strip_prefix(b"<") {
             let end = tag
                 .iter()
-                .position(|&c| c.is_ascii_whitespace() || c == b'/' || c == b'>');
+                .position(|&c| is_space(c) || c == b'/' || c == b'>');
             let Some(end) = end else { return false };
             let name = &tag[..end];
             let local = name.rsplit(|&c| c == b':').next().unwrap_or(name);
@@ -63,17 +76,22 @@ pub fn sniff(first_bytes: &[u8]) -> bool {
         } else {
             return false;
         };
-        match find(rest, skip_to) {
-            Some(at) => rest = &rest[at + skip_to.len()..],
+        match end {
+            Some(end) => rest = &rest[end..],
             None => return false,
         }
     }
 }
 
+/// XML's whitespace (not Unicode's, nor ASCII's form feed).
+pub(crate) fn is_space(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\r' | b'\n')
+}
+
 fn skip_space(bytes: &[u8]) -> &[u8] {
     let start = bytes
         .iter()
-        .position(|c| !c.is_ascii_whitespace())
+        .position(|&c| !is_space(c))
         .unwrap_or(bytes.len());
     &bytes[start..]
 }
@@ -112,6 +130,11 @@ mod tests {
             b"\xEF\xBB\xBF<?xml version=\"1.0\"?>\r\n<!-- a > b --><edXML:edXML>"
         ));
         assert!(sniff(b"<!DOCTYPE edXML [<!ENTITY a \"b\">]><ns0:edXML/>"));
+        assert!(sniff(
+            b"<!DOCTYPE edXML [<!ENTITY a \"b\"> ] ><!----><edXML>"
+        ));
+        assert!(!sniff(b"<!--><edXML>"));
+        assert!(!sniff(b"\x0C<edXML>"));
         assert!(sniff(b"<edXML>"));
         assert!(!sniff(b"<edXMLEnvelope>"));
         assert!(!sniff(b"<html><edXML>"));

@@ -126,7 +126,7 @@ impl<'s, R: BufRead> Events<'s, R> {
                     }
                     return self.opened(open);
                 }
-                Raw::Text(text) if text.chars().any(|c| !c.is_whitespace()) => {
+                Raw::Text(text) if !text.bytes().all(crate::detect::is_space) => {
                     return Err(EdxmlError::NotEdxml("text before the root element".into()));
                 }
                 Raw::Text(_) | Raw::Skip => {}

@@ -208,7 +208,7 @@ pub(crate) fn stream_base64<R: BufRead>(
     let mut dec = Decoder {
         out,
         attachment,
-        pending: Vec::with_capacity(PENDING),
+        pending: Vec::new(),
         decoded: Vec::new(),
         chars_done: 0,
         padding_at: None,
