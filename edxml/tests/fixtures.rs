@@ -521,3 +521,144 @@ fn every_fixture_package_and_status_reads_back_the_same_after_writing() {
     }
     assert_eq!(checked, 14);
 }
+
+#[test]
+fn limits_refuse_what_would_use_memory() {
+    let bytes = fixture("package-lying-content-type.xml");
+    let tight = |limits: Limits| read_with(&bytes[..], &mut Discard, &limits).unwrap_err();
+    let e = tight(Limits {
+        max_attachments: 3,
+        ..Limits::default()
+    });
+    assert!(
+        matches!(
+            e,
+            EdxmlError::TooLarge {
+                what: "the number of attachments",
+                limit: 3
+            }
+        ),
+        "{e}"
+    );
+    let e = tight(Limits {
+        max_elements: 20,
+        ..Limits::default()
+    });
+    assert!(
+        matches!(
+            e,
+            EdxmlError::TooLarge {
+                what: "the number of elements",
+                limit: 20
+            }
+        ),
+        "{e}"
+    );
+    let e = tight(Limits {
+        max_header_text: 40,
+        ..Limits::default()
+    });
+    assert!(matches!(e, EdxmlError::TooLarge { limit: 40, .. }), "{e}");
+    assert!(read_with(
+        &bytes[..],
+        &mut Discard,
+        &Limits {
+            max_attachments: 4,
+            ..Limits::default()
+        }
+    )
+    .is_ok());
+}
+
+#[test]
+fn ambiguous_or_unusable_headers_are_refused_naming_the_element() {
+    let doc = |header: &str, rest: &str| {
+        format!("<edXML><edXMLEnvelope><edXMLHeader><MessageHeader>{header}</MessageHeader>{rest}</edXMLHeader></edXMLEnvelope></edXML>")
+    };
+    let from = "<From><OrganId>a</OrganId></From>";
+    let to = "<To><OrganId>b</OrganId></To>";
+    let cases = [
+        (doc(&format!("{from}{from}{to}"), ""), "<From>: appears more than once"),
+        (doc(&format!("{from}<To><OrganId> </OrganId></To>"), ""), "<To>: its <OrganId> is empty"),
+        (
+            doc(&format!("{from}<ResponseFor/><ResponseFor/><StatusCode>01</StatusCode>"), ""),
+            "<ResponseFor>: appears 2 times in a status message",
+        ),
+        (
+            doc(
+                &format!("{from}{to}"),
+                "<Bussiness><BussinessDocType>2</BussinessDocType><ReceiverList><Receiver><OrganId>c</OrganId>\
+                 <ReceiverType>5</ReceiverType></Receiver></ReceiverList></Bussiness>",
+            ),
+            "<ReceiverType>: \"5\" is not 0 (removed) or 1 (added)",
+        ),
+        (
+            doc(&format!("{from}{to}"), "<Bussiness><ReplacementInfoList><ReplacementInfo/></ReplacementInfoList></Bussiness>"),
+            "<ReplacementInfo>: has no <DocumentId>",
+        ),
+        (doc(&format!("{from}{to}<Subject>&nbsp;</Subject>"), ""), "the unknown entity &nbsp; (inside <Subject>)"),
+        (doc(&format!("{from}{to}<Subject>\u{1}</Subject>"), ""), "U+0001, which XML 1.0 does not allow (inside <Subject>)"),
+        ("<edXML><MessageHeader><Subject>cut".to_string(), "the document ends before its elements are closed (inside <Subject>)"),
+        ("<edXML><MessageHeader/></edXML>".to_string(), "no <From>"),
+        ("<edXML/>".to_string(), "no <MessageHeader>"),
+        ("  \n".to_string(), "not an edXML document: no root element"),
+    ];
+    for (doc, expected) in cases {
+        let e = read(doc.as_bytes(), &mut Discard).unwrap_err().to_string();
+        assert!(
+            e.contains(expected),
+            "{doc}\n  gave: {e}\n  expected: {expected}"
+        );
+    }
+}
+
+#[test]
+fn the_writer_refuses_what_would_not_read_back() {
+    let (p, _) = package("package-full.xml");
+    let mut header = p.header.clone();
+    header.to.clear();
+    let e = write_package(Vec::new(), &header, &[], None, &mut []).unwrap_err();
+    assert!(matches!(e, EdxmlError::Missing { element: "To" }), "{e}");
+    let mut header = p.header.clone();
+    header.subject = Some("bell \u{7}".into());
+    let mut out = Vec::new();
+    let e = write_package(&mut out, &header, &[], None, &mut []).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "<Subject>: holds the character U+0007, which XML 1.0 cannot carry"
+    );
+    assert!(out.is_empty(), "nothing is written before a refusal");
+    let mut header = p.header.clone();
+    header.from.organ_id = " ".into();
+    let e = write_package(Vec::new(), &header, &[], None, &mut []).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            EdxmlError::Invalid {
+                element: "From",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let st = StatusMessage {
+        from: p.header.from.clone(),
+        response_for: ResponseFor::default(),
+        staff_info: StaffInfo::default(),
+        status_code: "07".into(),
+        description: None,
+        timestamp: None,
+        traces: Vec::new(),
+    };
+    let e = write_status(Vec::new(), &st).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            EdxmlError::Invalid {
+                element: "StatusCode",
+                ..
+            }
+        ),
+        "{e}"
+    );
+}
