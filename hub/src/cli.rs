@@ -163,18 +163,49 @@ enum NodeCmd {
         /// Deployment directory.
         #[arg(long)]
         dir: PathBuf,
+        /// Agency code (DDD.DD.DD.XDD); also accepted as `--agency CODE`.
+        #[arg(value_name = "CODE", required_unless_present = "agency")]
+        code: Option<String>,
         /// Agency code (DDD.DD.DD.XDD).
-        #[arg(long)]
-        agency: String,
+        #[arg(long, conflicts_with = "code")]
+        agency: Option<String>,
         /// Agency name.
         #[arg(long)]
         name: String,
+        #[command(flatten)]
+        details: Details,
         /// Directory holding the agent's tls.csr and sign.csr (offline flow).
         #[arg(long, requires = "out")]
         requests: Option<PathBuf>,
         /// Directory to write the certificates and trust roots into (offline flow).
         #[arg(long, requires = "requests")]
         out: Option<PathBuf>,
+    },
+    /// Change an agency's name or directory fields (parent, e-mail, address, phone); the
+    /// change is recorded in the audit log.
+    Edit {
+        /// Deployment directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Agency code.
+        agency: String,
+        /// New name.
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        details: Details,
+        /// Remove the parent.
+        #[arg(long, conflicts_with = "parent")]
+        no_parent: bool,
+        /// Remove the e-mail address.
+        #[arg(long, conflicts_with = "email")]
+        no_email: bool,
+        /// Remove the postal address.
+        #[arg(long, conflicts_with = "address")]
+        no_address: bool,
+        /// Remove the phone number.
+        #[arg(long, conflicts_with = "phone")]
+        no_phone: bool,
     },
     /// List registered nodes.
     List {
@@ -220,6 +251,44 @@ enum NodeCmd {
         /// Agency code.
         agency: String,
     },
+}
+
+/// An agency's directory fields, as `node add` and `node edit` take them.
+#[derive(clap::Args, Debug)]
+struct Details {
+    /// Code of the agency it belongs to (registered, not itself, no cycle).
+    #[arg(long, value_name = "CODE")]
+    parent: Option<String>,
+    /// E-mail address.
+    #[arg(long)]
+    email: Option<String>,
+    /// Postal address (one line).
+    #[arg(long)]
+    address: Option<String>,
+    /// Phone number(s).
+    #[arg(long)]
+    phone: Option<String>,
+}
+
+impl Details {
+    /// The fields given, as the admin API's JSON object (`parent` checked here first).
+    fn json(&self) -> Result<serde_json::Map<String, serde_json::Value>> {
+        let mut m = serde_json::Map::new();
+        if let Some(p) = &self.parent {
+            AgencyId::parse(p).context("--parent")?;
+        }
+        for (k, v) in [
+            ("parent", &self.parent),
+            ("email", &self.email),
+            ("address", &self.address),
+            ("phone", &self.phone),
+        ] {
+            if let Some(v) = v {
+                m.insert(k.into(), v.clone().into());
+            }
+        }
+        Ok(m)
+    }
 }
 
 /// Entry point used by the `poros-hub` binary.
@@ -533,15 +602,20 @@ fn node_cmd(cmd: NodeCmd) -> Result<()> {
     match cmd {
         NodeCmd::Add {
             dir,
+            code,
             agency,
             name,
+            details,
             requests,
             out,
         } => {
-            let agency = AgencyId::parse(&agency)?;
+            let agency = AgencyId::parse(code.or(agency).as_deref().unwrap_or_default())?;
             if name.trim().is_empty() {
                 bail!("--name must not be empty");
             }
+            let mut body = details.json()?;
+            body.insert("agency".into(), agency.as_str().into());
+            body.insert("name".into(), name.into());
             let c = AdminClient::require(&HubPaths::new(&dir))?;
             match (requests, out) {
                 (Some(req), Some(out)) => {
@@ -549,11 +623,9 @@ fn node_cmd(cmd: NodeCmd) -> Result<()> {
                         std::fs::read_to_string(req.join(f))
                             .with_context(|| format!("reading {}", req.join(f).display()))
                     };
-                    let v = c.post(
-                        "/admin/v1/nodes",
-                        &serde_json::json!({"agency": agency, "name": name,
-                            "tls_csr": read("tls.csr")?, "sign_csr": read("sign.csr")?}),
-                    )?;
+                    body.insert("tls_csr".into(), read("tls.csr")?.into());
+                    body.insert("sign_csr".into(), read("sign.csr")?.into());
+                    let v = c.post("/admin/v1/nodes", &body.into())?;
                     let creds: poros_protocol::Credentials =
                         serde_json::from_value(v["credentials"].clone()).context("hub answer")?;
                     write_credentials(&out, &creds)?;
@@ -563,16 +635,47 @@ fn node_cmd(cmd: NodeCmd) -> Result<()> {
                     );
                 }
                 _ => {
-                    let v = c.post(
-                        "/admin/v1/nodes",
-                        &serde_json::json!({"agency": agency, "name": name}),
-                    )?;
+                    let v = c.post("/admin/v1/nodes", &body.into())?;
                     let token = v["token"].as_str().context("hub answer has no token")?;
                     eprintln!("registered {agency} (pending); on the agency's machine run:");
                     eprintln!("  poros-agent enroll --dir DIR --token <token below>");
                     println!("{token}");
                 }
             }
+            Ok(())
+        }
+        NodeCmd::Edit {
+            dir,
+            agency,
+            name,
+            details,
+            no_parent,
+            no_email,
+            no_address,
+            no_phone,
+        } => {
+            let agency = AgencyId::parse(&agency)?;
+            let mut body = details.json()?;
+            if let Some(n) = name {
+                body.insert("name".into(), n.into());
+            }
+            for (k, clear) in [
+                ("parent", no_parent),
+                ("email", no_email),
+                ("address", no_address),
+                ("phone", no_phone),
+            ] {
+                if clear {
+                    body.insert(k.into(), serde_json::Value::Null);
+                }
+            }
+            if body.is_empty() {
+                bail!("nothing to change: give --name, --parent, --email, --address or --phone (or --no-parent, --no-email, --no-address, --no-phone)");
+            }
+            let c = AdminClient::require(&HubPaths::new(&dir))?;
+            let v = c.patch(&format!("/admin/v1/nodes/{agency}"), &body.into())?;
+            println!("edited {agency}");
+            print_directory_fields(&v);
             Ok(())
         }
         NodeCmd::List { dir, json } => {
@@ -583,8 +686,8 @@ fn node_cmd(cmd: NodeCmd) -> Result<()> {
                 return Ok(());
             }
             println!(
-                "{:<15} {:<10} {:<9} {:<26} {:<26} NAME",
-                "AGENCY", "STATE", "CONNECTED", "CERT EXPIRES", "LAST SEEN"
+                "{:<15} {:<10} {:<9} {:<26} {:<26} {:<15} NAME",
+                "AGENCY", "STATE", "CONNECTED", "CERT EXPIRES", "LAST SEEN", "PARENT"
             );
             for n in v.as_array().into_iter().flatten() {
                 let exp = n["tls_not_after"]
@@ -592,7 +695,7 @@ fn node_cmd(cmd: NodeCmd) -> Result<()> {
                     .filter(|t| *t > 0)
                     .map(|t| fmt_ms(Some(t as u64 * 1000)));
                 println!(
-                    "{:<15} {:<10} {:<9} {:<26} {:<26} {}{}",
+                    "{:<15} {:<10} {:<9} {:<26} {:<26} {:<15} {}{}",
                     n["agency"].as_str().unwrap_or("?"),
                     n["state"].as_str().unwrap_or("?"),
                     if n["connected"].as_bool().unwrap_or(false) {
@@ -602,6 +705,7 @@ fn node_cmd(cmd: NodeCmd) -> Result<()> {
                     },
                     exp.unwrap_or_else(|| "-".into()),
                     fmt_ms(n["last_seen_ms"].as_u64()),
+                    n["parent"].as_str().unwrap_or("-"),
                     esc(n["name"].as_str().unwrap_or("")),
                     if n["expiring_soon"].as_bool() == Some(true) {
                         "  WARNING: certificate close to expiry and not renewed"
@@ -609,6 +713,18 @@ fn node_cmd(cmd: NodeCmd) -> Result<()> {
                         ""
                     }
                 );
+                // Contact details, when set, on a line of their own under the agency.
+                let contact: Vec<String> = [
+                    ("e-mail", "email"),
+                    ("phone", "phone"),
+                    ("address", "address"),
+                ]
+                .iter()
+                .filter_map(|(label, k)| n[*k].as_str().map(|v| format!("{label} {}", esc(v))))
+                .collect();
+                if !contact.is_empty() {
+                    println!("{:<15} {}", "", contact.join("  |  "));
+                }
             }
             Ok(())
         }
@@ -623,6 +739,10 @@ fn node_cmd(cmd: NodeCmd) -> Result<()> {
             for k in [
                 "agency",
                 "name",
+                "parent",
+                "email",
+                "address",
+                "phone",
                 "state",
                 "connected",
                 "tls_serial",
@@ -660,6 +780,13 @@ fn node_cmd(cmd: NodeCmd) -> Result<()> {
         NodeCmd::Suspend { dir, agency } => node_action(&dir, &agency, "suspend"),
         NodeCmd::Resume { dir, agency } => node_action(&dir, &agency, "resume"),
         NodeCmd::Revoke { dir, agency } => node_action(&dir, &agency, "revoke"),
+    }
+}
+
+/// An agency's name and directory fields from the admin API's node JSON, one per line.
+fn print_directory_fields(v: &serde_json::Value) {
+    for k in ["name", "parent", "email", "address", "phone"] {
+        println!("  {k:<8} {}", esc(v[k].as_str().unwrap_or("-")));
     }
 }
 
@@ -779,6 +906,18 @@ impl AdminClient {
         let r = self
             .http
             .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .with_context(|| format!("contacting the hub at {}", self.base))?;
+        Self::json(r)
+    }
+
+    /// PATCH JSON.
+    pub fn patch(&self, path: &str, body: &serde_json::Value) -> Result<serde_json::Value> {
+        let r = self
+            .http
+            .patch(format!("{}{path}", self.base))
             .bearer_auth(&self.token)
             .json(body)
             .send()

@@ -3,7 +3,7 @@
 //! Every change is recorded in the audit log in the same commit as the change.
 
 use crate::hub::{close, limits, now_ms, Hub};
-use crate::state::{AuditRecord, NodeRecord, NodeState, Superseded};
+use crate::state::{AuditRecord, NodeEdit, NodeRecord, NodeState, Superseded};
 use anyhow::{bail, Context, Result};
 use poros_certs::SignerSubject;
 use poros_protocol::{AgencyId, Credentials, EnrollToken, Frame, Refusal, RefusalCode};
@@ -47,6 +47,15 @@ fn audit(actor: &str, action: &str, agency: Option<&AgencyId>, detail: String) -
         action: action.to_string(),
         agency: agency.cloned(),
         detail,
+    }
+}
+
+/// An audit detail followed by the directory fields set at registration, if any.
+fn with_details(detail: String, set: &str) -> String {
+    if set.is_empty() {
+        detail
+    } else {
+        format!("{detail}; {set}")
     }
 }
 
@@ -119,11 +128,45 @@ impl Hub {
         }
     }
 
+    /// A new registry record with its directory fields (`details`, already validated), and
+    /// the fields set, for the audit log. Its parent is checked against the registry here,
+    /// before any certificate is issued for it, and again when it is stored.
+    fn new_record(
+        &self,
+        agency: &AgencyId,
+        name: &str,
+        details: &NodeEdit,
+    ) -> Result<(NodeRecord, String)> {
+        let mut rec = NodeRecord::pending(agency, name, now_ms());
+        let set = details.apply(&mut rec);
+        if let Some(parent) = &rec.parent {
+            let registered = self.nodes().len();
+            poros_protocol::directory::check_parent(agency, parent, registered, |a| {
+                self.node(a).map(|n| n.parent)
+            })
+            .map_err(crate::state::RegistryRefusal::from)?;
+        }
+        Ok((rec, set.join("; ")))
+    }
+
+    /// Store a new node (with its token, if it enrols by one) and its audit record; a parent
+    /// the registry refuses is an error of type [`crate::state::RegistryRefusal`].
+    async fn store_new_node(
+        &self,
+        rec: NodeRecord,
+        token: Option<EnrollToken>,
+        a: AuditRecord,
+    ) -> Result<()> {
+        self.store.add_node(rec, token, a).await??;
+        Ok(())
+    }
+
     /// Register a pending node and return a one-time enrolment token.
     pub async fn add_node_token(
         &self,
         agency: &AgencyId,
         name: &str,
+        details: &NodeEdit,
         actor: &str,
     ) -> Result<String> {
         self.refuse_existing(agency)?;
@@ -144,17 +187,21 @@ impl Hub {
             secret: hex::encode(secret),
             expires_ms: now_ms() + self.cfg.enrolment.token_ttl_secs * 1000,
         };
-        let rec = NodeRecord::pending(agency, name, now_ms());
+        let (rec, set) = self.new_record(agency, name, details)?;
         let a = audit(
             actor,
             "node add",
             Some(agency),
-            format!(
-                "pending; enrolment token expires at {} ms",
-                token.expires_ms
+            with_details(
+                format!(
+                    "pending; enrolment token expires at {} ms",
+                    token.expires_ms
+                ),
+                &set,
             ),
         );
-        self.store.put_token(rec.clone(), token.clone(), a).await?;
+        self.store_new_node(rec.clone(), Some(token.clone()), a)
+            .await?;
         self.cache_node(rec);
         info!(agency = %agency, "node registered; enrolment token issued");
         Ok(token.encode())
@@ -165,25 +212,42 @@ impl Hub {
         &self,
         agency: &AgencyId,
         name: &str,
+        details: &NodeEdit,
         tls_csr: &str,
         sign_csr: &str,
         actor: &str,
     ) -> Result<Credentials> {
         self.refuse_existing(agency)?;
+        let (mut rec, set) = self.new_record(agency, name, details)?;
         let issued = self.issue_pair(agency, tls_csr, sign_csr)?;
-        let mut rec = NodeRecord::pending(agency, name, now_ms());
         rec.state = NodeState::Active;
         issued.stamp(&mut rec);
         let a = audit(
             actor,
             "node add",
             Some(agency),
-            format!("active; {} from requests", issued.serials()),
+            with_details(format!("active; {} from requests", issued.serials()), &set),
         );
-        self.store.put_node_audited(rec.clone(), a).await?;
+        self.store_new_node(rec.clone(), None, a).await?;
         self.put_cached_and_apply(rec);
         info!(agency = %agency, "node registered from certificate requests");
         Ok(issued.creds)
+    }
+
+    /// Change a node's name and directory fields (`edit`, already validated), recording
+    /// what changed. An unknown agency or a parent the registry refuses is an error of type
+    /// [`crate::state::RegistryRefusal`]. Returns the updated record.
+    pub async fn edit_node(
+        &self,
+        agency: &AgencyId,
+        edit: NodeEdit,
+        actor: &str,
+    ) -> Result<NodeRecord> {
+        let a = audit(actor, "node edit", Some(agency), String::new());
+        let rec = self.store.edit_node(agency.clone(), edit, a).await??;
+        self.cache_node(rec.clone());
+        info!(agency = %agency, "node directory entry changed");
+        Ok(rec)
     }
 
     fn put_cached_and_apply(&self, rec: NodeRecord) {

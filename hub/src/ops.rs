@@ -2,7 +2,7 @@
 //! document status for operators, and the admin API (bearer token) the CLI uses.
 
 use crate::hub::{now_ms, Hub};
-use crate::state::{BodyAt, DeliveryEnd, NodeRecord, NodeState};
+use crate::state::{BodyAt, DeliveryEnd, NodeEdit, NodeRecord, NodeState, RegistryRefusal};
 use axum::extract::ConnectInfo;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -33,7 +33,7 @@ pub fn router(hub: Arc<Hub>, admin_token: String) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/admin/v1/nodes", get(list_nodes).post(add_node))
-        .route("/admin/v1/nodes/:agency", get(show_node))
+        .route("/admin/v1/nodes/:agency", get(show_node).patch(edit_node))
         .route("/admin/v1/nodes/:agency/:action", post(node_action))
         .route("/admin/v1/audit", get(audit_log))
         .route("/admin/v1/stats/check", get(stats_check))
@@ -529,7 +529,8 @@ pub fn node_json(n: &NodeRecord, connected: bool) -> serde_json::Value {
            "sign_serial": n.sign_serial, "tls_not_after": n.tls_not_after, "connected": connected,
            "last_seen_ms": n.last_seen_ms, "registered_ms": n.registered_ms,
            "expiring_soon": expiring, "superseded": n.superseded,
-           "identity_conflicts": n.conflicts, "last_conflict": n.last_conflict})
+           "identity_conflicts": n.conflicts, "last_conflict": n.last_conflict,
+           "parent": n.parent, "email": n.email, "address": n.address, "phone": n.phone})
 }
 
 async fn list_nodes(State(st): State<Ops>, h: HeaderMap) -> Response {
@@ -552,6 +553,108 @@ struct AddNode {
     name: String,
     tls_csr: Option<String>,
     sign_csr: Option<String>,
+    parent: Option<String>,
+    email: Option<String>,
+    address: Option<String>,
+    phone: Option<String>,
+}
+
+/// `PATCH /admin/v1/nodes/CODE`: a field left out is unchanged, `null` clears it.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EditNode {
+    name: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    parent: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    email: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    address: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    phone: Option<Option<String>>,
+}
+
+/// A field that is present (possibly `null`) is `Some`; an absent one stays `None` (the
+/// `default`).
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
+}
+
+/// The directory fields of an admin request, parsed and validated into a [`NodeEdit`].
+fn node_edit(
+    name: Option<String>,
+    parent: Option<Option<String>>,
+    email: Option<Option<String>>,
+    address: Option<Option<String>>,
+    phone: Option<Option<String>>,
+) -> Result<NodeEdit, String> {
+    let parent = match parent {
+        Some(Some(p)) => Some(Some(
+            AgencyId::parse(&p).map_err(|e| format!("parent: {e}"))?,
+        )),
+        Some(None) => Some(None),
+        None => None,
+    };
+    let edit = NodeEdit {
+        name,
+        parent,
+        email,
+        address,
+        phone,
+    };
+    edit.validate().map_err(|e| e.to_string())?;
+    Ok(edit)
+}
+
+/// The answer to a registry change the hub refused: an unknown agency is not found, a
+/// refused parent a bad request; anything else is the hub's own failure.
+fn registry_error(e: anyhow::Error) -> Response {
+    match e.downcast_ref::<RegistryRefusal>() {
+        Some(r @ RegistryRefusal::UnknownAgency(_)) => {
+            (StatusCode::NOT_FOUND, Json(json!({"error": r.to_string()}))).into_response()
+        }
+        Some(r @ RegistryRefusal::Parent(_)) => bad_request(r),
+        None => conflict(e),
+    }
+}
+
+async fn edit_node(
+    State(st): State<Ops>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    h: HeaderMap,
+    Path(agency): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let req: EditNode = match authorized_json(&st, &h, &body) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let agency = match AgencyId::parse(&agency) {
+        Ok(a) => a,
+        Err(e) => return bad_request(e),
+    };
+    let edit = match node_edit(req.name, req.parent, req.email, req.address, req.phone) {
+        Ok(e) => e,
+        Err(e) => return bad_request(e),
+    };
+    if edit.is_empty() {
+        return bad_request("nothing to change (give name, parent, email, address or phone)");
+    }
+    match st
+        .hub
+        .edit_node(&agency, edit, &format!("admin@{peer}"))
+        .await
+    {
+        Ok(rec) => {
+            let connected = st.hub.connected_agencies().contains(&agency);
+            Json(node_json(&rec, connected)).into_response()
+        }
+        Err(e) => registry_error(e),
+    }
 }
 
 fn bad_request(msg: impl std::fmt::Display) -> Response {
@@ -587,19 +690,33 @@ async fn add_node(
     if let Err(e) = poros_protocol::text::name("agency name", &req.name) {
         return bad_request(e);
     }
+    let details = match node_edit(
+        None,
+        req.parent.map(Some),
+        req.email.map(Some),
+        req.address.map(Some),
+        req.phone.map(Some),
+    ) {
+        Ok(d) => d,
+        Err(e) => return bad_request(e),
+    };
     let actor = format!("admin@{peer}");
     match (req.tls_csr, req.sign_csr) {
         (Some(t), Some(s)) => match st
             .hub
-            .add_node_offline(&agency, &req.name, &t, &s, &actor)
+            .add_node_offline(&agency, &req.name, &details, &t, &s, &actor)
             .await
         {
             Ok(creds) => Json(json!({"credentials": creds})).into_response(),
-            Err(e) => conflict(e),
+            Err(e) => registry_error(e),
         },
-        (None, None) => match st.hub.add_node_token(&agency, &req.name, &actor).await {
+        (None, None) => match st
+            .hub
+            .add_node_token(&agency, &req.name, &details, &actor)
+            .await
+        {
             Ok(token) => Json(json!({"token": token})).into_response(),
-            Err(e) => conflict(e),
+            Err(e) => registry_error(e),
         },
         _ => bad_request("give both tls_csr and sign_csr, or neither (token enrolment)"),
     }

@@ -118,6 +118,22 @@ pub enum Frame {
         /// The sender-signed update that added this agency.
         update: SignedStatement,
     },
+    /// Agent → hub, on its authenticated connection: a page of the agency directory, the
+    /// entries after `after` in code order (`None`: from the first). Answered with
+    /// `DirectoryPage`, or `Refused` (a hub before this frame refuses it as `Malformed`).
+    DirectoryRequest {
+        /// The previous page's cursor.
+        after: Option<crate::AgencyId>,
+    },
+    /// Hub → agent answer to `DirectoryRequest`: entries from the registry, in code order,
+    /// filled up to [`crate::directory::PAGE_BUDGET`] bytes; `next` is the cursor to ask
+    /// for the following page with (`None`: this was the last).
+    DirectoryPage {
+        /// The entries of this page.
+        entries: Vec<crate::DirectoryEntry>,
+        /// The cursor of the next page.
+        next: Option<crate::AgencyId>,
+    },
 }
 
 /// Certificates and trust roots the hub hands to an agent.
@@ -298,6 +314,28 @@ mod tests {
         let len = Frame::check_len(bytes[..4].try_into().unwrap()).unwrap();
         assert_eq!(len, bytes.len() - 4);
         assert_eq!(Frame::decode(&bytes[4..]).unwrap(), f);
+    }
+
+    /// Postcard encodes a variant by its index: new frames go at the end, so every frame an
+    /// earlier peer knows keeps its bytes.
+    #[test]
+    fn variant_indices_are_stable() {
+        let first = |f: Frame| f.encode().unwrap()[4..].to_vec();
+        assert_eq!(first(Frame::Ping), [13]);
+        assert_eq!(
+            first(Frame::Reupload {
+                doc_id: DocumentId::from_bytes([0; 16])
+            })[0],
+            14
+        );
+        assert_eq!(first(Frame::DirectoryRequest { after: None }), [17, 0]);
+        assert_eq!(
+            first(Frame::DirectoryPage {
+                entries: Vec::new(),
+                next: None
+            }),
+            [18, 0, 0]
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //!   change requests and their answers), and [`rules`]: who may say what, when, as pure
 //!   functions the hub and the agents share.
 //! - [`admission`]: the checks every party makes on an envelope, a body and a receipt.
+//! - [`directory`]: the agency directory (entries, the rules of their fields, paging).
 //! - [`reason`]: the closed set of rejection and refusal reasons.
 //! - [`frame`]: the length-prefixed frames carried at the start of every QUIC stream.
 //! - [`token`]: one-time enrolment tokens.
@@ -19,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admission;
+pub mod directory;
 pub mod envelope;
 pub mod frame;
 pub mod ids;
@@ -31,6 +33,7 @@ pub mod statement;
 pub mod text;
 pub mod token;
 
+pub use directory::DirectoryEntry;
 pub use envelope::{BodyFormat, Envelope, EnvelopeExt, Metadata, Priority, SignedEnvelope};
 pub use frame::{Credentials, Frame, FrameError, Refusal, RefusalCode, StorageParty};
 pub use ids::{AgencyId, AgencyIdError, DocumentId, Party};

@@ -1,5 +1,6 @@
 //! One stream, one request: reads the opening frame within a deadline and hands it to its
-//! handler (submit, paper report, statement, renewal); anything else is refused as malformed.
+//! handler (submit, paper report, statement, renewal, directory); anything else is refused
+//! as malformed.
 
 use crate::hub::Hub;
 use anyhow::Result;
@@ -76,6 +77,12 @@ pub(super) async fn handle_stream(
         }
         Frame::Statement { statement } => {
             crate::statements::handle(&hub, &agency, &log, &mut send, statement).await
+        }
+        Frame::DirectoryRequest { after } => {
+            let _ = recv.stop(0u32.into());
+            let reply = super::directory::answer(&hub, &agency, after);
+            let _ = write_frame(&mut send, &reply).await;
+            let _ = send.finish();
         }
         Frame::Renew { tls_csr, sign_csr } => {
             let reply = match hub.renew(&agency, &tls_csr, &sign_csr).await {

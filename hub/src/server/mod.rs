@@ -2,9 +2,11 @@
 //! connections up to the configured number and starts the background sweepers.
 
 //! Layout: [`admit`] (connection admission and identity), [`dispatch`] (one stream, one
-//! request), [`submit`], [`push`] (the per-connection pusher), [`inflight`], [`sweep`].
+//! request), [`submit`], [`directory`] (the agency directory for agents), [`push`] (the
+//! per-connection pusher), [`inflight`], [`sweep`].
 
 mod admit;
+mod directory;
 mod dispatch;
 pub(crate) mod inflight;
 mod push;

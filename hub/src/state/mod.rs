@@ -30,6 +30,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 mod bodies;
+#[cfg(test)]
+mod directory_tests;
 mod exchange;
 mod records;
 mod registry;
@@ -44,6 +46,7 @@ use exchange::answer_in;
 pub use exchange::{Answer, AnswerOutcome};
 use records::dec_node;
 pub use records::*;
+pub use registry::RegistryRefusal;
 
 pub use statements::{
     HistoryEntry, StatementOutcome, StatementRefusal, StatementRelay, StoredStatement,

@@ -64,6 +64,89 @@ pub struct NodeRecord {
     pub conflicts: u64,
     /// The latest identity conflict.
     pub last_conflict: Option<Conflict>,
+    /// The agency this one belongs to (registered, never itself, no cycle).
+    pub parent: Option<AgencyId>,
+    /// E-mail address for the directory.
+    pub email: Option<String>,
+    /// Postal address for the directory.
+    pub address: Option<String>,
+    /// Phone number(s) for the directory.
+    pub phone: Option<String>,
+}
+
+/// The name and directory fields given to `node add` or changed by `node edit`: `None`
+/// leaves a field as it is (unset, at registration), `Some(None)` clears it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeEdit {
+    /// New name.
+    pub name: Option<String>,
+    /// New parent, or none.
+    pub parent: Option<Option<AgencyId>>,
+    /// New e-mail address, or none.
+    pub email: Option<Option<String>>,
+    /// New postal address, or none.
+    pub address: Option<Option<String>>,
+    /// New phone number(s), or none.
+    pub phone: Option<Option<String>>,
+}
+
+impl NodeEdit {
+    /// Check the text fields (the parent is checked against the registry when stored).
+    pub fn validate(&self) -> Result<(), poros_protocol::directory::FieldError> {
+        use poros_protocol::directory::{check_address, check_email, check_phone};
+        if let Some(n) = &self.name {
+            poros_protocol::text::name("agency name", n)?;
+        }
+        if let Some(Some(e)) = &self.email {
+            check_email(e)?;
+        }
+        if let Some(Some(a)) = &self.address {
+            check_address(a)?;
+        }
+        if let Some(Some(p)) = &self.phone {
+            check_phone(p)?;
+        }
+        Ok(())
+    }
+
+    /// Whether it changes nothing.
+    pub fn is_empty(&self) -> bool {
+        *self == NodeEdit::default()
+    }
+
+    /// Apply to `rec`; what changed, one `field: old -> new` line each, for the audit log.
+    pub fn apply(&self, rec: &mut NodeRecord) -> Vec<String> {
+        fn shown<T: std::fmt::Display>(v: &Option<T>) -> String {
+            v.as_ref()
+                .map(|v| format!("{:?}", v.to_string()))
+                .unwrap_or_else(|| "none".into())
+        }
+        fn set<T: Clone + PartialEq + std::fmt::Display>(
+            changes: &mut Vec<String>,
+            field: &str,
+            cur: &mut Option<T>,
+            new: &Option<Option<T>>,
+        ) {
+            if let Some(new) = new {
+                if cur != new {
+                    changes.push(format!("{field}: {} -> {}", shown(cur), shown(new)));
+                    *cur = new.clone();
+                }
+            }
+        }
+        let mut changes = Vec::new();
+        if let Some(n) = &self.name {
+            if &rec.name != n {
+                changes.push(format!("name: {:?} -> {n:?}", rec.name));
+                rec.name = n.clone();
+            }
+        }
+        set(&mut changes, "parent", &mut rec.parent, &self.parent);
+        set(&mut changes, "email", &mut rec.email, &self.email);
+        set(&mut changes, "address", &mut rec.address, &self.address);
+        set(&mut changes, "phone", &mut rec.phone, &self.phone);
+        changes
+    }
 }
 
 /// Certificates a renewal replaced, admitted for a short overlap.
@@ -159,7 +242,25 @@ impl NodeRecord {
             superseded: None,
             conflicts: 0,
             last_conflict: None,
+            parent: None,
+            email: None,
+            address: None,
+            phone: None,
         }
+    }
+
+    /// This agency as the directory shows it (active unless suspended or revoked).
+    pub fn directory_entry(&self) -> poros_protocol::DirectoryEntry {
+        poros_protocol::DirectoryEntry {
+            code: self.agency.clone(),
+            name: self.name.clone(),
+            parent: self.parent.clone(),
+            email: self.email.clone(),
+            address: self.address.clone(),
+            phone: self.phone.clone(),
+            active: !matches!(self.state, NodeState::Suspended | NodeState::Revoked),
+        }
+        .bounded()
     }
 }
 
@@ -178,9 +279,49 @@ struct NodeRecordV1 {
     last_seen_ms: Option<u64>,
 }
 
+/// `NodeRecord` as stored before the directory fields (parent, e-mail, address, phone).
+#[derive(Deserialize)]
+struct NodeRecordV2 {
+    agency: AgencyId,
+    name: String,
+    state: NodeState,
+    tls_serial: String,
+    sign_serial: String,
+    tls_not_after: i64,
+    registered_ms: u64,
+    tls_not_before: i64,
+    last_seen_ms: Option<u64>,
+    superseded: Option<Superseded>,
+    conflicts: u64,
+    last_conflict: Option<Conflict>,
+}
+
+/// Decode a node record of any version. Each version appends fields, so an older record is
+/// a prefix of the newer layout and fails to decode as it (the input ends early); postcard
+/// ignores trailing bytes, so the newest layout is tried first.
 pub(super) fn dec_node(b: &[u8]) -> Result<NodeRecord, StoreError> {
     if let Ok(n) = postcard::from_bytes::<NodeRecord>(b) {
         return Ok(n);
+    }
+    if let Ok(v) = postcard::from_bytes::<NodeRecordV2>(b) {
+        return Ok(NodeRecord {
+            agency: v.agency,
+            name: v.name,
+            state: v.state,
+            tls_serial: v.tls_serial,
+            sign_serial: v.sign_serial,
+            tls_not_after: v.tls_not_after,
+            registered_ms: v.registered_ms,
+            tls_not_before: v.tls_not_before,
+            last_seen_ms: v.last_seen_ms,
+            superseded: v.superseded,
+            conflicts: v.conflicts,
+            last_conflict: v.last_conflict,
+            parent: None,
+            email: None,
+            address: None,
+            phone: None,
+        });
     }
     let v: NodeRecordV1 = dec(b)?;
     Ok(NodeRecord {
@@ -196,6 +337,10 @@ pub(super) fn dec_node(b: &[u8]) -> Result<NodeRecord, StoreError> {
         superseded: None,
         conflicts: 0,
         last_conflict: None,
+        parent: None,
+        email: None,
+        address: None,
+        phone: None,
     })
 }
 

@@ -2,6 +2,7 @@
 //! and the audit log; each change and its audit record go in one commit.
 
 use super::*;
+use poros_protocol::directory::{check_parent, ParentError};
 
 impl HubStore {
     /// Insert or replace a node record and record the action, in one commit.
@@ -74,25 +75,73 @@ impl HubStore {
         Ok((out, None))
     }
 
-    /// Store a new enrolment token (keyed by the SHA-256 of its secret) with its node record.
-    pub async fn put_token(
+    /// Register a node, with its enrolment token when it enrols by token (stored under the
+    /// SHA-256 of its secret), and record the action, in one commit; nothing is stored when
+    /// its parent is not registered or would make a cycle (checked in the same commit, so
+    /// two changes at once cannot make one either).
+    pub async fn add_node(
         &self,
         rec: NodeRecord,
-        token: poros_protocol::EnrollToken,
+        token: Option<poros_protocol::EnrollToken>,
         audit: AuditRecord,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Result<(), RegistryRefusal>, StoreError> {
         self.db
             .write(move |txn| {
-                let key = poros_protocol::sha256(token.secret.as_bytes());
-                let tr = TokenRecord {
-                    token: token.clone(),
-                    used_ms: None,
+                let mut nodes = txn.open_table(NODES)?;
+                if let Err(e) = parent_ok(&nodes, &rec)? {
+                    return Ok(Err(e.into()));
+                }
+                nodes.insert(rec.agency.as_str(), enc(&rec)?.as_slice())?;
+                drop(nodes);
+                if let Some(token) = &token {
+                    let key = poros_protocol::sha256(token.secret.as_bytes());
+                    let tr = TokenRecord {
+                        token: token.clone(),
+                        used_ms: None,
+                    };
+                    txn.open_table(TOKENS)?
+                        .insert(key.as_slice(), enc(&tr)?.as_slice())?;
+                }
+                audit_in(txn, &audit)?;
+                Ok(Ok(()))
+            })
+            .await
+    }
+
+    /// Change a node's name and directory fields and record what changed, in one commit,
+    /// from the stored record; refused (nothing stored) for an unknown agency or a parent
+    /// that is not registered, is the agency itself or is below it. `audit` gets the list of
+    /// changes as its detail. Returns the updated record.
+    pub async fn edit_node(
+        &self,
+        agency: AgencyId,
+        edit: NodeEdit,
+        audit: AuditRecord,
+    ) -> Result<Result<NodeRecord, RegistryRefusal>, StoreError> {
+        self.db
+            .write(move |txn| {
+                let mut nodes = txn.open_table(NODES)?;
+                let Some(mut rec) = nodes
+                    .get(agency.as_str())?
+                    .map(|g| dec_node(g.value()))
+                    .transpose()?
+                else {
+                    return Ok(Err(RegistryRefusal::UnknownAgency(agency.clone())));
                 };
-                txn.open_table(TOKENS)?
-                    .insert(key.as_slice(), enc(&tr)?.as_slice())?;
-                txn.open_table(NODES)?
-                    .insert(rec.agency.as_str(), enc(&rec)?.as_slice())?;
-                audit_in(txn, &audit)
+                let changes = edit.apply(&mut rec);
+                if let Err(e) = parent_ok(&nodes, &rec)? {
+                    return Ok(Err(e.into()));
+                }
+                nodes.insert(agency.as_str(), enc(&rec)?.as_slice())?;
+                drop(nodes);
+                let mut audit = audit.clone();
+                audit.detail = if changes.is_empty() {
+                    "no change".into()
+                } else {
+                    changes.join("; ")
+                };
+                audit_in(txn, &audit)?;
+                Ok(Ok(rec))
             })
             .await
     }
@@ -273,6 +322,48 @@ impl HubStore {
     /// All monitor credentials.
     pub fn monitors(&self) -> Result<Vec<MonitorRecord>, StoreError> {
         self.all(MONITORS)
+    }
+}
+
+/// Why a registry change was refused (nothing was stored).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryRefusal {
+    /// The agency to change is not registered.
+    #[error("agency {0} is not registered")]
+    UnknownAgency(AgencyId),
+    /// The parent asked for is not allowed.
+    #[error(transparent)]
+    Parent(#[from] ParentError),
+}
+
+/// Whether `rec`'s parent is allowed, read from the `nodes` table being written.
+fn parent_ok(
+    nodes: &redb::Table<&str, &[u8]>,
+    rec: &NodeRecord,
+) -> Result<Result<(), ParentError>, StoreError> {
+    let Some(parent) = &rec.parent else {
+        return Ok(Ok(()));
+    };
+    // Read errors inside the walk are kept and returned as such, not taken for "unknown".
+    let failed = std::cell::RefCell::new(None);
+    let parent_of = |a: &AgencyId| -> Option<Option<AgencyId>> {
+        let got = nodes
+            .get(a.as_str())
+            .map_err(StoreError::from)
+            .and_then(|g| g.map(|g| dec_node(g.value())).transpose());
+        match got {
+            Ok(r) => r.map(|n| n.parent),
+            Err(e) => {
+                failed.borrow_mut().get_or_insert(e);
+                None
+            }
+        }
+    };
+    let registered = nodes.len()? as usize;
+    let verdict = check_parent(&rec.agency, parent, registered, parent_of);
+    match failed.into_inner() {
+        Some(e) => Err(e),
+        None => Ok(verdict),
     }
 }
 

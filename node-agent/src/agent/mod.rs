@@ -11,12 +11,15 @@
 //!   statement), the recipients' receipts and the hub's notices relayed as statements or in
 //!   the frames of `poros/1`, and uploading a body again at the hub's request.
 //! - [`trust`]: signature checks against the signing CA and the CRL the hub pushes.
+//! - [`directory`]: the hub's agency directory, fetched over the connection and cached.
 //!
 //! Every answer sent to the hub follows a durable commit.
 
 mod connection;
 pub(crate) use connection::connected;
 mod creds;
+mod directory;
+pub use directory::{Directory, DirectoryError};
 mod outbox;
 #[cfg(test)]
 pub(crate) use outbox::tests as outbox_tests;
@@ -59,6 +62,7 @@ pub struct Agent {
     pub(crate) statement_wake: Notify,
     endpoint: Mutex<Option<quinn::Endpoint>>,
     shutting_down: std::sync::atomic::AtomicBool,
+    directory_cache: directory::DirectoryCache,
 }
 
 /// Errors the local API reports to its caller.
@@ -99,6 +103,7 @@ impl Agent {
             statement_wake: Notify::new(),
             endpoint: Mutex::new(None),
             shutting_down: std::sync::atomic::AtomicBool::new(false),
+            directory_cache: Default::default(),
         }))
     }
 
