@@ -144,6 +144,11 @@ enum Cmd {
     },
     #[command(flatten)]
     Statement(StatementCmd),
+    /// The national platform's SDK protocol for the agency's document-management software.
+    Vdxp {
+        #[command(subcommand)]
+        cmd: VdxpCmd,
+    },
     /// Report figures to the hub.
     Report {
         #[command(subcommand)]
@@ -495,6 +500,83 @@ fn print_sent(d: &SentDocument) {
     }
 }
 
+/// `poros-agent vdxp ...`.
+#[derive(Subcommand, Debug)]
+enum VdxpCmd {
+    /// Turn the SDK listener on in agent.toml, make its secret (0600) if there is none, and
+    /// print what the DMS's configuration needs: endpoint, system id and secret.
+    Enable {
+        /// Agent directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Address to listen on (default: as configured, else 127.0.0.1:8088).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Make a new secret, replacing the old one (the DMS must be given the new one).
+        #[arg(long)]
+        rotate_secret: bool,
+    },
+    /// Turn the SDK listener off (the secret is kept).
+    Disable {
+        /// Agent directory.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+}
+
+fn run_vdxp(cmd: VdxpCmd) -> Result<()> {
+    match cmd {
+        VdxpCmd::Enable {
+            dir,
+            listen,
+            rotate_secret,
+        } => {
+            let paths = AgentPaths::new(&dir);
+            let mut cfg = paths.load_config()?;
+            let mut v = cfg.vdxp.clone().unwrap_or_default();
+            v.enabled = true;
+            if let Some(l) = listen {
+                v.listen = l;
+            }
+            let (secret, new) =
+                crate::vdxp::secret::ensure(&paths.at(&v.secret_file), rotate_secret)?;
+            cfg.vdxp = Some(v.clone());
+            // Checked as the agent will load it before it is written.
+            poros_config::AgentConfig::from_toml(&cfg.to_toml(), &paths.config())?;
+            poros_certs::write_public_file(&paths.config(), cfg.to_toml().as_bytes())?;
+            println!("SDK listener enabled in {}", paths.config().display());
+            println!("endpoint:  http://{}", v.listen);
+            println!("systemid:  {}", cfg.agency);
+            println!(
+                "secret:    {secret}   ({} {}, mode 0600)",
+                if new { "new, in" } else { "kept, from" },
+                paths.at(&v.secret_file).display()
+            );
+            if !v.listen.ip().is_loopback() {
+                println!("note: the listener speaks plain HTTP; put it behind the agency's TLS proxy when the DMS is on another machine");
+            }
+            println!(
+                "restart the agent (`poros-agent run --dir {}`) to apply",
+                dir.display()
+            );
+            Ok(())
+        }
+        VdxpCmd::Disable { dir } => {
+            let paths = AgentPaths::new(&dir);
+            let mut cfg = paths.load_config()?;
+            if let Some(v) = cfg.vdxp.as_mut() {
+                v.enabled = false;
+            }
+            poros_certs::write_public_file(&paths.config(), cfg.to_toml().as_bytes())?;
+            println!(
+                "SDK listener disabled in {}; restart the agent to apply",
+                paths.config().display()
+            );
+            Ok(())
+        }
+    }
+}
+
 fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Init {
@@ -557,6 +639,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Statement(cmd) => run_statement(cmd),
+        Cmd::Vdxp { cmd } => run_vdxp(cmd),
         Cmd::Inbox { dir, json, limit } => list_received(&dir, json, limit, "/v1/inbox"),
         Cmd::Quarantine { dir, json, limit } => list_received(&dir, json, limit, "/v1/quarantine"),
         Cmd::Fetch { dir, id, out } => {
@@ -722,6 +805,8 @@ fn run_agent(dir: &Path) -> Result<()> {
             .with_context(|| format!("binding the local API on {}", agent.cfg.api_listen))?;
         let addr = listener.local_addr()?;
         std::fs::create_dir_all(paths.at("run"))?;
+        // Before run/api.addr appears: whoever waits for it finds the SDK listener up too.
+        crate::vdxp::start(agent.clone(), &paths).await?;
         let tmp = paths.at("run/api.addr.tmp");
         std::fs::write(&tmp, addr.to_string())?;
         std::fs::rename(&tmp, paths.at("run/api.addr"))?;
@@ -733,6 +818,7 @@ fn run_agent(dir: &Path) -> Result<()> {
             .await?;
         agent.close().await;
         let _ = std::fs::remove_file(paths.at("run/api.addr"));
+        let _ = std::fs::remove_file(paths.at("run/vdxp.addr"));
         Ok(())
     })
 }

@@ -335,9 +335,12 @@ fn insert_statement(
 ) -> Result<u64, StoreError> {
     let doc = stmt.doc_id;
     let digest = signed.payload_digest();
-    let mut meta = txn.open_table(META)?;
-    let seq = meta.get(STATEMENT_SEQ)?.map(|g| g.value()).unwrap_or(0) + 1;
-    meta.insert(STATEMENT_SEQ, seq)?;
+    let seq = {
+        let mut meta = txn.open_table(META)?;
+        let seq = meta.get(STATEMENT_SEQ)?.map(|g| g.value()).unwrap_or(0) + 1;
+        meta.insert(STATEMENT_SEQ, seq)?;
+        seq
+    };
     let rec = StoredStatement {
         seq,
         signed,
