@@ -29,6 +29,10 @@ pub struct SdkClient {
     leftover: BTreeMap<String, String>,
     /// Milliseconds added to the clock for timestamps (a DMS whose clock is off).
     pub skew_ms: i64,
+    /// The last timestamp used: two calls of the same operation and parameters within one
+    /// millisecond would be the same signed request, which the facade refuses as a replay;
+    /// a real DMS waits and retries, this client waits for the next millisecond.
+    last_ms: std::cell::Cell<i64>,
 }
 
 /// One call's parameters: `XroadVnpt-<name>` headers.
@@ -59,17 +63,26 @@ impl SdkClient {
             secret: secret.to_vec(),
             leftover: BTreeMap::new(),
             skew_ms: 0,
+            last_ms: std::cell::Cell::new(0),
         }
     }
 
     /// The signed headers of a call with `params`, as the SDK builds them: (name, value)
     /// pairs including the three signature headers.
     pub fn signed_headers(&self, params: Params<'_>) -> Vec<(String, String)> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0)
-            + self.skew_ms;
+        let clock = || {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0)
+                + self.skew_ms
+        };
+        let mut now = clock();
+        while now <= self.last_ms.get() {
+            std::thread::sleep(std::time::Duration::from_micros(200));
+            now = clock();
+        }
+        self.last_ms.set(now);
         let mut signed: Vec<(String, String)> = vec![
             ("XroadVnpt-systemid".into(), self.system_id.clone()),
             (
