@@ -413,7 +413,7 @@ mod tests {
                 n % 97
             )),
             name,
-            parent: (n % 3 == 0).then(|| id("000.00.00.G01")),
+            parent: n.is_multiple_of(3).then(|| id("000.00.00.G01")),
             email: Some(format!("vanthu{n}@tinh.gov.vn")),
             address: Some(address),
             phone: Some(if big {
@@ -421,7 +421,7 @@ mod tests {
             } else {
                 "024.2220.2828".into()
             }),
-            active: n % 5 != 0,
+            active: !n.is_multiple_of(5),
         }
     }
 
