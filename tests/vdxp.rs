@@ -188,6 +188,16 @@ fn dms_software_exchanges_documents_statuses_and_revocations_through_the_sdk() {
         p.extend(pseudo_random(200_000, 7));
         p
     };
+    // The directory the DMS picks recipients from.
+    let agencies = call(&mut a, "getAgenciesList", &[]);
+    for code in [A, B, C, D] {
+        let e = agencies["data"]
+            .as_array()
+            .and_then(|d| d.iter().find(|e| e["code"] == code))
+            .unwrap_or_else(|| panic!("{code} not in getAgenciesList: {agencies}"));
+        assert_eq!(e["id"], code);
+        assert_eq!(e["name"], format!("Agency {code}"));
+    }
     let pkg = package(A, &[B, C], "A-2026-0001", 0, &pdf);
     let doc = sent_id(&send(&mut a, "edoc", &[B, C], &pkg));
 
