@@ -67,6 +67,9 @@ pub enum AuthError {
     /// Seen before.
     #[error("replayed request: the same signed headers were already accepted")]
     Replay,
+    /// More signed requests within the window than the replay guard holds.
+    #[error("too many requests within the timestamp window; retry later")]
+    Busy,
 }
 
 impl AuthError {
@@ -81,6 +84,7 @@ impl AuthError {
                 "14"
             }
             AuthError::Replay => "15",
+            AuthError::Busy => "16",
         }
     }
 
@@ -97,6 +101,7 @@ impl AuthError {
             AuthError::Stale { .. } => "stale_timestamp",
             AuthError::BeforeStart(_) => "before_start",
             AuthError::Replay => "replay",
+            AuthError::Busy => "busy",
         }
     }
 }
@@ -147,8 +152,8 @@ pub struct Policy<'a> {
 /// A request that passed: its signature (the replay key) and its time, Unix ms.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Passed {
-    /// The HMAC as sent, lower-case hex.
-    pub signature: String,
+    /// The HMAC as sent (it verified, so it is 32 bytes).
+    pub signature: [u8; 32],
     /// The request's timestamp, Unix ms.
     pub at_ms: u64,
 }
@@ -223,10 +228,8 @@ pub fn check(
     if at_ms < policy.started_ms {
         return Err(AuthError::BeforeStart(ts.to_string()));
     }
-    Ok(Passed {
-        signature: given.trim().to_ascii_lowercase(),
-        at_ms,
-    })
+    let signature = given_bytes.try_into().map_err(|_| AuthError::BadHmac)?;
+    Ok(Passed { signature, at_ms })
 }
 
 /// A signed header's name as compared: lower case, without the `XroadVnpt-` prefix.
@@ -320,8 +323,8 @@ pub(crate) fn civil_from_days(z: i64) -> (i64, i64, i64) {
 pub struct ReplayGuard {
     window_ms: u64,
     capacity: usize,
-    seen: HashMap<String, u64>,
-    by_time: std::collections::BTreeSet<(u64, String)>,
+    seen: HashMap<[u8; 32], u64>,
+    by_time: std::collections::BTreeSet<(u64, [u8; 32])>,
 }
 
 impl ReplayGuard {
@@ -340,7 +343,7 @@ impl ReplayGuard {
         // A signature can be replayed while its timestamp is within the window of the clock:
         // keep it until then.
         let horizon = now_ms.saturating_sub(self.window_ms);
-        while let Some((t, sig)) = self.by_time.first().cloned() {
+        while let Some(&(t, sig)) = self.by_time.first() {
             if t + self.window_ms >= horizon {
                 break;
             }
@@ -351,10 +354,10 @@ impl ReplayGuard {
             return Err(AuthError::Replay);
         }
         if self.seen.len() >= self.capacity {
-            return Err(AuthError::Replay);
+            return Err(AuthError::Busy);
         }
-        self.seen.insert(p.signature.clone(), p.at_ms);
-        self.by_time.insert((p.at_ms, p.signature.clone()));
+        self.seen.insert(p.signature, p.at_ms);
+        self.by_time.insert((p.at_ms, p.signature));
         Ok(())
     }
 }
@@ -525,7 +528,7 @@ mod tests {
     fn a_replay_is_refused_within_the_window_and_forgotten_after() {
         let mut g = ReplayGuard::new(300, 10);
         let p = Passed {
-            signature: "aa".into(),
+            signature: [0xaa; 32],
             at_ms: NOW,
         };
         g.admit(&p, NOW).unwrap();
@@ -534,19 +537,19 @@ mod tests {
         // the guard may forget it.
         g.admit(
             &Passed {
-                signature: "bb".into(),
+                signature: [0xbb; 32],
                 at_ms: NOW + 700_000,
             },
             NOW + 700_000,
         )
         .unwrap();
-        assert!(!g.seen.contains_key("aa"));
+        assert!(!g.seen.contains_key(&[0xaa; 32]));
         // A flood beyond capacity is refused, not forgotten.
         let mut g = ReplayGuard::new(300, 2);
-        for s in ["1", "2"] {
+        for s in [1u8, 2] {
             g.admit(
                 &Passed {
-                    signature: s.into(),
+                    signature: [s; 32],
                     at_ms: NOW,
                 },
                 NOW,
@@ -556,12 +559,12 @@ mod tests {
         assert_eq!(
             g.admit(
                 &Passed {
-                    signature: "3".into(),
+                    signature: [3; 32],
                     at_ms: NOW
                 },
                 NOW
             ),
-            Err(AuthError::Replay)
+            Err(AuthError::Busy)
         );
     }
 

@@ -41,8 +41,11 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use tracing::{info, warn, Instrument};
 
-/// Live signatures kept for replay detection at most; past it requests are refused.
-const REPLAY_CAPACITY: usize = 1_000_000;
+/// Live signatures kept for replay detection at most (about 100 bytes each); past it requests
+/// are refused until older ones leave the window. Only requests signed with the secret are
+/// kept, so only the DMS itself can fill it: 200,000 in twice the window is over 150 requests
+/// a second for ten minutes with the default window.
+const REPLAY_CAPACITY: usize = 200_000;
 
 /// The facade's state, shared by its handlers.
 pub struct Facade {
