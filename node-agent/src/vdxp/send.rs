@@ -1,6 +1,7 @@
 //! `sendEdoc`: the DMS hands over an edXML file. The upload is streamed into the agent's body
-//! store and its hash checked against `XroadVnpt-hash-file`; the file is then parsed as edXML
-//! (streaming, attachments decoded and discarded) and becomes:
+//! store and, piece by piece as it arrives, into the edXML parser (attachments decoded and
+//! discarded as they stream by); once the staged bytes match `XroadVnpt-hash-file`, the file
+//! becomes:
 //! - a package (`BussinessDocType` 0): a document whose body is the file itself, byte for
 //!   byte, and whose signed metadata comes from its header;
 //! - a revoke or update package (1, 2): the take-back or update request on the document its
@@ -19,9 +20,11 @@ use crate::api_types::MetaPatch;
 use crate::statements::{MakeError, Say};
 use crate::vdxp::auth::SdkHeaders;
 use axum::body::Body;
+use bytes::Bytes;
+use futures_util::StreamExt;
 use poros_edxml::{Discard, Message, Package};
 use poros_protocol::{AgencyId, DocumentId, ReasonCode, Staff};
-use poros_store::{BodyAt, ReceivedBody};
+use poros_store::{BodyAt, BodySink, Commit, ReceivedBody};
 use serde_json::{json, Map};
 use std::time::Duration;
 use tracing::{info, warn};
@@ -46,7 +49,9 @@ pub(super) async fn send_edoc(f: &Facade, h: &SdkHeaders, body: Body) -> Answer 
             "XroadVnpt-messagetype {messagetype:?} is not edoc or status"
         )));
     }
-    let staged = match crate::api::stage_body(a, body).await {
+    // The file is parsed as it arrives, beside its staging: a large package is read once.
+    let (staged, parsed) = stage_parsing(a, body).await;
+    let staged = match staged {
         Ok(s) => s,
         Err(SendError::TooLarge(n)) => return Err(Refusal::TooLarge(n)),
         Err(SendError::Store(e)) => return Err(e.into()),
@@ -58,7 +63,7 @@ pub(super) async fn send_edoc(f: &Facade, h: &SdkHeaders, body: Body) -> Answer 
         discard(a, staged).await;
         return Err(Refusal::HashMismatch { given, actual, len });
     }
-    let parsed = match parse(a, &staged).await {
+    let parsed = match parsed {
         Ok(m) => m,
         Err(e) => {
             discard(a, staged).await;
@@ -104,34 +109,82 @@ async fn discard(a: &Agent, staged: ReceivedBody) {
     }
 }
 
-/// Parse the staged file as edXML, off the async workers; attachments are decoded and
-/// dropped as they stream by.
-async fn parse(a: &Agent, staged: &ReceivedBody) -> Result<Message, Refusal> {
-    let res = match staged {
-        ReceivedBody::Inline { bytes, .. } => {
-            let bytes = bytes.clone();
-            tokio::task::spawn_blocking(move || {
-                poros_edxml::read(std::io::Cursor::new(bytes), &mut Discard)
-            })
-            .await
+/// Pieces of the upload handed to the parser at most in flight.
+const PARSE_AHEAD: usize = 16;
+
+/// Stage the upload as [`crate::api::stage_body`] does (small in memory, large to a body file,
+/// within the size limit), and parse it as edXML on a blocking thread fed with the same
+/// pieces as they arrive, attachments decoded and dropped as they stream by. The parse is only
+/// used once the staged bytes matched their hash.
+async fn stage_parsing(
+    a: &Agent,
+    body: Body,
+) -> (Result<ReceivedBody, SendError>, Result<Message, Refusal>) {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(PARSE_AHEAD);
+    let parser = tokio::task::spawn_blocking(move || {
+        let reader = std::io::BufReader::with_capacity(
+            64 * 1024,
+            Pieces {
+                rx,
+                at: Bytes::new(),
+            },
+        );
+        poros_edxml::read(reader, &mut Discard)
+    });
+    let staged = async {
+        let mut tx = Some(tx);
+        let max = a.cfg.max_body_bytes;
+        let mut stream = body.into_data_stream();
+        let mut sink = BodySink::spilling(&a.blobs);
+        let mut total = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk =
+                chunk.map_err(|e| SendError::Invalid(format!("reading request body: {e}")))?;
+            total += chunk.len() as u64;
+            if total > max {
+                return Err(SendError::TooLarge(max));
+            }
+            sink.write(&chunk).await?;
+            // A parser that stopped (the file is not edXML) takes no more.
+            if let Some(t) = &tx {
+                if t.send(chunk).await.is_err() {
+                    tx = None;
+                }
+            }
         }
-        ReceivedBody::File { digest, .. } => {
-            let path = a.blobs.path(digest);
-            tokio::task::spawn_blocking(move || {
-                let file = std::fs::File::open(&path).map_err(poros_edxml::EdxmlError::Io)?;
-                let r = std::io::BufReader::with_capacity(256 * 1024, file);
-                poros_edxml::read(r, &mut Discard)
-            })
-            .await
-        }
-    };
-    match res {
+        drop(tx);
+        Ok(sink.finish(Commit::AsReceived).await?)
+    }
+    .await;
+    let parsed = match parser.await {
         Ok(Ok(m)) => Ok(m),
-        Ok(Err(poros_edxml::EdxmlError::Io(e))) => Err(Refusal::Unavailable(format!(
-            "reading the staged file failed: {e}"
+        Ok(Err(poros_edxml::EdxmlError::Io(e))) => Err(Refusal::Edxml(format!(
+            "malformed edXML: the file ended early ({e})"
         ))),
         Ok(Err(e)) => Err(Refusal::Edxml(format!("malformed edXML: {e}"))),
         Err(_) => Err(Refusal::Unavailable("the edXML parser stopped".into())),
+    };
+    (staged, parsed)
+}
+
+/// The upload's pieces as one byte stream, for the parser's thread; ends when the upload does.
+struct Pieces {
+    rx: tokio::sync::mpsc::Receiver<Bytes>,
+    at: Bytes,
+}
+
+impl std::io::Read for Pieces {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.at.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(b) => self.at = b,
+                None => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.at.len());
+        out[..n].copy_from_slice(&self.at[..n]);
+        self.at = self.at.slice(n..);
+        Ok(n)
     }
 }
 
