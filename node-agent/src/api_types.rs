@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-/// `POST /v1/documents/:id/progress`: a business status on a received document.
+/// `POST /v1/documents/{id}/progress`: a business status on a received document.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProgressRequest {
@@ -28,7 +28,7 @@ pub struct ProgressRequest {
     pub staff: Staff,
 }
 
-/// `POST /v1/documents/:id/takeback`: ask recipients to withdraw a sent document.
+/// `POST /v1/documents/{id}/takeback`: ask recipients to withdraw a sent document.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TakebackRequest {
@@ -53,7 +53,7 @@ pub struct TakebackRequest {
     pub staff: Staff,
 }
 
-/// `POST /v1/documents/:id/remind`: urge recipients of a sent document to act on it.
+/// `POST /v1/documents/{id}/remind`: urge recipients of a sent document to act on it.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RemindRequest {
@@ -132,7 +132,7 @@ impl MetaPatch {
     }
 }
 
-/// `POST /v1/documents/:id/update`: add or remove recipients, or correct metadata.
+/// `POST /v1/documents/{id}/update`: add or remove recipients, or correct metadata.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateRequest {
@@ -164,7 +164,7 @@ pub struct UpdateRequest {
     pub staff: Staff,
 }
 
-/// `POST /v1/documents/:id/answer`: answer the pending change request on a received document.
+/// `POST /v1/documents/{id}/answer`: answer the pending change request on a received document.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AnswerRequest {
@@ -184,7 +184,7 @@ pub struct AnswerRequest {
     pub staff: Staff,
 }
 
-/// Query of `POST /v1/documents/:id/replace` (the new document's body is the request body).
+/// Query of `POST /v1/documents/{id}/replace` (the new document's body is the request body).
 #[derive(Clone, Debug, Serialize, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -504,7 +504,7 @@ pub struct StatementEventItem {
 }
 
 /// A received or quarantined document, as listed by `GET /v1/inbox` and `GET /v1/quarantine`
-/// (the base of a received document's `GET /v1/documents/:id`).
+/// (the base of a received document's `GET /v1/documents/{id}`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ReceivedDoc {
     /// The document.
@@ -569,7 +569,7 @@ pub struct PendingChange {
     pub successor: Option<DocumentId>,
 }
 
-/// `GET /v1/documents/:id`: a sent or a received document with its statements, told apart by
+/// `GET /v1/documents/{id}`: a sent or a received document with its statements, told apart by
 /// `direction` (`sent` or `received`).
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, ToSchema)]
 #[serde(tag = "direction", rename_all = "lowercase")]
@@ -583,7 +583,7 @@ pub enum DocumentStatus {
 }
 
 /// A sent document: one item of `GET /v1/documents`, and (with `SentStatements`) the body
-/// of a sent document's `GET /v1/documents/:id`.
+/// of a sent document's `GET /v1/documents/{id}`.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, ToSchema)]
 pub struct SentDocument {
     /// The document.
@@ -818,7 +818,7 @@ pub struct StatementEntry {
     pub body_lost: Option<String>,
 }
 
-/// A received document's `GET /v1/documents/:id`: the inbox item's fields (without the inbox
+/// A received document's `GET /v1/documents/{id}`: the inbox item's fields (without the inbox
 /// state, which `BusinessState` gives in full) and its timeline.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, ToSchema)]
 pub struct ReceivedDocumentView {
