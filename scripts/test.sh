@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command: installs what the tests need on a fresh Debian machine (Chromium
-# for the dashboard test, procps for `kill`; cargo-fuzz and g++ through fuzz-smoke.sh), runs
-# every test of the workspace, then a short run of every fuzz target over its corpus.
+# for the dashboard test, procps for `kill`; schemathesis through api-check.sh; cargo-fuzz and
+# g++ through fuzz-smoke.sh), runs every test of the workspace, checks the agent's local API
+# against its OpenAPI document, then a short run of every fuzz target over its corpus.
 # The full-disk tests mount small tmpfs filesystems, so run it as root (as CI does).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +23,10 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 cargo test --workspace --locked
+
+# The agent's local API against its OpenAPI document, by schemathesis on a live exchange
+# (about a minute; scripts/api-check.sh).
+scripts/api-check.sh
 
 # Fuzz smoke run: every cargo-fuzz target for ~15 s over its committed corpus (fuzz/README.md).
 scripts/fuzz-smoke.sh

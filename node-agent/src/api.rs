@@ -1,20 +1,22 @@
 //! The agent's local HTTP API (loopback only) for the agency's document-management software
 //! and the CLI verbs: send, inbox, fetch, status, receipts, events. The statement verbs are
-//! [`crate::statement_api`].
+//! [`crate::statement_api`]. Every route is registered from its handler's `#[utoipa::path]`
+//! attribute, so the OpenAPI document ([`crate::openapi`]) lists exactly what is served.
 
 use crate::agent::{Agent, SendError};
 use crate::api_types::{
-    DocumentCreated, DocumentStatus, EventItem, EventsPage, Health, PaperReportDone,
+    ApiError, DocumentCreated, DocumentStatus, EventItem, EventsPage, Health, PaperReportDone,
     PaperReportRequest, ReceiptEventItem, ReceiptItem, ReceivedDoc, RecipientView, SendQuery,
     SentDocument, StatementEventItem, StoreHealth,
 };
 use crate::listing::{self, Cursor, PageError};
+use crate::openapi::{Binary, DocIdParam, InboxItem, StoreFault};
 use crate::state::{BodyAt, InRecord, OutRecord, RecipientStatus};
-use axum::body::Body;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::StreamExt;
 use poros_certs::Signer;
@@ -25,30 +27,75 @@ use poros_protocol::{
 use poros_store::StoreError;
 use poros_store::{BodySink, Commit, ReceivedBody};
 use poros_transport::http::StrictQuery;
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use tracing::warn;
+use utoipa::{IntoParams, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-/// Build the router.
+/// Build the router: every documented route, and a JSON 404 for any other path.
 pub fn router(agent: Arc<Agent>) -> Router {
-    Router::new()
-        .route("/v1/health", get(health))
-        .route("/metrics", get(metrics))
-        .route("/v1/documents", post(send).get(outbox))
-        .route("/v1/documents/:id", get(status))
-        .route("/v1/inbox", get(inbox))
-        .route("/v1/inbox/:id/body", get(fetch))
-        .route("/v1/quarantine", get(quarantine))
-        .route("/v1/receipts", get(receipts))
-        .route("/v1/events", get(events))
-        .route("/v1/reports/paper", post(paper))
+    let (router, _) = routes().split_for_parts();
+    router.fallback(no_route).with_state(agent)
+}
+
+/// The routes with their documentation. A route is added here (or in
+/// [`crate::statement_api::routes`]) only through `routes!`, which takes the handler's
+/// `#[utoipa::path]`: nothing is served that the OpenAPI document does not describe.
+pub(crate) fn routes() -> OpenApiRouter<Arc<Agent>> {
+    OpenApiRouter::with_openapi(crate::openapi::ApiDoc::openapi())
+        .routes(routes!(health))
+        .routes(routes!(metrics))
+        .routes(routes!(openapi_json))
+        .routes(routes!(send, outbox))
+        .routes(routes!(status))
+        .routes(routes!(inbox))
+        .routes(routes!(fetch))
+        .routes(routes!(quarantine))
+        .routes(routes!(receipts))
+        .routes(routes!(events))
+        .routes(routes!(paper))
         .merge(crate::statement_api::routes())
-        .with_state(agent)
 }
 
 pub(crate) fn err(code: StatusCode, msg: impl std::fmt::Display) -> Response {
     (code, Json(json!({"error": msg.to_string()}))).into_response()
+}
+
+/// Any path the router does not serve.
+async fn no_route(method: Method, uri: Uri) -> Response {
+    err(
+        StatusCode::NOT_FOUND,
+        format!("no route for {method} {}", uri.path()),
+    )
+}
+
+/// A document ID from the path (`{id}`), refused with a JSON 400 naming it when it is not one.
+pub(crate) struct DocPath(pub DocumentId);
+
+#[axum::async_trait]
+impl<S: Send + Sync> FromRequestParts<S> for DocPath {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        let Path(id) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| err(StatusCode::BAD_REQUEST, e.body_text()))?;
+        parse_id(&id).map(DocPath)
+    }
+}
+
+/// Decodes a JSON object request body, answering 400 (not axum's 422, which is a rule refusal
+/// here) whatever the request's content type says.
+#[allow(clippy::result_large_err)]
+pub(crate) fn json_body<T: DeserializeOwned>(b: &Bytes) -> Result<T, Response> {
+    let bad = |e: serde_json::Error| err(StatusCode::BAD_REQUEST, format!("request: {e}"));
+    // An object, not the array of its fields' values that serde's derived structs also take.
+    let map: serde_json::Map<String, Value> = serde_json::from_slice(b).map_err(bad)?;
+    T::deserialize(Value::Object(map)).map_err(bad)
 }
 
 /// Answer for a store error: a storage fault is 507 (full) or 503 (other), retryable, and
@@ -75,6 +122,15 @@ pub(crate) fn store_err(a: &Agent, e: &StoreError) -> Response {
     }
 }
 
+/// The agent's health: its agency, the hub connection and whether its store can write.
+#[utoipa::path(
+    get,
+    path = "/v1/health",
+    tag = "service",
+    operation_id = "health",
+    summary = "The agent's health",
+    responses((status = 200, description = "The agent is serving", body = Health))
+)]
 async fn health(State(a): State<Arc<Agent>>) -> Response {
     let fault = a.store.db().health();
     Json(Health {
@@ -89,7 +145,21 @@ async fn health(State(a): State<Arc<Agent>>) -> Response {
     .into_response()
 }
 
-/// Prometheus text: the store's health (alert on `poros_store_writable 0`).
+/// Prometheus metrics: the store's health (alert on `poros_store_writable 0`).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "service",
+    operation_id = "metrics",
+    summary = "Prometheus metrics",
+    responses((
+        status = 200,
+        description = "Prometheus text exposition format 0.0.4",
+        content_type = "text/plain",
+        body = String,
+        example = "# TYPE poros_store_writable gauge\nporos_store_writable 1\n"
+    ))
+)]
 async fn metrics(State(a): State<Arc<Agent>>) -> Response {
     (
         [("content-type", "text/plain; version=0.0.4")],
@@ -98,11 +168,67 @@ async fn metrics(State(a): State<Arc<Agent>>) -> Response {
         .into_response()
 }
 
+/// This document (its OpenAPI 3.1 description), as committed in `docs/openapi.json`.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "service",
+    operation_id = "openapi",
+    summary = "This OpenAPI document",
+    responses((status = 200, description = "The OpenAPI document", body = Object))
+)]
+async fn openapi_json() -> Response {
+    (
+        [("content-type", "application/json")],
+        crate::openapi::document(),
+    )
+        .into_response()
+}
+
+/// Send a document: the request body is the document, the query its addressing and
+/// metadata. It is signed and stored in the outbox before the answer; delivery follows.
+/// Everything that can refuse it is checked before a byte of the body is stored.
+#[utoipa::path(
+    post,
+    path = "/v1/documents",
+    tag = "documents",
+    operation_id = "send",
+    summary = "Send a document",
+    params(SendQuery),
+    request_body(
+        content = Binary,
+        content_type = "application/octet-stream",
+        description = "The document's bytes (at most the agent's `max_body_bytes`)"
+    ),
+    responses(
+        (status = 201, description = "Signed and stored in the outbox", body = DocumentCreated,
+            links(
+                ("status" = (operation_id = "status", parameters(("id" = "$response.body#/id")),
+                    description = "The new document's delivery and business state")),
+                ("takeback" = (operation_id = "takeback", parameters(("id" = "$response.body#/id")))),
+                ("remind" = (operation_id = "remind", parameters(("id" = "$response.body#/id")))),
+                ("update" = (operation_id = "update", parameters(("id" = "$response.body#/id")))),
+                ("replace" = (operation_id = "replace", parameters(("id" = "$response.body#/id")))),
+            ),
+            example = json!({"id": crate::openapi::EXAMPLE_DOC})),
+        (status = 400, description = "A recipient, the metadata or the body is not valid; \
+            nothing is stored", body = ApiError,
+            example = json!({"error": "the sender 000.00.00.G01 cannot be a recipient"})),
+        (status = 413, description = "The body exceeds the agent's limit; nothing is stored",
+            body = ApiError,
+            example = json!({"error": "document body exceeds the limit of 1073741824 bytes"})),
+        StoreFault,
+    )
+)]
 async fn send(
     State(a): State<Arc<Agent>>,
-    StrictQuery(q): StrictQuery<SendQuery>,
+    q: Result<StrictQuery<SendQuery>, Response>,
     body: Body,
 ) -> Response {
+    let q = match q {
+        Ok(StrictQuery(q)) => q,
+        Err(refusal) => return refuse_unread(body, refusal).await,
+    };
     let mut recipients = Vec::new();
     for r in q.to.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         match AgencyId::parse(r) {
@@ -178,6 +304,11 @@ pub(crate) async fn stage_body(a: &Agent, body: Body) -> Result<ReceivedBody, Se
         }
         sink.write(&chunk).await?;
     }
+    if total == 0 {
+        return Err(SendError::Invalid(
+            "the document is empty: the request has no body".into(),
+        ));
+    }
     Ok(sink.finish(Commit::AsReceived).await?)
 }
 
@@ -247,9 +378,19 @@ fn sent_doc(
 }
 
 /// `?after=CURSOR&limit=N` of every listing.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct PageQuery {
+    /// Where the page starts: the `poros-next-cursor` header of the previous page (a
+    /// document ID, followed in the receipts listing by `~` and a recipient's agency code).
+    #[param(
+        pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(~[0-9]{3}\.[0-9]{2}\.[0-9]{2}\.[A-Z][0-9]{2})?$",
+        example = "0190f5d2-3c4a-7b2e-9f10-6a7b8c9d0e1f"
+    )]
     after: Option<String>,
+    /// Items per page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000, example = 100)]
     limit: Option<usize>,
 }
 
@@ -322,6 +463,31 @@ async fn stream_page<P: Send + 'static>(
     }
 }
 
+/// Documents this agency sent, oldest first, with each recipient's delivery state.
+#[utoipa::path(
+    get,
+    path = "/v1/documents",
+    tag = "documents",
+    operation_id = "outbox",
+    summary = "List sent documents",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of sent documents", body = Vec<SentDocument>,
+            headers(("poros-next-cursor" = String,
+                description = "The `after` of the next page; absent on the last page")),
+            links(
+                ("status" = (operation_id = "status", parameters(("id" = "$response.body#/0/id")))),
+                ("takeback" = (operation_id = "takeback", parameters(("id" = "$response.body#/0/id")))),
+                ("remind" = (operation_id = "remind", parameters(("id" = "$response.body#/0/id")))),
+                ("update" = (operation_id = "update", parameters(("id" = "$response.body#/0/id")))),
+                ("replace" = (operation_id = "replace", parameters(("id" = "$response.body#/0/id")))),
+            )),
+        (status = 400, description = "`after` or `limit` is not valid", body = ApiError,
+            example = json!({"error": "limit must be between 1 and 1000 (got 0)"})),
+        (status = 500, description = "The listing could not be read (details in the agent's log)",
+            body = ApiError),
+    )
+)]
 async fn outbox(State(a): State<Arc<Agent>>, StrictQuery(q): StrictQuery<PageQuery>) -> Response {
     let (after, limit) = match q.check() {
         Ok(p) => p,
@@ -350,11 +516,27 @@ pub(crate) fn parse_id(id: &str) -> Result<DocumentId, Response> {
     })
 }
 
-async fn status(State(a): State<Arc<Agent>>, Path(id): Path<String>) -> Response {
-    let id = match parse_id(&id) {
-        Ok(i) => i,
-        Err(r) => return r,
-    };
+/// A sent or received document with its statements: per recipient (sent) or for this agency
+/// (received), the business state and the timeline of signed statements.
+#[utoipa::path(
+    get,
+    path = "/v1/documents/{id}",
+    tag = "documents",
+    operation_id = "status",
+    summary = "A document and its statements",
+    params(DocIdParam),
+    responses(
+        (status = 200, description = "The document, `direction` telling sent from received",
+            body = DocumentStatus),
+        (status = 400, description = "`id` is not a document ID", body = ApiError,
+            example = json!({"error": "\"x\" is not a document ID"})),
+        (status = 404, description = "No such document here", body = ApiError,
+            example = json!({"error": "no document 0190f5d2-3c4a-7b2e-9f10-6a7b8c9d0e1f here"})),
+        (status = 500, description = "The document could not be read (details in the agent's log)",
+            body = ApiError),
+    )
+)]
+async fn status(State(a): State<Arc<Agent>>, DocPath(id): DocPath) -> Response {
     match status_view(&a, &id) {
         Ok(Some(v)) => Json(v).into_response(),
         Ok(None) => err(StatusCode::NOT_FOUND, format!("no document {id} here")),
@@ -406,10 +588,53 @@ fn in_doc(id: &DocumentId, r: &InRecord) -> ReceivedDoc {
     }
 }
 
+/// Documents received, oldest first, with this agency's business state on each (documents
+/// it gave up by accepting a take-back, a replacement or a removal are not listed).
+#[utoipa::path(
+    get,
+    path = "/v1/inbox",
+    tag = "inbox",
+    operation_id = "inbox",
+    summary = "List received documents",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of received documents", body = Vec<InboxItem>,
+            headers(("poros-next-cursor" = String,
+                description = "The `after` of the next page; absent on the last page")),
+            links(
+                ("status" = (operation_id = "status", parameters(("id" = "$response.body#/0/id")))),
+                ("body" = (operation_id = "fetch", parameters(("id" = "$response.body#/0/id")))),
+                ("progress" = (operation_id = "progress", parameters(("id" = "$response.body#/0/id")))),
+                ("answer" = (operation_id = "answer", parameters(("id" = "$response.body#/0/id")))),
+            )),
+        (status = 400, description = "`after` or `limit` is not valid", body = ApiError,
+            example = json!({"error": "limit must be between 1 and 1000 (got 0)"})),
+        (status = 500, description = "The listing could not be read (details in the agent's log)",
+            body = ApiError),
+    )
+)]
 async fn inbox(State(a): State<Arc<Agent>>, StrictQuery(q): StrictQuery<PageQuery>) -> Response {
     received(a, q, false).await
 }
 
+/// Documents received that failed a check, with the reason; their bodies are not served.
+#[utoipa::path(
+    get,
+    path = "/v1/quarantine",
+    tag = "inbox",
+    operation_id = "quarantine",
+    summary = "List quarantined documents",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of quarantined documents", body = Vec<ReceivedDoc>,
+            headers(("poros-next-cursor" = String,
+                description = "The `after` of the next page; absent on the last page"))),
+        (status = 400, description = "`after` or `limit` is not valid", body = ApiError,
+            example = json!({"error": "limit must be between 1 and 1000 (got 0)"})),
+        (status = 500, description = "The listing could not be read (details in the agent's log)",
+            body = ApiError),
+    )
+)]
 async fn quarantine(
     State(a): State<Arc<Agent>>,
     StrictQuery(q): StrictQuery<PageQuery>,
@@ -446,11 +671,28 @@ async fn received(a: Arc<Agent>, q: PageQuery, quarantine: bool) -> Response {
     .await
 }
 
-async fn fetch(State(a): State<Arc<Agent>>, Path(id): Path<String>) -> Response {
-    let id = match parse_id(&id) {
-        Ok(i) => i,
-        Err(r) => return r,
-    };
+/// The body of a received document, byte for byte as its sender signed it.
+#[utoipa::path(
+    get,
+    path = "/v1/inbox/{id}/body",
+    tag = "inbox",
+    operation_id = "fetch",
+    summary = "A received document's body",
+    params(DocIdParam),
+    responses(
+        (status = 200, description = "The document's bytes", content_type = "application/octet-stream",
+            body = Binary),
+        (status = 400, description = "`id` is not a document ID", body = ApiError),
+        (status = 403, description = "The document is quarantined", body = ApiError,
+            example = json!({"error": "document 0190f5d2-3c4a-7b2e-9f10-6a7b8c9d0e1f is quarantined"})),
+        (status = 404, description = "No such document in the inbox, or its body is no longer kept",
+            body = ApiError,
+            example = json!({"error": "no document 0190f5d2-3c4a-7b2e-9f10-6a7b8c9d0e1f in the inbox"})),
+        (status = 500, description = "The body could not be read (details in the agent's log)",
+            body = ApiError),
+    )
+)]
+async fn fetch(State(a): State<Arc<Agent>>, DocPath(id): DocPath) -> Response {
     let rec = match a.store.received(&id) {
         Ok(Some(r)) if r.reason.is_none() => r,
         Ok(Some(_)) => {
@@ -477,6 +719,7 @@ async fn fetch(State(a): State<Arc<Agent>>, Path(id): Path<String>) -> Response 
             Ok(f) => {
                 let stream = tokio_util::io::ReaderStream::with_capacity(f, 256 * 1024);
                 Response::builder()
+                    .header("content-type", "application/octet-stream")
                     .header("content-length", rec.body_len)
                     .body(Body::from_stream(stream))
                     .unwrap_or_else(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))
@@ -487,6 +730,24 @@ async fn fetch(State(a): State<Arc<Agent>>, Path(id): Path<String>) -> Response 
     }
 }
 
+/// Signed receipts and rejections of sent documents, each signature checked again.
+#[utoipa::path(
+    get,
+    path = "/v1/receipts",
+    tag = "events",
+    operation_id = "receipts",
+    summary = "List receipts of sent documents",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of receipts", body = Vec<ReceiptItem>,
+            headers(("poros-next-cursor" = String,
+                description = "The `after` of the next page; absent on the last page"))),
+        (status = 400, description = "`after` or `limit` is not valid", body = ApiError,
+            example = json!({"error": "limit must be between 1 and 1000 (got 0)"})),
+        (status = 500, description = "The listing could not be read (details in the agent's log)",
+            body = ApiError),
+    )
+)]
 async fn receipts(State(a): State<Arc<Agent>>, StrictQuery(q): StrictQuery<PageQuery>) -> Response {
     let (after, limit) = match q.check() {
         Ok(p) => p,
@@ -555,23 +816,53 @@ fn receipt_item(
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct EventsQuery {
+    /// Events after this sequence number: `next` of the previous answer (default 0, from the
+    /// start).
     #[serde(default)]
-    after: u64,
-    limit: Option<usize>,
+    #[param(minimum = 0, example = 0)]
+    after: i64,
+    /// Most events in the answer (default 1000; more than 10 000 is taken as 10 000).
+    #[param(minimum = 0, example = 1000)]
+    limit: Option<i64>,
 }
 
 /// Answers stored for sent documents and statements made or received, in storage order,
 /// after a cursor: `{events, next}`.
+#[utoipa::path(
+    get,
+    path = "/v1/events",
+    tag = "events",
+    operation_id = "events",
+    summary = "Events after a cursor",
+    params(EventsQuery),
+    responses(
+        (status = 200, description = "The events after `after`", body = EventsPage),
+        (status = 400, description = "`after` or `limit` is not a number", body = ApiError,
+            example = json!({"error": "Failed to deserialize query string: after: invalid digit found in string"})),
+        (status = 500, description = "The events could not be read (details in the agent's log)",
+            body = ApiError),
+    )
+)]
 async fn events(State(a): State<Arc<Agent>>, StrictQuery(q): StrictQuery<EventsQuery>) -> Response {
     use crate::state::statements::AnyEvent;
-    match a
-        .store
-        .all_events(q.after, q.limit.unwrap_or(1000).min(10_000))
-    {
+    // JSON's integers (int64), as documented; a count is never negative.
+    let (Ok(after), Ok(limit)) = (
+        u64::try_from(q.after),
+        u64::try_from(q.limit.unwrap_or(1000)),
+    ) else {
+        return err(
+            StatusCode::BAD_REQUEST,
+            "`after` and `limit` must be at least 0",
+        );
+    };
+    let limit = usize::try_from(limit.min(10_000)).unwrap_or(10_000);
+    match a.store.all_events(after, limit) {
         Ok(list) => {
-            let next = list.last().map(|(s, _)| *s).unwrap_or(q.after);
+            let next = list.last().map(|(s, _)| *s).unwrap_or(after);
             let events = list
                 .into_iter()
                 .map(|(seq, e)| match e {
@@ -602,8 +893,44 @@ async fn events(State(a): State<Arc<Agent>>, StrictQuery(q): StrictQuery<EventsQ
     }
 }
 
-/// Sign and send this agency's paper-only counts for a month.
-async fn paper(State(a): State<Arc<Agent>>, Json(b): Json<PaperReportRequest>) -> Response {
+/// Sign and send this agency's paper-only counts for a month; the answer comes once the hub
+/// stored them (a later report for the same month replaces it).
+#[utoipa::path(
+    post,
+    path = "/v1/reports/paper",
+    tag = "reports",
+    operation_id = "paper_report",
+    summary = "Report paper-only counts for a month",
+    request_body(content = PaperReportRequest, content_type = "application/json",
+        example = json!({"month": "2026-03", "sent": 4, "received": 7})),
+    responses(
+        (status = 200, description = "The hub stored the counts", body = PaperReportDone),
+        (status = 400, description = "The request is not a month and two counts", body = ApiError,
+            example = json!({"error": "month \"2026-13\" is not YYYY-MM"})),
+        (status = 502, description = "The hub refused the report or the request failed on the way",
+            body = ApiError),
+        (status = 503, description = "Not connected to the hub; retry when connected",
+            body = ApiError),
+    )
+)]
+async fn paper(State(a): State<Arc<Agent>>, b: Bytes) -> Response {
+    let b: PaperReportRequest = match json_body(&b) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    // Checked here so that a bad month is the caller's 400, not the hub's refusal.
+    if !poros_protocol::PaperReport::month_is_valid(&b.month) {
+        return err(
+            StatusCode::BAD_REQUEST,
+            format!("month {:?} is not YYYY-MM", b.month),
+        );
+    }
+    if !a.connected() {
+        return err(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not connected to the hub; retry when the agent is connected",
+        );
+    }
     match a.report_paper(&b.month, b.sent, b.received).await {
         Ok(()) => Json(PaperReportDone { ok: true }).into_response(),
         Err(e) => err(StatusCode::BAD_GATEWAY, format!("{e:#}")),

@@ -1,72 +1,102 @@
 //! Requests and answers of the local API, defined once: the API handlers decode and encode
 //! them, the CLI builds and reads them (it never re-parses this JSON by hand).
 
+use crate::openapi::{AgencyCode, DocId, PartySchema, PrioritySchema, StaffSchema, StaffView};
 use poros_protocol::{AgencyId, DocumentId, Metadata, Party, Priority, Staff};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-/// `POST /v1/documents/:id/progress`: a business status on a received document.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// `POST /v1/documents/{id}/progress`: a business status on a received document.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProgressRequest {
     /// `registered` … or the national code `01`–`06`.
+    #[schema(schema_with = crate::openapi::business_status)]
     pub code: String,
     /// Free note.
     #[serde(default)]
+    #[schema(pattern = "<one-line>", max_length = 2048, examples("draft reply"))]
     pub note: Option<String>,
     /// Why (required for `rejected`).
     #[serde(default)]
+    #[schema(pattern = "<one-line>", max_length = 2048)]
     pub reason: Option<String>,
     /// Who acted.
+    #[serde(deserialize_with = "object")]
+    #[schema(value_type = StaffSchema)]
     pub staff: Staff,
 }
 
-/// `POST /v1/documents/:id/takeback`: ask recipients to withdraw a sent document.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// `POST /v1/documents/{id}/takeback`: ask recipients to withdraw a sent document.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TakebackRequest {
     /// Addressees; default every current recipient the document was delivered to.
     #[serde(default)]
+    #[schema(value_type = Option<Vec<AgencyCode>>)]
     pub to: Option<Vec<AgencyId>>,
     /// Why.
+    #[schema(
+        pattern = "<not-blank-line>",
+        max_length = 2048,
+        examples("sent in error")
+    )]
     pub reason: String,
     /// Free note.
     #[serde(default)]
+    #[schema(pattern = "<one-line>", max_length = 2048)]
     pub note: Option<String>,
     /// Who acted.
+    #[serde(deserialize_with = "object")]
+    #[schema(value_type = StaffSchema)]
     pub staff: Staff,
 }
 
-/// `POST /v1/documents/:id/remind`: urge recipients of a sent document to act on it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// `POST /v1/documents/{id}/remind`: urge recipients of a sent document to act on it.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RemindRequest {
     /// Addressees; default every current recipient it was delivered to with work left.
     #[serde(default)]
+    #[schema(value_type = Option<Vec<AgencyCode>>)]
     pub to: Option<Vec<AgencyId>>,
     /// What is expected (required).
+    #[schema(
+        pattern = "<not-blank-line>",
+        max_length = 2048,
+        examples("please register it")
+    )]
     pub note: String,
     /// Who acted.
+    #[serde(deserialize_with = "object")]
+    #[schema(value_type = StaffSchema)]
     pub staff: Staff,
 }
 
 /// Corrected metadata of an update: each field given replaces the envelope's.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MetaPatch {
     /// Subject.
     #[serde(default)]
+    #[schema(pattern = "<not-blank-line>", max_length = 2048)]
     pub subject: Option<String>,
     /// Official number.
     #[serde(default)]
+    #[schema(pattern = "<one-line>", max_length = 2048)]
     pub number: Option<String>,
     /// Document type.
     #[serde(default, rename = "type")]
+    #[schema(pattern = "<one-line>", max_length = 2048)]
     pub doc_type: Option<String>,
     /// Priority.
     #[serde(default)]
+    #[schema(value_type = Option<PrioritySchema>)]
     pub priority: Option<Priority>,
     /// Due date `YYYY-MM-DD`.
     #[serde(default)]
+    #[schema(format = Date)]
     pub due: Option<String>,
 }
 
@@ -102,82 +132,122 @@ impl MetaPatch {
     }
 }
 
-/// `POST /v1/documents/:id/update`: add or remove recipients, or correct metadata.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// `POST /v1/documents/{id}/update`: add or remove recipients, or correct metadata.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateRequest {
     /// Agencies added.
     #[serde(default)]
+    #[schema(value_type = Vec<AgencyCode>)]
     pub add: Vec<AgencyId>,
     /// Recipients removed.
     #[serde(default)]
+    #[schema(value_type = Vec<AgencyCode>)]
     pub remove: Vec<AgencyId>,
     /// Corrected metadata.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object")]
     pub meta: MetaPatch,
     /// Why.
+    #[schema(
+        pattern = "<not-blank-line>",
+        max_length = 2048,
+        examples("sent in error")
+    )]
     pub reason: String,
     /// Free note.
     #[serde(default)]
+    #[schema(pattern = "<one-line>", max_length = 2048)]
     pub note: Option<String>,
     /// Who acted.
+    #[serde(deserialize_with = "object")]
+    #[schema(value_type = StaffSchema)]
     pub staff: Staff,
 }
 
-/// `POST /v1/documents/:id/answer`: answer the pending change request on a received document.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// `POST /v1/documents/{id}/answer`: answer the pending change request on a received document.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AnswerRequest {
     /// Accept (`15`) or refuse (`16`).
     pub accept: bool,
     /// Why (required to refuse).
     #[serde(default)]
+    #[schema(pattern = "<one-line>", max_length = 2048)]
     pub reason: Option<String>,
     /// Free note.
     #[serde(default)]
+    #[schema(pattern = "<one-line>", max_length = 2048)]
     pub note: Option<String>,
     /// Who acted.
+    #[serde(deserialize_with = "object")]
+    #[schema(value_type = StaffSchema)]
     pub staff: Staff,
 }
 
-/// Query of `POST /v1/documents/:id/replace` (the new document's body is the request body).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// Query of `POST /v1/documents/{id}/replace` (the new document's body is the request body).
+#[derive(Clone, Debug, Serialize, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ReplaceQuery {
-    /// Comma-separated recipients of the new document; default the old one's current ones.
+    /// Recipients of the new document, comma-separated; default the old one's current ones.
     #[serde(default)]
+    #[param(value_type = Option<BTreeSet<AgencyCode>>, style = Form, explode = false, min_items = 1, max_items = 1000)]
     pub to: Option<String>,
     /// Subject of the new document.
+    #[param(
+        pattern = "<not-blank-line>",
+        max_length = 2048,
+        example = "Kế hoạch 2027 (sửa đổi)"
+    )]
     pub subject: String,
     /// Its official number.
     #[serde(default)]
+    #[param(pattern = "<one-line>", max_length = 2048, example = "13/KH-BTC")]
     pub number: Option<String>,
     /// Its type.
     #[serde(default, rename = "type")]
+    #[param(pattern = "<one-line>", max_length = 2048)]
     pub doc_type: Option<String>,
     /// Its priority.
     #[serde(default)]
+    #[param(value_type = Option<PrioritySchema>)]
     pub priority: Option<String>,
-    /// Its due date.
+    /// Its due date, `YYYY-MM-DD`.
     #[serde(default)]
+    #[param(format = Date)]
     pub due: Option<String>,
     /// Its file name.
     #[serde(default)]
+    #[param(pattern = "<one-line>", max_length = 2048)]
     pub filename: Option<String>,
     /// Why the old one is replaced.
+    #[param(
+        pattern = "<not-blank-line>",
+        max_length = 2048,
+        example = "wrong figures"
+    )]
     pub reason: String,
     /// Free note.
     #[serde(default)]
+    #[param(pattern = "<one-line>", max_length = 2048)]
     pub note: Option<String>,
     /// Staff department.
+    #[param(pattern = "<not-blank-line>", max_length = 2048, example = "Văn thư")]
     pub staff_department: String,
     /// Staff name.
+    #[param(
+        pattern = "<not-blank-line>",
+        max_length = 2048,
+        example = "Nguyễn Văn An"
+    )]
     pub staff_name: String,
     /// Staff e-mail.
     #[serde(default)]
+    #[param(pattern = "<one-line>", max_length = 2048)]
     pub staff_email: Option<String>,
     /// Staff phone.
     #[serde(default)]
+    #[param(pattern = "<one-line>", max_length = 2048)]
     pub staff_phone: Option<String>,
 }
 
@@ -194,9 +264,10 @@ impl ReplaceQuery {
 }
 
 /// The answer to every statement verb: the statement was stored durably and queued.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct StatementMade {
     /// The document it is about.
+    #[schema(value_type = DocId)]
     pub doc: DocumentId,
     /// Hex payload digest: the statement's name.
     pub statement: String,
@@ -205,14 +276,16 @@ pub struct StatementMade {
     /// National code, if any.
     pub code: Option<String>,
     /// Addressees.
+    #[schema(value_type = Vec<AgencyCode>)]
     pub to: Vec<AgencyId>,
     /// The new document (replace only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<DocId>)]
     pub successor: Option<DocumentId>,
 }
 
 /// An error answer of the local API; `reason_code` is set for refusals under the rules.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ApiError {
     /// What was wrong, in words.
     pub error: String,
@@ -222,58 +295,105 @@ pub struct ApiError {
 }
 
 /// Query of `POST /v1/documents` (the document's body is the request body).
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct SendQuery {
-    /// Comma-separated recipient agency codes.
+    /// Recipient agency codes, comma-separated.
+    #[param(value_type = BTreeSet<AgencyCode>, style = Form, explode = false, min_items = 1, max_items = 1000,
+        example = json!(["000.00.00.G02"]))]
     pub to: String,
     /// Subject.
+    #[param(
+        pattern = "<not-blank-line>",
+        max_length = 2048,
+        example = "Kế hoạch 2027"
+    )]
     pub subject: String,
     /// Official number/notation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(pattern = "<one-line>", max_length = 2048, example = "12/KH-BTC")]
     pub number: Option<String>,
     /// Document type.
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    #[param(pattern = "<one-line>", max_length = 2048, example = "plan")]
     pub doc_type: Option<String>,
-    /// `normal`, `urgent` or `flash`.
+    /// `normal` (the default), `urgent` or `flash`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(value_type = Option<PrioritySchema>)]
     pub priority: Option<String>,
     /// Due date `YYYY-MM-DD`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(format = Date, example = "2027-01-31")]
     pub due: Option<String>,
     /// File name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(pattern = "<one-line>", max_length = 2048, example = "ke-hoach.pdf")]
     pub filename: Option<String>,
 }
 
 /// The answer to `POST /v1/documents`: signed and stored in the outbox.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct DocumentCreated {
     /// The new document's ID.
+    #[schema(value_type = DocId)]
     pub id: DocumentId,
 }
 
 /// `POST /v1/reports/paper`: this agency's paper-only counts for a month.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PaperReportRequest {
     /// `YYYY-MM`.
+    #[schema(pattern = r"^[0-9]{4}-(0[1-9]|1[0-2])$", examples("2026-03"))]
     pub month: String,
     /// Documents sent on paper only.
+    #[serde(deserialize_with = "count")]
     pub sent: u64,
     /// Documents received on paper only.
+    #[serde(deserialize_with = "count")]
     pub received: u64,
 }
 
+/// A JSON object decoded as `T`; serde's derived structs also take an array of the fields'
+/// values in order, which the API does not (the documented shape is an object).
+pub(crate) fn object<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<T, D::Error> {
+    let map = serde_json::Map::deserialize(d)?;
+    T::deserialize(serde_json::Value::Object(map)).map_err(serde::de::Error::custom)
+}
+
+/// A count in a JSON request: an integer from 0 to 2^63 - 1 (JSON's `int64`), also when
+/// written with a zero fraction (`7.0`, as some JSON encoders write every number).
+fn count<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    use serde::de::Error;
+    let n = serde_json::Number::deserialize(d)?;
+    let v = match (n.as_u64(), n.as_f64()) {
+        (Some(v), _) => Some(v),
+        // Exact below 2^53; larger values with a fraction part are refused by the bound.
+        (None, Some(f)) if f.fract() == 0.0 && (0.0..9.007_199_254_740_992e15).contains(&f) => {
+            Some(f as u64)
+        }
+        _ => None,
+    };
+    v.filter(|v| i64::try_from(*v).is_ok()).ok_or_else(|| {
+        D::Error::custom(format!(
+            "{n} is not a count (an integer from 0 to 2^63 - 1)"
+        ))
+    })
+}
+
 /// The answer to a paper report the hub accepted.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PaperReportDone {
     /// Always true.
     pub ok: bool,
 }
 
 /// `GET /v1/health`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Health {
     /// This agency.
+    #[schema(value_type = AgencyCode)]
     pub agency: AgencyId,
     /// Whether the hub connection is up.
     pub connected: bool,
@@ -281,8 +401,8 @@ pub struct Health {
     pub store: StoreHealth,
 }
 
-/// The store part of [`Health`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// The store part of `Health`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct StoreHealth {
     /// Whether the last write succeeded.
     pub writable: bool,
@@ -294,11 +414,13 @@ pub struct StoreHealth {
 
 /// One item of `GET /v1/receipts`: a signed answer for a sent document, its signature
 /// checked again when listed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ReceiptItem {
     /// The document.
+    #[schema(value_type = DocId)]
     pub id: DocumentId,
     /// Who signed it.
+    #[schema(value_type = AgencyCode)]
     pub recipient: AgencyId,
     /// `delivered` or `rejected`.
     pub outcome: String,
@@ -317,7 +439,7 @@ pub struct ReceiptItem {
 }
 
 /// `GET /v1/events`: events after a cursor, and the cursor of the next call.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct EventsPage {
     /// In storage order.
     pub events: Vec<EventItem>,
@@ -326,7 +448,7 @@ pub struct EventsPage {
 }
 
 /// One event: an answer stored for a sent document, or a statement made or received.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum EventItem {
     /// A statement (its `type` is `statement`).
@@ -336,13 +458,15 @@ pub enum EventItem {
 }
 
 /// A recipient's answer stored for a sent document.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ReceiptEventItem {
     /// Event sequence number.
     pub seq: u64,
     /// The document.
+    #[schema(value_type = DocId)]
     pub id: DocumentId,
     /// The recipient.
+    #[schema(value_type = AgencyCode)]
     pub recipient: AgencyId,
     /// `delivered`, `rejected`, `expired` or `lost`.
     pub state: String,
@@ -351,11 +475,12 @@ pub struct ReceiptEventItem {
 }
 
 /// A statement made or received.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct StatementEventItem {
     /// Event sequence number.
     pub seq: u64,
     /// The document.
+    #[schema(value_type = DocId)]
     pub doc: DocumentId,
     /// Always `statement`.
     #[serde(rename = "type")]
@@ -363,8 +488,10 @@ pub struct StatementEventItem {
     /// `made` or `received`.
     pub direction: String,
     /// Maker.
+    #[schema(value_type = PartySchema)]
     pub from: poros_protocol::Party,
     /// Addressees.
+    #[schema(value_type = Vec<AgencyCode>)]
     pub to: Vec<AgencyId>,
     /// Kind label.
     pub label: String,
@@ -377,12 +504,14 @@ pub struct StatementEventItem {
 }
 
 /// A received or quarantined document, as listed by `GET /v1/inbox` and `GET /v1/quarantine`
-/// (the base of a received document's `GET /v1/documents/:id`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// (the base of a received document's `GET /v1/documents/{id}`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ReceivedDoc {
     /// The document.
+    #[schema(value_type = DocId)]
     pub id: DocumentId,
     /// Its sender (absent if the stored envelope no longer decodes).
+    #[schema(value_type = Option<AgencyCode>)]
     pub sender: Option<AgencyId>,
     /// Subject.
     pub subject: Option<String>,
@@ -392,6 +521,7 @@ pub struct ReceivedDoc {
     #[serde(rename = "type")]
     pub doc_type: Option<String>,
     /// Priority.
+    #[schema(value_type = Option<PrioritySchema>)]
     pub priority: Option<Priority>,
     /// Due date.
     pub due: Option<String>,
@@ -407,24 +537,27 @@ pub struct ReceivedDoc {
     pub reason: Option<String>,
     /// The business state an inbox item shows (absent in quarantine).
     #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::openapi::optional_inbox_state)]
     pub inbox: Option<InboxState>,
 }
 
 /// The business state of an inbox item.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct InboxState {
     /// The last business status label, if any.
     pub business: Option<String>,
     /// The change request waiting for this agency's answer.
     pub pending_change: Option<PendingChange>,
     /// The document that replaced it.
+    #[schema(value_type = Option<DocId>)]
     pub replaced_by: Option<DocumentId>,
     /// The document it replaces.
+    #[schema(value_type = Option<DocId>)]
     pub replaces: Option<DocumentId>,
 }
 
 /// A change request waiting for an answer, as an inbox item shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PendingChange {
     /// Hex payload digest of the request.
     pub statement: String,
@@ -432,12 +565,13 @@ pub struct PendingChange {
     pub label: String,
     /// The new document (replace only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<DocId>)]
     pub successor: Option<DocumentId>,
 }
 
-/// `GET /v1/documents/:id`: a sent or a received document with its statements, told apart by
+/// `GET /v1/documents/{id}`: a sent or a received document with its statements, told apart by
 /// `direction` (`sent` or `received`).
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, ToSchema)]
 #[serde(tag = "direction", rename_all = "lowercase")]
 // One is built per request and serialized at once; boxing a variant would only add noise.
 #[allow(clippy::large_enum_variant)]
@@ -448,11 +582,12 @@ pub enum DocumentStatus {
     Received(ReceivedDocumentView),
 }
 
-/// A sent document: one item of `GET /v1/documents`, and (with [`SentStatements`]) the body
-/// of a sent document's `GET /v1/documents/:id`.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+/// A sent document: one item of `GET /v1/documents`, and (with `SentStatements`) the body
+/// of a sent document's `GET /v1/documents/{id}`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, ToSchema)]
 pub struct SentDocument {
     /// The document.
+    #[schema(value_type = DocId)]
     pub id: DocumentId,
     /// Subject (`null` if the stored envelope no longer decodes).
     pub subject: Option<String>,
@@ -471,17 +606,20 @@ pub struct SentDocument {
     pub recipients: Vec<RecipientView>,
     /// The change requests and successions (status view only; absent in the listing).
     #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::openapi::optional_sent_statements)]
     pub statements: Option<SentStatements>,
 }
 
 /// What a sent document's status view adds to its listing item.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, ToSchema)]
 pub struct SentStatements {
     /// The change requests made on it, in storage order.
     pub changes: Vec<ChangeView>,
     /// The document it replaces.
+    #[schema(value_type = Option<DocId>)]
     pub replaces: Option<DocumentId>,
     /// The document that replaces it (a replacement the hub did not refuse).
+    #[schema(value_type = Option<DocId>)]
     pub replaced_by: Option<DocumentId>,
     /// Stored statements that no longer decode (absent when none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -489,9 +627,10 @@ pub struct SentStatements {
 }
 
 /// One recipient of a sent document.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, ToSchema)]
 pub struct RecipientView {
     /// The recipient.
+    #[schema(value_type = AgencyCode)]
     pub agency: AgencyId,
     /// `pending`, `accepted`, `delivered`, `rejected`, `expired`, `lost` or `refused`.
     pub state: String,
@@ -502,11 +641,12 @@ pub struct RecipientView {
     pub reason: Option<String>,
     /// Business state and timeline (status view only; absent in the listing).
     #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::openapi::optional_recipient_detail)]
     pub detail: Option<RecipientDetail>,
 }
 
 /// What a recipient gains in a sent document's status view.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, ToSchema)]
 pub struct RecipientDetail {
     /// The recipient's business state.
     #[serde(flatten)]
@@ -517,13 +657,14 @@ pub struct RecipientDetail {
 }
 
 /// One agency's business state on a document, under the exchange rules.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, ToSchema)]
 pub struct BusinessState {
     /// The last business status label, if any.
     pub business: Option<String>,
     /// It accepted a take-back.
     pub withdrawn: bool,
     /// It accepted a replacement by this document.
+    #[schema(value_type = Option<DocId>)]
     pub replaced_by: Option<DocumentId>,
     /// It accepted being removed by an update.
     pub removed: bool,
@@ -532,7 +673,7 @@ pub struct BusinessState {
 }
 
 /// A change request awaiting an answer, as a status view shows it.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, ToSchema)]
 pub struct PendingChangeView {
     /// Hex payload digest of the request.
     pub statement: String,
@@ -544,11 +685,12 @@ pub struct PendingChangeView {
     pub time_ms: Option<u64>,
     /// The new document (replace only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<DocId>)]
     pub successor: Option<DocumentId>,
 }
 
 /// A change request made on a sent document (an item of its `changes`).
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, ToSchema)]
 pub struct ChangeView {
     /// Hex payload digest of the request.
     pub statement: String,
@@ -557,6 +699,7 @@ pub struct ChangeView {
     /// National code, if any (`13` for a take-back).
     pub code: Option<String>,
     /// Addressees.
+    #[schema(value_type = Vec<AgencyCode>)]
     pub to: Vec<AgencyId>,
     /// When made, Unix ms.
     pub time_ms: u64,
@@ -571,14 +714,16 @@ pub struct ChangeView {
 }
 
 /// What a change request asks: `{}` for a take-back.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, ToSchema)]
 #[serde(untagged)]
 pub enum ChangeAsked {
     /// Recipients added or removed, or metadata corrected.
     Update {
         /// Agencies added.
+        #[schema(value_type = Vec<AgencyCode>)]
         add: Vec<AgencyId>,
         /// Recipients removed.
+        #[schema(value_type = Vec<AgencyCode>)]
         remove: Vec<AgencyId>,
         /// Corrected subject, if metadata is corrected.
         subject: Option<String>,
@@ -588,14 +733,16 @@ pub enum ChangeAsked {
     /// A new document supersedes it.
     Replace {
         /// The new document.
+        #[schema(value_type = DocId)]
         successor: DocumentId,
     },
     /// A take-back (nothing more to say).
+    #[schema(max_properties = 0)]
     TakeBack {},
 }
 
 /// A reason as a view shows it.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, ToSchema)]
 pub struct ReasonView {
     /// The reason code's label (`null` for a change request's reason, which is words only).
     pub code: Option<String>,
@@ -605,7 +752,7 @@ pub struct ReasonView {
 
 /// One entry of a document's timeline: a signed statement, or a receipt in the form of
 /// `poros/1` (then only `label`, `time_ms` and `form`).
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, ToSchema)]
 pub struct TimelineEntry {
     /// Kind label (`hub_accepted`, `delivered`, `registered`, `takeback`, `reminder`, …).
     pub label: String,
@@ -614,6 +761,7 @@ pub struct TimelineEntry {
     pub time_ms: Option<u64>,
     /// The statement's fields (absent for a `poros/1` receipt).
     #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::openapi::optional_statement_entry)]
     pub statement: Option<StatementEntry>,
     /// The answer's form when it is not a statement (`poros/1`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -621,15 +769,18 @@ pub struct TimelineEntry {
 }
 
 /// The fields of a timeline entry that is a signed statement.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, ToSchema)]
 pub struct StatementEntry {
     /// National code, if any.
     pub code: Option<String>,
     /// Maker: an agency code or `hub`.
+    #[schema(value_type = PartySchema)]
     pub from: Party,
     /// Addressees.
+    #[schema(value_type = Vec<AgencyCode>)]
     pub to: Vec<AgencyId>,
     /// Who acted (empty names for automatic statements).
+    #[schema(value_type = StaffView)]
     pub staff: Staff,
     /// Free note.
     pub note: Option<String>,
@@ -657,6 +808,7 @@ pub struct StatementEntry {
     pub change: Option<ChangeAsked>,
     /// The recipient a hub notice is about (notices only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<AgencyCode>)]
     pub about: Option<AgencyId>,
     /// Why a delivery is late (delay notices only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -666,9 +818,9 @@ pub struct StatementEntry {
     pub body_lost: Option<String>,
 }
 
-/// A received document's `GET /v1/documents/:id`: the inbox item's fields (without the inbox
-/// state, which [`BusinessState`] gives in full) and its timeline.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+/// A received document's `GET /v1/documents/{id}`: the inbox item's fields (without the inbox
+/// state, which `BusinessState` gives in full) and its timeline.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, ToSchema)]
 pub struct ReceivedDocumentView {
     /// The document as received (its `inbox` is always `None` here).
     #[serde(flatten, deserialize_with = "received_base")]
@@ -677,6 +829,7 @@ pub struct ReceivedDocumentView {
     #[serde(flatten)]
     pub business: BusinessState,
     /// The document it replaces.
+    #[schema(value_type = Option<DocId>)]
     pub replaces: Option<DocumentId>,
     /// Every statement about it stored here, in storage order.
     pub timeline: Vec<TimelineEntry>,

@@ -15,7 +15,8 @@
 //! - [`listing`]: cursor pagination over the outbox, inbox, quarantine and receipts.
 //! - [`api`]: the loopback HTTP API, [`statement_api`] its statement verbs, [`views`] the
 //!   JSON of documents with their timelines, [`api_types`] the request and answer types the
-//!   API and the CLI share; [`cli`]: the `poros-agent` command line.
+//!   API and the CLI share; [`openapi`] the API's OpenAPI document, generated from the
+//!   handlers; [`cli`]: the `poros-agent` command line.
 #![forbid(unsafe_code)]
 
 pub mod agent;
@@ -24,6 +25,7 @@ pub mod api_types;
 pub mod cli;
 pub mod enroll;
 pub mod listing;
+pub mod openapi;
 pub mod paths;
 pub mod reasons;
 pub mod state;

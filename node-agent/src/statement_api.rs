@@ -3,32 +3,33 @@
 //! the rule's reason code (422, 404 for an unknown document) and nothing stored.
 
 use crate::agent::{now_ms, Agent, SendError};
-use crate::api::{err, parse_id, refuse_unread, stage_body, store_err};
+use crate::api::{err, json_body, refuse_unread, stage_body, store_err, DocPath};
 use crate::api_types::{
     AnswerRequest, ApiError, ProgressRequest, RemindRequest, ReplaceQuery, StatementMade,
     TakebackRequest, UpdateRequest,
 };
+use crate::openapi::{Binary, DocIdParam, StatementRefused, StoreFault};
 use crate::statements::{MakeError, Say};
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use poros_protocol::{AgencyId, BusinessStatus, DocumentId, Metadata, ReasonCode};
 use poros_transport::http::StrictQuery;
-use serde::de::DeserializeOwned;
 use std::sync::Arc;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-/// The statement routes (merged into [`crate::api::router`]).
-pub fn routes() -> Router<Arc<Agent>> {
-    Router::new()
-        .route("/v1/documents/:id/progress", post(progress))
-        .route("/v1/documents/:id/takeback", post(takeback))
-        .route("/v1/documents/:id/remind", post(remind))
-        .route("/v1/documents/:id/update", post(update))
-        .route("/v1/documents/:id/replace", post(replace))
-        .route("/v1/documents/:id/answer", post(answer))
+/// The statement routes (merged into [`crate::api::routes`]).
+pub(crate) fn routes() -> OpenApiRouter<Arc<Agent>> {
+    OpenApiRouter::new()
+        .routes(routes!(progress))
+        .routes(routes!(takeback))
+        .routes(routes!(remind))
+        .routes(routes!(update))
+        .routes(routes!(replace))
+        .routes(routes!(answer))
 }
 
 /// The answer for a statement made, or why not.
@@ -62,19 +63,26 @@ fn made_error(a: &Agent, e: MakeError) -> Response {
     }
 }
 
-/// Decodes a JSON request body, answering 400 (not axum's 422, which is a rule refusal here).
-#[allow(clippy::result_large_err)]
-fn body<T: DeserializeOwned>(b: &Bytes) -> Result<T, Response> {
-    serde_json::from_slice(b).map_err(|e| err(StatusCode::BAD_REQUEST, format!("request: {e}")))
-}
-
-#[allow(clippy::result_large_err)]
-fn parts<T: DeserializeOwned>(id: &str, b: &Bytes) -> Result<(DocumentId, T), Response> {
-    Ok((parse_id(id)?, body(b)?))
-}
-
-async fn progress(State(a): State<Arc<Agent>>, Path(id): Path<String>, b: Bytes) -> Response {
-    let (doc, q): (_, ProgressRequest) = match parts(&id, &b) {
+/// Say a business status (01–06) on a document this agency received; addressed to its sender.
+#[utoipa::path(
+    post,
+    path = "/v1/documents/{id}/progress",
+    tag = "statements",
+    operation_id = "progress",
+    summary = "Say a business status on a received document",
+    params(DocIdParam),
+    request_body(content = ProgressRequest, content_type = "application/json",
+        example = json!({"code": "registered", "staff": {"department": "Văn thư", "name": "Nguyễn Văn An"}})),
+    responses(
+        (status = 200, description = "Signed, stored and queued for the hub", body = StatementMade,
+            example = json!({"doc": crate::openapi::EXAMPLE_DOC, "statement": "9f2c5b0e7d1a4c3b8e6f20a1d4c7b9e3f5a6c8d0e2b4f6a8c1e3d5f7a9b0c2d4", "kind": "registered",
+                "code": "03", "to": ["000.00.00.G01"]})),
+        StatementRefused,
+        StoreFault,
+    )
+)]
+async fn progress(State(a): State<Arc<Agent>>, DocPath(doc): DocPath, b: Bytes) -> Response {
+    let q: ProgressRequest = match json_body(&b) {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -89,8 +97,25 @@ async fn progress(State(a): State<Arc<Agent>>, Path(id): Path<String>, b: Bytes)
     answer_made(&a, a.make_statement(doc, say, q.staff, q.note).await)
 }
 
-async fn takeback(State(a): State<Arc<Agent>>, Path(id): Path<String>, b: Bytes) -> Response {
-    let (doc, q): (_, TakebackRequest) = match parts(&id, &b) {
+/// Ask recipients of a sent document to withdraw it (national code 13); each answers 15
+/// (accepted) or 16 (refused).
+#[utoipa::path(
+    post,
+    path = "/v1/documents/{id}/takeback",
+    tag = "statements",
+    operation_id = "takeback",
+    summary = "Ask recipients to withdraw a sent document",
+    params(DocIdParam),
+    request_body(content = TakebackRequest, content_type = "application/json",
+        example = json!({"reason": "sent in error", "staff": {"department": "Văn thư", "name": "Nguyễn Văn An"}})),
+    responses(
+        (status = 200, description = "Signed, stored and queued for the hub", body = StatementMade),
+        StatementRefused,
+        StoreFault,
+    )
+)]
+async fn takeback(State(a): State<Arc<Agent>>, DocPath(doc): DocPath, b: Bytes) -> Response {
+    let q: TakebackRequest = match json_body(&b) {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -101,8 +126,24 @@ async fn takeback(State(a): State<Arc<Agent>>, Path(id): Path<String>, b: Bytes)
     answer_made(&a, a.make_statement(doc, say, q.staff, q.note).await)
 }
 
-async fn remind(State(a): State<Arc<Agent>>, Path(id): Path<String>, b: Bytes) -> Response {
-    let (doc, q): (_, RemindRequest) = match parts(&id, &b) {
+/// Urge recipients of a sent document to act on it.
+#[utoipa::path(
+    post,
+    path = "/v1/documents/{id}/remind",
+    tag = "statements",
+    operation_id = "remind",
+    summary = "Remind recipients of a sent document",
+    params(DocIdParam),
+    request_body(content = RemindRequest, content_type = "application/json",
+        example = json!({"note": "please register it", "staff": {"department": "Văn thư", "name": "Nguyễn Văn An"}})),
+    responses(
+        (status = 200, description = "Signed, stored and queued for the hub", body = StatementMade),
+        StatementRefused,
+        StoreFault,
+    )
+)]
+async fn remind(State(a): State<Arc<Agent>>, DocPath(doc): DocPath, b: Bytes) -> Response {
+    let q: RemindRequest = match json_body(&b) {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -110,8 +151,26 @@ async fn remind(State(a): State<Arc<Agent>>, Path(id): Path<String>, b: Bytes) -
     answer_made(&a, a.make_statement(doc, say, q.staff, Some(q.note)).await)
 }
 
-async fn update(State(a): State<Arc<Agent>>, Path(id): Path<String>, b: Bytes) -> Response {
-    let (doc, q): (_, UpdateRequest) = match parts(&id, &b) {
+/// Add or remove recipients of a sent document, or correct its metadata; each recipient
+/// concerned answers 15 or 16.
+#[utoipa::path(
+    post,
+    path = "/v1/documents/{id}/update",
+    tag = "statements",
+    operation_id = "update",
+    summary = "Change the recipients or metadata of a sent document",
+    params(DocIdParam),
+    request_body(content = UpdateRequest, content_type = "application/json",
+        example = json!({"add": ["000.00.00.H01"], "reason": "also concerns H01",
+            "staff": {"department": "Văn thư", "name": "Nguyễn Văn An"}})),
+    responses(
+        (status = 200, description = "Signed, stored and queued for the hub", body = StatementMade),
+        StatementRefused,
+        StoreFault,
+    )
+)]
+async fn update(State(a): State<Arc<Agent>>, DocPath(doc): DocPath, b: Bytes) -> Response {
+    let q: UpdateRequest = match json_body(&b) {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -124,8 +183,24 @@ async fn update(State(a): State<Arc<Agent>>, Path(id): Path<String>, b: Bytes) -
     answer_made(&a, a.make_statement(doc, say, q.staff, q.note).await)
 }
 
-async fn answer(State(a): State<Arc<Agent>>, Path(id): Path<String>, b: Bytes) -> Response {
-    let (doc, q): (_, AnswerRequest) = match parts(&id, &b) {
+/// Answer the change request pending on a received document: accept (15) or refuse (16).
+#[utoipa::path(
+    post,
+    path = "/v1/documents/{id}/answer",
+    tag = "statements",
+    operation_id = "answer",
+    summary = "Answer a pending change request",
+    params(DocIdParam),
+    request_body(content = AnswerRequest, content_type = "application/json",
+        example = json!({"accept": true, "staff": {"department": "Văn thư", "name": "Nguyễn Văn An"}})),
+    responses(
+        (status = 200, description = "Signed, stored and queued for the hub", body = StatementMade),
+        StatementRefused,
+        StoreFault,
+    )
+)]
+async fn answer(State(a): State<Arc<Agent>>, DocPath(doc): DocPath, b: Bytes) -> Response {
+    let q: AnswerRequest = match json_body(&b) {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -140,15 +215,38 @@ async fn answer(State(a): State<Arc<Agent>>, Path(id): Path<String>, b: Bytes) -
 /// signed and queued first; the request is stored with it and submitted once the hub has
 /// accepted the document. Everything that can refuse the request is checked first, with a
 /// stand-in successor, so a refusal leaves nothing behind.
+#[utoipa::path(
+    post,
+    path = "/v1/documents/{id}/replace",
+    tag = "statements",
+    operation_id = "replace",
+    summary = "Replace a sent document by a new one",
+    params(DocIdParam, ReplaceQuery),
+    request_body(
+        content = Binary,
+        content_type = "application/octet-stream",
+        description = "The new document's bytes"
+    ),
+    responses(
+        (status = 200, description = "The new document is signed and queued, and the request \
+            that it replace `id` stored with it", body = StatementMade,
+            example = json!({"doc": crate::openapi::EXAMPLE_DOC, "statement": "4be1a7c3e5f9d2b6a8c0e4f1d3b5a7c9e2f4d6b8a0c1e3f5d7b9a2c4e6f8d0b1", "kind": "replace",
+                "code": null, "to": ["000.00.00.G02"], "successor": "0190f5d3-0a1b-7c2d-8e3f-405162738495"})),
+        StatementRefused,
+        (status = 413, description = "The new document exceeds the agent's limit; nothing is stored",
+            body = ApiError),
+        StoreFault,
+    )
+)]
 async fn replace(
     State(a): State<Arc<Agent>>,
-    Path(id): Path<String>,
-    StrictQuery(q): StrictQuery<ReplaceQuery>,
+    id: Result<DocPath, Response>,
+    q: Result<StrictQuery<ReplaceQuery>, Response>,
     body: Body,
 ) -> Response {
-    let old = match parse_id(&id) {
-        Ok(i) => i,
-        Err(r) => return refuse_unread(body, r).await,
+    let (old, q) = match (id, q) {
+        (Ok(DocPath(old)), Ok(StrictQuery(q))) => (old, q),
+        (Err(refusal), _) | (_, Err(refusal)) => return refuse_unread(body, refusal).await,
     };
     let recipients: Vec<AgencyId> = match &q.to {
         Some(to) => {
