@@ -13,6 +13,7 @@ use crate::listing::{self, Cursor, PageError};
 use crate::openapi::{Binary, DocIdParam, InboxItem, StoreFault};
 use crate::state::{BodyAt, InRecord, OutRecord, RecipientStatus};
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode, Uri};
@@ -65,6 +66,9 @@ pub(crate) fn err(code: StatusCode, msg: impl std::fmt::Display) -> Response {
     (code, Json(json!({"error": msg.to_string()}))).into_response()
 }
 
+/// The largest JSON request body: axum's default limit for a buffered body, 2 MiB.
+pub const JSON_LIMIT: usize = 2 * 1024 * 1024;
+
 /// Any path the router does not serve.
 async fn no_route(method: Method, uri: Uri) -> Response {
     err(
@@ -89,12 +93,16 @@ impl<S: Send + Sync> FromRequestParts<S> for DocPath {
 }
 
 /// Decodes a JSON object request body, answering 400 (not axum's 422, which is a rule refusal
-/// here) whatever the request's content type says.
+/// here) whatever the request's content type says, and a JSON 413 for a body over axum's
+/// limit ([`JSON_LIMIT`]).
 #[allow(clippy::result_large_err)]
-pub(crate) fn json_body<T: DeserializeOwned>(b: &Bytes) -> Result<T, Response> {
+pub(crate) fn json_body<T: DeserializeOwned>(
+    b: Result<Bytes, BytesRejection>,
+) -> Result<T, Response> {
+    let b = b.map_err(|e| err(e.status(), e.body_text()))?;
     let bad = |e: serde_json::Error| err(StatusCode::BAD_REQUEST, format!("request: {e}"));
     // An object, not the array of its fields' values that serde's derived structs also take.
-    let map: serde_json::Map<String, Value> = serde_json::from_slice(b).map_err(bad)?;
+    let map: serde_json::Map<String, Value> = serde_json::from_slice(&b).map_err(bad)?;
     T::deserialize(Value::Object(map)).map_err(bad)
 }
 
@@ -907,14 +915,16 @@ async fn events(State(a): State<Arc<Agent>>, StrictQuery(q): StrictQuery<EventsQ
         (status = 200, description = "The hub stored the counts", body = PaperReportDone),
         (status = 400, description = "The request is not a month and two counts", body = ApiError,
             example = json!({"error": "month \"2026-13\" is not YYYY-MM"})),
+        (status = 413, description = "The request body is over 2 MiB", body = ApiError,
+            example = json!({"error": "Failed to buffer the request body: length limit exceeded"})),
         (status = 502, description = "The hub refused the report or the request failed on the way",
             body = ApiError),
         (status = 503, description = "Not connected to the hub; retry when connected",
             body = ApiError),
     )
 )]
-async fn paper(State(a): State<Arc<Agent>>, b: Bytes) -> Response {
-    let b: PaperReportRequest = match json_body(&b) {
+async fn paper(State(a): State<Arc<Agent>>, b: Result<Bytes, BytesRejection>) -> Response {
+    let b: PaperReportRequest = match json_body(b) {
         Ok(b) => b,
         Err(r) => return r,
     };

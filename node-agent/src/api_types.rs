@@ -1079,4 +1079,40 @@ mod tests {
         assert_eq!(v["undecodable_statements"], 1);
         assert_eq!(serde_json::from_value::<DocumentStatus>(v).unwrap(), status);
     }
+
+    #[test]
+    fn request_objects_are_objects_not_arrays_of_their_values() {
+        let staff = r#"{"department": "Văn thư", "name": "An"}"#;
+        let ok = format!(r#"{{"reason": "r", "meta": {{"subject": "s"}}, "staff": {staff}}}"#);
+        let u: UpdateRequest = serde_json::from_str(&ok).unwrap();
+        assert_eq!(u.meta.subject.as_deref(), Some("s"));
+        assert_eq!(u.staff.name, "An");
+        for bad in [
+            format!(r#"{{"reason": "r", "meta": [null, null], "staff": {staff}}}"#),
+            r#"{"reason": "r", "staff": ["Văn thư", "An"]}"#.to_string(),
+        ] {
+            let e = serde_json::from_str::<UpdateRequest>(&bad).unwrap_err();
+            assert!(e.to_string().contains("expected a map"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn paper_counts_are_int64_integers_also_with_a_zero_fraction() {
+        let parse = |n: &str| {
+            serde_json::from_str::<PaperReportRequest>(&format!(
+                r#"{{"month": "2026-03", "sent": {n}, "received": 0}}"#
+            ))
+            .map(|r| r.sent)
+        };
+        assert_eq!(parse("7").unwrap(), 7);
+        assert_eq!(parse("8039.0").unwrap(), 8039);
+        assert_eq!(parse("9223372036854775807").unwrap(), i64::MAX as u64);
+        for bad in ["7.5", "-1", "9223372036854775808", "1e300", "\"7\""] {
+            let e = parse(bad).unwrap_err();
+            assert!(
+                e.to_string().contains("count") || e.to_string().contains("invalid type"),
+                "{bad}: {e}"
+            );
+        }
+    }
 }

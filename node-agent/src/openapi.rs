@@ -343,6 +343,14 @@ impl IntoResponses for StatementRefused {
                 ),
             ),
             (
+                "413".to_string(),
+                error_answer(
+                    "The request body is too large: over 2 MiB of JSON, or (replace) a document \
+                     over the agent's `max_body_bytes`; nothing is stored",
+                    json!({"error": "Failed to buffer the request body: length limit exceeded"}),
+                ),
+            ),
+            (
                 "404".to_string(),
                 error_answer(
                     "No such document here (`reason_code` `unknown_document`)",

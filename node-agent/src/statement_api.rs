@@ -11,6 +11,7 @@ use crate::api_types::{
 use crate::openapi::{Binary, DocIdParam, StatementRefused, StoreFault};
 use crate::statements::{MakeError, Say};
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -81,8 +82,12 @@ fn made_error(a: &Agent, e: MakeError) -> Response {
         StoreFault,
     )
 )]
-async fn progress(State(a): State<Arc<Agent>>, DocPath(doc): DocPath, b: Bytes) -> Response {
-    let q: ProgressRequest = match json_body(&b) {
+async fn progress(
+    State(a): State<Arc<Agent>>,
+    DocPath(doc): DocPath,
+    b: Result<Bytes, BytesRejection>,
+) -> Response {
+    let q: ProgressRequest = match json_body(b) {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -114,8 +119,12 @@ async fn progress(State(a): State<Arc<Agent>>, DocPath(doc): DocPath, b: Bytes) 
         StoreFault,
     )
 )]
-async fn takeback(State(a): State<Arc<Agent>>, DocPath(doc): DocPath, b: Bytes) -> Response {
-    let q: TakebackRequest = match json_body(&b) {
+async fn takeback(
+    State(a): State<Arc<Agent>>,
+    DocPath(doc): DocPath,
+    b: Result<Bytes, BytesRejection>,
+) -> Response {
+    let q: TakebackRequest = match json_body(b) {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -142,8 +151,12 @@ async fn takeback(State(a): State<Arc<Agent>>, DocPath(doc): DocPath, b: Bytes) 
         StoreFault,
     )
 )]
-async fn remind(State(a): State<Arc<Agent>>, DocPath(doc): DocPath, b: Bytes) -> Response {
-    let q: RemindRequest = match json_body(&b) {
+async fn remind(
+    State(a): State<Arc<Agent>>,
+    DocPath(doc): DocPath,
+    b: Result<Bytes, BytesRejection>,
+) -> Response {
+    let q: RemindRequest = match json_body(b) {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -169,8 +182,12 @@ async fn remind(State(a): State<Arc<Agent>>, DocPath(doc): DocPath, b: Bytes) ->
         StoreFault,
     )
 )]
-async fn update(State(a): State<Arc<Agent>>, DocPath(doc): DocPath, b: Bytes) -> Response {
-    let q: UpdateRequest = match json_body(&b) {
+async fn update(
+    State(a): State<Arc<Agent>>,
+    DocPath(doc): DocPath,
+    b: Result<Bytes, BytesRejection>,
+) -> Response {
+    let q: UpdateRequest = match json_body(b) {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -199,8 +216,12 @@ async fn update(State(a): State<Arc<Agent>>, DocPath(doc): DocPath, b: Bytes) ->
         StoreFault,
     )
 )]
-async fn answer(State(a): State<Arc<Agent>>, DocPath(doc): DocPath, b: Bytes) -> Response {
-    let q: AnswerRequest = match json_body(&b) {
+async fn answer(
+    State(a): State<Arc<Agent>>,
+    DocPath(doc): DocPath,
+    b: Result<Bytes, BytesRejection>,
+) -> Response {
+    let q: AnswerRequest = match json_body(b) {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -233,8 +254,6 @@ async fn answer(State(a): State<Arc<Agent>>, DocPath(doc): DocPath, b: Bytes) ->
             example = json!({"doc": crate::openapi::EXAMPLE_DOC, "statement": "4be1a7c3e5f9d2b6a8c0e4f1d3b5a7c9e2f4d6b8a0c1e3f5d7b9a2c4e6f8d0b1", "kind": "replace",
                 "code": null, "to": ["000.00.00.G02"], "successor": "0190f5d3-0a1b-7c2d-8e3f-405162738495"})),
         StatementRefused,
-        (status = 413, description = "The new document exceeds the agent's limit; nothing is stored",
-            body = ApiError),
         StoreFault,
     )
 )]
