@@ -300,6 +300,16 @@ pub(crate) async fn refuse_unread(body: Body, refusal: Response) -> Response {
 
 /// Receive the caller's body: small bodies stay in memory, larger ones stream to a file.
 pub(crate) async fn stage_body(a: &Agent, body: Body) -> Result<ReceivedBody, SendError> {
+    stage_body_tee(a, body, None).await
+}
+
+/// [`stage_body`], handing each piece also to `tee` as it is staged (the SDK facade parses an
+/// upload this way while it arrives); a receiver that went away takes no more.
+pub(crate) async fn stage_body_tee(
+    a: &Agent,
+    body: Body,
+    mut tee: Option<tokio::sync::mpsc::Sender<bytes::Bytes>>,
+) -> Result<ReceivedBody, SendError> {
     let max = a.cfg.max_body_bytes;
     let mut stream = body.into_data_stream();
     let mut sink = BodySink::spilling(&a.blobs);
@@ -311,7 +321,13 @@ pub(crate) async fn stage_body(a: &Agent, body: Body) -> Result<ReceivedBody, Se
             return Err(SendError::TooLarge(max));
         }
         sink.write(&chunk).await?;
+        if let Some(t) = &tee {
+            if t.send(chunk).await.is_err() {
+                tee = None;
+            }
+        }
     }
+    drop(tee);
     if total == 0 {
         return Err(SendError::Invalid(
             "the document is empty: the request has no body".into(),

@@ -21,10 +21,9 @@ use crate::statements::{MakeError, Say};
 use crate::vdxp::auth::SdkHeaders;
 use axum::body::Body;
 use bytes::Bytes;
-use futures_util::StreamExt;
 use poros_edxml::{Discard, Message, Package};
 use poros_protocol::{AgencyId, DocumentId, ReasonCode, Staff};
-use poros_store::{BodyAt, BodySink, Commit, ReceivedBody};
+use poros_store::{BodyAt, ReceivedBody};
 use serde_json::{json, Map};
 use std::time::Duration;
 use tracing::{info, warn};
@@ -112,9 +111,8 @@ async fn discard(a: &Agent, staged: ReceivedBody) {
 /// Pieces of the upload handed to the parser at most in flight.
 const PARSE_AHEAD: usize = 16;
 
-/// Stage the upload as [`crate::api::stage_body`] does (small in memory, large to a body file,
-/// within the size limit), and parse it as edXML on a blocking thread fed with the same
-/// pieces as they arrive, attachments decoded and dropped as they stream by. The parse is only
+/// Stage the upload as every body is (small in memory, large to a body file, within the size
+/// limit), and parse it as edXML on a blocking thread fed with the same pieces as they arrive, attachments decoded and dropped as they stream by. The parse is only
 /// used once the staged bytes matched their hash.
 async fn stage_parsing(
     a: &Agent,
@@ -131,31 +129,7 @@ async fn stage_parsing(
         );
         poros_edxml::read(reader, &mut Discard)
     });
-    let staged = async {
-        let mut tx = Some(tx);
-        let max = a.cfg.max_body_bytes;
-        let mut stream = body.into_data_stream();
-        let mut sink = BodySink::spilling(&a.blobs);
-        let mut total = 0u64;
-        while let Some(chunk) = stream.next().await {
-            let chunk =
-                chunk.map_err(|e| SendError::Invalid(format!("reading request body: {e}")))?;
-            total += chunk.len() as u64;
-            if total > max {
-                return Err(SendError::TooLarge(max));
-            }
-            sink.write(&chunk).await?;
-            // A parser that stopped (the file is not edXML) takes no more.
-            if let Some(t) = &tx {
-                if t.send(chunk).await.is_err() {
-                    tx = None;
-                }
-            }
-        }
-        drop(tx);
-        Ok(sink.finish(Commit::AsReceived).await?)
-    }
-    .await;
+    let staged = crate::api::stage_body_tee(a, body, Some(tx)).await;
     let parsed = match parser.await {
         Ok(Ok(m)) => Ok(m),
         Ok(Err(poros_edxml::EdxmlError::Io(e))) => Err(Refusal::Edxml(format!(
