@@ -266,7 +266,8 @@ async fn dispatch(
     let h = SdkHeaders::from_pairs(
         headers
             .iter()
-            .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?))),
+            // UTF-8, not only visible ASCII: the SDK sends names and reasons as they are.
+            .filter_map(|(k, v)| Some((k.as_str(), std::str::from_utf8(v.as_bytes()).ok()?))),
     );
     let span = tracing::info_span!("sdk", op = op.name(), agency = %f.agent.agency(), %peer);
     async move {
