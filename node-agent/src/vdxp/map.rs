@@ -674,6 +674,84 @@ mod tests {
     }
 
     #[test]
+    fn business_types_become_change_requests() {
+        let pkg = |b: Option<Business>| Package {
+            header: header(),
+            traces: vec![],
+            business: b,
+            signature: poros_edxml::SignatureState::Absent,
+            manifest: vec![],
+            attachments: vec![],
+        };
+        let business = |doc_type, receivers, replacements| Business {
+            doc_type,
+            reason: Some("Sai\r\nsót".into()),
+            paper: None,
+            staff_info: None,
+            receivers,
+            replacements,
+        };
+        assert_eq!(intent(&pkg(None)).unwrap(), Intent::New);
+        assert_eq!(
+            intent(&pkg(Some(business(
+                BusinessDocType::Revoke,
+                vec![],
+                vec![]
+            ))))
+            .unwrap(),
+            Intent::Revoke {
+                reason: "Sai sót".into()
+            }
+        );
+        let r = |code: &str, added| poros_edxml::Receiver {
+            organ_id: code.into(),
+            added,
+        };
+        let update = business(
+            BusinessDocType::Update,
+            vec![r("000.00.00.H03", true), r("000.00.00.H01", false)],
+            vec![],
+        );
+        match intent(&pkg(Some(update))).unwrap() {
+            Intent::Update { add, remove, .. } => {
+                assert_eq!(add, [AgencyId::parse("000.00.00.H03").unwrap()]);
+                assert_eq!(remove, [AgencyId::parse("000.00.00.H01").unwrap()]);
+            }
+            other => panic!("{other:?}"),
+        }
+        let empty = business(BusinessDocType::Update, vec![], vec![]);
+        assert_eq!(
+            intent(&pkg(Some(empty))).unwrap_err().element,
+            "BussinessDocumentInfo/ReceiverList"
+        );
+        let bad = business(BusinessDocType::Update, vec![r("H03", true)], vec![]);
+        assert!(intent(&pkg(Some(bad)))
+            .unwrap_err()
+            .to_string()
+            .contains("H03"));
+        let replace = business(
+            BusinessDocType::Replace,
+            vec![],
+            vec![poros_edxml::Replacement {
+                document_id: " G22.2026.0041 ".into(),
+                organ_ids: vec!["000.00.00.H01".into()],
+            }],
+        );
+        assert_eq!(
+            intent(&pkg(Some(replace))).unwrap(),
+            Intent::Replace {
+                replaced: vec!["G22.2026.0041".into()],
+                reason: "Sai sót".into()
+            }
+        );
+        let none = business(BusinessDocType::Replace, vec![], vec![]);
+        assert_eq!(
+            intent(&pkg(Some(none))).unwrap_err().element,
+            "ReplacementInfoList"
+        );
+    }
+
+    #[test]
     fn a_native_document_has_an_edxml_header() {
         let env = Envelope {
             id: DocumentId::new_v7(1, [1; 10]),
