@@ -579,3 +579,27 @@ fn what_the_sdk_acknowledged_survives_kill_9_of_sender_and_recipient() {
         package(A, &[B], "A-K9-0", 0, &pseudo_random(70_000, 0))
     );
 }
+
+#[test]
+fn without_the_directory_an_unknown_recipient_is_refused_by_the_hub_and_shown_to_the_dms() {
+    let mut net = network();
+    // A restarts while the hub is down: it holds no copy of the directory.
+    net.stop_hub();
+    net.stop_agent(A);
+    net.start_agent_opts(A, false);
+    let mut a = dms(&net, A);
+    let pkg = package(A, &[B, "000.00.00.Z99"], "A-OFF-1", 0, b"%PDF-1.4 offline");
+    // Taken as any native document is while the hub is unreachable...
+    let id = sent_id(&send(&mut a, "edoc", &[B, "000.00.00.Z99"], &pkg));
+    net.start_hub();
+    // ...and the hub's refusal reaches the DMS, naming the recipient.
+    let mut last = Value::Null;
+    wait_until("the hub's refusal in getSentEdocList", DEADLINE, || {
+        last = call(&mut a, "getSentEdocList", &[("docId", &id)]);
+        last["data"][0]["sendStatus"] == "refused"
+    });
+    let desc = last["data"][0]["sendStatusDesc"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(desc.contains("000.00.00.Z99"), "{last}");
+}

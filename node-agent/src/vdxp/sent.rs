@@ -81,8 +81,13 @@ pub(super) fn sent_list(f: &Facade, h: &SdkHeaders) -> Answer {
             "serviceType": "eDoc",
             "sentTime": map::edxml_time(env.created_ms, f.offset_secs),
             "receivedTime": received.unwrap_or_default(),
-            "sendStatus": st.state(),
-            "sendStatusDesc": send_desc(&st, out.is_accepted()),
+            // Refused by the hub for good (an unknown recipient, say): said for every
+            // recipient, with the hub's reason.
+            "sendStatus": if out.refused.is_some() { "refused" } else { st.state() },
+            "sendStatusDesc": match &out.refused {
+                Some(why) => format!("refused by the hub: {why}"),
+                None => send_desc(&st, out.is_accepted()).to_string(),
+            },
             "receiveStatus": last.as_ref().and_then(|s| s.kind.code()).unwrap_or(""),
             "receiveStatusDesc": last.as_ref().map(|s| s.kind.label()).unwrap_or(""),
         }));
