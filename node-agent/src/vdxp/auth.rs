@@ -262,20 +262,6 @@ pub fn parse_timestamp(s: &str, offset_secs: i64) -> Option<u64> {
     u64::try_from(utc_ms).ok()
 }
 
-/// Write Unix ms as `ddMMyyyy'T'HHmmss+SSS` in a zone `offset_secs` east of UTC.
-pub fn format_timestamp(unix_ms: u64, offset_secs: i64) -> String {
-    let local_ms = unix_ms as i64 + offset_secs * 1000;
-    let (secs, ms) = (local_ms.div_euclid(1000), local_ms.rem_euclid(1000));
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{d:02}{m:02}{y:04}T{:02}{:02}{:02}+{ms:03}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 fn days_in_month(y: i64, m: i64) -> i64 {
     match m {
         2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
@@ -368,27 +354,41 @@ pub fn unpadded_hex(digest: &[u8]) -> String {
     digest.iter().map(|b| format!("{b:x}")).collect()
 }
 
-/// Sign `headers` (name without prefix, value) as the SDK does: the JSON object of them and
-/// its hex HMAC-SHA256. For the facade's own client and tests.
-pub fn sign(secret: &[u8], headers: &[(&str, &str)]) -> (String, String, String) {
-    let mut m = serde_json::Map::new();
-    for (k, v) in headers {
-        m.insert(format!("XroadVnpt-{k}"), Value::String(v.to_string()));
-    }
-    let json = Value::Object(m).to_string();
-    let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
-    let mac = hex::encode(hmac::sign(&key, json.as_bytes()).as_ref());
-    let names = headers
-        .iter()
-        .map(|(k, _)| format!("XroadVnpt-{k}"))
-        .collect::<Vec<_>>()
-        .join(";");
-    (names, json, mac)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Write Unix ms as `ddMMyyyy'T'HHmmss+SSS` in a zone `offset_secs` east of UTC.
+    fn format_timestamp(unix_ms: u64, offset_secs: i64) -> String {
+        let local_ms = unix_ms as i64 + offset_secs * 1000;
+        let (secs, ms) = (local_ms.div_euclid(1000), local_ms.rem_euclid(1000));
+        let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+        let (y, m, d) = civil_from_days(days);
+        format!(
+            "{d:02}{m:02}{y:04}T{:02}{:02}{:02}+{ms:03}",
+            rem / 3600,
+            rem % 3600 / 60,
+            rem % 60
+        )
+    }
+
+    /// Sign `headers` (name without prefix, value) as the SDK does: the JSON object of them and
+    /// its hex HMAC-SHA256.
+    fn sign(secret: &[u8], headers: &[(&str, &str)]) -> (String, String, String) {
+        let mut m = serde_json::Map::new();
+        for (k, v) in headers {
+            m.insert(format!("XroadVnpt-{k}"), Value::String(v.to_string()));
+        }
+        let json = Value::Object(m).to_string();
+        let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
+        let mac = hex::encode(hmac::sign(&key, json.as_bytes()).as_ref());
+        let names = headers
+            .iter()
+            .map(|(k, _)| format!("XroadVnpt-{k}"))
+            .collect::<Vec<_>>()
+            .join(";");
+        (names, json, mac)
+    }
 
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
     const ME: &str = "000.00.00.G22";
