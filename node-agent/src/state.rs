@@ -409,6 +409,13 @@ impl InRecord {
     }
 }
 
+/// The envelope of a received document as stored (it was checked on arrival).
+pub(crate) fn stored_envelope(rec: &InRecord) -> Result<poros_protocol::Envelope, StoreError> {
+    rec.envelope
+        .envelope()
+        .map_err(|e| StoreError::Corrupt(format!("stored envelope: {e}")))
+}
+
 pub(crate) fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
     postcard::to_allocvec(v).map_err(|e| StoreError::Other(format!("encode: {e}")))
 }
@@ -797,8 +804,9 @@ impl AgentStore {
                     INBOX
                 };
                 txn.open_table(def)?.insert(key, rec.encode()?.as_slice())?;
-                statements::init_received(txn, id, &rec, added_by.clone())?;
-                dms::on_received_doc(txn, id, &rec)?;
+                let env = stored_envelope(&rec)?;
+                statements::init_received(txn, id, &rec, &env, added_by.clone())?;
+                dms::on_received_doc(txn, id, &rec, &env)?;
                 Ok(rec.clone())
             })
             .await

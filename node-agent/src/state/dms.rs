@@ -148,12 +148,9 @@ pub(super) fn on_received_doc(
     txn: &WriteTransaction,
     id: DocumentId,
     rec: &InRecord,
+    env: &poros_protocol::Envelope,
 ) -> Result<(), StoreError> {
-    let env = rec
-        .envelope
-        .envelope()
-        .map_err(|e| StoreError::Corrupt(format!("stored envelope: {e}")))?;
-    index_dms_id(txn, id, &env)?;
+    index_dms_id(txn, id, env)?;
     if rec.reason.is_some() || !mailbox_on(txn)? {
         return Ok(());
     }
@@ -164,7 +161,7 @@ pub(super) fn on_received_doc(
             kind: BoxKind::Edoc,
             doc: id,
             statement: None,
-            from: env.sender,
+            from: env.sender.clone(),
             created_ms: rec.received_ms,
             updated_ms: rec.received_ms,
             taking: Taking::New,

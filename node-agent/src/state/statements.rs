@@ -13,8 +13,8 @@
 use super::{dec, enc, id_of, AgentStore, Event, InRecord, OutRecord, RecipientStatus};
 use super::{EVENTS, INBOX, META, OUTBOX, OUT_STATUS, QUARANTINE};
 use poros_protocol::{
-    AgencyId, Change, Digest, DocState, DocumentId, Effects, NoticeKind, Party, Reason, ReasonCode,
-    SignedStatement, Statement, StatementKind,
+    AgencyId, Change, Digest, DocState, DocumentId, Effects, Envelope, NoticeKind, Party, Reason,
+    ReasonCode, SignedStatement, Statement, StatementKind,
 };
 use poros_store::StoreError;
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
@@ -190,9 +190,10 @@ pub(super) fn init_received(
     txn: &WriteTransaction,
     id: DocumentId,
     rec: &InRecord,
+    env: &Envelope,
     added_by: Option<(SignedStatement, u64)>,
 ) -> Result<(), StoreError> {
-    let mut state = received_base(rec)?;
+    let mut state = DocState::new(env.sender.clone(), &env.recipients);
     if let Some((update, now_ms)) = added_by {
         let stmt = update
             .statement()
@@ -216,10 +217,7 @@ fn me_of(rec: &InRecord) -> Result<AgencyId, StoreError> {
 }
 
 fn received_base(rec: &InRecord) -> Result<DocState, StoreError> {
-    let env = rec
-        .envelope
-        .envelope()
-        .map_err(|e| StoreError::Corrupt(format!("stored envelope: {e}")))?;
+    let env = super::stored_envelope(rec)?;
     Ok(DocState::new(env.sender, &env.recipients))
 }
 
