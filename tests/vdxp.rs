@@ -326,7 +326,16 @@ fn dms_software_exchanges_documents_statuses_and_revocations_through_the_sdk() {
             .any(|e| e["code"] == "15"),
         "{st}"
     );
-    drop(c.call("countReceiveEdoc", &[], poros_harness::sdk::Payload::None));
+    // C's DMS never took the document: it finds it, and the revoke after it.
+    let at_c = wait_list(&mut c, "edoc", 2);
+    assert_eq!(at_c[0]["docId"], doc.as_str(), "{at_c:?}");
+    match parse(&get_edoc(&mut c, at_c[1]["docId"].as_str().unwrap())) {
+        poros_edxml::Message::Package(p) => assert_eq!(
+            p.business.map(|b| b.doc_type),
+            Some(poros_edxml::BusinessDocType::Revoke)
+        ),
+        other => panic!("a revoke package was expected at C: {other:?}"),
+    }
 
     // A native agency D and an edXML agency B, both ways.
     let report = b"PK\x03\x04 native report from D".to_vec();
@@ -371,11 +380,10 @@ fn every_refusal_names_its_cause_and_stores_nothing() {
         ("to", to.as_str()),
     ];
     let hash = sdk_file_hash(&file);
-    let body = |f: &[u8]| -> poros_harness::sdk::Payload<'static> {
+    let body = |f: &[u8]| {
         poros_harness::sdk::Payload::File(
             Box::new(std::io::Cursor::new(f.to_vec())),
             f.len() as u64,
-            std::marker::PhantomData,
         )
     };
     let mut descs = std::collections::BTreeMap::new();

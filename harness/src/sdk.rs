@@ -39,15 +39,11 @@ pub struct SdkClient {
 pub type Params<'a> = &'a [(&'a str, &'a str)];
 
 /// What a call sends besides its parameters.
-pub enum Payload<'a> {
+pub enum Payload {
     /// No body.
     None,
-    /// A file body (sendEdoc), with its hash header.
-    File(
-        Box<dyn Read + Send + 'static>,
-        u64,
-        std::marker::PhantomData<&'a ()>,
-    ),
+    /// A file body (sendEdoc) and its length.
+    File(Box<dyn Read + Send + 'static>, u64),
 }
 
 impl SdkClient {
@@ -109,12 +105,7 @@ impl SdkClient {
     }
 
     /// Call `op` with `params` signed now; the answer's JSON.
-    pub fn call(
-        &mut self,
-        op: &str,
-        params: Params<'_>,
-        payload: Payload<'_>,
-    ) -> Result<Value, Error> {
+    pub fn call(&mut self, op: &str, params: Params<'_>, payload: Payload) -> Result<Value, Error> {
         let headers = self.signed_headers(params);
         self.send(op, headers, payload)
     }
@@ -125,7 +116,7 @@ impl SdkClient {
         &mut self,
         op: &str,
         headers: Vec<(String, String)>,
-        payload: Payload<'_>,
+        payload: Payload,
     ) -> Result<Value, Error> {
         let url = format!("{}/{op}", self.endpoint);
         let get = matches!(op, "countReceiveEdoc" | "countReceiveStatus");
@@ -146,7 +137,7 @@ impl SdkClient {
         for (k, v) in &headers {
             req = req.header(k, v);
         }
-        if let Payload::File(r, len, _) = payload {
+        if let Payload::File(r, len) = payload {
             req = req
                 .header("content-type", "application/octet-stream")
                 .body(reqwest::blocking::Body::sized(r, len));
@@ -172,11 +163,7 @@ impl SdkClient {
         let mut all: Vec<(&str, &str)> = params.to_vec();
         all.push(("hash-file", hash_file));
         let headers = self.signed_headers(&all);
-        self.send(
-            "sendEdoc",
-            headers,
-            Payload::File(file, len, std::marker::PhantomData),
-        )
+        self.send("sendEdoc", headers, Payload::File(file, len))
     }
 
     /// `getEdoc` of `id`, the file decoded from the answer's base64 as it streams in and
