@@ -13,7 +13,6 @@ use crate::listing::{self, Cursor, PageError};
 use crate::openapi::{Binary, DocIdParam, InboxItem, StoreFault};
 use crate::state::{BodyAt, InRecord, OutRecord, RecipientStatus};
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode, Uri};
@@ -69,6 +68,39 @@ pub(crate) fn err(code: StatusCode, msg: impl std::fmt::Display) -> Response {
 /// The largest JSON request body: axum's default limit for a buffered body, 2 MiB.
 pub const JSON_LIMIT: usize = 2 * 1024 * 1024;
 
+/// A JSON request body read up to [`JSON_LIMIT`]; past it, the rest is read and dropped (as
+/// [`refuse_unread`] does) before the JSON 413 is answered, so the client sees the answer
+/// rather than a connection closed while it was still sending.
+pub(crate) struct JsonBytes(Result<Bytes, Response>);
+
+#[axum::async_trait]
+impl<S: Send + Sync> axum::extract::FromRequest<S> for JsonBytes {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request(req: axum::extract::Request, _: &S) -> Result<Self, Self::Rejection> {
+        let mut stream = req.into_body().into_data_stream();
+        let mut buf = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let Ok(chunk) = chunk else {
+                return Ok(JsonBytes(Err(err(
+                    StatusCode::BAD_REQUEST,
+                    "reading the request body failed",
+                ))));
+            };
+            if buf.len() + chunk.len() > JSON_LIMIT {
+                let rest = Body::from_stream(stream);
+                let too_large = err(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("length limit exceeded: the request body is over {JSON_LIMIT} bytes"),
+                );
+                return Ok(JsonBytes(Err(refuse_unread(rest, too_large).await)));
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(JsonBytes(Ok(buf.into())))
+    }
+}
+
 /// Any path the router does not serve.
 async fn no_route(method: Method, uri: Uri) -> Response {
     err(
@@ -96,10 +128,8 @@ impl<S: Send + Sync> FromRequestParts<S> for DocPath {
 /// here) whatever the request's content type says, and a JSON 413 for a body over axum's
 /// limit ([`JSON_LIMIT`]).
 #[allow(clippy::result_large_err)]
-pub(crate) fn json_body<T: DeserializeOwned>(
-    b: Result<Bytes, BytesRejection>,
-) -> Result<T, Response> {
-    let b = b.map_err(|e| err(e.status(), e.body_text()))?;
+pub(crate) fn json_body<T: DeserializeOwned>(b: JsonBytes) -> Result<T, Response> {
+    let b = b.0?;
     let bad = |e: serde_json::Error| err(StatusCode::BAD_REQUEST, format!("request: {e}"));
     // An object, not the array of its fields' values that serde's derived structs also take.
     let map: serde_json::Map<String, Value> = serde_json::from_slice(&b).map_err(bad)?;
@@ -932,14 +962,14 @@ async fn events(State(a): State<Arc<Agent>>, StrictQuery(q): StrictQuery<EventsQ
         (status = 400, description = "The request is not a month and two counts", body = ApiError,
             example = json!({"error": "month \"2026-13\" is not YYYY-MM"})),
         (status = 413, description = "The request body is over 2 MiB", body = ApiError,
-            example = json!({"error": "Failed to buffer the request body: length limit exceeded"})),
+            example = json!({"error": "length limit exceeded: the request body is over 2097152 bytes"})),
         (status = 502, description = "The hub refused the report or the request failed on the way",
             body = ApiError),
         (status = 503, description = "Not connected to the hub; retry when connected",
             body = ApiError),
     )
 )]
-async fn paper(State(a): State<Arc<Agent>>, b: Result<Bytes, BytesRejection>) -> Response {
+async fn paper(State(a): State<Arc<Agent>>, b: JsonBytes) -> Response {
     let b: PaperReportRequest = match json_body(b) {
         Ok(b) => b,
         Err(r) => return r,

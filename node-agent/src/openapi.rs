@@ -347,7 +347,7 @@ impl IntoResponses for StatementRefused {
                 error_answer(
                     "The request body is too large: over 2 MiB of JSON, or (replace) a document \
                      over the agent's `max_body_bytes`; nothing is stored",
-                    json!({"error": "Failed to buffer the request body: length limit exceeded"}),
+                    json!({"error": "length limit exceeded: the request body is over 2097152 bytes"}),
                 ),
             ),
             (

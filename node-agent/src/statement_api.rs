@@ -3,15 +3,14 @@
 //! the rule's reason code (422, 404 for an unknown document) and nothing stored.
 
 use crate::agent::{now_ms, Agent, SendError};
-use crate::api::{err, json_body, refuse_unread, stage_body, store_err, DocPath};
+use crate::api::{err, json_body, refuse_unread, stage_body, store_err, DocPath, JsonBytes};
 use crate::api_types::{
     AnswerRequest, ApiError, ProgressRequest, RemindRequest, ReplaceQuery, StatementMade,
     TakebackRequest, UpdateRequest,
 };
 use crate::openapi::{Binary, DocIdParam, StatementRefused, StoreFault};
 use crate::statements::{MakeError, Say};
-use axum::body::{Body, Bytes};
-use axum::extract::rejection::BytesRejection;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -82,11 +81,7 @@ fn made_error(a: &Agent, e: MakeError) -> Response {
         StoreFault,
     )
 )]
-async fn progress(
-    State(a): State<Arc<Agent>>,
-    DocPath(doc): DocPath,
-    b: Result<Bytes, BytesRejection>,
-) -> Response {
+async fn progress(State(a): State<Arc<Agent>>, DocPath(doc): DocPath, b: JsonBytes) -> Response {
     let q: ProgressRequest = match json_body(b) {
         Ok(p) => p,
         Err(r) => return r,
@@ -119,11 +114,7 @@ async fn progress(
         StoreFault,
     )
 )]
-async fn takeback(
-    State(a): State<Arc<Agent>>,
-    DocPath(doc): DocPath,
-    b: Result<Bytes, BytesRejection>,
-) -> Response {
+async fn takeback(State(a): State<Arc<Agent>>, DocPath(doc): DocPath, b: JsonBytes) -> Response {
     let q: TakebackRequest = match json_body(b) {
         Ok(p) => p,
         Err(r) => return r,
@@ -151,11 +142,7 @@ async fn takeback(
         StoreFault,
     )
 )]
-async fn remind(
-    State(a): State<Arc<Agent>>,
-    DocPath(doc): DocPath,
-    b: Result<Bytes, BytesRejection>,
-) -> Response {
+async fn remind(State(a): State<Arc<Agent>>, DocPath(doc): DocPath, b: JsonBytes) -> Response {
     let q: RemindRequest = match json_body(b) {
         Ok(p) => p,
         Err(r) => return r,
@@ -182,11 +169,7 @@ async fn remind(
         StoreFault,
     )
 )]
-async fn update(
-    State(a): State<Arc<Agent>>,
-    DocPath(doc): DocPath,
-    b: Result<Bytes, BytesRejection>,
-) -> Response {
+async fn update(State(a): State<Arc<Agent>>, DocPath(doc): DocPath, b: JsonBytes) -> Response {
     let q: UpdateRequest = match json_body(b) {
         Ok(p) => p,
         Err(r) => return r,
@@ -216,11 +199,7 @@ async fn update(
         StoreFault,
     )
 )]
-async fn answer(
-    State(a): State<Arc<Agent>>,
-    DocPath(doc): DocPath,
-    b: Result<Bytes, BytesRejection>,
-) -> Response {
+async fn answer(State(a): State<Arc<Agent>>, DocPath(doc): DocPath, b: JsonBytes) -> Response {
     let q: AnswerRequest = match json_body(b) {
         Ok(p) => p,
         Err(r) => return r,
