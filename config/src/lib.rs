@@ -68,6 +68,55 @@ pub struct HubConfig {
     pub enrolment: Enrolment,
     /// Exchange statistics and the monitors' dashboard.
     pub monitoring: Monitoring,
+    /// Where the hub keeps its state.
+    pub store: HubStoreConfig,
+}
+
+/// Which store holds the hub's state.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    /// The embedded redb store in the deployment directory (one machine; the default).
+    #[default]
+    Redb,
+    /// A PostgreSQL cluster shared by every hub instance (several machines).
+    Postgres,
+}
+
+/// `[store]` of `hub.toml`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HubStoreConfig {
+    /// `redb` (default) or `postgres`.
+    pub backend: StoreBackend,
+    /// For `postgres`: a libpq connection string listing every database host, e.g.
+    /// `postgres://poros@db1:5432,db2:5432,db3:5432/poros?target_session_attrs=read-write`,
+    /// so the hub follows the primary after a failover.
+    pub url: String,
+    /// File holding the database password (mode 0600), if the server asks for one; kept out
+    /// of `hub.toml` so the configuration can be shared and read.
+    pub password_file: Option<std::path::PathBuf>,
+    /// Connections to the database per hub instance.
+    pub pool_size: usize,
+    /// A commit not confirmed within this many seconds (no synchronous standby, a lost
+    /// primary) is answered as unavailable and resolved by reading later.
+    pub commit_timeout_secs: u64,
+    /// Name of this hub instance, unique in the deployment (leases and logs); the host name
+    /// when empty.
+    pub instance: String,
+}
+
+impl Default for HubStoreConfig {
+    fn default() -> Self {
+        HubStoreConfig {
+            backend: StoreBackend::Redb,
+            url: String::new(),
+            password_file: None,
+            pool_size: 16,
+            commit_timeout_secs: 5,
+            instance: String::new(),
+        }
+    }
 }
 
 /// `[monitoring]` of `hub.toml`.
@@ -289,6 +338,24 @@ impl HubConfig {
         }
         if self.enrolment.server_name.is_empty() {
             return bad("enrolment.server_name", "a DNS name in the hub certificate");
+        }
+        if self.store.backend == StoreBackend::Postgres
+            && !(self.store.url.starts_with("postgres://")
+                || self.store.url.starts_with("postgresql://"))
+        {
+            return bad(
+                "store.url",
+                "a postgres:// connection string (backend = \"postgres\")",
+            );
+        }
+        if !(1..=1_000).contains(&self.store.pool_size) {
+            return bad("store.pool_size", "between 1 and 1000");
+        }
+        if !(1..=600).contains(&self.store.commit_timeout_secs) {
+            return bad(
+                "store.commit_timeout_secs",
+                "a number of seconds between 1 and 600",
+            );
         }
         if self.monitoring.on_time_secs == 0 {
             return bad(

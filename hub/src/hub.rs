@@ -5,7 +5,7 @@
 
 use crate::deployment::{HubKeys, HubPaths};
 use crate::metrics::Metrics;
-use crate::state::{HubStore, NodeRecord, NodeState, SerialCheck};
+use crate::state::{HubBackend, HubStore, NodeRecord, NodeState, SerialCheck};
 use anyhow::Result;
 use poros_certs::Signer;
 use poros_config::HubConfig;
@@ -65,8 +65,8 @@ struct Connected {
 pub struct Hub {
     /// Configuration.
     pub cfg: HubConfig,
-    /// Durable state.
-    pub store: HubStore,
+    /// Durable state (redb or PostgreSQL).
+    pub store: Arc<dyn HubBackend>,
     /// Body files.
     pub blobs: Blobs,
     pub(crate) keys: HubKeys,
@@ -102,14 +102,13 @@ impl Hub {
                 cfg.monitoring.registration_working_days,
             );
         let blobs = Blobs::open(&paths.bodies())?;
-        let registry = store
-            .nodes()?
+        let registry = HubStore::nodes(&store)?
             .into_iter()
             .map(|n| (n.agency.clone(), n))
             .collect();
         Ok(Arc::new(Hub {
             cfg,
-            store,
+            store: Arc::new(store),
             blobs,
             keys,
             endpoint: Mutex::new(None),
@@ -275,7 +274,7 @@ impl Hub {
     ) -> (RefusalCode, String, &'static str) {
         match e.fault() {
             Some(f) => {
-                self.store.db().report_fault(f);
+                self.store.report_fault(f);
                 let r = Refusal::storage(StorageParty::Hub, f.is_full());
                 let metric = if f.is_full() {
                     "storage_full"

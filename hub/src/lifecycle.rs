@@ -301,7 +301,7 @@ impl Hub {
         let bad = |m: &str| refusal(RefusalCode::BadToken, m);
         let tr = self
             .store
-            .token(secret)
+            .token(secret).await
             .map_err(|e| refusal(RefusalCode::Unavailable, e.to_string()))?
             .ok_or_else(|| bad("enrolment token is not known to this hub (mistyped, tampered or from another hub)"))?;
         if &tr.token.agency != agency {
@@ -432,7 +432,7 @@ impl Hub {
             return Ok(());
         };
         self.cache_node(rec);
-        self.reload_crls()?;
+        self.reload_crls().await?;
         self.push_crl().await;
         info!(agency = %agency, reason = why, "superseded certificates retired");
         Ok(())
@@ -507,7 +507,7 @@ impl Hub {
             )
             .await?;
         self.put_cached_and_apply(rec);
-        self.reload_crls()?;
+        self.reload_crls().await?;
         self.push_crl().await;
         info!(agency = %agency, "node revoked");
         Ok(())
@@ -515,9 +515,9 @@ impl Hub {
 
     /// Rebuild both CRLs from the store, write them, and put them in force for handshakes
     /// and signature checks.
-    fn reload_crls(&self) -> Result<()> {
-        let revoked = self.store.revoked()?;
-        let superseded = self.store.superseded()?;
+    async fn reload_crls(&self) -> Result<()> {
+        let revoked = self.store.revoked().await?;
+        let superseded = self.store.superseded().await?;
         let now = OffsetDateTime::now_utc();
         let number = now_ms();
         let list = |kind: &str| -> Result<Vec<poros_certs::CrlEntry>> {

@@ -110,8 +110,14 @@ fn internal(e: impl std::fmt::Display) -> Response {
         .into_response()
 }
 
+/// Run a report's future to its end on the blocking pool (reports and the per-agency metrics
+/// read many counters: they stay off the threads that serve the exchange).
+fn on_blocking<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Handle::current().block_on(f)
+}
+
 /// Whether `token` is the admin token or a live monitor credential (read-only access).
-fn monitor_ok(st: &Ops, token: &str) -> bool {
+async fn monitor_ok(st: &Ops, token: &str) -> bool {
     if token.is_empty() {
         return false;
     }
@@ -122,6 +128,7 @@ fn monitor_ok(st: &Ops, token: &str) -> bool {
     st.hub
         .store
         .monitors()
+        .await
         .map(|m| {
             m.iter()
                 .any(|m| m.revoked_ms.is_none() && m.token_sha256 == h)
@@ -138,13 +145,13 @@ fn bearer(h: &HeaderMap) -> &str {
 
 /// A monitor-readable request carries its credential as a bearer token or, for links such as
 /// the CSV export and the dashboard itself, as `?token=`.
-fn monitor_request_ok(st: &Ops, h: &HeaderMap, q: &StatsQuery) -> bool {
+async fn monitor_request_ok(st: &Ops, h: &HeaderMap, q: &StatsQuery) -> bool {
     let token = q
         .token
         .as_deref()
         .filter(|t| !t.is_empty())
         .unwrap_or(bearer(h));
-    monitor_ok(st, token)
+    monitor_ok(st, token).await
 }
 
 #[derive(serde::Deserialize)]
@@ -171,7 +178,7 @@ async fn api_stats(
     h: HeaderMap,
     StrictQuery(q): StrictQuery<StatsQuery>,
 ) -> Response {
-    if !monitor_request_ok(&st, &h, &q) {
+    if !monitor_request_ok(&st, &h, &q).await {
         return monitor_refused();
     }
     let query = match crate::report::Query::parse(
@@ -186,7 +193,7 @@ async fn api_stats(
     };
     // Reports read many counters: keep them off the threads that serve the exchange.
     let hub = st.hub.clone();
-    let res = tokio::task::spawn_blocking(move || crate::report::report(&hub, &query))
+    let res = tokio::task::spawn_blocking(move || on_blocking(crate::report::report(&hub, &query)))
         .await
         .unwrap_or_else(|e| Err(anyhow::anyhow!("report task failed: {e}")));
     match res {
@@ -211,7 +218,7 @@ async fn api_trend(
     h: HeaderMap,
     StrictQuery(q): StrictQuery<StatsQuery>,
 ) -> Response {
-    if !monitor_request_ok(&st, &h, &q) {
+    if !monitor_request_ok(&st, &h, &q).await {
         return monitor_refused();
     }
     let to = match q.to.as_deref().map(crate::stats::Day::parse) {
@@ -220,7 +227,7 @@ async fn api_trend(
         None => crate::stats::Day::of_ms(now_ms()),
     };
     let hub = st.hub.clone();
-    let res = tokio::task::spawn_blocking(move || crate::report::trend(&hub, to))
+    let res = tokio::task::spawn_blocking(move || on_blocking(crate::report::trend(&hub, to)))
         .await
         .unwrap_or_else(|e| Err(anyhow::anyhow!("trend task failed: {e}")));
     match res {
@@ -234,7 +241,7 @@ async fn dashboard(
     h: HeaderMap,
     StrictQuery(q): StrictQuery<StatsQuery>,
 ) -> Response {
-    if !monitor_request_ok(&st, &h, &q) {
+    if !monitor_request_ok(&st, &h, &q).await {
         return (
             StatusCode::UNAUTHORIZED,
             [("content-type", "text/html; charset=utf-8")],
@@ -277,6 +284,7 @@ async fn add_monitor(
         .hub
         .store
         .monitors()
+        .await
         .unwrap_or_default()
         .iter()
         .any(|m| m.name == req.name && m.revoked_ms.is_none())
@@ -314,7 +322,7 @@ async fn list_monitors(State(st): State<Ops>, h: HeaderMap) -> Response {
     if let Err(r) = authorized(&st, &h) {
         return r;
     }
-    match st.hub.store.monitors() {
+    match st.hub.store.monitors().await {
         Ok(m) => Json(
             m.iter()
                 .map(|m| json!({"name": m.name, "created_ms": m.created_ms, "revoked_ms": m.revoked_ms}))
@@ -338,6 +346,7 @@ async fn revoke_monitor(
         .hub
         .store
         .monitors()
+        .await
         .unwrap_or_default()
         .into_iter()
         .find(|m| m.name == name && m.revoked_ms.is_none())
@@ -364,7 +373,7 @@ async fn revoke_monitor(
 
 /// Ready when the store can write and answers a read, and the QUIC listener is bound.
 async fn readyz(State(st): State<Ops>) -> Response {
-    if let Some(fault) = st.hub.store.db().health() {
+    if let Some(fault) = st.hub.store.health() {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("store cannot write: {fault}; recovering\n"),
@@ -372,7 +381,7 @@ async fn readyz(State(st): State<Ops>) -> Response {
             .into_response();
     }
     let bound = st.hub.endpoint.lock().map(|e| e.is_some()).unwrap_or(false);
-    match st.hub.store.queue_depth() {
+    match st.hub.store.queue_depth().await {
         Ok(_) if bound => "ready\n".into_response(),
         Ok(_) => (StatusCode::SERVICE_UNAVAILABLE, "QUIC listener not bound\n").into_response(),
         Err(e) => (
@@ -386,7 +395,7 @@ async fn readyz(State(st): State<Ops>) -> Response {
 async fn metrics(State(st): State<Ops>) -> Response {
     // Per-agency series read many counters: render off the exchange's async workers.
     let hub = st.hub.clone();
-    match tokio::task::spawn_blocking(move || metrics_text(&hub)).await {
+    match tokio::task::spawn_blocking(move || on_blocking(metrics_text(&hub))).await {
         Ok(out) => ([("content-type", "text/plain; version=0.0.4")], out).into_response(),
         Err(e) => internal(e),
     }
@@ -423,30 +432,30 @@ fn business_series(out: &mut String, scope: &str, g: &dyn Fn(&str) -> u64) {
 }
 
 /// The Prometheus text exposition.
-fn metrics_text(hub: &Hub) -> String {
+async fn metrics_text(hub: &Hub) -> String {
     use std::fmt::Write;
     let mut out = String::new();
-    if let Ok(counters) = hub.store.counters() {
+    if let Ok(counters) = hub.store.counters().await {
         for (k, v) in counters {
             let _ = writeln!(out, "# TYPE poros_{k}_total counter\nporos_{k}_total {v}");
         }
     }
-    if let Ok(kinds) = hub.store.statement_counts() {
+    if let Ok(kinds) = hub.store.statement_counts().await {
         let _ = writeln!(out, "# TYPE poros_statements_total counter");
         for (k, v) in kinds {
             let _ = writeln!(out, "poros_statements_total{{kind=\"{k}\"}} {v}");
         }
     }
-    if let Ok(d) = hub.store.statement_relay_depth() {
+    if let Ok(d) = hub.store.statement_relay_depth().await {
         let _ = writeln!(
             out,
             "# TYPE poros_statement_relay_depth gauge\nporos_statement_relay_depth {d}"
         );
     }
-    if let Ok(d) = hub.store.queue_depth() {
+    if let Ok(d) = hub.store.queue_depth().await {
         let _ = writeln!(out, "# TYPE poros_queue_depth gauge\nporos_queue_depth {d}");
     }
-    if let Ok(d) = hub.store.held_count(None) {
+    if let Ok(d) = hub.store.held_count(None).await {
         let _ = writeln!(
             out,
             "# TYPE poros_deliveries_held_for_repair gauge\nporos_deliveries_held_for_repair {d}"
@@ -457,7 +466,7 @@ fn metrics_text(hub: &Hub) -> String {
         "# TYPE poros_connected_nodes gauge\nporos_connected_nodes {}",
         hub.connected_agencies().len()
     );
-    let s = hub.store.db().stats();
+    let s = hub.store.commit_stats();
     let _ = writeln!(
         out,
         "# TYPE poros_store_commits_total counter\nporos_store_commits_total {}",
@@ -473,12 +482,12 @@ fn metrics_text(hub: &Hub) -> String {
         "# TYPE poros_store_last_commit_seconds gauge\nporos_store_last_commit_seconds {}",
         s.last_commit_micros as f64 / 1e6
     );
-    out.push_str(&poros_store::health_metrics(hub.store.db()));
+    out.push_str(&hub.store.health_metrics());
     hub.metrics.render(&mut out);
     // Per-agency series for the current year, from the exact counters.
     let year = vec![format!("Y{}", crate::stats::Day::of_ms(now_ms()).y)];
-    if let Ok(r) = hub.store.stats_snapshot() {
-        if let Ok(sums) = r.sums(&year, None) {
+    if let Ok(r) = hub.store.stats_snapshot().await {
+        if let Ok(sums) = r.sums(&year, None).await {
             let _ = writeln!(out, "# TYPE poros_agency_documents_sent_total counter");
             let _ = writeln!(out, "# TYPE poros_agency_deliveries_due_total counter");
             let _ = writeln!(out, "# TYPE poros_agency_deliveries_total counter");
@@ -737,15 +746,15 @@ async fn show_node(State(st): State<Ops>, h: HeaderMap, Path(agency): Path<Strin
         )
             .into_response();
     };
-    let history = match st.hub.store.audit_log(Some(&agency)) {
+    let history = match st.hub.store.audit_log(Some(&agency)).await {
         Ok(h) => h,
         Err(e) => return internal(e),
     };
     let mut v = node_json(&n, st.hub.connected_agencies().contains(&agency));
     v["history"] = json!(history);
-    v["pending_deliveries"] = json!(st.hub.store.pending_count(&agency).unwrap_or(0));
+    v["pending_deliveries"] = json!(st.hub.store.pending_count(&agency).await.unwrap_or(0));
     // Deliveries to this node waiting for a damaged body to be uploaded again by its sender.
-    v["held_for_repair"] = json!(st.hub.store.held_count(Some(&agency)).unwrap_or(0));
+    v["held_for_repair"] = json!(st.hub.store.held_count(Some(&agency)).await.unwrap_or(0));
     Json(v).into_response()
 }
 
@@ -786,7 +795,7 @@ async fn stats_check(State(st): State<Ops>, h: HeaderMap) -> Response {
     }
     // A recount reads the whole history: keep it off the threads that serve the exchange.
     let hub = st.hub.clone();
-    match tokio::task::spawn_blocking(move || crate::report::check(&hub)).await {
+    match tokio::task::spawn_blocking(move || on_blocking(crate::report::check(&hub))).await {
         Ok(Ok(v)) => Json(v).into_response(),
         Ok(Err(e)) => internal(e),
         Err(e) => internal(e),
@@ -822,7 +831,7 @@ async fn audit_log(
             return bad_request(PageError::Cursor(shown));
         }
     };
-    match st.hub.store.audit_page(after, limit) {
+    match st.hub.store.audit_page(after, limit).await {
         Ok((page, next)) => {
             let mut r = Json(page).into_response();
             if let Some(n) = next.and_then(|n| n.to_string().parse().ok()) {
@@ -845,7 +854,7 @@ async fn doc_status(State(st): State<Ops>, h: HeaderMap, Path(id): Path<String>)
         )
             .into_response();
     };
-    let rec = match st.hub.store.doc(&id) {
+    let rec = match st.hub.store.doc(&id).await {
         Ok(Some(r)) => r,
         Ok(None) => {
             return (
@@ -856,11 +865,11 @@ async fn doc_status(State(st): State<Ops>, h: HeaderMap, Path(id): Path<String>)
         }
         Err(e) => return internal(e),
     };
-    let dels = match st.hub.store.deliveries(&id) {
+    let dels = match st.hub.store.deliveries(&id).await {
         Ok(d) => d,
         Err(e) => return internal(e),
     };
-    let history = match st.hub.store.statement_history(&id) {
+    let history = match st.hub.store.statement_history(&id).await {
         Ok(h) => h,
         Err(e) => return internal(e),
     };
@@ -926,13 +935,13 @@ async fn stats(State(st): State<Ops>, h: HeaderMap) -> Response {
     if let Err(r) = authorized(&st, &h) {
         return r;
     }
-    let counters: serde_json::Map<String, serde_json::Value> = match st.hub.store.counters() {
+    let counters: serde_json::Map<String, serde_json::Value> = match st.hub.store.counters().await {
         Ok(c) => c.into_iter().map(|(k, v)| (k, v.into())).collect(),
         Err(e) => return internal(e),
     };
     Json(json!({
         "counters": counters,
-        "queue_depth": st.hub.store.queue_depth().unwrap_or(0),
+        "queue_depth": st.hub.store.queue_depth().await.unwrap_or(0),
         "connected": st.hub.connected_agencies(),
         "registered": st.hub.nodes().len(),
         "now_ms": now_ms(),

@@ -60,7 +60,7 @@ pub(crate) async fn body_for_delivery(
             },
             bad => Ok(Err(describe(bad, rec.body_len))),
         },
-        BodyAt::Inline => Ok(match hub.store.inline_body(&rec.body_sha256)? {
+        BodyAt::Inline => Ok(match hub.store.inline_body(&rec.body_sha256).await? {
             None => Err("inline body missing".into()),
             Some(b) if b.len() as u64 != rec.body_len => Err(format!(
                 "inline body has {} bytes, {} recorded",
@@ -98,7 +98,8 @@ pub(crate) async fn repair_one(
 ) -> Result<()> {
     let rec = hub
         .store
-        .doc(&doc)?
+        .doc(&doc)
+        .await?
         .with_context(|| format!("repair asked for unknown document {doc}"))?;
     let res = reupload(hub, conn, &rec, doc, digest).await;
     match res {
@@ -188,7 +189,7 @@ async fn reupload(
 pub(crate) async fn lose(hub: &Hub, digest: Digest, reason: BodyLostReason) -> Result<()> {
     let now = now_ms();
     let mut notices = Vec::new();
-    for h in hub.store.held_for(&digest)? {
+    for h in hub.store.held_for(&digest).await? {
         let notice = HubNotice {
             doc_id: h.doc,
             sender: h.sender.clone(),
@@ -300,14 +301,14 @@ async fn scrub(hub: &Arc<Hub>, report: &mut ScrubReport) -> Result<()> {
     let mut after = None;
     let mut bad: Vec<(Digest, String)> = Vec::new();
     loop {
-        let batch = hub.store.live_bodies(after, 256)?;
+        let batch = hub.store.live_bodies(after, 256).await?;
         if batch.is_empty() {
             break;
         }
         for (digest, inline) in batch {
             after = Some(digest);
             let (check, bytes) = if inline {
-                match hub.store.inline_body(&digest)? {
+                match hub.store.inline_body(&digest).await? {
                     None => (BlobCheck::Missing, 0),
                     Some(b) if poros_protocol::sha256(&b) != digest => {
                         (BlobCheck::WrongHash, b.len() as u64)
@@ -323,7 +324,7 @@ async fn scrub(hub: &Arc<Hub>, report: &mut ScrubReport) -> Result<()> {
             report.bodies_checked += 1;
             report.bytes_checked += bytes;
             // Retention may have released the body since it was listed.
-            if check != BlobCheck::Intact && hub.store.body_refs(&digest)? > 0 {
+            if check != BlobCheck::Intact && hub.store.body_refs(&digest).await? > 0 {
                 let hexd = hex::encode(digest);
                 match check {
                     BlobCheck::Missing => {
@@ -346,10 +347,8 @@ async fn scrub(hub: &Arc<Hub>, report: &mut ScrubReport) -> Result<()> {
         return Ok(());
     }
     let wanted: HashSet<Digest> = bad.iter().map(|(d, _)| *d).collect();
-    let store = hub.store.clone();
-    let users = tokio::task::spawn_blocking(move || store.docs_using(&wanted))
-        .await
-        .context("scrub scan task failed")??;
+    // A long scan: the backend runs it off the exchange's threads.
+    let users = hub.store.docs_using(&wanted).await?;
     for (digest, what) in bad {
         for doc in users.get(&digest).into_iter().flatten() {
             if let Some(sender) = hub.store.hold_damaged(*doc, what.clone(), now_ms()).await? {

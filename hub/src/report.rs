@@ -21,7 +21,7 @@
 use crate::business;
 use crate::hub::{now_ms, Hub};
 use crate::state::NodeState;
-use crate::state::StatsSnapshot;
+use crate::state::StatsView;
 use crate::stats::{self, Day, NATIONAL};
 use anyhow::{bail, Result};
 use serde_json::{json, Map, Value};
@@ -153,8 +153,8 @@ pub fn figures(scope: &str, m: &BTreeMap<String, u64>, overdue: u64) -> Value {
 /// Documents delivered and not yet ended (completed, rejected, withdrawn, replaced or
 /// removed), per scope and age band, as of `today`: each band sums `delivered − closed` over the
 /// delivery days it covers.
-fn outstanding(
-    r: &StatsSnapshot,
+async fn outstanding(
+    r: &dyn StatsView,
     today: Day,
     only: Option<&[String; 3]>,
 ) -> Result<BTreeMap<String, Map<String, Value>>> {
@@ -175,11 +175,11 @@ fn outstanding(
             Some(scopes) => {
                 let mut s = stats::Sums::new();
                 for scope in scopes {
-                    s.extend(r.sums(&periods, Some(scope))?);
+                    s.extend(r.sums(&periods, Some(scope)).await?);
                 }
                 s
             }
-            None => r.sums(&periods, None)?,
+            None => r.sums(&periods, None).await?,
         };
         for (scope, m) in sums {
             let g = |k: &str| m.get(k).copied().unwrap_or(0);
@@ -208,7 +208,7 @@ fn add_outstanding(row: &mut Value, scope: &str, all: &BTreeMap<String, Map<Stri
 }
 
 /// The full report behind the dashboard, the JSON API and `poros-hub stats`.
-pub fn report(hub: &Hub, q: &Query) -> Result<Value> {
+pub async fn report(hub: &Hub, q: &Query) -> Result<Value> {
     // Counters are keyed by acceptance day, so no day after today holds anything: a range
     // reaching today can be read to the end of its year, letting whole months and years
     // replace day-by-day scans (month to date becomes one month read).
@@ -223,18 +223,18 @@ pub fn report(hub: &Hub, q: &Query) -> Result<Value> {
         q.to
     };
     let periods = stats::cover(q.from, read_to);
-    let r = hub.store.stats_snapshot()?;
+    let r = hub.store.stats_snapshot().await?;
     // With an agency filter only its own, its group's and the national counters are read.
     let only = q.agency.as_ref().map(stats::scopes);
     let mut sums = match &only {
         Some(scopes) => {
             let mut out = stats::Sums::new();
             for scope in scopes {
-                out.extend(r.sums(&periods, Some(scope))?);
+                out.extend(r.sums(&periods, Some(scope)).await?);
             }
             out
         }
-        None => r.sums(&periods, None)?,
+        None => r.sums(&periods, None).await?,
     };
     // Paper counts are monthly: a month the range only partly covers contributes its whole
     // paper count (its electronic counts come from the days covered), read from the reports.
@@ -247,7 +247,7 @@ pub fn report(hub: &Hub, q: &Query) -> Result<Value> {
         })
         .map(|m| m[1..].to_string())
         .collect();
-    for (scope, m) in r.paper_sums(&partial)? {
+    for (scope, m) in r.paper_sums(&partial).await? {
         if only.as_ref().is_some_and(|o| !o.contains(&scope)) {
             continue;
         }
@@ -258,15 +258,16 @@ pub fn report(hub: &Hub, q: &Query) -> Result<Value> {
             }
         }
     }
-    let seen = r.seen(&periods)?;
-    let open = outstanding(&r, today, only.as_ref())?;
+    let seen = r.seen(&periods).await?;
+    let open = outstanding(&*r, today, only.as_ref()).await?;
     drop(r);
     let from_ms = day_start_ms(q.from);
     let to_ms = day_start_ms(q.to.next());
     let on_time_ms = hub.cfg.monitoring.on_time_secs * 1000;
     let overdue = hub
         .store
-        .overdue(from_ms, to_ms, now_ms().saturating_sub(on_time_ms))?;
+        .overdue(from_ms, to_ms, now_ms().saturating_sub(on_time_ms))
+        .await?;
     let nodes = hub.nodes();
     let connected_now = hub.connected_agencies();
     let empty = BTreeMap::new();
@@ -365,18 +366,18 @@ fn months_touched(from: Day, to: Day) -> Vec<String> {
 }
 
 /// National delivery and electronic rates for each of the 30 days ending at `to`.
-pub fn trend(hub: &Hub, to: Day) -> Result<Value> {
+pub async fn trend(hub: &Hub, to: Day) -> Result<Value> {
     let mut days = Vec::new();
     let mut d = Day::of_ms(day_start_ms(to).saturating_sub(29 * 86_400_000));
     for _ in 0..30 {
         days.push(d);
         d = d.next();
     }
-    let r = hub.store.stats_snapshot()?;
+    let r = hub.store.stats_snapshot().await?;
     let empty = BTreeMap::new();
     let mut out = Vec::new();
     for day in days {
-        let s = r.sums(&[day.key()], Some(NATIONAL))?;
+        let s = r.sums(&[day.key()], Some(NATIONAL)).await?;
         let f = figures(NATIONAL, s.get(NATIONAL).unwrap_or(&empty), 0);
         out.push(
             json!({"day": day.to_string(), "due": f["due"], "delivered": f["delivered"],
@@ -452,8 +453,11 @@ pub fn csv(report: &Value) -> String {
 /// Compare the live counters with a recount from the stored delivery records (all time).
 /// Every counter the recount can derive is compared, on either side: a live counter the
 /// records do not explain is as wrong as a missing one.
-pub fn check(hub: &Hub) -> Result<Value> {
-    let recount = hub.store.recount(hub.cfg.monitoring.on_time_secs * 1000)?;
+pub async fn check(hub: &Hub) -> Result<Value> {
+    let recount = hub
+        .store
+        .recount(hub.cfg.monitoring.on_time_secs * 1000)
+        .await?;
     let today = Day::of_ms(now_ms());
     let all = stats::cover(
         Day {
@@ -467,7 +471,7 @@ pub fn check(hub: &Hub) -> Result<Value> {
             d: 31,
         },
     );
-    let live = hub.store.stats_snapshot()?.sums(&all, None)?;
+    let live = hub.store.stats_snapshot().await?.sums(&all, None).await?;
     let checked = |m: &str| {
         matches!(m, "sent" | "out_due" | "in_due")
             || ["in_", "out_"].iter().any(|p| {

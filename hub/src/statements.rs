@@ -149,9 +149,9 @@ async fn accept(
 
 /// The frame that delivers `rec` to `agency`: `DeliverAdded` with the update when an update
 /// added the agency, else `Deliver`.
-pub(crate) fn delivery_frame(hub: &Hub, agency: &AgencyId, rec: &DocRecord) -> Result<Frame> {
+pub(crate) async fn delivery_frame(hub: &Hub, agency: &AgencyId, rec: &DocRecord) -> Result<Frame> {
     let doc = rec.envelope.envelope()?.id;
-    Ok(match hub.store.added_by(&doc, agency)? {
+    Ok(match hub.store.added_by(&doc, agency).await? {
         Some(update) => Frame::DeliverAdded {
             envelope: rec.envelope.clone(),
             update,
@@ -177,9 +177,9 @@ pub(crate) async fn relay_scan(
 ) -> Option<usize> {
     let skip = in_flight.snapshot();
     let ready = if current {
-        hub.store.statement_relays_for(agency, 256, &skip)
+        hub.store.statement_relays_for(agency, 256, &skip).await
     } else {
-        hub.store.hub_statement_relays_for(agency, 256, &skip)
+        hub.store.hub_statement_relays_for(agency, 256, &skip).await
     };
     let ready = match ready {
         Ok(r) => r,

@@ -54,6 +54,13 @@ pub enum StoreError {
     /// A caller's own failure, raised from inside a write closure.
     #[error("{0}")]
     Other(String),
+    /// A database statement failed (a shared database backend's error, with its SQLSTATE).
+    #[error("database: {0}")]
+    Sql(String),
+    /// A concurrent transaction conflicted with this one (serialization failure, deadlock):
+    /// nothing was written, and the operation is run again from the start.
+    #[error("transaction conflict: {0}")]
+    Conflict(String),
     /// The storage cannot take writes now (full, over quota, failing); nothing was written.
     /// Retryable: the store recovers by itself once writing is possible again. The text names
     /// the cause only, never a path, so it may be shown to remote parties.
@@ -75,6 +82,13 @@ pub enum StorageFault {
     /// The device reported an I/O error, or the database refused further use after one.
     #[error("storage I/O error")]
     Io,
+    /// The database server cannot be reached, or is not the primary (a failover under way).
+    #[error("database unreachable")]
+    Unreachable,
+    /// The commit was not confirmed by a synchronous standby in time: it is not yet on two
+    /// machines, so it is not acknowledged.
+    #[error("no synchronous standby confirmed the commit")]
+    NotReplicated,
 }
 
 impl StorageFault {

@@ -50,10 +50,13 @@ pub(super) async fn pusher(
 
         // A `poros/1` agent cannot be sent a delivery an update added (`DeliverAdded`).
         let pending = if v2 {
-            hub.store.pending_for(&agency, 256, &deliveries.snapshot())
+            hub.store
+                .pending_for(&agency, 256, &deliveries.snapshot())
+                .await
         } else {
             hub.store
                 .pending_without_added(&agency, 256, &deliveries.snapshot())
+                .await
         }
         .unwrap_or_else(|e| queue_error("delivery", &e));
         for p in pending {
@@ -69,6 +72,7 @@ pub(super) async fn pusher(
         let answers = hub
             .store
             .relays_for(&agency, 256, &relays.snapshot())
+            .await
             .unwrap_or_else(|e| queue_error("relay", &e));
         for (doc, rcpt, item) in answers {
             let Ok(permit) = permits.clone().acquire_owned().await else {
@@ -90,6 +94,7 @@ pub(super) async fn pusher(
         let lost = hub
             .store
             .repairs_for(&agency, 64, &repairs.snapshot())
+            .await
             .unwrap_or_else(|e| queue_error("repair", &e));
         for (doc, digest) in lost {
             let Ok(permit) = permits.clone().acquire_owned().await else {
@@ -118,7 +123,8 @@ async fn deliver_one(
 ) -> Result<()> {
     let rec = hub
         .store
-        .doc(&doc)?
+        .doc(&doc)
+        .await?
         .with_context(|| format!("queued document {doc} has no record"))?;
     // A body lost or damaged on the hub's disk is never sent: the deliveries are held and the
     // sender is asked for it again (length and, for inline bodies, hash checked up front; a
@@ -127,7 +133,7 @@ async fn deliver_one(
         Ok(b) => b,
         Err(what) => return crate::repair::body_damaged(hub, doc, what).await,
     };
-    let frame = crate::statements::delivery_frame(hub, agency, &rec)?;
+    let frame = crate::statements::delivery_frame(hub, agency, &rec).await?;
     let (mut send, mut recv) = conn.open_bi().await?;
     write_frame(&mut send, &frame).await?;
     match body {

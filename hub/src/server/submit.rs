@@ -112,7 +112,7 @@ pub(super) async fn handle_submit(
     };
     // Resubmission: answer with the original acceptance (its time, signed again in the form
     // this connection speaks) without reading the body again.
-    match hub.store.doc(&env.id) {
+    match hub.store.doc(&env.id).await {
         Ok(Some(old)) if old.envelope.0.payload == signed.0.payload => {
             let _ = recv.stop(0u32.into());
             let frame = match acceptance_frame(hub, current, &acceptance(old.accepted_ms)) {

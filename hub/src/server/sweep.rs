@@ -38,8 +38,10 @@ pub async fn sweep_orphans(hub: &Arc<Hub>) -> Result<poros_store::SweepReport> {
     let grace = Duration::from_secs(hub.cfg.delivery.orphan_grace_secs);
     let h = hub.clone();
     let report = tokio::task::spawn_blocking(move || {
-        h.blobs
-            .sweep_unreferenced(grace, |d| Ok(h.store.body_refs(d)? > 0))
+        h.blobs.sweep_unreferenced(grace, |d| {
+            // On the blocking pool: each answer is awaited here, file by file.
+            Ok(tokio::runtime::Handle::current().block_on(h.store.body_refs(d))? > 0)
+        })
     })
     .await??;
     if report.removed > 0 {
@@ -60,8 +62,8 @@ pub async fn sweep_once(hub: &Arc<Hub>) -> Result<()> {
     hub.store.mark_seen(hub.connected_agencies(), now).await?;
     hub.retire_expired_overlaps(now).await?;
     let cutoff = now.saturating_sub(hub.cfg.delivery.expiry_secs.saturating_mul(1000));
-    for (doc, rcpt) in hub.store.expired_before(cutoff, 10_000)? {
-        let Some(rec) = hub.store.doc(&doc)? else {
+    for (doc, rcpt) in hub.store.expired_before(cutoff, 10_000).await? {
+        let Some(rec) = hub.store.doc(&doc).await? else {
             continue;
         };
         let notice = HubNotice {
@@ -88,7 +90,7 @@ pub async fn sweep_once(hub: &Arc<Hub>) -> Result<()> {
     for digest in hub.store.release_bodies(cutoff, 10_000).await? {
         // A document accepted meanwhile may have taken a new reference to the same content.
         let _gc = hub.blobs.removal_guard().await;
-        if hub.store.body_refs(&digest)? > 0 {
+        if hub.store.body_refs(&digest).await? > 0 {
             continue;
         }
         match hub.blobs.remove(&digest) {

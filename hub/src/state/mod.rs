@@ -1,6 +1,9 @@
 //! The hub's durable state: registry, documents, per-recipient queues, receipts to relay.
-//! This module is the seam between routing logic and storage (redb today, a shared engine later).
+//! [`backend`] is the seam between routing logic and storage: one trait, [`HubBackend`], with
+//! the embedded redb store below ([`HubStore`], `redb_backend`) and PostgreSQL as its
+//! implementations.
 //!
+//! The redb store:
 //! Every method that changes state returns only after the change is durable (group commit).
 //! Tables:
 //! - `nodes`: agency → [`NodeRecord`]
@@ -29,11 +32,14 @@ use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
+pub mod backend;
 mod bodies;
 #[cfg(test)]
 mod directory_tests;
 mod exchange;
+pub mod pg;
 mod records;
+mod redb_backend;
 mod registry;
 mod retention;
 mod statements;
@@ -41,6 +47,10 @@ mod statistics;
 #[cfg(test)]
 mod tests;
 
+pub use backend::{
+    ExchangeBackend, HubBackend, RegistryBackend, RepairBackend, StatementBackend,
+    StatisticsBackend, StatsView,
+};
 pub use bodies::{DamageRecord, HeldDelivery};
 use exchange::answer_in;
 pub use exchange::{Answer, AnswerOutcome};

@@ -1,0 +1,431 @@
+//! The PostgreSQL backend: the hub's state in a database shared by every hub instance.
+//!
+//! - Connections come from a pool (deadpool-postgres over tokio-postgres) on a libpq
+//!   connection string that lists every database host with `target_session_attrs=read-write`,
+//!   so new connections go to whichever server is the primary after a failover.
+//! - Each operation is one SERIALIZABLE transaction ([`PgStore::write`]): the rules read
+//!   what they change, and PostgreSQL aborts one of two transactions that would interleave
+//!   badly (SQLSTATE 40001/40P01); the operation is then run again from the start.
+//! - Nothing is acknowledged before its COMMIT returned. On the cluster this backend is
+//!   built for, a COMMIT returns once a synchronous standby has the transaction.
+//! - A COMMIT whose outcome is unknown (connection lost, no confirmation in time) is
+//!   resolved by reading: every write transaction inserts a marker row with a fresh ID, and
+//!   the marker is looked up on a new connection. Found: the work is committed, and a second
+//!   small commit waits for the standby to have everything up to it. Not found: the work is
+//!   run again. Unreachable: the caller gets [`StorageFault::Unreachable`], retryable, and
+//!   its retry finds the work done or not (every operation is idempotent).
+//! - Counters are inserted as deltas and summed when read ([`counters`]), so no single row
+//!   is updated by every accept; a roll-up folds old deltas in from time to time.
+//! - The schema is under versioned migrations ([`migrations`]), applied at start under an
+//!   advisory lock, so several hubs starting together apply each once.
+
+// The areas using these land one by one (issue 10); until all have, some are unused.
+#[allow(dead_code)]
+pub(crate) mod counters;
+pub mod migrations;
+
+use futures_util::future::BoxFuture;
+use poros_store::{CommitStats, StorageFault, StoreError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{IsolationLevel, Transaction};
+use tracing::{debug, info, warn};
+
+/// How to reach the database and how long to wait for it.
+#[derive(Clone, Debug)]
+pub struct PgOptions {
+    /// libpq connection string (`postgres://…`), every host listed.
+    pub url: String,
+    /// The password, if the server asks for one (read from a 0600 file, never from the URL
+    /// in `hub.toml`).
+    pub password: Option<String>,
+    /// Pool size.
+    pub pool_size: usize,
+    /// How long a COMMIT may wait for its confirmation.
+    pub commit_timeout: Duration,
+    /// This hub instance's name (leases, logs).
+    pub instance: String,
+}
+
+impl PgOptions {
+    /// Options for `url` with the defaults of `hub.toml`.
+    pub fn new(url: &str) -> Self {
+        let d = poros_config::HubStoreConfig::default();
+        PgOptions {
+            url: url.to_string(),
+            password: None,
+            pool_size: d.pool_size,
+            commit_timeout: Duration::from_secs(d.commit_timeout_secs),
+            instance: default_instance(),
+        }
+    }
+}
+
+/// The host name, or `hub` if it cannot be read.
+pub fn default_instance() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "hub".into())
+}
+
+/// Handle on the hub's state in PostgreSQL. Cheap to clone.
+#[derive(Clone)]
+pub struct PgStore {
+    inner: Arc<Inner>,
+    /// Deliveries answered within this many ms of acceptance count as on time.
+    pub(crate) on_time_ms: u64,
+    /// Working-day calendar and registration window of the business figures.
+    pub(crate) business: Arc<(crate::business::Calendar, u32)>,
+}
+
+struct Inner {
+    pool: deadpool_postgres::Pool,
+    opts: PgOptions,
+    /// The last fault seen, until a commit succeeds again.
+    fault: Mutex<Option<StorageFault>>,
+    commits: AtomicU64,
+    jobs: AtomicU64,
+    last_commit_micros: AtomicU64,
+    retries: AtomicU64,
+    resolved: AtomicU64,
+    write_failures: AtomicU64,
+}
+
+/// What a write transaction's closure gets: the open transaction.
+pub(crate) type Tx<'a> = Transaction<'a>;
+
+impl PgStore {
+    /// Connect, apply the schema's migrations, and return the store.
+    pub async fn connect(opts: PgOptions) -> Result<PgStore, StoreError> {
+        let mut cfg: tokio_postgres::Config = opts
+            .url
+            .parse()
+            .map_err(|e| StoreError::Other(format!("store.url is not a connection string: {e}")))?;
+        if let Some(p) = &opts.password {
+            cfg.password(p.as_bytes());
+        }
+        // Writes need the primary; libpq's own rule for a multi-host string.
+        cfg.target_session_attrs(tokio_postgres::config::TargetSessionAttrs::ReadWrite);
+        if cfg.get_connect_timeout().is_none() {
+            cfg.connect_timeout(Duration::from_secs(3));
+        }
+        cfg.keepalives_idle(Duration::from_secs(10));
+        cfg.application_name(format!("poros-hub/{}", opts.instance));
+        let mgr = deadpool_postgres::Manager::from_config(
+            cfg,
+            tokio_postgres::NoTls,
+            deadpool_postgres::ManagerConfig {
+                recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+            },
+        );
+        let pool = deadpool_postgres::Pool::builder(mgr)
+            .max_size(opts.pool_size)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(opts.commit_timeout))
+            .create_timeout(Some(Duration::from_secs(5)))
+            .recycle_timeout(Some(Duration::from_secs(5)))
+            .build()
+            .map_err(|e| StoreError::Other(format!("database pool: {e}")))?;
+        let store = PgStore {
+            inner: Arc::new(Inner {
+                pool,
+                opts,
+                fault: Mutex::new(None),
+                commits: AtomicU64::new(0),
+                jobs: AtomicU64::new(0),
+                last_commit_micros: AtomicU64::new(0),
+                retries: AtomicU64::new(0),
+                resolved: AtomicU64::new(0),
+                write_failures: AtomicU64::new(0),
+            }),
+            on_time_ms: 3_600_000,
+            business: Arc::new((crate::business::Calendar::default(), 1)),
+        };
+        {
+            let mut client = store.client().await?;
+            migrations::apply(&mut client).await?;
+        }
+        info!(instance = %store.inner.opts.instance, "PostgreSQL store ready");
+        Ok(store)
+    }
+
+    /// Set the working-day calendar and the registration window of the business figures.
+    pub fn with_business(mut self, cal: crate::business::Calendar, working_days: u32) -> Self {
+        self.business = Arc::new((cal, working_days));
+        self
+    }
+
+    /// Set the on-time target used when counting answers.
+    pub fn with_on_time_ms(mut self, ms: u64) -> Self {
+        self.on_time_ms = ms;
+        self
+    }
+
+    /// This hub instance's name.
+    pub fn instance(&self) -> &str {
+        &self.inner.opts.instance
+    }
+
+    /// A pooled connection to the primary.
+    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.inner.pool.get().await.map_err(|e| {
+            debug!(error = %e, "no database connection");
+            self.note_fault(StorageFault::Unreachable)
+        })
+    }
+
+    fn note_fault(&self, f: StorageFault) -> StoreError {
+        self.inner.write_failures.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut g) = self.inner.fault.lock() {
+            *g = Some(f);
+        }
+        StoreError::Unavailable(f)
+    }
+
+    fn clear_fault(&self) {
+        if let Ok(mut g) = self.inner.fault.lock() {
+            *g = None;
+        }
+    }
+
+    /// Run `f` in one SERIALIZABLE transaction and commit it; `Ok` only once the COMMIT is
+    /// known to have happened (see the module docs). `f` may run more than once: it must
+    /// derive everything from what it reads in its transaction.
+    pub(crate) async fn write<T, F>(&self, op: &'static str, mut f: F) -> Result<T, StoreError>
+    where
+        T: Send,
+        F: for<'a> FnMut(&'a Tx<'a>) -> BoxFuture<'a, Result<T, StoreError>> + Send,
+    {
+        let started = Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let marker = uuid::Uuid::now_v7();
+            let mut client = self.client().await?;
+            let tx = client
+                .build_transaction()
+                .isolation_level(IsolationLevel::Serializable)
+                .start()
+                .await
+                .map_err(|e| self.sql_error(op, e))?;
+            let out = match f(&tx).await {
+                Ok(v) => v,
+                Err(StoreError::Conflict(why)) if attempt < MAX_ATTEMPTS => {
+                    drop(tx);
+                    self.backoff(op, attempt, &why).await;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            tx.execute(
+                "INSERT INTO poros_commits (id, op) VALUES ($1, $2)",
+                &[&marker, &op],
+            )
+            .await
+            .map_err(|e| self.sql_error(op, e))?;
+            let commit = tokio::time::timeout(self.inner.opts.commit_timeout, tx.commit()).await;
+            match commit {
+                Ok(Ok(())) => {
+                    self.committed(started);
+                    return Ok(out);
+                }
+                Ok(Err(e)) => match self.sql_error(op, e) {
+                    StoreError::Conflict(why) if attempt < MAX_ATTEMPTS => {
+                        self.backoff(op, attempt, &why).await;
+                        continue;
+                    }
+                    StoreError::Unavailable(_) => {
+                        let _ = deadpool_postgres::Object::take(client);
+                    }
+                    other => return Err(other),
+                },
+                Err(_elapsed) => {
+                    // The commit may have happened locally while its confirmation is still
+                    // awaited; this connection is in an unknown state: never reuse it.
+                    let _ = deadpool_postgres::Object::take(client);
+                    warn!(op, "commit not confirmed in time; resolving by reading");
+                }
+            }
+            match self.resolve(marker).await? {
+                true => {
+                    self.inner.resolved.fetch_add(1, Ordering::Relaxed);
+                    self.committed(started);
+                    return Ok(out);
+                }
+                false if attempt < MAX_ATTEMPTS => {
+                    info!(op, "commit outcome resolved: not committed; running again");
+                    continue;
+                }
+                false => return Err(self.note_fault(StorageFault::Unreachable)),
+            }
+        }
+    }
+
+    /// Whether the transaction that inserted `marker` committed, read on a new connection.
+    /// If it did, one more commit on the primary waits until the standby has everything up to
+    /// it (WAL is replayed in order), so what is reported committed is on two machines.
+    async fn resolve(&self, marker: uuid::Uuid) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let found = client
+            .query_opt("SELECT 1 FROM poros_commits WHERE id = $1", &[&marker])
+            .await
+            .map_err(|e| self.sql_error("resolve", e))?
+            .is_some();
+        if found {
+            let barrier = tokio::time::timeout(
+                self.inner.opts.commit_timeout,
+                client.execute(
+                    "INSERT INTO poros_commits (id, op) VALUES ($1, 'barrier')",
+                    &[&uuid::Uuid::now_v7()],
+                ),
+            )
+            .await;
+            match barrier {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(self.sql_error("resolve", e)),
+                Err(_) => {
+                    let _ = deadpool_postgres::Object::take(client);
+                    return Err(self.note_fault(StorageFault::NotReplicated));
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    #[allow(dead_code)] // used by the areas as they land (issue 10)
+    /// Run `f` in one read-only REPEATABLE READ transaction: every query sees the same commit.
+    pub(crate) async fn read<T, F>(&self, op: &'static str, f: F) -> Result<T, StoreError>
+    where
+        T: Send,
+        F: for<'a> FnOnce(&'a Tx<'a>) -> BoxFuture<'a, Result<T, StoreError>> + Send,
+    {
+        let mut client = self.client().await?;
+        let tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(|e| self.sql_error(op, e))?;
+        let out = f(&tx).await?;
+        tx.commit().await.map_err(|e| self.sql_error(op, e))?;
+        Ok(out)
+    }
+
+    fn committed(&self, started: Instant) {
+        self.clear_fault();
+        self.inner.commits.fetch_add(1, Ordering::Relaxed);
+        self.inner.jobs.fetch_add(1, Ordering::Relaxed);
+        self.inner
+            .last_commit_micros
+            .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+    }
+
+    async fn backoff(&self, op: &'static str, attempt: u32, why: &str) {
+        self.inner.retries.fetch_add(1, Ordering::Relaxed);
+        debug!(op, attempt, why, "transaction conflicted; running it again");
+        // Jittered, growing: two hubs that conflicted do not meet again at once.
+        let base = 2u64.saturating_pow(attempt.min(8)).min(200);
+        let jitter = u64::from(uuid::Uuid::now_v7().as_bytes()[15]) % (base + 1);
+        tokio::time::sleep(Duration::from_millis(base / 2 + jitter)).await;
+    }
+
+    /// Classify a database error: conflicts are retried, lost or read-only servers are a
+    /// retryable fault, the rest are errors of the statement.
+    pub(crate) fn sql_error(&self, op: &'static str, e: tokio_postgres::Error) -> StoreError {
+        match classify(&e) {
+            Class::Conflict => StoreError::Conflict(e.to_string()),
+            Class::Unreachable => {
+                debug!(op, error = %e, "database unreachable");
+                self.note_fault(StorageFault::Unreachable)
+            }
+            Class::Statement => {
+                warn!(op, error = %e, "database statement failed");
+                StoreError::Sql(format!("{op}: {}", describe(&e)))
+            }
+        }
+    }
+}
+
+/// Most runs of one operation before it gives up (conflicts, unknown commits).
+const MAX_ATTEMPTS: u32 = 20;
+
+enum Class {
+    Conflict,
+    Unreachable,
+    Statement,
+}
+
+fn classify(e: &tokio_postgres::Error) -> Class {
+    match e.code() {
+        Some(c)
+            if *c == SqlState::T_R_SERIALIZATION_FAILURE
+                || *c == SqlState::T_R_DEADLOCK_DETECTED =>
+        {
+            Class::Conflict
+        }
+        // A demoted primary, a server shutting down or in recovery, too many connections.
+        Some(c)
+            if *c == SqlState::READ_ONLY_SQL_TRANSACTION
+                || *c == SqlState::ADMIN_SHUTDOWN
+                || *c == SqlState::CRASH_SHUTDOWN
+                || *c == SqlState::CANNOT_CONNECT_NOW
+                || *c == SqlState::TOO_MANY_CONNECTIONS
+                || c.code().starts_with("08") =>
+        {
+            Class::Unreachable
+        }
+        Some(_) => Class::Statement,
+        // No SQLSTATE: the connection itself failed (closed, reset, timed out).
+        None => Class::Unreachable,
+    }
+}
+
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
+}
+
+impl PgStore {
+    /// Why writes are refused now, if they are.
+    pub fn health(&self) -> Option<StorageFault> {
+        self.inner.fault.lock().ok().and_then(|g| *g)
+    }
+
+    /// Note a fault seen outside the store.
+    pub fn report_fault(&self, f: StorageFault) {
+        let _ = self.note_fault(f);
+    }
+
+    /// Commit figures.
+    pub fn commit_stats(&self) -> CommitStats {
+        CommitStats {
+            commits: self.inner.commits.load(Ordering::Relaxed),
+            jobs: self.inner.jobs.load(Ordering::Relaxed),
+            last_commit_micros: self.inner.last_commit_micros.load(Ordering::Relaxed),
+            write_failures: self.inner.write_failures.load(Ordering::Relaxed),
+        }
+    }
+
+    /// `/metrics` lines of this backend: the store health every backend reports, and how
+    /// often transactions were run again or their commits resolved by reading.
+    pub fn health_metrics(&self) -> String {
+        use poros_store::{WRITABLE_METRIC, WRITE_FAILURES_METRIC};
+        format!(
+            "# TYPE {WRITABLE_METRIC} gauge\n{WRITABLE_METRIC} {}\n\
+             # TYPE {WRITE_FAILURES_METRIC} counter\n{WRITE_FAILURES_METRIC} {}\n\
+             # TYPE poros_store_pg_retries_total counter\nporos_store_pg_retries_total {}\n\
+             # TYPE poros_store_pg_resolved_total counter\nporos_store_pg_resolved_total {}\n",
+            u8::from(self.health().is_none()),
+            self.inner.write_failures.load(Ordering::Relaxed),
+            self.inner.retries.load(Ordering::Relaxed),
+            self.inner.resolved.load(Ordering::Relaxed),
+        )
+    }
+}
