@@ -156,6 +156,16 @@ pub struct StatsHook {
 }
 
 impl StatsHook {
+    /// The increments gathered so far, removed from the hook ((period, scope, metric) → by):
+    /// for a backend that writes them itself, in the transaction that gathered them.
+    #[allow(dead_code)] // used by the PostgreSQL areas as they land (issue 10)
+    pub(crate) fn take(&self) -> HashMap<(String, String, String), u64> {
+        self.pending
+            .lock()
+            .map(|mut p| std::mem::take(&mut *p))
+            .unwrap_or_default()
+    }
+
     fn add(&self, ms: u64, scope_list: &[String], metric: &str, by: u64) {
         let Ok(mut p) = self.pending.lock() else {
             return;
