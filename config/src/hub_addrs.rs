@@ -118,19 +118,27 @@ impl Serialize for HubAddrs {
 
 impl<'de> Deserialize<'de> for HubAddrs {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Form {
-            One(String),
-            Many(Vec<String>),
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = HubAddrs;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("\"host:port\" or a list of them")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<HubAddrs, E> {
+                HubAddrs::new(vec![v.to_string()]).map_err(E::custom)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<HubAddrs, A::Error> {
+                let mut v = Vec::new();
+                while let Some(e) = a.next_element::<String>()? {
+                    v.push(e);
+                }
+                HubAddrs::new(v).map_err(serde::de::Error::custom)
+            }
         }
-        let entries = match Form::deserialize(d)
-            .map_err(|_| serde::de::Error::custom("expected \"host:port\" or a list of them"))?
-        {
-            Form::One(s) => vec![s],
-            Form::Many(v) => v,
-        };
-        HubAddrs::new(entries).map_err(serde::de::Error::custom)
+        d.deserialize_any(V)
     }
 }
 
