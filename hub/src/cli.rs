@@ -845,6 +845,7 @@ fn run_hub(dir: &Path) -> Result<()> {
         .build()?;
     rt.block_on(async move {
         let hub = Hub::open(&paths, cfg).await?;
+        crate::coordination::listen(&hub);
         let endpoint = server::bind(&hub, server::server_tls(&hub))?;
         let quic_addr = endpoint.local_addr()?;
         let enrol = crate::enrolment::bind(&hub)?;

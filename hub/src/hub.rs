@@ -6,7 +6,9 @@
 use crate::deployment::{HubKeys, HubPaths};
 use crate::metrics::Metrics;
 use crate::state::pg::{PgOptions, PgStore};
-use crate::state::{HubBackend, HubStore, NodeRecord, NodeState, SerialCheck};
+use crate::state::{
+    HubBackend, HubEvent, HubStore, NodeChange, NodeRecord, NodeState, SerialCheck,
+};
 use anyhow::Result;
 use poros_certs::Signer;
 use poros_config::{HubConfig, StoreBackend};
@@ -17,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::Notify;
-use tracing::warn;
+use tracing::{debug, warn};
 
 /// QUIC application close codes.
 pub mod close {
@@ -207,10 +209,38 @@ impl Hub {
             .unwrap_or_default()
     }
 
-    /// Wake the agency's pusher, if it is connected.
+    /// New work for `a`: wake its pusher if it is connected here, or tell the other hub
+    /// instances (one of them may hold its connection).
     pub(crate) fn wake(&self, a: &AgencyId) {
+        if self.wake_local(a) {
+            return;
+        }
+        if self.store.events().is_some() {
+            let (store, a) = (self.store.clone(), a.clone());
+            tokio::spawn(async move {
+                if let Err(e) = store.publish(HubEvent::Work(a.clone())).await {
+                    // The other hub's pusher still finds the work on its next periodic scan.
+                    debug!(agency = %a, error = %e, "announcing new work to the other hubs failed");
+                }
+            });
+        }
+    }
+
+    /// Wake the agency's pusher if it is connected to this instance.
+    pub(crate) fn wake_local(&self, a: &AgencyId) -> bool {
         if let Ok(c) = self.connected.lock() {
             if let Some(c) = c.get(a) {
+                c.wake.notify_one();
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Wake every pusher of this instance (events may have been missed).
+    pub(crate) fn wake_all_local(&self) {
+        if let Ok(c) = self.connected.lock() {
+            for c in c.values() {
                 c.wake.notify_one();
             }
         }
@@ -263,15 +293,19 @@ impl Hub {
         }
     }
 
-    /// Record that a node was seen now (connect or disconnect).
+    /// Record that a node was seen now (connect or disconnect). Only the time is written,
+    /// into the record as stored: a cached copy written back could undo a suspension or a
+    /// revocation made meanwhile through another hub instance.
     pub(crate) async fn seen(&self, a: &AgencyId) {
         if let Err(e) = self.store.mark_seen(vec![a.clone()], now_ms()).await {
             warn!(error = %e, "recording a connection in the statistics failed");
         }
-        let Some(mut rec) = self.node(a) else { return };
-        rec.last_seen_ms = Some(now_ms());
-        if self.store.put_node(rec.clone()).await.is_ok() {
-            self.cache_node(rec);
+        let now = now_ms();
+        let change: NodeChange = Box::new(move |rec| rec.last_seen_ms = Some(now));
+        match self.store.modify_node(a.clone(), change).await {
+            Ok(Some(rec)) => self.cache_node(rec),
+            Ok(None) => {}
+            Err(e) => debug!(agency = %a, error = %e, "recording when a node was seen failed"),
         }
     }
 

@@ -20,6 +20,8 @@
 //!   advisory lock, so several hubs starting together apply each once.
 
 // The areas using these land one by one (issue 10); until all have, some are unused.
+#[allow(dead_code)] // the CoordinationBackend impl lands with the registry area (issue 10)
+mod coord;
 #[allow(dead_code)]
 pub(crate) mod counters;
 pub mod migrations;
@@ -84,6 +86,9 @@ pub struct PgStore {
 
 struct Inner {
     pool: deadpool_postgres::Pool,
+    /// Other instances' events (see `coord`).
+    #[allow(dead_code)] // the CoordinationBackend impl lands with the registry area (issue 10)
+    events: tokio::sync::broadcast::Sender<crate::state::HubEvent>,
     opts: PgOptions,
     /// The last fault seen, until a commit succeeds again.
     fault: Mutex<Option<StorageFault>>,
@@ -115,6 +120,8 @@ impl PgStore {
         }
         cfg.keepalives_idle(Duration::from_secs(10));
         cfg.application_name(format!("poros-hub/{}", opts.instance));
+        let (events, _) = tokio::sync::broadcast::channel(4096);
+        coord::spawn_listener(cfg.clone(), opts.instance.clone(), events.clone());
         let mgr = deadpool_postgres::Manager::from_config(
             cfg,
             tokio_postgres::NoTls,
@@ -133,6 +140,7 @@ impl PgStore {
         let store = PgStore {
             inner: Arc::new(Inner {
                 pool,
+                events,
                 opts,
                 fault: Mutex::new(None),
                 commits: AtomicU64::new(0),
@@ -168,6 +176,12 @@ impl PgStore {
     /// This hub instance's name.
     pub fn instance(&self) -> &str {
         &self.inner.opts.instance
+    }
+
+    /// A receiver of the other instances' events.
+    #[allow(dead_code)] // the CoordinationBackend impl lands with the registry area (issue 10)
+    pub(crate) fn subscribe(&self) -> tokio::sync::broadcast::Receiver<crate::state::HubEvent> {
+        self.inner.events.subscribe()
     }
 
     /// A pooled connection to the primary.
@@ -221,12 +235,23 @@ impl PgStore {
                 }
                 Err(e) => return Err(e),
             };
-            tx.execute(
-                "INSERT INTO poros_commits (id, op) VALUES ($1, $2)",
-                &[&marker, &op],
-            )
-            .await
-            .map_err(|e| self.sql_error(op, e))?;
+            // SERIALIZABLE may report a conflict at any statement, this one included.
+            if let Err(e) = tx
+                .execute(
+                    "INSERT INTO poros_commits (id, op) VALUES ($1, $2)",
+                    &[&marker, &op],
+                )
+                .await
+            {
+                match self.sql_error(op, e) {
+                    StoreError::Conflict(why) if attempt < MAX_ATTEMPTS => {
+                        drop(tx);
+                        self.backoff(op, attempt, &why).await;
+                        continue;
+                    }
+                    other => return Err(other),
+                }
+            }
             let commit = tokio::time::timeout(self.inner.opts.commit_timeout, tx.commit()).await;
             match commit {
                 Ok(Ok(())) => {
@@ -338,7 +363,7 @@ impl PgStore {
     /// retryable fault, the rest are errors of the statement.
     pub(crate) fn sql_error(&self, op: &'static str, e: tokio_postgres::Error) -> StoreError {
         match classify(&e) {
-            Class::Conflict => StoreError::Conflict(e.to_string()),
+            Class::Conflict => StoreError::Conflict(describe(&e)),
             Class::Unreachable => {
                 debug!(op, error = %e, "database unreachable");
                 self.note_fault(StorageFault::Unreachable)
