@@ -30,6 +30,7 @@ pub mod deployment;
 pub mod error;
 pub mod patroni;
 pub mod pg;
+pub mod pg_shared;
 pub mod procs;
 pub mod sdk;
 
@@ -39,6 +40,7 @@ pub use deployment::Deployment;
 pub use error::Error;
 pub use patroni::PatroniCluster;
 pub use pg::{psql, PgServer};
+pub use pg_shared::fresh_database;
 pub use procs::ProcessGroup;
 
 use std::time::{Duration, Instant};

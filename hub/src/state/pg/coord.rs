@@ -7,7 +7,7 @@
 //! (a failover) is made again, and a `Resync` tells the hub that events may have been missed.
 
 use super::PgStore;
-use crate::state::HubEvent;
+use crate::state::{HubEvent, NodeChange, NodeRecord};
 use poros_protocol::AgencyId;
 use poros_store::StoreError;
 use std::time::Duration;
@@ -148,4 +148,66 @@ async fn listen_once(
     };
     pump.abort();
     why
+}
+
+#[async_trait::async_trait]
+impl crate::state::CoordinationBackend for PgStore {
+    fn holder(&self) -> String {
+        self.instance().to_string()
+    }
+
+    async fn claim_agency(
+        &self,
+        agency: &AgencyId,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        self.claim_lease(agency, holder, ttl).await
+    }
+
+    async fn release_agency(&self, agency: &AgencyId, holder: &str) -> Result<(), StoreError> {
+        self.release_lease(agency, holder).await
+    }
+
+    async fn publish(&self, event: HubEvent) -> Result<(), StoreError> {
+        self.notify(&event).await
+    }
+
+    fn events(&self) -> Option<broadcast::Receiver<HubEvent>> {
+        Some(self.subscribe())
+    }
+
+    async fn node(&self, agency: &AgencyId) -> Result<Option<NodeRecord>, StoreError> {
+        let (store, agency) = (self.clone(), agency.to_string());
+        self.read("node", move |tx| {
+            Box::pin(
+                async move { super::registry::node_in(tx, &store, "node", &agency, false).await },
+            )
+        })
+        .await
+    }
+
+    async fn modify_node(
+        &self,
+        agency: AgencyId,
+        change: NodeChange,
+    ) -> Result<Option<NodeRecord>, StoreError> {
+        let store = self.clone();
+        let change = std::sync::Arc::new(change);
+        self.write("modify node", move |tx| {
+            let (store, agency, change) = (store.clone(), agency.clone(), change.clone());
+            Box::pin(async move {
+                let op = "modify node";
+                let Some(mut rec) =
+                    super::registry::node_in(tx, &store, op, agency.as_str(), true).await?
+                else {
+                    return Ok(None);
+                };
+                change(&mut rec);
+                super::registry::put_node_in(tx, &store, op, &rec).await?;
+                Ok(Some(rec))
+            })
+        })
+        .await
+    }
 }

@@ -11,7 +11,8 @@ use poros_store::StoreError;
 /// recorded in the database is applied, in this order.
 pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "core", include_str!("sql/0001_core.sql")),
-    // 2-7: the areas (registry, exchange, statements, repair, statistics, bodies).
+    (2, "registry", include_str!("sql/0002_registry.sql")),
+    // 3-7: the areas still landing (exchange, statements, repair, statistics, bodies).
     (8, "coordination", include_str!("sql/0008_coordination.sql")),
 ];
 

@@ -20,11 +20,11 @@
 //!   advisory lock, so several hubs starting together apply each once.
 
 // The areas using these land one by one (issue 10); until all have, some are unused.
-#[allow(dead_code)] // the CoordinationBackend impl lands with the registry area (issue 10)
 mod coord;
 #[allow(dead_code)]
 pub(crate) mod counters;
 pub mod migrations;
+mod registry;
 
 use futures_util::future::BoxFuture;
 use poros_store::{CommitStats, StorageFault, StoreError};
@@ -87,7 +87,6 @@ pub struct PgStore {
 struct Inner {
     pool: deadpool_postgres::Pool,
     /// Other instances' events (see `coord`).
-    #[allow(dead_code)] // the CoordinationBackend impl lands with the registry area (issue 10)
     events: tokio::sync::broadcast::Sender<crate::state::HubEvent>,
     opts: PgOptions,
     /// The last fault seen, until a commit succeeds again.
@@ -179,7 +178,6 @@ impl PgStore {
     }
 
     /// A receiver of the other instances' events.
-    #[allow(dead_code)] // the CoordinationBackend impl lands with the registry area (issue 10)
     pub(crate) fn subscribe(&self) -> tokio::sync::broadcast::Receiver<crate::state::HubEvent> {
         self.inner.events.subscribe()
     }
@@ -321,7 +319,6 @@ impl PgStore {
         Ok(found)
     }
 
-    #[allow(dead_code)] // used by the areas as they land (issue 10)
     /// Run `f` in one read-only REPEATABLE READ transaction: every query sees the same commit.
     pub(crate) async fn read<T, F>(&self, op: &'static str, f: F) -> Result<T, StoreError>
     where
