@@ -410,20 +410,8 @@ impl RegistryBackend for PgStore {
             Box::pin(async move {
                 put_node_in(tx, &store, OP, &rec).await?;
                 // Certificates superseded by a renewal and not yet retired are revoked too.
-                let old = rec.superseded.iter();
-                let serials = [(&rec.tls_serial, "tls"), (&rec.sign_serial, "sign")]
-                    .into_iter()
-                    .chain(old.flat_map(|o| [(&o.tls_serial, "tls"), (&o.sign_serial, "sign")]));
-                for (serial, kind) in serials {
-                    if serial.is_empty() {
-                        continue;
-                    }
-                    let r = RevokedSerial {
-                        agency: rec.agency.clone(),
-                        kind: kind.into(),
-                        revoked_ms: now_ms,
-                    };
-                    put_serial_in(tx, &store, OP, SerialTable::Revoked, serial, &r).await?;
+                for (serial, r) in rec.serials_to_revoke(now_ms) {
+                    put_serial_in(tx, &store, OP, SerialTable::Revoked, &serial, &r).await?;
                 }
                 audit_in(tx, &store, OP, &audit).await
             })
