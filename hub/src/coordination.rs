@@ -60,6 +60,10 @@ pub(crate) fn keep_lease(
     agency: &AgencyId,
     conn: &quinn::Connection,
 ) -> watch::Receiver<bool> {
+    // One instance: the work is always its own, and nothing needs renewing.
+    if !hub.shared {
+        return watch::channel(true).1;
+    }
     let (tx, rx) = watch::channel(false);
     let (hub, agency, conn) = (hub.clone(), agency.clone(), conn.clone());
     tokio::spawn(async move {

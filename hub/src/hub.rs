@@ -124,6 +124,8 @@ pub struct Hub {
     pub cfg: HubConfig,
     /// Durable state (redb or PostgreSQL).
     pub store: Arc<dyn HubBackend>,
+    /// Whether other hub instances share the store (its events exist), decided once at open.
+    pub(crate) shared: bool,
     /// Body files.
     pub blobs: Blobs,
     pub(crate) keys: HubKeys,
@@ -169,8 +171,10 @@ impl Hub {
             .into_iter()
             .map(|n| (n.agency.clone(), n))
             .collect();
+        let shared = store.events().is_some();
         Ok(Arc::new(Hub {
             cfg,
+            shared,
             store,
             blobs,
             keys,
@@ -215,7 +219,7 @@ impl Hub {
         if self.wake_local(a) {
             return;
         }
-        if self.store.events().is_some() {
+        if self.shared {
             let (store, a) = (self.store.clone(), a.clone());
             tokio::spawn(async move {
                 if let Err(e) = store.publish(HubEvent::Work(a.clone())).await {

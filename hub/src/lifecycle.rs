@@ -260,7 +260,7 @@ impl Hub {
     fn put_cached_and_apply(&self, rec: NodeRecord) {
         let agency = rec.agency.clone();
         self.apply_node(rec);
-        if self.store.events().is_some() {
+        if self.shared {
             let store = self.store.clone();
             tokio::spawn(async move {
                 if let Err(e) = store.publish(HubEvent::Registry(agency.clone())).await {

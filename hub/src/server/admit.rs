@@ -54,7 +54,7 @@ pub(super) async fn serve_connection(hub: Arc<Hub>, inc: quinn::Incoming) {
     async move {
         // Several instances: the record may have changed through another one (enrolled,
         // renewed, revoked) a moment ago; the store, not the cache, decides admission.
-        if hub.store.events().is_some() {
+        if hub.shared {
             match hub.store.node(&agency).await {
                 Ok(Some(rec)) => hub.cache_node(rec),
                 Ok(None) => {}
