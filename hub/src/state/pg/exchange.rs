@@ -3,18 +3,23 @@
 //!
 //! The rules are the redb store's (`state/exchange.rs`), through the same pure functions;
 //! only the table access differs. The hot paths are few statements each:
-//! - `accept`: one statement stores the document, its deliveries, its inline body and body
-//!   reference, its rule state and the hub's acceptance (data-modifying CTEs under an
-//!   `INSERT … ON CONFLICT DO NOTHING`), then the counters and statistics in two pipelined
-//!   inserts. Two hubs accepting the same document at once: one inserts, the other's insert
-//!   meets a row its snapshot cannot see, which SERIALIZABLE turns into a conflict; run again,
-//!   it reads the document and answers `Duplicate` (or `Conflict`).
+//! - `accept`: one statement stores the document, its deliveries and queue rows, its inline
+//!   body and body reference, its rule state and the hub's acceptance (data-modifying CTEs
+//!   under an `INSERT … ON CONFLICT DO NOTHING`), then the counters and statistics in two
+//!   pipelined inserts. It reads nothing (the stored document only when it was there), so
+//!   accepts never conflict with each other. Two hubs accepting the same document at once:
+//!   one inserts, the other's insert meets a row its snapshot cannot see, which SERIALIZABLE
+//!   turns into a conflict; run again, it reads the document and answers `Duplicate` (or
+//!   `Conflict`).
 //! - an answer: one read of the delivery, its document and rule state (taking the statement's
 //!   sequence number in the same read), then the delivery's end, the relay or statement, the
 //!   counters and statistics as pipelined statements.
 //!
-//! A pending delivery is a `deliveries` row with `pending`; the queue and the expiry index are
-//! partial indexes on those rows, minus the `held` ones (waiting for a body repair).
+//! A pending delivery has its row in `queue` (its recipient's queue, in document order, and
+//! the age order of expiry), offered unless `held` (waiting for a body repair). An answer
+//! removes that row and updates the delivery in place, so answers to neighbouring documents
+//! do not conflict under SERIALIZABLE (see `sql/0003_exchange.sql`); the last answer of a
+//! document (counted in `answered`) puts it in `retention`.
 
 use super::{counters, PgStore, Tx};
 use crate::state::backend::ExchangeBackend;
@@ -140,6 +145,7 @@ pub(super) async fn record_in(
              ), d AS ( \
                  INSERT INTO statement_digests (digest, seq) \
                  SELECT $7, s.seq FROM s WHERE $7::bytea IS NOT NULL \
+                 ON CONFLICT (digest) DO UPDATE SET seq = excluded.seq \
              ), k AS ( \
                  INSERT INTO statement_kind_deltas (label, delta) \
                  SELECT $8, 1 FROM s WHERE $8::text IS NOT NULL \
@@ -259,12 +265,15 @@ async fn answer_with(
             "WITH upd AS ( \
                  UPDATE deliveries SET pending = false, answered_ms = $3, record = $4 \
                  WHERE doc = $1 AND recipient = $2 \
+             ), dq AS ( \
+                 DELETE FROM queue WHERE recipient = $2 AND doc = $1 \
              ), unheld AS ( \
                  DELETE FROM held WHERE $5 AND recipient = $2 AND doc = $1 \
+             ), n AS ( \
+                 UPDATE answered SET answered = answered + 1 WHERE doc = $1 \
+                 RETURNING answered >= deliveries AS all_ended \
              ), ret AS ( \
-                 INSERT INTO retention (answered_ms, doc) SELECT $3, $1 \
-                 WHERE NOT EXISTS (SELECT 1 FROM deliveries \
-                                   WHERE doc = $1 AND pending AND recipient <> $2) \
+                 INSERT INTO retention (answered_ms, doc) SELECT $3, $1 FROM n WHERE all_ended \
                  ON CONFLICT DO NOTHING \
              ), relay AS ( \
                  INSERT INTO relays (sender, doc, recipient, item) SELECT $6, $1, $2, $7 \
@@ -342,13 +351,13 @@ pub(super) async fn pending_scan(
             Box::pin(async move {
                 let rows = tx
                     .query_typed(
-                        "SELECT d.doc, d.accepted_ms FROM deliveries d \
-                         WHERE d.recipient = $1 AND d.pending AND NOT (d.doc = ANY($2)) \
+                        "SELECT q.doc, q.due_ms FROM queue q \
+                         WHERE q.recipient = $1 AND NOT (q.doc = ANY($2)) \
                            AND NOT EXISTS (SELECT 1 FROM held h \
-                                           WHERE h.recipient = $1 AND h.doc = d.doc) \
+                                           WHERE h.recipient = $1 AND h.doc = q.doc) \
                            AND NOT ($4 AND EXISTS (SELECT 1 FROM added_recipients a \
-                                           WHERE a.doc = d.doc AND a.recipient = $1)) \
-                         ORDER BY d.doc LIMIT $3",
+                                           WHERE a.doc = q.doc AND a.recipient = $1)) \
+                         ORDER BY q.doc LIMIT $3",
                         &[
                             (&recipient, Type::TEXT),
                             (&skip, Type::UUID_ARRAY),
@@ -457,6 +466,12 @@ impl ExchangeBackend for PgStore {
                          ), dels AS ( \
                              INSERT INTO deliveries (doc, recipient, pending, accepted_ms, record) \
                              SELECT ins.id, r, true, $3, $7 FROM ins, unnest($8::text[]) AS r \
+                         ), q AS ( \
+                             INSERT INTO queue (recipient, doc, due_ms) \
+                             SELECT r, ins.id, $3 FROM ins, unnest($8::text[]) AS r \
+                         ), n AS ( \
+                             INSERT INTO answered (doc, deliveries, answered) \
+                             SELECT id, cardinality($8::text[]), 0 FROM ins \
                          ), body AS ( \
                              INSERT INTO inline_bodies (digest, body) \
                              SELECT $4, $9 FROM ins WHERE $9::bytea IS NOT NULL \
@@ -472,15 +487,16 @@ impl ExchangeBackend for PgStore {
                          ), kind AS ( \
                              INSERT INTO statement_kind_deltas (label, delta) \
                              SELECT $12, 1 FROM ins WHERE $12::text IS NOT NULL \
-                         ) SELECT EXISTS (SELECT 1 FROM ins), \
-                                  (SELECT record FROM docs WHERE id = $1)",
+                         ) SELECT EXISTS (SELECT 1 FROM ins)",
                         &params,
                     )
                     .await
                     .map_err(|e| store.sql_error("accept", e))?;
                 if !row.get::<_, bool>(0) {
-                    return match row.get::<_, Option<&[u8]>>(1) {
-                        Some(old) => Ok(resubmitted(&dec(old)?, rec)),
+                    // Read only now: a stored document's transaction reads nothing, so
+                    // accepts of different documents never conflict.
+                    return match doc_in(tx, &store, DocumentId(a.id)).await? {
+                        Some(old) => Ok(resubmitted(&old, rec)),
                         // Inserted by a transaction this one cannot see: run again.
                         None => Err(StoreError::Conflict("document stored concurrently".into())),
                     };
@@ -508,37 +524,14 @@ impl ExchangeBackend for PgStore {
     }
 
     async fn body_refs(&self, digest: &Digest) -> Result<u64, StoreError> {
-        let (digest, store) = (*digest, self.clone());
-        self.read("body references", move |tx| {
-            Box::pin(async move {
-                let row = tx
-                    .query_typed_opt(
-                        "SELECT refs FROM body_refs WHERE digest = $1",
-                        &[(&digest.as_slice(), Type::BYTEA)],
-                    )
-                    .await
-                    .map_err(|e| store.sql_error("body references", e))?;
-                Ok(row.map(|r| unbig(r.get(0))).unwrap_or(0))
-            })
-        })
-        .await
+        let sql = "SELECT refs FROM body_refs WHERE digest = $1";
+        let refs = by_digest(self, "body references", sql, *digest, |r| unbig(r.get(0))).await?;
+        Ok(refs.unwrap_or(0))
     }
 
     async fn inline_body(&self, digest: &Digest) -> Result<Option<Vec<u8>>, StoreError> {
-        let (digest, store) = (*digest, self.clone());
-        self.read("inline body", move |tx| {
-            Box::pin(async move {
-                let row = tx
-                    .query_typed_opt(
-                        "SELECT body FROM inline_bodies WHERE digest = $1",
-                        &[(&digest.as_slice(), Type::BYTEA)],
-                    )
-                    .await
-                    .map_err(|e| store.sql_error("inline body", e))?;
-                Ok(row.map(|r| r.get(0)))
-            })
-        })
-        .await
+        let sql = "SELECT body FROM inline_bodies WHERE digest = $1";
+        by_digest(self, "inline body", sql, *digest, |r| r.get(0)).await
     }
 
     async fn record_answer(
@@ -664,6 +657,28 @@ impl ExchangeBackend for PgStore {
     }
 }
 
+/// The row `sql` reads for one body digest (`$1`), as `f` takes it.
+async fn by_digest<T: Send + 'static>(
+    store: &PgStore,
+    op: &'static str,
+    sql: &'static str,
+    digest: Digest,
+    f: fn(&tokio_postgres::Row) -> T,
+) -> Result<Option<T>, StoreError> {
+    let s = store.clone();
+    store
+        .read(op, move |tx| {
+            Box::pin(async move {
+                let row = tx
+                    .query_typed_opt(sql, &[(&digest.as_slice(), Type::BYTEA)])
+                    .await
+                    .map_err(|e| s.sql_error(op, e))?;
+                Ok(row.as_ref().map(f))
+            })
+        })
+        .await
+}
+
 /// Pending deliveries in the queues (not held): of one recipient, or all.
 async fn queue_count(store: &PgStore, recipient: Option<&AgencyId>) -> Result<u64, StoreError> {
     let recipient = recipient.map(|a| a.to_string());
@@ -673,10 +688,10 @@ async fn queue_count(store: &PgStore, recipient: Option<&AgencyId>) -> Result<u6
             Box::pin(async move {
                 let row = tx
                     .query_typed_one(
-                        "SELECT count(*) FROM deliveries d \
-                         WHERE d.pending AND ($1::text IS NULL OR d.recipient = $1) \
+                        "SELECT count(*) FROM queue q \
+                         WHERE ($1::text IS NULL OR q.recipient = $1) \
                            AND NOT EXISTS (SELECT 1 FROM held h \
-                                           WHERE h.recipient = d.recipient AND h.doc = d.doc)",
+                                           WHERE h.recipient = q.recipient AND h.doc = q.doc)",
                         &[(&recipient, Type::TEXT)],
                     )
                     .await

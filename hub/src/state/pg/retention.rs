@@ -24,9 +24,8 @@ pub(super) async fn expired_before(
             Box::pin(async move {
                 let rows = tx
                     .query_typed(
-                        "SELECT doc, recipient FROM deliveries \
-                         WHERE pending AND accepted_ms < $1 \
-                         ORDER BY accepted_ms, doc, recipient LIMIT $2",
+                        "SELECT doc, recipient FROM queue WHERE due_ms < $1 \
+                         ORDER BY due_ms, doc, recipient LIMIT $2",
                         &[
                             (&big(cutoff_ms), Type::INT8),
                             (&lim(limit.max(1)), Type::INT8),

@@ -4,10 +4,11 @@
 //!
 //! The rules are the redb store's (`state/statements.rs`), through the same pure functions
 //! ([`DocState::check`], `effects_refused`, `changed_tracks`, `count_business`…). Accepting a
-//! statement reads the digest, the document, its rule state and the maker's delivery in one
-//! statement; checks that need more (a named document, added recipients' registry records,
-//! the deliveries whose business life changed) read it in one more each; then the statement
-//! is stored and the rest written in pipelined statements.
+//! statement claims its digest (a resubmission finds it claimed: `Duplicate`) and reads the
+//! document, its rule state and the maker's delivery in one statement; checks that need more
+//! (a named document, added recipients' registry records, the deliveries whose business life
+//! changed) read it in one more each; then the statement is stored and the rest written in
+//! pipelined statements. A refusal gives the claim back: nothing stays.
 
 use super::exchange::{big, codes, doc_in, lim, pending_scan, record_in, state_in, unbig};
 use super::{counters, PgStore, Tx};
@@ -86,9 +87,15 @@ async fn accept_in(
     let op = "accept statement";
     let digest = signed.payload_digest();
     let doc = stmt.doc_id;
+    // The digest is claimed, not looked up: a read of its index page would conflict with
+    // every statement accepted at the same time (their digests share pages); a refusal gives
+    // the claim back (see `PgStore::accept_statement`).
     let row = tx
         .query_typed_one(
-            "SELECT EXISTS (SELECT 1 FROM statement_digests WHERE digest = $1), \
+            "WITH claim AS ( \
+                 INSERT INTO statement_digests (digest, seq) VALUES ($1, 0) \
+                 ON CONFLICT DO NOTHING RETURNING 1 \
+             ) SELECT NOT EXISTS (SELECT 1 FROM claim), \
                     (SELECT record FROM docs WHERE id = $2), \
                     (SELECT state FROM doc_states WHERE doc = $2), \
                     (SELECT pending FROM deliveries WHERE doc = $2 AND recipient = $3), \
@@ -190,12 +197,20 @@ async fn accept_in(
                  SELECT $1, r, $3, $4 FROM unnest($5::text[]) AS r \
                  ON CONFLICT (doc, recipient) DO UPDATE \
                  SET seq = excluded.seq, added_ms = excluded.added_ms \
+                 RETURNING xmax = 0 AS new \
              ), dl AS ( \
                  INSERT INTO deliveries (doc, recipient, pending, accepted_ms, record) \
                  SELECT $1, r, true, $4, $6 FROM unnest($5::text[]) AS r \
                  ON CONFLICT (doc, recipient) DO UPDATE SET pending = true, \
                      accepted_ms = excluded.accepted_ms, answered_ms = NULL, \
                      record = excluded.record \
+             ), q AS ( \
+                 INSERT INTO queue (recipient, doc, due_ms) \
+                 SELECT r, $1, $4 FROM unnest($5::text[]) AS r \
+                 ON CONFLICT (recipient, doc) DO UPDATE SET due_ms = excluded.due_ms \
+             ), n AS ( \
+                 UPDATE answered SET deliveries = deliveries + (SELECT count(*) FROM ad WHERE new) \
+                 WHERE $7 AND doc = $1 \
              ) SELECT 1",
             &[
                 (&doc.0, Type::UUID),
@@ -204,6 +219,7 @@ async fn accept_in(
                 (&big(now_ms), Type::INT8),
                 (&added, Type::TEXT_ARRAY),
                 (&pending, Type::BYTEA),
+                (&!added.is_empty(), Type::BOOL),
             ],
         )
         .await
@@ -295,7 +311,17 @@ impl StatementBackend for PgStore {
             let (store, input) = (store.clone(), input.clone());
             Box::pin(async move {
                 let (signed, stmt) = &*input;
-                accept_in(tx, &store, signed, stmt, now_ms).await
+                let out = accept_in(tx, &store, signed, stmt, now_ms).await?;
+                if let StatementOutcome::Refused(_) = out {
+                    // Refusals store nothing: not even the digest's claim.
+                    tx.execute_typed(
+                        "DELETE FROM statement_digests WHERE digest = $1",
+                        &[(&signed.payload_digest().as_slice(), Type::BYTEA)],
+                    )
+                    .await
+                    .map_err(|e| store.sql_error("accept statement", e))?;
+                }
+                Ok(out)
             })
         })
         .await

@@ -36,11 +36,12 @@ CREATE TABLE statement_digests (
     seq bigint NOT NULL
 );
 
--- doc → DocState (postcard): what the rules know of the document.
+-- doc → DocState (postcard): what the rules know of the document. Rewritten by answers
+-- and statements: pages keep room for updates in place (see 0003).
 CREATE TABLE doc_states (
     doc uuid PRIMARY KEY,
     state bytea NOT NULL
-);
+) WITH (fillfactor = 50);
 
 -- Deliveries an update created: which statement, and when they fell due (their delivery rows
 -- are in `deliveries` like any other).
