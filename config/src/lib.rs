@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+mod hub_addrs;
+pub use hub_addrs::{HubAddrError, HubAddrs};
+
 /// Configuration failures; every message names the file, and the key where one is at fault.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -420,8 +423,14 @@ impl HubConfig {
 pub struct AgentConfig {
     /// This node's agency code.
     pub agency: AgencyId,
-    /// The hub's QUIC address.
-    pub hub: SocketAddr,
+    /// The hub's QUIC address(es): `host:port`, a list of them (one per hub instance), or a
+    /// name resolving to several; an agent whose hub goes away connects to another.
+    pub hub: HubAddrs,
+    /// A hub connection that carries nothing (not even keep-alives) for this many seconds
+    /// is taken as dead and the agent connects to the next hub address; keep-alives are sent
+    /// at a third of it.
+    #[serde(default = "default_hub_idle_timeout")]
+    pub hub_idle_timeout_secs: u64,
     /// Name the hub's certificate is checked against.
     #[serde(default = "default_server_name")]
     pub hub_server_name: String,
@@ -563,13 +572,17 @@ fn default_orphan_grace() -> u64 {
 fn default_body_sweep_interval() -> u64 {
     3600
 }
+fn default_hub_idle_timeout() -> u64 {
+    10
+}
 
 impl AgentConfig {
     /// A configuration with defaults for everything but the agency and hub.
     pub fn new(agency: AgencyId, hub: SocketAddr) -> Self {
         AgentConfig {
             agency,
-            hub,
+            hub: hub.into(),
+            hub_idle_timeout_secs: default_hub_idle_timeout(),
             hub_server_name: default_server_name(),
             api_listen: default_api_listen(),
             max_body_bytes: default_agent_max_body(),
@@ -607,6 +620,12 @@ impl AgentConfig {
         }
         if c.hub_server_name.is_empty() {
             return Err(bad("hub_server_name", "a DNS name in the hub certificate"));
+        }
+        if !(3..=600).contains(&c.hub_idle_timeout_secs) {
+            return Err(bad(
+                "hub_idle_timeout_secs",
+                "a number of seconds between 3 and 600",
+            ));
         }
         if c.orphan_grace_secs == 0 {
             return Err(bad(
@@ -654,9 +673,13 @@ impl AgentConfig {
             "# Poros node agent configuration.\n\
              # This node's agency code (DDD.DD.DD.XDD); must match its certificates.\n\
              agency = \"{}\"\n\
-             # The hub's QUIC address (host:port) and the name in its certificate.\n\
-             hub = \"{}\"\n\
+             # The hub's QUIC address (host:port) and the name in its certificate. Several hub\n\
+             # instances: a list, hub = [\"hub1:7000\", \"hub2:7000\"], or one name resolving\n\
+             # to several; the agent moves to another when its hub goes away.\n\
+             hub = {}\n\
              hub_server_name = {}\n\
+             # A hub connection silent this long (seconds) is taken as dead.\n\
+             hub_idle_timeout_secs = {}\n\
              # Local HTTP API for the agency's software and the CLI verbs; loopback only.\n\
              # Port 0 picks a free port; the bound address is written to run/api.addr.\n\
              api_listen = \"{}\"\n\
@@ -670,8 +693,9 @@ impl AgentConfig {
              orphan_grace_secs = {}\n\
              body_sweep_interval_secs = {}\n",
             self.agency,
-            self.hub,
+            self.hub.to_toml(),
             toml_string(&self.hub_server_name),
+            self.hub_idle_timeout_secs,
             self.api_listen,
             self.max_body_bytes,
             self.submit_in_flight,

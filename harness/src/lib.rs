@@ -15,6 +15,10 @@
 //!   creating it, registering agencies, starting and stopping the hub and agents.
 //! - [`api`]: reading an agent's local API and the hub's metrics.
 //! - [`sdk`]: a document-management system speaking the national SDK protocol to an agent.
+//! - [`pg`]: [`PgServer`], a real PostgreSQL server from the distribution's packages, and
+//!   [`psql`] to run SQL against it.
+//! - [`patroni`]: [`PatroniCluster`], etcd and Patroni-managed PostgreSQL nodes in
+//!   synchronous mode, for failover tests.
 //!
 //! Synchronisation is always by polling a condition with a deadline ([`wait_until`]), never
 //! by a fixed sleep.
@@ -24,6 +28,9 @@ pub mod api;
 pub mod command;
 pub mod deployment;
 pub mod error;
+pub mod patroni;
+pub mod pg;
+pub mod pg_shared;
 pub mod procs;
 pub mod sdk;
 
@@ -31,6 +38,9 @@ pub use api::{metric_value, recipient_states};
 pub use command::{output, run_cmd, Binaries};
 pub use deployment::Deployment;
 pub use error::Error;
+pub use patroni::PatroniCluster;
+pub use pg::{psql, PgServer};
+pub use pg_shared::fresh_database;
 pub use procs::ProcessGroup;
 
 use std::time::{Duration, Instant};

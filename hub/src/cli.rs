@@ -840,12 +840,12 @@ fn run_hub(dir: &Path) -> Result<()> {
         .with_context(|| format!("reading {}", paths.at("admin.token").display()))?
         .trim()
         .to_string();
-    // Opened before the runtime starts: store setup uses blocking commits.
-    let hub = Hub::open(&paths, cfg)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     rt.block_on(async move {
+        let hub = Hub::open(&paths, cfg).await?;
+        crate::coordination::listen(&hub);
         let endpoint = server::bind(&hub, server::server_tls(&hub))?;
         let quic_addr = endpoint.local_addr()?;
         let enrol = crate::enrolment::bind(&hub)?;

@@ -5,10 +5,13 @@
 
 use crate::deployment::{HubKeys, HubPaths};
 use crate::metrics::Metrics;
-use crate::state::{HubBackend, HubStore, NodeRecord, NodeState, SerialCheck};
+use crate::state::pg::{PgOptions, PgStore};
+use crate::state::{
+    HubBackend, HubEvent, HubStore, NodeChange, NodeRecord, NodeState, SerialCheck,
+};
 use anyhow::Result;
 use poros_certs::Signer;
-use poros_config::HubConfig;
+use poros_config::{HubConfig, StoreBackend};
 use poros_protocol::{AgencyId, HubNotice, Refusal, RefusalCode, SignedNotice, StorageParty};
 use poros_store::{Blobs, Db};
 use poros_transport::Limits;
@@ -16,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::Notify;
-use tracing::warn;
+use tracing::{debug, warn};
 
 /// QUIC application close codes.
 pub mod close {
@@ -37,6 +40,60 @@ pub mod close {
 }
 
 pub use poros_transport::now_ms;
+
+/// Open the store `[store]` names: the redb file in the deployment directory, or the
+/// PostgreSQL database (schema migrated at start), with the statistics settings of `cfg`.
+pub async fn open_store(paths: &HubPaths, cfg: &HubConfig) -> Result<Arc<dyn HubBackend>> {
+    let cal = crate::business::Calendar::of_config(&cfg.monitoring);
+    let days = cfg.monitoring.registration_working_days;
+    let on_time = cfg.monitoring.on_time_secs * 1000;
+    Ok(match cfg.store.backend {
+        StoreBackend::Redb => {
+            let file = paths.db();
+            let store = tokio::task::spawn_blocking(move || -> Result<HubStore> {
+                Ok(HubStore::open(Db::open(&file)?)?)
+            })
+            .await??;
+            Arc::new(store.with_on_time_ms(on_time).with_business(cal, days))
+        }
+        StoreBackend::Postgres => {
+            let mut opts = PgOptions::new(&cfg.store.url);
+            opts.pool_size = cfg.store.pool_size;
+            opts.commit_timeout = std::time::Duration::from_secs(cfg.store.commit_timeout_secs);
+            if !cfg.store.instance.is_empty() {
+                opts.instance = cfg.store.instance.clone();
+            } else {
+                // Unique among hubs on one machine too (tests run several).
+                opts.instance = format!("{}/{}", opts.instance, std::process::id());
+            }
+            if let Some(f) = &cfg.store.password_file {
+                opts.password = Some(read_secret_file(&paths.at(&f.to_string_lossy()))?);
+            }
+            // The PostgreSQL areas land one by one (issue 10); until every area implements
+            // its trait, this build refuses the backend rather than run half of it.
+            let _ = PgStore::connect;
+            anyhow::bail!(
+                "[store] backend = \"postgres\" ({}): not available in this build yet",
+                opts.instance
+            )
+        }
+    })
+}
+
+/// A secret from a file only its owner may read (0600), trimmed.
+fn read_secret_file(path: &std::path::Path) -> Result<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| anyhow::anyhow!("store.password_file {}: {e}", path.display()))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        anyhow::bail!(
+            "store.password_file {} may be read by others (mode {:o}); make it 0600",
+            path.display(),
+            meta.permissions().mode() & 0o777
+        );
+    }
+    Ok(std::fs::read_to_string(path)?.trim().to_string())
+}
 
 /// Why a statement is not accepted as the agency's own.
 #[derive(Debug, thiserror::Error)]
@@ -90,25 +147,31 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// Open the deployment's store and keys.
-    pub fn open(paths: &HubPaths, cfg: HubConfig) -> Result<Arc<Hub>> {
+    /// Open the deployment's store (by `[store]`: the embedded redb store, or the shared
+    /// PostgreSQL database) and keys.
+    pub async fn open(paths: &HubPaths, cfg: HubConfig) -> Result<Arc<Hub>> {
+        let store = open_store(paths, &cfg).await?;
+        Hub::with_store(paths, cfg, store).await
+    }
+
+    /// A hub over a store opened by the caller.
+    pub async fn with_store(
+        paths: &HubPaths,
+        cfg: HubConfig,
+        store: Arc<dyn HubBackend>,
+    ) -> Result<Arc<Hub>> {
         let metrics = Metrics::default();
         let keys = crate::deployment::load_keys(paths, Some(metrics.cert_observer()))?;
-        let db = Db::open(&paths.db())?;
-        let store = HubStore::open(db)?
-            .with_on_time_ms(cfg.monitoring.on_time_secs * 1000)
-            .with_business(
-                crate::business::Calendar::of_config(&cfg.monitoring),
-                cfg.monitoring.registration_working_days,
-            );
         let blobs = Blobs::open(&paths.bodies())?;
-        let registry = HubStore::nodes(&store)?
+        let registry = store
+            .nodes()
+            .await?
             .into_iter()
             .map(|n| (n.agency.clone(), n))
             .collect();
         Ok(Arc::new(Hub {
             cfg,
-            store: Arc::new(store),
+            store,
             blobs,
             keys,
             endpoint: Mutex::new(None),
@@ -146,10 +209,38 @@ impl Hub {
             .unwrap_or_default()
     }
 
-    /// Wake the agency's pusher, if it is connected.
+    /// New work for `a`: wake its pusher if it is connected here, or tell the other hub
+    /// instances (one of them may hold its connection).
     pub(crate) fn wake(&self, a: &AgencyId) {
+        if self.wake_local(a) {
+            return;
+        }
+        if self.store.events().is_some() {
+            let (store, a) = (self.store.clone(), a.clone());
+            tokio::spawn(async move {
+                if let Err(e) = store.publish(HubEvent::Work(a.clone())).await {
+                    // The other hub's pusher still finds the work on its next periodic scan.
+                    debug!(agency = %a, error = %e, "announcing new work to the other hubs failed");
+                }
+            });
+        }
+    }
+
+    /// Wake the agency's pusher if it is connected to this instance.
+    pub(crate) fn wake_local(&self, a: &AgencyId) -> bool {
         if let Ok(c) = self.connected.lock() {
             if let Some(c) = c.get(a) {
+                c.wake.notify_one();
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Wake every pusher of this instance (events may have been missed).
+    pub(crate) fn wake_all_local(&self) {
+        if let Ok(c) = self.connected.lock() {
+            for c in c.values() {
                 c.wake.notify_one();
             }
         }
@@ -202,15 +293,19 @@ impl Hub {
         }
     }
 
-    /// Record that a node was seen now (connect or disconnect).
+    /// Record that a node was seen now (connect or disconnect). Only the time is written,
+    /// into the record as stored: a cached copy written back could undo a suspension or a
+    /// revocation made meanwhile through another hub instance.
     pub(crate) async fn seen(&self, a: &AgencyId) {
         if let Err(e) = self.store.mark_seen(vec![a.clone()], now_ms()).await {
             warn!(error = %e, "recording a connection in the statistics failed");
         }
-        let Some(mut rec) = self.node(a) else { return };
-        rec.last_seen_ms = Some(now_ms());
-        if self.store.put_node(rec.clone()).await.is_ok() {
-            self.cache_node(rec);
+        let now = now_ms();
+        let change: NodeChange = Box::new(move |rec| rec.last_seen_ms = Some(now));
+        match self.store.modify_node(a.clone(), change).await {
+            Ok(Some(rec)) => self.cache_node(rec),
+            Ok(None) => {}
+            Err(e) => debug!(agency = %a, error = %e, "recording when a node was seen failed"),
         }
     }
 

@@ -7,6 +7,7 @@
 //! - [`state`]: durable state behind one narrow seam (registry, documents, queues, relays).
 //! - [`enrolment`]: the token enrolment endpoint, bounded per source and per step.
 //! - [`lifecycle`]: registration, enrolment, suspension, revocation (CRLs) and renewal.
+//! - [`coordination`]: several hub instances on one shared store: events, agency leases.
 //! - [`server`]: the QUIC endpoint: connection admission, stream dispatch, submissions, the
 //!   per-node pusher (deliveries, receipts, relays) and the sweepers.
 //! - [`statements`]: statements on the wire: accepted from their maker, relayed to addressees.
@@ -19,6 +20,7 @@
 
 pub mod business;
 pub mod cli;
+pub mod coordination;
 pub mod delays;
 pub mod demo;
 pub mod deployment;

@@ -3,7 +3,7 @@
 //! Every change is recorded in the audit log in the same commit as the change.
 
 use crate::hub::{close, limits, now_ms, Hub};
-use crate::state::{AuditRecord, NodeEdit, NodeRecord, NodeState, Superseded};
+use crate::state::{AuditRecord, HubEvent, NodeEdit, NodeRecord, NodeState, Superseded};
 use anyhow::{bail, Context, Result};
 use poros_certs::SignerSubject;
 use poros_protocol::{AgencyId, Credentials, EnrollToken, Frame, Refusal, RefusalCode};
@@ -250,7 +250,54 @@ impl Hub {
         Ok(rec)
     }
 
+    /// A node's record as stored now: a change starts from it, not from the cache, which
+    /// may not yet have another hub instance's change.
+    async fn stored_node(&self, agency: &AgencyId) -> Result<Option<NodeRecord>> {
+        Ok(self.store.node(agency).await?)
+    }
+
+    /// Cache and apply a record this hub changed, and tell the other hub instances.
     fn put_cached_and_apply(&self, rec: NodeRecord) {
+        let agency = rec.agency.clone();
+        self.apply_node(rec);
+        if self.store.events().is_some() {
+            let store = self.store.clone();
+            tokio::spawn(async move {
+                if let Err(e) = store.publish(HubEvent::Registry(agency.clone())).await {
+                    warn!(agency = %agency, error = %e, "announcing a registry change to the other hubs failed; they reload the registry when they resynchronise");
+                }
+            });
+        }
+    }
+
+    /// A registry record changed through another hub instance: take it from the store, cut
+    /// the agency's connection here if it is no longer active, and put the revocation lists
+    /// in force (pushing the signing CRL to the agents connected here).
+    pub(crate) async fn registry_changed_elsewhere(
+        self: &Arc<Self>,
+        agency: &AgencyId,
+    ) -> Result<()> {
+        if let Some(rec) = self.store.node(agency).await? {
+            self.apply_node(rec);
+        }
+        self.reload_crls().await?;
+        self.push_crl().await;
+        Ok(())
+    }
+
+    /// Events may have been missed: reload every record and the revocation lists.
+    pub(crate) async fn resync_registry(self: &Arc<Self>) -> Result<()> {
+        for rec in self.store.nodes().await? {
+            self.apply_node(rec);
+        }
+        self.reload_crls().await?;
+        self.push_crl().await;
+        self.wake_all_local();
+        Ok(())
+    }
+
+    /// Cache a record and apply it to this hub's connections.
+    fn apply_node(&self, rec: NodeRecord) {
         let agency = rec.agency.clone();
         let active = rec.state == NodeState::Active;
         self.cache_node(rec);
@@ -318,7 +365,12 @@ impl Hub {
                 "enrolment token has expired; ask the administrator for a new one",
             ));
         }
-        let mut rec = match self.node(agency) {
+        // Registered through any hub instance: the store, not this one's cache, knows.
+        let stored = self
+            .stored_node(agency)
+            .await
+            .map_err(|e| refusal(RefusalCode::Unavailable, format!("registry: {e}")))?;
+        let mut rec = match stored {
             Some(n) if n.state == NodeState::Pending => n,
             Some(n) if n.state == NodeState::Active => {
                 return Err(refusal(
@@ -378,7 +430,8 @@ impl Hub {
         // at most one superseded pair is ever admitted.
         self.retire_superseded(agency, "renewed again").await?;
         let mut rec = self
-            .node(agency)
+            .stored_node(agency)
+            .await?
             .with_context(|| format!("{agency} is not registered"))?;
         if rec.state != NodeState::Active {
             bail!("{agency} is not active");
@@ -403,7 +456,7 @@ impl Hub {
             ),
         );
         self.store.put_node_audited(rec.clone(), a).await?;
-        self.cache_node(rec);
+        self.put_cached_and_apply(rec);
         info!(agency = %agency, "certificates renewed");
         Ok(issued.creds)
     }
@@ -460,7 +513,8 @@ impl Hub {
     /// Suspend (`active = false`) or resume a node.
     pub async fn set_active(&self, agency: &AgencyId, active: bool, actor: &str) -> Result<()> {
         let mut rec = self
-            .node(agency)
+            .stored_node(agency)
+            .await?
             .with_context(|| format!("agency {agency} is not registered"))?;
         let (from, to) = match (rec.state, active) {
             (NodeState::Active, false) => (NodeState::Active, NodeState::Suspended),
@@ -487,7 +541,8 @@ impl Hub {
     /// handshakes are refused and every connected agent receives the new signing CRL.
     pub async fn revoke(self: &Arc<Self>, agency: &AgencyId, actor: &str) -> Result<()> {
         let mut rec = self
-            .node(agency)
+            .stored_node(agency)
+            .await?
             .with_context(|| format!("agency {agency} is not registered"))?;
         if rec.state == NodeState::Revoked {
             bail!("agency {agency} is already revoked");

@@ -25,26 +25,6 @@ fn retries(s: &PgStore) -> u64 {
         .expect("the retry counter in the store's metrics")
 }
 
-/// Conflicts that reached the caller (see [`again`]).
-static SURFACED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// Run `f` again while it fails with a conflict, counting those: `PgStore::write` does not run
-/// a transaction again when the conflict shows at its commit marker (a transaction another
-/// one already doomed fails at its next write), so a caller can see one.
-async fn again<T, Fut: std::future::Future<Output = Result<T, poros_store::StoreError>>>(
-    f: impl Fn() -> Fut,
-) -> T {
-    for _ in 0..20 {
-        match f().await {
-            Err(poros_store::StoreError::Conflict(_)) => {
-                SURFACED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-            other => return other.unwrap(),
-        }
-    }
-    panic!("conflicted 20 times")
-}
-
 /// Documents accepted together have neighbouring IDs, so their rows share index pages; their
 /// accepts, answers (both forms) and statements, many at once, must not keep conflicting
 /// (under SERIALIZABLE, a transaction that reads a page another writes can be aborted).
@@ -92,7 +72,7 @@ async fn neighbouring_documents_accepted_and_answered_at_once_rarely_conflict() 
     phase(streams, n, move |i| {
         let (s, rec) = (s.clone(), r[i].clone());
         async move {
-            let o = again(|| s.accept(rec.clone(), ReceivedBody::inline(body(i)))).await;
+            let o = s.accept(rec, ReceivedBody::inline(body(i))).await.unwrap();
             assert!(matches!(o, AcceptOutcome::Stored));
         }
     })
@@ -110,11 +90,11 @@ async fn neighbouring_documents_accepted_and_answered_at_once_rarely_conflict() 
                     &k,
                     receipt(id, who, Outcome::Delivered, 6_000).as_statement(),
                 );
-                let o = again(|| s.record_answer(id, a(who), ans.clone(), 6_000)).await;
+                let o = s.record_answer(id, a(who), ans, 6_000).await.unwrap();
                 assert!(matches!(o, AnswerOutcome::Recorded { .. }));
             }
             let ans = legacy_delivered(&k, id, H3, 6_000);
-            let o = again(|| s.record_answer(id, a(H3), ans.clone(), 6_000)).await;
+            let o = s.record_answer(id, a(H3), ans, 6_000).await.unwrap();
             assert!(matches!(o, AnswerOutcome::Recorded { .. }));
         }
     })
@@ -132,7 +112,7 @@ async fn neighbouring_documents_accepted_and_answered_at_once_rarely_conflict() 
         async move {
             let st = statement(&k, id, H1, &[G], status(BusinessStatus::Registered));
             let stmt = st.statement().unwrap();
-            let o = again(|| s.accept_statement(st.clone(), stmt.clone(), 8_000)).await;
+            let o = s.accept_statement(st, stmt, 8_000).await.unwrap();
             assert!(matches!(o, StatementOutcome::Accepted { .. }), "{o:?}");
         }
     })
@@ -147,11 +127,9 @@ async fn neighbouring_documents_accepted_and_answered_at_once_rarely_conflict() 
         store.statement_counts().await.unwrap(),
         vec![("registered".to_string(), n as u64)]
     );
-    // Run again at most one in ten (each costs a round of the transaction); alone, about
-    // one in a hundred are.
-    let surfaced = SURFACED.load(std::sync::atomic::Ordering::Relaxed);
-    eprintln!("conflicts that reached the caller: {surfaced}");
-    let total = accepts + answers + statements + surfaced;
+    // Run again at most one in ten (each costs a round of the transaction). Measured: no
+    // accept or statement, about three answers in a hundred.
+    let total = accepts + answers + statements;
     assert!(
         total as usize * 10 <= 5 * n,
         "{accepts} accepts, {answers} answers and {statements} statements run again of {}",

@@ -12,8 +12,8 @@ use pgx::*;
 use poros_hub::state::pg::{PgOptions, PgStore};
 use poros_hub::state::{
     AcceptOutcome, Answer, AnswerOutcome, BodyAt, DeliveryRecord, DeliveryState, ExchangeBackend,
-    HubStore, NodeRecord, NodeState, RelayItem, StatementBackend, StatementOutcome,
-    StatementRefusal,
+    HubStore, NodeRecord, NodeState, RegistryBackend, RelayItem, StatementBackend,
+    StatementOutcome, StatementRefusal,
 };
 use poros_protocol::{
     AgencyId, BusinessStatus, Change, DocumentId, NoticeKind, Outcome, SignedReceipt,
@@ -56,13 +56,6 @@ impl Side {
             .await
             .unwrap_or_else(|e| panic!("PgStore on {}: {e}", db.url));
         let sql = db.client().await;
-        // The registry's table, as its area (migration 2) makes it, until that area is here.
-        sql.batch_execute(
-            "CREATE TABLE IF NOT EXISTS nodes (agency text COLLATE \"C\" PRIMARY KEY, \
-             state text NOT NULL, parent text COLLATE \"C\", record bytea NOT NULL)",
-        )
-        .await
-        .unwrap();
         Side::Pg {
             store,
             sql,
@@ -82,17 +75,7 @@ impl Side {
         n.state = state;
         match self {
             Side::Redb { store, .. } => store.put_node(n).await.unwrap(),
-            Side::Pg { sql, .. } => {
-                let rec = postcard::to_allocvec(&n).unwrap();
-                sql.execute(
-                    "INSERT INTO nodes (agency, state, record) VALUES ($1, $2, $3) \
-                     ON CONFLICT (agency) DO UPDATE SET state = excluded.state, \
-                     record = excluded.record",
-                    &[&code, &format!("{state:?}"), &rec],
-                )
-                .await
-                .unwrap();
-            }
+            Side::Pg { store, .. } => RegistryBackend::put_node(store, n).await.unwrap(),
         }
     }
 

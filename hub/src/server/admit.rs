@@ -2,7 +2,7 @@
 //! current serial, settlement of a second live connection, then the connection's life.
 
 use crate::hub::{close, now_ms, Hub};
-use crate::state::{Conflict, NodeState, SerialCheck};
+use crate::state::{Conflict, NodeChange, NodeState, SerialCheck};
 use poros_protocol::{AgencyId, Frame};
 use poros_transport::loglimit::LogLimiter;
 use std::sync::atomic::Ordering;
@@ -52,6 +52,17 @@ pub(super) async fn serve_connection(hub: Arc<Hub>, inc: quinn::Incoming) {
         .unwrap_or_default();
     let span = info_span!("conn", agency = %agency, %remote);
     async move {
+        // Several instances: the record may have changed through another one (enrolled,
+        // renewed, revoked) a moment ago; the store, not the cache, decides admission.
+        if hub.store.events().is_some() {
+            match hub.store.node(&agency).await {
+                Ok(Some(rec)) => hub.cache_node(rec),
+                Ok(None) => {}
+                Err(e) => {
+                    warn!(error = %e, "reading the agency's record failed; using the cached one")
+                }
+            }
+        }
         match hub.node_state(&agency) {
             Some(NodeState::Active) => {
                 if !admit_certificate(&hub, &agency, &serial, &conn) {
@@ -96,8 +107,10 @@ pub(super) async fn serve_connection(hub: Arc<Hub>, inc: quinn::Incoming) {
         // The agent must hold the current CRL before it is handed any held document, or it
         // could accept one signed by a certificate revoked while it was offline.
         hub.push_crl_to(&agency, conn.clone()).await;
-        let pusher =
-            tokio::spawn(pusher(hub.clone(), agency.clone(), conn.clone(), wake).in_current_span());
+        let lease = crate::coordination::keep_lease(&hub, &agency, &conn);
+        let pusher = tokio::spawn(
+            pusher(hub.clone(), agency.clone(), conn.clone(), wake, lease).in_current_span(),
+        );
         // A node flooding bad requests gets a few warnings per window, then a count.
         let log = Arc::new(LogLimiter::new(LOG_BURST, LOG_WINDOW));
         let current = crate::statements::speaks_statements(&conn);
@@ -199,17 +212,20 @@ async fn settle_identity(
         close::IDENTITY_CONFLICT.into(),
         format!("another live connection already serves {agency}").as_bytes(),
     );
-    if let Some(mut rec) = hub.node(agency) {
+    // Into the record as stored (never a cached copy written back).
+    let conflict = Conflict {
+        at_ms: now_ms(),
+        kept,
+        refused: remote.to_string(),
+    };
+    let change: NodeChange = Box::new(move |rec| {
         rec.conflicts += 1;
-        rec.last_conflict = Some(Conflict {
-            at_ms: now_ms(),
-            kept,
-            refused: remote.to_string(),
-        });
-        match hub.store.put_node(rec.clone()).await {
-            Ok(()) => hub.cache_node(rec),
-            Err(e) => warn!(error = %e, "recording the identity conflict failed"),
-        }
+        rec.last_conflict = Some(conflict.clone());
+    });
+    match hub.store.modify_node(agency.clone(), change).await {
+        Ok(Some(rec)) => hub.cache_node(rec),
+        Ok(None) => {}
+        Err(e) => warn!(error = %e, "recording the identity conflict failed"),
     }
     false
 }

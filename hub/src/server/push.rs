@@ -1,5 +1,6 @@
 //! The per-connection pusher: pushes pending deliveries, records the recipient's receipt,
-//! relays answers to senders and asks senders for lost bodies again.
+//! relays answers to senders and asks senders for lost bodies again — while this instance
+//! holds the agency's lease (see `coordination`).
 
 use crate::hub::{now_ms, Hub};
 use crate::repair::BodySource;
@@ -31,6 +32,7 @@ pub(super) async fn pusher(
     agency: AgencyId,
     conn: quinn::Connection,
     wake: Arc<Notify>,
+    mut lease: tokio::sync::watch::Receiver<bool>,
 ) {
     let permits = Arc::new(Semaphore::new(hub.cfg.limits.deliveries_in_flight as usize));
     let deliveries: InFlight<DocumentId> = InFlight::new();
@@ -41,6 +43,11 @@ pub(super) async fn pusher(
     let v2 = crate::statements::speaks_statements(&conn);
     loop {
         if conn.close_reason().is_some() {
+            return;
+        }
+        // Another hub instance may still hold this agency's work (its lease runs out when
+        // that instance is gone): two instances never push the same item at once.
+        if !crate::coordination::lease_held(&mut lease, &conn).await {
             return;
         }
         let notified = wake.notified();

@@ -6,7 +6,9 @@
 //! tokens, audit, revocations, monitors), [`ExchangeBackend`] (documents, queues, answers,
 //! relays, expiry and retention), [`StatementBackend`] (the statement path),
 //! [`RepairBackend`] (bodies found damaged and the deliveries they hold) and
-//! [`StatisticsBackend`] (counters, exact statistics, connections, paper counts).
+//! [`StatisticsBackend`] (counters, exact statistics, connections, paper counts) and
+//! [`CoordinationBackend`] (what several hub instances share beyond the state: leases on each
+//! agency's delivery and relay work, and events that reach every instance).
 //!
 //! The contract every implementation keeps, checked by one conformance suite run against both
 //! (`hub/tests/conformance.rs`):
@@ -308,9 +310,85 @@ pub trait StatsView: Send + Sync {
     async fn seen(&self, periods: &[String]) -> Result<HashSet<String>, StoreError>;
 }
 
+/// Something every hub instance must hear about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HubEvent {
+    /// New work for this agency (a delivery, an answer, a statement to relay): its pusher,
+    /// wherever the agency is connected, should look now.
+    Work(AgencyId),
+    /// The agency's registry record changed (suspended, revoked, renewed, edited): reload it,
+    /// cut its connection if it is no longer active, and rebuild the revocation lists.
+    Registry(AgencyId),
+    /// Events may have been missed (the listening connection was lost): wake every pusher and
+    /// reload the registry.
+    Resync,
+}
+
+impl HubEvent {
+    /// The wire form (a NOTIFY payload): `w <agency>`, `r <agency>`, `s`.
+    pub fn encode(&self) -> String {
+        match self {
+            HubEvent::Work(a) => format!("w {a}"),
+            HubEvent::Registry(a) => format!("r {a}"),
+            HubEvent::Resync => "s".into(),
+        }
+    }
+
+    /// Parse the wire form.
+    pub fn decode(s: &str) -> Option<HubEvent> {
+        let agency = |rest: &str| AgencyId::parse(rest).ok();
+        match s.split_once(' ') {
+            Some(("w", a)) => agency(a).map(HubEvent::Work),
+            Some(("r", a)) => agency(a).map(HubEvent::Registry),
+            None if s == "s" => Some(HubEvent::Resync),
+            _ => None,
+        }
+    }
+}
+
+/// A change to one node record, applied to the stored record inside one transaction (never to
+/// a cached copy written back, which could undo a revocation made meanwhile by another hub).
+pub type NodeChange = Box<dyn Fn(&mut NodeRecord) + Send + Sync>;
+
+/// What several hub instances share beyond the state. The embedded store serves one hub: its
+/// leases are always held and its events stay in the process.
+#[async_trait]
+pub trait CoordinationBackend: Send + Sync {
+    /// This instance's name as a lease holder (unique among the instances).
+    fn holder(&self) -> String;
+    /// Claim, or renew, the lease on `agency`'s delivery and relay work for `holder` until
+    /// `ttl` from now. `false`: another holder's lease is still running.
+    async fn claim_agency(
+        &self,
+        agency: &AgencyId,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool, StoreError>;
+    /// Give the lease up (the agency disconnected from this instance).
+    async fn release_agency(&self, agency: &AgencyId, holder: &str) -> Result<(), StoreError>;
+    /// Tell every other hub instance about `event`.
+    async fn publish(&self, event: HubEvent) -> Result<(), StoreError>;
+    /// Events from the other instances; `None` when there are none (one hub).
+    fn events(&self) -> Option<tokio::sync::broadcast::Receiver<HubEvent>>;
+    /// One node record as stored now.
+    async fn node(&self, agency: &AgencyId) -> Result<Option<NodeRecord>, StoreError>;
+    /// Apply `change` to the stored record of `agency` in one transaction; the record as
+    /// stored after it (`None`: not registered).
+    async fn modify_node(
+        &self,
+        agency: AgencyId,
+        change: NodeChange,
+    ) -> Result<Option<NodeRecord>, StoreError>;
+}
+
 /// The hub's durable state: every area, plus the backend's own health.
 pub trait HubBackend:
-    RegistryBackend + ExchangeBackend + StatementBackend + RepairBackend + StatisticsBackend
+    RegistryBackend
+    + ExchangeBackend
+    + StatementBackend
+    + RepairBackend
+    + StatisticsBackend
+    + CoordinationBackend
 {
     /// `redb` or `postgres`, for logs and metrics.
     fn kind(&self) -> &'static str;

@@ -48,8 +48,8 @@ mod statistics;
 mod tests;
 
 pub use backend::{
-    ExchangeBackend, HubBackend, RegistryBackend, RepairBackend, StatementBackend,
-    StatisticsBackend, StatsView,
+    CoordinationBackend, ExchangeBackend, HubBackend, HubEvent, NodeChange, RegistryBackend,
+    RepairBackend, StatementBackend, StatisticsBackend, StatsView,
 };
 pub use bodies::{DamageRecord, HeldDelivery};
 use exchange::answer_in;

@@ -183,6 +183,25 @@ pub enum SerialCheck {
 }
 
 impl NodeRecord {
+    /// What revoking this node puts on the revocation lists: its current serials and any
+    /// a renewal superseded and that are not yet retired, each with its kind (`tls`/`sign`).
+    pub fn serials_to_revoke(&self, now_ms: u64) -> Vec<(String, RevokedSerial)> {
+        let old = self.superseded.iter();
+        [(&self.tls_serial, "tls"), (&self.sign_serial, "sign")]
+            .into_iter()
+            .chain(old.flat_map(|o| [(&o.tls_serial, "tls"), (&o.sign_serial, "sign")]))
+            .filter(|(serial, _)| !serial.is_empty())
+            .map(|(serial, kind)| {
+                let r = RevokedSerial {
+                    agency: self.agency.clone(),
+                    kind: kind.into(),
+                    revoked_ms: now_ms,
+                };
+                (serial.clone(), r)
+            })
+            .collect()
+    }
+
     /// Check a TLS certificate serial against the registry (pure: the time is an argument).
     pub fn check_tls_serial(&self, serial: &str, now_ms: u64, overlap_ms: u64) -> SerialCheck {
         self.check_serial(

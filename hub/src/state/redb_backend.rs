@@ -383,3 +383,56 @@ async fn blocking<T: Send + 'static>(
         .await
         .map_err(|e| StoreError::Other(format!("store task: {e}")))?
 }
+
+/// One hub: every lease is its own, and its events never leave the process (the hub wakes
+/// its pushers and applies registry changes itself).
+#[async_trait]
+impl CoordinationBackend for HubStore {
+    fn holder(&self) -> String {
+        "local".into()
+    }
+    async fn claim_agency(
+        &self,
+        _agency: &AgencyId,
+        _holder: &str,
+        _ttl: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        Ok(true)
+    }
+    async fn release_agency(&self, _agency: &AgencyId, _holder: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn publish(&self, _event: HubEvent) -> Result<(), StoreError> {
+        Ok(())
+    }
+    fn events(&self) -> Option<tokio::sync::broadcast::Receiver<HubEvent>> {
+        None
+    }
+    async fn node(&self, agency: &AgencyId) -> Result<Option<NodeRecord>, StoreError> {
+        let r = self.db.read()?;
+        let t = r.open_table(NODES)?;
+        let v = t.get(agency.as_str())?;
+        v.map(|g| dec_node(g.value())).transpose()
+    }
+    async fn modify_node(
+        &self,
+        agency: AgencyId,
+        change: NodeChange,
+    ) -> Result<Option<NodeRecord>, StoreError> {
+        self.db
+            .write(move |txn| {
+                let mut t = txn.open_table(NODES)?;
+                let stored = t
+                    .get(agency.as_str())?
+                    .map(|g| dec_node(g.value()))
+                    .transpose()?;
+                let Some(mut rec) = stored else {
+                    return Ok(None);
+                };
+                change(&mut rec);
+                t.insert(agency.as_str(), enc(&rec)?.as_slice())?;
+                Ok(Some(rec))
+            })
+            .await
+    }
+}

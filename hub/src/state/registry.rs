@@ -197,19 +197,7 @@ impl HubStore {
                     .insert(rec.agency.as_str(), enc(&rec)?.as_slice())?;
                 let mut rv = txn.open_table(REVOKED)?;
                 // Certificates superseded by a renewal and not yet retired are revoked too.
-                let old = rec.superseded.iter();
-                let serials = [(&rec.tls_serial, "tls"), (&rec.sign_serial, "sign")]
-                    .into_iter()
-                    .chain(old.flat_map(|o| [(&o.tls_serial, "tls"), (&o.sign_serial, "sign")]));
-                for (serial, kind) in serials {
-                    if serial.is_empty() {
-                        continue;
-                    }
-                    let r = RevokedSerial {
-                        agency: rec.agency.clone(),
-                        kind: kind.into(),
-                        revoked_ms: now_ms,
-                    };
+                for (serial, r) in rec.serials_to_revoke(now_ms) {
                     rv.insert(serial.as_str(), enc(&r)?.as_slice())?;
                 }
                 drop(rv);

@@ -1,9 +1,9 @@
 //! What the PostgreSQL tests of the exchange and statement areas share: a fresh database
 //! per test, and documents, answers and statements built as `state/tests.rs` builds them.
 //!
-//! The database: `POROS_DEV_PG` (a server URL ending in `/`, whose role may create
-//! databases), by default the development server `postgres://poros:poros@127.0.0.1:5432/`.
-//! An unreachable server fails the test, saying so.
+//! The database: a real PostgreSQL server the test binary starts (Debian's postgresql
+//! package; `scripts/test.sh` installs it), with a database of its own per test. A server that
+//! cannot be started fails the test, saying why.
 #![allow(dead_code)] // each test file uses its part
 
 use poros_hub::state::{Answer, BodyAt, DeliveryState, DocRecord};
@@ -26,31 +26,20 @@ pub fn a(s: &str) -> AgencyId {
 // ---------------------------------------------------------------------------------------------
 // The database.
 
-pub fn server_url() -> String {
-    std::env::var("POROS_DEV_PG")
-        .unwrap_or_else(|_| "postgres://poros:poros@127.0.0.1:5432/".into())
-}
-
-/// A fresh database, dropped (with its connections) when this goes.
+/// A database of the test's own on the test binary's PostgreSQL server (started on first use,
+/// stopped when the binary exits: `poros_harness::fresh_database`).
 pub struct FreshDb {
-    name: String,
     /// Its URL.
     pub url: String,
 }
 
 impl FreshDb {
     pub async fn create() -> FreshDb {
-        let server = server_url();
-        let name = format!("poros_pgx_{}", uuid::Uuid::now_v7().simple());
-        let admin = admin(&server).await;
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
+        let url = tokio::task::spawn_blocking(|| poros_harness::fresh_database("t_pgx"))
             .await
-            .unwrap_or_else(|e| panic!("creating database {name} on {server}: {e}"));
-        FreshDb {
-            url: format!("{server}{name}"),
-            name,
-        }
+            .unwrap()
+            .unwrap_or_else(|e| panic!("a PostgreSQL database for the test: {e}"));
+        FreshDb { url }
     }
 
     /// A plain connection to it, for what the test reads or sets up directly.
@@ -60,45 +49,6 @@ impl FreshDb {
             .unwrap_or_else(|e| panic!("connecting to {}: {e}", self.url));
         tokio::spawn(conn);
         c
-    }
-}
-
-pub async fn admin(server: &str) -> tokio_postgres::Client {
-    let url = format!("{server}postgres");
-    let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "the PostgreSQL test server is unreachable at {url} ({e}); start it or set \
-                 POROS_DEV_PG to a server URL whose role may create databases"
-            )
-        });
-    tokio::spawn(conn);
-    c
-}
-
-impl Drop for FreshDb {
-    fn drop(&mut self) {
-        let (server, name) = (server_url(), self.name.clone());
-        // Its own thread and runtime: Drop may run inside (or after) the test's runtime.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok((c, conn)) =
-                    tokio_postgres::connect(&format!("{server}postgres"), tokio_postgres::NoTls)
-                        .await
-                {
-                    tokio::spawn(conn);
-                    let _ = c
-                        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .await;
-                }
-            })
-        })
-        .join();
     }
 }
 

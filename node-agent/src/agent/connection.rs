@@ -1,5 +1,6 @@
-//! The hub connection: one QUIC connection kept up with backoff (and re-made after a
-//! renewal), and the dispatch of each stream the hub opens to the job that answers it.
+//! The hub connection: one QUIC connection to one of the hub instances, kept up by moving to
+//! the next address when it goes away, with backoff only when no hub answers (and re-made
+//! after a renewal), and the dispatch of each stream the hub opens to the job that answers it.
 
 use super::Agent;
 use anyhow::Result;
@@ -23,6 +24,25 @@ pub(crate) async fn connected(
     }
 }
 
+/// Longest wait for one hub to answer a connection attempt.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How a served connection ended.
+enum Served {
+    /// The agent is stopping.
+    Shutdown,
+    /// Closed here to reconnect with renewed certificates (same hub).
+    Renewed,
+    /// Closed by the hub or the network; `lasted`: it served for a while (not a refusal).
+    Closed { lasted: bool },
+}
+
+fn random_byte() -> u8 {
+    let mut j = [0u8; 1];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut j);
+    j[0]
+}
+
 impl Agent {
     /// The hub connection, changing as it comes and goes.
     pub(crate) fn connection(&self) -> watch::Receiver<Option<quinn::Connection>> {
@@ -44,83 +64,151 @@ impl Agent {
         }
     }
 
+    /// Keep one connection to a hub up. The hub addresses are tried in turn, from a random
+    /// one (so agents spread over the instances); a connection that goes away is followed at
+    /// once by an attempt on the next address, and only a round in which no hub answered
+    /// waits, with jittered exponential backoff (100 ms to 10 s).
     pub(super) async fn connection_manager(self: Arc<Self>) {
-        let limits = Limits::default();
-        let endpoint = match poros_transport::client_endpoint(
-            self.creds().client_tls,
-            &limits,
-            self.cfg.hub.is_ipv6(),
-        ) {
-            Ok(e) => e,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot create the QUIC endpoint");
-                return;
-            }
+        let idle = Duration::from_secs(self.cfg.hub_idle_timeout_secs);
+        let limits = Limits {
+            idle_timeout: idle,
+            keep_alive: idle / 3,
+            ..Limits::default()
         };
-        if let Ok(mut e) = self.endpoint.lock() {
-            *e = Some(endpoint.clone());
-        }
+        let mut endpoints: Vec<(bool, quinn::Endpoint)> = Vec::new();
         let mut backoff = Duration::from_millis(100);
+        let mut next = usize::from(random_byte());
         loop {
             if self.shutting_down.load(std::sync::atomic::Ordering::SeqCst) {
                 return;
             }
+            let hubs = self.cfg.hub.clone();
+            let addrs = tokio::task::spawn_blocking(move || hubs.resolve())
+                .await
+                .unwrap_or_default();
+            if addrs.is_empty() {
+                warn!(hub = %self.cfg.hub, "no hub address resolves; retrying in {:?}", backoff);
+            }
+            let mut served = false;
             let mut renewed = false;
-            let attempt = async {
-                // The current credentials: they change when the agent renews.
-                let config = poros_transport::quic_client_config(self.creds().client_tls, &limits)?;
-                let connecting =
-                    endpoint.connect_with(config, self.cfg.hub, &self.cfg.hub_server_name)?;
-                Ok::<_, anyhow::Error>(connecting.await?)
-            };
-            match attempt.await {
-                Ok(conn) => {
-                    info!(hub = %self.cfg.hub, agency = %self.cfg.agency, "connected to hub");
-                    let since = std::time::Instant::now();
-                    self.conn.send_replace(Some(conn.clone()));
-                    self.submit_wake.notify_one();
-                    loop {
-                        match conn.accept_bi().await {
-                            Ok((send, recv)) => {
-                                let me = self.clone();
-                                tokio::spawn(async move { me.handle_incoming(send, recv).await });
-                            }
-                            Err(quinn::ConnectionError::LocallyClosed) => {
-                                // Closed here either to reconnect after a renewal or to stop.
-                                if self.shutting_down.load(std::sync::atomic::Ordering::SeqCst) {
-                                    return;
-                                }
-                                info!("reconnecting with renewed certificates");
-                                renewed = true;
-                                break;
-                            }
-                            Err(e) => {
-                                warn!(reason = %e, "hub connection closed");
-                                break;
-                            }
-                        }
+            for i in 0..addrs.len() {
+                let at = (next + i) % addrs.len();
+                let addr = addrs[at];
+                let endpoint = match self.endpoint_for(&mut endpoints, addr, &limits) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        tracing::error!(hub = %addr, error = %e, "cannot create the QUIC endpoint");
+                        continue;
                     }
-                    self.conn.send_replace(None);
+                };
+                let conn = match self.connect_once(&endpoint, addr, &limits).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        warn!(hub = %addr, error = %e, "cannot connect to hub; trying the next address");
+                        continue;
+                    }
+                };
+                match self.serve(conn, addr).await {
+                    Served::Shutdown => return,
+                    Served::Renewed => {
+                        renewed = true;
+                        next = at;
+                        break;
+                    }
                     // A TLS 1.3 client finishes its handshake before the hub has checked its
-                    // certificate, so a refused node "connects" and is closed at once: only
-                    // a connection that lasted resets the backoff.
-                    if since.elapsed() > Duration::from_secs(10) {
-                        backoff = Duration::from_millis(100);
+                    // certificate, so a refused node "connects" and is closed at once: only a
+                    // connection that lasted counts as served.
+                    Served::Closed { lasted: false } => continue,
+                    Served::Closed { lasted: true } => {
+                        served = true;
+                        next = at + 1;
+                        break;
                     }
-                }
-                Err(e) => {
-                    warn!(hub = %self.cfg.hub, error = %e, "cannot connect to hub; retrying in {:?}", backoff)
                 }
             }
             if renewed {
                 continue;
             }
-            // Jitter spreads reconnections of many agents after a hub restart.
-            let mut j = [0u8; 1];
-            let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut j);
-            tokio::time::sleep(backoff + backoff * u32::from(j[0]) / 512).await;
+            // Jitter spreads the reconnections of many agents after a hub goes away.
+            if served {
+                backoff = Duration::from_millis(100);
+                tokio::time::sleep(Duration::from_millis(u64::from(random_byte()))).await;
+                continue;
+            }
+            tokio::time::sleep(backoff + backoff * u32::from(random_byte()) / 512).await;
             backoff = (backoff * 2).min(Duration::from_secs(10));
         }
+    }
+
+    /// The client endpoint for `addr`'s address family, made once per family.
+    fn endpoint_for(
+        &self,
+        endpoints: &mut Vec<(bool, quinn::Endpoint)>,
+        addr: std::net::SocketAddr,
+        limits: &Limits,
+    ) -> Result<quinn::Endpoint> {
+        let v6 = addr.is_ipv6();
+        if let Some((_, e)) = endpoints.iter().find(|(f, _)| *f == v6) {
+            return Ok(e.clone());
+        }
+        let e = poros_transport::client_endpoint(self.creds().client_tls, limits, v6)?;
+        if let Ok(mut slot) = self.endpoint.lock() {
+            *slot = Some(e.clone());
+        }
+        endpoints.push((v6, e.clone()));
+        Ok(e)
+    }
+
+    /// One connection attempt, bounded: a hub that is gone never answers a handshake, and
+    /// the next address should not wait for the whole idle timeout.
+    async fn connect_once(
+        &self,
+        endpoint: &quinn::Endpoint,
+        addr: std::net::SocketAddr,
+        limits: &Limits,
+    ) -> Result<quinn::Connection> {
+        // The current credentials: they change when the agent renews.
+        let config = poros_transport::quic_client_config(self.creds().client_tls, limits)?;
+        let connecting = endpoint.connect_with(config, addr, &self.cfg.hub_server_name)?;
+        Ok(tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+            .await
+            .map_err(|_| anyhow::anyhow!("no answer within {CONNECT_TIMEOUT:?}"))??)
+    }
+
+    /// Serve a hub connection until it closes.
+    async fn serve(
+        self: &Arc<Self>,
+        conn: quinn::Connection,
+        addr: std::net::SocketAddr,
+    ) -> Served {
+        info!(hub = %addr, agency = %self.cfg.agency, "connected to hub");
+        let since = std::time::Instant::now();
+        self.conn.send_replace(Some(conn.clone()));
+        self.submit_wake.notify_one();
+        let end = loop {
+            match conn.accept_bi().await {
+                Ok((send, recv)) => {
+                    let me = self.clone();
+                    tokio::spawn(async move { me.handle_incoming(send, recv).await });
+                }
+                Err(quinn::ConnectionError::LocallyClosed) => {
+                    // Closed here either to reconnect after a renewal or to stop.
+                    if self.shutting_down.load(std::sync::atomic::Ordering::SeqCst) {
+                        return Served::Shutdown;
+                    }
+                    info!("reconnecting with renewed certificates");
+                    break Served::Renewed;
+                }
+                Err(e) => {
+                    warn!(hub = %addr, reason = %e, "hub connection closed");
+                    break Served::Closed {
+                        lasted: since.elapsed() > Duration::from_secs(10),
+                    };
+                }
+            }
+        };
+        self.conn.send_replace(None);
+        end
     }
 
     async fn handle_incoming(

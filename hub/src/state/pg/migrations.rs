@@ -7,14 +7,15 @@
 
 use poros_store::StoreError;
 
-/// Every migration: (version, name, SQL). Versions are 1, 2, 3… with no gaps.
+/// Every migration: (version, name, SQL), in increasing version order. Each version not yet
+/// recorded in the database is applied, in this order.
 pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "core", include_str!("sql/0001_core.sql")),
-    // PLACEHOLDER on branch i10-pgx only, so versions stay consecutive until the registry's
-    // migration (helper pgreg's `sql/0002_registry.sql`) is merged: take pgreg's line here.
-    (2, "registry", ""),
+    (2, "registry", include_str!("sql/0002_registry.sql")),
     (3, "exchange", include_str!("sql/0003_exchange.sql")),
     (4, "statements", include_str!("sql/0004_statements.sql")),
+    // 5-7: the areas still landing (repair, statistics, bodies).
+    (8, "coordination", include_str!("sql/0008_coordination.sql")),
 ];
 
 /// Advisory-lock key of the migration step (any fixed number, the same in every hub).
@@ -47,19 +48,21 @@ async fn apply_locked(client: &mut tokio_postgres::Client) -> Result<(), StoreEr
         )
         .await
         .map_err(sql)?;
-    let current: i32 = client
-        .query_one("SELECT coalesce(max(version), 0) FROM poros_schema", &[])
+    let applied: Vec<i32> = client
+        .query("SELECT version FROM poros_schema ORDER BY version", &[])
         .await
         .map_err(sql)?
-        .get(0);
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     let known = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
-    if current > known {
+    if let Some(newest) = applied.iter().copied().filter(|v| *v > known).max() {
         return Err(StoreError::Other(format!(
-            "the database schema is version {current}, newer than this hub knows ({known}): \
+            "the database schema has migration {newest}, newer than this hub knows ({known}): \
              upgrade this hub before starting it on this database"
         )));
     }
-    for (version, name, text) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+    for (version, name, text) in MIGRATIONS.iter().filter(|m| !applied.contains(&m.0)) {
         let tx = client.transaction().await.map_err(sql)?;
         tx.batch_execute(text)
             .await
@@ -79,9 +82,14 @@ async fn apply_locked(client: &mut tokio_postgres::Client) -> Result<(), StoreEr
 #[cfg(test)]
 mod tests {
     #[test]
-    fn versions_are_consecutive_from_one() {
-        for (i, (v, _, _)) in super::MIGRATIONS.iter().enumerate() {
-            assert_eq!(*v as usize, i + 1, "migration {v} out of order");
+    fn versions_increase() {
+        for w in super::MIGRATIONS.windows(2) {
+            assert!(
+                w[0].0 < w[1].0,
+                "migration {} listed after {}",
+                w[1].0,
+                w[0].0
+            );
         }
     }
 }

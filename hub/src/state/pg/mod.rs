@@ -20,10 +20,12 @@
 //!   advisory lock, so several hubs starting together apply each once.
 
 // The areas using these land one by one (issue 10); until all have, some are unused.
+mod coord;
 #[allow(dead_code)]
 pub(crate) mod counters;
 mod exchange;
 pub mod migrations;
+mod registry;
 mod retention;
 mod statements;
 
@@ -87,6 +89,8 @@ pub struct PgStore {
 
 struct Inner {
     pool: deadpool_postgres::Pool,
+    /// Other instances' events (see `coord`).
+    events: tokio::sync::broadcast::Sender<crate::state::HubEvent>,
     opts: PgOptions,
     /// The last fault seen, until a commit succeeds again.
     fault: Mutex<Option<StorageFault>>,
@@ -118,6 +122,8 @@ impl PgStore {
         }
         cfg.keepalives_idle(Duration::from_secs(10));
         cfg.application_name(format!("poros-hub/{}", opts.instance));
+        let (events, _) = tokio::sync::broadcast::channel(4096);
+        coord::spawn_listener(cfg.clone(), opts.instance.clone(), events.clone());
         let mgr = deadpool_postgres::Manager::from_config(
             cfg,
             tokio_postgres::NoTls,
@@ -136,6 +142,7 @@ impl PgStore {
         let store = PgStore {
             inner: Arc::new(Inner {
                 pool,
+                events,
                 opts,
                 fault: Mutex::new(None),
                 commits: AtomicU64::new(0),
@@ -171,6 +178,11 @@ impl PgStore {
     /// This hub instance's name.
     pub fn instance(&self) -> &str {
         &self.inner.opts.instance
+    }
+
+    /// A receiver of the other instances' events.
+    pub(crate) fn subscribe(&self) -> tokio::sync::broadcast::Receiver<crate::state::HubEvent> {
+        self.inner.events.subscribe()
     }
 
     /// A pooled connection to the primary.
@@ -224,12 +236,23 @@ impl PgStore {
                 }
                 Err(e) => return Err(e),
             };
-            tx.execute(
-                "INSERT INTO poros_commits (id, op) VALUES ($1, $2)",
-                &[&marker, &op],
-            )
-            .await
-            .map_err(|e| self.sql_error(op, e))?;
+            // SERIALIZABLE may report a conflict at any statement, this one included.
+            if let Err(e) = tx
+                .execute(
+                    "INSERT INTO poros_commits (id, op) VALUES ($1, $2)",
+                    &[&marker, &op],
+                )
+                .await
+            {
+                match self.sql_error(op, e) {
+                    StoreError::Conflict(why) if attempt < MAX_ATTEMPTS => {
+                        drop(tx);
+                        self.backoff(op, attempt, &why).await;
+                        continue;
+                    }
+                    other => return Err(other),
+                }
+            }
             let commit = tokio::time::timeout(self.inner.opts.commit_timeout, tx.commit()).await;
             match commit {
                 Ok(Ok(())) => {
@@ -299,7 +322,6 @@ impl PgStore {
         Ok(found)
     }
 
-    #[allow(dead_code)] // used by the areas as they land (issue 10)
     /// Run `f` in one read-only REPEATABLE READ transaction: every query sees the same commit.
     pub(crate) async fn read<T, F>(&self, op: &'static str, f: F) -> Result<T, StoreError>
     where
@@ -341,7 +363,7 @@ impl PgStore {
     /// retryable fault, the rest are errors of the statement.
     pub(crate) fn sql_error(&self, op: &'static str, e: tokio_postgres::Error) -> StoreError {
         match classify(&e) {
-            Class::Conflict => StoreError::Conflict(e.to_string()),
+            Class::Conflict => StoreError::Conflict(describe(&e)),
             Class::Unreachable => {
                 debug!(op, error = %e, "database unreachable");
                 self.note_fault(StorageFault::Unreachable)
