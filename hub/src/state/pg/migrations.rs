@@ -12,7 +12,9 @@ use poros_store::StoreError;
 pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "core", include_str!("sql/0001_core.sql")),
     (2, "registry", include_str!("sql/0002_registry.sql")),
-    // 3-7: the areas still landing (exchange, statements, repair, statistics, bodies).
+    (3, "exchange", include_str!("sql/0003_exchange.sql")),
+    (4, "statements", include_str!("sql/0004_statements.sql")),
+    // 5-7: the areas still landing (repair, statistics, bodies).
     (8, "coordination", include_str!("sql/0008_coordination.sql")),
 ];
 

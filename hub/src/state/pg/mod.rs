@@ -23,8 +23,11 @@
 mod coord;
 #[allow(dead_code)]
 pub(crate) mod counters;
+mod exchange;
 pub mod migrations;
 mod registry;
+mod retention;
+mod statements;
 
 use futures_util::future::BoxFuture;
 use poros_store::{CommitStats, StorageFault, StoreError};
