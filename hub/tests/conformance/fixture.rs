@@ -1,0 +1,172 @@
+//! Each backend opened on fresh storage, and a scenario run on it.
+//!
+//! - redb: `HubStore` on `hub.redb` in a temporary directory.
+//! - PostgreSQL: a fresh database on one server shared by the whole test binary (see
+//!   [`pg`]), created before the scenario and dropped after it.
+
+use poros_hub::state::pg::{PgOptions, PgStore};
+use poros_hub::state::{HubBackend, HubStore};
+use poros_store::Db;
+use std::future::Future;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+/// A scenario: an async function of the backend under test.
+pub type Scenario = fn(Arc<dyn HubBackend>) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Several worker threads: the concurrency scenarios race tasks for real.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Run `scenario` on a fresh redb store.
+pub fn run_redb(scenario: Scenario) {
+    let dir = tempfile::tempdir().unwrap();
+    // Opening writes its tables with a blocking commit: outside the runtime.
+    let db = Db::open(&dir.path().join("hub.redb")).unwrap();
+    let store = HubStore::open(db).unwrap();
+    runtime().block_on(scenario(Arc::new(store)));
+}
+
+/// Run `scenario` on a fresh PostgreSQL database (named after the scenario).
+pub fn run_postgres(name: &str, scenario: Scenario) {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let server = pg::shared();
+    let _slot = pg::Slot::take();
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let short: String = name.chars().take(40).collect();
+    let db = format!("c{}_{n}_{short}", std::process::id());
+    let rt = runtime();
+    rt.block_on(server.create_db(&db));
+    let url = server.url_of(&db);
+    let out = catch_unwind(AssertUnwindSafe(|| {
+        rt.block_on(async {
+            let b = postgres_backend(&url).await;
+            scenario(b).await
+        })
+    }));
+    // The store's pool is gone with the scenario; FORCE ends anything left over.
+    rt.block_on(server.drop_db(&db));
+    drop(rt);
+    if let Err(p) = out {
+        resume_unwind(p)
+    }
+}
+
+/// The PostgreSQL backend on `url`, migrated.
+async fn postgres_backend(url: &str) -> Arc<dyn HubBackend> {
+    let mut opts = PgOptions::new(url);
+    // Many scenarios run at once on one server: a small pool each (the concurrency
+    // scenarios race 8 tasks).
+    opts.pool_size = 10;
+    opts.instance = "conformance".into();
+    let store = PgStore::connect(opts)
+        .await
+        .unwrap_or_else(|e| panic!("PgStore::connect({url}): {e}"));
+    let _ = store;
+    panic!("PgStore does not implement HubBackend yet (issue 10 areas not merged)")
+}
+
+pub mod pg {
+    //! The PostgreSQL server of this test binary, started once, on first use.
+
+    use std::sync::{Condvar, Mutex, OnceLock};
+
+    /// Where fresh databases are made.
+    pub struct Shared {
+        /// A role allowed to create databases, on a database that always exists.
+        admin_url: String,
+        /// `postgres://role@host:port/`, a database name appended.
+        base: String,
+    }
+
+    static SHARED: OnceLock<Shared> = OnceLock::new();
+
+    /// Most scenarios on the server at once (each has a pool of its own; the server allows
+    /// 100 connections), however many test threads there are.
+    const MAX_AT_ONCE: usize = 4;
+
+    static RUNNING: Mutex<usize> = Mutex::new(0);
+    static FREED: Condvar = Condvar::new();
+
+    /// One of the [`MAX_AT_ONCE`] places, held while a scenario runs.
+    pub struct Slot;
+
+    impl Slot {
+        /// Wait for a place.
+        pub fn take() -> Slot {
+            let mut n = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
+            while *n >= MAX_AT_ONCE {
+                n = FREED.wait(n).unwrap_or_else(|e| e.into_inner());
+            }
+            *n += 1;
+            Slot
+        }
+    }
+
+    impl Drop for Slot {
+        fn drop(&mut self) {
+            let mut n = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
+            *n -= 1;
+            FREED.notify_one();
+        }
+    }
+
+    /// The shared server, started on first use.
+    pub fn shared() -> &'static Shared {
+        SHARED.get_or_init(start)
+    }
+
+    fn start() -> Shared {
+        let base = std::env::var("POROS_DEV_PG")
+            .expect("POROS_DEV_PG (postgres://user:pass@host:port/) is not set");
+        let base = if base.ends_with('/') {
+            base
+        } else {
+            format!("{base}/")
+        };
+        Shared {
+            admin_url: format!("{base}postgres"),
+            base,
+        }
+    }
+
+    impl Shared {
+        /// The URL of database `db`, as the application role.
+        pub fn url_of(&self, db: &str) -> String {
+            format!("{}{db}", self.base)
+        }
+
+        async fn admin(&self) -> tokio_postgres::Client {
+            let (client, conn) = tokio_postgres::connect(&self.admin_url, tokio_postgres::NoTls)
+                .await
+                .unwrap_or_else(|e| panic!("connecting to {}: {e}", self.admin_url));
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            client
+        }
+
+        /// Create an empty database `db`.
+        pub async fn create_db(&self, db: &str) {
+            let c = self.admin().await;
+            c.batch_execute(&format!("CREATE DATABASE {db}"))
+                .await
+                .unwrap_or_else(|e| panic!("CREATE DATABASE {db}: {e}"));
+        }
+
+        /// Drop database `db` (ending its connections); errors are ignored.
+        pub async fn drop_db(&self, db: &str) {
+            let c = self.admin().await;
+            let _ = c
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+                .await;
+        }
+    }
+}
