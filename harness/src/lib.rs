@@ -15,6 +15,8 @@
 //!   creating it, registering agencies, starting and stopping the hub and agents.
 //! - [`api`]: reading an agent's local API and the hub's metrics.
 //! - [`sdk`]: a document-management system speaking the national SDK protocol to an agent.
+//! - [`pg`]: [`PgServer`], a real PostgreSQL server from the distribution's packages, and
+//!   [`psql`] to run SQL against it.
 //!
 //! Synchronisation is always by polling a condition with a deadline ([`wait_until`]), never
 //! by a fixed sleep.
@@ -24,6 +26,7 @@ pub mod api;
 pub mod command;
 pub mod deployment;
 pub mod error;
+pub mod pg;
 pub mod procs;
 pub mod sdk;
 
@@ -31,6 +34,7 @@ pub use api::{metric_value, recipient_states};
 pub use command::{output, run_cmd, Binaries};
 pub use deployment::Deployment;
 pub use error::Error;
+pub use pg::{psql, PgServer};
 pub use procs::ProcessGroup;
 
 use std::time::{Duration, Instant};
