@@ -1,8 +1,9 @@
 //! Each backend opened on fresh storage, and a scenario run on it.
 //!
 //! - redb: `HubStore` on `hub.redb` in a temporary directory.
-//! - PostgreSQL: a fresh database on one server shared by the whole test binary (see
-//!   [`pg`]), created before the scenario and dropped after it.
+//! - PostgreSQL: a fresh database, owned by the application role, on one server shared by the
+//!   whole test binary and started on first use (see [`pg`]); created before the scenario and
+//!   dropped after it.
 
 use poros_hub::state::pg::{PgOptions, PgStore};
 use poros_hub::state::{HubBackend, HubStore};
@@ -76,14 +77,22 @@ async fn postgres_backend(url: &str) -> Arc<dyn HubBackend> {
 pub mod pg {
     //! The PostgreSQL server of this test binary, started once, on first use.
 
+    use poros_harness::pg::{PgServer, APP_ROLE};
+    use std::os::unix::process::CommandExt;
+    use std::path::Path;
+    use std::process::{ChildStdin, Command, Stdio};
     use std::sync::{Condvar, Mutex, OnceLock};
 
-    /// Where fresh databases are made.
+    /// The server, and where fresh databases are made.
     pub struct Shared {
-        /// A role allowed to create databases, on a database that always exists.
+        /// The superuser, on a database that always exists.
         admin_url: String,
-        /// `postgres://role@host:port/`, a database name appended.
+        /// `postgres://poros@127.0.0.1:PORT/`, a database name appended.
         base: String,
+        /// Kept for the life of the process (stopped by the lifeline).
+        _server: Mutex<PgServer>,
+        /// The write end of the lifeline's pipe; closed when the process ends.
+        _lifeline: Mutex<ChildStdin>,
     }
 
     static SHARED: OnceLock<Shared> = OnceLock::new();
@@ -123,18 +132,53 @@ pub mod pg {
         SHARED.get_or_init(start)
     }
 
+    /// Start PostgreSQL (`poros_harness::pg::PgServer`) in a temporary directory, with a
+    /// lifeline that stops it when this test process ends.
     fn start() -> Shared {
-        let base = std::env::var("POROS_DEV_PG")
-            .expect("POROS_DEV_PG (postgres://user:pass@host:port/) is not set");
-        let base = if base.ends_with('/') {
-            base
-        } else {
-            format!("{base}/")
-        };
+        // Kept (never removed by a drop: statics are not dropped); the lifeline removes it.
+        let root = tempfile::Builder::new()
+            .prefix("poros-conform-")
+            .tempdir_in(std::env::temp_dir())
+            .expect("a temporary directory")
+            .keep();
+        let server = PgServer::start(&root, "pg")
+            .unwrap_or_else(|e| panic!("starting PostgreSQL for the conformance suite: {e}"));
+        let pid = server.pid().expect("the postmaster runs");
+        let lifeline = lifeline(pid, &root);
         Shared {
-            admin_url: format!("{base}postgres"),
-            base,
+            admin_url: server.superuser_url(),
+            base: format!("postgres://{APP_ROLE}@127.0.0.1:{}/", server.port()),
+            _server: Mutex::new(server),
+            _lifeline: Mutex::new(lifeline),
         }
+    }
+
+    /// A watchdog for the server: statics are never dropped, so the server would outlive the
+    /// test process. `sh` waits for end of file on its stdin, a pipe whose only writer is this
+    /// process (std opens it close-on-exec, so no other child inherits it): whenever and
+    /// however this process ends, the kernel closes it; then `sh` asks the postmaster for a
+    /// fast shutdown, kills its process group if it is still there after 10 s, and removes
+    /// the directory. Its own process group, so a Ctrl-C to the tests does not stop it first.
+    fn lifeline(postmaster: u32, root: &Path) -> ChildStdin {
+        const SCRIPT: &str = r#"cat >/dev/null
+kill -INT "$1" 2>/dev/null
+i=0
+while kill -0 "$1" 2>/dev/null && [ "$i" -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+kill -KILL -- "-$1" 2>/dev/null
+rm -rf -- "$2""#;
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(SCRIPT)
+            .arg("poros-conformance-lifeline")
+            .arg(postmaster.to_string())
+            .arg(root)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("starting the server's lifeline (sh)");
+        child.stdin.take().expect("piped stdin")
     }
 
     impl Shared {
@@ -156,7 +200,7 @@ pub mod pg {
         /// Create an empty database `db`.
         pub async fn create_db(&self, db: &str) {
             let c = self.admin().await;
-            c.batch_execute(&format!("CREATE DATABASE {db}"))
+            c.batch_execute(&format!("CREATE DATABASE {db} OWNER {APP_ROLE}"))
                 .await
                 .unwrap_or_else(|e| panic!("CREATE DATABASE {db}: {e}"));
         }
