@@ -80,7 +80,7 @@ pub mod pg {
     use poros_harness::pg::{PgServer, APP_ROLE};
     use std::os::unix::process::CommandExt;
     use std::path::Path;
-    use std::process::{ChildStdin, Command, Stdio};
+    use std::process::{Child, Command, Stdio};
     use std::sync::{Condvar, Mutex, OnceLock};
 
     /// The server, and where fresh databases are made.
@@ -91,8 +91,8 @@ pub mod pg {
         base: String,
         /// Kept for the life of the process (stopped by the lifeline).
         _server: Mutex<PgServer>,
-        /// The write end of the lifeline's pipe; closed when the process ends.
-        _lifeline: Mutex<ChildStdin>,
+        /// The lifeline, holding the write end of its stdin (closed when the process ends).
+        _lifeline: Mutex<Child>,
     }
 
     static SHARED: OnceLock<Shared> = OnceLock::new();
@@ -159,14 +159,14 @@ pub mod pg {
     /// however this process ends, the kernel closes it; then `sh` asks the postmaster for a
     /// fast shutdown, kills its process group if it is still there after 10 s, and removes
     /// the directory. Its own process group, so a Ctrl-C to the tests does not stop it first.
-    fn lifeline(postmaster: u32, root: &Path) -> ChildStdin {
+    fn lifeline(postmaster: u32, root: &Path) -> Child {
         const SCRIPT: &str = r#"cat >/dev/null
 kill -INT "$1" 2>/dev/null
 i=0
 while kill -0 "$1" 2>/dev/null && [ "$i" -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 kill -KILL -- "-$1" 2>/dev/null
 rm -rf -- "$2""#;
-        let mut child = Command::new("sh")
+        Command::new("sh")
             .arg("-c")
             .arg(SCRIPT)
             .arg("poros-conformance-lifeline")
@@ -177,8 +177,7 @@ rm -rf -- "$2""#;
             .stderr(Stdio::null())
             .process_group(0)
             .spawn()
-            .expect("starting the server's lifeline (sh)");
-        child.stdin.take().expect("piped stdin")
+            .expect("starting the server's lifeline (sh)")
     }
 
     impl Shared {
