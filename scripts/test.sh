@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The README's test command: installs what the tests need on a fresh Debian machine (Chromium
-# for the dashboard test, procps for `kill`; schemathesis through api-check.sh; cargo-fuzz and
-# g++ through fuzz-smoke.sh), runs every test of the workspace, checks the agent's local API
-# against its OpenAPI document, then a short run of every fuzz target over its corpus.
+# for the dashboard test, procps for `kill`, PostgreSQL, Patroni and etcd for the database
+# tests; schemathesis through api-check.sh; cargo-fuzz and g++ through fuzz-smoke.sh), runs
+# every test of the workspace, checks the agent's local API against its OpenAPI document, then
+# a short run of every fuzz target over its corpus.
 # The full-disk tests mount small tmpfs filesystems, so run it as root (as CI does).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +12,12 @@ need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v kill >/dev/null 2>&1 || need+=(procps)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+# The database tests run Debian's PostgreSQL server (/usr/lib/postgresql/<version>/bin), and
+# Patroni with etcd, on loopback ports of their own (the services the packages may start on
+# the default ports are not used).
+compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need+=(postgresql)
+command -v patroni >/dev/null 2>&1 || need+=(patroni)
+command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 if ((${#need[@]})); then
     if [ "$(id -u)" -ne 0 ]; then
         echo "scripts/test.sh: the tests need ${need[*]}; run as root or install them first" >&2

@@ -17,6 +17,8 @@
 //! - [`sdk`]: a document-management system speaking the national SDK protocol to an agent.
 //! - [`pg`]: [`PgServer`], a real PostgreSQL server from the distribution's packages, and
 //!   [`psql`] to run SQL against it.
+//! - [`patroni`]: [`PatroniCluster`], etcd and Patroni-managed PostgreSQL nodes in
+//!   synchronous mode, for failover tests.
 //!
 //! Synchronisation is always by polling a condition with a deadline ([`wait_until`]), never
 //! by a fixed sleep.
@@ -26,6 +28,7 @@ pub mod api;
 pub mod command;
 pub mod deployment;
 pub mod error;
+pub mod patroni;
 pub mod pg;
 pub mod procs;
 pub mod sdk;
@@ -34,6 +37,7 @@ pub use api::{metric_value, recipient_states};
 pub use command::{output, run_cmd, Binaries};
 pub use deployment::Deployment;
 pub use error::Error;
+pub use patroni::PatroniCluster;
 pub use pg::{psql, PgServer};
 pub use procs::ProcessGroup;
 

@@ -309,6 +309,11 @@ fn proc_stat(pid: u32) -> Option<(char, u32, String)> {
     Some((state, pgrp, comm))
 }
 
+/// Whether `pid` is a live (not zombie) process named `comm`.
+pub(crate) fn process_alive(pid: u32, comm: &str) -> bool {
+    matches!(proc_stat(pid), Some((state, _, c)) if !matches!(state, 'Z' | 'X') && c == comm)
+}
+
 /// Whether any live process is in process group `pgid`.
 fn group_alive(pgid: u32) -> bool {
     let Ok(entries) = fs::read_dir("/proc") else {
@@ -682,4 +687,16 @@ pub(crate) fn check_socket_dir(dir: &Path, port: u16) -> Result<(), Error> {
         ),
         source: std::io::ErrorKind::InvalidInput.into(),
     })
+}
+
+/// `n` distinct free loopback ports.
+pub(crate) fn free_ports(n: usize) -> Result<Vec<u16>, Error> {
+    let mut ports = Vec::with_capacity(n);
+    while ports.len() < n {
+        let p = free_port()?;
+        if !ports.contains(&p) {
+            ports.push(p);
+        }
+    }
+    Ok(ports)
 }
