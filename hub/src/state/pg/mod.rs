@@ -23,6 +23,7 @@
 #[allow(dead_code)]
 pub(crate) mod counters;
 pub mod migrations;
+mod registry;
 
 use futures_util::future::BoxFuture;
 use poros_store::{CommitStats, StorageFault, StoreError};
