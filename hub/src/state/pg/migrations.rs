@@ -11,6 +11,8 @@ use poros_store::StoreError;
 pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "core", include_str!("sql/0001_core.sql")),
     (2, "registry", include_str!("sql/0002_registry.sql")),
+    (3, "exchange", include_str!("sql/0003_exchange.sql")),
+    (4, "statements", include_str!("sql/0004_statements.sql")),
 ];
 
 /// Advisory-lock key of the migration step (any fixed number, the same in every hub).
