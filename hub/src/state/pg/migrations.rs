@@ -8,7 +8,11 @@
 use poros_store::StoreError;
 
 /// Every migration: (version, name, SQL). Versions are 1, 2, 3… with no gaps.
-pub const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "core", include_str!("sql/0001_core.sql"))];
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "core", include_str!("sql/0001_core.sql")),
+    (5, "repair", include_str!("sql/0005_repair.sql")),
+    (6, "statistics", include_str!("sql/0006_statistics.sql")),
+];
 
 /// Advisory-lock key of the migration step (any fixed number, the same in every hub).
 const LOCK_KEY: i64 = 0x706f_726f_735f_6d67; // "poros_mg"

@@ -23,6 +23,8 @@
 #[allow(dead_code)]
 pub(crate) mod counters;
 pub mod migrations;
+mod repair;
+mod statistics;
 
 use futures_util::future::BoxFuture;
 use poros_store::{CommitStats, StorageFault, StoreError};
