@@ -647,4 +647,37 @@ mod tests {
         assert_eq!(got, expect);
         pg.drop_db().await;
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn damage_found_at_once_by_many_asks_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = redb(&dir).await;
+        let pg = fresh().await;
+        let k = key();
+        let (d1, rec1) = doc(&k, 1, b"payload", &["000.00.00.H01", "000.00.00.H02"]);
+        r.accept(rec1, ReceivedBody::inline(b"payload".to_vec()))
+            .await
+            .unwrap();
+        pg.mirror(&r, &[d1]).await;
+        let b: &dyn RepairBackend = &pg.store;
+        let all = (0..8u64).map(|i| b.hold_damaged(d1, "missing".into(), 6_000 + i));
+        let asked: Vec<_> = futures_util::future::join_all(all)
+            .await
+            .into_iter()
+            .map(|x| x.unwrap())
+            .filter(Option::is_some)
+            .collect();
+        assert_eq!(asked, [Some(a("000.00.00.G01"))], "one request");
+        assert_eq!(b.held_count(None).await.unwrap(), 2);
+        let digest = poros_protocol::sha256(b"payload");
+        assert_eq!(b.damage(&digest).await.unwrap().unwrap().docs, [d1]);
+        assert_eq!(
+            counters(&pg.store).await,
+            [
+                ("bodies_damaged".to_string(), 1),
+                ("body_repairs_requested".to_string(), 1)
+            ]
+        );
+        pg.drop_db().await;
+    }
 }

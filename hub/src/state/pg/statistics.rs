@@ -258,31 +258,23 @@ impl PgStatsView {
     }
 }
 
-/// Totals plus deltas of the given periods (of one scope, with `$2`), per key, joined with
-/// the periods asked so a period asked twice counts twice, as in redb.
-const SUMS_ALL: &str = "SELECT s.scope, s.metric, s.v FROM unnest($1::text[]) AS p(period) \
-     JOIN (SELECT period, scope, metric, greatest(sum(v), 0)::bigint AS v FROM ( \
-         SELECT period, scope, metric, value AS v FROM stat_totals WHERE period = ANY($1) \
-         UNION ALL \
-         SELECT period, scope, metric, delta FROM stat_deltas WHERE period = ANY($1) \
-     ) u GROUP BY period, scope, metric) s ON s.period = p.period";
-const SUMS_SCOPE: &str = "SELECT s.scope, s.metric, s.v FROM unnest($1::text[]) AS p(period) \
+/// Totals plus deltas of the given periods (of one scope, or of all when `$2` is NULL), per
+/// key, joined with the periods asked so a period asked twice counts twice, as in redb.
+const SUMS: &str = "SELECT s.scope, s.metric, s.v FROM unnest($1::text[]) AS p(period) \
      JOIN (SELECT period, scope, metric, greatest(sum(v), 0)::bigint AS v FROM ( \
          SELECT period, scope, metric, value AS v FROM stat_totals \
-             WHERE period = ANY($1) AND scope = $2 \
+             WHERE period = ANY($1) AND ($2::text IS NULL OR scope = $2) \
          UNION ALL \
          SELECT period, scope, metric, delta FROM stat_deltas \
-             WHERE period = ANY($1) AND scope = $2 \
+             WHERE period = ANY($1) AND ($2::text IS NULL OR scope = $2) \
      ) u GROUP BY period, scope, metric) s ON s.period = p.period";
 
 #[async_trait]
 impl StatsView for PgStatsView {
     async fn sums(&self, periods: &[String], scope: Option<&str>) -> Result<Sums, StoreError> {
-        const OP: &str = "read statistics";
-        let rows = match scope {
-            Some(s) => self.rows(OP, SUMS_SCOPE, &[&periods, &s]).await?,
-            None => self.rows(OP, SUMS_ALL, &[&periods]).await?,
-        };
+        let rows = self
+            .rows("read statistics", SUMS, &[&periods, &scope])
+            .await?;
         let mut out = Sums::new();
         for r in &rows {
             crate::stats::add_sum(&mut out, r.get(0), r.get(1), r.get::<_, i64>(2) as u64);
@@ -692,6 +684,38 @@ pub(super) mod tests {
         })
         .await;
         b.mark_seen(vec![h1.clone()], T0 + DAY).await.unwrap();
+        pg.drop_db().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_corrections_of_one_report_count_it_once() {
+        let pg = fresh().await;
+        let b: &dyn StatisticsBackend = &pg.store;
+        let h1 = a("000.00.00.H01");
+        // Each correction adds its difference from the report it replaces: run at once, they
+        // must still see each other's (SERIALIZABLE runs one of two again).
+        let all = (1..=8u64).map(|i| b.put_paper(h1.clone(), "2026-11".into(), paper(i, 10 * i)));
+        for r in futures_util::future::join_all(all).await {
+            r.unwrap();
+        }
+        let v = b.stats_snapshot().await.unwrap();
+        let stored = v.paper_sums(&s(&["2026-11"])).await.unwrap();
+        let sums = v
+            .sums(&s(&["M2026-11", "Y2026"]), Some("000.00.00.H01"))
+            .await
+            .unwrap();
+        let (sent, received) = (
+            stored["000.00.00.H01"]["paper_sent"],
+            stored["national"]["paper_received"],
+        );
+        assert_eq!(received, 10 * sent, "one report's counts: {stored:?}");
+        assert_eq!(
+            sums["000.00.00.H01"]["paper_sent"],
+            2 * sent,
+            "month + year: {sums:?}"
+        );
+        assert_eq!(sums["000.00.00.H01"]["paper_received"], 2 * received);
+        drop(v);
         pg.drop_db().await;
     }
 
