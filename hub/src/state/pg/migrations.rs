@@ -13,6 +13,8 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (2, "registry", include_str!("sql/0002_registry.sql")),
     (3, "exchange", include_str!("sql/0003_exchange.sql")),
     (4, "statements", include_str!("sql/0004_statements.sql")),
+    (5, "repair", include_str!("sql/0005_repair.sql")),
+    (6, "statistics", include_str!("sql/0006_statistics.sql")),
 ];
 
 /// Advisory-lock key of the migration step (any fixed number, the same in every hub).

@@ -27,6 +27,8 @@ pub mod migrations;
 mod registry;
 mod retention;
 mod statements;
+mod repair;
+mod statistics;
 
 use futures_util::future::BoxFuture;
 use poros_store::{CommitStats, StorageFault, StoreError};
