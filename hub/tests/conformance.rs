@@ -17,6 +17,8 @@ mod exchange;
 mod fixture;
 #[path = "conformance/helpers.rs"]
 mod helpers;
+#[path = "conformance/pg_backend.rs"]
+mod pg_backend;
 #[path = "conformance/registry.rs"]
 mod registry;
 #[path = "conformance/repair.rs"]
@@ -124,7 +126,7 @@ scenarios! {
     concurrency::concurrent_statements_store_once
         => redb_concurrent_statements_store_once,
            postgres_concurrent_statements_store_once;
-    registry::concurrent_redeems_use_a_token_once
+    concurrency::concurrent_redeems_use_a_token_once
         => redb_concurrent_redeems_use_a_token_once,
            postgres_concurrent_redeems_use_a_token_once;
 }

@@ -70,8 +70,7 @@ async fn postgres_backend(url: &str) -> Arc<dyn HubBackend> {
     let store = PgStore::connect(opts)
         .await
         .unwrap_or_else(|e| panic!("PgStore::connect({url}): {e}"));
-    let _ = store;
-    panic!("PgStore does not implement HubBackend yet (issue 10 areas not merged)")
+    Arc::new(super::pg_backend::PgBackend(store))
 }
 
 pub mod pg {

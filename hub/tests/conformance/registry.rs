@@ -7,9 +7,8 @@ use poros_hub::state::{
 };
 use poros_protocol::directory::ParentError;
 use poros_protocol::{AgencyId, EnrollToken};
-use std::sync::Arc;
 
-fn audit(action: &str, agency: &AgencyId) -> AuditRecord {
+pub fn audit(action: &str, agency: &AgencyId) -> AuditRecord {
     AuditRecord {
         time_ms: 1,
         actor: "admin@test".into(),
@@ -208,7 +207,7 @@ fn token(agency: &str, secret: &str) -> EnrollToken {
     }
 }
 
-fn active(agency: &str) -> NodeRecord {
+pub fn active(agency: &str) -> NodeRecord {
     let mut n = NodeRecord::pending(&a(agency), agency, 1);
     n.state = NodeState::Active;
     n.tls_serial = format!("{agency}-tls");
@@ -216,7 +215,7 @@ fn active(agency: &str) -> NodeRecord {
 }
 
 /// A node added with a token; the token found by its secret.
-async fn add_with_token(b: &B, agency: &str, secret: &str) {
+pub async fn add_with_token(b: &B, agency: &str, secret: &str) {
     let rec = NodeRecord::pending(&a(agency), agency, 1);
     let out = b
         .add_node(
@@ -276,42 +275,6 @@ pub async fn tokens_are_redeemed_once(b: B) {
         .map(|a| a.action)
         .collect();
     assert_eq!(actions, ["node add", "enrol"], "refusals record nothing");
-}
-
-/// Eight redemptions of one token at once: exactly one succeeds.
-pub async fn concurrent_redeems_use_a_token_once(b: B) {
-    add_with_token(&b, H2, "race").await;
-    let mut tasks = Vec::new();
-    for i in 0..8u64 {
-        let b = Arc::clone(&b);
-        tasks.push(tokio::spawn(async move {
-            let mut rec = active(H2);
-            rec.tls_serial = format!("serial-{i}");
-            b.redeem_token("race".into(), rec, 2_000 + i, audit("enrol", &a(H2)))
-                .await
-                .unwrap()
-        }));
-    }
-    let mut won = Vec::new();
-    for (i, t) in tasks.into_iter().enumerate() {
-        if t.await.unwrap() {
-            won.push(i as u64);
-        }
-    }
-    assert_eq!(won.len(), 1, "exactly one redemption wins: {won:?}");
-    let w = won[0];
-    assert_eq!(
-        b.token("race").await.unwrap().unwrap().used_ms,
-        Some(2_000 + w)
-    );
-    let nodes = b.nodes().await.unwrap();
-    assert_eq!(nodes.len(), 1);
-    assert_eq!(
-        nodes[0].tls_serial,
-        format!("serial-{w}"),
-        "the winner's record"
-    );
-    assert_eq!(b.audit_log(Some(&a(H2))).await.unwrap().len(), 2);
 }
 
 /// Node records, revocations, retired serials and monitors are stored and listed as given.
