@@ -23,10 +23,7 @@ impl HubStore {
         rec: DocRecord,
         body: ReceivedBody,
     ) -> Result<AcceptOutcome, StoreError> {
-        let signed = SignedStatement::from_blob(rec.acceptance.clone());
-        let stmt = signed
-            .statement()
-            .map_err(|e| StoreError::Other(format!("the hub's acceptance does not decode: {e}")))?;
+        let (signed, stmt) = acceptance_of(&rec)?;
         let body_at = body.at();
         let (inline, _guard) = body.into_parts();
         let stats = self.stats.clone();
@@ -44,14 +41,7 @@ impl HubStore {
                     v
                 };
                 if let Some(bytes) = existing {
-                    let old: DocRecord = dec(&bytes)?;
-                    return Ok(if old.envelope.0.payload == rec.envelope.0.payload {
-                        AcceptOutcome::Duplicate {
-                            accepted_ms: old.accepted_ms,
-                        }
-                    } else {
-                        AcceptOutcome::Conflict
-                    });
+                    return Ok(resubmitted(&dec(&bytes)?, &rec));
                 }
                 let mut rec = rec.clone();
                 rec.body_at = body_at;
@@ -85,14 +75,7 @@ impl HubStore {
                 // Answered on the submitting stream itself, so relayed to no one.
                 statements::record_in(txn, &signed, &stmt, rec.accepted_ms, &[], None)?;
                 crate::stats::on_accept(&stats, &rec.sender, &rec.recipients, rec.accepted_ms);
-                bump(
-                    txn,
-                    &[
-                        ("documents_accepted", 1),
-                        ("deliveries_queued", rec.recipients.len() as u64),
-                        ("body_bytes_accepted", rec.body_len),
-                    ],
-                )?;
+                bump(txn, &accept_counts(&rec))?;
                 Ok(AcceptOutcome::Stored)
             })
             .await
@@ -274,6 +257,36 @@ impl HubStore {
     }
 }
 
+/// The hub's signed acceptance of a document (the first statement of its history), decoded.
+pub(super) fn acceptance_of(rec: &DocRecord) -> Result<(SignedStatement, Statement), StoreError> {
+    let signed = SignedStatement::from_blob(rec.acceptance.clone());
+    let stmt = signed
+        .statement()
+        .map_err(|e| StoreError::Other(format!("the hub's acceptance does not decode: {e}")))?;
+    Ok((signed, stmt))
+}
+
+/// A document submitted again with the ID of `old`: the same signed payload is a duplicate,
+/// anything else a conflict.
+pub(super) fn resubmitted(old: &DocRecord, new: &DocRecord) -> AcceptOutcome {
+    if old.envelope.0.payload == new.envelope.0.payload {
+        AcceptOutcome::Duplicate {
+            accepted_ms: old.accepted_ms,
+        }
+    } else {
+        AcceptOutcome::Conflict
+    }
+}
+
+/// The counters an accepted document adds to.
+pub(super) fn accept_counts(rec: &DocRecord) -> [(&'static str, u64); 3] {
+    [
+        ("documents_accepted", 1),
+        ("deliveries_queued", rec.recipients.len() as u64),
+        ("body_bytes_accepted", rec.body_len),
+    ]
+}
+
 /// An answer that ends a delivery.
 #[derive(Clone, Debug)]
 pub enum Answer {
@@ -342,18 +355,7 @@ pub(super) fn answer_in(
     };
     let (state, end_how) = match answer {
         Answer::Legacy(state) => {
-            let relay = match state {
-                DeliveryState::Delivered(r) | DeliveryState::Rejected(r, _) => {
-                    RelayItem::Receipt(r.clone())
-                }
-                DeliveryState::Expired(n) | DeliveryState::Lost(n) => RelayItem::Notice(n.clone()),
-                // Not answers of that form: nothing to record.
-                DeliveryState::Pending | DeliveryState::Ended { .. } => {
-                    return Ok(AnswerOutcome::AlreadyAnswered)
-                }
-            };
-            // An answer of this form always ends the delivery somehow.
-            let Some(how) = state.end() else {
+            let Some((relay, how)) = legacy_end(state) else {
                 return Ok(AnswerOutcome::AlreadyAnswered);
             };
             if state.is_delivered() {
@@ -366,18 +368,9 @@ pub(super) fn answer_in(
             (state.clone(), how)
         }
         Answer::Said(signed, stmt) => {
-            let about = match &stmt.kind {
-                poros_protocol::StatementKind::Notice { recipient, .. } => Some(recipient),
-                _ => stmt.from.agency(),
-            };
-            let Some(how) = end_of(stmt).filter(|_| about == Some(recipient)) else {
-                return Ok(AnswerOutcome::Refused(poros_protocol::Reason::new(
-                    poros_protocol::ReasonCode::IllegalTransition,
-                    format!(
-                        "a {} does not end the delivery of {doc} to {recipient}",
-                        stmt.kind.label()
-                    ),
-                )));
+            let how = match said_end(doc, recipient, stmt) {
+                Ok(how) => how,
+                Err(r) => return Ok(AnswerOutcome::Refused(r)),
             };
             // The rules again, as for every statement: maker, addressee, order.
             let mut st = statements::state_in(txn, &doc, &rec)?;
@@ -397,21 +390,7 @@ pub(super) fn answer_in(
     };
     // A delivery an update added fell due when the update was accepted, not the document.
     let due_ms = statements::added_at(txn, key, recipient)?.unwrap_or(rec.accepted_ms);
-    let (end, reason, counter) = match &end_how {
-        DeliveryEnd::Delivered if now_ms.saturating_sub(due_ms) <= on_time_ms => {
-            (crate::stats::End::OnTime, None, "deliveries_delivered")
-        }
-        DeliveryEnd::Delivered => (crate::stats::End::Late, None, "deliveries_delivered"),
-        DeliveryEnd::Rejected(r) => (
-            crate::stats::End::Rejected,
-            Some(r.code),
-            "deliveries_rejected",
-        ),
-        DeliveryEnd::Expired => (crate::stats::End::Expired, None, "deliveries_expired"),
-        DeliveryEnd::Lost(_) => (crate::stats::End::Expired, None, "deliveries_lost"),
-    };
-    // A delivery held for a body repair leaves the holding table when it ends some other way.
-    let was_held = matches!(end_how, DeliveryEnd::Expired | DeliveryEnd::Lost(_));
+    let ending = Ending::of(&end_how, due_ms, now_ms, on_time_ms);
     txn.open_table(DELIVERIES)?.insert(
         (key, recipient.as_str()),
         enc(&DeliveryRecord {
@@ -421,7 +400,7 @@ pub(super) fn answer_in(
         .as_slice(),
     )?;
     txn.open_table(QUEUE)?.remove((recipient.as_str(), key))?;
-    if was_held {
+    if ending.unhold {
         bodies::unhold(txn, recipient, key)?;
     }
     txn.open_table(EXPIRY)?
@@ -436,7 +415,98 @@ pub(super) fn answer_in(
     if answered as usize >= statements::delivery_count(txn, key, &rec)? {
         txn.open_table(RETENTION)?.insert((now_ms, key), ())?;
     }
-    bump(txn, &[(counter, 1)])?;
-    crate::stats::on_end(stats, &rec.sender, recipient, due_ms, now_ms, end, reason);
+    bump(txn, &[(ending.counter, 1)])?;
+    ending.count(stats, &rec.sender, recipient, due_ms, now_ms);
     Ok(AnswerOutcome::Recorded { sender: rec.sender })
+}
+
+/// A `poros/1` answer: what it relays to the sender and how it ends the delivery; `None` for
+/// a state that is no answer of that form (nothing to record).
+pub(super) fn legacy_end(state: &DeliveryState) -> Option<(RelayItem, DeliveryEnd)> {
+    let relay = match state {
+        DeliveryState::Delivered(r) | DeliveryState::Rejected(r, _) => {
+            RelayItem::Receipt(r.clone())
+        }
+        DeliveryState::Expired(n) | DeliveryState::Lost(n) => RelayItem::Notice(n.clone()),
+        DeliveryState::Pending | DeliveryState::Ended { .. } => return None,
+    };
+    // An answer of this form always ends the delivery somehow.
+    Some((relay, state.end()?))
+}
+
+/// How a statement ends the delivery of `doc` to `recipient`, or why it does not: it must be
+/// a receipt, rejection or ending notice about that recipient.
+pub(super) fn said_end(
+    doc: DocumentId,
+    recipient: &AgencyId,
+    stmt: &Statement,
+) -> Result<DeliveryEnd, poros_protocol::Reason> {
+    let about = match &stmt.kind {
+        poros_protocol::StatementKind::Notice { recipient, .. } => Some(recipient),
+        _ => stmt.from.agency(),
+    };
+    end_of(stmt)
+        .filter(|_| about == Some(recipient))
+        .ok_or_else(|| {
+            poros_protocol::Reason::new(
+                poros_protocol::ReasonCode::IllegalTransition,
+                format!(
+                    "a {} does not end the delivery of {doc} to {recipient}",
+                    stmt.kind.label()
+                ),
+            )
+        })
+}
+
+/// How an ended delivery is counted: its statistics end, the rejection's reason, the counter
+/// it adds to, and whether it leaves the deliveries held for a body repair.
+pub(super) struct Ending {
+    end: crate::stats::End,
+    reason: Option<poros_protocol::ReasonCode>,
+    /// The operational counter.
+    pub(super) counter: &'static str,
+    /// A delivery held for a body repair leaves the holding table when it ends some other way.
+    pub(super) unhold: bool,
+}
+
+impl Ending {
+    /// Classify an end: a receipt within `on_time_ms` of `due_ms` is on time.
+    pub(super) fn of(how: &DeliveryEnd, due_ms: u64, now_ms: u64, on_time_ms: u64) -> Ending {
+        use crate::stats::End;
+        let (end, reason, counter) = match how {
+            DeliveryEnd::Delivered if now_ms.saturating_sub(due_ms) <= on_time_ms => {
+                (End::OnTime, None, "deliveries_delivered")
+            }
+            DeliveryEnd::Delivered => (End::Late, None, "deliveries_delivered"),
+            DeliveryEnd::Rejected(r) => (End::Rejected, Some(r.code), "deliveries_rejected"),
+            DeliveryEnd::Expired => (End::Expired, None, "deliveries_expired"),
+            DeliveryEnd::Lost(_) => (End::Expired, None, "deliveries_lost"),
+        };
+        Ending {
+            end,
+            reason,
+            counter,
+            unhold: matches!(how, DeliveryEnd::Expired | DeliveryEnd::Lost(_)),
+        }
+    }
+
+    /// Count it in the statistics.
+    pub(super) fn count(
+        &self,
+        stats: &crate::stats::StatsHook,
+        sender: &AgencyId,
+        recipient: &AgencyId,
+        due_ms: u64,
+        now_ms: u64,
+    ) {
+        crate::stats::on_end(
+            stats,
+            sender,
+            recipient,
+            due_ms,
+            now_ms,
+            self.end,
+            self.reason,
+        );
+    }
 }

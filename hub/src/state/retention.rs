@@ -69,27 +69,52 @@ impl HubStore {
                     else {
                         continue;
                     };
-                    let n = refs
-                        .get(rec.body_sha256.as_slice())?
-                        .map(|g| g.value())
-                        .unwrap_or(1);
-                    if n <= 1 {
-                        refs.remove(rec.body_sha256.as_slice())?;
-                        match rec.body_at {
-                            BodyAt::Inline => {
-                                inl.remove(rec.body_sha256.as_slice())?;
-                            }
-                            BodyAt::File => files.push(rec.body_sha256),
-                            BodyAt::Gone => {}
+                    let n = refs.get(rec.body_sha256.as_slice())?.map(|g| g.value());
+                    let r = Release::of(&mut rec, n);
+                    match r.refs {
+                        None => {
+                            refs.remove(rec.body_sha256.as_slice())?;
                         }
-                    } else {
-                        refs.insert(rec.body_sha256.as_slice(), n - 1)?;
+                        Some(n) => {
+                            refs.insert(rec.body_sha256.as_slice(), n)?;
+                        }
                     }
-                    rec.body_at = BodyAt::Gone;
+                    if r.inline_gone {
+                        inl.remove(rec.body_sha256.as_slice())?;
+                    }
+                    if r.file_gone {
+                        files.push(rec.body_sha256);
+                    }
                     docs.insert(doc.as_slice(), enc(&rec)?.as_slice())?;
                 }
                 Ok(files)
             })
             .await
+    }
+}
+
+/// What releasing one document's body does.
+pub(super) struct Release {
+    /// The documents still using the body afterwards; `None` when this was the last one.
+    pub(super) refs: Option<u64>,
+    /// The body was inline and its last reference went: remove it.
+    pub(super) inline_gone: bool,
+    /// The body was a file and its last reference went: delete it after the commit.
+    pub(super) file_gone: bool,
+}
+
+impl Release {
+    /// Release `rec`'s body (marked gone), given the documents using it (`refs`, `None` if
+    /// uncounted).
+    pub(super) fn of(rec: &mut DocRecord, refs: Option<u64>) -> Release {
+        let n = refs.unwrap_or(1);
+        let last = n <= 1;
+        let out = Release {
+            refs: (!last).then(|| n - 1),
+            inline_gone: last && rec.body_at == BodyAt::Inline,
+            file_gone: last && rec.body_at == BodyAt::File,
+        };
+        rec.body_at = BodyAt::Gone;
+        out
     }
 }

@@ -25,7 +25,7 @@ use super::{
 };
 use poros_protocol::{
     AgencyId, Digest, DocState, DocumentId, Party, Reason, ReasonCode, Refusal, RefusalCode,
-    SignedStatement, Statement,
+    SignedStatement, Statement, Track,
 };
 use poros_store::StoreError;
 use redb::{ReadableTable, TableDefinition};
@@ -64,6 +64,22 @@ pub struct HistoryEntry {
     pub digest: Digest,
     /// When accepted, Unix ms.
     pub accepted_ms: u64,
+}
+
+impl HistoryEntry {
+    /// Statement `seq` as stored, decoded for display.
+    pub(super) fn of(seq: u64, s: StoredStatement) -> Result<HistoryEntry, StoreError> {
+        let statement = s
+            .signed
+            .statement()
+            .map_err(|e| StoreError::Corrupt(format!("statement {seq}: {e}")))?;
+        Ok(HistoryEntry {
+            seq,
+            digest: s.signed.payload_digest(),
+            statement,
+            accepted_ms: s.accepted_ms,
+        })
+    }
 }
 
 /// What a relay-queue entry points at, so a scan can gate it without decoding the statement.
@@ -299,20 +315,129 @@ pub(super) fn state_in(
     if let Some(g) = txn.open_table(DOC_STATES)?.get(key)? {
         return dec(g.value());
     }
-    let mut st = DocState::new(rec.sender.clone(), &rec.recipients);
     let del = txn.open_table(DELIVERIES)?;
+    let mut all = Vec::new();
     for e in del.range((key, "")..=(key, "~"))? {
         let (k, v) = e?;
-        let d: DeliveryRecord = dec(v.value())?;
+        all.push((agency(k.value().1)?, dec(v.value())?));
+    }
+    Ok(fold_state(rec, &all))
+}
+
+/// The rule state of a document accepted before statements existed, folded from its delivery
+/// records.
+pub(super) fn fold_state(rec: &DocRecord, deliveries: &[(AgencyId, DeliveryRecord)]) -> DocState {
+    let mut st = DocState::new(rec.sender.clone(), &rec.recipients);
+    for (r, d) in deliveries {
         if d.state.is_delivered() {
-            st.delivered(&agency(k.value().1)?);
+            st.delivered(r);
         }
     }
-    Ok(st)
+    st
 }
 
 fn rule(code: ReasonCode, text: String) -> StatementOutcome {
     StatementOutcome::Refused(StatementRefusal::Rule(Reason::new(code, text)))
+}
+
+/// The refusal of a statement about a document the hub does not hold.
+pub(super) fn unknown_document(doc: DocumentId) -> StatementOutcome {
+    rule(
+        ReasonCode::UnknownDocument,
+        format!("the hub holds no document {doc}"),
+    )
+}
+
+/// Whether the statement's maker is a recipient whose receipt the rules have not seen: if its
+/// delivery is still pending at the hub, a refusal is only a retry (see [`refused`]).
+pub(super) fn awaits_receipt(st: &DocState, stmt: &Statement) -> bool {
+    stmt.from
+        .agency()
+        .and_then(|a| st.track(a))
+        .is_some_and(|t| !t.delivered)
+}
+
+/// The outcome of a statement the rules refused. A recipient's agent may speak of a document
+/// it stored before the hub recorded its receipt: while that delivery is still pending here
+/// (`receipt_in_flight`), it is asked to retry.
+pub(super) fn refused(r: Reason, receipt_in_flight: bool, stmt: &Statement) -> StatementOutcome {
+    let refusal = if receipt_in_flight {
+        StatementRefusal::ReceiptNotYetRecorded(format!(
+            "the hub has not recorded {}'s receipt for {} yet; retrying",
+            stmt.from, stmt.doc_id
+        ))
+    } else {
+        StatementRefusal::Rule(r)
+    };
+    StatementOutcome::Refused(refusal)
+}
+
+/// Check a legal statement's effects against the store: the document it names (read by
+/// `doc`) must come from the same `sender`, and every recipient it adds (read by `node`) must
+/// be an active registered agency. The first failing check refuses.
+pub(super) fn effects_refused(
+    fx: &poros_protocol::Effects,
+    sender: &AgencyId,
+    doc: impl FnOnce(DocumentId) -> Result<Option<DocRecord>, StoreError>,
+    mut node: impl FnMut(&AgencyId) -> Result<Option<NodeRecord>, StoreError>,
+) -> Result<Option<StatementOutcome>, StoreError> {
+    if let Some(named) = fx.names_document {
+        if doc(named)?.is_none_or(|o| &o.sender != sender) {
+            return Ok(Some(rule(
+                ReasonCode::UnknownDocument,
+                format!("{named} is not a document the hub accepted from {sender}"),
+            )));
+        }
+    }
+    for a in &fx.add_recipients {
+        if node(a)?.is_none_or(|n| n.state != NodeState::Active) {
+            return Ok(Some(StatementOutcome::Refused(
+                StatementRefusal::UnknownRecipient(format!(
+                    "{a} is not an active agency registered at this hub"
+                )),
+            )));
+        }
+    }
+    Ok(None)
+}
+
+/// The recipients whose track a statement changed: (recipient, before, after).
+pub(super) fn changed_tracks<'a>(
+    before: &'a DocState,
+    after: &'a DocState,
+) -> Vec<(&'a AgencyId, &'a Track, &'a Track)> {
+    after
+        .tracks
+        .iter()
+        .filter_map(|(r, now)| {
+            let was = before.tracks.get(r).filter(|was| *was != now)?;
+            Some((r, was, now))
+        })
+        .collect()
+}
+
+/// Count what a changed track means for the business figures, if the recipient holds the
+/// document (its delivery `d` ended with a receipt).
+pub(super) fn count_business(
+    stats: &crate::stats::StatsHook,
+    business: &(crate::business::Calendar, u32),
+    now_ms: u64,
+    recipient: &AgencyId,
+    d: &DeliveryRecord,
+    was: &Track,
+    after: &Track,
+) {
+    if let (true, Some(delivered_ms)) = (d.state.is_delivered(), d.answered_ms) {
+        crate::stats::on_business(
+            stats,
+            recipient,
+            delivered_ms,
+            now_ms,
+            was,
+            after,
+            (&business.0, business.1),
+        );
+    }
 }
 
 /// Check, apply and store one statement; refusals write nothing.
@@ -325,7 +450,6 @@ fn accept_in(
     now_ms: u64,
 ) -> Result<StatementOutcome, StoreError> {
     let digest = signed.payload_digest();
-    let (calendar, window) = business;
     if txn
         .open_table(STATEMENT_DIGESTS)?
         .get(digest.as_slice())?
@@ -337,97 +461,55 @@ fn accept_in(
     let key = doc.as_bytes().as_slice();
     let rec: DocRecord = match txn.open_table(DOCS)?.get(key)? {
         Some(g) => dec(g.value())?,
-        None => {
-            return Ok(rule(
-                ReasonCode::UnknownDocument,
-                format!("the hub holds no document {doc}"),
-            ))
-        }
+        None => return Ok(unknown_document(doc)),
     };
     let mut st = state_in(txn, &doc, &rec)?;
     let fx = match st.check(stmt, &digest) {
         Ok(fx) => fx,
         Err(r) => {
-            // A recipient's agent may speak of a document it stored before the hub recorded
-            // its receipt: while that delivery is still pending here, ask it to retry.
-            let receipt_in_flight = stmt
-                .from
-                .agency()
-                .and_then(|a| st.track(a))
-                .is_some_and(|t| !t.delivered)
+            let receipt_in_flight = awaits_receipt(&st, stmt)
                 && txn
                     .open_table(DELIVERIES)?
                     .get((key, stmt.from.as_str()))?
                     .map(|g| dec::<DeliveryRecord>(g.value()))
                     .transpose()?
                     .is_some_and(|d| matches!(d.state, DeliveryState::Pending));
-            let refusal = if receipt_in_flight {
-                StatementRefusal::ReceiptNotYetRecorded(format!(
-                    "the hub has not recorded {}'s receipt for {doc} yet; retrying",
-                    stmt.from
-                ))
-            } else {
-                StatementRefusal::Rule(r)
-            };
-            return Ok(StatementOutcome::Refused(refusal));
+            return Ok(refused(r, receipt_in_flight, stmt));
         }
     };
-    if let Some(named) = fx.names_document {
-        let other: Option<DocRecord> = txn
-            .open_table(DOCS)?
-            .get(named.as_bytes().as_slice())?
-            .map(|g| dec(g.value()))
-            .transpose()?;
-        if other.is_none_or(|o| o.sender != rec.sender) {
-            return Ok(rule(
-                ReasonCode::UnknownDocument,
-                format!(
-                    "{named} is not a document the hub accepted from {}",
-                    rec.sender
-                ),
-            ));
-        }
-    }
-    {
+    let refusal = {
+        let docs = txn.open_table(DOCS)?;
         let nodes = txn.open_table(NODES)?;
-        for a in &fx.add_recipients {
-            let n: Option<NodeRecord> = nodes
-                .get(a.as_str())?
-                .map(|g| super::dec_node(g.value()))
-                .transpose()?;
-            if n.is_none_or(|n| n.state != NodeState::Active) {
-                return Ok(StatementOutcome::Refused(
-                    StatementRefusal::UnknownRecipient(format!(
-                        "{a} is not an active agency registered at this hub"
-                    )),
-                ));
-            }
-        }
+        effects_refused(
+            &fx,
+            &rec.sender,
+            |named| {
+                docs.get(named.as_bytes().as_slice())?
+                    .map(|g| dec(g.value()))
+                    .transpose()
+            },
+            |a| {
+                nodes
+                    .get(a.as_str())?
+                    .map(|g| super::dec_node(g.value()))
+                    .transpose()
+            },
+        )?
+    };
+    if let Some(refusal) = refusal {
+        return Ok(refusal);
     }
     // Checked; from here on everything is written.
     let before = st.clone();
     st.apply(stmt, &digest);
     {
         let del = txn.open_table(DELIVERIES)?;
-        for (r, after) in &st.tracks {
-            let Some(was) = before.tracks.get(r).filter(|was| *was != after) else {
-                continue;
-            };
+        for (r, was, after) in changed_tracks(&before, &st) {
             let Some(g) = del.get((key, r.as_str()))? else {
                 continue;
             };
             let d: DeliveryRecord = dec(g.value())?;
-            if let (true, Some(delivered_ms)) = (d.state.is_delivered(), d.answered_ms) {
-                crate::stats::on_business(
-                    stats,
-                    r,
-                    delivered_ms,
-                    now_ms,
-                    was,
-                    after,
-                    (calendar, *window),
-                );
-            }
+            count_business(stats, business, now_ms, r, &d, was, after);
         }
     }
     txn.open_table(DOC_STATES)?
@@ -666,17 +748,7 @@ impl HubStore {
             let Some(g) = all.get(seq)? else {
                 return Err(StoreError::Corrupt(format!("statement {seq} missing")));
             };
-            let s: StoredStatement = dec(g.value())?;
-            let statement = s
-                .signed
-                .statement()
-                .map_err(|e| StoreError::Corrupt(format!("statement {seq}: {e}")))?;
-            out.push(HistoryEntry {
-                seq,
-                digest: s.signed.payload_digest(),
-                statement,
-                accepted_ms: s.accepted_ms,
-            });
+            out.push(HistoryEntry::of(seq, dec(g.value())?)?);
         }
         Ok(out)
     }

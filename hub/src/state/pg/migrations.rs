@@ -10,6 +10,11 @@ use poros_store::StoreError;
 /// Every migration: (version, name, SQL). Versions are 1, 2, 3… with no gaps.
 pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "core", include_str!("sql/0001_core.sql")),
+    // PLACEHOLDER on branch i10-pgx only, so versions stay consecutive until the registry's
+    // migration (helper pgreg's `sql/0002_registry.sql`) is merged: take pgreg's line here.
+    (2, "registry", ""),
+    (3, "exchange", include_str!("sql/0003_exchange.sql")),
+    (4, "statements", include_str!("sql/0004_statements.sql")),
     (5, "repair", include_str!("sql/0005_repair.sql")),
     (6, "statistics", include_str!("sql/0006_statistics.sql")),
 ];

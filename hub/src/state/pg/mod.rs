@@ -22,8 +22,11 @@
 // The areas using these land one by one (issue 10); until all have, some are unused.
 #[allow(dead_code)]
 pub(crate) mod counters;
+mod exchange;
 pub mod migrations;
 mod repair;
+mod retention;
+mod statements;
 mod statistics;
 
 use futures_util::future::BoxFuture;
