@@ -25,9 +25,9 @@ pub(crate) mod counters;
 mod exchange;
 pub mod migrations;
 mod registry;
+mod repair;
 mod retention;
 mod statements;
-mod repair;
 mod statistics;
 
 use futures_util::future::BoxFuture;

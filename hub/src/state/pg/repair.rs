@@ -4,8 +4,9 @@
 //!
 //! Tables (migration 5): `held` (recipient, doc) — pending deliveries taken out of their
 //! recipient's queue while the body is repaired (they stay pending in `deliveries`, and still
-//! expire); `damaged_bodies` (digest → found, what, documents, attempts); `repairs` (sender,
-//! doc → digest). The exchange tables (`docs`, `deliveries`, `inline_bodies`, `body_refs`)
+//! expire; the queue reads skip them, and an answer that expires or loses one removes it);
+//! `damaged_bodies` (digest → found, what, documents, attempts); `repairs` (sender, doc →
+//! digest). The exchange tables (`docs`, `deliveries`, `inline_bodies`, `body_refs`)
 //! are read as migration 3 made them.
 //!
 //! Counters, as in redb: `bodies_checked`, `bodies_damaged`, `body_repairs_requested`,
@@ -359,7 +360,16 @@ impl RepairBackend for PgStore {
                     if !held {
                         continue;
                     }
-                    let outcome = end_held(tx, &store, &hook, h, notice, now_ms).await?;
+                    let outcome = super::exchange::answer_in(
+                        tx,
+                        &store,
+                        &hook,
+                        h.doc,
+                        &h.recipient,
+                        notice,
+                        now_ms,
+                    )
+                    .await?;
                     // The answer takes the delivery out of `held` (it ends by loss).
                     if let AnswerOutcome::Recorded { sender } = outcome {
                         wake.push(sender);
@@ -497,27 +507,14 @@ impl RepairBackend for PgStore {
     }
 }
 
-/// End a held delivery with the hub's notice, as any answer ends a delivery.
-async fn end_held(
-    _tx: &Tx<'_>,
-    _store: &PgStore,
-    _hook: &crate::stats::StatsHook,
-    _h: &HeldDelivery,
-    _notice: &Answer,
-    _now_ms: u64,
-) -> Result<AnswerOutcome, StoreError> {
-    // Waits for `pg::exchange::answer_in` (helper pgx, issue 10).
-    Err(StoreError::Other(
-        "body_lost needs pg::exchange::answer_in, not merged yet".into(),
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::statistics::dev::fresh;
     use super::super::statistics::tests::redb;
-    use crate::state::backend::{RepairBackend, StatisticsBackend};
-    use crate::state::tests::{a, doc, key};
+    use crate::state::backend::{
+        ExchangeBackend, RepairBackend, StatementBackend, StatisticsBackend,
+    };
+    use crate::state::tests::{a, doc, key, said};
     use poros_protocol::DocumentId;
     use poros_store::ReceivedBody;
     use std::collections::HashSet;
@@ -678,6 +675,130 @@ mod tests {
                 ("body_repairs_requested".to_string(), 1)
             ]
         );
+        pg.drop_db().await;
+    }
+
+    /// Every area this scenario goes through.
+    trait Areas: ExchangeBackend + StatementBackend + RepairBackend + StatisticsBackend {}
+    impl<T: ExchangeBackend + StatementBackend + RepairBackend + StatisticsBackend> Areas for T {}
+
+    /// The redb store's own test of a damaged body (`state/tests.rs`), through the traits:
+    /// held, repaired, damaged again and lost, each answer written down.
+    async fn held_repaired_and_lost(b: &dyn Areas, k: &poros_protocol::SigningKey) -> Vec<String> {
+        use poros_protocol::{BodyLostReason, HubNotice, NoticeKind};
+        let mut log = Vec::new();
+        macro_rules! note {
+            ($what:expr, $v:expr) => {
+                log.push(format!("{}: {:?}", $what, $v))
+            };
+        }
+        let (h1, h2) = (a("000.00.00.H01"), a("000.00.00.H02"));
+        let (id, rec) = doc(k, 3, b"payload", &["000.00.00.H01", "000.00.00.H02"]);
+        let digest = rec.body_sha256;
+        let sender = a("000.00.00.G01");
+        let none = HashSet::new();
+        let accepted = b
+            .accept(rec, ReceivedBody::inline(b"payload".to_vec()))
+            .await;
+        note!("accept", accepted.map(|o| format!("{o:?}")));
+        note!("asked", b.hold_damaged(id, "missing".into(), 6_000).await);
+        note!(
+            "asked again",
+            b.hold_damaged(id, "missing".into(), 6_001).await
+        );
+        note!(
+            "queue h1",
+            b.pending_for(&h1, 10, &none).await.map(|p| p.len())
+        );
+        note!("pending h1", b.pending_count(&h1).await);
+        note!("queue depth", b.queue_depth().await);
+        note!("held", b.held_count(None).await);
+        note!("expiring", b.expired_before(u64::MAX, 10).await);
+        note!("repairs", b.repairs_for(&sender, 10, &none).await);
+        note!(
+            "repaired",
+            b.body_repaired(digest, Some(b"payload".to_vec())).await
+        );
+        note!(
+            "queue h2",
+            b.pending_for(&h2, 10, &none)
+                .await
+                .map(|p| p.iter().map(|p| p.doc).collect::<Vec<_>>())
+        );
+        note!("repairs", b.repairs_for(&sender, 10, &none).await);
+        note!("held", b.held_count(None).await);
+        note!("asked", b.hold_damaged(id, "missing".into(), 7_000).await);
+        let held = b.held_for(&digest).await.unwrap();
+        note!("held for", held);
+        let notices = held
+            .into_iter()
+            .map(|h| {
+                let n = HubNotice {
+                    doc_id: h.doc,
+                    sender: h.sender.clone(),
+                    recipient: h.recipient.clone(),
+                    kind: NoticeKind::BodyLost {
+                        reason: BodyLostReason::SenderHasNoCopy,
+                    },
+                    time_ms: 8_000,
+                }
+                .as_statement();
+                (h, said(k, n))
+            })
+            .collect::<Vec<_>>();
+        note!("lost", b.body_lost(digest, notices.clone(), 8_000).await);
+        // Again (a retried call): nothing is held any more, nothing changes.
+        note!("lost again", b.body_lost(digest, notices, 8_001).await);
+        note!("held", b.held_count(None).await);
+        note!("damage", b.damage(&digest).await);
+        note!("expiring", b.expired_before(u64::MAX, 10).await);
+        note!(
+            "relays",
+            b.statement_relays_for(&sender, 10, &HashSet::new())
+                .await
+                .map(|r| r.len())
+        );
+        note!("relay docs", b.statement_relay_docs(&sender).await);
+        let mut c = b.counters().await.unwrap();
+        c.sort();
+        note!("counters", c);
+        let mut recount: Vec<_> = b.recount(3_600_000).await.unwrap().into_iter().collect();
+        recount.sort();
+        note!("recount", recount);
+        let v = b.stats_snapshot().await.unwrap();
+        let mut sums: Vec<_> = v
+            .sums(&["Y1970".to_string()], None)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
+        sums.sort();
+        note!("statistics", sums);
+        log
+    }
+
+    #[tokio::test]
+    async fn a_damaged_body_holds_deliveries_until_repaired_or_lost_as_in_redb() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = redb(&dir).await;
+        let pg = fresh().await;
+        let k = key();
+        let expect = held_repaired_and_lost(&r, &k).await;
+        assert!(
+            expect
+                .iter()
+                .any(|l| l
+                    .starts_with("lost: Ok([AgencyId(000.00.00.G01), AgencyId(000.00.00.G01)])")),
+            "{expect:#?}"
+        );
+        // The live statistics equal their recount.
+        let of = |what: &str| {
+            let line = expect.iter().find(|l| l.starts_with(what)).unwrap();
+            line[what.len()..].to_string()
+        };
+        assert_eq!(of("recount: "), of("statistics: "));
+        let got = held_repaired_and_lost(&pg.store, &k).await;
+        assert_eq!(got, expect);
         pg.drop_db().await;
     }
 }

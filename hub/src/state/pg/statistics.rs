@@ -350,28 +350,12 @@ impl Drop for EndOrClose {
 /// never skips, when that server cannot be reached.
 #[cfg(test)]
 pub(super) mod dev {
-    use super::super::migrations::MIGRATIONS;
     use super::super::{PgOptions, PgStore};
     use crate::state::{enc, HubStore};
     use poros_protocol::DocumentId;
     use std::time::{Duration, Instant};
 
     const DEFAULT: &str = "postgres://poros:poros@127.0.0.1:5432/";
-
-    /// The exchange tables as the contract of issue 10 shapes them, for a branch that does
-    /// not have their migration (3) yet.
-    const EXCHANGE_TABLES: &str = "
-        CREATE TABLE docs (id uuid PRIMARY KEY, sender text COLLATE \"C\" NOT NULL,
-            accepted_ms bigint NOT NULL, body_sha256 bytea NOT NULL, body_len bigint NOT NULL,
-            record bytea NOT NULL);
-        CREATE TABLE deliveries (doc uuid NOT NULL REFERENCES docs (id),
-            recipient text COLLATE \"C\" NOT NULL, pending boolean NOT NULL,
-            accepted_ms bigint NOT NULL, answered_ms bigint, record bytea NOT NULL,
-            PRIMARY KEY (doc, recipient));
-        CREATE INDEX deliveries_expiry ON deliveries (accepted_ms, doc, recipient)
-            WHERE pending;
-        CREATE TABLE inline_bodies (digest bytea PRIMARY KEY, body bytea NOT NULL);
-        CREATE TABLE body_refs (digest bytea PRIMARY KEY, refs bigint NOT NULL);";
 
     /// A fresh database with the schema applied, and a plain connection to it.
     pub(in crate::state) struct DevDb {
@@ -407,9 +391,6 @@ pub(super) mod dev {
             .expect("create a test database");
         let url = format!("{base}{name}");
         let client = connect(&url).await;
-        if !MIGRATIONS.iter().any(|m| m.0 == 3) {
-            client.batch_execute(EXCHANGE_TABLES).await.unwrap();
-        }
         let store = PgStore::connect(PgOptions::new(&url))
             .await
             .expect("connect and migrate");
