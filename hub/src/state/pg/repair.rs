@@ -509,11 +509,9 @@ impl RepairBackend for PgStore {
 
 #[cfg(test)]
 mod tests {
-    use super::super::statistics::dev::fresh;
+    use super::super::statistics::dev::{fresh, Areas};
     use super::super::statistics::tests::redb;
-    use crate::state::backend::{
-        ExchangeBackend, RepairBackend, StatementBackend, StatisticsBackend,
-    };
+    use crate::state::backend::{ExchangeBackend, RepairBackend, StatisticsBackend};
     use crate::state::tests::{a, doc, key, said};
     use poros_protocol::DocumentId;
     use poros_store::ReceivedBody;
@@ -628,12 +626,13 @@ mod tests {
         let (d2, rec2) = doc(&k, 2, b"payload", &["000.00.00.H02"]);
         let (d3, rec3) = doc(&k, 3, b"other body", &["000.00.00.H01"]);
         for (rec, body) in [(rec1, "payload"), (rec2, "payload"), (rec3, "other body")] {
-            r.accept(rec, ReceivedBody::inline(body.as_bytes().to_vec()))
-                .await
-                .unwrap();
+            for b in [&r as &dyn Areas, &pg.store] {
+                b.accept(rec.clone(), ReceivedBody::inline(body.as_bytes().to_vec()))
+                    .await
+                    .unwrap();
+            }
         }
         let ids = [d1, d2, d3];
-        pg.mirror(&r, &ids).await;
         let (unknown, _) = doc(&k, 99, b"x", &["000.00.00.H01"]);
         let expect = damage_and_repair(&r, &r, &ids, unknown).await;
         assert!(
@@ -647,15 +646,13 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn damage_found_at_once_by_many_asks_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let r = redb(&dir).await;
         let pg = fresh().await;
         let k = key();
         let (d1, rec1) = doc(&k, 1, b"payload", &["000.00.00.H01", "000.00.00.H02"]);
-        r.accept(rec1, ReceivedBody::inline(b"payload".to_vec()))
+        pg.store
+            .accept(rec1, ReceivedBody::inline(b"payload".to_vec()))
             .await
             .unwrap();
-        pg.mirror(&r, &[d1]).await;
         let b: &dyn RepairBackend = &pg.store;
         let all = (0..8u64).map(|i| b.hold_damaged(d1, "missing".into(), 6_000 + i));
         let asked: Vec<_> = futures_util::future::join_all(all)
@@ -677,10 +674,6 @@ mod tests {
         );
         pg.drop_db().await;
     }
-
-    /// Every area this scenario goes through.
-    trait Areas: ExchangeBackend + StatementBackend + RepairBackend + StatisticsBackend {}
-    impl<T: ExchangeBackend + StatementBackend + RepairBackend + StatisticsBackend> Areas for T {}
 
     /// The redb store's own test of a damaged body (`state/tests.rs`), through the traits:
     /// held, repaired, damaged again and lost, each answer written down.
