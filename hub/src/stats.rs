@@ -158,7 +158,6 @@ pub struct StatsHook {
 impl StatsHook {
     /// The increments gathered so far, removed from the hook ((period, scope, metric) → by):
     /// for a backend that writes them itself, in the transaction that gathered them.
-    #[allow(dead_code)] // used by the PostgreSQL areas as they land (issue 10)
     pub(crate) fn take(&self) -> HashMap<(String, String, String), u64> {
         self.pending
             .lock()
@@ -368,6 +367,18 @@ pub struct PaperCount {
     pub signed: Vec<u8>,
 }
 
+impl PaperCount {
+    /// The stored form (postcard).
+    pub(crate) fn encode(&self) -> Result<Vec<u8>, StoreError> {
+        postcard::to_allocvec(self).map_err(|e| StoreError::Other(e.to_string()))
+    }
+
+    /// From the stored form.
+    pub(crate) fn decode(b: &[u8]) -> Result<PaperCount, StoreError> {
+        postcard::from_bytes(b).map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+}
+
 /// Store (or replace) an agency's paper counts for `month` (`YYYY-MM`), updating aggregates by
 /// the difference so a corrected report does not double count.
 pub(crate) fn on_paper(
@@ -377,30 +388,47 @@ pub(crate) fn on_paper(
     count: &PaperCount,
 ) -> Result<(), StoreError> {
     let mut p = txn.open_table(PAPER)?;
-    let old: Option<PaperCount> = p
+    let old = p
         .get((month, agency.as_str()))?
-        .map(|g| postcard::from_bytes(g.value()))
-        .transpose()
-        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let bytes = postcard::to_allocvec(count).map_err(|e| StoreError::Other(e.to_string()))?;
-    p.insert((month, agency.as_str()), bytes.as_slice())?;
+        .map(|g| PaperCount::decode(g.value()))
+        .transpose()?;
+    p.insert((month, agency.as_str()), count.encode()?.as_slice())?;
     drop(p);
     let mut t = txn.open_table(STATS)?;
+    for ((period, s, metric), by) in paper_changes(agency, month, old.as_ref(), count) {
+        let k = (period.as_str(), s.as_str(), metric);
+        let v = t.get(k)?.map(|g| g.value()).unwrap_or(0);
+        t.insert(k, v.saturating_add_signed(by))?;
+    }
+    Ok(())
+}
+
+/// What replacing an agency's paper counts for `month` (`old`, if it had reported) with
+/// `new` changes in the aggregates: ((period, scope, metric), signed difference), for the
+/// month and its year in every scope of the agency (a zero difference included, so every
+/// key exists once reported).
+pub(crate) fn paper_changes(
+    agency: &AgencyId,
+    month: &str,
+    old: Option<&PaperCount>,
+    new: &PaperCount,
+) -> Vec<((String, String, &'static str), i64)> {
     let (os, or) = old.map(|o| (o.sent, o.received)).unwrap_or((0, 0));
     let year = &month[..4];
+    let mut out = Vec::with_capacity(12);
     for period in [format!("M{month}"), format!("Y{year}")] {
         for s in scopes(agency) {
             for (metric, new, old) in [
-                ("paper_sent", count.sent, os),
-                ("paper_received", count.received, or),
+                ("paper_sent", new.sent, os),
+                ("paper_received", new.received, or),
             ] {
-                let k = (period.as_str(), s.as_str(), metric);
-                let v = t.get(k)?.map(|g| g.value()).unwrap_or(0);
-                t.insert(k, (v + new).saturating_sub(old))?;
+                let by = (i128::from(new) - i128::from(old))
+                    .clamp(i128::from(i64::MIN), i128::from(i64::MAX));
+                out.push(((period.clone(), s.clone(), metric), by as i64));
             }
         }
     }
-    Ok(())
+    out
 }
 
 /// Summed counters per scope over a set of periods.
@@ -422,13 +450,18 @@ pub fn sums(
         for e in iter {
             let (k, v) = e?;
             let (_, scope, metric) = k.value();
-            *out.entry(scope.to_string())
-                .or_default()
-                .entry(metric.to_string())
-                .or_default() += v.value();
+            add_sum(&mut out, scope, metric, v.value());
         }
     }
     Ok(out)
+}
+
+/// Add one stored count (of one period) to the sums.
+pub(crate) fn add_sum(out: &mut Sums, scope: &str, metric: &str, v: u64) {
+    *out.entry(scope.to_string())
+        .or_default()
+        .entry(metric.to_string())
+        .or_default() += v;
 }
 
 /// Paper-only counts of the given months (`YYYY-MM`) per agency, group and nation, read from
@@ -439,19 +472,25 @@ pub fn paper_sums(r: &redb::ReadTransaction, months: &[String]) -> Result<Sums, 
     for m in months {
         for e in t.range((m.as_str(), "")..=(m.as_str(), "\u{10ffff}"))? {
             let (k, v) = e?;
-            let Ok(agency) = AgencyId::parse(k.value().1) else {
-                continue;
-            };
-            let c: PaperCount =
-                postcard::from_bytes(v.value()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            for s in scopes(&agency) {
-                let e = out.entry(s).or_default();
-                *e.entry("paper_sent".into()).or_default() += c.sent;
-                *e.entry("paper_received".into()).or_default() += c.received;
-            }
+            add_paper(&mut out, k.value().1, v.value())?;
         }
     }
     Ok(out)
+}
+
+/// Add one stored paper report (of `agency`, as stored) to the sums of the agency's scopes;
+/// a report under a key that is no agency code is passed over.
+pub(crate) fn add_paper(out: &mut Sums, agency: &str, stored: &[u8]) -> Result<(), StoreError> {
+    let Ok(agency) = AgencyId::parse(agency) else {
+        return Ok(());
+    };
+    let c = PaperCount::decode(stored)?;
+    for s in scopes(&agency) {
+        let e = out.entry(s).or_default();
+        *e.entry("paper_sent".into()).or_default() += c.sent;
+        *e.entry("paper_received".into()).or_default() += c.received;
+    }
+    Ok(())
 }
 
 /// Agencies seen (connected) in any of `periods`.
@@ -465,6 +504,77 @@ pub fn seen(r: &redb::ReadTransaction, periods: &[String]) -> Result<HashSet<Str
         }
     }
     Ok(out)
+}
+
+/// The statistics counted again from the stored documents and delivery records, to check the
+/// live counters: every backend feeds it each document with its deliveries.
+pub(crate) struct Recount {
+    on_time_ms: u64,
+    out: Sums,
+}
+
+impl Recount {
+    /// A recount where answers within `on_time_ms` of falling due count as on time.
+    pub(crate) fn new(on_time_ms: u64) -> Recount {
+        Recount {
+            on_time_ms,
+            out: HashMap::new(),
+        }
+    }
+
+    fn add(&mut self, scope: &str, metric: &str, by: u64) {
+        add_sum(&mut self.out, scope, metric, by);
+    }
+
+    /// One document of `sender` with each of its deliveries: the recipient, when it fell due
+    /// (acceptance, or the update that added it), and its record if one is stored.
+    pub(crate) fn doc(
+        &mut self,
+        sender: &AgencyId,
+        deliveries: &[(AgencyId, u64, Option<crate::state::DeliveryRecord>)],
+    ) {
+        use crate::state::DeliveryEnd;
+        let sender_group = format!("group:{}", sender.group());
+        self.add(sender.as_str(), "sent", 1);
+        self.add(&sender_group, "sent", 1);
+        self.add(NATIONAL, "sent", 1);
+        self.add(sender.as_str(), "out_due", deliveries.len() as u64);
+        for (rcpt, due_ms, d) in deliveries {
+            let rcpt_group = format!("group:{}", rcpt.group());
+            self.add(rcpt.as_str(), "in_due", 1);
+            self.add(&rcpt_group, "in_due", 1);
+            self.add(NATIONAL, "in_due", 1);
+            let Some(d) = d else {
+                continue;
+            };
+            let m = match d.state.end() {
+                None => continue,
+                Some(DeliveryEnd::Delivered)
+                    if d.answered_ms.unwrap_or(0).saturating_sub(*due_ms) <= self.on_time_ms =>
+                {
+                    "ontime"
+                }
+                Some(DeliveryEnd::Delivered) => "late",
+                Some(DeliveryEnd::Rejected(r)) => {
+                    let by = format!("rej:{}", r.code);
+                    for scope in scopes(rcpt) {
+                        self.add(&scope, &by, 1);
+                    }
+                    "rejected"
+                }
+                Some(DeliveryEnd::Expired | DeliveryEnd::Lost(_)) => "expired",
+            };
+            self.add(rcpt.as_str(), &format!("in_{m}"), 1);
+            self.add(&rcpt_group, &format!("in_{m}"), 1);
+            self.add(NATIONAL, &format!("in_{m}"), 1);
+            self.add(sender.as_str(), &format!("out_{m}"), 1);
+        }
+    }
+
+    /// The sums counted.
+    pub(crate) fn finish(self) -> Sums {
+        self.out
+    }
 }
 
 /// Insert pre-computed counters in one commit: (period key, scope, metric, value). For loading

@@ -9,7 +9,7 @@ mod pgx;
 use pgx::*;
 use poros_hub::state::pg::{PgOptions, PgStore};
 use poros_hub::state::{
-    AcceptOutcome, AnswerOutcome, BodyAt, DocRecord, ExchangeBackend, StatementBackend,
+    AcceptOutcome, AnswerOutcome, BodyAt, DocRecord, ExchangeBackend, HubBackend, StatementBackend,
     StatementOutcome,
 };
 use poros_protocol::{BusinessStatus, DocumentId, Outcome, SignedEnvelope, SigningKey};

@@ -61,6 +61,7 @@ pub async fn sweep_once(hub: &Arc<Hub>) -> Result<()> {
     // Connected agencies count as seen on every day they stay connected.
     hub.store.mark_seen(hub.connected_agencies(), now).await?;
     hub.retire_expired_overlaps(now).await?;
+    hub.store.compact_counters().await?;
     let cutoff = now.saturating_sub(hub.cfg.delivery.expiry_secs.saturating_mul(1000));
     for (doc, rcpt) in hub.store.expired_before(cutoff, 10_000).await? {
         let Some(rec) = hub.store.doc(&doc).await? else {

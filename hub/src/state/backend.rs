@@ -293,6 +293,10 @@ pub trait StatisticsBackend: Send + Sync {
     async fn counters(&self) -> Result<Vec<(String, u64)>, StoreError>;
     /// One consistent read of the statistics.
     async fn stats_snapshot(&self) -> Result<Box<dyn StatsView>, StoreError>;
+    /// Fold the counters' pending increments into their totals, where the backend keeps them
+    /// apart so that no single row is written by every accept (PostgreSQL); returns how many
+    /// were folded. Values read are the same before and after. Run by the hub's sweeper.
+    async fn compact_counters(&self) -> Result<u64, StoreError>;
 }
 
 /// One consistent read of the statistics: every figure of a report comes from the same commit.

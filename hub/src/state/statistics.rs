@@ -127,66 +127,28 @@ impl HubStore {
         let r = self.db.read()?;
         let docs = r.open_table(DOCS)?;
         let dels = r.open_table(DELIVERIES)?;
-        let mut out: crate::stats::Sums = HashMap::new();
-        let mut add = |scope: &str, metric: &str, by: u64| {
-            *out.entry(scope.to_string())
-                .or_default()
-                .entry(metric.to_string())
-                .or_default() += by;
-        };
+        let mut count = crate::stats::Recount::new(on_time_ms);
         for e in docs.iter()? {
             let (k, v) = e?;
             let rec: DocRecord = dec(v.value())?;
-            let sender_group = format!("group:{}", rec.sender.group());
-            add(rec.sender.as_str(), "sent", 1);
-            add(&sender_group, "sent", 1);
-            add(crate::stats::NATIONAL, "sent", 1);
             // Deliveries an update added count from the update's time, like the live hooks.
             let added = statements::added_for_recount(&r, k.value())?;
-            add(
-                rec.sender.as_str(),
-                "out_due",
-                (rec.recipients.len() + added.len()) as u64,
-            );
             let all = rec
                 .recipients
                 .iter()
                 .map(|a| (a.clone(), rec.accepted_ms))
                 .chain(added);
+            let mut deliveries = Vec::with_capacity(rec.recipients.len());
             for (rcpt, due_ms) in all {
-                let rcpt = &rcpt;
-                let rcpt_group = format!("group:{}", rcpt.group());
-                add(rcpt.as_str(), "in_due", 1);
-                add(&rcpt_group, "in_due", 1);
-                add(crate::stats::NATIONAL, "in_due", 1);
-                let Some(g) = dels.get((k.value(), rcpt.as_str()))? else {
-                    continue;
-                };
-                let d: DeliveryRecord = dec(g.value())?;
-                let m = match d.state.end() {
-                    None => continue,
-                    Some(DeliveryEnd::Delivered)
-                        if d.answered_ms.unwrap_or(0).saturating_sub(due_ms) <= on_time_ms =>
-                    {
-                        "ontime"
-                    }
-                    Some(DeliveryEnd::Delivered) => "late",
-                    Some(DeliveryEnd::Rejected(r)) => {
-                        let by = format!("rej:{}", r.code);
-                        for scope in crate::stats::scopes(rcpt) {
-                            add(&scope, &by, 1);
-                        }
-                        "rejected"
-                    }
-                    Some(DeliveryEnd::Expired | DeliveryEnd::Lost(_)) => "expired",
-                };
-                add(rcpt.as_str(), &format!("in_{m}"), 1);
-                add(&rcpt_group, &format!("in_{m}"), 1);
-                add(crate::stats::NATIONAL, &format!("in_{m}"), 1);
-                add(rec.sender.as_str(), &format!("out_{m}"), 1);
+                let d = dels
+                    .get((k.value(), rcpt.as_str()))?
+                    .map(|g| dec::<DeliveryRecord>(g.value()))
+                    .transpose()?;
+                deliveries.push((rcpt, due_ms, d));
             }
+            count.doc(&rec.sender, &deliveries);
         }
-        Ok(out)
+        Ok(count.finish())
     }
 
     /// Counter values.

@@ -14,7 +14,7 @@ pub(super) fn key() -> SigningKey {
     SigningKey::generate().unwrap()
 }
 
-fn a(s: &str) -> AgencyId {
+pub(super) fn a(s: &str) -> AgencyId {
     AgencyId::parse(s).unwrap()
 }
 
@@ -106,7 +106,12 @@ fn node_records_of_earlier_versions_still_decode() {
     assert_eq!(dec_node(&enc(&cur).unwrap()).unwrap(), cur);
 }
 
-fn doc(k: &SigningKey, n: u8, body: &[u8], recipients: &[&str]) -> (DocumentId, DocRecord) {
+pub(super) fn doc(
+    k: &SigningKey,
+    n: u8,
+    body: &[u8],
+    recipients: &[&str],
+) -> (DocumentId, DocRecord) {
     let env = Envelope {
         id: DocumentId::new_v7(1000 + n as u64, [n; 10]),
         sender: a("000.00.00.G01"),
@@ -144,7 +149,7 @@ fn doc(k: &SigningKey, n: u8, body: &[u8], recipients: &[&str]) -> (DocumentId, 
 }
 
 /// `stmt` signed, as an answer that ends a delivery.
-fn said(k: &SigningKey, stmt: Statement) -> Answer {
+pub(super) fn said(k: &SigningKey, stmt: Statement) -> Answer {
     Answer::Said(
         SignedStatement::sign(&stmt, k, b"c").unwrap(),
         Box::new(stmt),

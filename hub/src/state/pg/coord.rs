@@ -69,13 +69,14 @@ impl PgStore {
     }
 }
 
-/// Listen for the other instances' events for as long as the runtime runs, connecting again
-/// after a lost connection (and then telling the hub to resynchronise).
+/// Listen for the other instances' events until the returned task is aborted (the store is
+/// dropped), connecting again after a lost connection (and then telling the hub to
+/// resynchronise).
 pub(crate) fn spawn_listener(
     cfg: tokio_postgres::Config,
     instance: String,
     events: broadcast::Sender<HubEvent>,
-) {
+) -> tokio::task::AbortHandle {
     tokio::spawn(async move {
         let mut first = true;
         let mut backoff = Duration::from_millis(100);
@@ -88,7 +89,8 @@ pub(crate) fn spawn_listener(
             first = false;
             tokio::time::sleep(backoff).await;
         }
-    });
+    })
+    .abort_handle()
 }
 
 /// One listening connection, until it is lost; returns why.

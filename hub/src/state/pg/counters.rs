@@ -82,6 +82,7 @@ impl PgStore {
     /// (an advisory transaction lock), the others skip. Returns the deltas folded.
     pub async fn roll_up(&self) -> Result<u64, StoreError> {
         self.write("roll up counters", |tx| {
+            let store = self.clone();
             Box::pin(async move {
                 let sql = |e| StoreError::Sql(format!("roll up counters: {e}"));
                 let locked: bool = tx
@@ -120,7 +121,8 @@ impl PgStore {
                 )
                 .await
                 .map_err(sql)?;
-                Ok(a + b)
+                let c = super::statements::roll_up_kinds(tx, &store).await?;
+                Ok(a + b + c)
             })
         })
         .await

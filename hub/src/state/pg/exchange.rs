@@ -321,7 +321,6 @@ async fn answer_with(
 
 /// Record an answer that ends a delivery, in the caller's transaction (see
 /// [`ExchangeBackend::record_answer`]); its statistics go to `hook`, which the caller flushes.
-#[allow(dead_code)] // called by the repair area's body_lost (helper pgrep)
 pub(crate) async fn answer_in(
     tx: &Tx<'_>,
     store: &PgStore,

@@ -14,7 +14,9 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (2, "registry", include_str!("sql/0002_registry.sql")),
     (3, "exchange", include_str!("sql/0003_exchange.sql")),
     (4, "statements", include_str!("sql/0004_statements.sql")),
-    // 5-7: the areas still landing (repair, statistics, bodies).
+    (5, "repair", include_str!("sql/0005_repair.sql")),
+    (6, "statistics", include_str!("sql/0006_statistics.sql")),
+    // 7: bodies (still landing).
     (8, "coordination", include_str!("sql/0008_coordination.sql")),
 ];
 

@@ -19,15 +19,15 @@
 //! - The schema is under versioned migrations ([`migrations`]), applied at start under an
 //!   advisory lock, so several hubs starting together apply each once.
 
-// The areas using these land one by one (issue 10); until all have, some are unused.
 mod coord;
-#[allow(dead_code)]
 pub(crate) mod counters;
 mod exchange;
 pub mod migrations;
 mod registry;
+mod repair;
 mod retention;
 mod statements;
+mod statistics;
 
 use futures_util::future::BoxFuture;
 use poros_store::{CommitStats, StorageFault, StoreError};
@@ -100,6 +100,14 @@ struct Inner {
     retries: AtomicU64,
     resolved: AtomicU64,
     write_failures: AtomicU64,
+    /// The event listener's task, ended with the store (its connection with it).
+    listener: tokio::task::AbortHandle,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
 }
 
 /// What a write transaction's closure gets: the open transaction.
@@ -123,7 +131,7 @@ impl PgStore {
         cfg.keepalives_idle(Duration::from_secs(10));
         cfg.application_name(format!("poros-hub/{}", opts.instance));
         let (events, _) = tokio::sync::broadcast::channel(4096);
-        coord::spawn_listener(cfg.clone(), opts.instance.clone(), events.clone());
+        let listener = coord::spawn_listener(cfg.clone(), opts.instance.clone(), events.clone());
         let mgr = deadpool_postgres::Manager::from_config(
             cfg,
             tokio_postgres::NoTls,
@@ -151,6 +159,7 @@ impl PgStore {
                 retries: AtomicU64::new(0),
                 resolved: AtomicU64::new(0),
                 write_failures: AtomicU64::new(0),
+                listener,
             }),
             on_time_ms: 3_600_000,
             business: Arc::new((crate::business::Calendar::default(), 1)),
@@ -417,19 +426,20 @@ fn describe(e: &tokio_postgres::Error) -> String {
     }
 }
 
-impl PgStore {
-    /// Why writes are refused now, if they are.
-    pub fn health(&self) -> Option<StorageFault> {
+impl crate::state::HubBackend for PgStore {
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn health(&self) -> Option<StorageFault> {
         self.inner.fault.lock().ok().and_then(|g| *g)
     }
 
-    /// Note a fault seen outside the store.
-    pub fn report_fault(&self, f: StorageFault) {
+    fn report_fault(&self, f: StorageFault) {
         let _ = self.note_fault(f);
     }
 
-    /// Commit figures.
-    pub fn commit_stats(&self) -> CommitStats {
+    fn commit_stats(&self) -> CommitStats {
         CommitStats {
             commits: self.inner.commits.load(Ordering::Relaxed),
             jobs: self.inner.jobs.load(Ordering::Relaxed),
@@ -438,9 +448,9 @@ impl PgStore {
         }
     }
 
-    /// `/metrics` lines of this backend: the store health every backend reports, and how
-    /// often transactions were run again or their commits resolved by reading.
-    pub fn health_metrics(&self) -> String {
+    /// The store health every backend reports, and how often transactions were run again
+    /// or their commits resolved by reading.
+    fn health_metrics(&self) -> String {
         use poros_store::{WRITABLE_METRIC, WRITE_FAILURES_METRIC};
         format!(
             "# TYPE {WRITABLE_METRIC} gauge\n{WRITABLE_METRIC} {}\n\

@@ -494,7 +494,6 @@ impl StatementBackend for PgStore {
 
 /// Fold the statement-kind deltas present now into their totals, in the caller's transaction
 /// (for the counters' roll-up, [`PgStore::roll_up`]); returns the deltas folded.
-#[allow(dead_code)] // called by the roll-up once the lead wires it (issue 10)
 pub(crate) async fn roll_up_kinds(tx: &Tx<'_>, store: &PgStore) -> Result<u64, StoreError> {
     tx.execute_typed(
         "WITH moved AS (DELETE FROM statement_kind_deltas RETURNING label, delta) \
