@@ -6,7 +6,7 @@
 use crate::bodies::{BodyStore, FileBodies};
 use crate::deployment::{HubKeys, HubPaths};
 use crate::metrics::Metrics;
-use crate::state::pg::{PgOptions, PgStore};
+use crate::state::pg::{PgBodies, PgOptions, PgStore};
 use crate::state::{HubBackend, HubStore, NodeRecord, NodeState, SerialCheck};
 use anyhow::Result;
 use poros_certs::Signer;
@@ -197,8 +197,12 @@ impl Hub {
                 "a hub on PostgreSQL keeps its bodies in the database, not in local files"
             ),
             BodiesIn::Files => Arc::new(FileBodies::new(blobs.clone(), store.clone())),
-            BodiesIn::Database(_) => {
-                anyhow::bail!("bodies in PostgreSQL are not available in this build yet")
+            BodiesIn::Database(pg) => {
+                if store.kind() != "postgres" {
+                    anyhow::bail!("bodies in PostgreSQL need the hub's state there too");
+                }
+                let lease = std::time::Duration::from_secs(cfg.delivery.orphan_grace_secs);
+                Arc::new(PgBodies::new(pg, blobs.clone(), lease))
             }
         };
         let registry = store

@@ -20,9 +20,12 @@
 //!   advisory lock, so several hubs starting together apply each once.
 
 // The areas using these land one by one (issue 10); until all have, some are unused.
+mod bodies;
 #[allow(dead_code)]
 pub(crate) mod counters;
 pub mod migrations;
+
+pub use bodies::PgBodies;
 
 use futures_util::future::BoxFuture;
 use poros_store::{CommitStats, StorageFault, StoreError};
