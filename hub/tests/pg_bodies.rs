@@ -1,8 +1,9 @@
 //! Large bodies in PostgreSQL (`PgBodies`), driven directly through the hub's body seam
 //! (`BodyStore`): upload from the staging file and read back byte for byte, an interrupted
 //! upload never read as whole, re-uploads that change nothing, removal after retention, the
-//! orphan sweep (old unreferenced bodies only, never a referenced one) and damage found by the
-//! cheap check and by the scrub's full one, then repaired.
+//! orphan sweep (old unreferenced bodies only, never a referenced one, nor one claimed for a
+//! document whose accept is still running) and damage found by the cheap check and by the
+//! scrub's full one, then repaired.
 //!
 //! Each test runs on a fresh database of the development server (see `pgdev`).
 
@@ -445,4 +446,51 @@ async fn a_damaged_chunk_is_found_and_a_repair_replaces_it() {
     );
     assert!(read_all(&bodies, &d).await == data);
     assert!(!staging.contains(&d));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_body_claimed_for_a_document_in_flight_is_not_removed() {
+    let db = TestDb::create("inflight").await;
+    let (_store, bodies, staging, _dir) = open(&db, HOUR).await;
+    let data = body(60, 2 * CHUNK + 60);
+    let d = sha(&data);
+    let received = stage(&staging, &data, Commit::Expecting(d)).await;
+    bodies.settle(received, Settle::New).await.expect("settle");
+    // Long unreferenced (its documents released), then the same content arrives again: the
+    // upload claims it, and its document's accept is still running (its reference not
+    // committed) while the sweep and a retention removal look at the body.
+    age(&db.url, &d, 2 * HOUR).await;
+    let received = stage(&staging, &data, Commit::Expecting(d)).await;
+    let settled = bodies.settle(received, Settle::New).await.expect("claim");
+    let mut accept = sql(&db.url).await;
+    let tx = accept.transaction().await.expect("begin");
+    tx.execute(
+        "INSERT INTO body_refs (digest, refs) VALUES ($1, 1)",
+        &[&d.as_slice()],
+    )
+    .await
+    .expect("reference");
+    assert_eq!(
+        bodies
+            .sweep_unreferenced(HOUR)
+            .await
+            .expect("sweep")
+            .removed,
+        0
+    );
+    assert!(!bodies.remove_released(&d).await.expect("remove"));
+    tx.commit().await.expect("accept commits");
+    drop(settled);
+    // Referenced now: kept however old its claim.
+    age(&db.url, &d, 2 * HOUR).await;
+    assert_eq!(
+        bodies
+            .sweep_unreferenced(HOUR)
+            .await
+            .expect("sweep")
+            .removed,
+        0
+    );
+    assert!(!bodies.remove_released(&d).await.expect("remove"));
+    assert!(read_all(&bodies, &d).await == data);
 }
