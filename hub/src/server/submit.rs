@@ -163,7 +163,7 @@ pub(super) async fn handle_submit(
             refuse!(code, metric, "{msg}")
         }
     };
-    // Durable where large bodies are kept before the document that references it.
+    // The body is durable where large bodies are kept before its document is accepted.
     let body = match hub.bodies.settle(body, Settle::New).await {
         Ok(b) => b,
         Err(e) => {
