@@ -3,9 +3,10 @@
 //! hub-wide vocabulary (close codes, transport limits). Identity comes only from the verified
 //! client certificate (see `poros-certs`).
 
+use crate::bodies::{BodyStore, FileBodies};
 use crate::deployment::{HubKeys, HubPaths};
 use crate::metrics::Metrics;
-use crate::state::pg::{PgOptions, PgStore};
+use crate::state::pg::{PgBodies, PgOptions, PgStore};
 use crate::state::{
     HubBackend, HubEvent, HubStore, NodeChange, NodeRecord, NodeState, SerialCheck,
 };
@@ -41,9 +42,21 @@ pub mod close {
 
 pub use poros_transport::now_ms;
 
+/// Where a hub keeps its large bodies, by the store it runs on (see [`crate::bodies`]).
+pub enum BodiesIn {
+    /// Body files in the deployment's body directory (the redb store's companion).
+    Files,
+    /// Chunks in the PostgreSQL database of this store (the cluster holds everything).
+    Database(PgStore),
+}
+
 /// Open the store `[store]` names: the redb file in the deployment directory, or the
-/// PostgreSQL database (schema migrated at start), with the statistics settings of `cfg`.
-pub async fn open_store(paths: &HubPaths, cfg: &HubConfig) -> Result<Arc<dyn HubBackend>> {
+/// PostgreSQL database (schema migrated at start), with the statistics settings of `cfg`;
+/// and where its large bodies go.
+pub async fn open_store(
+    paths: &HubPaths,
+    cfg: &HubConfig,
+) -> Result<(Arc<dyn HubBackend>, BodiesIn)> {
     let cal = crate::business::Calendar::of_config(&cfg.monitoring);
     let days = cfg.monitoring.registration_working_days;
     let on_time = cfg.monitoring.on_time_secs * 1000;
@@ -54,7 +67,10 @@ pub async fn open_store(paths: &HubPaths, cfg: &HubConfig) -> Result<Arc<dyn Hub
                 Ok(HubStore::open(Db::open(&file)?)?)
             })
             .await??;
-            Arc::new(store.with_on_time_ms(on_time).with_business(cal, days))
+            (
+                Arc::new(store.with_on_time_ms(on_time).with_business(cal, days)),
+                BodiesIn::Files,
+            )
         }
         StoreBackend::Postgres => {
             let mut opts = PgOptions::new(&cfg.store.url);
@@ -69,13 +85,12 @@ pub async fn open_store(paths: &HubPaths, cfg: &HubConfig) -> Result<Arc<dyn Hub
             if let Some(f) = &cfg.store.password_file {
                 opts.password = Some(read_secret_file(&paths.at(&f.to_string_lossy()))?);
             }
-            // The PostgreSQL areas land one by one (issue 10); until every area implements
-            // its trait, this build refuses the backend rather than run half of it.
-            let _ = PgStore::connect;
-            anyhow::bail!(
-                "[store] backend = \"postgres\" ({}): not available in this build yet",
-                opts.instance
-            )
+            let pg = PgStore::connect(opts)
+                .await
+                .map_err(|e| anyhow::anyhow!("[store] backend = \"postgres\": {e}"))?
+                .with_on_time_ms(on_time)
+                .with_business(cal, days);
+            (Arc::new(pg.clone()), BodiesIn::Database(pg))
         }
     })
 }
@@ -126,8 +141,11 @@ pub struct Hub {
     pub store: Arc<dyn HubBackend>,
     /// Whether other hub instances share the store (its events exist), decided once at open.
     pub(crate) shared: bool,
-    /// Body files.
+    /// Where large bodies are received and checked before they are stored (and, with the
+    /// redb store, stored: the committed files are the bodies).
     pub blobs: Blobs,
+    /// Large bodies: body files, or chunks in the PostgreSQL cluster.
+    pub bodies: Arc<dyn BodyStore>,
     pub(crate) keys: HubKeys,
     /// Orders body-file removal after retention against new references to the same file.
     /// The bound QUIC endpoint (its server config is swapped when CRLs change).
@@ -152,19 +170,43 @@ impl Hub {
     /// Open the deployment's store (by `[store]`: the embedded redb store, or the shared
     /// PostgreSQL database) and keys.
     pub async fn open(paths: &HubPaths, cfg: HubConfig) -> Result<Arc<Hub>> {
-        let store = open_store(paths, &cfg).await?;
-        Hub::with_store(paths, cfg, store).await
+        let (store, bodies) = open_store(paths, &cfg).await?;
+        Hub::with_stores(paths, cfg, store, bodies).await
     }
 
-    /// A hub over a store opened by the caller.
+    /// A hub over a store opened by the caller, its large bodies in files.
     pub async fn with_store(
         paths: &HubPaths,
         cfg: HubConfig,
         store: Arc<dyn HubBackend>,
     ) -> Result<Arc<Hub>> {
+        Hub::with_stores(paths, cfg, store, BodiesIn::Files).await
+    }
+
+    /// A hub over a store opened by the caller, its large bodies where `bodies` says: body
+    /// files only beside a store on this machine, the database's chunks only with PostgreSQL.
+    pub async fn with_stores(
+        paths: &HubPaths,
+        cfg: HubConfig,
+        store: Arc<dyn HubBackend>,
+        bodies: BodiesIn,
+    ) -> Result<Arc<Hub>> {
         let metrics = Metrics::default();
         let keys = crate::deployment::load_keys(paths, Some(metrics.cert_observer()))?;
         let blobs = Blobs::open(&paths.bodies())?;
+        let bodies: Arc<dyn BodyStore> = match bodies {
+            BodiesIn::Files if store.kind() == "postgres" => anyhow::bail!(
+                "a hub on PostgreSQL keeps its bodies in the database, not in local files"
+            ),
+            BodiesIn::Files => Arc::new(FileBodies::new(blobs.clone(), store.clone())),
+            BodiesIn::Database(pg) => {
+                if store.kind() != "postgres" {
+                    anyhow::bail!("bodies in PostgreSQL need the hub's state there too");
+                }
+                let lease = std::time::Duration::from_secs(cfg.delivery.orphan_grace_secs);
+                Arc::new(PgBodies::new(pg, blobs.clone(), lease))
+            }
+        };
         let registry = store
             .nodes()
             .await?
@@ -177,6 +219,7 @@ impl Hub {
             shared,
             store,
             blobs,
+            bodies,
             keys,
             endpoint: Mutex::new(None),
             enroll_addr: Mutex::new(None),

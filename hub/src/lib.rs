@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`deployment`]: the deployment directory — `init`, node certificate issuance, key loading.
 //! - [`hub`]: the hub handle (store, keys, registry cache, live connections, shared checks).
+//! - [`bodies`]: where large bodies are kept (files beside redb, chunks in PostgreSQL).
 //! - [`state`]: durable state behind one narrow seam (registry, documents, queues, relays).
 //! - [`enrolment`]: the token enrolment endpoint, bounded per source and per step.
 //! - [`lifecycle`]: registration, enrolment, suspension, revocation (CRLs) and renewal.
@@ -18,6 +19,7 @@
 //! - [`cli`]: the `poros-hub` command line; [`demo`]: the one-command local exchange.
 #![forbid(unsafe_code)]
 
+pub mod bodies;
 pub mod business;
 pub mod cli;
 pub mod coordination;

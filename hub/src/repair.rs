@@ -4,6 +4,7 @@
 //!
 //! The durable side (held deliveries, damage records, requests) is in `state::bodies`.
 
+use crate::bodies::Settle;
 use crate::hub::{now_ms, Hub};
 use crate::state::{BodyAt, DocRecord};
 use anyhow::{Context, Result};
@@ -26,8 +27,9 @@ const REUPLOAD_ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 pub(crate) enum BodySource {
     /// Small body, read from the store (length and hash checked).
     Inline(Vec<u8>),
-    /// Body file with the recorded length, open; its hash is checked as it streams.
-    File(tokio::fs::File),
+    /// Large body with the recorded length, open for reading; its hash is checked as it
+    /// streams.
+    Stream(crate::bodies::BodyReader),
 }
 
 fn describe(check: BlobCheck, recorded: u64) -> String {
@@ -50,9 +52,9 @@ pub(crate) async fn body_for_delivery(
     rec: &DocRecord,
 ) -> Result<Result<BodySource, String>> {
     match rec.body_at {
-        BodyAt::File => match hub.blobs.check_len(&rec.body_sha256, rec.body_len)? {
-            BlobCheck::Intact => match hub.blobs.open_read(&rec.body_sha256).await {
-                Ok(f) => Ok(Ok(BodySource::File(f))),
+        BodyAt::File => match hub.bodies.check_len(&rec.body_sha256, rec.body_len).await? {
+            BlobCheck::Intact => match hub.bodies.open_read(&rec.body_sha256).await {
+                Ok(r) => Ok(Ok(BodySource::Stream(r))),
                 Err(StoreError::BlobNotFound { .. }) => {
                     Ok(Err(describe(BlobCheck::Missing, rec.body_len)))
                 }
@@ -177,7 +179,10 @@ async fn reupload(
     };
     match recv_body(&mut recv, rec.body_len, sink, Commit::Repairing(digest)).await {
         Ok(ReceivedBody::Inline { bytes, .. }) => Ok(Reupload::StoredInline(bytes)),
-        Ok(ReceivedBody::File { .. }) => Ok(Reupload::Stored),
+        Ok(body @ ReceivedBody::File { .. }) => {
+            hub.bodies.settle(body, Settle::Repair).await?;
+            Ok(Reupload::Stored)
+        }
         Err(RecvBodyError::Store(StoreError::DigestMismatch { .. })) => {
             anyhow::bail!("the re-uploaded body does not match the signed envelope")
         }
@@ -316,10 +321,7 @@ async fn scrub(hub: &Arc<Hub>, report: &mut ScrubReport) -> Result<()> {
                     Some(b) => (BlobCheck::Intact, b.len() as u64),
                 }
             } else {
-                let blobs = hub.blobs.clone();
-                tokio::task::spawn_blocking(move || blobs.verify(&digest))
-                    .await
-                    .context("scrub read task failed")??
+                hub.bodies.verify(&digest).await?
             };
             report.bodies_checked += 1;
             report.bytes_checked += bytes;

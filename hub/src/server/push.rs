@@ -145,8 +145,8 @@ async fn deliver_one(
     write_frame(&mut send, &frame).await?;
     match body {
         BodySource::Inline(b) => send.write_all(&b).await?,
-        BodySource::File(mut f) => {
-            match send_body_verified(&mut send, &mut f, rec.body_len, &rec.body_sha256).await {
+        BodySource::Stream(mut r) => {
+            match send_body_verified(&mut send, &mut r, rec.body_len, &rec.body_sha256).await {
                 Ok(()) => {}
                 Err(e @ (WireError::BodyDamaged | WireError::ShortBody { .. })) => {
                     return crate::repair::body_damaged(hub, doc, e.to_string()).await;

@@ -3,6 +3,7 @@
 //! `Accepted` statement (also the first of the document's history), or for a `poros/1`
 //! connection that version's acceptance form.
 
+use crate::bodies::Settle;
 use crate::hub::{now_ms, AgencyCheck, Hub};
 use crate::state::{AcceptOutcome, DocRecord, NodeState};
 use anyhow::Result;
@@ -158,6 +159,14 @@ pub(super) async fn handle_submit(
             refuse!(code, metric, "{}", r.text)
         }
         Err(RecvBodyError::Store(e)) => {
+            let (code, msg, metric) = hub.store_refusal(&e);
+            refuse!(code, metric, "{msg}")
+        }
+    };
+    // The body is durable where large bodies are kept before its document is accepted.
+    let body = match hub.bodies.settle(body, Settle::New).await {
+        Ok(b) => b,
+        Err(e) => {
             let (code, msg, metric) = hub.store_refusal(&e);
             refuse!(code, metric, "{msg}")
         }

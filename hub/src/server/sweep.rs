@@ -1,5 +1,5 @@
 //! Sweepers: expiry of deliveries pending too long, release of bodies past retention, and
-//! removal of body files no document references.
+//! removal of stored bodies no document references.
 
 use crate::hub::{now_ms, Hub};
 use crate::state::{Answer, AnswerOutcome};
@@ -20,9 +20,9 @@ pub(super) async fn sweeper(hub: Arc<Hub>) {
     }
 }
 
-/// At start and then periodically, removes body files that no document references and that
+/// At start and then periodically, removes stored bodies that no document references and that
 /// are older than the grace period (a crash between storing a body and its document, or a
-/// retention pass that committed but did not get to delete the file).
+/// retention pass that committed but did not get to remove the body).
 pub(super) async fn orphan_sweeper(hub: Arc<Hub>) {
     let every = Duration::from_secs(hub.cfg.delivery.orphan_sweep_interval_secs);
     loop {
@@ -33,17 +33,10 @@ pub(super) async fn orphan_sweeper(hub: Arc<Hub>) {
     }
 }
 
-/// One orphan sweep over the hub's body files.
+/// One orphan sweep over the hub's stored bodies.
 pub async fn sweep_orphans(hub: &Arc<Hub>) -> Result<poros_store::SweepReport> {
     let grace = Duration::from_secs(hub.cfg.delivery.orphan_grace_secs);
-    let h = hub.clone();
-    let report = tokio::task::spawn_blocking(move || {
-        h.blobs.sweep_unreferenced(grace, |d| {
-            // On the blocking pool: each answer is awaited here, file by file.
-            Ok(tokio::runtime::Handle::current().block_on(h.store.body_refs(d))? > 0)
-        })
-    })
-    .await??;
+    let report = hub.bodies.sweep_unreferenced(grace).await?;
     if report.removed > 0 {
         info!(
             removed = report.removed,
@@ -89,14 +82,9 @@ pub async fn sweep_once(hub: &Arc<Hub>) -> Result<()> {
     }
     let cutoff = now.saturating_sub(hub.cfg.delivery.body_retention_secs.saturating_mul(1000));
     for digest in hub.store.release_bodies(cutoff, 10_000).await? {
-        // A document accepted meanwhile may have taken a new reference to the same content.
-        let _gc = hub.blobs.removal_guard().await;
-        if hub.store.body_refs(&digest).await? > 0 {
-            continue;
-        }
-        match hub.blobs.remove(&digest) {
-            Ok(_) => debug!(digest = %hex::encode(digest), "body removed after retention"),
-            Err(e) => warn!(error = %e, "removing body file failed"),
+        // Unless a document accepted meanwhile took a new reference to the same content.
+        if hub.bodies.remove_released(&digest).await? {
+            debug!(digest = %hex::encode(digest), "body removed after retention");
         }
     }
     Ok(())

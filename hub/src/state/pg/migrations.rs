@@ -16,7 +16,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (4, "statements", include_str!("sql/0004_statements.sql")),
     (5, "repair", include_str!("sql/0005_repair.sql")),
     (6, "statistics", include_str!("sql/0006_statistics.sql")),
-    // 7: bodies (still landing).
+    (7, "bodies", include_str!("sql/0007_bodies.sql")),
     (8, "coordination", include_str!("sql/0008_coordination.sql")),
 ];
 

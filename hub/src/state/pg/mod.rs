@@ -19,6 +19,7 @@
 //! - The schema is under versioned migrations ([`migrations`]), applied at start under an
 //!   advisory lock, so several hubs starting together apply each once.
 
+mod bodies;
 mod coord;
 pub(crate) mod counters;
 mod exchange;
@@ -28,6 +29,8 @@ mod repair;
 mod retention;
 mod statements;
 mod statistics;
+
+pub use bodies::PgBodies;
 
 use futures_util::future::BoxFuture;
 use poros_store::{CommitStats, StorageFault, StoreError};
