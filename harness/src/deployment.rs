@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
+mod instances;
+pub use instances::HubInstance;
+
 /// The hub's name in the process group and its log file (`logs/hub.log`).
 pub const HUB: &str = "hub";
 
@@ -30,6 +33,8 @@ pub struct Deployment {
     bins: Binaries,
     procs: ProcessGroup,
     http: reqwest::blocking::Client,
+    /// Hub instances beyond the first (see [`Deployment::share_store`]).
+    extra: Vec<HubInstance>,
 }
 
 impl Deployment {
@@ -57,6 +62,7 @@ impl Deployment {
             procs: ProcessGroup::new(&root.join("logs"))?,
             bins,
             http,
+            extra: Vec::new(),
         };
         let ops = format!("127.0.0.1:{}", d.ops_port);
         d.hub(&[
@@ -173,23 +179,32 @@ impl Deployment {
 
     /// Start the hub and wait until both listeners are up and `/healthz` answers.
     pub fn start_hub(&mut self) -> Result<(), Error> {
+        let dir = self.hub_dir.clone();
+        self.start_hub_in(HUB, &dir)
+    }
+
+    /// Start a hub process `name` on deployment directory `dir` and wait for it.
+    fn start_hub_in(&mut self, name: &str, dir: &Path) -> Result<(), Error> {
         // Stale address files from a killed hub must not be mistaken for a live one.
-        let run = self.hub_dir.join("run");
+        let run = dir.join("run");
         let _ = std::fs::remove_file(run.join("ops.addr"));
         let _ = std::fs::remove_file(run.join("quic.addr"));
-        let dir = s(&self.hub_dir);
         self.procs
-            .spawn(HUB, &self.bins.hub, &["run", "--dir", &dir])?;
+            .spawn(name, &self.bins.hub, &["run", "--dir", &s(dir)])?;
         let http = &self.http;
-        self.procs
-            .wait_ready(HUB, "the hub to start", self.start_timeout, || {
+        self.procs.wait_ready(
+            name,
+            &format!("hub {name} to start"),
+            self.start_timeout,
+            || {
                 run.join("quic.addr").exists()
                     && std::fs::read_to_string(run.join("ops.addr")).is_ok_and(|a| {
                         http.get(format!("http://{}/healthz", a.trim()))
                             .send()
                             .is_ok_and(|r| r.status().is_success())
                     })
-            })
+            },
+        )
     }
 
     /// SIGTERM the hub and wait for it to exit.

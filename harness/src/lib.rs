@@ -12,7 +12,8 @@
 //! - [`procs`]: [`ProcessGroup`], long-running children with a log file each, SIGTERM then
 //!   SIGKILL on drop.
 //! - [`deployment`]: [`Deployment`], a hub deployment and agent directories under one root;
-//!   creating it, registering agencies, starting and stopping the hub and agents.
+//!   creating it, registering agencies, starting and stopping the hub and agents; several hub
+//!   instances on a shared PostgreSQL store.
 //! - [`api`]: reading an agent's local API and the hub's metrics.
 //! - [`sdk`]: a document-management system speaking the national SDK protocol to an agent.
 //! - [`pg`]: [`PgServer`], a real PostgreSQL server from the distribution's packages, and
@@ -36,7 +37,7 @@ pub mod sdk;
 
 pub use api::{metric_value, recipient_states};
 pub use command::{output, run_cmd, Binaries};
-pub use deployment::Deployment;
+pub use deployment::{Deployment, HubInstance};
 pub use error::Error;
 pub use patroni::PatroniCluster;
 pub use pg::{psql, PgServer};

@@ -69,12 +69,19 @@ pub(crate) fn keep_lease(
     tokio::spawn(async move {
         let holder = hub.store.holder();
         let mut held = false;
+        let mut failing = false;
         loop {
             let now_held = match hub.store.claim_agency(&agency, &holder, LEASE_TTL).await {
-                Ok(h) => h,
+                Ok(h) => {
+                    failing = false;
+                    h
+                }
                 Err(e) => {
-                    // Unknown: keep the last answer until the lease would have run out.
-                    debug!(agency = %agency, error = %e, "renewing the agency lease failed");
+                    // Unknown: keep the last answer (a held lease runs out by itself).
+                    if !failing {
+                        warn!(agency = %agency, error = %e, "claiming or renewing the agency lease failed; retrying");
+                    }
+                    failing = true;
                     held
                 }
             };

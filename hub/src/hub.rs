@@ -417,7 +417,12 @@ impl Hub {
         match e.fault() {
             Some(f) => {
                 self.store.report_fault(f);
-                let r = Refusal::storage(StorageParty::Hub, f.is_full());
+                // "Full" says it all; other faults name their cause (the database unreachable,
+                // no synchronous standby).
+                let r = match f.is_full() {
+                    true => Refusal::storage(StorageParty::Hub, true),
+                    false => Refusal::storage_because(StorageParty::Hub, false, &f.to_string()),
+                };
                 let metric = if f.is_full() {
                     "storage_full"
                 } else {

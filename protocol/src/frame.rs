@@ -238,6 +238,14 @@ impl Refusal {
 }
 
 impl Refusal {
+    /// [`Refusal::storage`] naming its cause (e.g. "no synchronous standby confirmed the
+    /// commit"), so the asking side can show what the party is waiting for.
+    pub fn storage_because(party: StorageParty, full: bool, cause: &str) -> Refusal {
+        let mut r = Refusal::storage(party, full);
+        r.message = format!("{} ({cause})", r.message);
+        r
+    }
+
     /// A refusal under the exchange rules.
     pub fn rule(reason: crate::Reason) -> Refusal {
         Refusal {

@@ -9,6 +9,7 @@
 //! every process it started.
 #![allow(dead_code)]
 
+pub mod delivery;
 pub mod raw;
 
 use poros_harness::{Binaries, Deployment};
@@ -47,7 +48,7 @@ pub fn bins() -> Binaries {
 }
 
 /// Unwrap a harness result, panicking with its message.
-fn ok<T>(r: Result<T, poros_harness::Error>) -> T {
+pub fn ok<T>(r: Result<T, poros_harness::Error>) -> T {
     r.unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -101,6 +102,11 @@ impl Net {
             d,
             mounts: Vec::new(),
         }
+    }
+
+    /// The deployment under the network (for what `Net` does not wrap, e.g. hub instances).
+    pub fn deployment(&mut self) -> &mut Deployment {
+        &mut self.d
     }
 
     /// A network with a running hub and these agencies registered and their agents running.

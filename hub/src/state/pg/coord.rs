@@ -29,7 +29,7 @@ impl PgStore {
         let row = client
             .query_opt(
                 "INSERT INTO agency_leases (agency, holder, expires_at) \
-                 VALUES ($1, $2, clock_timestamp() + make_interval(secs => $3 / 1000.0)) \
+                 VALUES ($1, $2, clock_timestamp() + make_interval(secs => $3::float8 / 1000)) \
                  ON CONFLICT (agency) DO UPDATE \
                  SET holder = excluded.holder, expires_at = excluded.expires_at \
                  WHERE agency_leases.holder = excluded.holder \

@@ -132,6 +132,12 @@ impl PgStore {
             cfg.connect_timeout(Duration::from_secs(3));
         }
         cfg.keepalives_idle(Duration::from_secs(10));
+        // A hub that stops (SIGSTOP, a hung VM) inside a transaction must not hold its row
+        // locks against every other instance: the server ends such a session after 10 s
+        // (its transaction rolls back, nothing it did was acknowledged).
+        if cfg.get_options().is_none() {
+            cfg.options("-c idle_in_transaction_session_timeout=10000");
+        }
         cfg.application_name(format!("poros-hub/{}", opts.instance));
         let (events, _) = tokio::sync::broadcast::channel(4096);
         let listener = coord::spawn_listener(cfg.clone(), opts.instance.clone(), events.clone());
