@@ -90,9 +90,7 @@ impl Deployment {
             };
             std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
             copy_dir(&self.hub_dir.join("pki"), &dir.join("pki"))?;
-            for f in ["admin.token"] {
-                copy_file(&self.hub_dir.join(f), &dir.join(f))?;
-            }
+            copy_file(&self.hub_dir.join("admin.token"), &dir.join("admin.token"))?;
             let mut t = text.clone();
             for (section, key, value) in [
                 ("network", "listen", inst.quic_listen()),
