@@ -89,6 +89,10 @@ pub enum StorageFault {
     /// machines, so it is not acknowledged.
     #[error("no synchronous standby confirmed the commit")]
     NotReplicated,
+    /// A row this operation needs stayed locked past the commit timeout (by a commit still
+    /// waiting for its standby, or a stalled instance): nothing was written; retry later.
+    #[error("the database kept a needed row locked too long")]
+    Busy,
 }
 
 impl StorageFault {

@@ -84,7 +84,7 @@ impl PgStore {
         self.write("roll up counters", |tx| {
             let store = self.clone();
             Box::pin(async move {
-                let sql = |e| StoreError::Sql(format!("roll up counters: {e}"));
+                let sql = |e| store.sql_error("roll up counters", e);
                 let locked: bool = tx
                     .query_one("SELECT pg_try_advisory_xact_lock(7070707001)", &[])
                     .await

@@ -135,8 +135,14 @@ impl PgStore {
         // A hub that stops (SIGSTOP, a hung VM) inside a transaction must not hold its row
         // locks against every other instance: the server ends such a session after 10 s
         // (its transaction rolls back, nothing it did was acknowledged).
+        // A row lock held longer than a commit may take (by a commit waiting for a standby
+        // that is gone) fails the statement rather than holding a pooled connection for as
+        // long as the standby is away: the caller gets a retryable refusal.
         if cfg.get_options().is_none() {
-            cfg.options("-c idle_in_transaction_session_timeout=10000");
+            cfg.options(&format!(
+                "-c idle_in_transaction_session_timeout=10000 -c lock_timeout={}",
+                opts.commit_timeout.as_millis().max(1)
+            ));
         }
         cfg.application_name(format!("poros-hub/{}", opts.instance));
         let (events, _) = tokio::sync::broadcast::channel(4096);
@@ -255,22 +261,23 @@ impl PgStore {
                 Err(e) => return Err(e),
             };
             // SERIALIZABLE may report a conflict at any statement, this one included.
-            if let Err(e) = tx
-                .execute(
-                    "INSERT INTO poros_commits (id, op) VALUES ($1, $2)",
+            let xid: i64 = match tx
+                .query_one(
+                    "INSERT INTO poros_commits (id, op) VALUES ($1, $2) RETURNING txid_current()",
                     &[&marker, &op],
                 )
                 .await
             {
-                match self.sql_error(op, e) {
+                Ok(row) => row.get(0),
+                Err(e) => match self.sql_error(op, e) {
                     StoreError::Conflict(why) if attempt < MAX_ATTEMPTS => {
                         drop(tx);
                         self.backoff(op, attempt, &why).await;
                         continue;
                     }
                     other => return Err(other),
-                }
-            }
+                },
+            };
             let commit = tokio::time::timeout(self.inner.opts.commit_timeout, tx.commit()).await;
             match commit {
                 Ok(Ok(())) => {
@@ -294,50 +301,81 @@ impl PgStore {
                     warn!(op, "commit not confirmed in time; resolving by reading");
                 }
             }
-            match self.resolve(marker).await? {
-                true => {
+            match self.resolve(marker, xid).await? {
+                Outcome::Committed => {
                     self.inner.resolved.fetch_add(1, Ordering::Relaxed);
                     self.committed(started);
                     return Ok(out);
                 }
-                false if attempt < MAX_ATTEMPTS => {
+                Outcome::NotCommitted if attempt < MAX_ATTEMPTS => {
                     info!(op, "commit outcome resolved: not committed; running again");
                     continue;
                 }
-                false => return Err(self.note_fault(StorageFault::Unreachable)),
+                Outcome::NotCommitted => return Err(self.note_fault(StorageFault::Unreachable)),
+                Outcome::Unknown => {
+                    // Committed here but waiting for a synchronous standby, or not decided:
+                    // neither acknowledged nor run again (it may still commit). The caller
+                    // retries; every operation is idempotent on its own keys.
+                    warn!(
+                        op,
+                        "commit not confirmed by a synchronous standby; refused for now"
+                    );
+                    return Err(self.note_fault(StorageFault::NotReplicated));
+                }
             }
         }
     }
 
-    /// Whether the transaction that inserted `marker` committed, read on a new connection.
-    /// If it did, one more commit on the primary waits until the standby has everything up to
-    /// it (WAL is replayed in order), so what is reported committed is on two machines.
-    async fn resolve(&self, marker: uuid::Uuid) -> Result<bool, StoreError> {
+    /// What became of the transaction that inserted `marker` (transaction ID `xid`), read on
+    /// a new connection.
+    ///
+    /// - Its marker is visible: it committed. One more commit on the primary then waits until
+    ///   the standby has everything up to it (WAL is replayed in order), so what is reported
+    ///   committed is on two machines; if none confirms in time, a retryable `NotReplicated`.
+    /// - Not visible, and the server knows the transaction as aborted, or not at all (a
+    ///   promoted standby that never received it): it did not commit, and may run again.
+    /// - Not visible, but committed or in progress by the server's commit log: it waits for a
+    ///   synchronous standby (a waiting commit is not yet visible to others) or is still
+    ///   undecided: [`Outcome::Unknown`]. (After a failover the same ID may belong to another
+    ///   transaction; either way nothing is acknowledged and nothing runs twice.)
+    async fn resolve(&self, marker: uuid::Uuid, xid: i64) -> Result<Outcome, StoreError> {
         let client = self.client().await?;
         let found = client
             .query_opt("SELECT 1 FROM poros_commits WHERE id = $1", &[&marker])
             .await
             .map_err(|e| self.sql_error("resolve", e))?
             .is_some();
-        if found {
-            let barrier = tokio::time::timeout(
-                self.inner.opts.commit_timeout,
-                client.execute(
-                    "INSERT INTO poros_commits (id, op) VALUES ($1, 'barrier')",
-                    &[&uuid::Uuid::now_v7()],
-                ),
-            )
-            .await;
-            match barrier {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => return Err(self.sql_error("resolve", e)),
-                Err(_) => {
-                    let _ = deadpool_postgres::Object::take(client);
-                    return Err(self.note_fault(StorageFault::NotReplicated));
+        if !found {
+            let status = client.query_one("SELECT txid_status($1)", &[&xid]).await;
+            return match status {
+                Ok(row) => match row.get::<_, Option<String>>(0).as_deref() {
+                    Some("committed") | Some("in progress") => Ok(Outcome::Unknown),
+                    // Aborted, or too old to know (long before this transaction began).
+                    _ => Ok(Outcome::NotCommitted),
+                },
+                // "transaction ID is in the future": this server never saw it.
+                Err(e) if e.code() == Some(&SqlState::INVALID_PARAMETER_VALUE) => {
+                    Ok(Outcome::NotCommitted)
                 }
+                Err(e) => Err(self.sql_error("resolve", e)),
+            };
+        }
+        let barrier = tokio::time::timeout(
+            self.inner.opts.commit_timeout,
+            client.execute(
+                "INSERT INTO poros_commits (id, op) VALUES ($1, 'barrier')",
+                &[&uuid::Uuid::now_v7()],
+            ),
+        )
+        .await;
+        match barrier {
+            Ok(Ok(_)) => Ok(Outcome::Committed),
+            Ok(Err(e)) => Err(self.sql_error("resolve", e)),
+            Err(_) => {
+                let _ = deadpool_postgres::Object::take(client);
+                Err(self.note_fault(StorageFault::NotReplicated))
             }
         }
-        Ok(found)
     }
 
     /// Run `f` in one read-only REPEATABLE READ transaction: every query sees the same commit.
@@ -386,6 +424,10 @@ impl PgStore {
                 debug!(op, error = %e, "database unreachable");
                 self.note_fault(StorageFault::Unreachable)
             }
+            Class::Locked => {
+                warn!(op, error = %e, "a needed row stayed locked past the commit timeout");
+                self.note_fault(StorageFault::Busy)
+            }
             Class::Statement => {
                 warn!(op, error = %e, "database statement failed");
                 StoreError::Sql(format!("{op}: {}", describe(&e)))
@@ -394,12 +436,20 @@ impl PgStore {
     }
 }
 
-/// Most runs of one operation before it gives up (conflicts, unknown commits).
+/// Most runs of one operation before it gives up (conflicts, commits that did not happen).
 const MAX_ATTEMPTS: u32 = 20;
+
+/// What became of a commit whose answer did not come.
+enum Outcome {
+    Committed,
+    NotCommitted,
+    Unknown,
+}
 
 enum Class {
     Conflict,
     Unreachable,
+    Locked,
     Statement,
 }
 
@@ -411,6 +461,7 @@ fn classify(e: &tokio_postgres::Error) -> Class {
         {
             Class::Conflict
         }
+        Some(c) if *c == SqlState::LOCK_NOT_AVAILABLE => Class::Locked,
         // A demoted primary, a server shutting down or in recovery, too many connections.
         Some(c)
             if *c == SqlState::READ_ONLY_SQL_TRANSACTION
