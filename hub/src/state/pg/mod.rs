@@ -139,7 +139,7 @@ impl PgStore {
         // that is gone) fails the statement rather than holding a pooled connection for as
         // long as the standby is away: the caller gets a retryable refusal.
         if cfg.get_options().is_none() {
-            cfg.options(&format!(
+            cfg.options(format!(
                 "-c idle_in_transaction_session_timeout=10000 -c lock_timeout={}",
                 opts.commit_timeout.as_millis().max(1)
             ));
