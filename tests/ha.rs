@@ -5,6 +5,7 @@
 //! document an agent acknowledged exactly once, with its receipt at the sender, and every hub
 //! must find its statistics equal to a recount (and all hubs the same recount):
 //!
+//! 0. Enrolment by token through another hub instance than the one that issued it (once).
 //! 1. `kill -9` of the hub instance most agents are connected to: they move to the others
 //!    within seconds.
 //! 2. `kill -9` of the database primary (its Patroni and postgres): the standby is promoted
@@ -33,6 +34,8 @@ use std::time::{Duration, Instant};
 
 /// Hub instances.
 const HUBS: usize = 3;
+/// An agency enrolled by token through another hub than the one that issued it.
+const E: &str = "000.00.00.H03";
 /// Who sends to whom: everyone sends and everyone receives.
 const PAIRS: [(&str, &str); 4] = [(A, B), (B, C), (C, D), (D, A)];
 /// Between two posts of one sender (a steady stream, not a flood: the machine also runs
@@ -253,6 +256,50 @@ fn three_hubs_on_patroni_survive_hub_database_and_stall_faults() {
     }
     wait_all_placed(&mut net, &every, "every agent connected", DEADLINE);
     let mut sent = Sent::new();
+
+    // 0. Enrolment through any hub: a token issued through instance 0 is redeemed through
+    // instance 2, once; the new agency exchanges at once.
+    let phase = "enrolment";
+    let token = net.issue_token(E);
+    let via = |net: &mut Net, i: usize| {
+        let dir = net.deployment().instances()[i].dir.clone();
+        std::fs::read_to_string(dir.join("run/enroll.addr"))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let through = via(&mut net, 2);
+    let dir = s(&net.agent_dir(E));
+    let out = net.agent_cli(&[
+        "enroll", "--dir", &dir, "--token", &token, "--via", &through,
+    ]);
+    assert_ok(&out, "poros-agent enroll through instance 2");
+    let again = net.root.join("agents/again");
+    let through_1 = via(&mut net, 1);
+    let twice = net.agent_cli(&[
+        "enroll",
+        "--dir",
+        &s(&again),
+        "--token",
+        &token,
+        "--via",
+        &through_1,
+    ]);
+    assert!(
+        !twice.status.success(),
+        "{phase}: the token was redeemed a second time through instance 1"
+    );
+    ok(net.deployment().give_agent_every_hub(E));
+    net.start_agent(E);
+    let id = net.send(
+        A,
+        &[E],
+        "to the agency enrolled through another hub",
+        b"welcome\n",
+    );
+    net.wait_state(A, &id, "delivered");
+    sent.insert(id, (A.into(), E.into(), sha256_hex(b"welcome\n")));
+    eprintln!("{phase}: token from instance 0 redeemed through instance 2, once");
 
     // 1. kill -9 of the busiest hub instance.
     let phase = "hub kill -9";

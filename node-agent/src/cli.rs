@@ -57,6 +57,10 @@ enum Cmd {
         /// The enrolment token.
         #[arg(long)]
         token: String,
+        /// Enrol through this hub instance's enrolment endpoint (HOST:PORT) instead of the
+        /// one the token names: with several hub instances, any of them enrols.
+        #[arg(long)]
+        via: Option<SocketAddr>,
     },
     /// Run the agent (connects to the hub, serves the local API).
     Run {
@@ -599,8 +603,8 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Run { dir } => run_agent(&dir),
-        Cmd::Enroll { dir, token } => {
-            let agency = crate::enroll::enroll(&dir, &token)?;
+        Cmd::Enroll { dir, token, via } => {
+            let agency = crate::enroll::enroll(&dir, &token, via)?;
             println!(
                 "enrolled {agency} in {}; start it with `poros-agent run --dir {}`",
                 dir.display(),

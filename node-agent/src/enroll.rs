@@ -57,8 +57,13 @@ async fn attempt_once(token: &EnrollToken, hub: SocketAddr, request: &Frame) -> 
     }
 }
 
-/// Enrol the agent directory `dir` with `token`; returns the agency enrolled.
-pub fn enroll(dir: &Path, token: &str) -> Result<poros_protocol::AgencyId> {
+/// Enrol the agent directory `dir` with `token`, through the enrolment endpoint the token
+/// names or `via` (another instance of the same hub); returns the agency enrolled.
+pub fn enroll(
+    dir: &Path,
+    token: &str,
+    via: Option<SocketAddr>,
+) -> Result<poros_protocol::AgencyId> {
     let token = EnrollToken::decode(token)?;
     let p = AgentPaths::new(dir);
     if p.at("certs/tls.crt").exists() {
@@ -82,10 +87,13 @@ pub fn enroll(dir: &Path, token: &str) -> Result<poros_protocol::AgencyId> {
         std::fs::read_to_string(p.at(f)).with_context(|| format!("reading {}", p.at(f).display()))
     };
     let (tls_csr, sign_csr) = (read("requests/tls.csr")?, read("requests/sign.csr")?);
-    let hub: SocketAddr = token
-        .hub
-        .parse()
-        .with_context(|| format!("the token's hub address {:?} is not host:port", token.hub))?;
+    let hub: SocketAddr = match via {
+        Some(a) => a,
+        None => token
+            .hub
+            .parse()
+            .with_context(|| format!("the token's hub address {:?} is not host:port", token.hub))?,
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
