@@ -820,6 +820,20 @@ mod tests {
         (d, p)
     }
 
+    /// The shipped example of a hub instance on PostgreSQL (`config/ha/hub-instance1.toml`)
+    /// is a valid configuration saying what its comments say.
+    #[test]
+    fn the_ha_instance_example_parses() {
+        let text = include_str!("../ha/hub-instance1.toml");
+        let c = HubConfig::from_toml(text, Path::new("hub-instance1.toml")).unwrap();
+        assert_eq!(c.store.backend, StoreBackend::Postgres);
+        assert_eq!(c.store.instance, "hub1");
+        assert!(c.store.url.contains("10.0.0.11:5432,10.0.0.12:5432,10.0.0.13:5432"));
+        assert_eq!(c.store.pool_size, 16);
+        assert_eq!(c.store.commit_timeout_secs, 5);
+        assert_eq!(c.network.listen.to_string(), "10.0.1.21:7443");
+    }
+
     #[test]
     fn template_parses_to_defaults() {
         let d = HubConfig::default();
