@@ -155,6 +155,15 @@ fn a_deployment_in_every_state_moves_to_postgres_whole() {
     let t0 = Instant::now();
     let url = poros_harness::fresh_database("migrate").unwrap_or_else(|e| panic!("{e}"));
     let mut net = Net::new();
+    // The token issued below names the enrolment endpoint: the same port after the restarts.
+    let toml = std::fs::read_to_string(net.hub_toml()).unwrap();
+    let any_port = "listen = \"127.0.0.1:0\"";
+    assert!(
+        toml.contains(any_port),
+        "the enrolment endpoint on any port"
+    );
+    let fixed = format!("listen = \"127.0.0.1:{}\"", free_port());
+    std::fs::write(net.hub_toml(), toml.replacen(any_port, &fixed, 1)).unwrap();
     // Phase 1: deliveries to X expire within seconds and bodies go at once.
     net.set_hub_config("expiry_secs", "2");
     net.set_hub_config("body_retention_secs", "0");
