@@ -510,6 +510,10 @@ fn run(cli: Cli) -> Result<()> {
 
 /// `store migrate`: run it, print the report, fail unless it verified.
 fn store_migrate(opts: crate::migrate::Options, json: bool) -> Result<()> {
+    // Logs only when asked for (RUST_LOG): the report is the output.
+    if std::env::var_os("RUST_LOG").is_some() {
+        crate::init_tracing();
+    }
     let target = redact_url(&opts.to);
     let verify_only = opts.verify_only;
     if !json {

@@ -94,6 +94,9 @@ impl Progress {
 impl Inner {
     fn draw(&self) {
         let phase = self.phase.lock().map(|p| p.clone()).unwrap_or_default();
+        if phase.is_empty() {
+            return;
+        }
         let (rows, total) = (
             self.rows.load(Ordering::Relaxed),
             self.total.load(Ordering::Relaxed),

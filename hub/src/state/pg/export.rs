@@ -80,7 +80,10 @@ fn query_of(table: Table) -> &'static str {
         Table::PaperReports => {
             "SELECT month, agency, record FROM paper_reports ORDER BY month, agency"
         }
-        Table::Bodies => "SELECT digest, len, complete FROM stored_bodies ORDER BY digest",
+        Table::Bodies => {
+            "SELECT digest, len, complete FROM stored_bodies WHERE digest > $1 \
+             ORDER BY digest LIMIT 1000"
+        }
     }
 }
 
@@ -275,46 +278,53 @@ impl PgStore {
             }
             progress(table, done, 0);
         }
-        // Large bodies: the list first (small rows), then each body's chunks in order.
-        let list: Vec<(Vec<u8>, i64, bool)> = tx
-            .query(query_of(Table::Bodies), &[])
-            .await
-            .map_err(sql("read back bodies"))?
-            .iter()
-            .map(|r| Ok((get(r, 0)?, get(r, 1)?, get(r, 2)?)))
-            .collect::<Result<_, StoreError>>()?;
+        // Large bodies a page at a time, each body's chunks in order.
         let (mut bytes, mut n) = (0u64, 0u64);
-        for (digest, len, complete) in list {
-            let mut ctx = Context::new(&SHA256);
-            let chunks = tx
-                .query_raw(
-                    "SELECT data FROM body_chunks WHERE digest = $1 ORDER BY seq",
-                    [&digest],
-                )
+        let mut after: Vec<u8> = Vec::new();
+        loop {
+            let page: Vec<(Vec<u8>, i64, bool)> = tx
+                .query(query_of(Table::Bodies), &[&after])
                 .await
-                .map_err(sql("read back body"))?;
-            pin_mut!(chunks);
-            while let Some(r) = chunks.try_next().await.map_err(sql("read back body"))? {
-                let data: &[u8] = get(&r, 0)?;
-                ctx.update(data);
-                bytes += data.len() as u64;
+                .map_err(sql("read back bodies"))?
+                .iter()
+                .map(|r| Ok((get(r, 0)?, get(r, 1)?, get(r, 2)?)))
+                .collect::<Result<_, StoreError>>()?;
+            let Some(last) = page.last() else {
+                break;
+            };
+            after = last.0.clone();
+            for (digest, len, complete) in page {
+                let mut ctx = Context::new(&SHA256);
+                let chunks = tx
+                    .query_raw(
+                        "SELECT data FROM body_chunks WHERE digest = $1 ORDER BY seq",
+                        [&digest],
+                    )
+                    .await
+                    .map_err(sql("read back body"))?;
+                pin_mut!(chunks);
+                while let Some(r) = chunks.try_next().await.map_err(sql("read back body"))? {
+                    let data: &[u8] = get(&r, 0)?;
+                    ctx.update(data);
+                    bytes += data.len() as u64;
+                    progress(Table::Bodies, done + n, bytes);
+                }
+                // An incomplete upload is no body: it reads as none.
+                let content_sha256 = match complete {
+                    true => ctx.finish().as_ref().to_vec(),
+                    false => Vec::new(),
+                };
+                tally.add(
+                    Table::Bodies,
+                    &Row::Body {
+                        digest,
+                        len: len.max(0) as u64,
+                        content_sha256,
+                    },
+                )?;
+                n += 1;
                 progress(Table::Bodies, done + n, bytes);
             }
-            // An incomplete upload is no body: it reads as none.
-            let content_sha256 = match complete {
-                true => ctx.finish().as_ref().to_vec(),
-                false => Vec::new(),
-            };
-            tally.add(
-                Table::Bodies,
-                &Row::Body {
-                    digest,
-                    len: len.max(0) as u64,
-                    content_sha256,
-                },
-            )?;
-            n += 1;
-            progress(Table::Bodies, done + n, bytes);
         }
         let problems = invariants(&tx, self).await?;
         tx.commit().await.map_err(sql("read back: end"))?;
