@@ -253,8 +253,14 @@ fn a_deployment_in_every_state_moves_to_postgres_whole() {
     );
     let report = report.expect("a JSON report");
     eprintln!(
-        "store migrate: {took:?}, {} docs/s, peak RSS {} KiB, copy {} s, verify {} s",
-        report["docs_per_sec"], report["peak_rss_kib"], report["copy_secs"], report["verify_secs"]
+        "store migrate: {took:?}, {} docs/s, peak RSS {} KiB ({} KiB after the copy), \
+         redb file {} bytes, copy {} s, verify {} s",
+        report["docs_per_sec"],
+        report["peak_rss_kib"],
+        report["peak_rss_copy_kib"],
+        report["source_db_bytes"],
+        report["copy_secs"],
+        report["verify_secs"]
     );
     assert_eq!(report["verified"], true, "{report:#}");
     let docs = 3001 + extra as u64;

@@ -586,13 +586,15 @@ fn print_migration(r: &crate::migrate::Report, target: &str) {
         println!("    damaged {d}");
     }
     println!(
-        "  time: {:.1} s {verb} ({} documents, {:.0} docs/s, {:.1} MiB/s of body files), {:.1} s verifying; peak memory {} MiB",
+        "  time: {:.1} s {verb} ({} documents, {:.0} docs/s, {:.1} MiB/s of body files), {:.1} s verifying; peak memory {} MiB ({} MiB after the copy; store file {} MiB)",
         r.copy_secs,
         r.documents,
         r.docs_per_sec,
         r.body_mib_per_sec,
         r.verify_secs,
-        r.peak_rss_kib / 1024
+        r.peak_rss_kib / 1024,
+        r.peak_rss_copy_kib / 1024,
+        r.source_db_bytes / (1024 * 1024)
     );
     if r.verified {
         println!(

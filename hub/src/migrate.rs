@@ -145,8 +145,13 @@ pub struct Report {
     pub docs_per_sec: f64,
     /// MiB per second of large bodies copied.
     pub body_mib_per_sec: f64,
-    /// Peak resident memory of this process, KiB.
+    /// Peak resident memory of this process, KiB: after the copy (or the source's reading),
+    /// and at the end (after the verification).
+    pub peak_rss_copy_kib: u64,
+    /// See `peak_rss_copy_kib`.
     pub peak_rss_kib: u64,
+    /// Size of the source's redb file, bytes.
+    pub source_db_bytes: u64,
 }
 
 impl Report {
@@ -226,6 +231,7 @@ pub async fn run(opts: Options) -> Result<Report, MigrateError> {
         }
     };
     let copy_secs = started.elapsed().as_secs_f64();
+    let peak_rss_copy_kib = peak_rss_kib();
     progress.phase("verifying");
     progress.set_total(source_tally.total_rows());
     let verify_started = Instant::now();
@@ -270,7 +276,9 @@ pub async fn run(opts: Options) -> Result<Report, MigrateError> {
         statistics_differences,
         copy_secs,
         verify_secs,
+        peak_rss_copy_kib,
         peak_rss_kib: peak_rss_kib(),
+        source_db_bytes: std::fs::metadata(paths.db()).map(|m| m.len()).unwrap_or(0),
     })
 }
 
