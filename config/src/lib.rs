@@ -828,7 +828,10 @@ mod tests {
         let c = HubConfig::from_toml(text, Path::new("hub-instance1.toml")).unwrap();
         assert_eq!(c.store.backend, StoreBackend::Postgres);
         assert_eq!(c.store.instance, "hub1");
-        assert!(c.store.url.contains("10.0.0.11:5432,10.0.0.12:5432,10.0.0.13:5432"));
+        assert!(c
+            .store
+            .url
+            .contains("10.0.0.11:5432,10.0.0.12:5432,10.0.0.13:5432"));
         assert_eq!(c.store.pool_size, 16);
         assert_eq!(c.store.commit_timeout_secs, 5);
         assert_eq!(c.network.listen.to_string(), "10.0.1.21:7443");

@@ -118,6 +118,11 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// The hub's store: move a deployment between backends.
+    Store {
+        #[command(subcommand)]
+        cmd: StoreCmd,
+    },
     /// Bring up a complete local exchange on loopback and print a report.
     Demo {
         /// Directory for the demo deployment (default: a new directory under ./poros-demo).
@@ -126,6 +131,51 @@ enum Cmd {
         /// Documents each agency sends in the bulk round.
         #[arg(long, default_value_t = 5)]
         docs: usize,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum StoreCmd {
+    /// Copy a stopped redb deployment into an empty PostgreSQL database and verify the copy.
+    ///
+    /// Stop the hub first: the command refuses while the hub holds its store. It refuses a
+    /// database that already holds Poros data, and one whose schema is newer than this hub.
+    /// Everything is copied in one transaction (a failed run leaves the database empty):
+    /// nodes, tokens, the audit log, revocations, documents and their deliveries in every
+    /// state, relays, retention, statements and their queues, repairs, counters and
+    /// statistics, and the large body files (streamed into the database in chunks). Then both
+    /// stores are read again independently and compared: rows and a SHA-256 per table, body
+    /// contents re-read from the database, statistics recounted. Exit status 0 only if
+    /// everything is equal; otherwise what differs is named.
+    ///
+    /// Afterwards, switch the deployment to the database in hub.toml and start the hub:
+    ///
+    ///     [store]
+    ///     backend = "postgres"
+    ///     url = "postgres://poros@db1:5432,db2:5432/poros?target_session_attrs=read-write"
+    ///     password_file = "secrets/db.password"   # if the server asks for one (mode 0600)
+    ///
+    /// The redb file and body files are left as they were (keep them until the hub runs on
+    /// PostgreSQL). See docs/store-migrate.md.
+    #[command(verbatim_doc_comment)]
+    Migrate {
+        /// Deployment directory (its hub stopped).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Target database: a libpq connection string (postgres://…), every host listed.
+        #[arg(long, value_name = "URL")]
+        to: String,
+        /// File holding the database password (mode 0600), if the server asks for one;
+        /// relative paths are under the deployment directory.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+        /// Copy nothing: only compare the deployment with the database (e.g. before the
+        /// first start on PostgreSQL).
+        #[arg(long)]
+        verify_only: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -435,7 +485,131 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Scrub { dir, json } => scrub(&dir, json),
+        Cmd::Store {
+            cmd:
+                StoreCmd::Migrate {
+                    dir,
+                    to,
+                    password_file,
+                    verify_only,
+                    json,
+                },
+        } => store_migrate(
+            crate::migrate::Options {
+                dir,
+                to,
+                password_file,
+                verify_only,
+                progress: !json,
+            },
+            json,
+        ),
         Cmd::Demo { dir, docs } => crate::demo::run(dir, docs),
+    }
+}
+
+/// `store migrate`: run it, print the report, fail unless it verified.
+fn store_migrate(opts: crate::migrate::Options, json: bool) -> Result<()> {
+    // Logs only when asked for (RUST_LOG): the report is the output.
+    if std::env::var_os("RUST_LOG").is_some() {
+        crate::init_tracing();
+    }
+    let target = redact_url(&opts.to);
+    let verify_only = opts.verify_only;
+    if !json {
+        let what = if verify_only { "comparing" } else { "copying" };
+        eprintln!("{what} {} with {target}", opts.dir.display());
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let report = rt.block_on(crate::migrate::run(opts))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_migration(&report, &target);
+    }
+    let diffs = report.differences();
+    if !diffs.is_empty() {
+        bail!(
+            "the copy in {target} does not match the deployment: {}",
+            diffs.join("; ")
+        );
+    }
+    Ok(())
+}
+
+/// A connection string without its password, for messages.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn print_migration(r: &crate::migrate::Report, target: &str) {
+    let verb = if r.copied { "copied" } else { "compared" };
+    println!("store migrate: {verb} into {target}");
+    println!(
+        "  {:<22} {:<11} {:>10} {:>10}  {:<16}  equal",
+        "table", "area", "source", "target", "sha256 (source)"
+    );
+    for t in &r.tables {
+        println!(
+            "  {:<22} {:<11} {:>10} {:>10}  {:<16}  {}",
+            t.table,
+            t.area,
+            t.source_rows,
+            t.target_rows,
+            &t.source_sha256[..16],
+            if t.equal { "yes" } else { "NO" }
+        );
+    }
+    let b = &r.bodies;
+    println!(
+        "  large bodies: {} intact, {:.1} MiB; {} missing and {} damaged on the source (not copied)",
+        b.intact,
+        b.bytes as f64 / (1024.0 * 1024.0),
+        b.missing.len(),
+        b.damaged.len()
+    );
+    for d in &b.missing {
+        println!("    missing {d}");
+    }
+    for d in &b.damaged {
+        println!("    damaged {d}");
+    }
+    println!(
+        "  time: {:.1} s {verb} ({} documents, {:.0} docs/s, {:.1} MiB/s of body files), {:.1} s verifying; peak memory {} MiB ({} MiB after the copy; store file {} MiB)",
+        r.copy_secs,
+        r.documents,
+        r.docs_per_sec,
+        r.body_mib_per_sec,
+        r.verify_secs,
+        r.peak_rss_kib / 1024,
+        r.peak_rss_copy_kib / 1024,
+        r.source_db_bytes / (1024 * 1024)
+    );
+    if r.verified {
+        println!(
+            "  verified: every table equal, the database consistent, statistics equal to a recount"
+        );
+        if r.copied {
+            println!(
+                "next: set [store] backend = \"postgres\" and url in hub.toml, then start the hub"
+            );
+        }
+    } else {
+        println!("  NOT verified:");
+        for d in r.differences() {
+            println!("    {d}");
+        }
     }
 }
 

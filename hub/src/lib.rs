@@ -30,6 +30,7 @@ pub mod enrolment;
 pub mod hub;
 pub mod lifecycle;
 pub mod metrics;
+pub mod migrate;
 pub mod ops;
 pub mod repair;
 pub mod report;

@@ -408,3 +408,63 @@ impl HubStore {
         Ok(out)
     }
 }
+
+/// The deliveries held for body repairs: (recipient, doc) → when each fell due.
+pub(super) fn held_rows(
+    r: &redb::ReadTransaction,
+) -> Result<std::collections::BTreeMap<(String, Vec<u8>), u64>, StoreError> {
+    let mut out = std::collections::BTreeMap::new();
+    for e in r.open_table(HELD)?.iter()? {
+        let (k, v) = e?;
+        let (rcpt, doc) = k.value();
+        out.insert((rcpt.to_string(), doc.to_vec()), v.value());
+    }
+    Ok(out)
+}
+
+/// Row counts of the repair tables (see [`super::transfer`]).
+pub(super) fn sizes(
+    r: &redb::ReadTransaction,
+    m: &mut std::collections::BTreeMap<super::transfer::Table, u64>,
+) -> Result<(), StoreError> {
+    use super::transfer::Table;
+    m.insert(Table::DamagedBodies, r.open_table(DAMAGED)?.len()?);
+    m.insert(Table::Repairs, r.open_table(REPAIRS)?.len()?);
+    Ok(())
+}
+
+/// The repair area's tables as neutral rows (see [`super::transfer`]), in key order; its
+/// held deliveries are listed with the queues ([`held_rows`]).
+pub(super) fn export(
+    r: &redb::ReadTransaction,
+    out: &mut super::transfer::RowSink<'_>,
+) -> Result<(), StoreError> {
+    use super::transfer::{doc_key, Row, Table};
+    for e in r.open_table(DAMAGED)?.iter()? {
+        let (k, v) = e?;
+        let d: DamageRecord = dec(v.value())?;
+        out.row(
+            Table::DamagedBodies,
+            Row::Damaged {
+                digest: k.value().to_vec(),
+                found_ms: d.found_ms,
+                what: d.what,
+                docs: d.docs.iter().map(|d| d.0).collect(),
+                attempts: d.attempts,
+            },
+        )?;
+    }
+    for e in r.open_table(REPAIRS)?.iter()? {
+        let (k, v) = e?;
+        let (sender, doc) = k.value();
+        out.row(
+            Table::Repairs,
+            Row::Repair {
+                sender: sender.to_string(),
+                doc: doc_key(doc)?,
+                digest: v.value().to_vec(),
+            },
+        )?;
+    }
+    Ok(())
+}

@@ -510,3 +510,149 @@ impl Ending {
         );
     }
 }
+
+/// The exchange's tables as neutral rows (see [`super::transfer`]), in key order. `held`:
+/// the deliveries the repair area took out of the queues ((recipient, doc) → due time),
+/// listed with the queues they are still part of.
+pub(super) fn export(
+    r: &redb::ReadTransaction,
+    held: &std::collections::BTreeMap<(String, Vec<u8>), u64>,
+    out: &mut super::transfer::RowSink<'_>,
+) -> Result<(), StoreError> {
+    use super::transfer::{doc_key, Row, Table};
+    let docs = r.open_table(DOCS)?;
+    for e in docs.iter()? {
+        let (k, v) = e?;
+        let rec: DocRecord = dec(v.value())?;
+        out.row(
+            Table::Docs,
+            Row::Doc {
+                id: doc_key(k.value())?,
+                sender: rec.sender.to_string(),
+                accepted_ms: rec.accepted_ms,
+                body_sha256: rec.body_sha256.to_vec(),
+                body_len: rec.body_len,
+                record: v.value().to_vec(),
+            },
+        )?;
+    }
+    // A delivery fell due when its document was accepted, or when the update that added its
+    // recipient was; deliveries come in document order, so each document is read once.
+    let added = statements::added_table(r)?;
+    let mut current: Option<(Vec<u8>, u64)> = None;
+    for e in r.open_table(DELIVERIES)?.iter()? {
+        let (k, v) = e?;
+        let (doc, rcpt) = k.value();
+        let accepted_ms = match &current {
+            Some((d, at)) if d.as_slice() == doc => *at,
+            _ => {
+                let Some(g) = docs.get(doc)? else {
+                    return Err(StoreError::Corrupt(format!(
+                        "delivery to {rcpt} without its document {}",
+                        hex::encode(doc)
+                    )));
+                };
+                let at = dec::<DocRecord>(g.value())?.accepted_ms;
+                current = Some((doc.to_vec(), at));
+                at
+            }
+        };
+        let due_ms = statements::added_due(&added, doc, rcpt)?.unwrap_or(accepted_ms);
+        let d: DeliveryRecord = dec(v.value())?;
+        out.row(
+            Table::Deliveries,
+            Row::Delivery {
+                doc: doc_key(doc)?,
+                recipient: rcpt.to_string(),
+                pending: d.state.is_pending(),
+                due_ms,
+                answered_ms: d.answered_ms,
+                record: v.value().to_vec(),
+            },
+        )?;
+    }
+    // The queues and the held deliveries, merged in (recipient, doc) order.
+    let mut held = held.iter().peekable();
+    let queued = |(rcpt, doc): (&str, &[u8]), due_ms: u64, held: bool| {
+        Ok::<_, StoreError>(Row::Queued {
+            recipient: rcpt.to_string(),
+            doc: doc_key(doc)?,
+            due_ms,
+            held,
+        })
+    };
+    for e in r.open_table(QUEUE)?.iter()? {
+        let (k, v) = e?;
+        let key = k.value();
+        while let Some(((hr, hd), due)) =
+            held.next_if(|((hr, hd), _)| (hr.as_str(), hd.as_slice()) < key)
+        {
+            out.row(
+                Table::Queue,
+                queued((hr.as_str(), hd.as_slice()), *due, true)?,
+            )?;
+        }
+        out.row(Table::Queue, queued(key, v.value(), false)?)?;
+    }
+    for ((hr, hd), due) in held {
+        out.row(
+            Table::Queue,
+            queued((hr.as_str(), hd.as_slice()), *due, true)?,
+        )?;
+    }
+    for e in r.open_table(ANSWERED)?.iter()? {
+        let (k, v) = e?;
+        out.row(
+            Table::Answered,
+            Row::Answered {
+                doc: doc_key(k.value())?,
+                answered: v.value(),
+            },
+        )?;
+    }
+    for e in r.open_table(INLINE)?.iter()? {
+        let (k, v) = e?;
+        out.row(
+            Table::InlineBodies,
+            Row::InlineBody {
+                digest: k.value().to_vec(),
+                body: v.value().to_vec(),
+            },
+        )?;
+    }
+    for e in r.open_table(BODY_REFS)?.iter()? {
+        let (k, v) = e?;
+        out.row(
+            Table::BodyRefs,
+            Row::BodyRef {
+                digest: k.value().to_vec(),
+                refs: v.value(),
+            },
+        )?;
+    }
+    for e in r.open_table(RELAYS)?.iter()? {
+        let (k, v) = e?;
+        let (sender, doc, rcpt) = k.value();
+        out.row(
+            Table::Relays,
+            Row::Relay {
+                sender: sender.to_string(),
+                doc: doc_key(doc)?,
+                recipient: rcpt.to_string(),
+                item: v.value().to_vec(),
+            },
+        )?;
+    }
+    for e in r.open_table(RETENTION)?.iter()? {
+        let (k, _) = e?;
+        let (at, doc) = k.value();
+        out.row(
+            Table::Retention,
+            Row::Retention {
+                answered_ms: at,
+                doc: doc_key(doc)?,
+            },
+        )?;
+    }
+    Ok(())
+}

@@ -37,6 +37,7 @@ mod bodies;
 #[cfg(test)]
 mod directory_tests;
 mod exchange;
+mod export;
 pub mod pg;
 mod records;
 mod redb_backend;
@@ -46,6 +47,7 @@ mod statements;
 mod statistics;
 #[cfg(test)]
 mod tests;
+pub mod transfer;
 
 pub use backend::{
     CoordinationBackend, ExchangeBackend, HubBackend, HubEvent, NodeChange, RegistryBackend,

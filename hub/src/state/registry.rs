@@ -361,3 +361,75 @@ pub(super) fn audit_in(txn: &redb::WriteTransaction, a: &AuditRecord) -> Result<
     t.insert(seq, enc(a)?.as_slice())?;
     Ok(())
 }
+
+/// The registry's tables as neutral rows (see [`super::transfer`]), in key order.
+pub(super) fn export(
+    r: &redb::ReadTransaction,
+    out: &mut super::transfer::RowSink<'_>,
+) -> Result<(), StoreError> {
+    use super::transfer::{Row, Table};
+    for e in r.open_table(NODES)?.iter()? {
+        let (k, v) = e?;
+        let rec = dec_node(v.value())?;
+        out.row(
+            Table::Nodes,
+            Row::Node {
+                agency: k.value().to_string(),
+                state: super::pg::state_name(rec.state).to_string(),
+                parent: rec.parent.map(|p| p.to_string()),
+                record: v.value().to_vec(),
+            },
+        )?;
+    }
+    for e in r.open_table(TOKENS)?.iter()? {
+        let (k, v) = e?;
+        let rec: TokenRecord = dec(v.value())?;
+        out.row(
+            Table::Tokens,
+            Row::Token {
+                secret_sha256: k.value().to_vec(),
+                agency: rec.token.agency.to_string(),
+                used_ms: rec.used_ms,
+                record: v.value().to_vec(),
+            },
+        )?;
+    }
+    for e in r.open_table(AUDIT)?.iter()? {
+        let (k, v) = e?;
+        let rec: AuditRecord = dec(v.value())?;
+        out.row(
+            Table::Audit,
+            Row::Audit {
+                seq: k.value(),
+                agency: rec.agency.map(|a| a.to_string()),
+                time_ms: rec.time_ms,
+                record: v.value().to_vec(),
+            },
+        )?;
+    }
+    for (def, table) in [(REVOKED, Table::Revoked), (SUPERSEDED, Table::Superseded)] {
+        for e in r.open_table(def)?.iter()? {
+            let (k, v) = e?;
+            let rec: RevokedSerial = dec(v.value())?;
+            out.row(
+                table,
+                Row::Serial {
+                    serial: k.value().to_string(),
+                    agency: rec.agency.to_string(),
+                    record: v.value().to_vec(),
+                },
+            )?;
+        }
+    }
+    for e in r.open_table(MONITORS)?.iter()? {
+        let (k, v) = e?;
+        out.row(
+            Table::Monitors,
+            Row::Monitor {
+                name: k.value().to_string(),
+                record: v.value().to_vec(),
+            },
+        )?;
+    }
+    Ok(())
+}

@@ -812,6 +812,123 @@ impl HubStore {
     }
 }
 
+/// When the delivery of `doc` to `recipient` an update added fell due, if an update added it.
+pub(super) fn added_due(
+    t: &AddedTable,
+    doc: &[u8],
+    recipient: &str,
+) -> Result<Option<u64>, StoreError> {
+    t.get((doc, recipient))?
+        .map(|g| dec::<Added>(g.value()).map(|a| a.added_ms))
+        .transpose()
+}
+
+/// Row counts of the statement tables (see [`super::transfer`]).
+pub(super) fn sizes(
+    r: &redb::ReadTransaction,
+    m: &mut std::collections::BTreeMap<super::transfer::Table, u64>,
+) -> Result<(), StoreError> {
+    use super::transfer::Table;
+    use redb::ReadableTableMetadata;
+    m.insert(Table::Statements, r.open_table(STATEMENTS)?.len()?);
+    m.insert(
+        Table::StatementRelays,
+        r.open_table(STATEMENT_RELAYS)?.len()?,
+    );
+    m.insert(
+        Table::StatementDigests,
+        r.open_table(STATEMENT_DIGESTS)?.len()?,
+    );
+    m.insert(Table::DocStates, r.open_table(DOC_STATES)?.len()?);
+    m.insert(Table::AddedRecipients, r.open_table(ADDED)?.len()?);
+    m.insert(Table::StatementKinds, r.open_table(KINDS)?.len()?);
+    Ok(())
+}
+
+/// The statement path's tables as neutral rows (see [`super::transfer`]), in key order.
+pub(super) fn export(
+    r: &redb::ReadTransaction,
+    out: &mut super::transfer::RowSink<'_>,
+) -> Result<(), StoreError> {
+    use super::transfer::{doc_key, Row, Table};
+    for e in r.open_table(STATEMENTS)?.iter()? {
+        let (k, v) = e?;
+        let s: StoredStatement = dec(v.value())?;
+        let stmt = s
+            .signed
+            .statement()
+            .map_err(|e| StoreError::Corrupt(format!("statement {}: {e}", k.value())))?;
+        out.row(
+            Table::Statements,
+            Row::Statement {
+                seq: k.value(),
+                doc: stmt.doc_id.0,
+                accepted_ms: s.accepted_ms,
+                record: v.value().to_vec(),
+            },
+        )?;
+    }
+    for e in r.open_table(STATEMENT_RELAYS)?.iter()? {
+        let (k, v) = e?;
+        let (addressee, seq) = k.value();
+        let rr: RelayRef = dec(v.value())?;
+        out.row(
+            Table::StatementRelays,
+            Row::StatementRelay {
+                addressee: addressee.to_string(),
+                seq,
+                doc: rr.doc.0,
+                from: rr.from.as_str().to_string(),
+            },
+        )?;
+    }
+    for e in r.open_table(STATEMENT_DIGESTS)?.iter()? {
+        let (k, v) = e?;
+        out.row(
+            Table::StatementDigests,
+            Row::StatementDigest {
+                digest: k.value().to_vec(),
+                seq: v.value(),
+            },
+        )?;
+    }
+    for e in r.open_table(DOC_STATES)?.iter()? {
+        let (k, v) = e?;
+        out.row(
+            Table::DocStates,
+            Row::DocState {
+                doc: doc_key(k.value())?,
+                state: v.value().to_vec(),
+            },
+        )?;
+    }
+    for e in r.open_table(ADDED)?.iter()? {
+        let (k, v) = e?;
+        let (doc, rcpt) = k.value();
+        let a: Added = dec(v.value())?;
+        out.row(
+            Table::AddedRecipients,
+            Row::Added {
+                doc: doc_key(doc)?,
+                recipient: rcpt.to_string(),
+                seq: a.seq,
+                added_ms: a.added_ms,
+            },
+        )?;
+    }
+    for e in r.open_table(KINDS)?.iter()? {
+        let (k, v) = e?;
+        out.row(
+            Table::StatementKinds,
+            Row::Count {
+                name: k.value().to_string(),
+                value: v.value(),
+            },
+        )?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::tests::key;

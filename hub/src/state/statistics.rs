@@ -195,3 +195,58 @@ impl HubStore {
         Ok(StatsSnapshot(self.db.read()?))
     }
 }
+
+/// The counters and statistics as neutral rows (see [`super::transfer`]), in key order.
+pub(super) fn export(
+    r: &redb::ReadTransaction,
+    out: &mut super::transfer::RowSink<'_>,
+) -> Result<(), StoreError> {
+    use super::transfer::{Row, Table};
+    for e in r.open_table(COUNTERS)?.iter()? {
+        let (k, v) = e?;
+        out.row(
+            Table::Counters,
+            Row::Count {
+                name: k.value().to_string(),
+                value: v.value(),
+            },
+        )?;
+    }
+    for e in r.open_table(crate::stats::STATS)?.iter()? {
+        let (k, v) = e?;
+        let (period, scope, metric) = k.value();
+        out.row(
+            Table::Stats,
+            Row::Stat {
+                period: period.to_string(),
+                scope: scope.to_string(),
+                metric: metric.to_string(),
+                value: v.value(),
+            },
+        )?;
+    }
+    for e in r.open_table(crate::stats::SEEN)?.iter()? {
+        let (k, _) = e?;
+        let (period, agency) = k.value();
+        out.row(
+            Table::Seen,
+            Row::Seen {
+                period: period.to_string(),
+                agency: agency.to_string(),
+            },
+        )?;
+    }
+    for e in r.open_table(crate::stats::PAPER)?.iter()? {
+        let (k, v) = e?;
+        let (month, agency) = k.value();
+        out.row(
+            Table::PaperReports,
+            Row::Paper {
+                month: month.to_string(),
+                agency: agency.to_string(),
+                record: v.value().to_vec(),
+            },
+        )?;
+    }
+    Ok(())
+}

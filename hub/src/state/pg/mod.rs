@@ -23,6 +23,8 @@ mod bodies;
 mod coord;
 pub(crate) mod counters;
 mod exchange;
+mod export;
+mod import;
 pub mod migrations;
 mod registry;
 mod repair;
@@ -30,7 +32,9 @@ mod retention;
 mod statements;
 mod statistics;
 
-pub use bodies::PgBodies;
+pub use bodies::{PgBodies, CHUNK};
+pub use import::{ImportError, Load};
+pub(crate) use registry::state_name;
 
 use futures_util::future::BoxFuture;
 use poros_store::{CommitStats, StorageFault, StoreError};

@@ -36,7 +36,7 @@ fn big(v: u64) -> i64 {
 }
 
 /// The `state` column's text for a node state.
-fn state_name(s: NodeState) -> &'static str {
+pub(crate) fn state_name(s: NodeState) -> &'static str {
     match s {
         NodeState::Pending => "pending",
         NodeState::Active => "active",
