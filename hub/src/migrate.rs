@@ -323,65 +323,17 @@ async fn copy(
     }
 }
 
-/// The target's live statistics against a recount from its stored documents (all time),
-/// compared as the hub's own statistics check (`report::check`) compares them.
+/// The target's live statistics against a recount from its stored documents (all time), as
+/// the hub's own statistics check compares them: the differences.
 async fn stats_check(
     target: &dyn HubBackend,
     cfg: &HubConfig,
 ) -> Result<Vec<String>, MigrateError> {
-    use crate::stats::{cover, Day};
-    let recount = target
-        .recount(cfg.monitoring.on_time_secs * 1000)
-        .await
-        .map_err(MigrateError::ReadBack)?;
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    let today = Day::of_ms(now_ms);
-    let all = cover(
-        Day {
-            y: 1970,
-            m: 1,
-            d: 1,
-        },
-        Day {
-            y: today.y,
-            m: 12,
-            d: 31,
-        },
-    );
-    let live = target
-        .stats_snapshot()
-        .await
-        .map_err(MigrateError::ReadBack)?
-        .sums(&all, None)
-        .await
-        .map_err(MigrateError::ReadBack)?;
-    let recounted = |m: &str| {
-        matches!(m, "sent" | "out_due" | "in_due")
-            || ["in_", "out_"].iter().any(|p| {
-                m.strip_prefix(p)
-                    .is_some_and(|r| matches!(r, "ontime" | "late" | "rejected" | "expired"))
-            })
-            || m.starts_with("rej:")
-    };
-    let mut keys = std::collections::BTreeSet::new();
-    for (scope, metrics) in recount.iter().chain(live.iter()) {
-        for m in metrics.keys().filter(|m| recounted(m)) {
-            keys.insert((scope.clone(), m.clone()));
-        }
-    }
-    let fig = |s: &crate::stats::Sums, scope: &str, m: &str| {
-        s.get(scope).and_then(|x| x.get(m)).copied().unwrap_or(0)
-    };
-    Ok(keys
-        .into_iter()
-        .filter_map(|(scope, m)| {
-            let (l, r) = (fig(&live, &scope, &m), fig(&recount, &scope, &m));
-            (l != r).then(|| format!("{scope} {m}: live {l}, recount {r}"))
-        })
-        .collect())
+    let (_, differences) =
+        crate::report::recount_differences(target, cfg.monitoring.on_time_secs * 1000)
+            .await
+            .map_err(MigrateError::ReadBack)?;
+    Ok(differences.iter().map(ToString::to_string).collect())
 }
 
 /// Peak resident memory of this process (`VmHWM`), KiB.

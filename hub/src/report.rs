@@ -21,7 +21,7 @@
 use crate::business;
 use crate::hub::{now_ms, Hub};
 use crate::state::NodeState;
-use crate::state::StatsView;
+use crate::state::{HubBackend, StatsView};
 use crate::stats::{self, Day, NATIONAL};
 use anyhow::{bail, Result};
 use serde_json::{json, Map, Value};
@@ -451,13 +451,48 @@ pub fn csv(report: &Value) -> String {
 }
 
 /// Compare the live counters with a recount from the stored delivery records (all time).
-/// Every counter the recount can derive is compared, on either side: a live counter the
-/// records do not explain is as wrong as a missing one.
 pub async fn check(hub: &Hub) -> Result<Value> {
-    let recount = hub
-        .store
-        .recount(hub.cfg.monitoring.on_time_secs * 1000)
-        .await?;
+    let (recount, mismatches) =
+        recount_differences(hub.store.as_ref(), hub.cfg.monitoring.on_time_secs * 1000).await?;
+    let mismatches: Vec<Value> = mismatches
+        .into_iter()
+        .map(
+            |d| json!({"scope": d.scope, "metric": d.metric, "live": d.live, "recount": d.recount}),
+        )
+        .collect();
+    Ok(json!({"equal": mismatches.is_empty(), "mismatches": mismatches, "recount": recount}))
+}
+
+/// One statistic whose live value differs from its recount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Difference {
+    pub scope: String,
+    pub metric: String,
+    pub live: u64,
+    pub recount: u64,
+}
+
+impl std::fmt::Display for Difference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Difference {
+            scope,
+            metric,
+            live,
+            recount,
+        } = self;
+        write!(f, "{scope} {metric}: live {live}, recount {recount}")
+    }
+}
+
+/// A store's live statistics (all time) against a recount from its stored documents and
+/// answers: the recount, and every difference. Every counter the recount can derive is
+/// compared, on either side: a live counter the records do not explain is as wrong as a
+/// missing one. (The hub's statistics check and `store migrate`'s verification.)
+pub async fn recount_differences(
+    store: &dyn HubBackend,
+    on_time_ms: u64,
+) -> Result<(stats::Sums, Vec<Difference>), poros_store::StoreError> {
+    let recount = store.recount(on_time_ms).await?;
     let today = Day::of_ms(now_ms());
     let all = stats::cover(
         Day {
@@ -471,7 +506,7 @@ pub async fn check(hub: &Hub) -> Result<Value> {
             d: 31,
         },
     );
-    let live = hub.store.stats_snapshot().await?.sums(&all, None).await?;
+    let live = store.stats_snapshot().await?.sums(&all, None).await?;
     let checked = |m: &str| {
         matches!(m, "sent" | "out_due" | "in_due")
             || ["in_", "out_"].iter().any(|p| {
@@ -486,21 +521,20 @@ pub async fn check(hub: &Hub) -> Result<Value> {
             keys.insert((scope.clone(), m.clone()));
         }
     }
-    let mut mismatches = Vec::new();
-    for (scope, m) in keys {
-        let l = live
-            .get(&scope)
-            .and_then(|x| x.get(&m))
-            .copied()
-            .unwrap_or(0);
-        let r = recount
-            .get(&scope)
-            .and_then(|x| x.get(&m))
-            .copied()
-            .unwrap_or(0);
-        if l != r {
-            mismatches.push(json!({"scope": scope, "metric": m, "live": l, "recount": r}));
-        }
-    }
-    Ok(json!({"equal": mismatches.is_empty(), "mismatches": mismatches, "recount": recount}))
+    let fig = |s: &stats::Sums, scope: &str, m: &str| {
+        s.get(scope).and_then(|x| x.get(m)).copied().unwrap_or(0)
+    };
+    let differences = keys
+        .into_iter()
+        .filter_map(|(scope, metric)| {
+            let (live, recount) = (fig(&live, &scope, &metric), fig(&recount, &scope, &metric));
+            (live != recount).then_some(Difference {
+                scope,
+                metric,
+                live,
+                recount,
+            })
+        })
+        .collect();
+    Ok((recount, differences))
 }
