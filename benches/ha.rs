@@ -1,0 +1,671 @@
+//! The exchange on PostgreSQL next to redb, in one run: the same six agents and the same
+//! 4 KiB documents (benches/common/load.rs) through one hub on redb, one hub on a PostgreSQL
+//! server, three hub instances sharing that server, and three hub instances on a two-node
+//! Patroni cluster with a synchronous standby (see benches/README.md).
+//!
+//! For each configuration: docs/s end to end (closed loop), p50/p99 submit-to-receipt at a
+//! fixed light offered rate (open loop), CPU-ms per document per process kind (hubs, sending
+//! agents, receiving agents, postgres, Patroni + etcd, the load generator) from `/proc`, and
+//! the store's growth per document (PostgreSQL: `pg_database_size` and WAL bytes; redb: the
+//! hub directory), the inputs of the sizing calculation in the README.
+//!
+//! `POROS_BENCH_HA=redb-1,pg-1,pg-3,patroni-3` picks configurations (also `patroni-1`);
+//! `POROS_BENCH_DOCS` (closed loop, default 3,000), `POROS_BENCH_RATE` (open loop docs/s,
+//! default 50) and `POROS_BENCH_RATE_DOCS` (default 600) size the phases;
+//! `POROS_BENCH_QUICK=1` runs a smoke version. Writes `<target>/bench-ha.json`.
+
+mod common;
+use common::load::*;
+use common::procstat::*;
+use common::*;
+use poros_harness::{psql, PatroniCluster, PgServer};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Closed-loop POSTs in flight per sender (as in the exchange bench's phase A).
+const IN_FLIGHT: usize = 48;
+/// How long the idle CPU is measured.
+const IDLE_WINDOW: Duration = Duration::from_secs(5);
+/// How long the bench waits for the last receipts of a phase.
+const ANSWER_WAIT: Duration = Duration::from_secs(300);
+
+/// Where the hub keeps its state.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Backend {
+    Redb,
+    /// One PostgreSQL server (`PgServer`).
+    Pg,
+    /// Two Patroni-managed nodes, synchronous_mode_strict (a commit waits for the standby).
+    Patroni,
+}
+
+#[derive(Clone, Debug)]
+struct Config {
+    name: String,
+    backend: Backend,
+    hubs: usize,
+}
+
+impl Config {
+    fn parse(s: &str) -> Res<Config> {
+        let (b, n) = s
+            .trim()
+            .split_once('-')
+            .ok_or_else(|| format!("{s:?}: expected BACKEND-HUBS, e.g. pg-3"))?;
+        let backend = match b {
+            "redb" => Backend::Redb,
+            "pg" => Backend::Pg,
+            "patroni" => Backend::Patroni,
+            _ => return Err(format!("{s:?}: backend is redb, pg or patroni").into()),
+        };
+        let hubs: usize = n.parse().map_err(|_| format!("{s:?}: hubs is a number"))?;
+        if hubs == 0 || (backend == Backend::Redb && hubs != 1) {
+            return Err(format!("{s:?}: redb serves exactly one hub, PostgreSQL 1 or more").into());
+        }
+        Ok(Config {
+            name: s.trim().to_string(),
+            backend,
+            hubs,
+        })
+    }
+
+    fn describe(&self) -> String {
+        let store = match self.backend {
+            Backend::Redb => "redb",
+            Backend::Pg => "PostgreSQL (one server)",
+            Backend::Patroni => "PostgreSQL (Patroni, primary + synchronous standby)",
+        };
+        format!(
+            "{} hub{} on {store}",
+            self.hubs,
+            if self.hubs == 1 { "" } else { "s" }
+        )
+    }
+}
+
+struct Params {
+    quick: bool,
+    configs: Vec<Config>,
+    warmup_per_sender: usize,
+    docs_per_sender: usize,
+    rate: f64,
+    rate_docs_per_sender: usize,
+}
+
+fn env_num(key: &str) -> Option<f64> {
+    std::env::var(key).ok().and_then(|v| v.trim().parse().ok())
+}
+
+impl Params {
+    fn from_env() -> Res<Params> {
+        let quick = std::env::var("POROS_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
+        let configs = std::env::var("POROS_BENCH_HA")
+            .unwrap_or_else(|_| "redb-1,pg-1,pg-3,patroni-3".into())
+            .split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(Config::parse)
+            .collect::<Res<Vec<_>>>()?;
+        let n = SENDERS.len() as f64;
+        let docs = env_num("POROS_BENCH_DOCS").unwrap_or(if quick { 300.0 } else { 3000.0 });
+        let rate_docs =
+            env_num("POROS_BENCH_RATE_DOCS").unwrap_or(if quick { 150.0 } else { 600.0 });
+        Ok(Params {
+            quick,
+            configs,
+            warmup_per_sender: if quick { 10 } else { 100 },
+            docs_per_sender: (docs / n).ceil().max(1.0) as usize,
+            rate: env_num("POROS_BENCH_RATE").unwrap_or(50.0),
+            rate_docs_per_sender: (rate_docs / n).ceil().max(1.0) as usize,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Setting a configuration up
+// ---------------------------------------------------------------------------------------------
+
+/// The database behind the hubs, if any.
+enum Db {
+    Pg(PgServer),
+    Patroni(PatroniCluster),
+}
+
+impl Db {
+    fn url(&self) -> String {
+        match self {
+            Db::Pg(s) => s.url(),
+            Db::Patroni(c) => c.url(),
+        }
+    }
+
+    /// A path every one of its processes has on its command line (data directories, Patroni's
+    /// configuration, etcd's data directory), to find them in `/proc`.
+    fn dir(&self) -> PathBuf {
+        match self {
+            Db::Pg(s) => s.dir().to_path_buf(),
+            Db::Patroni(c) => c.dir().to_path_buf(),
+        }
+    }
+}
+
+/// One configuration running: hubs, agents, database.
+struct Net {
+    /// Declared first, dropped first: the hubs and agents stop before their database.
+    d: Deployment,
+    db: Option<Db>,
+    apis: Vec<String>,
+}
+
+fn io_err(what: String) -> impl FnOnce(std::io::Error) -> Box<dyn std::error::Error + Send + Sync> {
+    move |e| format!("{what}: {e}").into()
+}
+
+/// Point agent `code` at hub instance `inst` only (`hub =` in its agent.toml), so the agents
+/// are spread over the instances evenly and the same way in every run (an agent given the
+/// whole list starts from a random entry).
+fn pin_agent(d: &Deployment, code: &str, inst: usize) -> Res<()> {
+    let toml = d.agent_dir(code).join("agent.toml");
+    let text = std::fs::read_to_string(&toml).map_err(io_err(format!("reading {toml:?}")))?;
+    let addr = d.instances()[inst].quic_listen();
+    let mut done = false;
+    let lines: Vec<String> = text
+        .lines()
+        .map(|l| {
+            if !done && l.trim_start().starts_with("hub =") {
+                done = true;
+                format!("hub = [\"{addr}\"]")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    if !done {
+        return Err(format!("{toml:?} has no `hub =` line").into());
+    }
+    std::fs::write(&toml, lines.join("\n") + "\n").map_err(io_err(format!("writing {toml:?}")))?;
+    Ok(())
+}
+
+impl Net {
+    fn start(cfg: &Config, root: &Path) -> Res<Net> {
+        let dir = root.join(&cfg.name);
+        std::fs::create_dir_all(&dir).map_err(io_err(format!("creating {dir:?}")))?;
+        let db = match cfg.backend {
+            Backend::Redb => None,
+            Backend::Pg => Some(Db::Pg(PgServer::start(&dir, "pg")?)),
+            Backend::Patroni => Some(Db::Patroni(PatroniCluster::start(&dir, 2)?)),
+        };
+        let mut d = Deployment::create(Binaries::new(HUB_EXE, AGENT_EXE), &dir.join("net"))?;
+        d.set_rust_log("warn");
+        if let Some(db) = &db {
+            d.share_store(&db.url(), cfg.hubs)?;
+        }
+        d.start_hub()?;
+        let codes: Vec<&str> = SENDERS.iter().chain(RECEIVERS.iter()).copied().collect();
+        for code in &codes {
+            d.register_agent(code, &format!("Bench agency {code}"))?;
+        }
+        for i in 1..cfg.hubs {
+            d.start_instance(i)?;
+        }
+        for (k, code) in SENDERS.iter().enumerate() {
+            pin_agent(&d, code, k % cfg.hubs)?;
+        }
+        for (k, code) in RECEIVERS.iter().enumerate() {
+            pin_agent(&d, code, k % cfg.hubs)?;
+        }
+        d.start_agents(&codes, true)?;
+        let apis = SENDERS
+            .iter()
+            .map(|c| d.api_addr(c).ok_or("a started agent has no API address"))
+            .collect::<Result<Vec<String>, _>>()?;
+        Ok(Net { d, db, apis })
+    }
+
+    /// The processes of the database, found by their directory on the command line, with
+    /// everything they forked (postgres backends, Patroni's postgres).
+    fn db_pids(&self, t: &ProcTable) -> BTreeSet<u32> {
+        match &self.db {
+            None => BTreeSet::new(),
+            Some(db) => {
+                let roots = t.matching_cmdline(&db.dir().to_string_lossy());
+                t.tree(&roots)
+            }
+        }
+    }
+
+    /// CPU seconds so far by process kind.
+    fn cpu(&self) -> BTreeMap<String, f64> {
+        let t = ProcTable::read();
+        let mut m: BTreeMap<String, f64> = BTreeMap::new();
+        let hub_names: Vec<String> = self.d.instances().into_iter().map(|i| i.name).collect();
+        for (name, pid) in self.d.procs().pids() {
+            let Some(s) = cpu_secs(pid) else { continue };
+            let kind = if hub_names.contains(&name) {
+                *m.entry(format!("hub instance {name}")).or_default() += s;
+                "hubs"
+            } else if SENDERS.contains(&name.as_str()) {
+                "sending agents"
+            } else if RECEIVERS.contains(&name.as_str()) {
+                "receiving agents"
+            } else {
+                "other children"
+            };
+            *m.entry(kind.to_string()).or_default() += s;
+        }
+        for (comm, s) in t.cpu_by_comm(&self.db_pids(&t)) {
+            let kind = if comm.starts_with("postgres") {
+                "postgres"
+            } else {
+                // patroni (a Python program) and etcd
+                "patroni + etcd"
+            };
+            *m.entry(kind.to_string()).or_default() += s;
+        }
+        if let Some(s) = cpu_secs_path("/proc/self/stat") {
+            m.insert("load generator".into(), s);
+        }
+        m
+    }
+
+    /// What the store holds: (database bytes, WAL position in bytes) on PostgreSQL, (bytes
+    /// of every hub directory, 0) on redb.
+    fn store_bytes(&self) -> (u64, u64) {
+        match &self.db {
+            Some(db) => {
+                let out = psql(
+                    &db.url(),
+                    "SELECT pg_database_size(current_database()) || ' ' || (pg_current_wal_lsn() - '0/0'::pg_lsn)",
+                )
+                .unwrap_or_default();
+                let mut it = out
+                    .split_whitespace()
+                    .map(|x| x.parse::<f64>().unwrap_or(0.0));
+                (
+                    it.next().unwrap_or(0.0) as u64,
+                    it.next().unwrap_or(0.0) as u64,
+                )
+            }
+            None => (
+                self.d.instances().iter().map(|i| dir_bytes(&i.dir)).sum(),
+                0,
+            ),
+        }
+    }
+}
+
+/// Bytes of the files under `dir` (allocated size is not asked for: this is what was written).
+fn dir_bytes(dir: &Path) -> u64 {
+    let mut total = 0;
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        match e.metadata() {
+            Ok(m) if m.is_dir() => total += dir_bytes(&e.path()),
+            Ok(m) => total += m.len(),
+            Err(_) => {}
+        }
+    }
+    total
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measuring
+// ---------------------------------------------------------------------------------------------
+
+/// One phase's figures.
+struct Phase {
+    delivered: usize,
+    missing: usize,
+    errors: usize,
+    docs_per_s: f64,
+    p50: f64,
+    p99: f64,
+    /// CPU-ms per delivered document by process kind.
+    cpu_ms_per_doc: BTreeMap<String, f64>,
+    wall_s: f64,
+    machine_busy_s: f64,
+    outside_s: f64,
+}
+
+impl Phase {
+    fn json(&self) -> Value {
+        json!({
+            "delivered": self.delivered,
+            "missing": self.missing,
+            "post_errors": self.errors,
+            "docs_per_s": self.docs_per_s,
+            "latency_ms": {"p50": self.p50, "p99": self.p99},
+            "cpu_ms_per_doc": self.cpu_ms_per_doc,
+            "wall_s": self.wall_s,
+            "machine_busy_cpu_s": self.machine_busy_s,
+            "outside_cpu_s": self.outside_s,
+        })
+    }
+}
+
+fn measure(
+    rt: &tokio::runtime::Runtime,
+    net: &Net,
+    seen: &Seen,
+    phase: u8,
+    per_sender: usize,
+    rate: Option<f64>,
+) -> Phase {
+    settle();
+    let cpu0 = net.cpu();
+    let mach0 = machine_cpu();
+    let t0 = Instant::now();
+    let in_flight = if rate.is_some() { 512 } else { IN_FLIGHT };
+    let sub = submit(rt, &net.apis, phase, per_sender, in_flight, rate);
+    let missing = wait_answers(seen, &sub.docs, ANSWER_WAIT);
+    let wall_s = t0.elapsed().as_secs_f64();
+    let cpu1 = net.cpu();
+    let mach1 = machine_cpu();
+
+    let s = seen.lock().expect("followers do not panic");
+    let mut lat = Vec::new();
+    let mut last = 0u64;
+    let mut delivered = 0usize;
+    for (id, t, _) in &sub.docs {
+        if let Some((ms, st)) = s.get(id) {
+            lat.push(ms.saturating_sub(*t));
+            last = last.max(*ms);
+            delivered += usize::from(st == "delivered");
+        }
+    }
+    drop(s);
+    lat.sort_unstable();
+    let window = last.saturating_sub(sub.first_start_ms) as f64 / 1000.0;
+    let per_doc = delivered.max(1) as f64;
+    let mut ours = 0.0;
+    let cpu_ms_per_doc: BTreeMap<String, f64> = cpu1
+        .iter()
+        .map(|(k, v)| {
+            let d = v - cpu0.get(k).copied().unwrap_or(0.0);
+            if !k.starts_with("hub instance") {
+                ours += d;
+            }
+            (k.clone(), 1000.0 * d / per_doc)
+        })
+        .collect();
+    let machine_busy_s = mach1.0 - mach0.0;
+    Phase {
+        delivered,
+        missing,
+        errors: sub.errors.len(),
+        docs_per_s: delivered as f64 / window.max(1e-3),
+        p50: pct(&lat, 50.0),
+        p99: pct(&lat, 99.0),
+        cpu_ms_per_doc,
+        wall_s,
+        machine_busy_s,
+        outside_s: (machine_busy_s - ours).max(0.0),
+    }
+}
+
+/// CPU-ms per second by process kind with every agent connected and nothing sent: the
+/// fixed cost (keep-alives, lease renewals, periodic scans) that per-document figures at a
+/// low rate include.
+fn idle(net: &Net, window: Duration) -> BTreeMap<String, f64> {
+    settle();
+    let cpu0 = net.cpu();
+    let t0 = Instant::now();
+    // A measurement window, not a synchronisation: nothing is waited for.
+    std::thread::sleep(window);
+    let cpu1 = net.cpu();
+    let secs = t0.elapsed().as_secs_f64();
+    cpu1.iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                1000.0 * (v - cpu0.get(k).copied().unwrap_or(0.0)) / secs,
+            )
+        })
+        .collect()
+}
+
+/// What one configuration measured.
+struct Outcome {
+    cfg: Config,
+    setup_s: f64,
+    /// CPU-ms per second by kind while idle.
+    idle: BTreeMap<String, f64>,
+    closed: Phase,
+    open: Phase,
+    /// Store growth per delivered document over both phases: (data bytes, WAL bytes).
+    bytes_per_doc: (f64, f64),
+}
+
+fn run_config(rt: &tokio::runtime::Runtime, p: &Params, cfg: &Config, root: &Path) -> Res<Outcome> {
+    println!("--- {}: {}", cfg.name, cfg.describe());
+    let t = Instant::now();
+    let net = Net::start(cfg, root)?;
+    let setup_s = t.elapsed().as_secs_f64();
+    println!(
+        "    started in {setup_s:.1} s; senders on instances {:?}, receivers on {:?}",
+        (0..SENDERS.len()).map(|k| k % cfg.hubs).collect::<Vec<_>>(),
+        (0..RECEIVERS.len())
+            .map(|k| k % cfg.hubs)
+            .collect::<Vec<_>>()
+    );
+    let seen: Seen = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let followers = start_followers(rt, net.apis.clone(), seen.clone(), stop.clone());
+    let w = submit(rt, &net.apis, 0, p.warmup_per_sender, IN_FLIGHT, None);
+    let missing = wait_answers(&seen, &w.docs, ANSWER_WAIT);
+    println!(
+        "    warm-up: {} docs ({} POST errors), {missing} without receipt",
+        w.docs.len(),
+        w.errors.len()
+    );
+    let idle = idle(&net, IDLE_WINDOW);
+    println!(
+        "    idle ({} s, all agents connected): CPU-ms per second {}",
+        IDLE_WINDOW.as_secs(),
+        idle.iter()
+            .map(|(k, v)| format!("{k} {v:.1}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let bytes0 = net.store_bytes();
+    let closed = measure(rt, &net, &seen, 1, p.docs_per_sender, None);
+    report("closed loop", &closed);
+    let open = measure(rt, &net, &seen, 2, p.rate_docs_per_sender, Some(p.rate));
+    report(&format!("open loop at {:.0} docs/s", p.rate), &open);
+    let bytes1 = net.store_bytes();
+    let docs = (closed.delivered + open.delivered).max(1) as f64;
+    let bytes_per_doc = (
+        bytes1.0.saturating_sub(bytes0.0) as f64 / docs,
+        bytes1.1.saturating_sub(bytes0.1) as f64 / docs,
+    );
+    println!(
+        "    store growth per document: {:.0} B{}",
+        bytes_per_doc.0,
+        if net.db.is_some() {
+            format!(" (pg_database_size), WAL {:.0} B", bytes_per_doc.1)
+        } else {
+            " (hub directory: redb file and body files)".into()
+        }
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for f in followers {
+        let _ = rt.block_on(f);
+    }
+    drop(net);
+    let _ = std::fs::remove_dir_all(root.join(&cfg.name));
+    Ok(Outcome {
+        cfg: cfg.clone(),
+        setup_s,
+        idle,
+        closed,
+        open,
+        bytes_per_doc,
+    })
+}
+
+fn report(what: &str, ph: &Phase) {
+    println!(
+        "    {what}: {} delivered ({} missing, {} POST errors) = {:.0} docs/s end to end; submit->receipt p50 {:.0} ms, p99 {:.0} ms",
+        ph.delivered, ph.missing, ph.errors, ph.docs_per_s, ph.p50, ph.p99
+    );
+    println!(
+        "      CPU-ms per document: {}",
+        ph.cpu_ms_per_doc
+            .iter()
+            .map(|(k, v)| format!("{k} {v:.3}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "      machine: {:.1} CPU-s busy in {:.1} s (2 cores = {:.1} available), {:.1} of it outside this benchmark",
+        ph.machine_busy_s,
+        ph.wall_s,
+        2.0 * ph.wall_s,
+        ph.outside_s
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    if let Err(e) = run() {
+        eprintln!("ha bench failed: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Res<()> {
+    let p = Params::from_env()?;
+    let started = Instant::now();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let tmp = tempfile::Builder::new()
+        .prefix("poros-bench-ha-")
+        .tempdir()?;
+    let root = tmp.path().to_path_buf();
+    // Running as root, PostgreSQL runs as its own user, which must pass through this
+    // directory to reach its data directory below it (the harness opens only the last level).
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o711))?;
+    }
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    println!(
+        "== Poros exchange on redb and PostgreSQL{} — {} senders, {} receivers, {DOC_BYTES} B documents; everything on {cpus} CPU(s), loopback, RUST_LOG=warn",
+        if p.quick { " (QUICK smoke run)" } else { "" },
+        SENDERS.len(),
+        RECEIVERS.len()
+    );
+    println!(
+        "   closed loop {} docs ({} in flight per sender), then open loop {} docs at {:.0} docs/s; configurations: {}",
+        p.docs_per_sender * SENDERS.len(),
+        IN_FLIGHT,
+        p.rate_docs_per_sender * SENDERS.len(),
+        p.rate,
+        p.configs
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let mut outcomes = Vec::new();
+    for cfg in &p.configs {
+        match run_config(&rt, &p, cfg, &root) {
+            Ok(o) => outcomes.push(o),
+            Err(e) => println!("    {} failed: {e}", cfg.name),
+        }
+    }
+
+    println!();
+    println!("== Summary: docs/s closed loop; p50/p99 submit->receipt in the open loop; CPU-ms per document (closed loop) by process kind; store bytes per document; idle CPU-ms per second");
+    println!(
+        "   {:<10} {:>7} {:>13} {:>6} {:>6} {:>7} {:>8} {:>8} {:>8} {:>7} {:>8} {:>9} {:>9} {:>9} {:>8}",
+        "config",
+        "docs/s",
+        "p50/p99 ms",
+        "hubs",
+        "send",
+        "receive",
+        "postgres",
+        "patroni",
+        "loadgen",
+        "all",
+        "outside",
+        "DB B/doc",
+        "WAL B/doc",
+        "idle hubs",
+        "idle db"
+    );
+    let mut rows = Vec::new();
+    for o in &outcomes {
+        let c = &o.closed.cpu_ms_per_doc;
+        let g = |k: &str| c.get(k).copied().unwrap_or(0.0);
+        let i = |k: &str| o.idle.get(k).copied().unwrap_or(0.0);
+        let total: f64 = c
+            .iter()
+            .filter(|(k, _)| !k.starts_with("hub instance"))
+            .map(|(_, v)| v)
+            .sum();
+        println!(
+            "   {:<10} {:>7.0} {:>13} {:>6.2} {:>6.2} {:>7.2} {:>8.2} {:>8.2} {:>8.2} {:>7.2} {:>7.0}% {:>9.0} {:>9.0} {:>9.1} {:>8.1}",
+            o.cfg.name,
+            o.closed.docs_per_s,
+            format!("{:.0}/{:.0}", o.open.p50, o.open.p99),
+            g("hubs"),
+            g("sending agents"),
+            g("receiving agents"),
+            g("postgres"),
+            g("patroni + etcd"),
+            g("load generator"),
+            total,
+            100.0 * o.closed.outside_s / o.closed.machine_busy_s.max(1e-3),
+            o.bytes_per_doc.0,
+            o.bytes_per_doc.1,
+            i("hubs"),
+            i("postgres") + i("patroni + etcd"),
+        );
+        rows.push(json!({
+            "config": o.cfg.name,
+            "describe": o.cfg.describe(),
+            "hubs": o.cfg.hubs,
+            "setup_s": o.setup_s,
+            "idle_cpu_ms_per_s": o.idle,
+            "closed_loop": o.closed.json(),
+            "open_loop": o.open.json(),
+            "store_bytes_per_doc": o.bytes_per_doc.0,
+            "wal_bytes_per_doc": o.bytes_per_doc.1,
+        }));
+    }
+    println!("   (\"outside\": share of the machine's busy CPU during the closed loop used by processes outside this benchmark; \"idle\": CPU-ms per second with all agents connected and nothing sent)");
+    let summary = json!({
+        "quick": p.quick,
+        "cpus": cpus,
+        "doc_bytes": DOC_BYTES,
+        "closed_loop_docs": p.docs_per_sender * SENDERS.len(),
+        "open_loop_rate": p.rate,
+        "open_loop_docs": p.rate_docs_per_sender * SENDERS.len(),
+        "configs": rows,
+        "elapsed_s": started.elapsed().as_secs_f64(),
+    });
+    let out = target_dir().join("bench-ha.json");
+    std::fs::write(&out, serde_json::to_string_pretty(&summary)?)?;
+    println!(
+        "   JSON summary: {}  (total {:.0} s)",
+        out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    if outcomes.len() < p.configs.len() {
+        return Err("a configuration failed (see above)".into());
+    }
+    Ok(())
+}
