@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 
 /// Closed-loop POSTs in flight per sender (as in the exchange bench's phase A).
 const IN_FLIGHT: usize = 48;
-/// How long the idle CPU is measured.
-const IDLE_WINDOW: Duration = Duration::from_secs(5);
+/// How long the idle CPU is measured (twice the period of an agency's queue scan).
+const IDLE_WINDOW: Duration = Duration::from_secs(20);
 /// How long the bench waits for the last receipts of a phase.
 const ANSWER_WAIT: Duration = Duration::from_secs(300);
 
@@ -272,28 +272,31 @@ impl Net {
         m
     }
 
-    /// What the store holds: (database bytes, WAL position in bytes) on PostgreSQL, (bytes
-    /// of every hub directory, 0) on redb.
-    fn store_bytes(&self) -> (u64, u64) {
+    /// What the store holds and has done: database bytes, WAL position, transactions
+    /// committed and rolled back (`pg_stat_database`, whose counters lag by up to a second);
+    /// on redb the bytes of every hub directory and zeros.
+    fn store_stats(&self) -> [u64; 4] {
         match &self.db {
             Some(db) => {
                 let out = psql(
                     &db.url(),
-                    "SELECT pg_database_size(current_database()) || ' ' || (pg_current_wal_lsn() - '0/0'::pg_lsn)",
+                    "SELECT pg_database_size(current_database()) || ' ' \
+                     || (pg_current_wal_lsn() - '0/0'::pg_lsn) || ' ' || xact_commit || ' ' \
+                     || xact_rollback FROM pg_stat_database WHERE datname = current_database()",
                 )
                 .unwrap_or_default();
-                let mut it = out
-                    .split_whitespace()
-                    .map(|x| x.parse::<f64>().unwrap_or(0.0));
-                (
-                    it.next().unwrap_or(0.0) as u64,
-                    it.next().unwrap_or(0.0) as u64,
-                )
+                let mut v = [0u64; 4];
+                for (slot, x) in v.iter_mut().zip(out.split_whitespace()) {
+                    *slot = x.parse::<f64>().unwrap_or(0.0) as u64;
+                }
+                v
             }
-            None => (
+            None => [
                 self.d.instances().iter().map(|i| dir_bytes(&i.dir)).sum(),
                 0,
-            ),
+                0,
+                0,
+            ],
         }
     }
 }
@@ -328,6 +331,8 @@ struct Phase {
     wall_s: f64,
     machine_busy_s: f64,
     outside_s: f64,
+    /// PostgreSQL transactions (committed, rolled back) per delivered document.
+    xacts_per_doc: (f64, f64),
 }
 
 impl Phase {
@@ -342,6 +347,8 @@ impl Phase {
             "wall_s": self.wall_s,
             "machine_busy_cpu_s": self.machine_busy_s,
             "outside_cpu_s": self.outside_s,
+            "pg_commits_per_doc": self.xacts_per_doc.0,
+            "pg_rollbacks_per_doc": self.xacts_per_doc.1,
         })
     }
 }
@@ -355,6 +362,7 @@ fn measure(
     rate: Option<f64>,
 ) -> Phase {
     settle();
+    let db0 = net.store_stats();
     let cpu0 = net.cpu();
     let mach0 = machine_cpu();
     let t0 = Instant::now();
@@ -364,6 +372,7 @@ fn measure(
     let wall_s = t0.elapsed().as_secs_f64();
     let cpu1 = net.cpu();
     let mach1 = machine_cpu();
+    let db1 = net.store_stats();
 
     let s = seen.lock().expect("followers do not panic");
     let mut lat = Vec::new();
@@ -393,6 +402,10 @@ fn measure(
         .collect();
     let machine_busy_s = mach1.0 - mach0.0;
     Phase {
+        xacts_per_doc: (
+            db1[2].saturating_sub(db0[2]) as f64 / per_doc,
+            db1[3].saturating_sub(db0[3]) as f64 / per_doc,
+        ),
         delivered,
         missing,
         errors: sub.errors.len(),
@@ -407,24 +420,35 @@ fn measure(
 }
 
 /// CPU-ms per second by process kind with every agent connected and nothing sent: the
-/// fixed cost (keep-alives, lease renewals, periodic scans) that per-document figures at a
-/// low rate include.
+/// fixed cost (keep-alives, lease renewals, each connected agency's periodic queue scan) that
+/// per-document figures at a low rate include; on PostgreSQL also transactions per second
+/// (as the key `postgres transactions`).
 fn idle(net: &Net, window: Duration) -> BTreeMap<String, f64> {
     settle();
+    let db0 = net.store_stats();
     let cpu0 = net.cpu();
     let t0 = Instant::now();
     // A measurement window, not a synchronisation: nothing is waited for.
     std::thread::sleep(window);
     let cpu1 = net.cpu();
     let secs = t0.elapsed().as_secs_f64();
-    cpu1.iter()
+    let db1 = net.store_stats();
+    let mut m: BTreeMap<String, f64> = cpu1
+        .iter()
         .map(|(k, v)| {
             (
                 k.clone(),
                 1000.0 * (v - cpu0.get(k).copied().unwrap_or(0.0)) / secs,
             )
         })
-        .collect()
+        .collect();
+    if net.db.is_some() {
+        m.insert(
+            "postgres transactions".into(),
+            (db1[2] + db1[3]).saturating_sub(db0[2] + db0[3]) as f64 / secs,
+        );
+    }
+    m
 }
 
 /// What one configuration measured.
@@ -470,16 +494,16 @@ fn run_config(rt: &tokio::runtime::Runtime, p: &Params, cfg: &Config, root: &Pat
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let bytes0 = net.store_bytes();
+    let bytes0 = net.store_stats();
     let closed = measure(rt, &net, &seen, 1, p.docs_per_sender, None);
     report("closed loop", &closed);
     let open = measure(rt, &net, &seen, 2, p.rate_docs_per_sender, Some(p.rate));
     report(&format!("open loop at {:.0} docs/s", p.rate), &open);
-    let bytes1 = net.store_bytes();
+    let bytes1 = net.store_stats();
     let docs = (closed.delivered + open.delivered).max(1) as f64;
     let bytes_per_doc = (
-        bytes1.0.saturating_sub(bytes0.0) as f64 / docs,
-        bytes1.1.saturating_sub(bytes0.1) as f64 / docs,
+        bytes1[0].saturating_sub(bytes0[0]) as f64 / docs,
+        bytes1[1].saturating_sub(bytes0[1]) as f64 / docs,
     );
     println!(
         "    store growth per document: {:.0} B{}",
@@ -526,6 +550,12 @@ fn report(what: &str, ph: &Phase) {
         2.0 * ph.wall_s,
         ph.outside_s
     );
+    if ph.xacts_per_doc.0 > 0.0 {
+        println!(
+            "      PostgreSQL: {:.1} transactions committed and {:.2} rolled back per document",
+            ph.xacts_per_doc.0, ph.xacts_per_doc.1
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -589,7 +619,7 @@ fn run() -> Res<()> {
     println!();
     println!("== Summary: docs/s closed loop; p50/p99 submit->receipt in the open loop; CPU-ms per document (closed loop) by process kind; store bytes per document; idle CPU-ms per second");
     println!(
-        "   {:<10} {:>7} {:>13} {:>6} {:>6} {:>7} {:>8} {:>8} {:>8} {:>7} {:>8} {:>9} {:>9} {:>9} {:>8}",
+        "   {:<10} {:>7} {:>13} {:>6} {:>6} {:>7} {:>8} {:>8} {:>8} {:>7} {:>8} {:>9} {:>9} {:>6} {:>9} {:>8} {:>8}",
         "config",
         "docs/s",
         "p50/p99 ms",
@@ -603,8 +633,10 @@ fn run() -> Res<()> {
         "outside",
         "DB B/doc",
         "WAL B/doc",
+        "tx/doc",
         "idle hubs",
-        "idle db"
+        "idle db",
+        "idle tx/s"
     );
     let mut rows = Vec::new();
     for o in &outcomes {
@@ -617,7 +649,7 @@ fn run() -> Res<()> {
             .map(|(_, v)| v)
             .sum();
         println!(
-            "   {:<10} {:>7.0} {:>13} {:>6.2} {:>6.2} {:>7.2} {:>8.2} {:>8.2} {:>8.2} {:>7.2} {:>7.0}% {:>9.0} {:>9.0} {:>9.1} {:>8.1}",
+            "   {:<10} {:>7.0} {:>13} {:>6.2} {:>6.2} {:>7.2} {:>8.2} {:>8.2} {:>8.2} {:>7.2} {:>7.0}% {:>9.0} {:>9.0} {:>6.1} {:>9.1} {:>8.1} {:>8.1}",
             o.cfg.name,
             o.closed.docs_per_s,
             format!("{:.0}/{:.0}", o.open.p50, o.open.p99),
@@ -631,8 +663,10 @@ fn run() -> Res<()> {
             100.0 * o.closed.outside_s / o.closed.machine_busy_s.max(1e-3),
             o.bytes_per_doc.0,
             o.bytes_per_doc.1,
+            o.closed.xacts_per_doc.0 + o.closed.xacts_per_doc.1,
             i("hubs"),
             i("postgres") + i("patroni + etcd"),
+            i("postgres transactions"),
         );
         rows.push(json!({
             "config": o.cfg.name,
@@ -646,7 +680,25 @@ fn run() -> Res<()> {
             "wal_bytes_per_doc": o.bytes_per_doc.1,
         }));
     }
-    println!("   (\"outside\": share of the machine's busy CPU during the closed loop used by processes outside this benchmark; \"idle\": CPU-ms per second with all agents connected and nothing sent)");
+    println!(
+        "   at the light offered rate ({:.0} docs/s), CPU-ms per document: hubs / sending / receiving agents / postgres / patroni + etcd; PostgreSQL transactions per document",
+        p.rate
+    );
+    for o in &outcomes {
+        let c = &o.open.cpu_ms_per_doc;
+        let g = |k: &str| c.get(k).copied().unwrap_or(0.0);
+        println!(
+            "   {:<10} {:>6.2} {:>6.2} {:>7.2} {:>8.2} {:>8.2}   {:.1} tx/doc",
+            o.cfg.name,
+            g("hubs"),
+            g("sending agents"),
+            g("receiving agents"),
+            g("postgres"),
+            g("patroni + etcd"),
+            o.open.xacts_per_doc.0 + o.open.xacts_per_doc.1
+        );
+    }
+    println!("   (\"outside\": share of the machine's busy CPU during the closed loop used by processes outside this benchmark; \"tx/doc\": PostgreSQL transactions per document; \"idle\": CPU-ms (and transactions) per second with all agents connected and nothing sent)");
     let summary = json!({
         "quick": p.quick,
         "cpus": cpus,
