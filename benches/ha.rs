@@ -432,8 +432,9 @@ fn measure(
 
 /// CPU-ms per second by process kind with every agent connected and nothing sent: the
 /// fixed cost (keep-alives, lease renewals, each connected agency's periodic queue scan) that
-/// per-document figures at a low rate include; on PostgreSQL also transactions per second
-/// (as the key `postgres transactions`).
+/// per-document figures at a low rate include; on PostgreSQL also transactions, writing
+/// transactions and WAL bytes per second (keys `postgres transactions`, `... writing
+/// transactions`, `postgres WAL bytes`).
 fn idle(net: &Net, window: Duration) -> BTreeMap<String, f64> {
     settle();
     if net.db.is_some() {
@@ -466,6 +467,10 @@ fn idle(net: &Net, window: Duration) -> BTreeMap<String, f64> {
         m.insert(
             "postgres writing transactions".into(),
             db1[4].saturating_sub(db0[4] + 1) as f64 / secs,
+        );
+        m.insert(
+            "postgres WAL bytes".into(),
+            db1[1].saturating_sub(db0[1]) as f64 / secs,
         );
     }
     m
