@@ -16,20 +16,18 @@
 //! Writes a JSON summary to `<target>/bench-exchange.json`.
 
 mod common;
+use common::load::*;
+use common::procstat::*;
 use common::*;
 use poros_harness::metric_value;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const SENDERS: [&str; 3] = ["000.00.00.G01", "000.00.00.G02", "000.00.00.G03"];
-const RECEIVERS: [&str; 3] = ["000.00.00.H01", "000.00.00.H02", "000.00.00.H03"];
-const DOC_BYTES: usize = 4096;
 const MIB: f64 = 1024.0 * 1024.0;
 
 // Targets the figures are compared against.
@@ -73,13 +71,6 @@ impl Params {
             }
         }
     }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -146,290 +137,6 @@ fn hub_commit_stats(ops: &str) -> Option<(u64, u64)> {
         hub_metric(ops, "poros_store_commits_total")? as u64,
         hub_metric(ops, "poros_store_commit_jobs_total")? as u64,
     ))
-}
-
-fn cpu_secs(pid: u32) -> Option<f64> {
-    cpu_secs_path(&format!("/proc/{pid}/stat"))
-}
-
-fn cpu_secs_path(path: &str) -> Option<f64> {
-    let s = std::fs::read_to_string(path).ok()?;
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    let rest = &s[s.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / clk_tck())
-}
-
-/// Machine-wide (busy, iowait) CPU seconds since boot, from /proc/stat.
-fn machine_cpu() -> (f64, f64) {
-    let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let f: Vec<f64> = s
-        .lines()
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    if f.len() < 5 {
-        return (0.0, 0.0);
-    }
-    let total: f64 = f.iter().take(8).sum();
-    ((total - f[3] - f[4]) / clk_tck(), f[4] / clk_tck())
-}
-
-fn clk_tck() -> f64 {
-    static T: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
-    *T.get_or_init(|| {
-        Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
-            .ok()
-            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-            .unwrap_or(100.0)
-    })
-}
-
-// ---------------------------------------------------------------------------------------------
-// Load generation and receipt following
-// ---------------------------------------------------------------------------------------------
-
-/// Receipts seen at each sender: doc id -> (stored_ms, state).
-type Seen = Arc<Mutex<HashMap<String, (u64, String)>>>;
-
-/// Follows each sender's /v1/events cursor until `stop` is set.
-fn start_followers(
-    rt: &tokio::runtime::Runtime,
-    apis: Vec<String>,
-    seen: Seen,
-    stop: Arc<AtomicBool>,
-) -> Vec<tokio::task::JoinHandle<()>> {
-    apis.into_iter()
-        .map(|api| {
-            let (seen, stop) = (seen.clone(), stop.clone());
-            rt.spawn(async move {
-                let client = reqwest::Client::new();
-                let mut cursor = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    let url = format!("http://{api}/v1/events?after={cursor}&limit=5000");
-                    let v: Option<Value> = match client.get(&url).send().await {
-                        Ok(r) => r.json().await.ok(),
-                        Err(_) => None,
-                    };
-                    let mut n = 0;
-                    if let Some(v) = v {
-                        if let Some(evs) = v["events"].as_array() {
-                            n = evs.len();
-                            let mut s = seen.lock().unwrap();
-                            for e in evs {
-                                if e["type"] == "statement" && e["direction"] == "received" {
-                                    if let (Some(d), Some(ms)) =
-                                        (e["statement"].as_str(), e["stored_ms"].as_u64())
-                                    {
-                                        let label = e["label"].as_str().unwrap_or("?");
-                                        s.insert(format!("stmt:{d}"), (ms, label.to_string()));
-                                    }
-                                } else if let (Some(id), Some(ms)) =
-                                    (e["id"].as_str(), e["stored_ms"].as_u64())
-                                {
-                                    let st = e["state"].as_str().unwrap_or("?").to_string();
-                                    s.insert(id.to_string(), (ms, st));
-                                }
-                            }
-                        }
-                        if let Some(next) = v["next"].as_u64() {
-                            cursor = next;
-                        }
-                    }
-                    if n < 5000 {
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                    }
-                }
-            })
-        })
-        .collect()
-}
-
-/// A unique 4 KiB body (unique so no two documents share a digest).
-fn body(phase: u8, sender: usize, k: usize) -> Vec<u8> {
-    let mut b = Vec::with_capacity(DOC_BYTES);
-    let head = format!("POROS BENCH phase={phase} sender={sender} doc={k}\n");
-    b.extend_from_slice(head.as_bytes());
-    let mut x: u64 =
-        0x9E37_79B9_7F4A_7C15 ^ ((phase as u64) << 56 | (sender as u64) << 40 | k as u64);
-    while b.len() < DOC_BYTES {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        b.push(b'a' + (x % 26) as u8);
-    }
-    b
-}
-
-#[derive(Default)]
-struct Submitted {
-    /// (doc id, POST start in Unix ms, schedule lag in ms for open loop)
-    docs: Vec<(String, u64, u64)>,
-    errors: Vec<String>,
-    first_start_ms: u64,
-    last_reply_ms: u64,
-}
-
-async fn post_one(
-    client: &reqwest::Client,
-    api: &str,
-    to: &str,
-    subject: &str,
-    body: Vec<u8>,
-) -> Result<String, String> {
-    let url = format!("http://{api}/v1/documents?to={to}&subject={subject}");
-    let r = client
-        .post(url)
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    let status = r.status();
-    let v: Value = r.json().await.map_err(|e| e.to_string())?;
-    if status.as_u16() != 201 {
-        return Err(format!("{status}: {v}"));
-    }
-    v["id"]
-        .as_str()
-        .map(str::to_string)
-        .ok_or_else(|| format!("no id in {v}"))
-}
-
-/// Submit `per_sender` docs from each sender. Closed loop with `in_flight` workers per sender
-/// when `rate_total` is None; otherwise open loop at `rate_total` docs/s over all senders
-/// (at most `in_flight` outstanding per sender; later starts are counted as lag).
-fn submit(
-    rt: &tokio::runtime::Runtime,
-    apis: &[String],
-    phase: u8,
-    per_sender: usize,
-    in_flight: usize,
-    rate_total: Option<f64>,
-) -> Submitted {
-    let out = Arc::new(Mutex::new(Submitted {
-        first_start_ms: u64::MAX,
-        ..Default::default()
-    }));
-    rt.block_on(async {
-        let mut handles = Vec::new();
-        let t_start = tokio::time::Instant::now() + Duration::from_millis(20);
-        for (si, api) in apis.iter().enumerate() {
-            let client = reqwest::Client::builder()
-                .pool_max_idle_per_host(in_flight)
-                .build()
-                .expect("http client");
-            let api = api.clone();
-            let out = out.clone();
-            match rate_total {
-                None => {
-                    let next = Arc::new(AtomicUsize::new(0));
-                    for _ in 0..in_flight {
-                        let (client, api, out, next) =
-                            (client.clone(), api.clone(), out.clone(), next.clone());
-                        handles.push(tokio::spawn(async move {
-                            loop {
-                                let k = next.fetch_add(1, Ordering::Relaxed);
-                                if k >= per_sender {
-                                    break;
-                                }
-                                let to = RECEIVERS[(k + si) % RECEIVERS.len()];
-                                let b = body(phase, si, k);
-                                let t0 = now_ms();
-                                let r =
-                                    post_one(&client, &api, to, &format!("Bench-{phase}-{k}"), b)
-                                        .await;
-                                let t1 = now_ms();
-                                let mut o = out.lock().unwrap();
-                                o.first_start_ms = o.first_start_ms.min(t0);
-                                o.last_reply_ms = o.last_reply_ms.max(t1);
-                                match r {
-                                    Ok(id) => o.docs.push((id, t0, 0)),
-                                    Err(e) => o.errors.push(e),
-                                }
-                            }
-                        }));
-                    }
-                }
-                Some(rate) => {
-                    let per_sender_rate = rate / apis.len() as f64;
-                    let sem = Arc::new(tokio::sync::Semaphore::new(in_flight));
-                    handles.push(tokio::spawn(async move {
-                        let mut inner = Vec::new();
-                        for k in 0..per_sender {
-                            // Stagger senders inside one period.
-                            let at = t_start
-                                + Duration::from_secs_f64(
-                                    (k as f64 + si as f64 / 3.0) / per_sender_rate,
-                                );
-                            tokio::time::sleep_until(at).await;
-                            let permit = sem.clone().acquire_owned().await.expect("semaphore");
-                            let lag = tokio::time::Instant::now()
-                                .saturating_duration_since(at)
-                                .as_millis() as u64;
-                            let (client, api, out) = (client.clone(), api.clone(), out.clone());
-                            inner.push(tokio::spawn(async move {
-                                let to = RECEIVERS[(k + si) % RECEIVERS.len()];
-                                let b = body(phase, si, k);
-                                let t0 = now_ms();
-                                let r =
-                                    post_one(&client, &api, to, &format!("Bench-{phase}-{k}"), b)
-                                        .await;
-                                let t1 = now_ms();
-                                drop(permit);
-                                let mut o = out.lock().unwrap();
-                                o.first_start_ms = o.first_start_ms.min(t0);
-                                o.last_reply_ms = o.last_reply_ms.max(t1);
-                                match r {
-                                    Ok(id) => o.docs.push((id, t0, lag)),
-                                    Err(e) => o.errors.push(e),
-                                }
-                            }));
-                        }
-                        for h in inner {
-                            let _ = h.await;
-                        }
-                    }));
-                }
-            }
-        }
-        for h in handles {
-            let _ = h.await;
-        }
-    });
-    Arc::try_unwrap(out)
-        .ok()
-        .expect("all tasks done")
-        .into_inner()
-        .unwrap()
-}
-
-/// Wait until every submitted doc has an answer in `seen` (or the deadline passes).
-fn wait_answers(seen: &Seen, docs: &[(String, u64, u64)], timeout: Duration) -> usize {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let missing = {
-            let s = seen.lock().unwrap();
-            docs.iter().filter(|(id, _, _)| !s.contains_key(id)).count()
-        };
-        if missing == 0 || Instant::now() > deadline {
-            return missing;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn pct(sorted: &[u64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let idx = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
-    sorted[idx.min(sorted.len() - 1)] as f64
 }
 
 struct PhaseReport {
@@ -742,13 +449,6 @@ fn statement_phase(
 // ---------------------------------------------------------------------------------------------
 // Large document
 // ---------------------------------------------------------------------------------------------
-
-/// Flush dirty pages and pause briefly so one phase's writeback does not land in the next.
-fn settle() {
-    let _ = Command::new("sync").status();
-    std::thread::sleep(Duration::from_secs(1));
-}
-
 fn write_big_file(path: &Path, len: u64) -> Res<()> {
     use std::io::Write;
     let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
@@ -1036,15 +736,6 @@ fn main() {
         eprintln!("exchange bench failed: {e}");
         std::process::exit(1);
     }
-}
-
-fn target_dir() -> PathBuf {
-    // target/<profile>/poros-hub -> target
-    Path::new(HUB_EXE)
-        .parent()
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("target"))
 }
 
 fn run() -> Res<()> {

@@ -1,9 +1,15 @@
 //! What the benchmarks share beyond `poros-harness`: the binaries under test, a deployment
 //! with its agencies registered, and reading a process's memory figures.
+//!
+//! - [`load`]: the exchange load generator (senders, receivers, documents, receipt followers).
+//! - [`procstat`]: CPU time per process, per process tree and machine-wide, from `/proc`.
 #![allow(dead_code)]
 
+pub mod load;
+pub mod procstat;
+
 pub use poros_harness::{Binaries, Deployment};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Errors of a benchmark run (printed, then the run stops).
 pub type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
@@ -34,4 +40,14 @@ pub fn proc_status_kib(pid: u32, key: &str) -> Option<u64> {
             .parse()
             .ok()
     })
+}
+
+/// The cargo target directory (`target/<profile>/poros-hub` -> `target`), where the JSON
+/// summaries go.
+pub fn target_dir() -> PathBuf {
+    Path::new(HUB_EXE)
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("target"))
 }
