@@ -190,6 +190,21 @@ fn stats_agree(net: &mut Net, ask: &[usize], phase: &str) {
         recounts.windows(2).all(|w| w[0] == w[1]),
         "{phase}: the instances' recounts differ: {recounts:?}"
     );
+    // The counters behind /metrics and the dashboard are the shared ones: the same
+    // everywhere (nothing is sent meanwhile).
+    let counters: Vec<Value> = ask
+        .iter()
+        .map(|&i| {
+            admin(net, i, "/admin/v1/stats")
+                .unwrap_or_else(|| panic!("{phase}: instance {i} did not answer /admin/v1/stats"))
+                ["counters"]
+                .clone()
+        })
+        .collect();
+    assert!(
+        counters.windows(2).all(|w| w[0] == w[1]),
+        "{phase}: the instances' counters differ: {counters:?}"
+    );
 }
 
 /// Documents at `from`'s side with at least one recipient past "pending" (the hub took

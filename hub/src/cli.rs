@@ -150,10 +150,10 @@ enum StoreCmd {
     ///
     /// Afterwards, switch the deployment to the database in hub.toml and start the hub:
     ///
-    ///     [store]
-    ///     backend = "postgres"
-    ///     url = "postgres://poros@db1:5432,db2:5432/poros?target_session_attrs=read-write"
-    ///     password_file = "secrets/db.password"   # if the server asks for one (mode 0600)
+    ///   [store]
+    ///   backend = "postgres"
+    ///   url = "postgres://poros@db1:5432,db2:5432/poros?target_session_attrs=read-write"
+    ///   password_file = "secrets/db.password"   # if the server asks for one (mode 0600)
     ///
     /// The redb file and body files are left as they were (keep them until the hub runs on
     /// PostgreSQL). See docs/store-migrate.md.
