@@ -141,13 +141,17 @@ impl PgStore {
         // (its transaction rolls back, nothing it did was acknowledged).
         // A row lock held longer than a commit may take (by a commit waiting for a standby
         // that is gone) fails the statement rather than holding a pooled connection for as
-        // long as the standby is away: the caller gets a retryable refusal.
-        if cfg.get_options().is_none() {
-            cfg.options(format!(
-                "-c idle_in_transaction_session_timeout=10000 -c lock_timeout={}",
-                opts.commit_timeout.as_millis().max(1)
-            ));
-        }
+        // long as the standby is away: the caller gets a retryable refusal. Options the URL
+        // gives come after these, so an operator's own values win.
+        let ours = format!(
+            "-c idle_in_transaction_session_timeout=10000 -c lock_timeout={}",
+            opts.commit_timeout.as_millis().max(1)
+        );
+        let options = match cfg.get_options() {
+            Some(theirs) => format!("{ours} {theirs}"),
+            None => ours,
+        };
+        cfg.options(options);
         cfg.application_name(format!("poros-hub/{}", opts.instance));
         let (events, _) = tokio::sync::broadcast::channel(4096);
         let listener = coord::spawn_listener(cfg.clone(), opts.instance.clone(), events.clone());
