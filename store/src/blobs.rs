@@ -3,7 +3,7 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use ring::digest::{Context, SHA256};
@@ -29,6 +29,21 @@ struct Dirs {
     next_tmp: AtomicU64,
     /// Orders publication against the orphan sweep: see [`Blobs::reference_guard`].
     refs: Arc<tokio::sync::RwLock<()>>,
+    /// Backups in progress: while any is, no file is removed (see [`Blobs::hold_removals`]).
+    holds: AtomicUsize,
+}
+
+/// While held, [`Blobs::remove`] removes nothing: a backup copying the files a snapshot of the
+/// store references holds one. Files released meanwhile are left to the orphan sweep.
+#[derive(Debug)]
+pub struct RemovalHold {
+    blobs: Blobs,
+}
+
+impl Drop for RemovalHold {
+    fn drop(&mut self) {
+        self.blobs.inner.holds.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Held by a writer from just before it commits a blob until the record that references the
@@ -73,6 +88,7 @@ impl Blobs {
                 tmp,
                 next_tmp: AtomicU64::new(0),
                 refs: Arc::default(),
+                holds: AtomicUsize::new(0),
             }),
         })
     }
@@ -164,6 +180,17 @@ impl Blobs {
         self.inner.refs.clone().write_owned().await
     }
 
+    /// Keep every file until the hold is dropped. Taken under the removal lock, so a removal
+    /// either finished before the hold (and a snapshot of the store taken after it does not
+    /// reference the file) or sees the hold and keeps the file.
+    pub async fn hold_removals(&self) -> RemovalHold {
+        let _exclusive = self.removal_guard().await;
+        self.inner.holds.fetch_add(1, Ordering::SeqCst);
+        RemovalHold {
+            blobs: self.clone(),
+        }
+    }
+
     pub(crate) fn sweep_lock(&self) -> &tokio::sync::RwLock<()> {
         &self.inner.refs
     }
@@ -191,8 +218,13 @@ impl Blobs {
         }
     }
 
-    /// Deletes a blob durably; returns false if it was not there.
+    /// Deletes a blob durably; returns false if it was not there, or if a backup in progress
+    /// holds removals ([`Blobs::hold_removals`]: the orphan sweep removes it later).
     pub fn remove(&self, digest: &Digest) -> Result<bool, StoreError> {
+        if self.inner.holds.load(Ordering::SeqCst) > 0 {
+            tracing::debug!(digest = %hex::encode(digest), "body file kept: a backup is in progress");
+            return Ok(false);
+        }
         let path = self.path(digest);
         match std::fs::remove_file(&path) {
             Ok(()) => {}
@@ -591,5 +623,28 @@ mod tests {
         assert_eq!(blobs.check_len(&d, len).expect("check"), BlobCheck::Missing);
         assert_eq!(blobs.verify(&d).expect("verify").0, BlobCheck::Missing);
         assert_eq!(tmp_entries(&blobs), 0);
+    }
+}
+
+#[cfg(test)]
+mod hold_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn nothing_is_removed_while_a_backup_holds_removals() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let blobs = Blobs::open(dir.path()).expect("open");
+        let mut w = blobs.writer().await.expect("writer");
+        w.write(b"a body a backup is copying").await.expect("write");
+        let (digest, _) = w.commit().await.expect("commit");
+        let hold = blobs.hold_removals().await;
+        let second = blobs.hold_removals().await;
+        assert!(!blobs.remove(&digest).expect("remove"));
+        drop(hold);
+        assert!(!blobs.remove(&digest).expect("remove"), "one hold is left");
+        assert!(blobs.contains(&digest));
+        drop(second);
+        assert!(blobs.remove(&digest).expect("remove"));
+        assert!(!blobs.contains(&digest));
     }
 }

@@ -8,13 +8,15 @@ mod body;
 mod db;
 mod error;
 mod health;
+mod snapshot;
 mod sweep;
 #[cfg(test)]
 mod testutil;
 
-pub use blobs::{fsync_dir, BlobCheck, BlobWriter, Blobs, Digest, ReferenceGuard};
+pub use blobs::{fsync_dir, BlobCheck, BlobWriter, Blobs, Digest, ReferenceGuard, RemovalHold};
 pub use body::{BodyAt, BodySink, Commit, ReceivedBody, INLINE_MAX};
 pub use db::{BatchHook, CommitStats, Db, MAX_BATCH};
 pub use error::{StorageFault, StoreError};
 pub use health::{health_metrics, PROBE_BYTES, WRITABLE_METRIC, WRITE_FAILURES_METRIC};
+pub use snapshot::{copy_snapshot, SnapshotCopy, SnapshotError, SnapshotTable, Typed};
 pub use sweep::SweepReport;
