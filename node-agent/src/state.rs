@@ -36,6 +36,8 @@ pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta")
 /// Set once `body_files` holds every file reference (stores made before it existed are
 /// indexed once, at open).
 const BODY_FILES_INDEXED: &str = "body_files_indexed";
+/// In `meta`: the hub restore (`Resync` epoch) whose documents were queued again.
+const RESYNC_EPOCH: &str = "hub_resync_epoch";
 
 /// An answer recorded for a sent document, in the order the agent stored them; local
 /// software follows this log with a cursor instead of rescanning the outbox.
@@ -555,6 +557,35 @@ impl AgentStore {
             }
         }
         Ok(out)
+    }
+
+    /// The hub's store was restored from a backup (the hub's `Resync`): queue again every
+    /// document the hub accepted from `since_ms` on whose body is still held, so the restored
+    /// hub gets what it lost. Done once per `epoch`, in one commit with the epoch recorded;
+    /// returns how many documents were queued (0 when this restore was handled already).
+    pub async fn requeue_for_resync(&self, epoch: u64, since_ms: u64) -> Result<usize, StoreError> {
+        self.db
+            .write(move |txn| {
+                let mut meta = txn.open_table(META)?;
+                if meta.get(RESYNC_EPOCH)?.map(|g| g.value()) == Some(epoch) {
+                    return Ok(0);
+                }
+                meta.insert(RESYNC_EPOCH, epoch)?;
+                let outbox = txn.open_table(OUTBOX)?;
+                let mut queue = txn.open_table(OUT_QUEUE)?;
+                let mut queued = 0;
+                for row in outbox.iter()? {
+                    let (k, v) = row?;
+                    let rec = OutRecord::decode(v.value())?;
+                    let since = rec.accepted_ms().is_some_and(|at| at >= since_ms);
+                    if since && rec.refused.is_none() && rec.body_at != BodyAt::Gone {
+                        queue.insert(k.value(), ())?;
+                        queued += 1;
+                    }
+                }
+                Ok(queued)
+            })
+            .await
     }
 
     /// One outgoing document.

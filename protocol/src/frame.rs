@@ -134,6 +134,19 @@ pub enum Frame {
         /// The cursor of the next page.
         next: Option<crate::AgencyId>,
     },
+    /// Hub → agent, at connect, when the hub's store was restored from a backup taken at
+    /// `since_ms` (hub clock, less a margin): the restored store may lack what the hub
+    /// accepted after that, so the agent submits again every document the hub accepted from
+    /// `since_ms` on whose body it still holds (the hub takes a document it knows already as
+    /// the same document). `epoch` names the restore: an agent does this once per restore.
+    /// Answered with `Ack` once the documents are queued durably; an agent before this frame
+    /// answers `Refused` (`Malformed`).
+    Resync {
+        /// Identifies the restore.
+        epoch: u64,
+        /// Documents accepted from this time on (Unix ms, hub clock) are submitted again.
+        since_ms: u64,
+    },
 }
 
 /// Certificates and trust roots the hub hands to an agent.

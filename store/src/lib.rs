@@ -3,6 +3,7 @@
 //! and a body received into memory or a file ([`BodySink`], [`ReceivedBody`], [`BodyAt`]).
 #![forbid(unsafe_code)]
 
+pub mod archive;
 mod blobs;
 mod body;
 mod db;
@@ -20,3 +21,10 @@ pub use error::{StorageFault, StoreError};
 pub use health::{health_metrics, PROBE_BYTES, WRITABLE_METRIC, WRITE_FAILURES_METRIC};
 pub use snapshot::{copy_snapshot, SnapshotCopy, SnapshotError, SnapshotTable, Typed};
 pub use sweep::SweepReport;
+
+/// Seconds since the Unix epoch (0 if the clock is before it).
+pub(crate) fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

@@ -263,6 +263,7 @@ impl Agent {
             Frame::RelayReceipt { receipt } => self.store_relayed_receipt(receipt).await,
             Frame::Notice { notice } => self.store_notice(notice).await,
             Frame::CrlUpdate { signing_crl } => self.apply_crl(signing_crl),
+            Frame::Resync { epoch, since_ms } => self.resync(epoch, since_ms).await,
             Frame::Ping => Ok(Frame::Ack {
                 doc_id: DocumentId::from_bytes([0; 16]),
             }),
@@ -280,6 +281,24 @@ impl Agent {
             // No answer: the hub keeps the delivery pending and retries.
             Err(e) => warn!(error = %e, "incoming request failed"),
         }
+    }
+
+    /// The hub's store was restored from a backup: queue again what it accepted since, once
+    /// per restore, and wake the submitter.
+    async fn resync(&self, epoch: u64, since_ms: u64) -> Result<Frame> {
+        let queued = self.store.requeue_for_resync(epoch, since_ms).await?;
+        if queued > 0 {
+            warn!(
+                agency = %self.cfg.agency,
+                documents = queued,
+                since_ms,
+                "the hub was restored from a backup: submitting again the documents it accepted since"
+            );
+            self.submit_wake.notify_one();
+        }
+        Ok(Frame::Ack {
+            doc_id: DocumentId::from_bytes([0; 16]),
+        })
     }
 
     /// A delivery this agent could not store because its storage cannot write is refused

@@ -270,7 +270,8 @@ impl Agent {
             .outgoing(&id)?
             .with_context(|| format!("queued document {id} has no record"))?;
         let creds = self.creds();
-        if rec.envelope.0.signer_cert != creds.sign_cert {
+        // A document submitted again after a hub restore (`Resync`) goes as it was accepted.
+        if !rec.is_accepted() && rec.envelope.0.signer_cert != creds.sign_cert {
             // Signed before a renewal: the hub refuses the superseded certificate once the new
             // one is in use, so the same envelope is signed again with the current key (the hub
             // recognises a resubmission by its content, not its signature).
