@@ -1099,6 +1099,25 @@ impl AdminClient {
         Self::json(r)
     }
 
+    /// GET a long response as a stream (a backup): no overall time limit, only on connecting;
+    /// an error answer is read as the hub's JSON error.
+    pub fn stream(&self, path: &str) -> Result<reqwest::blocking::Response> {
+        let http = reqwest::blocking::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .timeout(None)
+            .build()?;
+        let r = http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .with_context(|| format!("contacting the hub at {}", self.base))?;
+        if r.status().is_success() {
+            Ok(r)
+        } else {
+            Self::json(r).map(|_| unreachable!("an error status"))
+        }
+    }
+
     /// `Ok(None)` when no hub is running for this deployment.
     pub fn connect(paths: &HubPaths) -> Result<Option<AdminClient>> {
         let Ok(addr) = std::fs::read_to_string(paths.at("run/ops.addr")) else {

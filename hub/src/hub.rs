@@ -164,6 +164,9 @@ pub struct Hub {
     pub delays: crate::delays::Delays,
     /// The body scrub job (see `repair`).
     pub(crate) scrub: Mutex<crate::repair::ScrubState>,
+    /// Set when the store was restored from a backup: agents are asked at connect to submit
+    /// again what the backup may lack (see `backup::recovery`).
+    pub(crate) recovery: Option<crate::state::RecoveryPoint>,
 }
 
 impl Hub {
@@ -214,6 +217,17 @@ impl Hub {
             .map(|n| (n.agency.clone(), n))
             .collect();
         let shared = store.events().is_some();
+        let recovery = match store.embedded() {
+            Some(s) => s.recovery_point()?,
+            None => None,
+        };
+        if let Some(p) = recovery {
+            tracing::warn!(
+                epoch = p.epoch,
+                snapshot_ms = p.snapshot_ms,
+                "this store was restored from a backup: agents are asked at connect to submit again what the hub accepted since"
+            );
+        }
         Ok(Arc::new(Hub {
             cfg,
             shared,
@@ -230,6 +244,7 @@ impl Hub {
             metrics,
             delays: Default::default(),
             scrub: Mutex::default(),
+            recovery,
         }))
     }
 

@@ -19,6 +19,7 @@
 //! - [`cli`]: the `poros-hub` command line; [`demo`]: the one-command local exchange.
 #![forbid(unsafe_code)]
 
+pub mod backup;
 pub mod bodies;
 pub mod business;
 pub mod cli;

@@ -63,6 +63,7 @@ pub fn router(hub: Arc<Hub>, admin_token: String) -> Router {
         .route("/admin/v1/documents/:id", get(doc_status))
         .route("/admin/v1/stats", get(stats))
         .route("/admin/v1/sweep", post(sweep))
+        .route("/admin/v1/backup", get(backup))
         .route("/admin/v1/scrub", get(scrub_status).post(scrub_start))
         .with_state(st)
 }
@@ -672,6 +673,22 @@ fn bad_request(msg: impl std::fmt::Display) -> Response {
         Json(json!({"error": msg.to_string()})),
     )
         .into_response()
+}
+
+/// A backup's store part, streamed as an archive (`poros-hub backup` adds the deployment's
+/// files and writes the file).
+async fn backup(State(st): State<Ops>, h: HeaderMap) -> Response {
+    if let Err(r) = authorized(&st, &h) {
+        return r;
+    }
+    match crate::backup::stream(&st.hub).await {
+        Ok(body) => (
+            [(axum::http::header::CONTENT_TYPE, "application/x-tar")],
+            body,
+        )
+            .into_response(),
+        Err(e) => conflict(e),
+    }
 }
 
 fn conflict(e: anyhow::Error) -> Response {

@@ -79,6 +79,8 @@ pub trait SnapshotTable {
     /// Copy every row of the table in `from` into `to` (in several transactions); returns the
     /// number of rows (0 if `from` has no such table).
     fn copy(&self, from: &ReadTransaction, to: &Database) -> Result<u64, SnapshotError>;
+    /// Rows of the table in `r` (0 if it has no such table): how a restore checks a copy.
+    fn rows(&self, r: &ReadTransaction) -> Result<u64, SnapshotError>;
 }
 
 /// A table by its typed definition.
@@ -87,6 +89,14 @@ pub struct Typed<K: Key + 'static, V: Value + 'static>(pub TableDefinition<'stat
 impl<K: Key + 'static, V: Value + 'static> SnapshotTable for Typed<K, V> {
     fn name(&self) -> &str {
         self.0.name()
+    }
+
+    fn rows(&self, r: &ReadTransaction) -> Result<u64, SnapshotError> {
+        match r.open_table(self.0) {
+            Ok(t) => Ok(t.len()?),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn copy(&self, from: &ReadTransaction, to: &Database) -> Result<u64, SnapshotError> {

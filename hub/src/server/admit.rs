@@ -107,6 +107,12 @@ pub(super) async fn serve_connection(hub: Arc<Hub>, inc: quinn::Incoming) {
         // The agent must hold the current CRL before it is handed any held document, or it
         // could accept one signed by a certificate revoked while it was offline.
         hub.push_crl_to(&agency, conn.clone()).await;
+        if let Some(point) = hub.recovery {
+            tokio::spawn(
+                crate::backup::recovery::ask_again(agency.clone(), conn.clone(), point)
+                    .in_current_span(),
+            );
+        }
         let lease = crate::coordination::keep_lease(&hub, &agency, &conn);
         let pusher = tokio::spawn(
             pusher(hub.clone(), agency.clone(), conn.clone(), wake, lease).in_current_span(),

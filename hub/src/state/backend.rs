@@ -405,4 +405,9 @@ pub trait HubBackend:
     fn commit_stats(&self) -> CommitStats;
     /// The backend's own `/metrics` lines (health, failures).
     fn health_metrics(&self) -> String;
+    /// The embedded redb store, if this is it (backups and restores are its own; a
+    /// PostgreSQL cluster is backed up with PostgreSQL's tools).
+    fn embedded(&self) -> Option<&super::HubStore> {
+        None
+    }
 }

@@ -47,6 +47,15 @@ pub struct HeldDelivery {
     pub recipient: AgencyId,
 }
 
+/// This area's tables, for a snapshot of the store (see `state::snapshot`).
+pub(super) fn snapshot_tables() -> Vec<Box<dyn poros_store::SnapshotTable>> {
+    vec![
+        Box::new(poros_store::Typed(HELD)),
+        Box::new(poros_store::Typed(DAMAGED)),
+        Box::new(poros_store::Typed(REPAIRS)),
+    ]
+}
+
 pub(super) fn create_tables(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(HELD)?;
     txn.open_table(DAMAGED)?;

@@ -43,6 +43,7 @@ mod records;
 mod redb_backend;
 mod registry;
 mod retention;
+pub mod snapshot;
 mod statements;
 mod statistics;
 #[cfg(test)]
@@ -60,6 +61,7 @@ use records::dec_node;
 pub use records::*;
 pub use registry::RegistryRefusal;
 
+pub use snapshot::{HubSnapshot, RecoveryPoint};
 pub use statements::{
     HistoryEntry, StatementOutcome, StatementRefusal, StatementRelay, StoredStatement,
 };

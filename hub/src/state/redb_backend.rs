@@ -365,6 +365,9 @@ impl HubBackend for HubStore {
     fn kind(&self) -> &'static str {
         "redb"
     }
+    fn embedded(&self) -> Option<&HubStore> {
+        Some(self)
+    }
     fn health(&self) -> Option<StorageFault> {
         self.db.health()
     }

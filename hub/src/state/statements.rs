@@ -172,6 +172,19 @@ pub struct StatementRelay {
     pub signed: SignedStatement,
 }
 
+/// This area's tables, for a snapshot of the store (see `state::snapshot`).
+pub(super) fn snapshot_tables() -> Vec<Box<dyn poros_store::SnapshotTable>> {
+    vec![
+        Box::new(poros_store::Typed(DOC_STATES)),
+        Box::new(poros_store::Typed(STATEMENTS)),
+        Box::new(poros_store::Typed(DOC_STATEMENTS)),
+        Box::new(poros_store::Typed(STATEMENT_RELAYS)),
+        Box::new(poros_store::Typed(STATEMENT_DIGESTS)),
+        Box::new(poros_store::Typed(ADDED)),
+        Box::new(poros_store::Typed(KINDS)),
+    ]
+}
+
 pub(super) fn create_tables(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(DOC_STATES)?;
     txn.open_table(STATEMENTS)?;
