@@ -98,10 +98,11 @@ say "tools ready in $(($(date +%s) - t0)) s"
 t0=$(date +%s)
 # The binaries as the end-to-end tests build them (after `cargo test` nothing is rebuilt).
 cargo test --locked --quiet --no-run --test openapi
-rm -f target/debian/poros-hub_*.deb target/debian/poros-agent_*.deb
+debs=${CARGO_TARGET_DIR:-target}/debian
+rm -f "$debs"/poros-hub_*.deb "$debs"/poros-agent_*.deb
 packaging/build-debs.sh --no-build --profile dev --fast >/dev/null
-HUB_DEB=$(ls target/debian/poros-hub_*.deb)
-AGENT_DEB=$(ls target/debian/poros-agent_*.deb)
+HUB_DEB=$(realpath "$debs"/poros-hub_*.deb)
+AGENT_DEB=$(realpath "$debs"/poros-agent_*.deb)
 say "built $HUB_DEB and $AGENT_DEB in $(($(date +%s) - t0)) s"
 
 W=$(mktemp -d /tmp/poros-package-check.XXXXXX)
@@ -140,7 +141,7 @@ contains() { python3 -c 'import sys; sys.exit(sys.argv[1] not in open(sys.argv[2
 
 # --- install -------------------------------------------------------------------------------
 t0=$(date +%s)
-apt-get install -y -qq --no-install-recommends "./$HUB_DEB" "./$AGENT_DEB" >"$W/apt.log" 2>&1 ||
+apt-get install -y -qq --no-install-recommends "$HUB_DEB" "$AGENT_DEB" >"$W/apt.log" 2>&1 ||
     fail "apt-get install of the packages failed: $(tail -n 5 "$W/apt.log")"
 touch "$MARKER"
 say "installed in $(($(date +%s) - t0)) s"
