@@ -32,6 +32,9 @@ fi
 
 cargo test --workspace --locked
 
+# The Debian packages, from the binaries just built: installed, run end to end, purged.
+scripts/package-check.sh
+
 # The agent's local API against its OpenAPI document, by schemathesis on a live exchange
 # (about a minute; scripts/api-check.sh).
 scripts/api-check.sh

@@ -26,9 +26,15 @@ pub struct Cli {
 enum Cmd {
     /// Create a new deployment: CAs, hub identity, admin credential and a commented hub.toml.
     Init {
-        /// Deployment directory (created; must not already hold a deployment).
-        #[arg(long)]
+        /// Deployment directory (created; must not already hold a deployment). The default is
+        /// the Debian package's (docs/install.md): run as root, init gives the files it creates
+        /// there to the directory's owner, the poros-hub user.
+        #[arg(long, default_value = deployment::PACKAGED_DIR)]
         dir: PathBuf,
+        /// Write hub.toml here, and make DIR/hub.toml a symbolic link to it [default:
+        /// /etc/poros-hub/hub.toml for the package's directory, else DIR/hub.toml].
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
         /// QUIC listen address for agents.
         #[arg(long, default_value = "127.0.0.1:7443")]
         listen: SocketAddr,
@@ -47,8 +53,9 @@ enum Cmd {
     },
     /// Run the hub.
     Run {
-        /// Deployment directory.
-        #[arg(long)]
+        /// Deployment directory (the default is the Debian package's; its systemd unit runs
+        /// `poros-hub run --dir /var/lib/poros-hub` as the poros-hub user).
+        #[arg(long, default_value = deployment::PACKAGED_DIR)]
         dir: PathBuf,
     },
     /// Administer nodes.
@@ -362,14 +369,17 @@ fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Init {
             dir,
+            config,
             listen,
             ops_listen,
             enroll_listen,
             dns,
             ip,
         } => {
-            deployment::init(
+            let config = config.or_else(|| deployment::default_config(&dir));
+            deployment::init_with_config(
                 &dir,
+                config.as_deref(),
                 &InitOptions {
                     listen,
                     ops_listen,
@@ -380,6 +390,9 @@ fn run(cli: Cli) -> Result<()> {
             )?;
             println!("created deployment in {}", dir.display());
             println!("  hub.toml, pki/ (network and signing CAs, hub identity), admin.token");
+            if let Some(c) = &config {
+                println!("  hub.toml is {} (linked from the directory)", c.display());
+            }
             println!("next: poros-hub run --dir {d}, then poros-hub node add --dir {d} --agency ID --name NAME", d = dir.display());
             Ok(())
         }

@@ -13,13 +13,31 @@
 //! data/hub.redb, data/bodies/    the durable store
 //! run/quic.addr, run/ops.addr    addresses actually bound by a running hub
 //! ```
+//!
+//! The Debian package's layout ([`PACKAGED_DIR`], [`PACKAGED_CONFIG`], docs/install.md): the
+//! directory is `/var/lib/poros-hub`, owned by the `poros-hub` user, and `hub.toml` lives in
+//! `/etc/poros-hub` (root's, mode 0644) with `hub.toml` in the directory a symbolic link to
+//! it, so every command that takes `--dir` finds it. `init` run as root in a directory that
+//! belongs to another user (the package's) gives that user every file it creates there.
 
 use anyhow::{bail, Context, Result};
 use poros_certs::{Ca, SignerSubject};
 use poros_protocol::SigningKey;
 use std::net::{IpAddr, SocketAddr};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use time::{Duration, OffsetDateTime};
+
+/// The deployment directory of the Debian package (`--dir`'s default).
+pub const PACKAGED_DIR: &str = "/var/lib/poros-hub";
+/// Where `init` writes `hub.toml` for the package's directory (linked from it).
+pub const PACKAGED_CONFIG: &str = "/etc/poros-hub/hub.toml";
+
+/// Where `init` writes `hub.toml` when `--config` is not given: [`PACKAGED_CONFIG`] for the
+/// package's directory, else in the directory itself.
+pub fn default_config(dir: &Path) -> Option<PathBuf> {
+    (dir == Path::new(PACKAGED_DIR)).then(|| PathBuf::from(PACKAGED_CONFIG))
+}
 
 /// Paths inside a deployment directory.
 #[derive(Clone, Debug)]
@@ -77,12 +95,34 @@ fn read(p: &Path) -> Result<String> {
 
 /// Create a new deployment in `dir`; refuses if one already exists there.
 pub fn init(dir: &Path, opts: &InitOptions) -> Result<()> {
+    init_with_config(dir, None, opts)
+}
+
+/// [`init`], with `hub.toml` written at `config` (when given and not `dir/hub.toml`) and
+/// `dir/hub.toml` a symbolic link to it. Refuses if either already exists. Run as root in a
+/// directory owned by another user, the files created in `dir` are given to that user and
+/// its group (the configuration file stays root's, readable by all).
+pub fn init_with_config(dir: &Path, config: Option<&Path>, opts: &InitOptions) -> Result<()> {
     let paths = HubPaths::new(dir);
-    if paths.config().exists() || paths.at("pki").exists() {
+    if paths.config().symlink_metadata().is_ok() || paths.at("pki").exists() {
         bail!(
             "{} already holds a Poros deployment (hub.toml or pki/ exists); refusing to overwrite it",
             dir.display()
         );
+    }
+    let config = match config {
+        Some(c) if c != paths.config() => {
+            Some(std::path::absolute(c).with_context(|| format!("resolving {}", c.display()))?)
+        }
+        _ => None,
+    };
+    if let Some(c) = &config {
+        if c.symlink_metadata().is_ok() {
+            bail!(
+                "{} already exists (another deployment's configuration?); refusing to overwrite it",
+                c.display()
+            );
+        }
     }
     for sub in ["pki", "data", "run"] {
         std::fs::create_dir_all(paths.at(sub))
@@ -134,7 +174,53 @@ pub fn init(dir: &Path, opts: &InitOptions) -> Result<()> {
         opts.enroll_listen,
         &server_name,
     );
-    poros_certs::write_public_file(&paths.config(), toml.as_bytes())?;
+    match &config {
+        None => poros_certs::write_public_file(&paths.config(), toml.as_bytes())?,
+        Some(c) => {
+            if let Some(parent) = c.parent() {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("creating {}", parent.display()))?;
+            }
+            poros_certs::write_public_file(c, toml.as_bytes())?;
+            std::os::unix::fs::symlink(c, paths.config()).with_context(|| {
+                format!("linking {} to {}", paths.config().display(), c.display())
+            })?;
+        }
+    }
+    hand_over(dir)
+}
+
+/// When `init` runs as root in a directory that belongs to another user (the package makes
+/// `/var/lib/poros-hub` the `poros-hub` user's), give that user and the directory's group
+/// everything root created in it, so the service can read its keys (modes are kept: 0600).
+fn hand_over(dir: &Path) -> Result<()> {
+    let owner = std::fs::metadata(dir).with_context(|| format!("reading {}", dir.display()))?;
+    let me = std::fs::metadata(dir.join("pki"))
+        .with_context(|| format!("reading {}", dir.join("pki").display()))?
+        .uid();
+    if me != 0 || owner.uid() == 0 {
+        return Ok(());
+    }
+    chown_tree(dir, owner.uid(), owner.gid())
+}
+
+fn chown_tree(dir: &Path, uid: u32, gid: u32) -> Result<()> {
+    let entries = std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))?;
+    for entry in entries {
+        let path = entry
+            .with_context(|| format!("listing {}", dir.display()))?
+            .path();
+        let meta = path
+            .symlink_metadata()
+            .with_context(|| format!("reading {}", path.display()))?;
+        if meta.uid() == 0 {
+            std::os::unix::fs::lchown(&path, Some(uid), Some(gid))
+                .with_context(|| format!("giving {} to user {uid}", path.display()))?;
+        }
+        if meta.is_dir() {
+            chown_tree(&path, uid, gid)?;
+        }
+    }
     Ok(())
 }
 

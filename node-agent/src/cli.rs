@@ -51,9 +51,15 @@ enum Cmd {
     /// Enrol with a one-time token from the hub administrator (`poros-hub node add`):
     /// generates keys here, obtains certificates, and leaves the directory ready to run.
     Enroll {
-        /// Agent directory (created).
-        #[arg(long)]
+        /// Agent directory (created). The default is the Debian package's (docs/install.md):
+        /// run as root, enroll gives the files it creates there to the directory's owner, the
+        /// poros-agent user.
+        #[arg(long, default_value = paths::PACKAGED_DIR)]
         dir: PathBuf,
+        /// Write agent.toml here, and make DIR/agent.toml a symbolic link to it [default:
+        /// /etc/poros-agent/agent.toml for the package's directory, else DIR/agent.toml].
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
         /// The enrolment token.
         #[arg(long)]
         token: String,
@@ -64,8 +70,9 @@ enum Cmd {
     },
     /// Run the agent (connects to the hub, serves the local API).
     Run {
-        /// Agent directory.
-        #[arg(long)]
+        /// Agent directory (the default is the Debian package's; its systemd unit runs
+        /// `poros-agent run --dir /var/lib/poros-agent` as the poros-agent user).
+        #[arg(long, default_value = paths::PACKAGED_DIR)]
         dir: PathBuf,
     },
     /// Sign and send a file.
@@ -603,8 +610,14 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Run { dir } => run_agent(&dir),
-        Cmd::Enroll { dir, token, via } => {
-            let agency = crate::enroll::enroll(&dir, &token, via)?;
+        Cmd::Enroll {
+            dir,
+            config,
+            token,
+            via,
+        } => {
+            let config = config.or_else(|| paths::default_config(&dir));
+            let agency = crate::enroll::enroll_with_config(&dir, config.as_deref(), &token, via)?;
             println!(
                 "enrolled {agency} in {}; start it with `poros-agent run --dir {}`",
                 dir.display(),

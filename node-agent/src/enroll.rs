@@ -64,6 +64,19 @@ pub fn enroll(
     token: &str,
     via: Option<SocketAddr>,
 ) -> Result<poros_protocol::AgencyId> {
+    enroll_with_config(dir, None, token, via)
+}
+
+/// [`enroll`], with `agent.toml` written at `config` (when given and not `dir/agent.toml`)
+/// and `dir/agent.toml` a symbolic link to it ([`paths::link_config`]). Run as root in a
+/// directory owned by another user, the files created in `dir` are given to that user
+/// ([`paths::hand_over`]).
+pub fn enroll_with_config(
+    dir: &Path,
+    config: Option<&Path>,
+    token: &str,
+    via: Option<SocketAddr>,
+) -> Result<poros_protocol::AgencyId> {
     let token = EnrollToken::decode(token)?;
     let p = AgentPaths::new(dir);
     if p.at("certs/tls.crt").exists() {
@@ -71,6 +84,10 @@ pub fn enroll(
             "{} is already enrolled (certs/tls.crt exists)",
             dir.display()
         );
+    }
+    let config = config.filter(|c| *c != p.config());
+    if let Some(c) = config {
+        paths::check_link(&p, c)?;
     }
     if p.at("keys").exists() {
         // A previous attempt generated keys but did not finish: reuse them, with their requests.
@@ -142,6 +159,10 @@ pub fn enroll(
         let _ = std::fs::remove_file(&f);
         poros_certs::write_public_file(&f, data)?;
     }
+    if let Some(c) = config {
+        paths::link_config(&p, c)?;
+    }
     paths::write_config(&p, &token.agency, hub_addr, &token.server_name)?;
+    paths::hand_over(&p)?;
     Ok(token.agency)
 }

@@ -9,12 +9,30 @@
 //! data/agent.redb, data/bodies  the durable store
 //! run/api.addr                  address of the running agent's local API
 //! ```
+//!
+//! The Debian package's layout ([`PACKAGED_DIR`], [`PACKAGED_CONFIG`], docs/install.md): the
+//! directory is `/var/lib/poros-agent`, owned by the `poros-agent` user, and `agent.toml`
+//! lives in `/etc/poros-agent` with `agent.toml` in the directory a symbolic link to it.
+//! `enroll` run as root in a directory that belongs to another user (the package's) gives
+//! that user every file it creates there.
 
 use anyhow::{bail, Context, Result};
 use poros_config::AgentConfig;
 use poros_protocol::AgencyId;
 use std::net::SocketAddr;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+
+/// The agent directory of the Debian package (`--dir`'s default for `enroll` and `run`).
+pub const PACKAGED_DIR: &str = "/var/lib/poros-agent";
+/// Where `enroll` writes `agent.toml` for the package's directory (linked from it).
+pub const PACKAGED_CONFIG: &str = "/etc/poros-agent/agent.toml";
+
+/// Where `enroll` writes `agent.toml` when `--config` is not given: [`PACKAGED_CONFIG`] for
+/// the package's directory, else in the directory itself.
+pub fn default_config(dir: &Path) -> Option<PathBuf> {
+    (dir == Path::new(PACKAGED_DIR)).then(|| PathBuf::from(PACKAGED_CONFIG))
+}
 
 /// Paths inside an agent directory.
 #[derive(Clone, Debug)]
@@ -81,7 +99,8 @@ pub fn create_keys(p: &AgentPaths, agency: &AgencyId) -> Result<()> {
     Ok(())
 }
 
-/// Write `agent.toml`.
+/// Write `agent.toml` (through the symbolic link when it is one: the file it names is
+/// rewritten).
 pub fn write_config(
     p: &AgentPaths,
     agency: &AgencyId,
@@ -90,7 +109,73 @@ pub fn write_config(
 ) -> Result<()> {
     let mut cfg = AgentConfig::new(agency.clone(), hub);
     cfg.hub_server_name = hub_server_name.to_string();
-    let _ = std::fs::remove_file(p.config());
+    let linked = p.config().symlink_metadata().is_ok_and(|m| m.is_symlink());
+    if !linked {
+        let _ = std::fs::remove_file(p.config());
+    }
     poros_certs::write_public_file(&p.config(), cfg.to_toml().as_bytes())?;
+    Ok(())
+}
+
+/// Before anything is written: `agent.toml` can go to `config` with the directory's
+/// `agent.toml` a link to it, i.e. neither exists yet.
+pub fn check_link(p: &AgentPaths, config: &Path) -> Result<()> {
+    for f in [config, p.config().as_path()] {
+        if f.symlink_metadata().is_ok() {
+            bail!(
+                "{} already exists (another agent's configuration?); refusing to overwrite it",
+                f.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Make `agent.toml` of the directory a symbolic link to `config` (made absolute; its
+/// directory created), where [`write_config`] then writes.
+pub fn link_config(p: &AgentPaths, config: &Path) -> Result<()> {
+    let target =
+        std::path::absolute(config).with_context(|| format!("resolving {}", config.display()))?;
+    if let Some(parent) = target.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    std::os::unix::fs::symlink(&target, p.config())
+        .with_context(|| format!("linking {} to {}", p.config().display(), target.display()))
+}
+
+/// When run as root in an agent directory that belongs to another user (the package makes
+/// `/var/lib/poros-agent` the `poros-agent` user's), give that user and the directory's group
+/// everything root created in it, so the service can read its keys (modes are kept: 0600).
+pub fn hand_over(p: &AgentPaths) -> Result<()> {
+    let dir = &p.root;
+    let owner = std::fs::metadata(dir).with_context(|| format!("reading {}", dir.display()))?;
+    let keys = p.at("keys");
+    let me = std::fs::metadata(&keys)
+        .with_context(|| format!("reading {}", keys.display()))?
+        .uid();
+    if me != 0 || owner.uid() == 0 {
+        return Ok(());
+    }
+    chown_tree(dir, owner.uid(), owner.gid())
+}
+
+fn chown_tree(dir: &Path, uid: u32, gid: u32) -> Result<()> {
+    let entries = std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))?;
+    for entry in entries {
+        let path = entry
+            .with_context(|| format!("listing {}", dir.display()))?
+            .path();
+        let meta = path
+            .symlink_metadata()
+            .with_context(|| format!("reading {}", path.display()))?;
+        if meta.uid() == 0 {
+            std::os::unix::fs::lchown(&path, Some(uid), Some(gid))
+                .with_context(|| format!("giving {} to user {uid}", path.display()))?;
+        }
+        if meta.is_dir() {
+            chown_tree(&path, uid, gid)?;
+        }
+    }
     Ok(())
 }
