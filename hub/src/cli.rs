@@ -125,6 +125,45 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Back up the deployment into a new file while the hub runs (or while it is stopped).
+    ///
+    /// The file holds a consistent snapshot of the store (every document, delivery, receipt,
+    /// statement and counter as they stood at one instant; the exchange goes on meanwhile),
+    /// the body files it references, hub.toml and the public certificates and CRLs. Private
+    /// keys and the admin credential only with --include-keys (the file must then be kept
+    /// like the keys themselves). The file is mode 0600 and appears only when complete and
+    /// durable. What happens to documents accepted after the backup: docs/backup.md.
+    Backup {
+        /// Deployment directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The backup file to create (must not exist).
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+        /// Also carry the private keys (pki/*.key) and admin.token.
+        #[arg(long)]
+        include_keys: bool,
+        /// Print the report as JSON (and no progress bar).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore a backup into a new deployment directory, verified before it appears.
+    ///
+    /// Every member is checked against the backup's manifest, every body file against its
+    /// SHA-256 and the store's rows against the snapshot's. The restored store remembers the
+    /// backup's time: when the hub runs, each agent that connects submits again the
+    /// documents the hub accepted since (docs/backup.md).
+    Restore {
+        /// The backup file.
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+        /// The deployment directory to create (must not exist).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Print the report as JSON (and no progress bar).
+        #[arg(long)]
+        json: bool,
+    },
     /// The hub's store: move a deployment between backends.
     Store {
         #[command(subcommand)]
@@ -348,6 +387,74 @@ impl Details {
     }
 }
 
+fn backup(dir: &Path, to: &Path, include_keys: bool, json: bool) -> Result<()> {
+    let paths = HubPaths::new(dir);
+    let estimate = crate::progress::tree_bytes(&paths.at("data"));
+    let bar = crate::progress::Progress::bytes("backup", Some(estimate), json);
+    let report = crate::backup::backup(&paths, to, include_keys, &|n| bar.set(n));
+    bar.finish();
+    let report = report?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report.json())?);
+        return Ok(());
+    }
+    let m = &report.manifest;
+    println!(
+        "backup written to {} ({} bytes, archive format {})",
+        report.file.display(),
+        report.bytes,
+        m.format
+    );
+    println!(
+        "  snapshot at {} ({}): {} documents, {} body files",
+        fmt_ms(Some(m.number("snapshot_ms"))),
+        if report.online {
+            "taken by the running hub"
+        } else {
+            "hub stopped"
+        },
+        m.number("documents"),
+        m.number("body_files")
+    );
+    if m.contains_private_keys {
+        println!("  WARNING: it holds the deployment's private keys and admin credential: keep it like the keys");
+    } else {
+        println!("  no private keys inside: keep pki/*.key and admin.token in your key backup");
+    }
+    Ok(())
+}
+
+fn restore(from: &Path, dir: &Path, json: bool) -> Result<()> {
+    let total = std::fs::metadata(from).map(|m| m.len()).ok();
+    let bar = crate::progress::Progress::bytes("restore", total, json);
+    let report = crate::backup::restore::restore(from, dir, &|n| bar.set(n));
+    bar.finish();
+    let report = report?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report.json())?);
+        return Ok(());
+    }
+    println!(
+        "restored {} into {}: {} documents, {} body files, verified",
+        from.display(),
+        dir.display(),
+        report.documents,
+        report.body_files
+    );
+    println!(
+        "  the backup's snapshot is from {}; when the hub runs, agents submit again what it accepted since",
+        fmt_ms(Some(report.manifest.number("snapshot_ms")))
+    );
+    if !report.missing_private.is_empty() {
+        println!(
+            "  the backup holds no private keys: copy {} from your key backup into {} before `poros-hub run`",
+            report.missing_private.join(", "),
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
 /// Entry point used by the `poros-hub` binary.
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -498,6 +605,13 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Scrub { dir, json } => scrub(&dir, json),
+        Cmd::Backup {
+            dir,
+            to,
+            include_keys,
+            json,
+        } => backup(&dir, &to, include_keys, json),
+        Cmd::Restore { from, dir, json } => restore(&from, &dir, json),
         Cmd::Store {
             cmd:
                 StoreCmd::Migrate {

@@ -33,6 +33,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod migrate;
 pub mod ops;
+pub mod progress;
 pub mod repair;
 pub mod report;
 pub mod server;
