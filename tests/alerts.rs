@@ -650,19 +650,40 @@ fn value(scrape: &str, key: &str) -> f64 {
         .unwrap_or_else(|| panic!("no sample {key} on /metrics:\n{scrape}"))
 }
 
-#[test]
-fn every_metric_the_rules_and_dashboard_use_is_on_a_real_hubs_metrics() {
+/// Every metric name the rules and the dashboard use.
+fn wanted_metrics() -> BTreeSet<String> {
     let mut wanted = metric_names(&read(&monitoring("poros-rules.yml")));
     let from_rules = wanted.len();
     for e in dashboard_exprs(&dashboard()) {
         wanted.extend(metric_names(&e));
     }
     assert!(from_rules >= 10 && wanted.len() > from_rules, "{wanted:?}");
+    wanted
+}
 
-    // A hub with three agencies: G01 and G02 run, H01 is registered but never connects.
-    // G02 takes bodies of at most 50 KiB, so a larger one is rejected (too_large). Deliveries
-    // are on time within 1 s, so the one to H01 soon counts as overdue.
+#[test]
+fn every_metric_the_rules_and_dashboard_use_is_on_metrics_with_redb() {
+    metrics_after_a_few_exchanges(Net::new());
+}
+
+#[test]
+fn every_metric_the_rules_and_dashboard_use_is_on_metrics_with_postgres() {
+    let tmp = tempfile::Builder::new()
+        .prefix("poros-alerts-pg-")
+        .tempdir()
+        .unwrap();
+    // Declared before the hub, dropped after it.
+    let pg = ok(poros_harness::pg::PgServer::start(tmp.path(), "pg"));
     let mut net = Net::new();
+    ok(net.deployment().share_store(&pg.url(), 1));
+    metrics_after_a_few_exchanges(net);
+}
+
+/// Drive a hub (whatever its store) through a few exchanges, a refusal and a refused
+/// handshake, then check its `/metrics` against what the rules and the dashboard use, the
+/// values behind the alerts, and `promtool check metrics`.
+fn metrics_after_a_few_exchanges(mut net: Net) {
+    let wanted = wanted_metrics();
     for c in [A, B, C] {
         net.add_agent(c);
     }
