@@ -116,8 +116,8 @@ fn alerting_rules() -> BTreeMap<String, Rule> {
 // The rules under promtool.
 
 const JOB: &str = "job=\"poros-hub\"";
-const HUB1: &str = "instance=\"hub1:9464\"";
-const HUB2: &str = "instance=\"hub2:9464\"";
+const HUB1: &str = "instance=\"hub1:7080\"";
+const HUB2: &str = "instance=\"hub2:7080\"";
 const G02: &str = "agency=\"000.00.00.G02\"";
 const G03: &str = "agency=\"000.00.00.G03\"";
 
@@ -151,9 +151,9 @@ fn cases() -> Vec<Case> {
                 ("up{job=\"node\",instance=\"hub1:9100\"}".into(), "0x22"),
             ],
             firing_at: "6m",
-            labels: &[("job", "poros-hub"), ("instance", "hub1:9464"), ("severity", "critical")],
-            summary: "Poros hub instance hub1:9464 is down",
-            description: "Prometheus has not been able to scrape the hub at hub1:9464 for 2 minutes. Agencies connected to it cannot exchange documents until it is back or they reconnect to another instance.",
+            labels: &[("job", "poros-hub"), ("instance", "hub1:7080"), ("severity", "critical")],
+            summary: "Poros hub instance hub1:7080 is down",
+            description: "Prometheus has not been able to scrape the hub at hub1:7080 for 2 minutes. Agencies connected to it cannot exchange documents until it is back or they reconnect to another instance.",
             resolved_at: "20m",
         },
         Case {
@@ -172,8 +172,8 @@ fn cases() -> Vec<Case> {
                 (s("poros_store_writable", &[HUB2]), "1x16"),
             ],
             firing_at: "4m",
-            labels: &[("job", "poros-hub"), ("instance", "hub1:9464"), ("severity", "critical")],
-            summary: "The hub store at hub1:9464 refuses writes",
+            labels: &[("job", "poros-hub"), ("instance", "hub1:7080"), ("severity", "critical")],
+            summary: "The hub store at hub1:7080 refuses writes",
             description: "The store cannot write (disk full, failing disk or lost database): the hub refuses new documents and answers /readyz with 503 and the cause.",
             resolved_at: "12m",
         },
@@ -193,11 +193,11 @@ fn cases() -> Vec<Case> {
             firing_at: "20m",
             labels: &[
                 ("job", "poros-hub"),
-                ("instance", "hub1:9464"),
+                ("instance", "hub1:7080"),
                 ("path", "/var/lib/poros-hub/data"),
                 ("severity", "critical"),
             ],
-            summary: "The hub store's disk at hub1:9464 is almost full",
+            summary: "The hub store's disk at hub1:7080 is almost full",
             description: "Only 5% of the filesystem holding /var/lib/poros-hub/data is free. When it is full the hub stops accepting documents.",
             resolved_at: "35m",
         },
