@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The README's test command: installs what the tests need on a fresh Debian machine (Chromium
 # for the dashboard test, procps for `kill`, PostgreSQL, Patroni and etcd for the database
-# tests; schemathesis through api-check.sh; cargo-fuzz and g++ through fuzz-smoke.sh), runs
-# every test of the workspace, checks the agent's local API against its OpenAPI document, then
-# a short run of every fuzz target over its corpus.
+# tests, promtool and amtool for the alerting rules; schemathesis through api-check.sh;
+# cargo-fuzz and g++ through fuzz-smoke.sh), runs every test of the workspace, checks the
+# agent's local API against its OpenAPI document, then a short run of every fuzz target over
+# its corpus.
 # The full-disk tests mount small tmpfs filesystems, so run it as root (as CI does).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +19,10 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need+=(postgresql)
 command -v patroni >/dev/null 2>&1 || need+=(patroni)
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
+# The alerting rules, the Alertmanager example and the metrics exposition are checked by
+# Prometheus's own tools (tests/alerts.rs): promtool and amtool.
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v amtool >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 if ((${#need[@]})); then
     if [ "$(id -u)" -ne 0 ]; then
         echo "scripts/test.sh: the tests need ${need[*]}; run as root or install them first" >&2

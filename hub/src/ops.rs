@@ -402,128 +402,145 @@ async fn metrics(State(st): State<Ops>) -> Response {
     }
 }
 
-/// One agency's business figures for the year: documents delivered and registered in time,
-/// and the delivery-to-completion times as a Prometheus histogram (cumulative buckets).
-fn business_series(out: &mut String, scope: &str, g: &dyn Fn(&str) -> u64) {
-    use crate::business::{self as b, DONE_BUCKETS_SECS};
-    use std::fmt::Write;
-    let _ = writeln!(
-        out,
-        "poros_agency_business_delivered_total{{agency=\"{scope}\"}} {}\n\
-         poros_agency_registered_in_time_total{{agency=\"{scope}\"}} {}",
-        g(b::DELIVERED),
-        g(b::REGISTERED_IN_WINDOW)
-    );
-    let mut cumulative = 0;
-    for (k, le) in DONE_BUCKETS_SECS.iter().enumerate() {
-        cumulative += g(&b::done_bucket_metric(k));
-        let _ = writeln!(
-            out,
-            "poros_agency_completion_seconds_bucket{{agency=\"{scope}\",le=\"{le}\"}} {cumulative}"
-        );
-    }
-    cumulative += g(&b::done_bucket_metric(DONE_BUCKETS_SECS.len()));
-    let _ = writeln!(
-        out,
-        "poros_agency_completion_seconds_bucket{{agency=\"{scope}\",le=\"+Inf\"}} {cumulative}\n\
-         poros_agency_completion_seconds_sum{{agency=\"{scope}\"}} {}\n\
-         poros_agency_completion_seconds_count{{agency=\"{scope}\"}} {cumulative}",
-        g(b::DONE_SECS)
-    );
-}
-
-/// The Prometheus text exposition.
+/// The Prometheus text exposition. Everything here is read from counters and records the hub
+/// keeps (the registry cache, the pre-aggregated statistics, the pending-delivery index), never
+/// from a scan of the documents, so a scrape stays cheap however much has been exchanged.
 async fn metrics_text(hub: &Hub) -> String {
-    use std::fmt::Write;
-    let mut out = String::new();
+    use crate::metrics::{label, Exposition};
+    let mut x = Exposition::default();
+    let now = now_ms();
+    x.sample(
+        "poros_build_info",
+        "gauge",
+        &format!("{{version=\"{}\"}}", env!("CARGO_PKG_VERSION")),
+        1,
+    );
     if let Ok(counters) = hub.store.counters().await {
-        for (k, v) in counters {
-            let _ = writeln!(out, "# TYPE poros_{k}_total counter\nporos_{k}_total {v}");
+        // A counter the store has not written yet is 0, not absent (rules and dashboards
+        // take rates of them from the start).
+        let mut all: std::collections::BTreeMap<String, u64> = crate::metrics::STORE_COUNTERS
+            .iter()
+            .map(|k| (k.to_string(), 0))
+            .collect();
+        all.extend(counters);
+        for (k, v) in all {
+            x.sample(&format!("poros_{k}_total"), "counter", "", v);
         }
     }
     if let Ok(kinds) = hub.store.statement_counts().await {
-        let _ = writeln!(out, "# TYPE poros_statements_total counter");
         for (k, v) in kinds {
-            let _ = writeln!(out, "poros_statements_total{{kind=\"{k}\"}} {v}");
+            x.sample(
+                "poros_statements_total",
+                "counter",
+                &format!("{{kind=\"{}\"}}", label(&k)),
+                v,
+            );
         }
     }
     if let Ok(d) = hub.store.statement_relay_depth().await {
-        let _ = writeln!(
-            out,
-            "# TYPE poros_statement_relay_depth gauge\nporos_statement_relay_depth {d}"
-        );
+        x.sample("poros_statement_relay_depth", "gauge", "", d);
     }
     if let Ok(d) = hub.store.queue_depth().await {
-        let _ = writeln!(out, "# TYPE poros_queue_depth gauge\nporos_queue_depth {d}");
+        x.sample("poros_queue_depth", "gauge", "", d);
     }
     if let Ok(d) = hub.store.held_count(None).await {
-        let _ = writeln!(
-            out,
-            "# TYPE poros_deliveries_held_for_repair gauge\nporos_deliveries_held_for_repair {d}"
-        );
+        x.sample("poros_deliveries_held_for_repair", "gauge", "", d);
     }
-    let _ = writeln!(
-        out,
-        "# TYPE poros_connected_nodes gauge\nporos_connected_nodes {}",
-        hub.connected_agencies().len()
-    );
+    let connected = hub.connected_agencies();
+    x.sample("poros_connected_nodes", "gauge", "", connected.len());
     let s = hub.store.commit_stats();
-    let _ = writeln!(
-        out,
-        "# TYPE poros_store_commits_total counter\nporos_store_commits_total {}",
-        s.commits
+    x.sample("poros_store_commits_total", "counter", "", s.commits);
+    x.sample("poros_store_commit_jobs_total", "counter", "", s.jobs);
+    x.sample(
+        "poros_store_last_commit_seconds",
+        "gauge",
+        "",
+        s.last_commit_micros as f64 / 1e6,
     );
-    let _ = writeln!(
-        out,
-        "# TYPE poros_store_commit_jobs_total counter\nporos_store_commit_jobs_total {}",
-        s.jobs
-    );
-    let _ = writeln!(
-        out,
-        "# TYPE poros_store_last_commit_seconds gauge\nporos_store_last_commit_seconds {}",
-        s.last_commit_micros as f64 / 1e6
-    );
-    out.push_str(&hub.store.health_metrics());
-    hub.metrics.render(&mut out);
+    // The store's directory: body files, and the redb file with the embedded store.
+    let data = hub
+        .paths
+        .db()
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_else(|| hub.paths.root.clone());
+    match crate::metrics::filesystem(&data) {
+        Ok((avail, size)) => {
+            let l = format!("{{path=\"{}\"}}", label(&data.display().to_string()));
+            x.sample("poros_store_filesystem_avail_bytes", "gauge", &l, avail);
+            x.sample("poros_store_filesystem_size_bytes", "gauge", &l, size);
+        }
+        Err(e) => {
+            tracing::debug!(dir = %data.display(), error = %e, "statvfs of the store's directory failed")
+        }
+    }
+    x.threshold(hub.cfg.monitoring.alert_below_percent);
+
+    // The registry, from the cache: active agencies only (a suspended or revoked agency is
+    // expected to be silent, and its certificate is no longer admitted).
+    let on_time_ms = hub.cfg.monitoring.on_time_secs * 1000;
+    let overdue = hub
+        .store
+        .overdue(0, u64::MAX, now.saturating_sub(on_time_ms))
+        .await;
+    for n in hub.nodes().iter().filter(|n| n.state == NodeState::Active) {
+        let a = label(n.agency.as_str());
+        x.sample(
+            "poros_node_certificate_expiry_timestamp_seconds",
+            "gauge",
+            &format!("{{agency=\"{a}\",kind=\"tls\"}}"),
+            n.tls_not_after,
+        );
+        let here = connected.contains(&n.agency);
+        // Connected now counts as seen now; never seen counts from registration.
+        let seen_ms = if here {
+            now
+        } else {
+            n.last_seen_ms.unwrap_or(n.registered_ms)
+        };
+        x.sample(
+            "poros_agency_last_seen_timestamp_seconds",
+            "gauge",
+            &format!("{{agency=\"{a}\"}}"),
+            seen_ms / 1000,
+        );
+        x.sample(
+            "poros_agency_connected",
+            "gauge",
+            &format!("{{agency=\"{a}\"}}"),
+            u8::from(here),
+        );
+        if let Ok(o) = &overdue {
+            x.sample(
+                "poros_agency_deliveries_overdue",
+                "gauge",
+                &format!("{{agency=\"{a}\"}}"),
+                o.get(n.agency.as_str()).copied().unwrap_or(0),
+            );
+        }
+    }
+
     // Per-agency series for the current year, from the exact counters.
-    let year = vec![format!("Y{}", crate::stats::Day::of_ms(now_ms()).y)];
+    let year = vec![format!("Y{}", crate::stats::Day::of_ms(now).y)];
     if let Ok(r) = hub.store.stats_snapshot().await {
         if let Ok(sums) = r.sums(&year, None).await {
-            let _ = writeln!(out, "# TYPE poros_agency_documents_sent_total counter");
-            let _ = writeln!(out, "# TYPE poros_agency_deliveries_due_total counter");
-            let _ = writeln!(out, "# TYPE poros_agency_deliveries_total counter");
-            let _ = writeln!(out, "# TYPE poros_agency_business_delivered_total counter");
-            let _ = writeln!(out, "# TYPE poros_agency_registered_in_time_total counter");
-            let _ = writeln!(out, "# TYPE poros_agency_completion_seconds histogram");
+            if let Some(m) = sums.get(crate::stats::NATIONAL) {
+                x.exchange_ratio("poros_national_electronic_exchange_ratio", "", m);
+            }
             let mut scopes: Vec<_> = sums
                 .iter()
                 .filter(|(s, _)| !s.contains(':') && s.as_str() != crate::stats::NATIONAL)
                 .collect();
             scopes.sort_by(|a, b| a.0.cmp(b.0));
             for (scope, m) in scopes {
-                let g = |k: &str| m.get(k).copied().unwrap_or(0);
-                let _ = writeln!(
-                    out,
-                    "poros_agency_documents_sent_total{{agency=\"{scope}\"}} {}",
-                    g("sent")
-                );
-                let _ = writeln!(
-                    out,
-                    "poros_agency_deliveries_due_total{{agency=\"{scope}\"}} {}",
-                    g("in_due")
-                );
-                for o in ["ontime", "late", "rejected", "expired"] {
-                    let _ = writeln!(
-                        out,
-                        "poros_agency_deliveries_total{{agency=\"{scope}\",outcome=\"{o}\"}} {}",
-                        g(&format!("in_{o}"))
-                    );
-                }
-                business_series(&mut out, scope, &g);
+                x.agency_year(&label(scope), m);
             }
         }
     }
-    out
+    let mut out = x.finish();
+    out.push_str(&hub.store.health_metrics());
+    hub.metrics.render(&mut out);
+    crate::metrics::with_help(&out)
 }
 
 /// A node's registry entry as JSON, with connection and renewal status.
