@@ -127,6 +127,17 @@ pub enum FormatError {
         /// This binary's version.
         current: u64,
     },
+    /// A hub's PostgreSQL database has a schema migration newer than this binary knows.
+    #[error(
+        "the PostgreSQL database's schema has migration {found}, newer than the highest this \
+         hub knows ({known}); run a newer poros-hub (the one that migrated it, or later)"
+    )]
+    NewerSchema {
+        /// The newest migration the database records.
+        found: i64,
+        /// The last migration this binary has.
+        known: i64,
+    },
     /// The steps of a format do not go 2, 3, … (a programming error).
     #[error("format steps of {kind} stores are out of order at step {index} (to {to})")]
     BadSteps {
