@@ -259,7 +259,8 @@ fn offline_store_part<W: Write>(
     w: &mut ArchiveWriter<W>,
     progress: &dyn Fn(u64),
 ) -> Result<BTreeMap<String, Value>> {
-    let db = poros_store::Db::open(&paths.db()).map_err(|e| match e {
+    // Through the format check: an older store is upgraded (after its own backup) first.
+    let (store, _) = HubStore::open_file(&paths.db()).map_err(|e| match e {
         poros_store::StoreError::Locked { .. } => anyhow::anyhow!(
             "the hub of {} holds its store but its operations listener does not answer; \
              back it up through the running hub (check `run/ops.addr`) or stop it first",
@@ -267,7 +268,6 @@ fn offline_store_part<W: Write>(
         ),
         e => anyhow::Error::from(e).context(format!("opening {}", paths.db().display())),
     })?;
-    let store = HubStore::open(db)?;
     let blobs = Blobs::open(&paths.bodies())?;
     write_store(&store, &blobs, w, progress)
 }

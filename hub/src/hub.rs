@@ -14,7 +14,7 @@ use anyhow::Result;
 use poros_certs::Signer;
 use poros_config::{HubConfig, StoreBackend};
 use poros_protocol::{AgencyId, HubNotice, Refusal, RefusalCode, SignedNotice, StorageParty};
-use poros_store::{Blobs, Db};
+use poros_store::Blobs;
 use poros_transport::Limits;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -64,7 +64,7 @@ pub async fn open_store(
         StoreBackend::Redb => {
             let file = paths.db();
             let store = tokio::task::spawn_blocking(move || -> Result<HubStore> {
-                Ok(HubStore::open(Db::open(&file)?)?)
+                Ok(HubStore::open_file(&file)?.0)
             })
             .await??;
             (

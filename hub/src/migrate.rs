@@ -21,7 +21,7 @@ use crate::state::pg::{ImportError, Load, PgStore};
 use crate::state::transfer::{Table, Tally};
 use crate::state::{HubBackend, HubStore};
 use poros_config::{HubConfig, StoreBackend};
-use poros_store::{Blobs, Db, StoreError};
+use poros_store::{Blobs, StoreError};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -288,7 +288,7 @@ async fn open_source(paths: &HubPaths) -> Result<HubStore, MigrateError> {
         return Err(MigrateError::NoStore(file));
     }
     let dir = paths.root.clone();
-    blocking(move || Db::open(&file).and_then(HubStore::open))
+    blocking(move || HubStore::open_file(&file).map(|(store, _)| store))
         .await
         .map_err(|e| match e {
             StoreError::Locked { .. } => MigrateError::HubRunning(dir),

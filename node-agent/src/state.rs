@@ -16,7 +16,7 @@ use poros_protocol::{
     SignedAcceptance, SignedBlob, SignedEnvelope, SignedNotice, SignedReceipt, SignedStatement,
     Statement, StatementKind,
 };
-use poros_store::{Db, StoreError};
+use poros_store::{Db, Format, Opened, StoreError};
 use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
@@ -439,10 +439,29 @@ pub struct AgentStore {
     db: Db,
 }
 
+/// The agent store's format history (see [`poros_store::format`]): a step is one function
+/// and one line here.
+pub const FORMAT: Format = Format {
+    kind: "agent",
+    legacy_table: "outbox",
+    steps: &[poros_store::format::RECORD_STEP],
+};
+
 impl AgentStore {
-    /// Open, creating tables.
+    /// Open the store file at `path` (creating it if absent): an older store is backed up and
+    /// upgraded, a newer one or another kind's refused ([`FORMAT`]); then as
+    /// [`AgentStore::open`].
+    pub fn open_file(path: &std::path::Path) -> Result<(Self, Opened), StoreError> {
+        let (db, opened) = FORMAT.open(path)?;
+        Ok((AgentStore::open(db)?, opened))
+    }
+
+    /// Open, creating tables, a database opened at this binary's format version; a new store
+    /// gets its format record in the same transaction as its tables.
     pub fn open(db: Db) -> Result<Self, StoreError> {
-        db.write_blocking(|txn| {
+        let path = db.path().to_owned();
+        db.write_blocking(move |txn| {
+            FORMAT.record(txn, &path)?;
             txn.open_table(OUTBOX)?;
             txn.open_table(OUT_QUEUE)?;
             txn.open_table(OUT_STATUS)?;

@@ -126,6 +126,27 @@ impl Db {
         Db::open_with(path, Box::new(move || open_file(&p)))
     }
 
+    /// [`Db::open`] on a store file the caller has opened read-write and locked (see
+    /// [`crate::format`]): redb takes over the same open file, so the lock is never released
+    /// between the caller's look at the file and redb's. Re-opens after a fault use the path.
+    pub(crate) fn open_locked(path: &Path, file: std::fs::File) -> Result<Db, StoreError> {
+        let first = std::sync::Mutex::new(Some(file));
+        let p = path.to_owned();
+        Db::open_with(
+            path,
+            Box::new(move || {
+                let taken = first.lock().ok().and_then(|mut f| f.take());
+                let Some(file) = taken else {
+                    return open_file(&p);
+                };
+                let backend = redb::backends::FileBackend::new(file)?;
+                Ok(redb::Builder::new()
+                    .set_cache_size(CACHE_BYTES)
+                    .create_with_backend(backend)?)
+            }),
+        )
+    }
+
     /// [`Db::open`] with the way the database is (re-)opened given, so tests can inject faults.
     pub(crate) fn open_with(path: &Path, opener: Opener) -> Result<Db, StoreError> {
         let db = opener()?;

@@ -66,6 +66,10 @@ pub enum StoreError {
     /// the cause only, never a path, so it may be shown to remote parties.
     #[error("store cannot write: {0}; retry later")]
     Unavailable(StorageFault),
+    /// The store is of a format this binary cannot use (newer, or another kind's); the file
+    /// was left untouched.
+    #[error(transparent)]
+    Format(Box<crate::FormatError>),
 }
 
 /// Why the storage cannot take writes: one vocabulary for the store's health, its errors and

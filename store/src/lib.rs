@@ -1,6 +1,7 @@
 //! Durable primitives shared by the Poros hub and node agent: the group-committed redb store
-//! ([`Db`], which recovers by itself from a full disk), content-addressed body files ([`Blobs`])
-//! and a body received into memory or a file ([`BodySink`], [`ReceivedBody`], [`BodyAt`]).
+//! ([`Db`], which recovers by itself from a full disk), content-addressed body files ([`Blobs`]),
+//! a body received into memory or a file ([`BodySink`], [`ReceivedBody`], [`BodyAt`]), and the
+//! store format versions ([`format`]: the record, upgrade with a backup, refusal of newer stores).
 #![forbid(unsafe_code)]
 
 pub mod archive;
@@ -8,6 +9,7 @@ mod blobs;
 mod body;
 mod db;
 mod error;
+pub mod format;
 mod health;
 mod snapshot;
 mod sweep;
@@ -18,6 +20,7 @@ pub use blobs::{fsync_dir, BlobCheck, BlobWriter, Blobs, Digest, ReferenceGuard,
 pub use body::{BodyAt, BodySink, Commit, ReceivedBody, INLINE_MAX};
 pub use db::{BatchHook, CommitStats, Db, MAX_BATCH};
 pub use error::{StorageFault, StoreError};
+pub use format::{Format, FormatError, Opened, Upgrade};
 pub use health::{health_metrics, PROBE_BYTES, WRITABLE_METRIC, WRITE_FAILURES_METRIC};
 pub use snapshot::{copy_snapshot, SnapshotCopy, SnapshotError, SnapshotTable, Typed};
 pub use sweep::SweepReport;

@@ -27,7 +27,7 @@
 //! answers, relays), [`retention`], [`statistics`], [`bodies`], [`statements`].
 
 use poros_protocol::{AgencyId, Digest, DocumentId};
-use poros_store::{Db, StoreError};
+use poros_store::{Db, Format, Opened, StoreError};
 use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -118,10 +118,28 @@ pub struct HubStore {
     /// Working-day calendar and registration window of the business figures.
     business: std::sync::Arc<(crate::business::Calendar, u32)>,
 }
+/// The hub store's format history (see [`poros_store::format`]): a step is one function and
+/// one line here.
+pub const FORMAT: Format = Format {
+    kind: "hub",
+    legacy_table: "nodes",
+    steps: &[poros_store::format::RECORD_STEP],
+};
+
 impl HubStore {
-    /// Open (creating tables).
+    /// Open the store file at `path` (creating it if absent): an older store is backed up and
+    /// upgraded, a newer one or another kind's refused ([`FORMAT`]); then as [`HubStore::open`].
+    pub fn open_file(path: &std::path::Path) -> Result<(Self, Opened), StoreError> {
+        let (db, opened) = FORMAT.open(path)?;
+        Ok((HubStore::open(db)?, opened))
+    }
+
+    /// Open (creating tables) a database opened at this binary's format version; a new store
+    /// gets its format record in the same transaction as its tables.
     pub fn open(db: Db) -> Result<Self, StoreError> {
-        db.write_blocking(|txn| {
+        let path = db.path().to_owned();
+        db.write_blocking(move |txn| {
+            FORMAT.record(txn, &path)?;
             txn.open_table(NODES)?;
             txn.open_table(DOCS)?;
             txn.open_table(INLINE)?;

@@ -82,6 +82,8 @@ fn tables() -> Vec<Box<dyn SnapshotTable>> {
         Box::new(Typed(crate::stats::SEEN)),
         Box::new(Typed(crate::stats::PAPER)),
         Box::new(Typed(STORE_META)),
+        // The format record: a restored store opens at the version it was backed up at.
+        Box::new(Typed(poros_store::format::FORMAT_TABLE)),
     ];
     t.extend(statements::snapshot_tables());
     t.extend(bodies::snapshot_tables());

@@ -35,7 +35,7 @@ use creds::{read_creds, Creds};
 use poros_certs::SigningTrust;
 use poros_config::AgentConfig;
 use poros_protocol::AgencyId;
-use poros_store::{Blobs, Db};
+use poros_store::Blobs;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
@@ -87,8 +87,7 @@ impl Agent {
             .into_iter()
             .collect();
         let trust = SigningTrust::new(&[signing_ca], &crls)?;
-        let db = Db::open(&paths.at("data/agent.redb"))?;
-        let store = AgentStore::open(db)?;
+        let (store, _) = AgentStore::open_file(&paths.at("data/agent.redb"))?;
         let blobs = Blobs::open(&paths.at("data/bodies"))?;
         Ok(Arc::new(Agent {
             cfg,

@@ -5,7 +5,7 @@
 //! migration runs exactly once. A database whose schema is newer than this binary knows is
 //! refused with a message naming both versions: an older hub must not write to it.
 
-use poros_store::StoreError;
+use poros_store::{FormatError, StoreError};
 
 /// Every migration: (version, name, SQL), in increasing version order. Each version not yet
 /// recorded in the database is applied, in this order.
@@ -59,10 +59,12 @@ async fn apply_locked(client: &mut tokio_postgres::Client) -> Result<(), StoreEr
         .collect();
     let known = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
     if let Some(newest) = applied.iter().copied().filter(|v| *v > known).max() {
-        return Err(StoreError::Other(format!(
-            "the database schema has migration {newest}, newer than this hub knows ({known}): \
-             upgrade this hub before starting it on this database"
-        )));
+        // Nothing applied, nothing written: an older hub must not write to a newer schema.
+        return Err(FormatError::NewerSchema {
+            found: newest.into(),
+            known: known.into(),
+        }
+        .into());
     }
     for (version, name, text) in MIGRATIONS.iter().filter(|m| !applied.contains(&m.0)) {
         let tx = client.transaction().await.map_err(sql)?;
