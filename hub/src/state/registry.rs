@@ -362,11 +362,11 @@ pub enum RegistryRefusal {
 pub struct NodeChanged {
     /// The agency written.
     pub agency: AgencyId,
-    /// Its record as stored now (`None`: no longer registered).
-    pub stored: Option<NodeRecord>,
+    /// Its record as stored now (`None`: not registered).
+    pub stored: Option<Box<NodeRecord>>,
 }
 
-fn now(stored: &Option<NodeRecord>) -> String {
+fn now(stored: &Option<Box<NodeRecord>>) -> String {
     match stored {
         Some(rec) => format!("{:?}", rec.state).to_lowercase(),
         None => "not registered".into(),
@@ -399,7 +399,7 @@ pub(crate) fn unchanged_since_read(
         }
         stored => Err(NodeChanged {
             agency: rec.agency,
-            stored,
+            stored: stored.map(Box::new),
         }),
     }
 }

@@ -457,7 +457,7 @@ pub async fn a_write_from_a_stale_read_is_refused(b: B) {
         .unwrap()
         .expect_err("a suspension written over a revocation");
     assert_eq!(refused.agency, g);
-    assert_eq!(refused.stored.as_ref(), Some(&revoked));
+    assert_eq!(refused.stored.as_deref(), Some(&revoked));
     assert!(
         refused.to_string().contains("revoked"),
         "the refusal says what the node is now: {refused}"

@@ -108,7 +108,7 @@ async fn replace_node_in(
         let stored = node_in(tx, store, op, rec.agency.as_str(), false).await?;
         return Ok(Err(NodeChanged {
             agency: rec.agency,
-            stored,
+            stored: stored.map(Box::new),
         }));
     }
     Ok(Ok(rec))
