@@ -18,6 +18,11 @@ pub struct Cli {
     /// Show the full cause chain of errors.
     #[arg(short, long, global = true)]
     pub verbose: bool,
+    /// Log format on stderr: `human` (one readable line per event) or `json` (one JSON object
+    /// per line, the document and agency IDs as fields, for log shippers). Also applies to
+    /// the processes this one starts, and to the final error line.
+    #[arg(long, global = true, env = poros_transport::LOG_FORMAT_ENV, default_value_t, value_name = "human|json")]
+    pub log_format: poros_transport::LogFormat,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -459,14 +464,18 @@ fn restore(from: &Path, dir: &Path, json: bool) -> Result<()> {
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let verbose = cli.verbose;
+    let log_format = cli.log_format;
+    // Read back by init_tracing, and inherited by the processes the demo starts.
+    log_format.export();
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            if verbose {
-                eprintln!("poros-hub: error: {e:?}");
+            let text = if verbose {
+                format!("{e:?}")
             } else {
-                eprintln!("poros-hub: error: {e:#}");
-            }
+                format!("{e:#}")
+            };
+            poros_transport::report_error(log_format, "poros-hub", &text);
             std::process::ExitCode::FAILURE
         }
     }

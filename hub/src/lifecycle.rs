@@ -3,13 +3,116 @@
 //! Every change is recorded in the audit log in the same commit as the change.
 
 use crate::hub::{close, limits, now_ms, Hub};
-use crate::state::{AuditRecord, HubEvent, NodeEdit, NodeRecord, NodeState, Superseded};
+use crate::state::{
+    AuditRecord, HubBackend, HubEvent, NodeChanged, NodeEdit, NodeRecord, NodeState, Superseded,
+};
 use anyhow::{bail, Context, Result};
 use poros_certs::SignerSubject;
 use poros_protocol::{AgencyId, Credentials, EnrollToken, Frame, Refusal, RefusalCode};
 use std::sync::Arc;
 use time::OffsetDateTime;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
+
+/// How often a lifecycle change reads the node's record and decides again after finding it
+/// changed under it (another admin acted on the node meanwhile, perhaps through another hub
+/// instance) before giving up.
+const CHANGE_ATTEMPTS: usize = 5;
+
+/// The error of a change that found the record changed under it every time.
+fn gave_up(changed: Option<NodeChanged>, action: &str) -> anyhow::Error {
+    let what = format!("{action}: the node's record kept changing while deciding; try again");
+    match changed {
+        Some(c) => anyhow::Error::new(c).context(what),
+        None => anyhow::anyhow!(what),
+    }
+}
+
+/// An administrator's change of a node's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StateChange {
+    /// Active → suspended: refused at the handshake, its deliveries held.
+    Suspend,
+    /// Suspended → active.
+    Resume,
+    /// Any state but revoked → revoked: its certificates on the CRLs for good.
+    Revoke,
+}
+
+impl StateChange {
+    /// The action's name in the audit log and in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            StateChange::Suspend => "suspend",
+            StateChange::Resume => "resume",
+            StateChange::Revoke => "revoke",
+        }
+    }
+
+    /// The state this change leads to from `from`, or why it does not apply.
+    pub fn decide(self, agency: &AgencyId, from: NodeState) -> Result<NodeState> {
+        let action = self.name();
+        match (self, from) {
+            (StateChange::Revoke, NodeState::Revoked) => {
+                bail!("agency {agency} is already revoked")
+            }
+            (_, NodeState::Revoked) => bail!(
+                "agency {agency} is revoked; cannot {action} it: its certificates are on the \
+                 revocation lists for good"
+            ),
+            (StateChange::Revoke, _) => Ok(NodeState::Revoked),
+            (StateChange::Suspend, NodeState::Active) => Ok(NodeState::Suspended),
+            (StateChange::Resume, NodeState::Suspended) => Ok(NodeState::Active),
+            (_, s) => bail!("agency {agency} is {s:?}; cannot {action}"),
+        }
+    }
+}
+
+/// Apply `change` to a node's stored record, with its audit record (and, for a revocation,
+/// its serials on the revocation list) in one commit, and return the record written.
+///
+/// The record is read, the change decided from it, and written only over the record read: if
+/// another admin changed the node meanwhile (perhaps through another hub instance), the
+/// write is refused ([`NodeChanged`]) and the change is read and decided again, so a
+/// suspension is never written over a revocation.
+pub async fn change_node_state(
+    store: &dyn HubBackend,
+    agency: &AgencyId,
+    change: StateChange,
+    actor: &str,
+) -> Result<NodeRecord> {
+    let action = change.name();
+    let mut changed = None;
+    for _ in 0..CHANGE_ATTEMPTS {
+        let read = store
+            .node(agency)
+            .await?
+            .with_context(|| format!("agency {agency} is not registered"))?;
+        let to = change.decide(agency, read.state)?;
+        let mut rec = read.clone();
+        rec.state = to;
+        let written = if change == StateChange::Revoke {
+            let detail = format!("revoked tls {} sign {}", rec.tls_serial, rec.sign_serial);
+            let a = audit(actor, action, Some(agency), detail);
+            store.revoke(rec, read, now_ms(), a).await?
+        } else {
+            let a = audit(
+                actor,
+                action,
+                Some(agency),
+                format!("{:?} -> {to:?}", read.state),
+            );
+            store.put_node_audited(rec, read, a).await?
+        };
+        match written {
+            Ok(rec) => return Ok(rec),
+            Err(c) => {
+                debug!(agency = %agency, action, error = %c, "deciding again");
+                changed = Some(c);
+            }
+        }
+    }
+    Err(gave_up(changed, action))
+}
 
 /// Certificates just issued for one node.
 pub struct IssuedPair {
@@ -426,39 +529,57 @@ impl Hub {
         tls_csr: &str,
         sign_csr: &str,
     ) -> Result<Credentials> {
-        // A renewal before the previous one was taken into use retires the older pair first:
-        // at most one superseded pair is ever admitted.
-        self.retire_superseded(agency, "renewed again").await?;
-        let mut rec = self
-            .stored_node(agency)
-            .await?
-            .with_context(|| format!("{agency} is not registered"))?;
-        if rec.state != NodeState::Active {
-            bail!("{agency} is not active");
+        let mut issued: Option<IssuedPair> = None;
+        let mut changed = None;
+        for _ in 0..CHANGE_ATTEMPTS {
+            // A renewal before the previous one was taken into use retires the older pair
+            // first: at most one superseded pair is ever admitted.
+            self.retire_superseded(agency, "renewed again").await?;
+            let read = self
+                .stored_node(agency)
+                .await?
+                .with_context(|| format!("{agency} is not registered"))?;
+            if read.state != NodeState::Active {
+                bail!("{agency} is not active");
+            }
+            // Issued once: a second round only records the same pair over the newer record.
+            let pair = match issued.take() {
+                Some(pair) => pair,
+                None => self.issue_pair(agency, tls_csr, sign_csr)?,
+            };
+            let old = Superseded {
+                tls_serial: read.tls_serial.clone(),
+                sign_serial: read.sign_serial.clone(),
+                at_ms: now_ms(),
+            };
+            let mut rec = read.clone();
+            pair.stamp(&mut rec);
+            rec.superseded = Some(old.clone());
+            let a = audit(
+                &format!("node:{agency}"),
+                "renewed",
+                Some(agency),
+                format!(
+                    "{}; superseded tls {} sign {}",
+                    pair.serials(),
+                    old.tls_serial,
+                    old.sign_serial
+                ),
+            );
+            match self.store.put_node_audited(rec, read, a).await? {
+                Ok(rec) => {
+                    self.put_cached_and_apply(rec);
+                    info!(agency = %agency, "certificates renewed");
+                    return Ok(pair.creds);
+                }
+                Err(c) => {
+                    debug!(agency = %agency, error = %c, "renewal: deciding again");
+                    issued = Some(pair);
+                    changed = Some(c);
+                }
+            }
         }
-        let issued = self.issue_pair(agency, tls_csr, sign_csr)?;
-        let old = Superseded {
-            tls_serial: rec.tls_serial.clone(),
-            sign_serial: rec.sign_serial.clone(),
-            at_ms: now_ms(),
-        };
-        issued.stamp(&mut rec);
-        rec.superseded = Some(old.clone());
-        let a = audit(
-            &format!("node:{agency}"),
-            "renewed",
-            Some(agency),
-            format!(
-                "{}; superseded tls {} sign {}",
-                issued.serials(),
-                old.tls_serial,
-                old.sign_serial
-            ),
-        );
-        self.store.put_node_audited(rec.clone(), a).await?;
-        self.put_cached_and_apply(rec);
-        info!(agency = %agency, "certificates renewed");
-        Ok(issued.creds)
+        Err(gave_up(changed, "renew"))
     }
 
     /// Put a node's superseded certificates on the CRLs (reason `superseded`: what they signed
@@ -510,57 +631,24 @@ impl Hub {
         Ok(())
     }
 
-    /// Suspend (`active = false`) or resume a node.
+    /// Suspend (`active = false`) or resume a node. A revoked node is neither: its
+    /// certificates are on the revocation lists for good.
     pub async fn set_active(&self, agency: &AgencyId, active: bool, actor: &str) -> Result<()> {
-        let mut rec = self
-            .stored_node(agency)
-            .await?
-            .with_context(|| format!("agency {agency} is not registered"))?;
-        let (from, to) = match (rec.state, active) {
-            (NodeState::Active, false) => (NodeState::Active, NodeState::Suspended),
-            (NodeState::Suspended, true) => (NodeState::Suspended, NodeState::Active),
-            (s, _) => bail!(
-                "agency {agency} is {s:?}; cannot {}",
-                if active { "resume" } else { "suspend" }
-            ),
+        let change = if active {
+            StateChange::Resume
+        } else {
+            StateChange::Suspend
         };
-        rec.state = to;
-        let action = if active { "resume" } else { "suspend" };
-        self.store
-            .put_node_audited(
-                rec.clone(),
-                audit(actor, action, Some(agency), format!("{from:?} -> {to:?}")),
-            )
-            .await?;
+        let rec = change_node_state(&*self.store, agency, change, actor).await?;
         self.put_cached_and_apply(rec);
-        info!(agency = %agency, action, "node state changed");
+        info!(agency = %agency, action = change.name(), "node state changed");
         Ok(())
     }
 
     /// Revoke a node: its certificates go on the CRLs, its connection is closed, new
     /// handshakes are refused and every connected agent receives the new signing CRL.
     pub async fn revoke(self: &Arc<Self>, agency: &AgencyId, actor: &str) -> Result<()> {
-        let mut rec = self
-            .stored_node(agency)
-            .await?
-            .with_context(|| format!("agency {agency} is not registered"))?;
-        if rec.state == NodeState::Revoked {
-            bail!("agency {agency} is already revoked");
-        }
-        rec.state = NodeState::Revoked;
-        let now = now_ms();
-        self.store
-            .revoke(
-                rec.clone(),
-                now,
-                audit(
-                    actor,
-                    "revoke",
-                    Some(agency),
-                    format!("revoked tls {} sign {}", rec.tls_serial, rec.sign_serial),
-                ),
-            )
-            .await?;
+        let rec = change_node_state(&*self.store, agency, StateChange::Revoke, actor).await?;
         self.put_cached_and_apply(rec);
         self.reload_crls().await?;
         self.push_crl().await;

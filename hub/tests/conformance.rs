@@ -105,6 +105,9 @@ scenarios! {
     registry::registry_records_round_trip
         => redb_registry_records_round_trip,
            postgres_registry_records_round_trip;
+    registry::a_write_from_a_stale_read_is_refused
+        => redb_a_write_from_a_stale_read_is_refused,
+           postgres_a_write_from_a_stale_read_is_refused;
     statistics::counters_equal_a_recount
         => redb_counters_equal_a_recount,
            postgres_counters_equal_a_recount;

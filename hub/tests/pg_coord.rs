@@ -2,8 +2,10 @@
 //! one database standing for two hub instances: an agency's lease is held by one instance at
 //! a time, renewed by its holder, taken over only once it has run out (by the database's
 //! clock) or been released; an event one instance publishes reaches the other and not itself;
-//! and a node change made from a stale view (last seen, identity conflict) keeps what another
-//! instance changed meanwhile (a revocation).
+//! a node change made from a stale view (last seen, identity conflict) keeps what another
+//! instance changed meanwhile (a revocation), and so do a suspension and a revocation made at
+//! the same instant through two instances; and an instance's event listener (its LISTEN
+//! connection) ends with its store.
 
 use poros_hub::state::pg::{PgOptions, PgStore};
 use poros_hub::state::{
@@ -147,13 +149,16 @@ async fn a_node_change_from_a_stale_view_keeps_a_revocation_made_elsewhere() {
         agency: Some(g.clone()),
         detail: what.into(),
     };
-    a.put_node_audited(rec.clone(), audit("add")).await.unwrap();
+    a.put_node(rec.clone()).await.unwrap();
     // Instance a caches the record; b revokes it.
     let stale = a.node(&g).await.unwrap().expect("stored");
     assert_eq!(stale.state, NodeState::Active);
     let mut revoked = stale.clone();
     revoked.state = NodeState::Revoked;
-    b.put_node_audited(revoked, audit("revoke")).await.unwrap();
+    b.put_node_audited(revoked, stale.clone(), audit("revoke"))
+        .await
+        .unwrap()
+        .expect("nothing changed since the read");
     // a now notes the agency as seen: the change applies to the stored record.
     let after = a
         .modify_node(
@@ -179,4 +184,141 @@ async fn a_node_change_from_a_stale_view_keeps_a_revocation_made_elsewhere() {
         .unwrap();
     assert!(none.is_none());
     assert!(a.node(&nobody).await.unwrap().is_none());
+}
+
+/// Listening connections of instance `name` on the test's database, as the server sees them.
+async fn listeners(c: &tokio_postgres::Client, name: &str) -> i64 {
+    c.query_one(
+        "SELECT count(*) FROM pg_stat_activity \
+         WHERE datname = current_database() AND application_name = $1 \
+           AND query ILIKE 'LISTEN %'",
+        &[&format!("poros-hub/{name}")],
+    )
+    .await
+    .expect("reading pg_stat_activity")
+    .get(0)
+}
+
+/// Poll every 50 ms until instance `name` has `want` listening connections; panic naming
+/// `what` after `within`.
+async fn wait_listeners(c: &tokio_postgres::Client, name: &str, want: i64, what: &str) {
+    let within = Duration::from_secs(30);
+    let start = Instant::now();
+    loop {
+        let got = listeners(c, name).await;
+        if got == want {
+            return;
+        }
+        assert!(
+            start.elapsed() < within,
+            "{what}: still {got} after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_listener_ends_with_its_store() {
+    let url = database().await;
+    let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("a plain connection");
+    tokio::spawn(conn);
+    let store = instance(&url, "short-lived").await;
+    let other = instance(&url, "long-lived").await;
+    wait_listeners(&c, "short-lived", 1, "the listener to connect").await;
+    wait_listeners(&c, "long-lived", 1, "the other listener to connect").await;
+    drop(store);
+    wait_listeners(
+        &c,
+        "short-lived",
+        0,
+        "the dropped store's LISTEN connection to go",
+    )
+    .await;
+    assert_eq!(
+        listeners(&c, "long-lived").await,
+        1,
+        "the other store's listener is untouched"
+    );
+    drop(other);
+}
+
+/// Admins suspending and revoking one agency at the same instant through two hub instances:
+/// whichever commits first, the agency ends revoked, its serials on the revocation list; a
+/// suspension that lost is refused as about a revoked node, never written over the
+/// revocation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn suspend_and_revoke_at_once_through_two_hubs_end_revoked() {
+    use poros_hub::lifecycle::{change_node_state, StateChange};
+    use std::sync::Arc;
+    let url = database().await;
+    let (a, b) = (
+        Arc::new(instance(&url, "a").await),
+        Arc::new(instance(&url, "b").await),
+    );
+    let mut suspended_first = 0;
+    for i in 0..20 {
+        let g = agency(&format!("000.00.00.G{:02}", i + 10));
+        let mut rec = NodeRecord::pending(&g, "Agency", 10);
+        rec.state = NodeState::Active;
+        rec.tls_serial = format!("{:04x}", 2 * i + 1);
+        rec.sign_serial = format!("{:04x}", 2 * i + 2);
+        a.put_node(rec).await.unwrap();
+        let start = Arc::new(tokio::sync::Barrier::new(2));
+        let suspend = {
+            let (a, g, start) = (a.clone(), g.clone(), start.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                change_node_state(&*a, &g, StateChange::Suspend, "admin-a").await
+            })
+        };
+        let revoke = {
+            let (b, g, start) = (b.clone(), g.clone(), start.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                change_node_state(&*b, &g, StateChange::Revoke, "admin-b").await
+            })
+        };
+        let (suspend, revoke) = (suspend.await.unwrap(), revoke.await.unwrap());
+        let revoked = revoke.unwrap_or_else(|e| panic!("{g}: the revocation failed: {e:#}"));
+        assert_eq!(revoked.state, NodeState::Revoked);
+        let stored = a.node(&g).await.unwrap().expect("stored");
+        assert_eq!(
+            stored.state,
+            NodeState::Revoked,
+            "{g}: not revoked in the end"
+        );
+        let actions: Vec<String> = a
+            .audit_log(Some(&g))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.action)
+            .collect();
+        match suspend {
+            Ok(_) => {
+                suspended_first += 1;
+                assert_eq!(actions, ["suspend", "revoke"], "{g}");
+            }
+            Err(e) => {
+                let e = format!("{e:#}");
+                assert!(
+                    e.contains("is revoked"),
+                    "{g}: refused for another reason: {e}"
+                );
+                assert_eq!(actions, ["revoke"], "{g}");
+            }
+        }
+        let listed: Vec<String> = b
+            .revoked()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|(_, r)| r.agency == g)
+            .map(|(s, _)| s)
+            .collect();
+        assert_eq!(listed.len(), 2, "{g}: both serials revoked: {listed:?}");
+    }
+    eprintln!("suspension committed first in {suspended_first} of 20 rounds");
 }

@@ -280,11 +280,21 @@ async fn script(b: &dyn RegistryBackend) -> Vec<(String, String)> {
     let mut seen = node(&other, None);
     seen.last_seen_ms = Some(600);
     note(&mut log, "put other", b.put_node(seen.clone()).await);
+    let read = seen.clone();
     seen.state = NodeState::Suspended;
     let r = b
-        .put_node_audited(seen, audit("suspend", Some(&other), next()))
+        .put_node_audited(
+            seen.clone(),
+            read.clone(),
+            audit("suspend", Some(&other), next()),
+        )
         .await;
     note(&mut log, "put other audited", r);
+    // Written over a record that changed since it was read: refused, nothing stored.
+    let r = b
+        .put_node_audited(seen, read, audit("suspend", Some(&other), next()))
+        .await;
+    note(&mut log, "put other audited from a stale read", r);
     note(&mut log, "nodes", b.nodes().await.unwrap());
 
     // Renewal's superseded serials retired; revocation of current and superseded serials.
@@ -337,18 +347,38 @@ async fn script(b: &dyn RegistryBackend) -> Vec<(String, String)> {
         at_ms: 900,
     });
     let r = b
-        .revoke(revoked, 950, audit("revoke", Some(&root), next()))
+        .revoke(revoked, active, 950, audit("revoke", Some(&root), next()))
         .await;
     note(&mut log, "revoke root", r);
-    let mut again = renewed.clone();
-    again.superseded = None;
+    let mut read = renewed.clone();
+    read.superseded = None;
+    let mut again = read.clone();
     again.state = NodeState::Revoked;
     let r = b
-        .revoke(again.clone(), 960, audit("revoke", Some(&child), next()))
+        .revoke(
+            again.clone(),
+            read.clone(),
+            960,
+            audit("revoke", Some(&child), next()),
+        )
         .await;
     note(&mut log, "revoke child", r);
     let r = b
-        .revoke(again, 970, audit("revoke", Some(&child), next()))
+        .revoke(
+            again.clone(),
+            read,
+            965,
+            audit("revoke", Some(&child), next()),
+        )
+        .await;
+    note(&mut log, "revoke child from a stale read", r);
+    let r = b
+        .revoke(
+            again.clone(),
+            again,
+            970,
+            audit("revoke", Some(&child), next()),
+        )
         .await;
     note(&mut log, "revoke child again (later date)", r);
     note(&mut log, "revoked", b.revoked().await.unwrap());

@@ -27,6 +27,11 @@ pub struct Cli {
     /// Show the full cause chain of errors.
     #[arg(short, long, global = true)]
     pub verbose: bool,
+    /// Log format on stderr: `human` (one readable line per event) or `json` (one JSON object
+    /// per line, the document and agency IDs as fields, for log shippers). Also applies to
+    /// the processes this one starts, and to the final error line.
+    #[arg(long, global = true, env = poros_transport::LOG_FORMAT_ENV, default_value_t, value_name = "human|json")]
+    pub log_format: poros_transport::LogFormat,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -203,10 +208,18 @@ enum ReportCmd {
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let verbose = cli.verbose;
+    let log_format = cli.log_format;
+    // Read back by init_tracing, and inherited by the processes the demo starts.
+    log_format.export();
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             if let Some(r) = e.downcast_ref::<RuleRefused>() {
+                if log_format == poros_transport::LogFormat::Json {
+                    let text = format!("{}: {}", r.code, r.text);
+                    poros_transport::report_error(log_format, "poros-agent", &text);
+                    return std::process::ExitCode::FAILURE;
+                }
                 // The agent's own rules refused it: the reason code first, for scripts.
                 eprintln!(
                     "error: {}: {}",
@@ -221,12 +234,17 @@ pub fn main() -> std::process::ExitCode {
             } else {
                 format!("{e:#}")
             };
+            if log_format == poros_transport::LogFormat::Json {
+                // JSON escapes whatever the text holds: nothing reaches a terminal raw.
+                poros_transport::report_error(log_format, "poros-agent", &text);
+                return std::process::ExitCode::FAILURE;
+            }
             let text: String = text
                 .lines()
                 .map(|l| poros_protocol::text::escape_for_terminal(l).into_owned())
                 .collect::<Vec<_>>()
                 .join("\n");
-            eprintln!("poros-agent: error: {text}");
+            poros_transport::report_error(log_format, "poros-agent", &text);
             std::process::ExitCode::FAILURE
         }
     }

@@ -19,17 +19,113 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Install the tracing subscriber of a Poros process: one line per event on stderr, level
-/// from `RUST_LOG` (default `info`), colours only on a terminal.
+/// The environment variable that chooses the log format (`human` or `json`); the binaries'
+/// `--log-format` option sets it for themselves and for the processes they start.
+pub const LOG_FORMAT_ENV: &str = "POROS_LOG_FORMAT";
+
+/// How a Poros process writes its log lines on stderr.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One readable line per event: time, level, span fields, message, event fields.
+    #[default]
+    Human,
+    /// One JSON object per line for log shippers: `timestamp` (RFC 3339, UTC), `level`,
+    /// `message`, `target`, the event's fields at the top level (`doc`, `agency`, …), and
+    /// `spans`: the enclosing spans, outermost first, each with its `name` and fields.
+    Json,
+}
+
+impl LogFormat {
+    /// The name accepted on the command line and in [`LOG_FORMAT_ENV`].
+    pub fn name(self) -> &'static str {
+        match self {
+            LogFormat::Human => "human",
+            LogFormat::Json => "json",
+        }
+    }
+
+    /// The format [`LOG_FORMAT_ENV`] names; `human` when it is unset or names none.
+    pub fn from_env() -> LogFormat {
+        std::env::var(LOG_FORMAT_ENV)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_default()
+    }
+
+    /// Make this the format of this process and of every process it starts from now on.
+    /// Called by the binaries right after parsing their arguments, before any thread exists.
+    pub fn export(self) {
+        std::env::set_var(LOG_FORMAT_ENV, self.name());
+    }
+}
+
+impl std::fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A log format name that is neither `human` nor `json`.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown log format {0:?}: expected human or json")]
+pub struct UnknownLogFormat(String);
+
+impl std::str::FromStr for LogFormat {
+    type Err = UnknownLogFormat;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "human" => Ok(LogFormat::Human),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(UnknownLogFormat(s.to_string())),
+        }
+    }
+}
+
+/// The JSON event formatter both the log and [`report_error`] use, so a shipper sees one shape.
+fn json_format() -> tracing_subscriber::fmt::SubscriberBuilder<
+    tracing_subscriber::fmt::format::JsonFields,
+    tracing_subscriber::fmt::format::Format<tracing_subscriber::fmt::format::Json>,
+    tracing_subscriber::filter::LevelFilter,
+    fn() -> std::io::Stderr,
+> {
+    tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(true)
+        .with_writer(std::io::stderr as fn() -> std::io::Stderr)
+}
+
+/// Install the tracing subscriber of a Poros process: one event per line on stderr, level
+/// from `RUST_LOG` (default `info`), in the format [`LOG_FORMAT_ENV`] names (see
+/// [`LogFormat`]); colours only in the human format on a terminal.
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .try_init();
+    let _ = match LogFormat::from_env() {
+        LogFormat::Human => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_target(false)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_writer(std::io::stderr)
+            .try_init(),
+        LogFormat::Json => json_format().with_env_filter(filter).try_init(),
+    };
+}
+
+/// Print the error that ends a command on stderr: `<program>: error: <text>` in the human
+/// format, or one JSON object like a log event (level `ERROR`, the text as `message`, the
+/// program as `program`) in the JSON format, whatever `RUST_LOG` says.
+pub fn report_error(format: LogFormat, program: &str, text: &str) {
+    match format {
+        LogFormat::Human => eprintln!("{program}: error: {text}"),
+        LogFormat::Json => {
+            let subscriber = json_format().with_max_level(tracing::Level::ERROR).finish();
+            tracing::subscriber::with_default(subscriber, || {
+                tracing::error!(target: "poros", program, "{text}");
+            });
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM: how both binaries learn to shut down cleanly.

@@ -28,9 +28,16 @@ use std::collections::HashSet;
 /// Nodes, enrolment tokens, the audit log, revoked and superseded serials, monitors.
 #[async_trait]
 pub trait RegistryBackend: Send + Sync {
-    /// Store a node record and its audit record in one commit.
-    async fn put_node_audited(&self, rec: NodeRecord, audit: AuditRecord)
-        -> Result<(), StoreError>;
+    /// Store a node record derived from `read` and its audit record in one commit, if the
+    /// stored record is still `read` (apart from connection bookkeeping, which the record
+    /// written keeps); else nothing is stored and the answer is [`NodeChanged`]. Returns the
+    /// record written.
+    async fn put_node_audited(
+        &self,
+        rec: NodeRecord,
+        read: NodeRecord,
+        audit: AuditRecord,
+    ) -> Result<Result<NodeRecord, NodeChanged>, StoreError>;
     /// Append an audit record.
     async fn audit(&self, audit: AuditRecord) -> Result<(), StoreError>;
     /// The audit log, of one agency or all, oldest first.
@@ -65,13 +72,15 @@ pub trait RegistryBackend: Send + Sync {
         now_ms: u64,
         audit: AuditRecord,
     ) -> Result<bool, StoreError>;
-    /// Revoke a node: its record and its serials in the revocation list, in one commit.
+    /// Revoke a node: its record and its serials in the revocation list, in one commit, under
+    /// the same condition as [`Self::put_node_audited`]. Returns the record written.
     async fn revoke(
         &self,
         rec: NodeRecord,
+        read: NodeRecord,
         now_ms: u64,
         audit: AuditRecord,
-    ) -> Result<(), StoreError>;
+    ) -> Result<Result<NodeRecord, NodeChanged>, StoreError>;
     /// Revoked serials.
     async fn revoked(&self) -> Result<Vec<(String, RevokedSerial)>, StoreError>;
     /// Store a node record.

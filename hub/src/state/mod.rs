@@ -59,7 +59,8 @@ use exchange::answer_in;
 pub use exchange::{Answer, AnswerOutcome};
 use records::dec_node;
 pub use records::*;
-pub use registry::RegistryRefusal;
+use registry::unchanged_since_read;
+pub use registry::{NodeChanged, RegistryRefusal};
 
 pub use snapshot::{HubSnapshot, RecoveryPoint};
 pub use statements::{

@@ -14,9 +14,10 @@ impl RegistryBackend for HubStore {
     async fn put_node_audited(
         &self,
         rec: NodeRecord,
+        read: NodeRecord,
         audit: AuditRecord,
-    ) -> Result<(), StoreError> {
-        HubStore::put_node_audited(self, rec, audit).await
+    ) -> Result<Result<NodeRecord, NodeChanged>, StoreError> {
+        HubStore::put_node_audited(self, rec, read, audit).await
     }
     async fn audit(&self, audit: AuditRecord) -> Result<(), StoreError> {
         HubStore::audit(self, audit).await
@@ -62,10 +63,11 @@ impl RegistryBackend for HubStore {
     async fn revoke(
         &self,
         rec: NodeRecord,
+        read: NodeRecord,
         now_ms: u64,
         audit: AuditRecord,
-    ) -> Result<(), StoreError> {
-        HubStore::revoke(self, rec, now_ms, audit).await
+    ) -> Result<Result<NodeRecord, NodeChanged>, StoreError> {
+        HubStore::revoke(self, rec, read, now_ms, audit).await
     }
     async fn revoked(&self) -> Result<Vec<(String, RevokedSerial)>, StoreError> {
         HubStore::revoked(self)

@@ -5,14 +5,32 @@ use super::*;
 use poros_protocol::directory::{check_parent, ParentError};
 
 impl HubStore {
-    /// Insert or replace a node record and record the action, in one commit.
+    /// Replace a node record and record the action, in one commit, if the stored record is
+    /// still the one `rec` was derived from (`read`; see [`NodeChanged`]). The record written
+    /// keeps the stored connection bookkeeping (last seen, identity conflicts) and is returned.
     pub async fn put_node_audited(
         &self,
         rec: NodeRecord,
+        read: NodeRecord,
         audit: AuditRecord,
-    ) -> Result<(), StoreError> {
-        let key = rec.agency.to_string();
-        self.put_audited(NODES, key, rec, audit).await
+    ) -> Result<Result<NodeRecord, NodeChanged>, StoreError> {
+        self.db
+            .write(move |txn| {
+                let mut nodes = txn.open_table(NODES)?;
+                let stored = nodes
+                    .get(rec.agency.as_str())?
+                    .map(|g| dec_node(g.value()))
+                    .transpose()?;
+                let rec = match unchanged_since_read(stored, &read, rec.clone()) {
+                    Ok(rec) => rec,
+                    Err(changed) => return Ok(Err(changed)),
+                };
+                nodes.insert(rec.agency.as_str(), enc(&rec)?.as_slice())?;
+                drop(nodes);
+                audit_in(txn, &audit)?;
+                Ok(Ok(rec))
+            })
+            .await
     }
 
     /// Insert or replace the record under `key` and record the action, in one commit.
@@ -184,24 +202,36 @@ impl HubStore {
             .await
     }
 
-    /// Revoke a node: state, its certificate serials, and the action, in one commit.
+    /// Revoke a node: state, its certificate serials, and the action, in one commit, if the
+    /// stored record is still the one `rec` was derived from (`read`; see [`NodeChanged`]).
     pub async fn revoke(
         &self,
         rec: NodeRecord,
+        read: NodeRecord,
         now_ms: u64,
         audit: AuditRecord,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Result<NodeRecord, NodeChanged>, StoreError> {
         self.db
             .write(move |txn| {
-                txn.open_table(NODES)?
-                    .insert(rec.agency.as_str(), enc(&rec)?.as_slice())?;
+                let mut nodes = txn.open_table(NODES)?;
+                let stored = nodes
+                    .get(rec.agency.as_str())?
+                    .map(|g| dec_node(g.value()))
+                    .transpose()?;
+                let rec = match unchanged_since_read(stored, &read, rec.clone()) {
+                    Ok(rec) => rec,
+                    Err(changed) => return Ok(Err(changed)),
+                };
+                nodes.insert(rec.agency.as_str(), enc(&rec)?.as_slice())?;
+                drop(nodes);
                 let mut rv = txn.open_table(REVOKED)?;
                 // Certificates superseded by a renewal and not yet retired are revoked too.
                 for (serial, r) in rec.serials_to_revoke(now_ms) {
                     rv.insert(serial.as_str(), enc(&r)?.as_slice())?;
                 }
                 drop(rv);
-                audit_in(txn, &audit)
+                audit_in(txn, &audit)?;
+                Ok(Ok(rec))
             })
             .await
     }
@@ -322,6 +352,56 @@ pub enum RegistryRefusal {
     /// The parent asked for is not allowed.
     #[error(transparent)]
     Parent(#[from] ParentError),
+}
+
+/// A conditional registry write found the node's stored record changed since it was read
+/// (another admin acted on it meanwhile, possibly through another hub instance): nothing was
+/// stored. The caller reads the record again and decides again.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the registry record of {agency} changed since it was read (it is now {})", now(.stored))]
+pub struct NodeChanged {
+    /// The agency written.
+    pub agency: AgencyId,
+    /// Its record as stored now (`None`: not registered).
+    pub stored: Option<Box<NodeRecord>>,
+}
+
+fn now(stored: &Option<Box<NodeRecord>>) -> String {
+    match stored {
+        Some(rec) => format!("{:?}", rec.state).to_lowercase(),
+        None => "not registered".into(),
+    }
+}
+
+/// `rec` with `from`'s connection bookkeeping: when the node was last seen and its identity
+/// conflicts, which connections update in the stored record on their own.
+fn with_bookkeeping_of(mut rec: NodeRecord, from: &NodeRecord) -> NodeRecord {
+    rec.last_seen_ms = from.last_seen_ms;
+    rec.conflicts = from.conflicts;
+    rec.last_conflict = from.last_conflict.clone();
+    rec
+}
+
+/// The check of every conditional node write, on both backends: `rec` (derived from `read`)
+/// may replace `stored` only if `stored` is still `read` apart from connection bookkeeping;
+/// the record to write then keeps `stored`'s bookkeeping.
+pub(crate) fn unchanged_since_read(
+    stored: Option<NodeRecord>,
+    read: &NodeRecord,
+    rec: NodeRecord,
+) -> Result<NodeRecord, NodeChanged> {
+    match stored {
+        Some(stored)
+            if rec.agency == read.agency
+                && with_bookkeeping_of(read.clone(), &stored) == stored =>
+        {
+            Ok(with_bookkeeping_of(rec, &stored))
+        }
+        stored => Err(NodeChanged {
+            agency: rec.agency,
+            stored: stored.map(Box::new),
+        }),
+    }
 }
 
 /// Whether `rec`'s parent is allowed, read from the `nodes` table being written.

@@ -285,9 +285,13 @@ pub async fn registry_records_round_trip(b: B) {
     h2.address = Some("1 Tràng Tiền".into());
     h2.last_seen_ms = Some(77);
     b.put_node(h2.clone()).await.unwrap();
-    b.put_node_audited(active(G), audit("node add", &a(G)))
+    let mut pending_g = active(G);
+    pending_g.state = NodeState::Pending;
+    b.put_node(pending_g.clone()).await.unwrap();
+    b.put_node_audited(active(G), pending_g, audit("node add", &a(G)))
         .await
-        .unwrap();
+        .unwrap()
+        .expect("unchanged since read");
     b.put_node(active(H1)).await.unwrap();
     assert_eq!(
         b.nodes().await.unwrap(),
@@ -347,9 +351,10 @@ pub async fn registry_records_round_trip(b: B) {
         sign_serial: "dd01".into(),
         at_ms: 600,
     });
-    b.revoke(h1.clone(), 1_000, audit("revoke", &a(H1)))
+    b.revoke(h1.clone(), active(H1), 1_000, audit("revoke", &a(H1)))
         .await
-        .unwrap();
+        .unwrap()
+        .expect("unchanged since read");
     assert_eq!(b.nodes().await.unwrap()[1], h1);
     let rev = b.revoked().await.unwrap();
     let listed: Vec<_> = rev
@@ -418,4 +423,106 @@ pub async fn registry_records_round_trip(b: B) {
     );
     assert_eq!(b.audit_log(Some(&a(H1))).await.unwrap().len(), 1);
     assert!(b.audit_log(Some(&a(H3))).await.unwrap().is_empty());
+}
+
+/// A node change is written only over the record it was decided from: after a revocation, a
+/// suspension decided from the record read before it is refused and stores nothing (the
+/// node stays revoked, the audit log holds the revocation only); a change of when the node
+/// was last seen in between is no conflict and is kept; an unknown agency is not created.
+pub async fn a_write_from_a_stale_read_is_refused(b: B) {
+    let g = a(G);
+    let mut rec = active(G);
+    rec.tls_serial = "0a01".into();
+    rec.sign_serial = "0b01".into();
+    b.put_node(rec).await.unwrap();
+    let read = b.node(&g).await.unwrap().expect("stored");
+
+    // Another admin revokes it from a fresh read.
+    let fresh = b.node(&g).await.unwrap().expect("stored");
+    let mut revoked = fresh.clone();
+    revoked.state = NodeState::Revoked;
+    let written = b
+        .revoke(revoked.clone(), fresh, 10, audit("revoke", &g))
+        .await
+        .unwrap()
+        .expect("nothing changed since the read");
+    assert_eq!(written, revoked);
+
+    // The suspension decided from the earlier read.
+    let mut suspended = read.clone();
+    suspended.state = NodeState::Suspended;
+    let refused = b
+        .put_node_audited(suspended.clone(), read.clone(), audit("suspend", &g))
+        .await
+        .unwrap()
+        .expect_err("a suspension written over a revocation");
+    assert_eq!(refused.agency, g);
+    assert_eq!(refused.stored.as_deref(), Some(&revoked));
+    assert!(
+        refused.to_string().contains("revoked"),
+        "the refusal says what the node is now: {refused}"
+    );
+    // A second revocation decided from the earlier read is refused the same way.
+    let again = b
+        .revoke(revoked.clone(), read, 20, audit("revoke", &g))
+        .await
+        .unwrap();
+    assert!(again.is_err(), "{again:?}");
+    assert_eq!(b.node(&g).await.unwrap(), Some(revoked));
+    let listed: Vec<_> = b
+        .revoked()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(s, r)| (s, r.revoked_ms))
+        .collect();
+    assert_eq!(
+        listed,
+        [("0a01".to_string(), 10), ("0b01".to_string(), 10)],
+        "revoked once, at the first revocation's time"
+    );
+    let actions: Vec<_> = b
+        .audit_log(Some(&g))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.action)
+        .collect();
+    assert_eq!(actions, ["revoke"], "refused writes record nothing");
+
+    // Seen by a connection between the read and the write: not a conflict, and kept.
+    let h = a(H1);
+    b.put_node(active(H1)).await.unwrap();
+    let read = b.node(&h).await.unwrap().expect("stored");
+    b.modify_node(
+        h.clone(),
+        Box::new(|r: &mut NodeRecord| r.last_seen_ms = Some(42)),
+    )
+    .await
+    .unwrap()
+    .expect("stored");
+    let mut suspended = read.clone();
+    suspended.state = NodeState::Suspended;
+    let written = b
+        .put_node_audited(suspended, read, audit("suspend", &h))
+        .await
+        .unwrap()
+        .expect("only the connection bookkeeping changed");
+    assert_eq!(written.state, NodeState::Suspended);
+    assert_eq!(
+        written.last_seen_ms,
+        Some(42),
+        "the newer last-seen time kept"
+    );
+    assert_eq!(b.node(&h).await.unwrap(), Some(written));
+
+    // Never registered: refused, not created.
+    let unknown = active(H3);
+    let refused = b
+        .put_node_audited(unknown.clone(), unknown, audit("suspend", &a(H3)))
+        .await
+        .unwrap()
+        .expect_err("an unknown agency");
+    assert_eq!(refused.stored, None);
+    assert_eq!(b.node(&a(H3)).await.unwrap(), None);
 }

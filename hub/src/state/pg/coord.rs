@@ -69,6 +69,17 @@ impl PgStore {
     }
 }
 
+impl PgStore {
+    /// One of the store's pooled connections, with the session settings every hub session
+    /// has (`idle_in_transaction_session_timeout`, `lock_timeout`, the application name):
+    /// for tests that check what the server does to a hub instance's session, e.g. one
+    /// stopped inside a transaction.
+    #[doc(hidden)]
+    pub async fn pooled_session(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.client().await
+    }
+}
+
 /// Listen for the other instances' events until the returned task is aborted (the store is
 /// dropped), connecting again after a lost connection (and then telling the hub to
 /// resynchronise).

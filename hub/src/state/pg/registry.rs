@@ -10,6 +10,9 @@
 //!   two such transactions is aborted and run again);
 //! - a token is redeemed once: its row is read `FOR UPDATE`, and a second redemption waits
 //!   for the first, then runs again and finds the token used;
+//! - a suspension, resumption, renewal or revocation is written only over the record it was
+//!   decided from (`UPDATE … WHERE` the state read, on the row read `FOR UPDATE`): two admins
+//!   acting at once through two hubs cannot write a suspension over a revocation;
 //! - audit records take their sequence numbers from a `bigserial` under a transaction-scoped
 //!   advisory lock, so they become visible in sequence order and a reader paging by cursor
 //!   ([`RegistryBackend::audit_page`]) never passes over one committed later.
@@ -17,8 +20,8 @@
 use super::{PgStore, Tx};
 use crate::state::backend::RegistryBackend;
 use crate::state::{
-    dec, dec_node, enc, AuditRecord, MonitorRecord, NodeEdit, NodeRecord, NodeState,
-    RegistryRefusal, RevokedSerial, TokenRecord,
+    dec, dec_node, enc, unchanged_since_read, AuditRecord, MonitorRecord, NodeChanged, NodeEdit,
+    NodeRecord, NodeState, RegistryRefusal, RevokedSerial, TokenRecord,
 };
 use async_trait::async_trait;
 use poros_protocol::directory::{check_parent, ParentError};
@@ -67,6 +70,48 @@ pub(super) async fn put_node_in(
     .await
     .map_err(|e| store.sql_error(op, e))?;
     Ok(())
+}
+
+/// Replace a node record derived from `read`, if the stored one is still `read` apart from
+/// connection bookkeeping ([`unchanged_since_read`], the redb store's rule). The row is read
+/// `FOR UPDATE` and the `UPDATE` names the state read, so a change committed by another
+/// transaction in between is either waited for and seen, or aborts this one (SERIALIZABLE),
+/// which [`PgStore::write`] runs again from the read.
+async fn replace_node_in(
+    tx: &Tx<'_>,
+    store: &PgStore,
+    op: &'static str,
+    rec: NodeRecord,
+    read: &NodeRecord,
+) -> Result<Result<NodeRecord, NodeChanged>, StoreError> {
+    let stored = node_in(tx, store, op, rec.agency.as_str(), true).await?;
+    let rec = match unchanged_since_read(stored, read, rec) {
+        Ok(rec) => rec,
+        Err(changed) => return Ok(Err(changed)),
+    };
+    let parent = rec.parent.as_ref().map(AgencyId::as_str);
+    let updated = tx
+        .execute(
+            "UPDATE nodes SET state = $2, parent = $3, record = $4 \
+             WHERE agency = $1 AND state = $5",
+            &[
+                &rec.agency.as_str(),
+                &state_name(rec.state),
+                &parent,
+                &enc(&rec)?,
+                &state_name(read.state),
+            ],
+        )
+        .await
+        .map_err(|e| store.sql_error(op, e))?;
+    if updated != 1 {
+        let stored = node_in(tx, store, op, rec.agency.as_str(), false).await?;
+        return Ok(Err(NodeChanged {
+            agency: rec.agency,
+            stored: stored.map(Box::new),
+        }));
+    }
+    Ok(Ok(rec))
 }
 
 /// A node record, locked for the rest of the transaction when `lock`.
@@ -188,15 +233,21 @@ impl RegistryBackend for PgStore {
     async fn put_node_audited(
         &self,
         rec: NodeRecord,
+        read: NodeRecord,
         audit: AuditRecord,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Result<NodeRecord, NodeChanged>, StoreError> {
         const OP: &str = "put node audited";
         let store = self.clone();
         self.write(OP, move |tx| {
-            let (store, rec, audit) = (store.clone(), rec.clone(), audit.clone());
+            let (store, rec, read, audit) =
+                (store.clone(), rec.clone(), read.clone(), audit.clone());
             Box::pin(async move {
-                put_node_in(tx, &store, OP, &rec).await?;
-                audit_in(tx, &store, OP, &audit).await
+                let rec = match replace_node_in(tx, &store, OP, rec, &read).await? {
+                    Ok(rec) => rec,
+                    Err(changed) => return Ok(Err(changed)),
+                };
+                audit_in(tx, &store, OP, &audit).await?;
+                Ok(Ok(rec))
             })
         })
         .await
@@ -400,20 +451,26 @@ impl RegistryBackend for PgStore {
     async fn revoke(
         &self,
         rec: NodeRecord,
+        read: NodeRecord,
         now_ms: u64,
         audit: AuditRecord,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Result<NodeRecord, NodeChanged>, StoreError> {
         const OP: &str = "revoke";
         let store = self.clone();
         self.write(OP, move |tx| {
-            let (store, rec, audit) = (store.clone(), rec.clone(), audit.clone());
+            let (store, rec, read, audit) =
+                (store.clone(), rec.clone(), read.clone(), audit.clone());
             Box::pin(async move {
-                put_node_in(tx, &store, OP, &rec).await?;
+                let rec = match replace_node_in(tx, &store, OP, rec, &read).await? {
+                    Ok(rec) => rec,
+                    Err(changed) => return Ok(Err(changed)),
+                };
                 // Certificates superseded by a renewal and not yet retired are revoked too.
                 for (serial, r) in rec.serials_to_revoke(now_ms) {
                     put_serial_in(tx, &store, OP, SerialTable::Revoked, &serial, &r).await?;
                 }
-                audit_in(tx, &store, OP, &audit).await
+                audit_in(tx, &store, OP, &audit).await?;
+                Ok(Ok(rec))
             })
         })
         .await
