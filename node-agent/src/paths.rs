@@ -157,25 +157,5 @@ pub fn hand_over(p: &AgentPaths) -> Result<()> {
     if me != 0 || owner.uid() == 0 {
         return Ok(());
     }
-    chown_tree(dir, owner.uid(), owner.gid())
-}
-
-fn chown_tree(dir: &Path, uid: u32, gid: u32) -> Result<()> {
-    let entries = std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))?;
-    for entry in entries {
-        let path = entry
-            .with_context(|| format!("listing {}", dir.display()))?
-            .path();
-        let meta = path
-            .symlink_metadata()
-            .with_context(|| format!("reading {}", path.display()))?;
-        if meta.uid() == 0 {
-            std::os::unix::fs::lchown(&path, Some(uid), Some(gid))
-                .with_context(|| format!("giving {} to user {uid}", path.display()))?;
-        }
-        if meta.is_dir() {
-            chown_tree(&path, uid, gid)?;
-        }
-    }
-    Ok(())
+    Ok(poros_store::chown_tree(dir, owner.uid(), owner.gid())?)
 }

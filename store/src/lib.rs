@@ -11,6 +11,7 @@ mod db;
 mod error;
 pub mod format;
 mod health;
+mod ownership;
 mod snapshot;
 mod sweep;
 #[cfg(test)]
@@ -22,6 +23,7 @@ pub use db::{BatchHook, CommitStats, Db, MAX_BATCH};
 pub use error::{StorageFault, StoreError};
 pub use format::{Format, FormatError, Opened, Upgrade};
 pub use health::{health_metrics, PROBE_BYTES, WRITABLE_METRIC, WRITE_FAILURES_METRIC};
+pub use ownership::chown_tree;
 pub use snapshot::{copy_snapshot, SnapshotCopy, SnapshotError, SnapshotTable, Typed};
 pub use sweep::SweepReport;
 
