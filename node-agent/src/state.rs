@@ -1251,4 +1251,38 @@ mod tests {
         // Kept once, in the record (timelines read it there).
         assert!(store.statements_of(&id).unwrap().is_empty());
     }
+
+    #[test]
+    fn a_hub_restore_queues_again_what_it_accepted_since_once_per_restore() {
+        use crate::agent::outbox_tests::accepted as acc;
+        let f = Fixture::new();
+        let store = f.open();
+        let none = std::collections::HashSet::new();
+        // Accepted at hub time 9 (the helper's time) and at 99.
+        let (early, late) = (
+            DocumentId::new_v7(5, [5; 10]),
+            DocumentId::new_v7(6, [6; 10]),
+        );
+        for (id, at) in [(early, 9), (late, 99)] {
+            let rec = super::statements::tests::out_record(id);
+            f.rt.block_on(store.put_outgoing(id, rec, vec![a(R1)], Some(b"x".to_vec())))
+                .unwrap();
+            let mut s = acc(id, &[R1]);
+            s.time_ms = at;
+            f.rt.block_on(store.accept_submission(id, signed(&s)))
+                .unwrap()
+                .unwrap();
+        }
+        assert!(store.submission_queue(10, &none).unwrap().is_empty());
+        assert_eq!(f.rt.block_on(store.requeue_for_resync(7, 50)).unwrap(), 1);
+        assert_eq!(store.submission_queue(10, &none).unwrap(), vec![late]);
+        // The same restore asked again (a reconnect) queues nothing more.
+        f.rt.block_on(store.accept_submission(late, signed(&acc(late, &[R1]))))
+            .unwrap()
+            .unwrap();
+        assert_eq!(f.rt.block_on(store.requeue_for_resync(7, 50)).unwrap(), 0);
+        assert!(store.submission_queue(10, &none).unwrap().is_empty());
+        // Another restore does.
+        assert_eq!(f.rt.block_on(store.requeue_for_resync(8, 0)).unwrap(), 2);
+    }
 }

@@ -171,12 +171,13 @@ pub fn restore(from: &Path, dir: &Path, progress: &dyn Fn(u64)) -> Result<Restor
         .collect();
     // A body missing at backup time is repaired from its sender by the restored hub; any
     // other gap means the backup is incomplete.
-    let left_out = manifest.number("body_files") as usize
-        - manifest
+    let left_out = (manifest.number("body_files") as usize).saturating_sub(
+        manifest
             .members
             .iter()
             .filter(|m| m.path.starts_with(BODIES_PREFIX))
-            .count();
+            .count(),
+    );
     if missing.len() > left_out {
         bail!(
             "the restored store references {} body files the backup does not hold (first: {})",
