@@ -16,17 +16,10 @@ impl HubStore {
     ) -> Result<Result<NodeRecord, NodeChanged>, StoreError> {
         self.db
             .write(move |txn| {
-                let mut nodes = txn.open_table(NODES)?;
-                let stored = nodes
-                    .get(rec.agency.as_str())?
-                    .map(|g| dec_node(g.value()))
-                    .transpose()?;
-                let rec = match unchanged_since_read(stored, &read, rec.clone()) {
+                let rec = match put_if_unchanged(txn, rec.clone(), &read)? {
                     Ok(rec) => rec,
                     Err(changed) => return Ok(Err(changed)),
                 };
-                nodes.insert(rec.agency.as_str(), enc(&rec)?.as_slice())?;
-                drop(nodes);
                 audit_in(txn, &audit)?;
                 Ok(Ok(rec))
             })
@@ -213,17 +206,10 @@ impl HubStore {
     ) -> Result<Result<NodeRecord, NodeChanged>, StoreError> {
         self.db
             .write(move |txn| {
-                let mut nodes = txn.open_table(NODES)?;
-                let stored = nodes
-                    .get(rec.agency.as_str())?
-                    .map(|g| dec_node(g.value()))
-                    .transpose()?;
-                let rec = match unchanged_since_read(stored, &read, rec.clone()) {
+                let rec = match put_if_unchanged(txn, rec.clone(), &read)? {
                     Ok(rec) => rec,
                     Err(changed) => return Ok(Err(changed)),
                 };
-                nodes.insert(rec.agency.as_str(), enc(&rec)?.as_slice())?;
-                drop(nodes);
                 let mut rv = txn.open_table(REVOKED)?;
                 // Certificates superseded by a renewal and not yet retired are revoked too.
                 for (serial, r) in rec.serials_to_revoke(now_ms) {
@@ -512,4 +498,25 @@ pub(super) fn export(
         )?;
     }
     Ok(())
+}
+
+/// Write `rec` over the stored node if the stored record is still the one `rec` was derived
+/// from (`read`; see [`NodeChanged`]), keeping its connection bookkeeping; returns what was
+/// written.
+fn put_if_unchanged(
+    txn: &redb::WriteTransaction,
+    rec: NodeRecord,
+    read: &NodeRecord,
+) -> Result<Result<NodeRecord, NodeChanged>, StoreError> {
+    let mut nodes = txn.open_table(NODES)?;
+    let stored = nodes
+        .get(rec.agency.as_str())?
+        .map(|g| dec_node(g.value()))
+        .transpose()?;
+    let rec = match unchanged_since_read(stored, read, rec) {
+        Ok(rec) => rec,
+        Err(changed) => return Ok(Err(changed)),
+    };
+    nodes.insert(rec.agency.as_str(), enc(&rec)?.as_slice())?;
+    Ok(Ok(rec))
 }
