@@ -1,0 +1,1 @@
+# Poros catalogue (en): hub

@@ -1,0 +1,1 @@
+# Poros catalogue (vi): agent
