@@ -1,7 +1,8 @@
 //! Backup and restore of a hub, end to end with real processes: a backup taken while agents
 //! send, the hub lost (kill -9, its directory gone) and restored from the backup into a fresh
 //! directory; everything acknowledged before the backup is in the restored store, and the
-//! documents the hub accepted after it come back from their senders (`Resync`).
+//! documents the hub accepted after it come back from their senders (`Resync`), and so do the
+//! statements made after it (registrations), from their makers.
 
 mod common;
 
@@ -34,6 +35,52 @@ fn wait_accepted(net: &Net, from: &str, id: &str) {
 fn hub_knows(net: &Net, id: &str) -> bool {
     let d = net.hub_dir.display().to_string();
     net.hub_cli(&["doc", "--dir", &d, id]).status.success()
+}
+
+/// The labels of a document's history at the hub (`hub_accepted`, `delivered`, `registered`…).
+fn hub_history(net: &Net, id: &str) -> Vec<String> {
+    let d = net.hub_dir.display().to_string();
+    let out = net.hub_cli(&["doc", "--dir", &d, id, "--json"]);
+    if !out.status.success() {
+        return Vec::new();
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON document");
+    v["history"]
+        .as_array()
+        .map(|h| {
+            h.iter()
+                .filter_map(|s| s["label"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The recipient registers a document it holds (a statement made at the agent, sent to the hub).
+fn register(net: &Net, recipient: &str, id: &str) {
+    let d = net.agent_dir(recipient).display().to_string();
+    let out = net.agent_cli(&[
+        "progress",
+        "--dir",
+        &d,
+        id,
+        "--code",
+        "registered",
+        "--staff",
+        "Nguyễn Văn A",
+        "--department",
+        "Văn thư",
+    ]);
+    assert!(
+        out.status.success(),
+        "registering {id} at {recipient}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn wait_registered_at_hub(net: &Net, id: &str) {
+    wait_until(&format!("{id} registered at the hub"), DEADLINE, || {
+        hub_history(net, id).iter().any(|l| l == "registered")
+    });
 }
 
 #[test]
@@ -110,6 +157,16 @@ fn a_backup_under_load_restored_elsewhere_loses_nothing_the_network_holds() {
         assert_eq!(mode, 0o600, "the backup file holds every document");
     }
 
+    // After the backup, statements: H1 registers a document the backup holds, and one sent
+    // (and delivered) after the backup, which the backup lacks altogether.
+    let delivered_after = send_accepted(&net, G1, H1, b"sent after the backup", &mut sent);
+    net.wait_state(G1, &delivered_after, "delivered");
+    let registered_after = [before[0].clone(), delivered_after];
+    for id in &registered_after {
+        register(&net, H1, id);
+        wait_registered_at_hub(&net, id);
+    }
+
     // After the backup: H2 is offline, so these wait at the hub when it is lost.
     net.stop_agent(H2);
     let mut after = Vec::new();
@@ -162,6 +219,11 @@ fn a_backup_under_load_restored_elsewhere_loses_nothing_the_network_holds() {
         after.len(),
         "documents accepted after the backup are not in it"
     );
+    assert!(
+        !hub_history(&net, &registered_after[0]).contains(&"registered".to_owned()),
+        "a registration made after the backup is not in it"
+    );
+    assert!(!hub_knows(&net, &registered_after[1]));
     let scrub = net.hub_json(&["scrub"], &[]);
     assert!(scrub["bodies_checked"].as_u64().unwrap() >= 1, "{scrub}");
     for k in ["missing", "damaged"] {
@@ -179,6 +241,17 @@ fn a_backup_under_load_restored_elsewhere_loses_nothing_the_network_holds() {
     check_all_delivered(&net, &sent);
     for id in &after {
         assert!(hub_knows(&net, id), "{id} came back from its sender");
+    }
+    // The registrations come back from the agency that made them, the second one once its
+    // document is back from its sender; each is in the history once.
+    for id in &registered_after {
+        wait_registered_at_hub(&net, id);
+        let h = hub_history(&net, id);
+        assert_eq!(
+            h.iter().filter(|l| *l == "registered").count(),
+            1,
+            "{id}: {h:?}"
+        );
     }
     let check = net.admin_get("/admin/v1/stats/check");
     assert_eq!(check["equal"], true, "statistics after recovery: {check}");

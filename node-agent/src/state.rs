@@ -39,6 +39,22 @@ const BODY_FILES_INDEXED: &str = "body_files_indexed";
 /// In `meta`: the hub restore (`Resync` epoch) whose documents were queued again.
 const RESYNC_EPOCH: &str = "hub_resync_epoch";
 
+/// What a hub restore's `Resync` queued again.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Requeued {
+    /// Documents the hub had accepted since the backup.
+    pub documents: usize,
+    /// Statements made here that the hub had accepted since the backup.
+    pub statements: usize,
+}
+
+impl Requeued {
+    /// Whether anything was queued.
+    pub fn is_empty(&self) -> bool {
+        self.documents == 0 && self.statements == 0
+    }
+}
+
 /// An answer recorded for a sent document, in the order the agent stored them; local
 /// software follows this log with a cursor instead of rescanning the outbox.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -579,15 +595,20 @@ impl AgentStore {
     }
 
     /// The hub's store was restored from a backup (the hub's `Resync`): queue again every
-    /// document the hub accepted from `since_ms` on whose body is still held, so the restored
-    /// hub gets what it lost. Done once per `epoch`, in one commit with the epoch recorded;
-    /// returns how many documents were queued (0 when this restore was handled already).
-    pub async fn requeue_for_resync(&self, epoch: u64, since_ms: u64) -> Result<usize, StoreError> {
+    /// document the hub accepted from `since_ms` on whose body is still held, and every
+    /// statement made here from then on that the hub had accepted, so the restored hub gets
+    /// what it lost. Done once per `epoch`, in one commit with the epoch recorded; returns what
+    /// was queued (nothing when this restore was handled already).
+    pub async fn requeue_for_resync(
+        &self,
+        epoch: u64,
+        since_ms: u64,
+    ) -> Result<Requeued, StoreError> {
         self.db
             .write(move |txn| {
                 let mut meta = txn.open_table(META)?;
                 if meta.get(RESYNC_EPOCH)?.map(|g| g.value()) == Some(epoch) {
-                    return Ok(0);
+                    return Ok(Requeued::default());
                 }
                 meta.insert(RESYNC_EPOCH, epoch)?;
                 let outbox = txn.open_table(OUTBOX)?;
@@ -602,7 +623,10 @@ impl AgentStore {
                         queued += 1;
                     }
                 }
-                Ok(queued)
+                Ok(Requeued {
+                    documents: queued,
+                    statements: statements::requeue_made_since(txn, since_ms)?,
+                })
             })
             .await
     }
@@ -1274,15 +1298,29 @@ mod tests {
                 .unwrap();
         }
         assert!(store.submission_queue(10, &none).unwrap().is_empty());
-        assert_eq!(f.rt.block_on(store.requeue_for_resync(7, 50)).unwrap(), 1);
+        assert_eq!(
+            f.rt.block_on(store.requeue_for_resync(7, 50))
+                .unwrap()
+                .documents,
+            1
+        );
         assert_eq!(store.submission_queue(10, &none).unwrap(), vec![late]);
         // The same restore asked again (a reconnect) queues nothing more.
         f.rt.block_on(store.accept_submission(late, signed(&acc(late, &[R1]))))
             .unwrap()
             .unwrap();
-        assert_eq!(f.rt.block_on(store.requeue_for_resync(7, 50)).unwrap(), 0);
+        assert!(f
+            .rt
+            .block_on(store.requeue_for_resync(7, 50))
+            .unwrap()
+            .is_empty());
         assert!(store.submission_queue(10, &none).unwrap().is_empty());
         // Another restore does.
-        assert_eq!(f.rt.block_on(store.requeue_for_resync(8, 0)).unwrap(), 2);
+        assert_eq!(
+            f.rt.block_on(store.requeue_for_resync(8, 0))
+                .unwrap()
+                .documents,
+            2
+        );
     }
 }

@@ -8,7 +8,7 @@
 
 use crate::agent::{now_ms, Agent, SendError};
 use crate::api_types::{MetaPatch, StatementMade};
-use crate::state::statements::{Check, Direction, HubState, Stored};
+use crate::state::statements::{Check, Direction, HubState, Stored, StoredStatement};
 use anyhow::Context;
 use poros_certs::Signer;
 use poros_protocol::{
@@ -571,12 +571,17 @@ async fn submit_one(
             .await?;
         return Ok(true);
     };
-    if rec.hub != HubState::Queued {
-        agent
-            .store
-            .statement_done(doc, seq, rec.hub.clone())
-            .await?;
-        return Ok(true);
+    match rec.hub {
+        HubState::Queued => {}
+        // Queued again by a hub restore: offered as it is, its state here unchanged.
+        HubState::Accepted => return resubmit_accepted(agent, conn, doc, rec).await,
+        HubState::Refused(_) => {
+            agent
+                .store
+                .statement_done(doc, seq, rec.hub.clone())
+                .await?;
+            return Ok(true);
+        }
     }
     let stmt = rec.statement()?;
     if let StatementKind::Change {
@@ -652,6 +657,58 @@ async fn submit_one(
         }
         _ => anyhow::bail!("hub answered a statement with an unexpected frame"),
     }
+}
+
+/// Offer again a statement the hub had accepted before it was restored from a backup (the
+/// hub's `Resync`). The restored hub stores it if it lacks it and answers a duplicate with an
+/// ack; either way it leaves the queue and keeps its state here. A refusal because the hub
+/// does not hold the document (yet: its sender gives it back when it connects) keeps it
+/// queued; another refusal means the restored hub judges it differently from the hub that
+/// accepted it, which is logged and not undone here (its effects happened).
+async fn resubmit_accepted(
+    agent: &Agent,
+    conn: &quinn::Connection,
+    doc: DocumentId,
+    rec: StoredStatement,
+) -> anyhow::Result<bool> {
+    let (key, cert) = agent.signing();
+    // Signed again with a renewed certificate when needed; the payload, hence the digest the
+    // hub deduplicates on, is the same.
+    let signed = if rec.signed.0.signer_cert != cert {
+        rec.signed.resign(&key, &cert)?
+    } else {
+        rec.signed.clone()
+    };
+    let answer = poros_transport::request(conn, &Frame::Statement { statement: signed }).await?;
+    let seq = rec.seq;
+    match answer {
+        Frame::Ack { .. } => {
+            debug!(seq, "statement given back to the restored hub");
+        }
+        Frame::Refused(Refusal {
+            code: RefusalCode::Rule(ReasonCode::UnknownDocument),
+            message,
+        }) => {
+            debug!(seq, %message, "restored hub lacks the document yet; offered again later");
+            return Ok(false);
+        }
+        Frame::Refused(Refusal {
+            code: RefusalCode::Rule(code),
+            message,
+        }) => {
+            warn!(seq, reason = %Reason::new(code, message), "the restored hub refuses a statement it had accepted before its restore; kept as accepted here");
+        }
+        Frame::Refused(r) => {
+            debug!(seq, refusal = %r, "hub did not take the statement now; will retry");
+            return Ok(false);
+        }
+        _ => anyhow::bail!("hub answered a statement with an unexpected frame"),
+    }
+    agent
+        .store
+        .statement_done(doc, seq, HubState::Accepted)
+        .await?;
+    Ok(true)
 }
 
 #[cfg(test)]

@@ -287,14 +287,16 @@ impl Agent {
     /// per restore, and wake the submitter.
     async fn resync(&self, epoch: u64, since_ms: u64) -> Result<Frame> {
         let queued = self.store.requeue_for_resync(epoch, since_ms).await?;
-        if queued > 0 {
+        if !queued.is_empty() {
             warn!(
                 agency = %self.cfg.agency,
-                documents = queued,
+                documents = queued.documents,
+                statements = queued.statements,
                 since_ms,
-                "the hub was restored from a backup: submitting again the documents it accepted since"
+                "the hub was restored from a backup: submitting again the documents and statements it accepted since"
             );
             self.submit_wake.notify_one();
+            self.statement_wake.notify_one();
         }
         Ok(Frame::Ack {
             doc_id: DocumentId::from_bytes([0; 16]),

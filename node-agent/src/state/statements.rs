@@ -530,6 +530,31 @@ pub(super) fn put_in(
     Ok(Ok(Stored::New(seq)))
 }
 
+/// A hub restore: queue again every statement made here, stored from `since_ms` on, that the
+/// hub had accepted (the restored hub may lack it). It keeps its state here; the submitter
+/// offers it again as it is (see `statements::submit_one`). Returns how many were queued.
+pub(super) fn requeue_made_since(
+    txn: &WriteTransaction,
+    since_ms: u64,
+) -> Result<usize, StoreError> {
+    let all = txn.open_table(STATEMENTS)?;
+    let mut queue = txn.open_table(QUEUE)?;
+    let mut queued = 0;
+    for row in all.iter()? {
+        let (k, v) = row?;
+        let rec: StoredStatement = dec(v.value())?;
+        if rec.direction == Direction::Made
+            && rec.hub == HubState::Accepted
+            && rec.stored_ms >= since_ms
+        {
+            let (doc, seq) = k.value();
+            queue.insert(seq, doc)?;
+            queued += 1;
+        }
+    }
+    Ok(queued)
+}
+
 impl AgentStore {
     /// Stores a statement about a document known here, unless the same one is already held
     /// (then nothing changes): `check` decides under the document's current state, inside the
