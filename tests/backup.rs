@@ -256,3 +256,129 @@ fn a_backup_under_load_restored_elsewhere_loses_nothing_the_network_holds() {
     let check = net.admin_get("/admin/v1/stats/check");
     assert_eq!(check["equal"], true, "statistics after recovery: {check}");
 }
+
+/// `pg_dump`/`pg_restore` of the newest PostgreSQL installed: `args`, failing with stderr.
+fn pg_tool(tool: &str, args: &[&str]) {
+    let exe = poros_harness::pg::bin_dir()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .join(tool);
+    let out = std::process::Command::new(&exe)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", exe.display()));
+    assert!(
+        out.status.success(),
+        "{tool} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Point the deployment at the PostgreSQL database `url`.
+fn use_postgres(net: &Net, url: &str) {
+    let mut toml = std::fs::read_to_string(net.hub_toml()).unwrap();
+    if let Some(at) = toml.find("\n[store]\n") {
+        toml.truncate(at);
+    }
+    toml.push_str(&format!(
+        "\n[store]\nbackend = \"postgres\"\nurl = \"{url}\"\n"
+    ));
+    std::fs::write(net.hub_toml(), toml).unwrap();
+}
+
+/// A hub on PostgreSQL whose database is brought back to an earlier time with PostgreSQL's
+/// own tools (here a dump taken at T, restored into a new database): `poros-hub resync --since
+/// T` makes the agents give back what the hub accepted after T, as after `poros-hub restore`.
+#[test]
+fn a_postgres_hub_brought_back_to_an_earlier_time_gets_back_what_came_after() {
+    let url = poros_harness::fresh_database("resync").unwrap_or_else(|e| panic!("{e}"));
+    let mut net = Net::new();
+    use_postgres(&net, &url);
+    net.start_hub();
+    for c in [G1, H1] {
+        net.add_agent(c);
+    }
+    for c in [G1, H1] {
+        net.start_agent(c);
+    }
+    let mut sent = Sent::new();
+    let mut before = Vec::new();
+    for i in 0..5 {
+        let body = pseudo_random(300 + i, i as u64 + 9000);
+        before.push(send_accepted(&net, G1, H1, &body, &mut sent));
+    }
+    for id in &before {
+        net.wait_state(G1, id, "delivered");
+    }
+
+    // T: the database as it is now, in a dump (the hub keeps running).
+    let since = time::OffsetDateTime::now_utc();
+    let dump = net.root.join("hub.dump");
+    let d = dump.display().to_string();
+    pg_tool("pg_dump", &["-Fc", "-f", &d, &url]);
+
+    // After T: documents delivered (H1 online) and documents waiting (H1 offline).
+    let mut after = Vec::new();
+    for i in 0..3 {
+        let body = pseudo_random(400 + i, i as u64 + 9100);
+        let id = send_accepted(&net, G1, H1, &body, &mut sent);
+        net.wait_state(G1, &id, "delivered");
+        after.push(id);
+    }
+    net.stop_agent(H1);
+    for i in 0..3 {
+        let body = pseudo_random(500 + i, i as u64 + 9200);
+        after.push(send_accepted(&net, G1, H1, &body, &mut sent));
+    }
+
+    // The database is lost; the dump is restored into a new one.
+    net.kill_hub();
+    net.stop_agent(G1);
+    let restored =
+        poros_harness::fresh_database("resync_restored").unwrap_or_else(|e| panic!("{e}"));
+    pg_tool(
+        "pg_restore",
+        &[
+            "--no-owner",
+            "--no-privileges",
+            "--exit-on-error",
+            "-d",
+            &restored,
+            &d,
+        ],
+    );
+    use_postgres(&net, &restored);
+    let hd = net.hub_dir.display().to_string();
+    let at = since
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let out = net.hub_cli(&["resync", "--dir", &hd, "--since", &at, "--json"]);
+    assert!(
+        out.status.success(),
+        "resync: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mark: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(mark["backend"], "postgres", "{mark}");
+    // A time in the future is refused.
+    let out = net.hub_cli(&["resync", "--dir", &hd, "--since", "2999-01-01T00:00:00Z"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("future"));
+
+    net.start_hub();
+    for id in &before {
+        assert!(hub_knows(&net, id), "{id} was in the dump");
+    }
+    assert!(
+        after.iter().all(|id| !hub_knows(&net, id)),
+        "documents accepted after T are not in the dump"
+    );
+    for c in [G1, H1] {
+        net.start_agent(c);
+    }
+    check_all_delivered(&net, &sent);
+    for id in &after {
+        assert!(hub_knows(&net, id), "{id} came back from its sender");
+    }
+    let check = net.admin_get("/admin/v1/stats/check");
+    assert_eq!(check["equal"], true, "statistics after recovery: {check}");
+}

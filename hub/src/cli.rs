@@ -169,6 +169,23 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// After the hub's state was brought back to an earlier time by other means than
+    /// `restore` (PostgreSQL recovered to a point in time or from a dump, a store file copied
+    /// back): every agent, at its next connection, submits again the documents and statements
+    /// the hub accepted since then. Run it with every hub stopped, then start them.
+    Resync {
+        /// Deployment directory (its hub.toml names the store).
+        #[arg(long)]
+        dir: PathBuf,
+        /// The time the state was brought back to, RFC 3339 (e.g. 2026-12-02T09:30:00Z). When
+        /// unsure, give an earlier time: it costs only documents submitted twice, which the
+        /// hub takes once.
+        #[arg(long, value_name = "TIME")]
+        since: String,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// The hub's store: move a deployment between backends.
     Store {
         #[command(subcommand)]
@@ -429,6 +446,37 @@ fn backup(dir: &Path, to: &Path, include_keys: bool, json: bool) -> Result<()> {
     Ok(())
 }
 
+/// `resync`: mark the state as brought back to `since`.
+fn resync(dir: &Path, since: &str, json: bool) -> Result<()> {
+    let at = time::OffsetDateTime::parse(since, &time::format_description::well_known::Rfc3339)
+        .with_context(|| {
+            format!("--since {since:?} is not an RFC 3339 time (2026-12-02T09:30:00Z)")
+        })?;
+    let since_ms =
+        u64::try_from(at.unix_timestamp_nanos() / 1_000_000).context("--since is before 1970")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let (point, backend) = rt.block_on(crate::backup::recovery::mark(dir, since_ms))?;
+    if json {
+        let v = serde_json::json!({
+            "epoch": point.epoch,
+            "since_ms": since_ms,
+            "asked_from_ms": point.since_ms(),
+            "backend": backend,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!(
+        "{}: marked as brought back to {}; start the hub(s): each agent submits again what the hub accepted since {}",
+        dir.display(),
+        fmt_ms(Some(since_ms)),
+        fmt_ms(Some(point.since_ms()))
+    );
+    Ok(())
+}
+
 fn restore(from: &Path, dir: &Path, json: bool) -> Result<()> {
     let total = std::fs::metadata(from).map(|m| m.len()).ok();
     let bar = crate::progress::Progress::bytes("restore", total, json);
@@ -621,6 +669,7 @@ fn run(cli: Cli) -> Result<()> {
             json,
         } => backup(&dir, &to, include_keys, json),
         Cmd::Restore { from, dir, json } => restore(&from, &dir, json),
+        Cmd::Resync { dir, since, json } => resync(&dir, &since, json),
         Cmd::Store {
             cmd:
                 StoreCmd::Migrate {

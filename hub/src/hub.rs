@@ -217,15 +217,12 @@ impl Hub {
             .map(|n| (n.agency.clone(), n))
             .collect();
         let shared = store.events().is_some();
-        let recovery = match store.embedded() {
-            Some(s) => s.recovery_point()?,
-            None => None,
-        };
+        let recovery = store.recovery_point().await?;
         if let Some(p) = recovery {
             tracing::warn!(
                 epoch = p.epoch,
                 snapshot_ms = p.snapshot_ms,
-                "this store was restored from a backup: agents are asked at connect to submit again what the hub accepted since"
+                "this store was restored (a backup, or a database brought back to an earlier point): agents are asked at connect to submit again what the hub accepted since"
             );
         }
         Ok(Arc::new(Hub {

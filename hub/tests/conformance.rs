@@ -130,4 +130,7 @@ scenarios! {
     concurrency::concurrent_redeems_use_a_token_once
         => redb_concurrent_redeems_use_a_token_once,
            postgres_concurrent_redeems_use_a_token_once;
+    registry::a_restore_mark_is_kept_and_a_later_one_replaces_it
+        => redb_a_restore_mark_is_kept_and_a_later_one_replaces_it,
+           postgres_a_restore_mark_is_kept_and_a_later_one_replaces_it;
 }

@@ -42,3 +42,34 @@ pub(crate) async fn ask_again(agency: AgencyId, conn: quinn::Connection, point: 
         }
     }
 }
+
+/// `poros-hub resync`: the deployment's state was brought back to `since_ms` by other means
+/// than `poros-hub restore` (PostgreSQL recovered to a point in time, a dump restored, an
+/// embedded store copied back from a file backup). Records a new [`RecoveryPoint`] in the
+/// store, so every hub instance that starts on it asks each agent at connect to submit again
+/// what the hub accepted from then on. Needs the hub stopped (an embedded store is locked by
+/// a running hub; instances on PostgreSQL read the mark when they start).
+pub async fn mark(
+    dir: &std::path::Path,
+    since_ms: u64,
+) -> anyhow::Result<(RecoveryPoint, &'static str)> {
+    use anyhow::Context;
+    let now = crate::hub::now_ms();
+    if since_ms > now {
+        anyhow::bail!("--since is in the future: the state cannot hold what was not yet accepted");
+    }
+    let paths = crate::deployment::HubPaths::new(dir);
+    let cfg = poros_config::HubConfig::load(&paths.config())?;
+    let (store, _) = crate::hub::open_store(&paths, &cfg)
+        .await
+        .context("opening the hub's store (stop every hub on it first)")?;
+    let point = RecoveryPoint::new(since_ms)?;
+    store.mark_restored(point).await?;
+    info!(
+        epoch = point.epoch,
+        since_ms = point.since_ms(),
+        backend = store.kind(),
+        "state marked as restored: agents submit again what the hub accepted since"
+    );
+    Ok((point, store.kind()))
+}

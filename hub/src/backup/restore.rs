@@ -186,16 +186,9 @@ pub fn restore(from: &Path, dir: &Path, progress: &dyn Fn(u64)) -> Result<Restor
         );
     }
     let documents = store.document_count()?;
-    let epoch = loop {
-        let mut b = [0u8; 8];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
-            .map_err(|_| anyhow::anyhow!("no randomness for the restore's epoch"))?;
-        let e = u64::from_le_bytes(b);
-        if e != 0 {
-            break e;
-        }
-    };
-    store.mark_restored(epoch, manifest.number("snapshot_ms"))?;
+    let point = crate::state::RecoveryPoint::new(manifest.number("snapshot_ms"))?;
+    let epoch = point.epoch;
+    store.mark_restored(point)?;
     drop(store);
     drop(blobs);
     poros_store::fsync_dir(&paths.root)?;

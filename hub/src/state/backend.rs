@@ -392,6 +392,12 @@ pub trait CoordinationBackend: Send + Sync {
         agency: AgencyId,
         change: NodeChange,
     ) -> Result<Option<NodeRecord>, StoreError>;
+    /// The restore this state came from, if it was brought back to an earlier point (a
+    /// backup restored, a database recovered to a point in time): every instance asks each
+    /// agent at connect to submit again what the hub accepted since.
+    async fn recovery_point(&self) -> Result<Option<RecoveryPoint>, StoreError>;
+    /// Record that this state was brought back to `point` (replacing an earlier mark).
+    async fn mark_restored(&self, point: RecoveryPoint) -> Result<(), StoreError>;
 }
 
 /// The hub's durable state: every area, plus the backend's own health.

@@ -444,4 +444,12 @@ impl CoordinationBackend for HubStore {
             })
             .await
     }
+    async fn recovery_point(&self) -> Result<Option<RecoveryPoint>, StoreError> {
+        HubStore::recovery_point(self)
+    }
+    async fn mark_restored(&self, point: RecoveryPoint) -> Result<(), StoreError> {
+        self.db
+            .write(move |txn| super::snapshot::put_recovery_point(txn, point))
+            .await
+    }
 }

@@ -36,10 +36,35 @@ pub struct RecoveryPoint {
 }
 
 impl RecoveryPoint {
+    /// A new restore of a state as it stood at `snapshot_ms`, named by a random epoch.
+    pub fn new(snapshot_ms: u64) -> Result<RecoveryPoint, StoreError> {
+        let rng = ring::rand::SystemRandom::new();
+        loop {
+            let mut b = [0u8; 8];
+            ring::rand::SecureRandom::fill(&rng, &mut b)
+                .map_err(|_| StoreError::Other("no randomness for the restore's epoch".into()))?;
+            let epoch = u64::from_le_bytes(b);
+            if epoch != 0 {
+                return Ok(RecoveryPoint { epoch, snapshot_ms });
+            }
+        }
+    }
+
     /// Documents the hub accepted from this time on are asked for again.
     pub fn since_ms(&self) -> u64 {
         self.snapshot_ms.saturating_sub(RECOVERY_MARGIN_MS)
     }
+}
+
+/// Record `point` as the restore this store came from (replacing an earlier one).
+pub(super) fn put_recovery_point(
+    txn: &redb::WriteTransaction,
+    point: RecoveryPoint,
+) -> Result<(), StoreError> {
+    let mut meta = txn.open_table(STORE_META)?;
+    meta.insert(RESTORE_EPOCH, point.epoch)?;
+    meta.insert(RESTORE_SNAPSHOT_MS, point.snapshot_ms)?;
+    Ok(())
 }
 
 /// Bodies kept as files (not inline) that some document of `r` references.
@@ -109,14 +134,10 @@ impl HubStore {
         })
     }
 
-    /// Mark a store just restored from a backup taken at `snapshot_ms`, as restore `epoch`.
-    pub fn mark_restored(&self, epoch: u64, snapshot_ms: u64) -> Result<(), StoreError> {
-        self.db.write_blocking(move |txn| {
-            let mut meta = txn.open_table(STORE_META)?;
-            meta.insert(RESTORE_EPOCH, epoch)?;
-            meta.insert(RESTORE_SNAPSHOT_MS, snapshot_ms)?;
-            Ok(())
-        })
+    /// Mark a store just restored from a backup (outside a runtime: the restore command).
+    pub fn mark_restored(&self, point: RecoveryPoint) -> Result<(), StoreError> {
+        self.db
+            .write_blocking(move |txn| put_recovery_point(txn, point))
     }
 
     /// The restore this store came from, if it was restored from a backup.
@@ -172,7 +193,12 @@ mod tests {
         assert_eq!(snap.copy.tables.len(), tables().len());
         assert!(snap.body_files.is_empty());
         assert_eq!(store.recovery_point().expect("read"), None);
-        store.mark_restored(42, 1_000_000).expect("mark");
+        store
+            .mark_restored(RecoveryPoint {
+                epoch: 42,
+                snapshot_ms: 1_000_000,
+            })
+            .expect("mark");
         let p = store.recovery_point().expect("read").expect("marked");
         assert_eq!(p.epoch, 42);
         assert_eq!(p.since_ms(), 1_000_000 - RECOVERY_MARGIN_MS);

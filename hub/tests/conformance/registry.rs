@@ -526,3 +526,18 @@ pub async fn a_write_from_a_stale_read_is_refused(b: B) {
     assert_eq!(refused.stored, None);
     assert_eq!(b.node(&a(H3)).await.unwrap(), None);
 }
+
+/// The mark a restore leaves (`poros-hub restore`, `poros-hub resync`): none on a store never
+/// restored; once marked it reads back as written; a later restore replaces it, so agents
+/// give back what the hub accepted since the latest one, once per restore.
+pub async fn a_restore_mark_is_kept_and_a_later_one_replaces_it(b: B) {
+    use poros_hub::state::RecoveryPoint;
+    assert_eq!(b.recovery_point().await.unwrap(), None);
+    let first = RecoveryPoint::new(1_700_000_000_000).unwrap();
+    b.mark_restored(first).await.unwrap();
+    assert_eq!(b.recovery_point().await.unwrap(), Some(first));
+    let second = RecoveryPoint::new(1_700_000_600_000).unwrap();
+    assert_ne!(first.epoch, second.epoch, "each restore has its own epoch");
+    b.mark_restored(second).await.unwrap();
+    assert_eq!(b.recovery_point().await.unwrap(), Some(second));
+}

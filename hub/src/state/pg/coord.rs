@@ -7,7 +7,7 @@
 //! (a failover) is made again, and a `Resync` tells the hub that events may have been missed.
 
 use super::PgStore;
-use crate::state::{HubEvent, NodeChange, NodeRecord};
+use crate::state::{HubEvent, NodeChange, NodeRecord, RecoveryPoint};
 use poros_protocol::AgencyId;
 use poros_store::StoreError;
 use std::time::Duration;
@@ -219,6 +219,41 @@ impl crate::state::CoordinationBackend for PgStore {
                 change(&mut rec);
                 super::registry::put_node_in(tx, &store, op, &rec).await?;
                 Ok(Some(rec))
+            })
+        })
+        .await
+    }
+
+    async fn recovery_point(&self) -> Result<Option<RecoveryPoint>, StoreError> {
+        let store = self.clone();
+        self.read("recovery point", move |tx| {
+            Box::pin(async move {
+                let row = tx
+                    .query_opt("SELECT epoch, snapshot_ms FROM recovery_point", &[])
+                    .await
+                    .map_err(|e| store.sql_error("recovery point", e))?;
+                Ok(row.map(|r| RecoveryPoint {
+                    epoch: r.get::<_, i64>(0) as u64,
+                    snapshot_ms: r.get::<_, i64>(1) as u64,
+                }))
+            })
+        })
+        .await
+    }
+
+    async fn mark_restored(&self, point: RecoveryPoint) -> Result<(), StoreError> {
+        let store = self.clone();
+        self.write("mark restored", move |tx| {
+            let store = store.clone();
+            Box::pin(async move {
+                tx.execute(
+                    "INSERT INTO recovery_point (one, epoch, snapshot_ms) VALUES (true, $1, $2)
+                     ON CONFLICT (one) DO UPDATE SET epoch = $1, snapshot_ms = $2",
+                    &[&(point.epoch as i64), &(point.snapshot_ms as i64)],
+                )
+                .await
+                .map_err(|e| store.sql_error("mark restored", e))?;
+                Ok(())
             })
         })
         .await

@@ -18,6 +18,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (6, "statistics", include_str!("sql/0006_statistics.sql")),
     (7, "bodies", include_str!("sql/0007_bodies.sql")),
     (8, "coordination", include_str!("sql/0008_coordination.sql")),
+    (9, "recovery", include_str!("sql/0009_recovery.sql")),
 ];
 
 /// Advisory-lock key of the migration step (any fixed number, the same in every hub).
