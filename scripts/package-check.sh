@@ -271,6 +271,10 @@ poros-agent enroll --token "$token_a" >"$W/enroll-a.log" 2>&1 ||
 expect "/etc/poros-agent/agent.toml" "644 root root" "$(mode_owner /etc/poros-agent/agent.toml)"
 expect "/var/lib/poros-agent/agent.toml" /etc/poros-agent/agent.toml "$(readlink /var/lib/poros-agent/agent.toml)"
 check_state /var/lib/poros-agent poros-agent keys/tls.key keys/sign.key
+# The national SDK's listener, enabled as root: its secret goes to the service user too.
+poros-agent vdxp enable --dir /var/lib/poros-agent >"$W/vdxp.log" 2>&1 ||
+    fail "poros-agent vdxp enable: $(cat "$W/vdxp.log")"
+check_state /var/lib/poros-agent poros-agent keys/tls.key keys/sign.key vdxp.secret
 # As the service user, in a directory of its own (config in it, as without the package).
 PEER=$W/peer
 install -d -m 0750 -o poros-agent -g poros-agent "$PEER"

@@ -569,6 +569,7 @@ fn run_vdxp(cmd: VdxpCmd) -> Result<()> {
             }
             let (secret, new) =
                 crate::vdxp::secret::ensure(&paths.at(&v.secret_file), rotate_secret)?;
+            crate::paths::hand_over(&paths, &paths.at(&v.secret_file))?;
             cfg.vdxp = Some(v.clone());
             // Checked as the agent will load it before it is written.
             poros_config::AgentConfig::from_toml(&cfg.to_toml(), &paths.config())?;

@@ -163,6 +163,6 @@ pub fn enroll_with_config(
         paths::link_config(&p, c)?;
     }
     paths::write_config(&p, &token.agency, hub_addr, &token.server_name)?;
-    paths::hand_over(&p)?;
+    paths::hand_over(&p, &p.at("keys"))?;
     Ok(token.agency)
 }

@@ -146,13 +146,13 @@ pub fn link_config(p: &AgentPaths, config: &Path) -> Result<()> {
 
 /// When run as root in an agent directory that belongs to another user (the package makes
 /// `/var/lib/poros-agent` the `poros-agent` user's), give that user and the directory's group
-/// everything root created in it, so the service can read its keys (modes are kept: 0600).
-pub fn hand_over(p: &AgentPaths) -> Result<()> {
+/// everything root created in it, so the service can read its keys and secrets (modes are
+/// kept: 0600). `made` is a file this command just created (its owner is who runs it).
+pub fn hand_over(p: &AgentPaths, made: &Path) -> Result<()> {
     let dir = &p.root;
     let owner = std::fs::metadata(dir).with_context(|| format!("reading {}", dir.display()))?;
-    let keys = p.at("keys");
-    let me = std::fs::metadata(&keys)
-        .with_context(|| format!("reading {}", keys.display()))?
+    let me = std::fs::metadata(made)
+        .with_context(|| format!("reading {}", made.display()))?
         .uid();
     if me != 0 || owner.uid() == 0 {
         return Ok(());
