@@ -308,6 +308,7 @@ impl ApiClient {
         }
         let status = r.status();
         let e: ApiError = r.json().unwrap_or(ApiError {
+            code: String::new(),
             error: "request failed".into(),
             reason_code: None,
         });
