@@ -4,6 +4,7 @@
 use crate::Error;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
 
 /// Where `poros-hub` and `poros-agent` are. Tests and benchmarks pass Cargo's
 /// `env!("CARGO_BIN_EXE_…")`; the demo uses the siblings of its own executable.
@@ -45,10 +46,26 @@ impl Binaries {
     }
 }
 
+static CHILD_LANG: OnceLock<String> = OnceLock::new();
+
+/// Makes the Poros processes started from now on speak `lang` (a `POROS_LANG` value: `en`,
+/// `vi`); the demo passes its own locale's. Once per process; a later call is ignored.
+pub fn set_child_lang(lang: &str) {
+    let _ = CHILD_LANG.set(lang.to_string());
+}
+
+/// The `POROS_LANG` every Poros process started here gets: English unless
+/// [`set_child_lang`] said otherwise, so that tests read the same words whatever the
+/// machine's locale.
+pub fn child_lang() -> &'static str {
+    CHILD_LANG.get().map_or("en", String::as_str)
+}
+
 /// Run `exe args` to completion with no stdin; its raw output whatever the exit status.
 pub fn output(exe: &Path, args: &[&str]) -> Result<Output, Error> {
     Command::new(exe)
         .args(args)
+        .env("POROS_LANG", child_lang())
         .stdin(Stdio::null())
         .output()
         .map_err(|source| Error::Io {

@@ -8,7 +8,9 @@
 //!
 //! # Layout
 //! - [`error`]: [`Error`], what can go wrong while driving the processes.
-//! - [`command`]: the binaries under test ([`Binaries`]) and one-shot commands ([`run_cmd`]).
+//! - [`command`]: the binaries under test ([`Binaries`]) and one-shot commands ([`run_cmd`]);
+//!   every Poros process started here speaks English unless told otherwise
+//!   ([`set_child_lang`]).
 //! - [`procs`]: [`ProcessGroup`], long-running children with a log file each, SIGTERM then
 //!   SIGKILL on drop.
 //! - [`deployment`]: [`Deployment`], a hub deployment and agent directories under one root;
@@ -36,7 +38,7 @@ pub mod procs;
 pub mod sdk;
 
 pub use api::{metric_value, recipient_states};
-pub use command::{output, run_cmd, Binaries};
+pub use command::{child_lang, output, run_cmd, set_child_lang, Binaries};
 pub use deployment::{Deployment, HubInstance};
 pub use error::Error;
 pub use patroni::PatroniCluster;

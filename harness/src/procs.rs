@@ -57,6 +57,7 @@ impl ProcessGroup {
         let _ = writeln!(log, "===== start {name} =====");
         let mut cmd = Command::new(exe);
         cmd.args(args)
+            .env("POROS_LANG", crate::command::child_lang())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);

@@ -7,6 +7,7 @@ use crate::server;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use poros_config::HubConfig;
+use poros_i18n::{t, Collation, Lang};
 use poros_protocol::AgencyId;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -325,7 +326,7 @@ enum NodeCmd {
         #[arg(long, conflicts_with = "phone")]
         no_phone: bool,
     },
-    /// List registered nodes.
+    /// List registered nodes (by agency code).
     List {
         /// Deployment directory.
         #[arg(long)]
@@ -333,6 +334,10 @@ enum NodeCmd {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// List by agency name instead, in the alphabetical order of the locale's language
+        /// (Vietnamese: "Đ" after "D", "Ư" after "U"); `--json` keeps the code order.
+        #[arg(long)]
+        by_name: bool,
     },
     /// Show one node with its admin history.
     Show {
@@ -508,6 +513,14 @@ fn restore(from: &Path, dir: &Path, json: bool) -> Result<()> {
     Ok(())
 }
 
+/// The language of this command line's human-readable output and messages: the locale's
+/// (`POROS_LANG`, else `LC_ALL`, `LC_MESSAGES`, `LANG`), English unless it is Vietnamese.
+/// `--json` and `--csv` output and log lines are English whatever it is.
+pub fn lang() -> Lang {
+    static LANG: std::sync::OnceLock<Lang> = std::sync::OnceLock::new();
+    *LANG.get_or_init(Lang::from_env)
+}
+
 /// Entry point used by the `poros-hub` binary.
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -552,12 +565,14 @@ fn run(cli: Cli) -> Result<()> {
                     enroll_listen,
                 },
             )?;
-            println!("created deployment in {}", dir.display());
-            println!("  hub.toml, pki/ (network and signing CAs, hub identity), admin.token");
+            let (l, d) = (lang(), dir.display().to_string());
+            println!("{}", t!(l, "hub-init-created", dir = &d));
+            println!("  {}", t!(l, "hub-init-files"));
             if let Some(c) = &config {
-                println!("  hub.toml is {} (linked from the directory)", c.display());
+                let file = c.display().to_string();
+                println!("  {}", t!(l, "hub-init-config-linked", file = file));
             }
-            println!("next: poros-hub run --dir {d}, then poros-hub node add --dir {d} --agency ID --name NAME", d = dir.display());
+            println!("{}", t!(l, "hub-init-next", dir = &d));
             Ok(())
         }
         Cmd::Run { dir } => run_hub(&dir),
@@ -615,8 +630,13 @@ fn run(cli: Cli) -> Result<()> {
                 let v = c.post("/admin/v1/monitors", &serde_json::json!({"name": name}))?;
                 let token = v["token"].as_str().context("hub answer has no token")?;
                 eprintln!(
-                    "monitor credential {name:?} issued; dashboard: {}/dashboard?token=<token>",
-                    c.base
+                    "{}",
+                    t!(
+                        lang(),
+                        "hub-monitor-issued",
+                        name = format!("{name:?}"),
+                        url = format!("{}/dashboard?token=<token>", c.base)
+                    )
                 );
                 println!("{token}");
                 Ok(())
@@ -627,25 +647,35 @@ fn run(cli: Cli) -> Result<()> {
                     &format!("/admin/v1/monitors/{name}/revoke"),
                     &serde_json::json!({}),
                 )?;
-                println!("monitor credential {name:?} revoked");
+                println!(
+                    "{}",
+                    t!(lang(), "hub-monitor-revoked", name = format!("{name:?}"))
+                );
                 Ok(())
             }
             MonitorCmd::List { dir } => {
                 let c = AdminClient::require(&HubPaths::new(&dir))?;
-                for m in c
+                let l = lang();
+                let mut monitors: Vec<serde_json::Value> = c
                     .get("/admin/v1/monitors")?
                     .as_array()
-                    .into_iter()
-                    .flatten()
-                {
+                    .cloned()
+                    .unwrap_or_default();
+                // By name, in the reader's alphabetical order.
+                Collation::of(l).sort_by_key(&mut monitors, |m| m["name"].as_str().unwrap_or(""));
+                for m in &monitors {
+                    let state = match m["revoked_ms"].as_u64() {
+                        Some(t) => t!(l, "hub-monitor-revoked-at", time = fmt_ms(Some(t))),
+                        None => t!(l, "hub-monitor-live"),
+                    };
                     println!(
-                        "{:<30} created {}  {}",
-                        m["name"].as_str().unwrap_or("?"),
-                        fmt_ms(m["created_ms"].as_u64()),
-                        m["revoked_ms"]
-                            .as_u64()
-                            .map(|t| format!("revoked {}", fmt_ms(Some(t))))
-                            .unwrap_or_else(|| "live".into())
+                        "{:<30} {}  {state}",
+                        esc(m["name"].as_str().unwrap_or("?")),
+                        t!(
+                            l,
+                            "hub-monitor-created",
+                            time = fmt_ms(m["created_ms"].as_u64())
+                        )
                     );
                 }
                 Ok(())
@@ -654,7 +684,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Doc { dir, id, json: _ } => {
             let paths = HubPaths::new(&dir);
             let c = AdminClient::connect(&paths)?
-                .context("the hub is not running (run/ops.addr missing or not answering)")?;
+                .with_context(|| t!(lang(), "hub-not-running-short"))?;
             println!(
                 "{}",
                 serde_json::to_string_pretty(&c.get(&format!("/admin/v1/documents/{id}"))?)?
@@ -815,23 +845,31 @@ fn scrub(dir: &Path, json: bool) -> Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
+        let l = lang();
         let list = |k: &str| report[k].as_array().map(Vec::len).unwrap_or(0);
         println!(
-            "scrub {}: {} bodies checked ({} bytes); {} missing, {} damaged; {} re-uploads requested from senders",
-            report["run"],
-            report["bodies_checked"],
-            report["bytes_checked"],
-            list("missing"),
-            list("damaged"),
-            report["repairs_requested"]
+            "{}",
+            t!(
+                l,
+                "hub-scrub-report",
+                run = report["run"].to_string(),
+                checked = report["bodies_checked"].to_string(),
+                bytes = report["bytes_checked"].to_string(),
+                missing = list("missing"),
+                damaged = list("damaged"),
+                repairs = report["repairs_requested"].to_string()
+            )
         );
-        for k in ["missing", "damaged"] {
+        for (k, label) in [
+            ("missing", t!(l, "hub-scrub-missing")),
+            ("damaged", t!(l, "hub-scrub-damaged")),
+        ] {
             for d in report[k].as_array().into_iter().flatten() {
-                println!("  {k:<8} {}", d.as_str().unwrap_or("?"));
+                println!("  {label:<8} {}", d.as_str().unwrap_or("?"));
             }
         }
         if let Some(e) = report["error"].as_str() {
-            bail!("the scrub stopped early: {e}");
+            bail!("{}", t!(l, "hub-scrub-stopped", error = e));
         }
     }
     Ok(())
@@ -848,31 +886,60 @@ fn print_stats(v: &serde_json::Value) {
         serde_json::Value::Null => "-".into(),
         o => o.to_string(),
     };
+    let l = lang();
+    // A label padded to the widest one, so the figures line up in either language.
+    let label = |text: String| format!("{text:<26}");
     let n = &v["national"];
     println!(
-        "Poros exchange, {} to {} (on time = receipt within {} s)",
-        t(&v["from"]),
-        t(&v["to"]),
-        t(&v["on_time_secs"])
+        "{}",
+        t!(
+            l,
+            "hub-stats-title",
+            from = t(&v["from"]),
+            to = t(&v["to"]),
+            secs = t(&v["on_time_secs"])
+        )
     );
     println!(
-        "  national delivery rate     {}  ({} of {} deliveries with a verified receipt)",
+        "  {} {}  ({})",
+        label(t!(l, "hub-stats-delivery-rate")),
         p(&n["delivery_rate"]),
-        t(&n["delivered"]),
-        t(&n["due"])
+        t!(
+            l,
+            "hub-stats-delivered",
+            delivered = t(&n["delivered"]),
+            due = t(&n["due"])
+        )
     );
     println!(
-        "  on time / late             {} on time ({}), {} late; {} rejected, {} expired, {} pending ({} overdue)",
-        t(&n["on_time"]), p(&n["on_time_rate"]), t(&n["late"]), t(&n["rejected"]), t(&n["expired"]), t(&n["pending"]), t(&n["overdue"])
+        "  {} {}",
+        label(t!(l, "hub-stats-on-time-late")),
+        t!(
+            l,
+            "hub-stats-on-time",
+            on_time = t(&n["on_time"]),
+            rate = p(&n["on_time_rate"]),
+            late = t(&n["late"]),
+            rejected = t(&n["rejected"]),
+            expired = t(&n["expired"]),
+            pending = t(&n["pending"]),
+            overdue = t(&n["overdue"])
+        )
     );
     println!(
-        "  electronic exchange rate   {}  (paper-only reported: {} sent, {} received)",
+        "  {} {}  ({})",
+        label(t!(l, "hub-stats-electronic-rate")),
         p(&n["electronic_rate"]),
-        t(&n["paper_sent"]),
-        t(&n["paper_received"])
+        t!(
+            l,
+            "hub-stats-paper",
+            sent = t(&n["paper_sent"]),
+            received = t(&n["paper_received"])
+        )
     );
     println!(
-        "  connected agencies         {}/{} ({})",
+        "  {} {}/{} ({})",
+        label(t!(l, "hub-stats-connected")),
         t(&n["connected"]),
         t(&n["registered"]),
         p(&n["connected_rate"])
@@ -886,18 +953,27 @@ fn print_stats(v: &serde_json::Value) {
         })
         .unwrap_or_else(|| "–".into());
     println!(
-        "  registered in time         {}  ({} of {} delivered documents within {} working day(s)); median to completed {median} ({} completed); {} outstanding",
+        "  {} {}  {}",
+        label(t!(l, "hub-stats-registered-in-time")),
         p(&n["registered_in_time_rate"]),
-        t(&n["registered_in_time"]),
-        t(&n["business_delivered"]),
-        t(&v["registration_working_days"]),
-        t(&n["completed"]),
-        t(&n["outstanding"])
+        t!(
+            l,
+            "hub-stats-registered",
+            registered = t(&n["registered_in_time"]),
+            delivered = t(&n["business_delivered"]),
+            days = t(&v["registration_working_days"]),
+            median = median,
+            completed = t(&n["completed"]),
+            outstanding = t(&n["outstanding"])
+        )
     );
     println!();
     println!(
         "{:<8} {:>9} {:>10} {:>11}",
-        "GROUP", "DUE", "DELIVERY", "ELECTRONIC"
+        t!(l, "hub-col-group"),
+        t!(l, "hub-col-due"),
+        t!(l, "hub-col-delivery"),
+        t!(l, "hub-col-electronic")
     );
     for g in v["groups"].as_array().into_iter().flatten() {
         println!(
@@ -910,8 +986,16 @@ fn print_stats(v: &serde_json::Value) {
     }
     println!();
     println!(
-        "{:<14} {:>6} {:>6} {:>10} {:>10} {:>8} {:>8} {:>11}  NAME",
-        "AGENCY", "SENT", "RECV", "DELIVERY", "ON TIME", "REJECTED", "PENDING", "ELECTRONIC"
+        "{:<14} {:>6} {:>6} {:>10} {:>10} {:>8} {:>8} {:>11}  {}",
+        t!(l, "hub-col-agency"),
+        t!(l, "hub-col-sent"),
+        t!(l, "hub-col-received"),
+        t!(l, "hub-col-delivery"),
+        t!(l, "hub-col-on-time"),
+        t!(l, "hub-col-rejected"),
+        t!(l, "hub-col-pending"),
+        t!(l, "hub-col-electronic"),
+        t!(l, "hub-col-name")
     );
     for a in v["agencies"].as_array().into_iter().flatten() {
         println!(
@@ -970,7 +1054,7 @@ fn node_cmd(cmd: NodeCmd) -> Result<()> {
         } => {
             let agency = AgencyId::parse(code.or(agency).as_deref().unwrap_or_default())?;
             if name.trim().is_empty() {
-                bail!("--name must not be empty");
+                bail!("{}", t!(lang(), "hub-node-name-empty"));
             }
             let mut body = details.json()?;
             body.insert("agency".into(), agency.as_str().into());
@@ -989,15 +1073,27 @@ fn node_cmd(cmd: NodeCmd) -> Result<()> {
                         serde_json::from_value(v["credentials"].clone()).context("hub answer")?;
                     write_credentials(&out, &creds)?;
                     println!(
-                        "registered {agency}; certificates written to {}",
-                        out.display()
+                        "{}",
+                        t!(
+                            lang(),
+                            "hub-node-registered-offline",
+                            agency = agency.to_string(),
+                            dir = out.display().to_string()
+                        )
                     );
                 }
                 _ => {
                     let v = c.post("/admin/v1/nodes", &body.into())?;
                     let token = v["token"].as_str().context("hub answer has no token")?;
-                    eprintln!("registered {agency} (pending); on the agency's machine run:");
-                    eprintln!("  poros-agent enroll --dir DIR --token <token below>");
+                    eprintln!(
+                        "{}",
+                        t!(
+                            lang(),
+                            "hub-node-registered-token",
+                            agency = agency.to_string()
+                        )
+                    );
+                    eprintln!("  {}", t!(lang(), "hub-node-enroll-command"));
                     println!("{token}");
                 }
             }
@@ -1029,26 +1125,40 @@ fn node_cmd(cmd: NodeCmd) -> Result<()> {
                 }
             }
             if body.is_empty() {
-                bail!("nothing to change: give --name, --parent, --email, --address or --phone (or --no-parent, --no-email, --no-address, --no-phone)");
+                bail!("{}", t!(lang(), "hub-node-nothing-to-change"));
             }
             let c = AdminClient::require(&HubPaths::new(&dir))?;
             let v = c.patch(&format!("/admin/v1/nodes/{agency}"), &body.into())?;
-            println!("edited {agency}");
+            println!(
+                "{}",
+                t!(lang(), "hub-node-edited", agency = agency.to_string())
+            );
             print_directory_fields(&v);
             Ok(())
         }
-        NodeCmd::List { dir, json } => {
+        NodeCmd::List { dir, json, by_name } => {
             let c = AdminClient::require(&HubPaths::new(&dir))?;
             let v = c.get("/admin/v1/nodes")?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(());
             }
+            let l = lang();
+            let mut nodes: Vec<serde_json::Value> = v.as_array().cloned().unwrap_or_default();
+            if by_name {
+                Collation::of(l).sort_by_key(&mut nodes, |n| n["name"].as_str().unwrap_or(""));
+            }
             println!(
-                "{:<15} {:<10} {:<9} {:<26} {:<26} {:<15} NAME",
-                "AGENCY", "STATE", "CONNECTED", "CERT EXPIRES", "LAST SEEN", "PARENT"
+                "{:<15} {:<10} {:<9} {:<26} {:<26} {:<15} {}",
+                t!(l, "hub-col-agency"),
+                t!(l, "hub-col-state"),
+                t!(l, "hub-col-connected"),
+                t!(l, "hub-col-cert-expires"),
+                t!(l, "hub-col-last-seen"),
+                t!(l, "hub-col-parent"),
+                t!(l, "hub-col-name")
             );
-            for n in v.as_array().into_iter().flatten() {
+            for n in &nodes {
                 let exp = n["tls_not_after"]
                     .as_i64()
                     .filter(|t| *t > 0)
@@ -1058,25 +1168,25 @@ fn node_cmd(cmd: NodeCmd) -> Result<()> {
                     n["agency"].as_str().unwrap_or("?"),
                     n["state"].as_str().unwrap_or("?"),
                     if n["connected"].as_bool().unwrap_or(false) {
-                        "yes"
+                        t!(l, "common-yes")
                     } else {
-                        "no"
+                        t!(l, "common-no")
                     },
                     exp.unwrap_or_else(|| "-".into()),
                     fmt_ms(n["last_seen_ms"].as_u64()),
                     n["parent"].as_str().unwrap_or("-"),
                     esc(n["name"].as_str().unwrap_or("")),
                     if n["expiring_soon"].as_bool() == Some(true) {
-                        "  WARNING: certificate close to expiry and not renewed"
+                        format!("  {}", t!(l, "hub-node-expiring-warning"))
                     } else {
-                        ""
+                        String::new()
                     }
                 );
                 // Contact details, when set, on a line of their own under the agency.
                 let contact: Vec<String> = [
-                    ("e-mail", "email"),
-                    ("phone", "phone"),
-                    ("address", "address"),
+                    (t!(l, "hub-contact-email"), "email"),
+                    (t!(l, "hub-contact-phone"), "phone"),
+                    (t!(l, "hub-contact-address"), "address"),
                 ]
                 .iter()
                 .filter_map(|(label, k)| n[*k].as_str().map(|v| format!("{label} {}", esc(v))))
@@ -1132,7 +1242,7 @@ fn node_cmd(cmd: NodeCmd) -> Result<()> {
                     o.get("sign_serial").and_then(|x| x.as_str()).unwrap_or("?"),
                 );
             }
-            println!("history:");
+            println!("{}", t!(lang(), "hub-node-history"));
             print_audit(&v["history"]);
             Ok(())
         }
@@ -1156,7 +1266,13 @@ fn node_action(dir: &Path, agency: &str, action: &str) -> Result<()> {
         &format!("/admin/v1/nodes/{agency}/{action}"),
         &serde_json::json!({}),
     )?;
-    println!("{action}: {agency} done");
+    let (l, a) = (lang(), agency.to_string());
+    let done = match action {
+        "suspend" => t!(l, "hub-node-suspended", agency = a),
+        "resume" => t!(l, "hub-node-resumed", agency = a),
+        _ => t!(l, "hub-node-revoked", agency = a),
+    };
+    println!("{done}");
     Ok(())
 }
 
@@ -1189,9 +1305,12 @@ fn run_hub(dir: &Path) -> Result<()> {
     let paths = HubPaths::new(dir);
     if !paths.config().exists() {
         bail!(
-            "{} is not a Poros deployment (no hub.toml); create one with `poros-hub init --dir {}`",
-            dir.display(),
-            dir.display()
+            "{}",
+            t!(
+                lang(),
+                "hub-not-a-deployment-init",
+                dir = dir.display().to_string()
+            )
         );
     }
     let cfg = HubConfig::load(&paths.config())?;
@@ -1247,15 +1366,19 @@ impl AdminClient {
     pub fn require(paths: &HubPaths) -> Result<AdminClient> {
         if !paths.config().exists() {
             bail!(
-                "{} is not a Poros deployment (no hub.toml)",
-                paths.root.display()
+                "{}",
+                t!(
+                    lang(),
+                    "hub-not-a-deployment",
+                    dir = paths.root.display().to_string()
+                )
             );
         }
         Self::connect(paths)?.with_context(|| {
-            format!(
-                "the hub of {} is not running (no answer from its operations listener); start it with `poros-hub run --dir {}`",
-                paths.root.display(),
-                paths.root.display()
+            t!(
+                lang(),
+                "hub-not-running",
+                dir = paths.root.display().to_string()
             )
         })
     }
@@ -1268,7 +1391,7 @@ impl AdminClient {
             .bearer_auth(&self.token)
             .json(body)
             .send()
-            .with_context(|| format!("contacting the hub at {}", self.base))?;
+            .with_context(|| t!(lang(), "hub-contacting", url = &self.base))?;
         Self::json(r)
     }
 
@@ -1280,7 +1403,7 @@ impl AdminClient {
             .bearer_auth(&self.token)
             .json(body)
             .send()
-            .with_context(|| format!("contacting the hub at {}", self.base))?;
+            .with_context(|| t!(lang(), "hub-contacting", url = &self.base))?;
         Self::json(r)
     }
 
@@ -1295,7 +1418,7 @@ impl AdminClient {
             .get(format!("{}{path}", self.base))
             .bearer_auth(&self.token)
             .send()
-            .with_context(|| format!("contacting the hub at {}", self.base))?;
+            .with_context(|| t!(lang(), "hub-contacting", url = &self.base))?;
         if r.status().is_success() {
             Ok(r)
         } else {
@@ -1330,7 +1453,7 @@ impl AdminClient {
             .get(format!("{}{path}", self.base))
             .bearer_auth(&self.token)
             .send()
-            .with_context(|| format!("contacting the hub at {}", self.base))?;
+            .with_context(|| t!(lang(), "hub-contacting", url = &self.base))?;
         if !r.status().is_success() {
             return Self::json(r).map(|_| String::new());
         }
@@ -1344,7 +1467,7 @@ impl AdminClient {
             .get(format!("{}{path}", self.base))
             .bearer_auth(&self.token)
             .send()
-            .with_context(|| format!("contacting the hub at {}", self.base))?;
+            .with_context(|| t!(lang(), "hub-contacting", url = &self.base))?;
         Self::json(r)
     }
 
@@ -1363,7 +1486,7 @@ impl AdminClient {
                 .query(&q)
                 .bearer_auth(&self.token)
                 .send()
-                .with_context(|| format!("contacting the hub at {}", self.base))?;
+                .with_context(|| t!(lang(), "hub-contacting", url = &self.base))?;
             let next = r
                 .headers()
                 .get(poros_protocol::page::NEXT_CURSOR_HEADER)
@@ -1385,15 +1508,19 @@ impl AdminClient {
         let v: serde_json::Value = r.json().unwrap_or(serde_json::Value::Null);
         if status == reqwest::StatusCode::UNAUTHORIZED {
             bail!(
-                "the hub refused the admin credential (admin.token): {}",
-                v["error"].as_str().unwrap_or("unauthorized")
+                "{}",
+                t!(
+                    lang(),
+                    "hub-admin-refused",
+                    error = v["error"].as_str().unwrap_or("unauthorized")
+                )
             );
         }
         if !status.is_success() {
-            bail!(
-                "{}",
-                v["error"].as_str().unwrap_or("the hub refused the request")
-            );
+            match v["error"].as_str() {
+                Some(e) => bail!("{e}"),
+                None => bail!("{}", t!(lang(), "hub-request-refused")),
+            }
         }
         Ok(v)
     }

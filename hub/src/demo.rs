@@ -7,6 +7,7 @@ mod life;
 
 use anyhow::{bail, Result};
 use poros_harness::{wait_until, Binaries, Deployment};
+use poros_i18n::t;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -31,6 +32,9 @@ const AGENCIES: [(&str, &str); 4] = [
 /// Run the demo.
 pub fn run(dir: Option<PathBuf>, bulk: usize) -> Result<()> {
     let started = Instant::now();
+    let l = crate::cli::lang();
+    // The processes the demo starts speak its language (their output is quoted below).
+    poros_harness::set_child_lang(l.code());
     let root = match dir {
         Some(d) => d,
         None => {
@@ -40,30 +44,42 @@ pub fn run(dir: Option<PathBuf>, bulk: usize) -> Result<()> {
     };
     if root.exists() && std::fs::read_dir(&root)?.next().is_some() {
         bail!(
-            "{} is not empty; the demo needs a fresh directory",
-            root.display()
+            "{}",
+            t!(l, "hub-demo-not-empty", dir = root.display().to_string())
         );
     }
     std::fs::create_dir_all(&root)?;
     let root = root.canonicalize()?;
-    println!("== Poros demo in {}", root.display());
+    println!(
+        "== {}",
+        t!(l, "hub-demo-title", dir = root.display().to_string())
+    );
     let mut dep = Deployment::create(Binaries::beside_current_exe()?, &root)?;
     let hub_s = dep.hub_dir.to_string_lossy().to_string();
     let listen = dep.quic_listen();
-    println!("   deployment created: network CA, signing CA, hub identity (hub/)");
+    println!("   {}", t!(l, "hub-demo-created"));
 
     dep.start_hub()?;
-    println!("   hub running on {listen} (QUIC, mutual TLS 1.3); logs in logs/hub.log");
+    println!(
+        "   {}",
+        t!(l, "hub-demo-hub-running", addr = listen.to_string())
+    );
     let mut late_token = String::new();
     for (i, (code, name)) in AGENCIES.iter().enumerate() {
         if i == 3 {
             // The late agency enrols by one-time token, as a new agency would.
             late_token = dep.issue_token(code, name)?;
-            println!("   agency {code} ({name}): registered; enrolment token issued");
+            println!(
+                "   {}",
+                t!(l, "hub-demo-agency-token", agency = *code, name = *name)
+            );
             continue;
         }
         dep.register_agent(code, name)?;
-        println!("   agency {code} ({name}): keys generated locally, certificates issued from its requests");
+        println!(
+            "   {}",
+            t!(l, "hub-demo-agency-offline", agency = *code, name = *name)
+        );
     }
 
     let online: Vec<&str> = AGENCIES[..3].iter().map(|a| a.0).collect();
@@ -151,10 +167,7 @@ pub fn run(dir: Option<PathBuf>, bulk: usize) -> Result<()> {
             sent.push((code.to_string(), id));
         }
     }
-    println!(
-        "   {} more routine notices sent, each also to the offline H29",
-        bulk * 3
-    );
+    println!("   {}", t!(l, "hub-demo-bulk", count = bulk * 3));
 
     let all_states = |dep: &Deployment, sent: &[(String, String)]| -> Vec<_> {
         sent.iter()
@@ -171,11 +184,11 @@ pub fn run(dir: Option<PathBuf>, bulk: usize) -> Result<()> {
             })
         },
     )?;
-    println!("   online recipients answered with signed receipts; H29 deliveries held at the hub");
+    println!("   {}", t!(l, "hub-demo-receipts"));
     let late = AGENCIES[3].0;
     dep.enroll_agent(late, &late_token)?;
     dep.start_agent(late, true)?;
-    println!("   H29 enrolled with its token (keys generated on its side) and started");
+    println!("   {}", t!(l, "hub-demo-late-enrolled"));
     wait_until("every receipt", Duration::from_secs(60), || {
         all_states(&dep, &sent)
             .iter()
@@ -184,7 +197,7 @@ pub fn run(dir: Option<PathBuf>, bulk: usize) -> Result<()> {
     let lives = life::play(&dep, &files, &sent[0].1, &sent[2].1)?;
 
     println!();
-    println!("== Report: every document, every recipient (as the sender's agent holds it)");
+    println!("== {}", t!(l, "hub-demo-report"));
     let mut delivered = 0;
     for (from, id) in &sent {
         let v = dep
@@ -196,10 +209,10 @@ pub fn run(dir: Option<PathBuf>, bulk: usize) -> Result<()> {
                 delivered += 1;
             }
             println!(
-                "     {}  {}  receipt signed at {} ms",
+                "     {}  {}  {}",
                 r["agency"].as_str().unwrap_or("?"),
                 r["state"].as_str().unwrap_or("?"),
-                r["time_ms"]
+                t!(l, "hub-demo-receipt-at", ms = r["time_ms"].to_string())
             );
         }
     }
@@ -212,14 +225,19 @@ pub fn run(dir: Option<PathBuf>, bulk: usize) -> Result<()> {
         .collect();
     println!();
     println!(
-        "{} documents, {delivered} deliveries, all with verified signed receipts, in {:.1} s",
-        sent.len(),
-        started.elapsed().as_secs_f64()
+        "{}",
+        t!(
+            l,
+            "hub-demo-summary",
+            documents = sent.len(),
+            deliveries = delivered,
+            secs = format!("{:.1}", started.elapsed().as_secs_f64())
+        )
     );
-    println!("inbox sizes: {}", inboxes.join(", "));
+    println!("{}", t!(l, "hub-demo-inboxes", list = inboxes.join(", ")));
     life::print_timelines(&dep, &lives);
     println!();
-    println!("== Exchange figures (poros-hub stats)");
+    println!("== {}", t!(l, "hub-demo-figures"));
     if let Ok(stats) = dep.hub(&["stats", "--dir", &hub_s]) {
         for line in stats.lines().take(6) {
             println!("{line}");
@@ -228,8 +246,8 @@ pub fn run(dir: Option<PathBuf>, bulk: usize) -> Result<()> {
     dep.stop_all();
     println!();
     println!(
-        "Processes stopped; everything stays in {}. To go on:",
-        root.display()
+        "{}",
+        t!(l, "hub-demo-stopped", dir = root.display().to_string())
     );
     println!(
         "  target/release/poros-hub run --dir {}/hub &",

@@ -11,6 +11,7 @@ use crate::api_types::{
 };
 use crate::listing::{self, Cursor, PageError};
 use crate::openapi::{Binary, DocIdParam, InboxItem, StoreFault};
+use crate::refusal::Refusal;
 use crate::state::{BodyAt, InRecord, OutRecord, RecipientStatus};
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequestParts, Path, State};
@@ -22,7 +23,7 @@ use futures_util::StreamExt;
 use poros_certs::Signer;
 use poros_protocol::receipt::RECEIPT_CONTEXT;
 use poros_protocol::{
-    AgencyId, DocumentId, Metadata, NoticeKind, Outcome, StatementKind, STATEMENT_CONTEXT,
+    AgencyId, DocumentId, Metadata, NoticeKind, Outcome, Priority, StatementKind, STATEMENT_CONTEXT,
 };
 use poros_store::StoreError;
 use poros_store::{BodySink, Commit, ReceivedBody};
@@ -39,7 +40,10 @@ use utoipa_axum::routes;
 /// Build the router: every documented route, and a JSON 404 for any other path.
 pub fn router(agent: Arc<Agent>) -> Router {
     let (router, _) = routes().split_for_parts();
-    router.fallback(no_route).with_state(agent)
+    router
+        .fallback(no_route)
+        .layer(axum::middleware::from_fn(crate::refusal::localize))
+        .with_state(agent)
 }
 
 /// The routes with their documentation. A route is added here (or in
@@ -61,8 +65,10 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<Agent>> {
         .merge(crate::statement_api::routes())
 }
 
-pub(crate) fn err(code: StatusCode, msg: impl std::fmt::Display) -> Response {
-    (code, Json(json!({"error": msg.to_string()}))).into_response()
+/// A refusal's answer (in English; [`crate::refusal::localize`] renders it in the request's
+/// language).
+pub(crate) fn err(r: Refusal) -> Response {
+    r.into_response()
 }
 
 /// The largest JSON request body: axum's default limit for a buffered body, 2 MiB.
@@ -82,17 +88,11 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for JsonBytes {
         let mut buf = Vec::new();
         while let Some(chunk) = stream.next().await {
             let Ok(chunk) = chunk else {
-                return Ok(JsonBytes(Err(err(
-                    StatusCode::BAD_REQUEST,
-                    "reading the request body failed",
-                ))));
+                return Ok(JsonBytes(Err(err(Refusal::BodyUnreadable))));
             };
             if buf.len() + chunk.len() > JSON_LIMIT {
                 let rest = Body::from_stream(stream);
-                let too_large = err(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("length limit exceeded: the request body is over {JSON_LIMIT} bytes"),
-                );
+                let too_large = err(Refusal::BodyTooLarge(JSON_LIMIT));
                 return Ok(JsonBytes(Err(refuse_unread(rest, too_large).await)));
             }
             buf.extend_from_slice(&chunk);
@@ -103,10 +103,10 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for JsonBytes {
 
 /// Any path the router does not serve.
 async fn no_route(method: Method, uri: Uri) -> Response {
-    err(
-        StatusCode::NOT_FOUND,
-        format!("no route for {method} {}", uri.path()),
-    )
+    err(Refusal::NoRoute {
+        method: method.to_string(),
+        path: uri.path().to_string(),
+    })
 }
 
 /// A document ID from the path (`{id}`), refused with a JSON 400 naming it when it is not one.
@@ -119,7 +119,7 @@ impl<S: Send + Sync> FromRequestParts<S> for DocPath {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
         let Path(id) = Path::<String>::from_request_parts(parts, state)
             .await
-            .map_err(|e| err(StatusCode::BAD_REQUEST, e.body_text()))?;
+            .map_err(|e| err(Refusal::Invalid(e.body_text())))?;
         parse_id(&id).map(DocPath)
     }
 }
@@ -130,7 +130,7 @@ impl<S: Send + Sync> FromRequestParts<S> for DocPath {
 #[allow(clippy::result_large_err)]
 pub(crate) fn json_body<T: DeserializeOwned>(b: JsonBytes) -> Result<T, Response> {
     let b = b.0?;
-    let bad = |e: serde_json::Error| err(StatusCode::BAD_REQUEST, format!("request: {e}"));
+    let bad = |e: serde_json::Error| err(Refusal::Invalid(format!("request: {e}")));
     // An object, not the array of its fields' values that serde's derived structs also take.
     let map: serde_json::Map<String, Value> = serde_json::from_slice(&b).map_err(bad)?;
     T::deserialize(Value::Object(map)).map_err(bad)
@@ -143,19 +143,14 @@ pub(crate) fn store_err(a: &Agent, e: &StoreError) -> Response {
     match e.fault() {
         Some(f) => {
             a.store.db().report_fault(f);
-            let code = if f.is_full() {
-                StatusCode::INSUFFICIENT_STORAGE
-            } else {
-                StatusCode::SERVICE_UNAVAILABLE
-            };
-            err(code, format!("not stored: agent {f}; retry later"))
+            err(Refusal::StoreFault {
+                full: f.is_full(),
+                fault: f.to_string(),
+            })
         }
         None => {
             tracing::warn!(error = %e, "agent store error");
-            err(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "agent store error (details in the agent's log)",
-            )
+            err(Refusal::StoreError)
         }
     }
 }
@@ -251,10 +246,10 @@ async fn openapi_json() -> Response {
             example = json!({"id": crate::openapi::EXAMPLE_DOC})),
         (status = 400, description = "A recipient, the metadata or the body is not valid; \
             nothing is stored", body = ApiError,
-            example = json!({"error": "the sender 000.00.00.G01 cannot be a recipient"})),
+            example = json!({"code": "invalid_request", "error": "the sender 000.00.00.G01 cannot be a recipient"})),
         (status = 413, description = "The body exceeds the agent's limit; nothing is stored",
             body = ApiError,
-            example = json!({"error": "document body exceeds the limit of 1073741824 bytes"})),
+            example = json!({"code": "too_large", "error": "document body exceeds the limit of 1073741824 bytes"})),
         StoreFault,
     )
 )]
@@ -272,14 +267,19 @@ async fn send(
         match AgencyId::parse(r) {
             Ok(id) => recipients.push(id),
             Err(e) => {
-                let refusal = err(StatusCode::BAD_REQUEST, format!("recipient: {e}"));
+                let refusal = err(Refusal::Invalid(format!("recipient: {e}")));
                 return refuse_unread(body, refusal).await;
             }
         }
     }
-    let priority = match q.priority.as_deref().map(str::parse).transpose() {
+    let priority = match q
+        .priority
+        .as_deref()
+        .map(str::parse::<Priority>)
+        .transpose()
+    {
         Ok(p) => p.unwrap_or_default(),
-        Err(e) => return refuse_unread(body, err(StatusCode::BAD_REQUEST, e)).await,
+        Err(e) => return refuse_unread(body, err(Refusal::Invalid(e.to_string()))).await,
     };
     let meta = Metadata {
         subject: q.subject,
@@ -292,20 +292,18 @@ async fn send(
     // Everything that can refuse the request is checked before a byte of body is staged: a
     // refused request must leave nothing behind, however often a client retries it.
     if let Err(e) = poros_protocol::envelope::validate_addressing(a.agency(), &recipients, &meta) {
-        return refuse_unread(body, err(StatusCode::BAD_REQUEST, e)).await;
+        return refuse_unread(body, err(Refusal::Invalid(e.to_string()))).await;
     }
     let staged = match stage_body(&a, body).await {
         Ok(s) => s,
-        Err(SendError::TooLarge(n)) => {
-            return err(StatusCode::PAYLOAD_TOO_LARGE, SendError::TooLarge(n))
-        }
+        Err(SendError::TooLarge(n)) => return err(Refusal::TooLarge(n)),
         Err(SendError::Store(e)) => return store_err(&a, &e),
-        Err(e) => return err(StatusCode::BAD_REQUEST, e),
+        Err(e) => return err(Refusal::Invalid(e.to_string())),
     };
     match a.create_document(recipients, meta, staged).await {
         Ok(id) => (StatusCode::CREATED, Json(DocumentCreated { id })).into_response(),
         Err(SendError::Store(e)) => store_err(&a, &e),
-        Err(e) => err(StatusCode::BAD_REQUEST, e),
+        Err(e) => err(Refusal::Invalid(e.to_string())),
     }
 }
 
@@ -502,8 +500,8 @@ async fn stream_page<P: Send + 'static>(
         });
         let next = match head_rx.await {
             Ok(Ok(next)) => next,
-            Ok(Err(e)) => return err(StatusCode::INTERNAL_SERVER_ERROR, e),
-            Err(_) => return err(StatusCode::INTERNAL_SERVER_ERROR, "listing task failed"),
+            Ok(Err(e)) => return err(Refusal::Internal(e.to_string())),
+            Err(_) => return err(Refusal::Internal("listing task failed".into())),
         };
         let body = futures_util::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|chunk| (chunk, rx))
@@ -513,7 +511,7 @@ async fn stream_page<P: Send + 'static>(
             r = r.header(poros_protocol::page::NEXT_CURSOR_HEADER, n.to_string());
         }
         r.body(Body::from_stream(body))
-            .unwrap_or_else(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))
+            .unwrap_or_else(|e| err(Refusal::Internal(e.to_string())))
     }
 }
 
@@ -537,7 +535,7 @@ async fn stream_page<P: Send + 'static>(
                 ("replace" = (operation_id = "replace", parameters(("id" = "$response.body#/0/id")))),
             )),
         (status = 400, description = "`after` or `limit` is not valid", body = ApiError,
-            example = json!({"error": "limit must be between 1 and 1000 (got 0)"})),
+            example = json!({"code": "invalid_limit", "error": "limit must be between 1 and 1000 (got 0)"})),
         (status = 500, description = "The listing could not be read (details in the agent's log)",
             body = ApiError),
     )
@@ -545,7 +543,7 @@ async fn stream_page<P: Send + 'static>(
 async fn outbox(State(a): State<Arc<Agent>>, StrictQuery(q): StrictQuery<PageQuery>) -> Response {
     let (after, limit) = match q.check() {
         Ok(p) => p,
-        Err(e) => return err(StatusCode::BAD_REQUEST, e),
+        Err(e) => return err(Refusal::from(e)),
     };
     let shown = a.clone();
     stream_page(
@@ -562,12 +560,8 @@ async fn outbox(State(a): State<Arc<Agent>>, StrictQuery(q): StrictQuery<PageQue
 // axum responses are returned by value everywhere; boxing this one error would only add noise.
 #[allow(clippy::result_large_err)]
 pub(crate) fn parse_id(id: &str) -> Result<DocumentId, Response> {
-    id.parse().map_err(|_| {
-        err(
-            StatusCode::BAD_REQUEST,
-            format!("{id:?} is not a document ID"),
-        )
-    })
+    id.parse()
+        .map_err(|_| err(Refusal::BadDocumentId(id.to_string())))
 }
 
 /// A sent or received document with its statements: per recipient (sent) or for this agency
@@ -583,9 +577,9 @@ pub(crate) fn parse_id(id: &str) -> Result<DocumentId, Response> {
         (status = 200, description = "The document, `direction` telling sent from received",
             body = DocumentStatus),
         (status = 400, description = "`id` is not a document ID", body = ApiError,
-            example = json!({"error": "\"x\" is not a document ID"})),
+            example = json!({"code": "invalid_document_id", "error": "\"x\" is not a document ID"})),
         (status = 404, description = "No such document here", body = ApiError,
-            example = json!({"error": "no document 0190f5d2-3c4a-7b2e-9f10-6a7b8c9d0e1f here"})),
+            example = json!({"code": "unknown_document", "error": "no document 0190f5d2-3c4a-7b2e-9f10-6a7b8c9d0e1f here"})),
         (status = 500, description = "The document could not be read (details in the agent's log)",
             body = ApiError),
     )
@@ -593,8 +587,8 @@ pub(crate) fn parse_id(id: &str) -> Result<DocumentId, Response> {
 async fn status(State(a): State<Arc<Agent>>, DocPath(id): DocPath) -> Response {
     match status_view(&a, &id) {
         Ok(Some(v)) => Json(v).into_response(),
-        Ok(None) => err(StatusCode::NOT_FOUND, format!("no document {id} here")),
-        Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Ok(None) => err(Refusal::NoDocument(id)),
+        Err(e) => err(Refusal::Internal(e.to_string())),
     }
 }
 
@@ -662,7 +656,7 @@ fn in_doc(id: &DocumentId, r: &InRecord) -> ReceivedDoc {
                 ("answer" = (operation_id = "answer", parameters(("id" = "$response.body#/0/id")))),
             )),
         (status = 400, description = "`after` or `limit` is not valid", body = ApiError,
-            example = json!({"error": "limit must be between 1 and 1000 (got 0)"})),
+            example = json!({"code": "invalid_limit", "error": "limit must be between 1 and 1000 (got 0)"})),
         (status = 500, description = "The listing could not be read (details in the agent's log)",
             body = ApiError),
     )
@@ -684,7 +678,7 @@ async fn inbox(State(a): State<Arc<Agent>>, StrictQuery(q): StrictQuery<PageQuer
             headers(("poros-next-cursor" = String,
                 description = "The `after` of the next page; absent on the last page"))),
         (status = 400, description = "`after` or `limit` is not valid", body = ApiError,
-            example = json!({"error": "limit must be between 1 and 1000 (got 0)"})),
+            example = json!({"code": "invalid_limit", "error": "limit must be between 1 and 1000 (got 0)"})),
         (status = 500, description = "The listing could not be read (details in the agent's log)",
             body = ApiError),
     )
@@ -699,7 +693,7 @@ async fn quarantine(
 async fn received(a: Arc<Agent>, q: PageQuery, quarantine: bool) -> Response {
     let (after, limit) = match q.check() {
         Ok(p) => p,
-        Err(e) => return err(StatusCode::BAD_REQUEST, e),
+        Err(e) => return err(Refusal::from(e)),
     };
     let me = a.agency().clone();
     stream_page(
@@ -738,10 +732,10 @@ async fn received(a: Arc<Agent>, q: PageQuery, quarantine: bool) -> Response {
             body = Binary),
         (status = 400, description = "`id` is not a document ID", body = ApiError),
         (status = 403, description = "The document is quarantined", body = ApiError,
-            example = json!({"error": "document 0190f5d2-3c4a-7b2e-9f10-6a7b8c9d0e1f is quarantined"})),
+            example = json!({"code": "quarantined", "error": "document 0190f5d2-3c4a-7b2e-9f10-6a7b8c9d0e1f is quarantined"})),
         (status = 404, description = "No such document in the inbox, or its body is no longer kept",
             body = ApiError,
-            example = json!({"error": "no document 0190f5d2-3c4a-7b2e-9f10-6a7b8c9d0e1f in the inbox"})),
+            example = json!({"code": "unknown_document", "error": "no document 0190f5d2-3c4a-7b2e-9f10-6a7b8c9d0e1f in the inbox"})),
         (status = 500, description = "The body could not be read (details in the agent's log)",
             body = ApiError),
     )
@@ -749,25 +743,15 @@ async fn received(a: Arc<Agent>, q: PageQuery, quarantine: bool) -> Response {
 async fn fetch(State(a): State<Arc<Agent>>, DocPath(id): DocPath) -> Response {
     let rec = match a.store.received(&id) {
         Ok(Some(r)) if r.reason.is_none() => r,
-        Ok(Some(_)) => {
-            return err(
-                StatusCode::FORBIDDEN,
-                format!("document {id} is quarantined"),
-            )
-        }
-        Ok(None) => {
-            return err(
-                StatusCode::NOT_FOUND,
-                format!("no document {id} in the inbox"),
-            )
-        }
-        Err(e) => return err(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Ok(Some(_)) => return err(Refusal::Quarantined(id)),
+        Ok(None) => return err(Refusal::NotInInbox(id)),
+        Err(e) => return err(Refusal::Internal(e.to_string())),
     };
     match rec.body_at {
         BodyAt::Inline => match a.store.inline_body(&rec.body_sha256) {
             Ok(Some(b)) => b.into_response(),
-            Ok(None) => err(StatusCode::INTERNAL_SERVER_ERROR, "inline body missing"),
-            Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, e),
+            Ok(None) => err(Refusal::Internal("inline body missing".into())),
+            Err(e) => err(Refusal::Internal(e.to_string())),
         },
         BodyAt::File => match a.blobs.open_read(&rec.body_sha256).await {
             Ok(f) => {
@@ -776,11 +760,11 @@ async fn fetch(State(a): State<Arc<Agent>>, DocPath(id): DocPath) -> Response {
                     .header("content-type", "application/octet-stream")
                     .header("content-length", rec.body_len)
                     .body(Body::from_stream(stream))
-                    .unwrap_or_else(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))
+                    .unwrap_or_else(|e| err(Refusal::Internal(e.to_string())))
             }
-            Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, e),
+            Err(e) => err(Refusal::Internal(e.to_string())),
         },
-        BodyAt::Gone => err(StatusCode::NOT_FOUND, "body not kept"),
+        BodyAt::Gone => err(Refusal::BodyGone),
     }
 }
 
@@ -797,7 +781,7 @@ async fn fetch(State(a): State<Arc<Agent>>, DocPath(id): DocPath) -> Response {
             headers(("poros-next-cursor" = String,
                 description = "The `after` of the next page; absent on the last page"))),
         (status = 400, description = "`after` or `limit` is not valid", body = ApiError,
-            example = json!({"error": "limit must be between 1 and 1000 (got 0)"})),
+            example = json!({"code": "invalid_limit", "error": "limit must be between 1 and 1000 (got 0)"})),
         (status = 500, description = "The listing could not be read (details in the agent's log)",
             body = ApiError),
     )
@@ -805,7 +789,7 @@ async fn fetch(State(a): State<Arc<Agent>>, DocPath(id): DocPath) -> Response {
 async fn receipts(State(a): State<Arc<Agent>>, StrictQuery(q): StrictQuery<PageQuery>) -> Response {
     let (after, limit) = match q.check() {
         Ok(p) => p,
-        Err(e) => return err(StatusCode::BAD_REQUEST, e),
+        Err(e) => return err(Refusal::from(e)),
     };
     let agent = a.clone();
     stream_page(
@@ -896,7 +880,7 @@ struct EventsQuery {
     responses(
         (status = 200, description = "The events after `after`", body = EventsPage),
         (status = 400, description = "`after` or `limit` is not a number", body = ApiError,
-            example = json!({"error": "Failed to deserialize query string: after: invalid digit found in string"})),
+            example = json!({"code": "invalid_request", "error": "Failed to deserialize query string: after: invalid digit found in string"})),
         (status = 500, description = "The events could not be read (details in the agent's log)",
             body = ApiError),
     )
@@ -908,10 +892,7 @@ async fn events(State(a): State<Arc<Agent>>, StrictQuery(q): StrictQuery<EventsQ
         u64::try_from(q.after),
         u64::try_from(q.limit.unwrap_or(1000)),
     ) else {
-        return err(
-            StatusCode::BAD_REQUEST,
-            "`after` and `limit` must be at least 0",
-        );
+        return err(Refusal::NegativeEventsQuery);
     };
     let limit = usize::try_from(limit.min(10_000)).unwrap_or(10_000);
     match a.store.all_events(after, limit) {
@@ -943,7 +924,7 @@ async fn events(State(a): State<Arc<Agent>>, StrictQuery(q): StrictQuery<EventsQ
                 .collect();
             Json(EventsPage { events, next }).into_response()
         }
-        Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(e) => err(Refusal::Internal(e.to_string())),
     }
 }
 
@@ -960,9 +941,9 @@ async fn events(State(a): State<Arc<Agent>>, StrictQuery(q): StrictQuery<EventsQ
     responses(
         (status = 200, description = "The hub stored the counts", body = PaperReportDone),
         (status = 400, description = "The request is not a month and two counts", body = ApiError,
-            example = json!({"error": "month \"2026-13\" is not YYYY-MM"})),
+            example = json!({"code": "invalid_month", "error": "month \"2026-13\" is not YYYY-MM"})),
         (status = 413, description = "The request body is over 2 MiB", body = ApiError,
-            example = json!({"error": "length limit exceeded: the request body is over 2097152 bytes"})),
+            example = json!({"code": "request_too_large", "error": "length limit exceeded: the request body is over 2097152 bytes"})),
         (status = 502, description = "The hub refused the report or the request failed on the way",
             body = ApiError),
         (status = 503, description = "Not connected to the hub; retry when connected",
@@ -976,19 +957,13 @@ async fn paper(State(a): State<Arc<Agent>>, b: JsonBytes) -> Response {
     };
     // Checked here so that a bad month is the caller's 400, not the hub's refusal.
     if !poros_protocol::PaperReport::month_is_valid(&b.month) {
-        return err(
-            StatusCode::BAD_REQUEST,
-            format!("month {:?} is not YYYY-MM", b.month),
-        );
+        return err(Refusal::BadMonth(b.month));
     }
     if !a.connected() {
-        return err(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not connected to the hub; retry when the agent is connected",
-        );
+        return err(Refusal::NotConnected);
     }
     match a.report_paper(&b.month, b.sent, b.received).await {
         Ok(()) => Json(PaperReportDone { ok: true }).into_response(),
-        Err(e) => err(StatusCode::BAD_GATEWAY, format!("{e:#}")),
+        Err(e) => err(Refusal::HubRefused(format!("{e:#}"))),
     }
 }

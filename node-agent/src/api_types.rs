@@ -284,10 +284,17 @@ pub struct StatementMade {
     pub successor: Option<DocumentId>,
 }
 
-/// An error answer of the local API; `reason_code` is set for refusals under the rules.
+/// An error answer of the local API: `code` for programs, `error` for people (in the language
+/// of the request's `Accept-Language`, English by default); `reason_code` is set for refusals
+/// under the rules.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ApiError {
-    /// What was wrong, in words.
+    /// What went wrong, as a stable code (`invalid_request`, `unknown_document`,
+    /// `illegal_transition`, `storage_full`, …): the field a program reads.
+    #[schema(example = "invalid_request", pattern = "^[a-z_]+$")]
+    pub code: String,
+    /// What was wrong, in words, in the request's language (`Accept-Language`: English or
+    /// Vietnamese).
     pub error: String,
     /// The rule's reason code label (`illegal_transition`, `unknown_document`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -10,6 +10,7 @@ use crate::api_types::{
 use crate::paths::{self, AgentPaths};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
+use poros_i18n::{t, Lang};
 use poros_protocol::AgencyId;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -250,6 +251,14 @@ pub fn main() -> std::process::ExitCode {
     }
 }
 
+/// The language of this command line's human-readable output and error messages: the locale's
+/// (`POROS_LANG`, else `LC_ALL`, `LC_MESSAGES`, `LANG`), English unless it is Vietnamese.
+/// `--json` output and log lines are English whatever it is.
+pub(crate) fn lang() -> Lang {
+    static LANG: std::sync::OnceLock<Lang> = std::sync::OnceLock::new();
+    *LANG.get_or_init(Lang::from_env)
+}
+
 /// A statement refused under the exchange rules by the agent (nothing was stored).
 #[derive(Debug, thiserror::Error)]
 #[error("{code}: {text}")]
@@ -279,13 +288,22 @@ impl ApiClient {
         let p = AgentPaths::new(dir);
         p.load_config()?;
         let addr = std::fs::read_to_string(p.at("run/api.addr")).with_context(|| {
-            format!(
-                "the agent in {} is not running (start it with `poros-agent run --dir {}`)",
-                dir.display(),
-                dir.display()
+            t!(
+                lang(),
+                "agent-cli-not-running",
+                dir = dir.display().to_string()
             )
         })?;
-        let http = reqwest::blocking::Client::builder().timeout(None).build()?;
+        // The agent answers errors in the language asked for: this command line's.
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::ACCEPT_LANGUAGE,
+            reqwest::header::HeaderValue::from_static(lang().code()),
+        );
+        let http = reqwest::blocking::Client::builder()
+            .timeout(None)
+            .default_headers(headers)
+            .build()?;
         Ok(ApiClient {
             base: format!("http://{}", addr.trim()),
             http,
@@ -298,7 +316,10 @@ impl ApiClient {
         }
         let status = r.status();
         let e = r.json::<ApiError>().map(|e| e.error);
-        bail!("{} ({status})", e.as_deref().unwrap_or("request failed"))
+        bail!(
+            "{} ({status})",
+            e.unwrap_or_else(|_| t!(lang(), "agent-cli-request-failed"))
+        )
     }
 
     /// The answer to a statement verb; a refusal under the rules is a [`RuleRefused`].
@@ -307,8 +328,9 @@ impl ApiClient {
             return r.json().context("reading the agent's answer");
         }
         let status = r.status();
-        let e: ApiError = r.json().unwrap_or(ApiError {
-            error: "request failed".into(),
+        let e: ApiError = r.json().unwrap_or_else(|_| ApiError {
+            code: String::new(),
+            error: t!(lang(), "agent-cli-request-failed"),
             reason_code: None,
         });
         match e.reason_code {
@@ -328,7 +350,7 @@ impl ApiClient {
             .post(format!("{}{path}", self.base))
             .json(req)
             .send()
-            .with_context(|| format!("contacting the agent at {} (is it running?)", self.base))?;
+            .with_context(|| t!(lang(), "agent-cli-contacting", url = &self.base))?;
         Self::made(r)
     }
 
@@ -347,7 +369,7 @@ impl ApiClient {
             .query(query)
             .body(reqwest::blocking::Body::sized(f, len))
             .send()
-            .with_context(|| format!("contacting the agent at {} (is it running?)", self.base))
+            .with_context(|| t!(lang(), "agent-cli-contacting", url = &self.base))
     }
 
     /// GET JSON.
@@ -356,7 +378,7 @@ impl ApiClient {
             .http
             .get(format!("{}{path}", self.base))
             .send()
-            .with_context(|| format!("contacting the agent at {} (is it running?)", self.base))?;
+            .with_context(|| t!(lang(), "agent-cli-contacting", url = &self.base))?;
         Ok(Self::check(r)?.json()?)
     }
 
@@ -380,9 +402,7 @@ impl ApiClient {
                 .get(format!("{}{path}", self.base))
                 .query(&q)
                 .send()
-                .with_context(|| {
-                    format!("contacting the agent at {} (is it running?)", self.base)
-                })?;
+                .with_context(|| t!(lang(), "agent-cli-contacting", url = &self.base))?;
             let r = Self::check(r)?;
             let next = r
                 .headers()
@@ -470,17 +490,27 @@ fn print_received(d: &ReceivedDocumentView) {
         esc(d.doc.number.as_deref()),
         esc(d.doc.subject.as_deref())
     );
-    println!(
-        "    received from {} at {}; business status {}{}{}",
-        esc(d.doc.sender.as_ref().map(AgencyId::as_str)),
-        utc(Some(d.doc.received_ms)),
-        esc(b.business.as_deref()),
-        if b.withdrawn { "; withdrawn" } else { "" },
-        b.pending_change
-            .as_ref()
-            .map(|p| format!("; change requested: {}", esc(Some(&p.label))))
-            .unwrap_or_default()
+    let mut line = t!(
+        lang(),
+        "agent-status-received",
+        sender = esc(d.doc.sender.as_ref().map(AgencyId::as_str)),
+        time = utc(Some(d.doc.received_ms)),
+        business = esc(b.business.as_deref())
     );
+    if b.withdrawn {
+        line += &format!("; {}", t!(lang(), "agent-status-withdrawn"));
+    }
+    if let Some(p) = &b.pending_change {
+        line += &format!(
+            "; {}",
+            t!(
+                lang(),
+                "agent-status-change-requested",
+                change = esc(Some(&p.label))
+            )
+        );
+    }
+    println!("    {line}");
     print_timeline(&d.timeline, "      ");
 }
 
@@ -496,24 +526,22 @@ fn print_sent(d: &SentDocument) {
         let state = esc(Some(&r.state));
         let time = utc(r.time_ms);
         let why = r.reason.as_deref().map(|w| esc(Some(w)));
+        let l = lang();
+        let reason = esc(r.reason.as_deref());
         let what = match state.as_str() {
             "pending" => match why {
-                Some(why) => format!("pending (not yet accepted by hub: {why})"),
-                None => "pending (not yet accepted by hub)".to_string(),
+                Some(why) => t!(l, "agent-recipient-pending-because", reason = why),
+                None => t!(l, "agent-recipient-pending"),
             },
-            "accepted" => format!(
-                "accepted by hub at {time}{}",
-                why.map(|why| format!("; delayed: {why}"))
-                    .unwrap_or_default()
-            ),
-            "delivered" => format!("delivered, receipt signed at {time}"),
-            "rejected" => format!("rejected at {time}: {}", esc(r.reason.as_deref())),
-            "expired" => format!("expired at hub at {time}"),
-            "lost" => format!(
-                "not delivered: body lost at hub at {time}: {}",
-                esc(r.reason.as_deref())
-            ),
-            "refused" => format!("refused by hub: {}", esc(r.reason.as_deref())),
+            "accepted" => match why {
+                Some(why) => t!(l, "agent-recipient-delayed", time = &time, reason = why),
+                None => t!(l, "agent-recipient-accepted", time = &time),
+            },
+            "delivered" => t!(l, "agent-recipient-delivered", time = &time),
+            "rejected" => t!(l, "agent-recipient-rejected", time = &time, reason = reason),
+            "expired" => t!(l, "agent-recipient-expired", time = &time),
+            "lost" => t!(l, "agent-recipient-lost", time = &time, reason = reason),
+            "refused" => t!(l, "agent-recipient-refused", reason = reason),
             other => other.to_string(),
         };
         let business = r
@@ -574,20 +602,24 @@ fn run_vdxp(cmd: VdxpCmd) -> Result<()> {
             // Checked as the agent will load it before it is written.
             poros_config::AgentConfig::from_toml(&cfg.to_toml(), &paths.config())?;
             poros_certs::write_public_file(&paths.config(), cfg.to_toml().as_bytes())?;
-            println!("SDK listener enabled in {}", paths.config().display());
+            let l = lang();
+            let config = paths.config().display().to_string();
+            println!("{}", t!(l, "agent-vdxp-enabled", config = config));
             println!("endpoint:  http://{}", v.listen);
             println!("systemid:  {}", cfg.agency);
-            println!(
-                "secret:    {secret}   ({} {}, mode 0600)",
-                if new { "new, in" } else { "kept, from" },
-                paths.at(&v.secret_file).display()
-            );
+            let file = paths.at(&v.secret_file).display().to_string();
+            let whence = if new {
+                t!(l, "agent-vdxp-secret-new", file = file)
+            } else {
+                t!(l, "agent-vdxp-secret-kept", file = file)
+            };
+            println!("secret:    {secret}   ({whence})");
             if !v.listen.ip().is_loopback() {
-                println!("note: the listener speaks plain HTTP; put it behind the agency's TLS proxy when the DMS is on another machine");
+                println!("{}", t!(l, "agent-vdxp-plain-http"));
             }
             println!(
-                "restart the agent (`poros-agent run --dir {}`) to apply",
-                dir.display()
+                "{}",
+                t!(l, "agent-vdxp-restart", dir = dir.display().to_string())
             );
             Ok(())
         }
@@ -599,8 +631,12 @@ fn run_vdxp(cmd: VdxpCmd) -> Result<()> {
             }
             poros_certs::write_public_file(&paths.config(), cfg.to_toml().as_bytes())?;
             println!(
-                "SDK listener disabled in {}; restart the agent to apply",
-                paths.config().display()
+                "{}",
+                t!(
+                    lang(),
+                    "agent-vdxp-disabled",
+                    config = paths.config().display().to_string()
+                )
             );
             Ok(())
         }
@@ -617,15 +653,11 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let agency = AgencyId::parse(&agency)?;
             paths::init(&dir, &agency, hub, &hub_name)?;
-            println!("created agent directory {} for {agency}", dir.display());
-            println!(
-                "keys generated in {}/keys (0600, never leave this machine)",
-                dir.display()
-            );
-            println!(
-                "next: the hub administrator runs `poros-hub node add --agency {agency} --name NAME --requests {d}/requests --out {d}/certs`, then `poros-agent run --dir {d}`",
-                d = dir.display()
-            );
+            let (l, d) = (lang(), dir.display().to_string());
+            let code = agency.to_string();
+            println!("{}", t!(l, "agent-init-created", dir = &d, agency = &code));
+            println!("{}", t!(l, "agent-init-keys", dir = &d));
+            println!("{}", t!(l, "agent-init-next", dir = &d, agency = &code));
             Ok(())
         }
         Cmd::Run { dir } => run_agent(&dir),
@@ -638,9 +670,13 @@ fn run(cli: Cli) -> Result<()> {
             let config = config.or_else(|| paths::default_config(&dir));
             let agency = crate::enroll::enroll_with_config(&dir, config.as_deref(), &token, via)?;
             println!(
-                "enrolled {agency} in {}; start it with `poros-agent run --dir {}`",
-                dir.display(),
-                dir.display()
+                "{}",
+                t!(
+                    lang(),
+                    "agent-enrolled",
+                    agency = agency.to_string(),
+                    dir = dir.display().to_string()
+                )
             );
             Ok(())
         }
@@ -684,7 +720,7 @@ fn run(cli: Cli) -> Result<()> {
                 c.http
                     .get(format!("{}/v1/inbox/{id}/body", c.base))
                     .send()
-                    .with_context(|| format!("contacting the agent at {}", c.base))?,
+                    .with_context(|| t!(lang(), "agent-cli-contacting", url = &c.base))?,
             )?;
             match out {
                 Some(p) => {
@@ -692,7 +728,15 @@ fn run(cli: Cli) -> Result<()> {
                         .with_context(|| format!("creating {}", p.display()))?;
                     let n = r.copy_to(&mut f)?;
                     f.sync_all()?;
-                    eprintln!("wrote {n} bytes to {}", p.display());
+                    eprintln!(
+                        "{}",
+                        t!(
+                            lang(),
+                            "agent-fetch-wrote",
+                            bytes = n.to_string(),
+                            file = p.display().to_string()
+                        )
+                    );
                 }
                 None => {
                     r.copy_to(&mut std::io::stdout().lock())?;
@@ -752,10 +796,17 @@ fn run(cli: Cli) -> Result<()> {
                     received,
                 })
                 .send()
-                .with_context(|| format!("contacting the agent at {}", c.base))?;
+                .with_context(|| t!(lang(), "agent-cli-contacting", url = &c.base))?;
             ApiClient::check(r)?;
             println!(
-                "paper report for {month} accepted by the hub ({sent} sent, {received} received)"
+                "{}",
+                t!(
+                    lang(),
+                    "agent-paper-accepted",
+                    month = &month,
+                    sent = sent.to_string(),
+                    received = received.to_string()
+                )
             );
             Ok(())
         }
@@ -767,9 +818,14 @@ fn run(cli: Cli) -> Result<()> {
                 limit,
                 json,
                 || {
+                    let l = lang();
                     println!(
-                        "{:<36}  {:<13}  {:<9}  {:<20}  SIGNATURE",
-                        "DOCUMENT", "RECIPIENT", "OUTCOME", "SIGNED AT"
+                        "{:<36}  {:<13}  {:<9}  {:<20}  {}",
+                        t!(l, "agent-col-document"),
+                        t!(l, "agent-col-recipient"),
+                        t!(l, "agent-col-outcome"),
+                        t!(l, "agent-col-signed-at"),
+                        t!(l, "agent-col-signature")
                     )
                 },
                 |r: &ReceiptItem| {
@@ -780,9 +836,9 @@ fn run(cli: Cli) -> Result<()> {
                         esc(Some(&r.outcome)),
                         utc(Some(r.time_ms)),
                         if r.signature_verified {
-                            "valid"
+                            t!(lang(), "agent-signature-ok")
                         } else {
-                            "INVALID"
+                            t!(lang(), "agent-signature-bad")
                         },
                         r.reason
                             .as_deref()
@@ -804,9 +860,13 @@ fn list_received(dir: &Path, json: bool, limit: Option<usize>, path: &str) -> Re
         limit,
         json,
         || {
+            let l = lang();
             println!(
-                "{:<36}  {:<13}  {:>9}  SUBJECT",
-                "DOCUMENT", "SENDER", "BYTES"
+                "{:<36}  {:<13}  {:>9}  {}",
+                t!(l, "agent-col-document"),
+                t!(l, "agent-col-sender"),
+                t!(l, "agent-col-bytes"),
+                t!(l, "agent-col-subject")
             )
         },
         |d: &ReceivedDoc| {

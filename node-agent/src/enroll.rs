@@ -126,7 +126,15 @@ pub fn enroll_with_config(
             match attempt_once(&token, hub, &request).await? {
                 Attempt::Done(c) => return Ok(c),
                 Attempt::Busy(why) if attempt < BUSY_ATTEMPTS => {
-                    eprintln!("the hub's enrolment service is busy ({why}); retrying in {wait:?}");
+                    eprintln!(
+                        "{}",
+                        poros_i18n::t!(
+                            crate::cli::lang(),
+                            "agent-enroll-busy",
+                            reason = why.to_string(),
+                            wait = format!("{wait:?}")
+                        )
+                    );
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(Duration::from_secs(10));
                 }

@@ -12,6 +12,8 @@
 //! - [`statements`]: making statements (the agent is the authority on the rules), submitting
 //!   them in order, receiving relayed ones.
 //! - [`reasons`]: why a sent document is still pending (hub or recipient storage full, ...).
+//! - [`refusal`]: the local API's error answers, with a stable code and the message in the
+//!   request's language.
 //! - [`listing`]: cursor pagination over the outbox, inbox, quarantine and receipts.
 //! - [`api`]: the loopback HTTP API, [`statement_api`] its statement verbs, [`views`] the
 //!   JSON of documents with their timelines, [`api_types`] the request and answer types the
@@ -28,6 +30,7 @@ pub mod listing;
 pub mod openapi;
 pub mod paths;
 pub mod reasons;
+pub mod refusal;
 pub mod state;
 pub mod statement_api;
 pub mod statements;

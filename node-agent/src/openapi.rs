@@ -308,21 +308,21 @@ impl IntoResponses for StoreFault {
                 "500".to_string(),
                 error_answer(
                     "An unexpected store error (details in the agent's log, not in the answer)",
-                    json!({"error": "agent store error (details in the agent's log)"}),
+                    json!({"code": "internal_error", "error": "agent store error (details in the agent's log)"}),
                 ),
             ),
             (
                 "503".to_string(),
                 error_answer(
                     "The agent's store failed to write; nothing was stored, retry later",
-                    json!({"error": "not stored: agent store I/O error; retry later"}),
+                    json!({"code": "storage_unavailable", "error": "not stored: agent store I/O error; retry later"}),
                 ),
             ),
             (
                 "507".to_string(),
                 error_answer(
                     "The agent's disk is full; nothing was stored, retry later",
-                    json!({"error": "not stored: agent store is full; retry later"}),
+                    json!({"code": "storage_full", "error": "not stored: agent store is full; retry later"}),
                 ),
             ),
         ])
@@ -339,7 +339,7 @@ impl IntoResponses for StatementRefused {
                 "400".to_string(),
                 error_answer(
                     "`id` is not a document ID, or the request is not of the documented shape",
-                    json!({"error": "request: missing field `staff` at line 1 column 20"}),
+                    json!({"code": "invalid_request", "error": "request: missing field `staff` at line 1 column 20"}),
                 ),
             ),
             (
@@ -347,14 +347,14 @@ impl IntoResponses for StatementRefused {
                 error_answer(
                     "The request body is too large: over 2 MiB of JSON, or (replace) a document \
                      over the agent's `max_body_bytes`; nothing is stored",
-                    json!({"error": "length limit exceeded: the request body is over 2097152 bytes"}),
+                    json!({"code": "request_too_large", "error": "length limit exceeded: the request body is over 2097152 bytes"}),
                 ),
             ),
             (
                 "404".to_string(),
                 error_answer(
                     "No such document here (`reason_code` `unknown_document`)",
-                    json!({"error": format!("document {EXAMPLE_DOC} is not known here"),
+                    json!({"code": "unknown_document", "error": format!("document {EXAMPLE_DOC} is not known here"),
                         "reason_code": "unknown_document"}),
                 ),
             ),
@@ -362,7 +362,7 @@ impl IntoResponses for StatementRefused {
                 "422".to_string(),
                 error_answer(
                     "The exchange rules forbid this statement now; `reason_code` names the rule",
-                    json!({"error": "completed (06) cannot follow arrived (01)",
+                    json!({"code": "illegal_transition", "error": "completed (06) cannot follow arrived (01)",
                         "reason_code": "illegal_transition"}),
                 ),
             ),
@@ -377,8 +377,10 @@ impl IntoResponses for StatementRefused {
         title = "Poros node agent local API",
         description = "The loopback HTTP API of a Poros node agent, for the agency's \
             document-management software and the `poros-agent` command line. Errors are JSON \
-            `{\"error\": \"...\"}` (with `reason_code` when a statement is refused under the \
-            exchange rules). Listings are pages: pass the `poros-next-cursor` header of one \
+            `{\"code\": \"...\", \"error\": \"...\"}`: `code` is stable, for programs; \
+            `error` says it in words, in the language the request's `Accept-Language` asks for \
+            (English or Vietnamese; English by default), with `reason_code` when a statement is \
+            refused under the exchange rules. Listings are pages: pass the `poros-next-cursor` header of one \
             answer as `after` to get the next."
     ),
     tags(

@@ -5,17 +5,18 @@
 use crate::agent::{now_ms, Agent, SendError};
 use crate::api::{err, json_body, refuse_unread, stage_body, store_err, DocPath, JsonBytes};
 use crate::api_types::{
-    AnswerRequest, ApiError, ProgressRequest, RemindRequest, ReplaceQuery, StatementMade,
-    TakebackRequest, UpdateRequest,
+    AnswerRequest, ProgressRequest, RemindRequest, ReplaceQuery, StatementMade, TakebackRequest,
+    UpdateRequest,
 };
 use crate::openapi::{Binary, DocIdParam, StatementRefused, StoreFault};
+use crate::refusal::Refusal;
 use crate::statements::{MakeError, Say};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use poros_protocol::{AgencyId, BusinessStatus, DocumentId, Metadata, ReasonCode};
+use poros_protocol::{AgencyId, BusinessStatus, DocumentId, Metadata, Priority};
 use poros_transport::http::StrictQuery;
 use std::sync::Arc;
 use utoipa_axum::router::OpenApiRouter;
@@ -42,24 +43,11 @@ fn answer_made(a: &Agent, r: Result<StatementMade, MakeError>) -> Response {
 
 fn made_error(a: &Agent, e: MakeError) -> Response {
     match e {
-        MakeError::Rule(r) => {
-            let status = if r.code == ReasonCode::UnknownDocument {
-                StatusCode::NOT_FOUND
-            } else {
-                StatusCode::UNPROCESSABLE_ENTITY
-            };
-            let body = ApiError {
-                error: r.text,
-                reason_code: Some(r.code.label().to_string()),
-            };
-            (status, Json(body)).into_response()
-        }
-        MakeError::Invalid(t) => err(StatusCode::BAD_REQUEST, t),
+        MakeError::Rule(r) => err(Refusal::Rule(r)),
+        MakeError::Invalid(t) => err(Refusal::Invalid(t)),
         MakeError::Store(e) | MakeError::Send(SendError::Store(e)) => store_err(a, &e),
-        MakeError::Send(SendError::TooLarge(n)) => {
-            err(StatusCode::PAYLOAD_TOO_LARGE, SendError::TooLarge(n))
-        }
-        MakeError::Send(e) => err(StatusCode::BAD_REQUEST, e),
+        MakeError::Send(SendError::TooLarge(n)) => err(Refusal::TooLarge(n)),
+        MakeError::Send(e) => err(Refusal::Invalid(e.to_string())),
     }
 }
 
@@ -88,7 +76,7 @@ async fn progress(State(a): State<Arc<Agent>>, DocPath(doc): DocPath, b: JsonByt
     };
     let status: BusinessStatus = match q.code.parse() {
         Ok(s) => s,
-        Err(e) => return err(StatusCode::BAD_REQUEST, e),
+        Err(e) => return err(Refusal::Invalid(e.to_string())),
     };
     let say = Say::Progress {
         status,
@@ -253,7 +241,7 @@ async fn replace(
                 match AgencyId::parse(r) {
                     Ok(a) => out.push(a),
                     Err(e) => {
-                        let r = err(StatusCode::BAD_REQUEST, format!("recipient: {e}"));
+                        let r = err(Refusal::Invalid(format!("recipient: {e}")));
                         return refuse_unread(body, r).await;
                     }
                 }
@@ -267,9 +255,14 @@ async fn replace(
             Err(e) => return refuse_unread(body, store_err(&a, &e)).await,
         },
     };
-    let priority = match q.priority.as_deref().map(str::parse).transpose() {
+    let priority = match q
+        .priority
+        .as_deref()
+        .map(str::parse::<Priority>)
+        .transpose()
+    {
         Ok(p) => p.unwrap_or_default(),
-        Err(e) => return refuse_unread(body, err(StatusCode::BAD_REQUEST, e)).await,
+        Err(e) => return refuse_unread(body, err(Refusal::Invalid(e.to_string()))).await,
     };
     let meta = Metadata {
         subject: q.subject.clone(),
@@ -289,7 +282,7 @@ async fn replace(
         return refuse_unread(body, made_error(&a, e)).await;
     }
     if let Err(e) = poros_protocol::envelope::validate_addressing(a.agency(), &recipients, &meta) {
-        return refuse_unread(body, err(StatusCode::BAD_REQUEST, e)).await;
+        return refuse_unread(body, err(Refusal::Invalid(e.to_string()))).await;
     }
     let staged = match stage_body(&a, body).await {
         Ok(s) => s,

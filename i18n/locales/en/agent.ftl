@@ -1,1 +1,72 @@
 # Poros catalogue (en): agent
+# The agent's local API errors (node-agent/src/refusal.rs). The English text is the error's
+# Display text (its log line); a client reads the answer's `code`, never these words.
+
+agent-err-body-unreadable = reading the request body failed
+agent-err-request-too-large = length limit exceeded: the request body is over { $limit } bytes
+agent-err-no-route = no route for { $method } { $path }
+agent-err-invalid = { $detail }
+agent-err-page-limit = limit must be between 1 and { $max } (got { $got })
+agent-err-page-cursor = { $cursor } is not a listing cursor (use the cursor of the previous page)
+agent-err-bad-document-id = { $id } is not a document ID
+agent-err-no-document = no document { $id } here
+agent-err-not-in-inbox = no document { $id } in the inbox
+agent-err-quarantined = document { $id } is quarantined
+agent-err-body-gone = body not kept
+agent-err-too-large = document body exceeds the limit of { $limit } bytes
+agent-err-store-fault = not stored: agent { $fault }; retry later
+agent-err-store = agent store error (details in the agent's log)
+agent-err-internal = { $detail }
+agent-err-bad-month = month { $month } is not YYYY-MM
+agent-err-events-query = `after` and `limit` must be at least 0
+agent-err-not-connected = not connected to the hub; retry when the agent is connected
+agent-err-hub-refused = { $detail }
+agent-err-rule = { $detail }
+agent-err-rule-unknown-document = { $detail }
+
+# The poros-agent command line (node-agent/src/cli.rs, cli/statements.rs, enroll.rs).
+agent-cli-not-running = the agent in { $dir } is not running (start it with `poros-agent run --dir { $dir }`)
+agent-cli-contacting = contacting the agent at { $url } (is it running?)
+agent-cli-request-failed = request failed
+agent-init-created = created agent directory { $dir } for { $agency }
+agent-init-keys = keys generated in { $dir }/keys (0600, never leave this machine)
+agent-init-next = next: the hub administrator runs `poros-hub node add --agency { $agency } --name NAME --requests { $dir }/requests --out { $dir }/certs`, then `poros-agent run --dir { $dir }`
+agent-enrolled = enrolled { $agency } in { $dir }; start it with `poros-agent run --dir { $dir }`
+agent-enroll-busy = the hub's enrolment service is busy ({ $reason }); retrying in { $wait }
+agent-fetch-wrote = wrote { $bytes } bytes to { $file }
+agent-paper-accepted = paper report for { $month } accepted by the hub ({ $sent } sent, { $received } received)
+agent-col-document = DOCUMENT
+agent-col-recipient = RECIPIENT
+agent-col-outcome = OUTCOME
+agent-col-signed-at = SIGNED AT
+agent-col-signature = SIGNATURE
+agent-col-sender = SENDER
+agent-col-bytes = BYTES
+agent-col-subject = SUBJECT
+agent-signature-ok = valid
+agent-signature-bad = INVALID
+agent-signature-valid = signature valid
+agent-signature-invalid = signature INVALID
+agent-status-received = received from { $sender } at { $time }; business status { $business }
+agent-status-withdrawn = withdrawn
+agent-status-change-requested = change requested: { $change }
+agent-recipient-pending = pending (not yet accepted by hub)
+agent-recipient-pending-because = pending (not yet accepted by hub: { $reason })
+agent-recipient-accepted = accepted by hub at { $time }
+agent-recipient-delayed = accepted by hub at { $time }; delayed: { $reason }
+agent-recipient-delivered = delivered, receipt signed at { $time }
+agent-recipient-rejected = rejected at { $time }: { $reason }
+agent-recipient-expired = expired at hub at { $time }
+agent-recipient-lost = not delivered: body lost at hub at { $time }: { $reason }
+agent-recipient-refused = refused by hub: { $reason }
+agent-timeline-by = by { $name } ({ $department })
+agent-timeline-queued = not yet accepted by hub
+agent-timeline-refused = refused by hub: { $reason }
+agent-statement-made = { $kind } on { $doc } to { $to }: stored and queued (statement { $statement })
+agent-statement-successor = new document { $id }
+agent-vdxp-enabled = SDK listener enabled in { $config }
+agent-vdxp-secret-new = new, in { $file }, mode 0600
+agent-vdxp-secret-kept = kept, from { $file }, mode 0600
+agent-vdxp-plain-http = note: the listener speaks plain HTTP; put it behind the agency's TLS proxy when the DMS is on another machine
+agent-vdxp-restart = restart the agent (`poros-agent run --dir { $dir }`) to apply
+agent-vdxp-disabled = SDK listener disabled in { $config }; restart the agent to apply

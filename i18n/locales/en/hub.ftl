@@ -1,1 +1,81 @@
 # Poros catalogue (en): hub
+# The poros-hub command line's human-readable output and messages (hub/src/cli.rs, demo.rs).
+# Identifiers, codes, paths and numbers are variables, never translated.
+
+hub-init-created = created deployment in { $dir }
+hub-init-files = hub.toml, pki/ (network and signing CAs, hub identity), admin.token
+hub-init-config-linked = hub.toml is { $file } (linked from the directory)
+hub-init-next = next: poros-hub run --dir { $dir }, then poros-hub node add --dir { $dir } --agency ID --name NAME
+hub-monitor-issued = monitor credential { $name } issued; dashboard: { $url }
+hub-monitor-revoked = monitor credential { $name } revoked
+hub-monitor-created = created { $time }
+hub-monitor-revoked-at = revoked { $time }
+hub-monitor-live = live
+hub-not-running-short = the hub is not running (run/ops.addr missing or not answering)
+hub-scrub-report = scrub { $run }: { $checked } bodies checked ({ $bytes } bytes); { $missing } missing, { $damaged } damaged; { $repairs } re-uploads requested from senders
+hub-scrub-missing = missing
+hub-scrub-damaged = damaged
+hub-scrub-stopped = the scrub stopped early: { $error }
+hub-stats-title = Poros exchange, { $from } to { $to } (on time = receipt within { $secs } s)
+hub-stats-delivery-rate = national delivery rate
+hub-stats-delivered = { $delivered } of { $due } deliveries with a verified receipt
+hub-stats-on-time-late = on time / late
+hub-stats-on-time = { $on_time } on time ({ $rate }), { $late } late; { $rejected } rejected, { $expired } expired, { $pending } pending ({ $overdue } overdue)
+hub-stats-electronic-rate = electronic exchange rate
+hub-stats-paper = paper-only reported: { $sent } sent, { $received } received
+hub-stats-connected = connected agencies
+hub-stats-registered-in-time = registered in time
+hub-stats-registered = ({ $registered } of { $delivered } delivered documents within { $days } working day(s)); median to completed { $median } ({ $completed } completed); { $outstanding } outstanding
+hub-col-group = GROUP
+hub-col-due = DUE
+hub-col-delivery = DELIVERY
+hub-col-electronic = ELECTRONIC
+hub-col-agency = AGENCY
+hub-col-sent = SENT
+hub-col-received = RECV
+hub-col-on-time = ON TIME
+hub-col-rejected = REJECTED
+hub-col-pending = PENDING
+hub-col-name = NAME
+hub-col-state = STATE
+hub-col-connected = CONNECTED
+hub-col-cert-expires = CERT EXPIRES
+hub-col-last-seen = LAST SEEN
+hub-col-parent = PARENT
+hub-node-name-empty = --name must not be empty
+hub-node-registered-offline = registered { $agency }; certificates written to { $dir }
+hub-node-registered-token = registered { $agency } (pending); on the agency's machine run:
+hub-node-enroll-command = poros-agent enroll --dir DIR --token <token below>
+hub-node-nothing-to-change = nothing to change: give --name, --parent, --email, --address or --phone (or --no-parent, --no-email, --no-address, --no-phone)
+hub-node-edited = edited { $agency }
+hub-node-expiring-warning = WARNING: certificate close to expiry and not renewed
+hub-contact-email = e-mail
+hub-contact-phone = phone
+hub-contact-address = address
+hub-node-history = history:
+hub-node-suspended = suspend: { $agency } done
+hub-node-resumed = resume: { $agency } done
+hub-node-revoked = revoke: { $agency } done
+hub-not-a-deployment-init = { $dir } is not a Poros deployment (no hub.toml); create one with `poros-hub init --dir { $dir }`
+hub-not-a-deployment = { $dir } is not a Poros deployment (no hub.toml)
+hub-not-running = the hub of { $dir } is not running (no answer from its operations listener); start it with `poros-hub run --dir { $dir }`
+hub-contacting = contacting the hub at { $url }
+hub-admin-refused = the hub refused the admin credential (admin.token): { $error }
+hub-request-refused = the hub refused the request
+
+# poros-hub demo (hub/src/demo.rs).
+hub-demo-not-empty = { $dir } is not empty; the demo needs a fresh directory
+hub-demo-title = Poros demo in { $dir }
+hub-demo-created = deployment created: network CA, signing CA, hub identity (hub/)
+hub-demo-hub-running = hub running on { $addr } (QUIC, mutual TLS 1.3); logs in logs/hub.log
+hub-demo-agency-token = agency { $agency } ({ $name }): registered; enrolment token issued
+hub-demo-agency-offline = agency { $agency } ({ $name }): keys generated locally, certificates issued from its requests
+hub-demo-bulk = { $count } more routine notices sent, each also to the offline H29
+hub-demo-receipts = online recipients answered with signed receipts; H29 deliveries held at the hub
+hub-demo-late-enrolled = H29 enrolled with its token (keys generated on its side) and started
+hub-demo-report = Report: every document, every recipient (as the sender's agent holds it)
+hub-demo-receipt-at = receipt signed at { $ms } ms
+hub-demo-summary = { $documents } documents, { $deliveries } deliveries, all with verified signed receipts, in { $secs } s
+hub-demo-inboxes = inbox sizes: { $list }
+hub-demo-figures = Exchange figures (poros-hub stats)
+hub-demo-stopped = Processes stopped; everything stays in { $dir }. To go on:

@@ -1,1 +1,72 @@
 # Poros catalogue (vi): agent
+# Lỗi API cục bộ của agent (node-agent/src/refusal.rs). Chương trình đọc `code` của câu trả lời,
+# không đọc lời văn; phần chi tiết ($detail) là lời của thư viện hoặc của trục, giữ nguyên.
+
+agent-err-body-unreadable = Không đọc được nội dung yêu cầu
+agent-err-request-too-large = Nội dung yêu cầu vượt quá giới hạn { $limit } byte
+agent-err-no-route = Không có đường dẫn { $method } { $path }
+agent-err-invalid = Yêu cầu không hợp lệ: { $detail }
+agent-err-page-limit = limit phải từ 1 đến { $max } (nhận được { $got })
+agent-err-page-cursor = { $cursor } không phải con trỏ danh sách (hãy dùng con trỏ của trang trước)
+agent-err-bad-document-id = { $id } không phải mã văn bản
+agent-err-no-document = Không có văn bản { $id } ở đây
+agent-err-not-in-inbox = Không có văn bản { $id } trong hộp thư đến
+agent-err-quarantined = Văn bản { $id } đang bị cách ly
+agent-err-body-gone = Nội dung văn bản không còn được lưu giữ
+agent-err-too-large = Nội dung văn bản vượt quá giới hạn { $limit } byte
+agent-err-store-fault = Chưa lưu được: kho dữ liệu của agent gặp sự cố ({ $fault }); hãy thử lại sau
+agent-err-store = Lỗi kho dữ liệu của agent (chi tiết trong nhật ký của agent)
+agent-err-internal = Lỗi bên trong agent: { $detail }
+agent-err-bad-month = Tháng { $month } không đúng dạng YYYY-MM
+agent-err-events-query = `after` và `limit` không được nhỏ hơn 0
+agent-err-not-connected = Chưa kết nối tới trục; hãy thử lại khi agent đã kết nối
+agent-err-hub-refused = Trục từ chối yêu cầu: { $detail }
+agent-err-rule = Quy tắc trao đổi văn bản không cho phép thao tác này: { $detail }
+agent-err-rule-unknown-document = Văn bản không có ở đây: { $detail }
+
+# Dòng lệnh poros-agent (node-agent/src/cli.rs, cli/statements.rs, enroll.rs).
+agent-cli-not-running = agent trong { $dir } chưa chạy (khởi động bằng `poros-agent run --dir { $dir }`)
+agent-cli-contacting = đang liên hệ agent tại { $url } (agent có đang chạy không?)
+agent-cli-request-failed = yêu cầu không thành công
+agent-init-created = đã tạo thư mục agent { $dir } cho cơ quan { $agency }
+agent-init-keys = khóa đã được sinh trong { $dir }/keys (quyền 0600, không bao giờ rời khỏi máy này)
+agent-init-next = tiếp theo: quản trị viên trục chạy `poros-hub node add --agency { $agency } --name NAME --requests { $dir }/requests --out { $dir }/certs`, sau đó chạy `poros-agent run --dir { $dir }`
+agent-enrolled = đã đăng ký { $agency } trong { $dir }; khởi động bằng `poros-agent run --dir { $dir }`
+agent-enroll-busy = dịch vụ đăng ký của trục đang bận ({ $reason }); thử lại sau { $wait }
+agent-fetch-wrote = đã ghi { $bytes } byte vào { $file }
+agent-paper-accepted = trục đã nhận báo cáo văn bản giấy tháng { $month } ({ $sent } văn bản gửi, { $received } văn bản nhận)
+agent-col-document = VĂN BẢN
+agent-col-recipient = NƠI NHẬN
+agent-col-outcome = KẾT QUẢ
+agent-col-signed-at = THỜI ĐIỂM KÝ
+agent-col-signature = CHỮ KÝ
+agent-col-sender = NƠI GỬI
+agent-col-bytes = BYTE
+agent-col-subject = TRÍCH YẾU
+agent-signature-ok = hợp lệ
+agent-signature-bad = KHÔNG HỢP LỆ
+agent-signature-valid = chữ ký hợp lệ
+agent-signature-invalid = chữ ký KHÔNG HỢP LỆ
+agent-status-received = nhận từ { $sender } lúc { $time }; trạng thái xử lý { $business }
+agent-status-withdrawn = đã thu hồi
+agent-status-change-requested = đề nghị thay đổi: { $change }
+agent-recipient-pending = đang chờ (trục chưa nhận)
+agent-recipient-pending-because = đang chờ (trục chưa nhận: { $reason })
+agent-recipient-accepted = trục đã nhận lúc { $time }
+agent-recipient-delayed = trục đã nhận lúc { $time }; chậm chuyển: { $reason }
+agent-recipient-delivered = đã chuyển đến, biên nhận ký lúc { $time }
+agent-recipient-rejected = bị từ chối lúc { $time }: { $reason }
+agent-recipient-expired = hết hạn tại trục lúc { $time }
+agent-recipient-lost = không chuyển được: trục mất nội dung văn bản lúc { $time }: { $reason }
+agent-recipient-refused = trục từ chối: { $reason }
+agent-timeline-by = bởi { $name } ({ $department })
+agent-timeline-queued = trục chưa nhận
+agent-timeline-refused = trục từ chối: { $reason }
+agent-statement-made = { $kind } cho văn bản { $doc } gửi { $to }: đã lưu và xếp hàng gửi (thông báo { $statement })
+agent-statement-successor = văn bản mới { $id }
+agent-vdxp-enabled = đã bật cổng SDK trong { $config }
+agent-vdxp-secret-new = mới, trong { $file }, quyền 0600
+agent-vdxp-secret-kept = giữ nguyên, từ { $file }, quyền 0600
+agent-vdxp-plain-http = lưu ý: cổng này dùng HTTP không mã hóa; hãy đặt sau proxy TLS của cơ quan khi phần mềm quản lý văn bản chạy trên máy khác
+agent-vdxp-restart = khởi động lại agent (`poros-agent run --dir { $dir }`) để áp dụng
+agent-vdxp-disabled = đã tắt cổng SDK trong { $config }; khởi động lại agent để áp dụng

@@ -1,1 +1,81 @@
 # Poros catalogue (vi): hub
+# Kết quả dễ đọc và thông báo của dòng lệnh poros-hub (hub/src/cli.rs, demo.rs).
+# Mã định danh, mã số, đường dẫn và con số là biến, không dịch.
+
+hub-init-created = đã tạo hệ thống trong { $dir }
+hub-init-files = hub.toml, pki/ (CA mạng và CA ký số, định danh của trục), admin.token
+hub-init-config-linked = hub.toml là { $file } (liên kết từ thư mục)
+hub-init-next = tiếp theo: poros-hub run --dir { $dir }, sau đó poros-hub node add --dir { $dir } --agency ID --name NAME
+hub-monitor-issued = đã cấp thông tin xác thực giám sát { $name }; bảng điều khiển: { $url }
+hub-monitor-revoked = đã thu hồi thông tin xác thực giám sát { $name }
+hub-monitor-created = tạo lúc { $time }
+hub-monitor-revoked-at = thu hồi lúc { $time }
+hub-monitor-live = đang hiệu lực
+hub-not-running-short = trục chưa chạy (không có run/ops.addr hoặc không có phản hồi)
+hub-scrub-report = kiểm tra lần { $run }: đã kiểm tra { $checked } nội dung văn bản ({ $bytes } byte); thiếu { $missing }, hỏng { $damaged }; đã yêu cầu nơi gửi tải lại { $repairs } văn bản
+hub-scrub-missing = thiếu
+hub-scrub-damaged = hỏng
+hub-scrub-stopped = việc kiểm tra dừng giữa chừng: { $error }
+hub-stats-title = Trao đổi văn bản Poros, từ { $from } đến { $to } (đúng hạn = có biên nhận trong vòng { $secs } giây)
+hub-stats-delivery-rate = tỷ lệ chuyển đến toàn quốc
+hub-stats-delivered = { $delivered } trên { $due } lượt chuyển có biên nhận đã xác thực
+hub-stats-on-time-late = đúng hạn / trễ hạn
+hub-stats-on-time = { $on_time } đúng hạn ({ $rate }), { $late } trễ hạn; { $rejected } bị từ chối, { $expired } hết hạn, { $pending } đang chờ ({ $overdue } quá hạn)
+hub-stats-electronic-rate = tỷ lệ trao đổi điện tử
+hub-stats-paper = văn bản giấy đã báo cáo: { $sent } gửi, { $received } nhận
+hub-stats-connected = cơ quan đã kết nối
+hub-stats-registered-in-time = vào sổ đúng hạn
+hub-stats-registered = ({ $registered } trên { $delivered } văn bản đã chuyển đến được vào sổ trong { $days } ngày làm việc); thời gian trung vị đến khi hoàn thành { $median } ({ $completed } đã hoàn thành); { $outstanding } chưa xử lý xong
+hub-col-group = NHÓM
+hub-col-due = PHẢI NHẬN
+hub-col-delivery = CHUYỂN ĐẾN
+hub-col-electronic = ĐIỆN TỬ
+hub-col-agency = CƠ QUAN
+hub-col-sent = GỬI
+hub-col-received = NHẬN
+hub-col-on-time = ĐÚNG HẠN
+hub-col-rejected = TỪ CHỐI
+hub-col-pending = ĐANG CHỜ
+hub-col-name = TÊN
+hub-col-state = TRẠNG THÁI
+hub-col-connected = KẾT NỐI
+hub-col-cert-expires = CHỨNG THƯ SỐ HẾT HẠN
+hub-col-last-seen = LẦN CUỐI KẾT NỐI
+hub-col-parent = CƠ QUAN CẤP TRÊN
+hub-node-name-empty = --name không được để trống
+hub-node-registered-offline = đã đăng ký { $agency }; chứng thư số đã được ghi vào { $dir }
+hub-node-registered-token = đã đăng ký { $agency } (đang chờ); trên máy của cơ quan, hãy chạy:
+hub-node-enroll-command = poros-agent enroll --dir DIR --token <mã bên dưới>
+hub-node-nothing-to-change = không có gì để thay đổi: hãy cho --name, --parent, --email, --address hoặc --phone (hoặc --no-parent, --no-email, --no-address, --no-phone)
+hub-node-edited = đã sửa thông tin { $agency }
+hub-node-expiring-warning = CẢNH BÁO: chứng thư số sắp hết hạn và chưa được gia hạn
+hub-contact-email = thư điện tử
+hub-contact-phone = điện thoại
+hub-contact-address = địa chỉ
+hub-node-history = lịch sử:
+hub-node-suspended = đã tạm ngừng { $agency }
+hub-node-resumed = đã cho { $agency } hoạt động trở lại
+hub-node-revoked = đã thu hồi chứng thư số của { $agency }
+hub-not-a-deployment-init = { $dir } không phải hệ thống Poros (không có hub.toml); tạo mới bằng `poros-hub init --dir { $dir }`
+hub-not-a-deployment = { $dir } không phải hệ thống Poros (không có hub.toml)
+hub-not-running = trục của { $dir } chưa chạy (bộ nghe vận hành không phản hồi); khởi động bằng `poros-hub run --dir { $dir }`
+hub-contacting = đang liên hệ trục tại { $url }
+hub-admin-refused = trục từ chối thông tin xác thực quản trị (admin.token): { $error }
+hub-request-refused = trục từ chối yêu cầu
+
+# poros-hub demo (hub/src/demo.rs).
+hub-demo-not-empty = { $dir } không trống; bản trình diễn cần một thư mục mới
+hub-demo-title = Trình diễn Poros trong { $dir }
+hub-demo-created = đã tạo hệ thống: CA mạng, CA ký số, định danh của trục (hub/)
+hub-demo-hub-running = trục đang chạy tại { $addr } (QUIC, TLS 1.3 xác thực hai chiều); nhật ký trong logs/hub.log
+hub-demo-agency-token = cơ quan { $agency } ({ $name }): đã đăng ký; đã cấp mã đăng ký
+hub-demo-agency-offline = cơ quan { $agency } ({ $name }): khóa sinh tại chỗ, chứng thư số cấp theo yêu cầu của cơ quan
+hub-demo-bulk = đã gửi thêm { $count } thông báo thường lệ, mỗi thông báo cũng gửi tới H29 đang ngoại tuyến
+hub-demo-receipts = các nơi nhận đang trực tuyến đã trả biên nhận có chữ ký; văn bản gửi H29 được giữ tại trục
+hub-demo-late-enrolled = H29 đã đăng ký bằng mã của mình (khóa sinh phía cơ quan) và đã khởi động
+hub-demo-report = Báo cáo: mọi văn bản, mọi nơi nhận (theo agent của nơi gửi)
+hub-demo-receipt-at = biên nhận ký lúc { $ms } ms
+hub-demo-summary = { $documents } văn bản, { $deliveries } lượt chuyển đến, tất cả có biên nhận có chữ ký đã xác thực, trong { $secs } giây
+hub-demo-inboxes = số văn bản trong hộp thư đến: { $list }
+hub-demo-figures = Số liệu trao đổi (poros-hub stats)
+hub-demo-stopped = Các tiến trình đã dừng; mọi dữ liệu vẫn nằm trong { $dir }. Để tiếp tục:

@@ -1,13 +1,14 @@
 //! The statement verbs of `poros-agent` (progress, takeback, update, replace, answer) and how
 //! a document's timeline is printed; thin clients of the local API's statement routes.
 
-use super::{esc, utc, ApiClient};
+use super::{esc, lang, utc, ApiClient};
 use crate::api_types::{
     AnswerRequest, MetaPatch, ProgressRequest, RemindRequest, ReplaceQuery, StatementMade,
     TakebackRequest, TimelineEntry, UpdateRequest,
 };
 use anyhow::Result;
 use clap::{Args, Subcommand};
+use poros_i18n::t;
 use poros_protocol::{AgencyId, Staff};
 use std::path::PathBuf;
 
@@ -217,9 +218,13 @@ pub(super) fn print_timeline(t: &[TimelineEntry], indent: &str) {
         let who = st
             .map(|st| {
                 format!(
-                    " by {} ({})",
-                    esc(Some(&st.staff.name)),
-                    esc(Some(&st.staff.department))
+                    " {}",
+                    t!(
+                        lang(),
+                        "agent-timeline-by",
+                        name = esc(Some(&st.staff.name)),
+                        department = esc(Some(&st.staff.department))
+                    )
                 )
             })
             .unwrap_or_default();
@@ -228,17 +233,21 @@ pub(super) fn print_timeline(t: &[TimelineEntry], indent: &str) {
             .map(|c| format!(" {}", esc(Some(c))))
             .unwrap_or_default();
         let sig = match st.map(|st| st.signature_verified) {
-            Some(true) => "  signature valid",
-            Some(false) => "  signature INVALID",
-            None => "",
+            Some(true) => format!("  {}", t!(lang(), "agent-signature-valid")),
+            Some(false) => format!("  {}", t!(lang(), "agent-signature-invalid")),
+            None => String::new(),
         };
         let hub = match st.map(|st| st.hub.as_str()) {
-            Some("queued") => "  (not yet accepted by hub)".to_string(),
+            Some("queued") => format!("  ({})", t!(lang(), "agent-timeline-queued")),
             Some("refused") => format!(
-                "  (refused by hub: {})",
-                esc(st
-                    .and_then(|st| st.hub_reason.as_ref())
-                    .map(|r| r.text.as_str()))
+                "  ({})",
+                t!(
+                    lang(),
+                    "agent-timeline-refused",
+                    reason = esc(st
+                        .and_then(|st| st.hub_reason.as_ref())
+                        .map(|r| r.text.as_str()))
+                )
             ),
             _ => String::new(),
         };
@@ -256,19 +265,30 @@ fn print_made(m: &StatementMade, json: bool) -> Result<()> {
         return Ok(());
     }
     let to: Vec<String> = m.to.iter().map(|a| a.to_string()).collect();
-    println!(
-        "{}{} on {} to {}: stored and queued (statement {})",
+    let kind = format!(
+        "{}{}",
         m.kind,
         m.code
             .as_deref()
             .map(|c| format!(" ({c})"))
-            .unwrap_or_default(),
-        m.doc,
-        to.join(","),
-        m.statement
+            .unwrap_or_default()
+    );
+    println!(
+        "{}",
+        t!(
+            lang(),
+            "agent-statement-made",
+            kind = kind,
+            doc = m.doc.to_string(),
+            to = to.join(","),
+            statement = &m.statement
+        )
     );
     if let Some(s) = m.successor {
-        println!("new document {s}");
+        println!(
+            "{}",
+            t!(lang(), "agent-statement-successor", id = s.to_string())
+        );
     }
     Ok(())
 }
