@@ -24,6 +24,7 @@ mod common;
 use common::*;
 use headless_chrome::browser::tab::point::Point;
 use headless_chrome::protocol::cdp::Page::CaptureScreenshotFormatOption;
+use headless_chrome::types::Bounds;
 use headless_chrome::{Browser, LaunchOptions, Tab};
 use poros_i18n::{tr, Collation, Lang};
 use serde_json::Value;
@@ -88,6 +89,7 @@ fn browser(exe: &Path, root: &Path, accept_lang: &str) -> Browser {
     let args: Vec<&OsStr> = [
         "--disable-quic",
         "--disable-component-update",
+        "--hide-scrollbars",
         lang_flag.as_str(),
     ]
     .into_iter()
@@ -106,9 +108,9 @@ fn browser(exe: &Path, root: &Path, accept_lang: &str) -> Browser {
     Browser::new(options).unwrap_or_else(|e| panic!("starting {} (headless): {e:#}", exe.display()))
 }
 
-/// The tab of `browser` to load pages in (the one it starts with).
+/// A tab of `browser` to load pages in.
 fn new_tab(browser: &Browser) -> std::sync::Arc<Tab> {
-    let tab = browser.wait_for_initial_tab().expect("the browser's tab");
+    let tab = browser.new_tab().expect("a new tab");
     tab.set_default_timeout(BROWSER_TIMEOUT);
     tab
 }
@@ -713,7 +715,26 @@ fn dashboard_shows_the_api_figures_in_both_languages() {
     );
     eprintln!("both languages checked in {:?}", started.elapsed());
 
-    // A screenshot of the rendered English page (sorted by name).
+    // A screenshot of the rendered English page (sorted by name), 1400×900 CSS pixels of page:
+    // the window is grown by whatever the headless window keeps for itself.
+    let height = |js: &str| {
+        tab.evaluate(js, false)
+            .ok()
+            .and_then(|r| r.value)
+            .and_then(|v| v.as_f64())
+            .unwrap_or_else(|| panic!("{js}"))
+    };
+    let extra = height("window.outerHeight - window.innerHeight");
+    tab.set_bounds(Bounds::Normal {
+        left: None,
+        top: None,
+        width: Some(1400.0),
+        height: Some(900.0 + extra),
+    })
+    .expect("window size");
+    wait_until("a 900-pixel viewport", DEADLINE, || {
+        height("window.innerHeight") == 900.0
+    });
     let png = tab
         .capture_screenshot(CaptureScreenshotFormatOption::Png, None, None, true)
         .expect("screenshot");

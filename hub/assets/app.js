@@ -63,7 +63,10 @@ function stateName(s) {
 
 function ageBands(byAge) {
   const names = { under_1d: msg("dashboard-age-under-1d"), "1_to_3d": msg("dashboard-age-1-to-3d"), "3_to_7d": msg("dashboard-age-3-to-7d"), "7_to_30d": msg("dashboard-age-7-to-30d"), over_30d: msg("dashboard-age-over-30d") };
-  return Object.entries(byAge || {}).map(([k, v]) => msg("dashboard-age-band", { band: names[k] || k, count: num(v) })).join(", ");
+  // Youngest band first (the JSON object's keys come in alphabetical order).
+  const order = Object.keys(names), rank = (k) => (order.includes(k) ? order.indexOf(k) : order.length);
+  return Object.entries(byAge || {}).sort(([a], [b]) => rank(a) - rank(b))
+    .map(([k, v]) => msg("dashboard-age-band", { band: names[k] || k, count: num(v) })).join(", ");
 }
 
 async function setLang(l, remember) {
