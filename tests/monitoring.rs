@@ -6,6 +6,7 @@
 
 mod common;
 use common::*;
+use poros_i18n::{tr, Lang};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -512,6 +513,9 @@ fn known_mix_matches_hand_computation() {
 
     // CLI CSV: header, national row, then groups and agencies.
     let csv = hub_stats_cli(&net, &["--csv", "--month", &month]);
+    let csv = csv
+        .strip_prefix('\u{feff}')
+        .unwrap_or_else(|| panic!("CSV without a byte-order mark:\n{csv}"));
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 1 + 1 + 2 + 4, "CSV lines:\n{csv}");
     let header: Vec<&str> = lines[0].split(',').collect();
@@ -522,6 +526,13 @@ fn known_mix_matches_hand_computation() {
         .copied()
         .zip(national.iter().copied())
         .collect();
+    // Headers are the catalogue's (English unless asked otherwise); values are machine-readable.
+    let col = |key: &str| {
+        tr(
+            Lang::En,
+            &format!("dashboard-csv-{}", key.replace('_', "-")),
+        )
+    };
     let want_csv = [
         ("scope", "national"),
         ("sent", "13"),
@@ -541,16 +552,21 @@ fn known_mix_matches_hand_computation() {
         ("electronic_rate", "67.65"),
     ];
     for (k, v) in want_csv {
-        assert_eq!(row.get(k).copied(), Some(v), "CSV national {k}:\n{csv}");
+        assert_eq!(
+            row.get(col(k).as_str()).copied(),
+            Some(v),
+            "CSV national {k}:\n{csv}"
+        );
     }
     let h02 = lines
         .iter()
         .find(|l| l.starts_with(D))
         .unwrap_or_else(|| panic!("no H02 row:\n{csv}"));
     let h02: BTreeMap<&str, &str> = header.iter().copied().zip(h02.split(',')).collect();
-    assert_eq!(h02["pending"], "3", "CSV H02:\n{csv}");
+    assert_eq!(h02[col("pending").as_str()], "3", "CSV H02:\n{csv}");
     assert_eq!(
-        h02["avg_latency_ms"], "",
+        h02[col("avg_latency_ms").as_str()],
+        "",
         "no latency without deliveries:\n{csv}"
     );
 

@@ -211,10 +211,10 @@ fn a_document_goes_from_arrival_to_completion_at_two_recipients() {
     );
     let csv = get("/api/v1/stats?format=csv");
     assert!(
-        csv.lines()
-            .next()
-            .unwrap()
-            .contains("registered_in_time_rate"),
+        csv.lines().next().unwrap().contains(&poros_i18n::tr(
+            poros_i18n::Lang::En,
+            "dashboard-csv-registered-in-time-rate"
+        )),
         "{csv}"
     );
     let metrics = net.metrics();

@@ -9,12 +9,15 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use poros_i18n::Lang;
 use poros_protocol::AgencyId;
 use poros_protocol::DocumentId;
 use poros_transport::http::StrictQuery;
 use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
+
+mod dashboard;
 
 #[derive(Clone)]
 struct Ops {
@@ -41,25 +44,7 @@ pub fn router(hub: Arc<Hub>, admin_token: String) -> Router {
         .route("/admin/v1/monitors/:name/revoke", post(revoke_monitor))
         .route("/api/v1/stats", get(api_stats))
         .route("/api/v1/trend", get(api_trend))
-        .route("/dashboard", get(dashboard))
-        .route(
-            "/dashboard/app.js",
-            get(|| async {
-                (
-                    [("content-type", "text/javascript; charset=utf-8")],
-                    include_str!("../assets/app.js"),
-                )
-            }),
-        )
-        .route(
-            "/dashboard/app.css",
-            get(|| async {
-                (
-                    [("content-type", "text/css; charset=utf-8")],
-                    include_str!("../assets/app.css"),
-                )
-            }),
-        )
+        .merge(dashboard::routes())
         .route("/admin/v1/documents/:id", get(doc_status))
         .route("/admin/v1/stats", get(stats))
         .route("/admin/v1/sweep", post(sweep))
@@ -164,6 +149,31 @@ struct StatsQuery {
     agency: Option<String>,
     format: Option<String>,
     token: Option<String>,
+    /// The reader's language for the CSV export's headers (`en`, `vi`); else `Accept-Language`.
+    lang: Option<String>,
+}
+
+/// The language a reader asked for: `lang` if given (one Poros speaks, else 400), else the
+/// request's `Accept-Language`, else English.
+// axum responses are returned by value everywhere; boxing this one error would only add noise.
+#[allow(clippy::result_large_err)]
+fn reader_lang(h: &HeaderMap, lang: Option<&str>) -> Result<Lang, Response> {
+    match lang {
+        Some(tag) => Lang::parse(tag).ok_or_else(|| {
+            bad_request(format!(
+                "lang {tag:?} is not a language Poros speaks (en, vi)"
+            ))
+        }),
+        None => Ok(accept_language(h)),
+    }
+}
+
+/// The request's preferred language from `Accept-Language`; English if none Poros speaks.
+fn accept_language(h: &HeaderMap) -> Lang {
+    h.get("accept-language")
+        .and_then(|v| v.to_str().ok())
+        .and_then(Lang::from_accept_language)
+        .unwrap_or_default()
 }
 
 fn monitor_refused() -> Response {
@@ -182,6 +192,10 @@ async fn api_stats(
     if !monitor_request_ok(&st, &h, &q).await {
         return monitor_refused();
     }
+    let lang = match reader_lang(&h, q.lang.as_deref()) {
+        Ok(l) => l,
+        Err(r) => return r,
+    };
     let query = match crate::report::Query::parse(
         q.from.as_deref(),
         q.to.as_deref(),
@@ -198,17 +212,25 @@ async fn api_stats(
         .await
         .unwrap_or_else(|e| Err(anyhow::anyhow!("report task failed: {e}")));
     match res {
-        Ok(r) if q.format.as_deref() == Some("csv") => (
-            [
-                ("content-type", "text/csv; charset=utf-8"),
-                (
-                    "content-disposition",
-                    "attachment; filename=\"poros-stats.csv\"",
-                ),
-            ],
-            crate::report::csv(&r),
-        )
-            .into_response(),
+        Ok(r) if q.format.as_deref() == Some("csv") => {
+            let disposition = format!(
+                "attachment; filename=\"{}\"",
+                crate::report::csv::filename(&r)
+            );
+            (
+                [
+                    (
+                        "content-type",
+                        crate::report::csv::CSV_CONTENT_TYPE.to_owned(),
+                    ),
+                    ("content-disposition", disposition),
+                    ("content-language", lang.code().to_owned()),
+                    ("vary", "accept-language".to_owned()),
+                ],
+                crate::report::csv::csv(&r, lang),
+            )
+                .into_response()
+        }
         Ok(r) => Json(r).into_response(),
         Err(e) => internal(e),
     }
@@ -235,32 +257,6 @@ async fn api_trend(
         Ok(v) => Json(v).into_response(),
         Err(e) => internal(e),
     }
-}
-
-async fn dashboard(
-    State(st): State<Ops>,
-    h: HeaderMap,
-    StrictQuery(q): StrictQuery<StatsQuery>,
-) -> Response {
-    if !monitor_request_ok(&st, &h, &q).await {
-        return (
-            StatusCode::UNAUTHORIZED,
-            [("content-type", "text/html; charset=utf-8")],
-            "<!doctype html><title>Poros</title><h1>Monitor credential required</h1>\
-             <p>Open this page as <code>/dashboard?token=&lt;monitor token&gt;</code>; the hub \
-             administrator issues tokens with <code>poros-hub monitor add NAME</code>.</p>",
-        )
-            .into_response();
-    }
-    (
-        [
-            ("content-type", "text/html; charset=utf-8"),
-            ("cache-control", "no-store"),
-            ("referrer-policy", "no-referrer"),
-        ],
-        include_str!("../assets/dashboard.html"),
-    )
-        .into_response()
 }
 
 #[derive(serde::Deserialize)]

@@ -27,6 +27,8 @@ use anyhow::{bail, Result};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
+pub mod csv;
+
 /// What to report on.
 #[derive(Clone, Debug)]
 pub struct Query {
@@ -397,57 +399,6 @@ pub fn day_start_ms(d: Day) -> u64 {
     .unwrap_or(time::Date::MIN);
     let t = date.midnight().assume_utc().unix_timestamp();
     (t.max(0) as u64) * 1000
-}
-
-/// The per-agency table as CSV.
-pub fn csv(report: &Value) -> String {
-    let cols = [
-        "scope",
-        "name",
-        "group",
-        "state",
-        "sent",
-        "received",
-        "due",
-        "delivered",
-        "on_time",
-        "late",
-        "rejected",
-        "expired",
-        "pending",
-        "overdue",
-        "delivery_rate",
-        "on_time_rate",
-        "paper_sent",
-        "paper_received",
-        "electronic_rate",
-        "avg_latency_ms",
-        "registered_in_time_rate",
-        "median_completion_secs",
-        "completed",
-        "outstanding",
-    ];
-    let mut out = cols.join(",");
-    out.push('\n');
-    let rows = std::iter::once(&report["national"])
-        .chain(report["groups"].as_array().into_iter().flatten())
-        .chain(report["agencies"].as_array().into_iter().flatten());
-    for row in rows {
-        let cells: Vec<String> = cols
-            .iter()
-            .map(|c| match &row[*c] {
-                Value::Null => String::new(),
-                Value::String(s) if s.contains([',', '"', '\n']) => {
-                    format!("\"{}\"", s.replace('"', "\"\""))
-                }
-                Value::String(s) => s.clone(),
-                v => v.to_string(),
-            })
-            .collect();
-        out.push_str(&cells.join(","));
-        out.push('\n');
-    }
-    out
 }
 
 /// Compare the live counters with a recount from the stored delivery records (all time).
