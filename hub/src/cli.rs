@@ -474,10 +474,14 @@ fn resync(dir: &Path, since: &str, json: bool) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{}: marked as brought back to {}; start the hub(s): each agent submits again what the hub accepted since {}",
-        dir.display(),
-        fmt_ms(Some(since_ms)),
-        fmt_ms(Some(point.since_ms()))
+        "{}",
+        t!(
+            lang(),
+            "hub-resync-marked",
+            dir = dir.display().to_string(),
+            since = fmt_ms(Some(since_ms)),
+            from = fmt_ms(Some(point.since_ms()))
+        )
     );
     Ok(())
 }

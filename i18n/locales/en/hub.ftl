@@ -79,3 +79,4 @@ hub-demo-summary = { $documents } documents, { $deliveries } deliveries, all wit
 hub-demo-inboxes = inbox sizes: { $list }
 hub-demo-figures = Exchange figures (poros-hub stats)
 hub-demo-stopped = Processes stopped; everything stays in { $dir }. To go on:
+hub-resync-marked = { $dir }: marked as brought back to { $since }; start the hub(s): each agent submits again what the hub accepted since { $from }

@@ -79,3 +79,4 @@ hub-demo-summary = { $documents } văn bản, { $deliveries } lượt chuyển �
 hub-demo-inboxes = số văn bản trong hộp thư đến: { $list }
 hub-demo-figures = Số liệu trao đổi (poros-hub stats)
 hub-demo-stopped = Các tiến trình đã dừng; mọi dữ liệu vẫn nằm trong { $dir }. Để tiếp tục:
+hub-resync-marked = { $dir }: đã đánh dấu trạng thái được đưa về thời điểm { $since }; hãy khởi động (các) hub: mỗi agent sẽ gửi lại những gì hub đã chấp nhận từ { $from }
