@@ -4,6 +4,7 @@
 
 pub mod http;
 pub mod loglimit;
+pub mod progress;
 
 use poros_protocol::{Frame, FrameError};
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
