@@ -162,7 +162,7 @@ enum Cmd {
         /// The backup file.
         #[arg(long, value_name = "FILE")]
         from: PathBuf,
-        /// The deployment directory to create (must not exist).
+        /// The deployment directory to create (must not exist, or be empty).
         #[arg(long)]
         dir: PathBuf,
         /// Print the report as JSON (and no progress bar).

@@ -141,6 +141,15 @@ impl<K: Key + 'static, V: Value + 'static> SnapshotTable for Typed<K, V> {
     }
 }
 
+/// The tables this crate itself keeps in an owner's store (the format record, the health
+/// probe's table, which stays once a write was probed): every owner lists them with its own.
+pub fn own_tables() -> Vec<Box<dyn SnapshotTable>> {
+    vec![
+        Box::new(Typed(crate::format::FORMAT_TABLE)),
+        Box::new(Typed(crate::health::PROBE)),
+    ]
+}
+
 /// What a snapshot copy wrote.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SnapshotCopy {

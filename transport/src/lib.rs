@@ -2,6 +2,7 @@
 //! frame IO on streams: one bidirectional stream per operation, a frame then an optional body.
 #![forbid(unsafe_code)]
 
+pub mod archive_stream;
 pub mod http;
 pub mod loglimit;
 pub mod progress;
