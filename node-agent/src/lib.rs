@@ -11,6 +11,8 @@
 //!   connection, the outbox and submitter, receiving (deliveries, receipts, notices), trust.
 //! - [`statements`]: making statements (the agent is the authority on the rules), submitting
 //!   them in order, receiving relayed ones.
+//! - [`backup`]: `poros-agent backup` and `restore` (a consistent snapshot taken while the
+//!   agent runs, verified on restore).
 //! - [`reasons`]: why a sent document is still pending (hub or recipient storage full, ...).
 //! - [`listing`]: cursor pagination over the outbox, inbox, quarantine and receipts.
 //! - [`api`]: the loopback HTTP API, [`statement_api`] its statement verbs, [`views`] the
@@ -22,6 +24,7 @@
 pub mod agent;
 pub mod api;
 pub mod api_types;
+pub mod backup;
 pub mod cli;
 pub mod enroll;
 pub mod listing;
