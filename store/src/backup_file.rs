@@ -407,3 +407,70 @@ impl Unpacked {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_backup_leaves_no_file_and_an_existing_one_is_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let to = dir.path().join("b.tar");
+        let err = write_new::<(), ArchiveError>(&to, "agent", |_| {
+            Err(ArchiveError::Damaged("the snapshot failed".into()))
+        })
+        .expect_err("failed");
+        assert!(matches!(err, ArchiveError::Damaged(_)), "{err}");
+        assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 0);
+        let (_, (), bytes) = write_new::<(), ArchiveError>(&to, "agent", |w| {
+            w.append_bytes(STORE_MEMBER, b"store", 0o600)?;
+            let mut c = BTreeMap::new();
+            c.insert("store_backend".into(), json!("redb"));
+            Ok((c, ()))
+        })
+        .expect("written");
+        assert_eq!(std::fs::metadata(&to).expect("file").len(), bytes);
+        let err = write_new::<(), ArchiveError>(&to, "agent", |_| unreachable!("refused first"))
+            .expect_err("exists");
+        assert!(matches!(err, ArchiveError::Exists { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_restore_refuses_a_non_empty_target_and_fills_an_empty_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("b.tar");
+        write_new::<(), ArchiveError>(&file, "agent", |w| {
+            w.append_bytes(STORE_MEMBER, b"store", 0o600)?;
+            w.append_bytes("agent.toml", b"x = 1", 0o644)?;
+            let mut c = BTreeMap::new();
+            c.insert("store_backend".into(), json!("redb"));
+            Ok((c, ()))
+        })
+        .expect("written");
+        let busy = dir.path().join("busy");
+        std::fs::create_dir(&busy).expect("mkdir");
+        std::fs::write(busy.join("keep"), b"k").expect("write");
+        let err = unpack(&file, "agent", &busy, &|_| {})
+            .err()
+            .expect("refused");
+        assert!(matches!(err, ArchiveError::Target(_)), "{err}");
+        let empty = dir.path().join("empty");
+        std::fs::create_dir(&empty).expect("mkdir");
+        let u = unpack(&file, "agent", &empty, &|_| {}).expect("unpacked");
+        assert!(u.take("agent.toml", "agent.toml").expect("take"));
+        assert!(!u.take("absent", "absent").expect("take"));
+        u.put_in_place(&empty).expect("in place");
+        assert_eq!(
+            std::fs::read(empty.join("agent.toml")).expect("read"),
+            b"x = 1"
+        );
+        // Nothing of the work is left beside the target.
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("list")
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.'))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+}

@@ -288,6 +288,22 @@ mod tests {
     }
 
     #[test]
+    fn the_tables_this_crate_keeps_are_copied_with_the_owners() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = source(dir.path(), 2);
+        // What the health probe leaves after a full disk: an empty table of its own.
+        let w = db.begin_write().expect("write");
+        w.open_table(crate::health::PROBE).expect("probe");
+        w.commit().expect("commit");
+        let snap = db.begin_read().expect("read");
+        let mut list: Vec<&dyn SnapshotTable> = vec![&Typed(A), &Typed(B), &Typed(EMPTY)];
+        let own = own_tables();
+        list.extend(own.iter().map(|t| t.as_ref()));
+        let copy = copy_snapshot(&snap, &list, &dir.path().join("copy.redb")).expect("copy");
+        assert_eq!(copy.rows_of("a"), 2);
+    }
+
+    #[test]
     fn an_existing_destination_is_not_overwritten() {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = source(dir.path(), 1);
