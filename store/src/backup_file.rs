@@ -233,6 +233,9 @@ pub struct Unpacked {
     pub manifest: Manifest,
     /// The directory the restore is assembled in (removed when dropped unless put in place).
     pub staged: Removed,
+    /// The owner of an empty target that is not root's (the package's directory): a restore
+    /// run as root gives it what it creates.
+    owner: Option<(u32, u32)>,
 }
 
 /// Unpack the backup `from`, of `kind`, beside the restore's target `target` (which must not
@@ -245,6 +248,11 @@ pub fn unpack(
     target: &Path,
     progress: &dyn Fn(u64),
 ) -> Result<Unpacked, ArchiveError> {
+    use std::os::unix::fs::MetadataExt;
+    let owner = std::fs::metadata(target)
+        .ok()
+        .filter(|m| m.is_dir() && m.uid() != 0)
+        .map(|m| (m.uid(), m.gid()));
     if let Ok(mut entries) = std::fs::read_dir(target) {
         if entries.next().is_some() {
             return Err(ArchiveError::Target(format!(
@@ -297,6 +305,7 @@ pub fn unpack(
         dir,
         manifest,
         staged,
+        owner,
     })
 }
 
@@ -388,8 +397,29 @@ impl Unpacked {
     }
 
     /// Put the staged directory in place as `target` (an empty directory there is replaced),
-    /// durably.
+    /// durably. Run as root into an empty directory another user owns (the package's), the
+    /// restored files are given to that user, modes kept.
     pub fn put_in_place(self, target: &Path) -> Result<(), ArchiveError> {
+        if let Some((uid, gid)) = self.owner {
+            // Only root's entries change: run as another user, this does nothing.
+            let root_owned = std::os::unix::fs::MetadataExt::uid(
+                &std::fs::metadata(self.staged.path())
+                    .map_err(io_err(format!("reading {}", self.staged.path().display())))?,
+            ) == 0;
+            let handed =
+                crate::chown_tree(self.staged.path(), uid, gid).and_then(|()| match root_owned {
+                    true => std::os::unix::fs::lchown(self.staged.path(), Some(uid), Some(gid))
+                        .map_err(|e| crate::StoreError::Other(e.to_string())),
+                    false => Ok(()),
+                });
+            handed.map_err(|e| ArchiveError::Io {
+                what: format!(
+                    "giving the restored files to the owner of {}",
+                    target.display()
+                ),
+                source: io::Error::other(e.to_string()),
+            })?;
+        }
         sync_dir(self.staged.path())?;
         if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)
@@ -472,5 +502,41 @@ mod tests {
             .filter(|n| n.starts_with('.'))
             .collect();
         assert!(left.is_empty(), "{left:?}");
+    }
+
+    #[test]
+    fn a_restore_into_a_directory_another_user_owns_gives_it_the_files() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("b.tar");
+        write_new::<(), ArchiveError>(&file, "agent", |w| {
+            w.append_bytes(STORE_MEMBER, b"store", 0o600)?;
+            w.append_bytes("keys/sign.key", b"secret", 0o600)?;
+            let mut c = BTreeMap::new();
+            c.insert("store_backend".into(), json!("redb"));
+            Ok((c, ()))
+        })
+        .expect("written");
+        let me = std::fs::metadata(&file).expect("meta").uid();
+        let target = dir.path().join("packaged");
+        std::fs::create_dir(&target).expect("mkdir");
+        // As root (CI, a packaged restore): the directory is the service user's.
+        let service = if me == 0 { 64_123 } else { me };
+        if me == 0 {
+            std::os::unix::fs::chown(&target, Some(service), Some(service)).expect("chown");
+        }
+        let u = unpack(&file, "agent", &target, &|_| {}).expect("unpacked");
+        u.take("keys/sign.key", "keys/sign.key").expect("take");
+        u.put_in_place(&target).expect("in place");
+        for p in [
+            target.clone(),
+            target.join("keys"),
+            target.join("keys/sign.key"),
+        ] {
+            let m = std::fs::metadata(&p).expect("meta");
+            assert_eq!(m.uid(), service, "{}", p.display());
+        }
+        let key = std::fs::metadata(target.join("keys/sign.key")).expect("meta");
+        assert_eq!(key.mode() & 0o777, 0o600, "modes are kept");
     }
 }
