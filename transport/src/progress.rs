@@ -52,17 +52,7 @@ impl Progress {
     }
 
     fn style(&self, known: bool) {
-        let template = match (self.unit, known) {
-            (Unit::Bytes, true) => {
-                "{prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}, {eta} left"
-            }
-            (Unit::Bytes, false) => "{prefix} {spinner} {bytes} {bytes_per_sec}",
-            (Unit::Rows, true) => {
-                "{prefix} [{bar:30}] {human_pos}/{human_len} rows{msg}, {per_sec}, {eta} left"
-            }
-            (Unit::Rows, false) => "{prefix} {spinner} {human_pos} rows{msg}, {per_sec}",
-        };
-        if let Ok(style) = ProgressStyle::with_template(template) {
+        if let Ok(style) = ProgressStyle::with_template(template(self.unit, known)) {
             self.bar.set_style(style.progress_chars("=> "));
         }
     }
@@ -107,6 +97,20 @@ impl Progress {
     }
 }
 
+/// The display of a unit, with or without a known total.
+fn template(unit: Unit, known: bool) -> &'static str {
+    match (unit, known) {
+        (Unit::Bytes, true) => {
+            "{prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}, {eta} left"
+        }
+        (Unit::Bytes, false) => "{prefix} {spinner} {bytes} {bytes_per_sec}",
+        (Unit::Rows, true) => {
+            "{prefix} [{bar:30}] {human_pos}/{human_len} rows{msg}, {per_sec}, {eta} left"
+        }
+        (Unit::Rows, false) => "{prefix} {spinner} {human_pos} rows{msg}, {per_sec}",
+    }
+}
+
 /// Bytes of the files under `dir` (an estimate of what a backup will copy).
 pub fn tree_bytes(dir: &std::path::Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -125,6 +129,16 @@ pub fn tree_bytes(dir: &std::path::Path) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_display_parses() {
+        for unit in [Unit::Bytes, Unit::Rows] {
+            for known in [true, false] {
+                let t = template(unit, known);
+                assert!(ProgressStyle::with_template(t).is_ok(), "{t}");
+            }
+        }
+    }
 
     #[test]
     fn a_json_display_is_hidden_even_on_a_terminal() {
