@@ -21,6 +21,7 @@ use crate::deployment::HubPaths;
 use crate::state::HubStore;
 use anyhow::{bail, Context, Result};
 use poros_store::archive::{ArchiveWriter, Manifest};
+use poros_store::backup_file::{append_dir_files, append_store_part, write_new, DirFile, Removed};
 use poros_store::Blobs;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -29,19 +30,6 @@ use std::path::{Path, PathBuf};
 
 /// The archive kind of a hub backup.
 pub const KIND: &str = "hub";
-/// The store snapshot inside a backup.
-pub const STORE_MEMBER: &str = "store.redb";
-/// Body files inside a backup, under their fan-out directory.
-pub const BODIES_PREFIX: &str = "bodies/";
-
-/// Removes the snapshot's temporary file however the backup ends.
-struct TempFile(PathBuf);
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
 
 /// Write the store part of a backup (snapshot and body files) into `out`; returns what the
 /// manifest says of it. Blocking. The caller holds body removals
@@ -54,52 +42,20 @@ pub fn write_store<W: Write>(
 ) -> Result<BTreeMap<String, Value>> {
     // In the body directory's `tmp/`, which the hub empties when it opens: a snapshot left by
     // a crash does not stay.
-    let tmp = TempFile(blobs.dir().join("tmp").join(format!(
+    let tmp = Removed::new(blobs.dir().join("tmp").join(format!(
         "backup-snapshot-{}-{}.redb",
         std::process::id(),
         poros_transport::now_ms()
     )));
     let snap = store
-        .snapshot_into(&tmp.0)
+        .snapshot_into(tmp.path())
         .context("taking a snapshot of the store")?;
-    out.append_file(STORE_MEMBER, &tmp.0, 0o600)?;
-    drop(tmp);
-    progress(out.bytes());
-    let mut body_bytes = 0u64;
-    for digest in &snap.body_files {
-        let hex = hex::encode(digest);
-        let member = format!("{BODIES_PREFIX}{}/{hex}", &hex[..2]);
-        let path = blobs.path(digest);
-        let before = out.bytes();
-        match out.append_file(&member, &path, 0o600) {
-            Ok(()) => {}
-            // A body found damaged and held for repair has no good file: the restored hub
-            // asks its sender again, as the running one does.
-            Err(poros_store::archive::ArchiveError::Io { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound =>
-            {
-                tracing::warn!(digest = %hex, "body file missing at backup time: left out, repaired from its sender after a restore");
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        }
-        body_bytes += out.bytes() - before;
-        progress(out.bytes());
-    }
-    let rows: serde_json::Map<String, Value> = snap
-        .copy
-        .tables
-        .iter()
-        .map(|(t, n)| (t.clone(), json!(n)))
-        .collect();
-    let mut c = BTreeMap::new();
-    c.insert("store_backend".into(), json!("redb"));
-    c.insert("snapshot_ms".into(), json!(snap.snapshot_ms));
-    c.insert("documents".into(), json!(snap.copy.rows_of("docs")));
-    c.insert("body_files".into(), json!(snap.body_files.len()));
-    c.insert("body_file_bytes".into(), json!(body_bytes));
-    c.insert("store_rows".into(), Value::Object(rows));
-    Ok(c)
+    // A body found damaged and held for repair has no good file: it is left out, and the
+    // restored hub asks its sender again, as the running one does.
+    let documents = snap.copy.rows_of("docs");
+    Ok(append_store_part(
+        out, tmp, &snap, blobs, documents, progress,
+    )?)
 }
 
 /// What `poros-hub backup` did.
@@ -132,10 +88,13 @@ impl BackupReport {
     }
 }
 
-/// Files of the deployment directory a backup carries besides the store: (path in the
-/// deployment, member name, mode, private).
-fn deployment_files(paths: &HubPaths) -> Result<Vec<(PathBuf, String, u32, bool)>> {
-    let mut out = vec![(paths.config(), "config/hub.toml".to_owned(), 0o644, false)];
+/// Files of the deployment directory a backup carries besides the store.
+fn deployment_files(paths: &HubPaths) -> Result<Vec<DirFile>> {
+    let mut out = vec![DirFile {
+        path: paths.config(),
+        member: "config/hub.toml".to_owned(),
+        private: false,
+    }];
     let pki = paths.at("pki");
     let mut names: Vec<String> = std::fs::read_dir(&pki)
         .with_context(|| format!("listing {}", pki.display()))?
@@ -146,32 +105,22 @@ fn deployment_files(paths: &HubPaths) -> Result<Vec<(PathBuf, String, u32, bool)
     names.sort();
     for name in names {
         let private = name.ends_with(".key");
-        let member = if private {
-            format!("keys/pki/{name}")
-        } else {
-            format!("pki/{name}")
+        let member = match private {
+            true => format!("keys/pki/{name}"),
+            false => format!("pki/{name}"),
         };
-        let mode = if private { 0o600 } else { 0o644 };
-        out.push((pki.join(&name), member, mode, private));
+        out.push(DirFile {
+            path: pki.join(&name),
+            member,
+            private,
+        });
     }
-    out.push((
-        paths.at("admin.token"),
-        "keys/admin.token".to_owned(),
-        0o600,
-        true,
-    ));
+    out.push(DirFile {
+        path: paths.at("admin.token"),
+        member: "keys/admin.token".to_owned(),
+        private: true,
+    });
     Ok(out)
-}
-
-/// Create `file` for writing a backup: new, mode 0600 (it holds every document).
-fn create_output(file: &Path) -> Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(file)
-        .with_context(|| format!("creating {}", file.display()))
 }
 
 /// `poros-hub backup`: write a backup of the deployment at `paths` into the new file `to`,
@@ -183,12 +132,6 @@ pub fn backup(
     include_keys: bool,
     progress: &dyn Fn(u64),
 ) -> Result<BackupReport> {
-    if to.exists() {
-        bail!(
-            "{} exists already; a backup is written into a new file",
-            to.display()
-        );
-    }
     let cfg = poros_config::HubConfig::load(&paths.config())
         .with_context(|| format!("reading {}", paths.config().display()))?;
     if cfg.store.backend != poros_config::StoreBackend::Redb {
@@ -198,52 +141,17 @@ pub fn backup(
              (hub.toml, pki/) with your file backups; see docs/backup.md"
         );
     }
-    let partial = PathBuf::from(format!("{}.partial", to.display()));
-    let _ = std::fs::remove_file(&partial);
-    let result = (|| -> Result<(Manifest, bool)> {
-        let file = create_output(&partial)?;
-        let mut w = ArchiveWriter::new(std::io::BufWriter::with_capacity(1 << 20, file), KIND)?;
+    let (manifest, online, bytes) = write_new(to, KIND, |w| -> Result<_> {
         let (contents, online) = match crate::cli::AdminClient::connect(paths)? {
             Some(client) => {
                 let stream = client.stream("/admin/v1/backup")?;
                 (w.copy_members_of(stream, progress)?.contents, true)
             }
-            None => (offline_store_part(paths, &mut w, progress)?, false),
+            None => (offline_store_part(paths, w, progress)?, false),
         };
-        for (path, member, mode, private) in deployment_files(paths)? {
-            if private && !include_keys {
-                continue;
-            }
-            if !path.exists() && !private {
-                bail!("{} is missing from the deployment", path.display());
-            }
-            if !path.exists() {
-                continue;
-            }
-            w.append_file(&member, &path, mode)?;
-            if private {
-                w.holds_private_keys();
-            }
-        }
-        let (buf, manifest) = w.finish(contents)?;
-        let file = buf.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()
-            .with_context(|| format!("fsync {}", partial.display()))?;
-        Ok((manifest, online))
-    })();
-    let (manifest, online) = match result {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = std::fs::remove_file(&partial);
-            return Err(e);
-        }
-    };
-    std::fs::rename(&partial, to)
-        .with_context(|| format!("renaming {} to {}", partial.display(), to.display()))?;
-    if let Some(dir) = to.parent().filter(|d| !d.as_os_str().is_empty()) {
-        poros_store::fsync_dir(dir)?;
-    }
-    let bytes = std::fs::metadata(to)?.len();
+        append_dir_files(w, &deployment_files(paths)?, include_keys)?;
+        Ok((contents, online))
+    })?;
     Ok(BackupReport {
         file: to.to_owned(),
         manifest,
@@ -272,44 +180,9 @@ fn offline_store_part<W: Write>(
     write_store(&store, &blobs, w, progress)
 }
 
-/// Feeds what a blocking archive writer writes to an HTTP body, 256 KiB at a time.
-struct ChannelWriter {
-    tx: tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>,
-    buf: Vec<u8>,
-}
-
-const STREAM_CHUNK: usize = 256 * 1024;
-
-impl Write for ChannelWriter {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= STREAM_CHUNK {
-            self.flush()?;
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let chunk = bytes::Bytes::from(std::mem::replace(
-            &mut self.buf,
-            Vec::with_capacity(STREAM_CHUNK),
-        ));
-        self.tx.blocking_send(Ok(chunk)).map_err(|_| {
-            std::io::Error::new(
-                std::io::ErrorKind::BrokenPipe,
-                "the backup's reader went away",
-            )
-        })
-    }
-}
-
 /// The running hub's part of a backup (`GET /admin/v1/backup`): an archive of the store's
 /// snapshot and its body files, written on the blocking pool while the exchange goes on and
-/// streamed as it is written. An error part-way ends the stream without its manifest, which
-/// the reader takes as a failed backup.
+/// streamed as it is written.
 pub(crate) async fn stream(hub: &crate::hub::Hub) -> Result<axum::body::Body> {
     let Some(store) = hub.store.embedded().cloned() else {
         bail!(
@@ -320,36 +193,9 @@ pub(crate) async fn stream(hub: &crate::hub::Hub) -> Result<axum::body::Body> {
     // Before the snapshot begins, so that every body file it references stays until copied.
     let hold = hub.blobs.hold_removals().await;
     let blobs = hub.blobs.clone();
-    let (tx, rx) = tokio::sync::mpsc::channel(8);
-    tokio::task::spawn_blocking(move || {
-        let _hold = hold;
-        let sink = ChannelWriter {
-            tx: tx.clone(),
-            buf: Vec::with_capacity(STREAM_CHUNK),
-        };
-        let started = std::time::Instant::now();
-        let written = (|| -> Result<Manifest> {
-            let mut w = ArchiveWriter::new(sink, KIND)?;
-            let contents = write_store(&store, &blobs, &mut w, &|_| {})?;
-            let (mut sink, manifest) = w.finish(contents)?;
-            sink.flush()?;
-            Ok(manifest)
-        })();
-        match written {
-            Ok(m) => tracing::info!(
-                documents = m.number("documents"),
-                body_files = m.number("body_files"),
-                ms = started.elapsed().as_millis() as u64,
-                "backup snapshot streamed"
-            ),
-            Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "backup snapshot failed");
-                let _ = tx.blocking_send(Err(std::io::Error::other(format!("{e:#}"))));
-            }
-        }
-    });
-    let chunks = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
-    Ok(axum::body::Body::from_stream(chunks))
+    Ok(poros_transport::archive_stream::archive_body(
+        KIND,
+        hold,
+        move |w| write_store(&store, &blobs, w, &|_| {}),
+    ))
 }

@@ -163,7 +163,7 @@ enum Cmd {
         /// The backup file.
         #[arg(long, value_name = "FILE")]
         from: PathBuf,
-        /// The deployment directory to create (must not exist).
+        /// The deployment directory to create (must not exist, or be empty).
         #[arg(long)]
         dir: PathBuf,
         /// Print the report as JSON (and no progress bar).
@@ -416,8 +416,8 @@ impl Details {
 
 fn backup(dir: &Path, to: &Path, include_keys: bool, json: bool) -> Result<()> {
     let paths = HubPaths::new(dir);
-    let estimate = crate::progress::tree_bytes(&paths.at("data"));
-    let bar = crate::progress::Progress::bytes("backup", Some(estimate), json);
+    let estimate = poros_transport::progress::tree_bytes(&paths.at("data"));
+    let bar = poros_transport::progress::Progress::bytes("backup", Some(estimate), json);
     let report = crate::backup::backup(&paths, to, include_keys, &|n| bar.set(n));
     bar.finish();
     let report = report?;
@@ -488,7 +488,7 @@ fn resync(dir: &Path, since: &str, json: bool) -> Result<()> {
 
 fn restore(from: &Path, dir: &Path, json: bool) -> Result<()> {
     let total = std::fs::metadata(from).map(|m| m.len()).ok();
-    let bar = crate::progress::Progress::bytes("restore", total, json);
+    let bar = poros_transport::progress::Progress::bytes("restore", total, json);
     let report = crate::backup::restore::restore(from, dir, &|n| bar.set(n));
     bar.finish();
     let report = report?;

@@ -33,7 +33,6 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod migrate;
 pub mod ops;
-pub mod progress;
 pub mod repair;
 pub mod report;
 pub mod server;

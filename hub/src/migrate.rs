@@ -26,9 +26,8 @@ use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Instant;
 
-mod progress;
 mod source;
-use progress::Progress;
+use poros_transport::progress::Progress;
 use source::read_source;
 
 /// What to migrate where.
@@ -42,7 +41,7 @@ pub struct Options {
     pub password_file: Option<PathBuf>,
     /// Compare only; copy nothing.
     pub verify_only: bool,
-    /// Show progress on the terminal (stderr).
+    /// Show a progress bar on the terminal (stderr; never when it is not a terminal).
     pub progress: bool,
 }
 
@@ -209,7 +208,7 @@ pub async fn run(opts: Options) -> Result<Report, MigrateError> {
             return Err(ImportError::NotEmpty(used).into());
         }
     }
-    let progress = Progress::start(opts.progress);
+    let progress = Progress::rows("reading", None, !opts.progress);
     let sizes = blocking({
         let s = source.clone();
         move || s.export_sizes()
@@ -236,12 +235,15 @@ pub async fn run(opts: Options) -> Result<Report, MigrateError> {
     let verify_started = Instant::now();
     let p = progress.clone();
     let (target_tally, problems) = pg
-        .tally(&move |_, n, bytes| p.at(n, bytes))
+        .tally(&move |_, n, bytes| {
+            p.set(n);
+            p.note_bytes(bytes);
+        })
         .await
         .map_err(MigrateError::ReadBack)?;
     let statistics_differences = stats_check(target.as_ref(), &cfg).await?;
     let verify_secs = verify_started.elapsed().as_secs_f64();
-    progress.stop();
+    progress.finish();
     let (src, dst) = (source_tally.finish(), target_tally.finish());
     let tables: Vec<TableCheck> = Table::ALL
         .iter()

@@ -10,7 +10,7 @@ use crate::api_types::{
     SentDocument, StatementEventItem, StoreHealth,
 };
 use crate::listing::{self, Cursor, PageError};
-use crate::openapi::{Binary, DocIdParam, InboxItem, StoreFault};
+use crate::openapi::{BackupArchive, Binary, DocIdParam, InboxItem, StoreFault};
 use crate::refusal::Refusal;
 use crate::state::{BodyAt, InRecord, OutRecord, RecipientStatus};
 use axum::body::{Body, Bytes};
@@ -62,6 +62,7 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<Agent>> {
         .routes(routes!(receipts))
         .routes(routes!(events))
         .routes(routes!(paper))
+        .routes(routes!(backup))
         .merge(crate::statement_api::routes())
 }
 
@@ -966,4 +967,28 @@ async fn paper(State(a): State<Arc<Agent>>, b: JsonBytes) -> Response {
         Ok(()) => Json(PaperReportDone { ok: true }).into_response(),
         Err(e) => err(Refusal::HubRefused(format!("{e:#}"))),
     }
+}
+
+/// The store part of a backup: a consistent snapshot of the store (one read transaction; the
+/// exchange goes on) and every body file it references, streamed as a tar archive while it is
+/// written. Private keys never cross the API: `poros-agent backup` adds the directory's files
+/// itself. A failure part-way ends the stream before its manifest, which the reader takes as
+/// a failed backup. Served, like every route, on the loopback address only.
+#[utoipa::path(
+    get,
+    path = "/v1/backup",
+    tag = "operations",
+    operation_id = "backup",
+    summary = "A backup of the agent's store",
+    responses(
+        (status = 200, description = "The archive, streamed as it is written",
+            content_type = "application/x-tar", body = BackupArchive),
+    )
+)]
+async fn backup(State(a): State<Arc<Agent>>) -> Response {
+    let body = crate::backup::stream(&a).await;
+    Response::builder()
+        .header("content-type", "application/x-tar")
+        .body(body)
+        .unwrap_or_else(|e| err(Refusal::Internal(e.to_string())))
 }

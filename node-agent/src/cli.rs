@@ -12,6 +12,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use poros_i18n::{t, Lang};
 use poros_protocol::AgencyId;
+use poros_transport::progress::Progress;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
@@ -19,6 +20,7 @@ use statements::{print_timeline, run_statement, StatementCmd};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+mod backup;
 mod statements;
 
 /// Poros node agent: signs, sends, verifies and receives official documents for one agency.
@@ -170,6 +172,46 @@ enum Cmd {
     Report {
         #[command(subcommand)]
         what: ReportCmd,
+    },
+    /// Back up the agent directory into a new file, while the agent runs (or while it is
+    /// stopped).
+    ///
+    /// The file holds a consistent snapshot of the store (every document sent and received,
+    /// receipt, statement and event as they stood at one instant; the exchange goes on
+    /// meanwhile), the body files it references, agent.toml, the certificates and the
+    /// certificate requests. The private keys and the SDK secret only with --include-keys
+    /// (the file must then be kept like the keys themselves). The file is mode 0600 and
+    /// appears only when complete and durable. What a backup holds and what comes back after
+    /// a restore: docs/backup.md.
+    Backup {
+        /// Agent directory.
+        #[arg(long, default_value = paths::PACKAGED_DIR)]
+        dir: PathBuf,
+        /// The backup file to create (must not exist).
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+        /// Also carry the private keys (keys/*.key) and the SDK secret (vdxp.secret).
+        #[arg(long)]
+        include_keys: bool,
+        /// Print the report as JSON (and no progress bar).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore an agent backup into a new agent directory, verified before it appears.
+    ///
+    /// The archive's version, its kind (an agent's, not a hub's) and every member are checked
+    /// against its manifest, every body file against its SHA-256 and the store's rows against
+    /// the snapshot's, before the directory appears; a failed restore leaves nothing.
+    Restore {
+        /// The backup file.
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+        /// The agent directory to create (must not exist, or be empty).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Print the report as JSON (and no progress bar).
+        #[arg(long)]
+        json: bool,
     },
     /// Signed receipts and rejections received for sent documents (all, page by page).
     Receipts {
@@ -361,15 +403,35 @@ impl ApiClient {
         path: &str,
         query: &Q,
         file: &Path,
+        progress: &Progress,
     ) -> Result<reqwest::blocking::Response> {
         let f = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
         let len = f.metadata()?.len();
         self.http
             .post(format!("{}{path}", self.base))
             .query(query)
-            .body(reqwest::blocking::Body::sized(f, len))
+            .body(reqwest::blocking::Body::sized(progress.wrap_read(f), len))
             .send()
             .with_context(|| t!(lang(), "agent-cli-contacting", url = &self.base))
+    }
+
+    /// Whether the agent answers on its API (a killed agent leaves `run/api.addr` behind).
+    pub(crate) fn answers(&self) -> bool {
+        self.http
+            .get(format!("{}/v1/health", self.base))
+            .timeout(std::time::Duration::from_secs(10))
+            .send()
+            .is_ok_and(|r| r.status().is_success())
+    }
+
+    /// GET a long response as a stream (a backup, a body), checked for an error answer.
+    pub(crate) fn stream(&self, path: &str) -> Result<reqwest::blocking::Response> {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .with_context(|| t!(lang(), "agent-cli-contacting", url = &self.base))?;
+        Self::check(r)
     }
 
     /// GET JSON.
@@ -701,8 +763,11 @@ fn run(cli: Cli) -> Result<()> {
                 due,
                 filename: file_name(&file),
             };
-            let r = c.post_file("/v1/documents", &q, &file)?;
-            let made: DocumentCreated = ApiClient::check(r)?.json()?;
+            let len = std::fs::metadata(&file).map(|m| m.len()).ok();
+            let bar = Progress::bytes("send", len, json);
+            let r = c.post_file("/v1/documents", &q, &file, &bar);
+            bar.finish();
+            let made: DocumentCreated = ApiClient::check(r?)?.json()?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&made)?);
             } else {
@@ -710,6 +775,13 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Cmd::Backup {
+            dir,
+            to,
+            include_keys,
+            json,
+        } => backup::backup(&dir, &to, include_keys, json),
+        Cmd::Restore { from, dir, json } => backup::restore(&from, &dir, json),
         Cmd::Statement(cmd) => run_statement(cmd),
         Cmd::Vdxp { cmd } => run_vdxp(cmd),
         Cmd::Inbox { dir, json, limit } => list_received(&dir, json, limit, "/v1/inbox"),
@@ -722,25 +794,34 @@ fn run(cli: Cli) -> Result<()> {
                     .send()
                     .with_context(|| t!(lang(), "agent-cli-contacting", url = &c.base))?,
             )?;
-            match out {
+            let bar = Progress::bytes("fetch", r.content_length(), false);
+            let copied = match &out {
                 Some(p) => {
-                    let mut f = std::fs::File::create(&p)
-                        .with_context(|| format!("creating {}", p.display()))?;
-                    let n = r.copy_to(&mut f)?;
-                    f.sync_all()?;
-                    eprintln!(
-                        "{}",
-                        t!(
-                            lang(),
-                            "agent-fetch-wrote",
-                            bytes = n.to_string(),
-                            file = p.display().to_string()
-                        )
-                    );
+                    let f = std::fs::File::create(p)
+                        .with_context(|| format!("creating {}", p.display()));
+                    f.and_then(|f| {
+                        let synced = f.try_clone()?;
+                        let n = r.copy_to(&mut bar.wrap_write(f))?;
+                        synced.sync_all()?;
+                        Ok(n)
+                    })
                 }
-                None => {
-                    r.copy_to(&mut std::io::stdout().lock())?;
-                }
+                None => r
+                    .copy_to(&mut bar.wrap_write(std::io::stdout().lock()))
+                    .map_err(anyhow::Error::from),
+            };
+            bar.finish();
+            let n = copied?;
+            if let Some(p) = out {
+                eprintln!(
+                    "{}",
+                    t!(
+                        lang(),
+                        "agent-fetch-wrote",
+                        bytes = n.to_string(),
+                        file = p.display().to_string()
+                    )
+                );
             }
             Ok(())
         }

@@ -11,6 +11,8 @@
 //!   connection, the outbox and submitter, receiving (deliveries, receipts, notices), trust.
 //! - [`statements`]: making statements (the agent is the authority on the rules), submitting
 //!   them in order, receiving relayed ones.
+//! - [`backup`]: `poros-agent backup` and `restore` (a consistent snapshot taken while the
+//!   agent runs, verified on restore).
 //! - [`reasons`]: why a sent document is still pending (hub or recipient storage full, ...).
 //! - [`refusal`]: the local API's error answers, with a stable code and the message in the
 //!   request's language.
@@ -24,6 +26,7 @@
 pub mod agent;
 pub mod api;
 pub mod api_types;
+pub mod backup;
 pub mod cli;
 pub mod enroll;
 pub mod listing;

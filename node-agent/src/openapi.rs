@@ -199,6 +199,25 @@ impl PartialSchema for Binary {
 
 impl ToSchema for Binary {}
 
+/// A backup stream (`GET /v1/backup`): a tar archive.
+pub struct BackupArchive;
+
+impl PartialSchema for BackupArchive {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+            .description(Some(
+                "A tar archive: `POROS-BACKUP` first (archive format, kind `agent`, version), \
+                 `store.redb` (the store's snapshot), `bodies/<fan>/<sha256>` (the body files \
+                 it references), `manifest.json` last (every member's length and SHA-256).",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for BackupArchive {}
+
 /// An item of `GET /v1/inbox`: a received document and its business state.
 pub struct InboxItem;
 
@@ -390,6 +409,7 @@ impl IntoResponses for StatementRefused {
         (name = "events", description = "Receipts and events in storage order"),
         (name = "reports", description = "Reports to the hub"),
         (name = "service", description = "Health, metrics and this document"),
+        (name = "operations", description = "Backups of the agent's store"),
     ),
     components(schemas(
         ApiError,

@@ -9,6 +9,7 @@
 //! agency's document-management software has still to take, in [`dms`].
 
 pub mod dms;
+pub mod snapshot;
 pub mod statements;
 
 use poros_protocol::{

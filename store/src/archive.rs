@@ -46,13 +46,25 @@ pub enum ArchiveError {
         written_by: String,
     },
     /// A backup of another kind of store (an agent's given to the hub, or the reverse).
-    #[error("this is a backup of a {found} store, not of a {expected} store")]
+    #[error(
+        "this is a backup of kind \"{found}\", not \"{expected}\": restore it with \
+         `poros-{found} restore`"
+    )]
     WrongKind {
         /// What the caller restores.
         expected: String,
         /// What the archive holds.
         found: String,
     },
+    /// The backup file to write exists already.
+    #[error("{} exists already; a backup is written into a new file", .path.display())]
+    Exists {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The directory to restore into cannot take the backup (not empty, not a directory).
+    #[error("{0}")]
+    Target(String),
     /// A member differs from what the manifest says, is missing, or is not listed: the file
     /// was damaged or changed after it was written.
     #[error("the backup does not verify: {0}")]

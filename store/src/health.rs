@@ -22,7 +22,8 @@ pub const PROBE_BYTES: usize = 1024 * 1024;
 
 /// Where the probe is written: through redb itself, so it meets the same file and limits
 /// as real writes.
-const PROBE: TableDefinition<u8, &[u8]> = TableDefinition::new("poros_store_write_probe");
+pub(crate) const PROBE: TableDefinition<u8, &[u8]> =
+    TableDefinition::new("poros_store_write_probe");
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);

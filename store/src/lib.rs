@@ -1,10 +1,12 @@
 //! Durable primitives shared by the Poros hub and node agent: the group-committed redb store
 //! ([`Db`], which recovers by itself from a full disk), content-addressed body files ([`Blobs`]),
 //! a body received into memory or a file ([`BodySink`], [`ReceivedBody`], [`BodyAt`]), and the
-//! store format versions ([`format`]: the record, upgrade with a backup, refusal of newer stores).
+//! store format versions ([`format`]: the record, upgrade with a backup, refusal of newer stores),
+//! and backups ([`archive`]: the file format; [`backup_file`]: writing and restoring one).
 #![forbid(unsafe_code)]
 
 pub mod archive;
+pub mod backup_file;
 mod blobs;
 mod body;
 mod db;
@@ -24,7 +26,7 @@ pub use error::{StorageFault, StoreError};
 pub use format::{Format, FormatError, Opened, Upgrade};
 pub use health::{health_metrics, PROBE_BYTES, WRITABLE_METRIC, WRITE_FAILURES_METRIC};
 pub use ownership::chown_tree;
-pub use snapshot::{copy_snapshot, SnapshotCopy, SnapshotError, SnapshotTable, Typed};
+pub use snapshot::{copy_snapshot, own_tables, SnapshotCopy, SnapshotError, SnapshotTable, Typed};
 pub use sweep::SweepReport;
 
 /// Seconds since the Unix epoch (0 if the clock is before it).

@@ -141,6 +141,15 @@ impl<K: Key + 'static, V: Value + 'static> SnapshotTable for Typed<K, V> {
     }
 }
 
+/// The tables this crate itself keeps in an owner's store (the format record, the health
+/// probe's table, which stays once a write was probed): every owner lists them with its own.
+pub fn own_tables() -> Vec<Box<dyn SnapshotTable>> {
+    vec![
+        Box::new(Typed(crate::format::FORMAT_TABLE)),
+        Box::new(Typed(crate::health::PROBE)),
+    ]
+}
+
 /// What a snapshot copy wrote.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SnapshotCopy {
@@ -276,6 +285,22 @@ mod tests {
             "{err}"
         );
         assert!(!dest.exists());
+    }
+
+    #[test]
+    fn the_tables_this_crate_keeps_are_copied_with_the_owners() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = source(dir.path(), 2);
+        // What the health probe leaves after a full disk: an empty table of its own.
+        let w = db.begin_write().expect("write");
+        w.open_table(crate::health::PROBE).expect("probe");
+        w.commit().expect("commit");
+        let snap = db.begin_read().expect("read");
+        let mut list: Vec<&dyn SnapshotTable> = vec![&Typed(A), &Typed(B), &Typed(EMPTY)];
+        let own = own_tables();
+        list.extend(own.iter().map(|t| t.as_ref()));
+        let copy = copy_snapshot(&snap, &list, &dir.path().join("copy.redb")).expect("copy");
+        assert_eq!(copy.rows_of("a"), 2);
     }
 
     #[test]

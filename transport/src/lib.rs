@@ -2,8 +2,10 @@
 //! frame IO on streams: one bidirectional stream per operation, a frame then an optional body.
 #![forbid(unsafe_code)]
 
+pub mod archive_stream;
 pub mod http;
 pub mod loglimit;
+pub mod progress;
 
 use poros_protocol::{Frame, FrameError};
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};

@@ -32,7 +32,7 @@ pub(super) async fn read_source(
             .export(&mut |batch| {
                 tally.add_all(batch.0, &batch.1)?;
                 rows += batch.1.len() as u64;
-                progress.at(rows, 0);
+                progress.set(rows);
                 send(Load::Rows(batch))
             })
             .map_err(MigrateError::Source)?;
@@ -96,7 +96,7 @@ fn read_bodies(
                 })
                 .map_err(MigrateError::Source)?;
                 seq += 1;
-                progress.at_bytes(out.bytes + len);
+                progress.note_bytes(out.bytes + len);
             }
             let content = ctx.finish().as_ref().to_vec();
             if content != digest {

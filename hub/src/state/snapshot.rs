@@ -4,7 +4,7 @@
 
 use super::statistics::STORE_META;
 use super::*;
-use poros_store::{copy_snapshot, SnapshotCopy, SnapshotError, SnapshotTable, Typed};
+use poros_store::{copy_snapshot, SnapshotError, SnapshotTable, Typed};
 use std::path::Path;
 
 /// In `store_meta`: the restore this store came from, and the backup's snapshot time.
@@ -15,16 +15,9 @@ const RESTORE_SNAPSHOT_MS: &str = "restored_snapshot_ms";
 /// it (their acceptance time is taken before their commit): agents submit them again too.
 pub const RECOVERY_MARGIN_MS: u64 = 5 * 60 * 1000;
 
-/// What a backup's snapshot holds.
-#[derive(Debug, Clone)]
-pub struct HubSnapshot {
-    /// When the snapshot was taken (just before its read transaction began), Unix ms.
-    pub snapshot_ms: u64,
-    /// Rows per table.
-    pub copy: SnapshotCopy,
-    /// Bodies kept as files that the snapshot's documents reference.
-    pub body_files: Vec<Digest>,
-}
+/// What a backup's snapshot holds (the snapshot time is taken just before its read
+/// transaction begins).
+pub type HubSnapshot = poros_store::backup_file::StorePart;
 
 /// The mark of a restore: which restore, and from when agents submit again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,9 +100,10 @@ fn tables() -> Vec<Box<dyn SnapshotTable>> {
         Box::new(Typed(crate::stats::SEEN)),
         Box::new(Typed(crate::stats::PAPER)),
         Box::new(Typed(STORE_META)),
-        // The format record: a restored store opens at the version it was backed up at.
-        Box::new(Typed(poros_store::format::FORMAT_TABLE)),
     ];
+    // The format record (a restored store opens at the version it was backed up at) and the
+    // store's health probe.
+    t.extend(poros_store::own_tables());
     t.extend(statements::snapshot_tables());
     t.extend(bodies::snapshot_tables());
     t

@@ -440,8 +440,11 @@ pub(super) fn run_statement(cmd: StatementCmd) -> Result<()> {
                 staff_email: staff.email,
                 staff_phone: staff.phone,
             };
-            let r = c.post_file(&format!("/v1/documents/{old_id}/replace"), &q, &file)?;
-            let m = ApiClient::made(r)?;
+            let len = std::fs::metadata(&file).map(|m| m.len()).ok();
+            let bar = poros_transport::progress::Progress::bytes("send", len, json);
+            let r = c.post_file(&format!("/v1/documents/{old_id}/replace"), &q, &file, &bar);
+            bar.finish();
+            let m = ApiClient::made(r?)?;
             (json, m)
         }
     };

@@ -104,6 +104,16 @@ pub(super) fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// This module's tables, for a backup's snapshot.
+pub(super) fn snapshot_tables() -> Vec<Box<dyn poros_store::SnapshotTable>> {
+    use poros_store::Typed;
+    vec![
+        Box::new(Typed(BOX)),
+        Box::new(Typed(BOX_IDS)),
+        Box::new(Typed(DMS_IDS)),
+    ]
+}
+
 fn mailbox_on(txn: &WriteTransaction) -> Result<bool, StoreError> {
     Ok(txn.open_table(META)?.get(MAILBOX_ON)?.is_some())
 }

@@ -147,6 +147,19 @@ pub(super) fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// This module's tables, for a backup's snapshot.
+pub(super) fn snapshot_tables() -> Vec<Box<dyn poros_store::SnapshotTable>> {
+    use poros_store::Typed;
+    vec![
+        Box::new(Typed(DOC_STATE)),
+        Box::new(Typed(STATEMENTS)),
+        Box::new(Typed(DIGESTS)),
+        Box::new(Typed(QUEUE)),
+        Box::new(Typed(REPLACES)),
+        Box::new(Typed(STATEMENT_EVENTS)),
+    ]
+}
+
 fn save_state(txn: &WriteTransaction, id: DocumentId, s: &DocState) -> Result<(), StoreError> {
     txn.open_table(DOC_STATE)?
         .insert(id.as_bytes().as_slice(), enc(s)?.as_slice())?;
