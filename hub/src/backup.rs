@@ -20,13 +20,13 @@ pub mod restore;
 use crate::deployment::HubPaths;
 use crate::state::HubStore;
 use anyhow::{bail, Context, Result};
-use poros_store::archive::{ArchiveWriter, Manifest};
+use poros_store::archive::ArchiveWriter;
 use poros_store::backup_file::{append_dir_files, append_store_part, write_new, DirFile, Removed};
 use poros_store::Blobs;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The archive kind of a hub backup.
 pub const KIND: &str = "hub";
@@ -58,35 +58,7 @@ pub fn write_store<W: Write>(
     )?)
 }
 
-/// What `poros-hub backup` did.
-#[derive(Debug, Clone)]
-pub struct BackupReport {
-    /// The file written.
-    pub file: PathBuf,
-    /// Its manifest.
-    pub manifest: Manifest,
-    /// Whether a running hub made the snapshot (else the command read the stopped store).
-    pub online: bool,
-    /// The file's size.
-    pub bytes: u64,
-}
-
-impl BackupReport {
-    /// The report as `--json` prints it.
-    pub fn json(&self) -> Value {
-        json!({
-            "file": self.file,
-            "online": self.online,
-            "bytes": self.bytes,
-            "snapshot_ms": self.manifest.number("snapshot_ms"),
-            "documents": self.manifest.number("documents"),
-            "body_files": self.manifest.number("body_files"),
-            "contains_private_keys": self.manifest.contains_private_keys,
-            "members": self.manifest.members.len(),
-            "format": self.manifest.format,
-        })
-    }
-}
+pub use poros_store::backup_file::BackupReport;
 
 /// Files of the deployment directory a backup carries besides the store.
 fn deployment_files(paths: &HubPaths) -> Result<Vec<DirFile>> {

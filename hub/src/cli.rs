@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use poros_config::HubConfig;
 use poros_i18n::{t, Collation, Lang};
 use poros_protocol::AgencyId;
+use poros_transport::backup_text::Service;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
@@ -425,28 +426,11 @@ fn backup(dir: &Path, to: &Path, include_keys: bool, json: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&report.json())?);
         return Ok(());
     }
-    let m = &report.manifest;
-    println!(
-        "backup written to {} ({} bytes, archive format {})",
-        report.file.display(),
-        report.bytes,
-        m.format
-    );
-    println!(
-        "  snapshot at {} ({}): {} documents, {} body files",
-        fmt_ms(Some(m.number("snapshot_ms"))),
-        if report.online {
-            "taken by the running hub"
-        } else {
-            "hub stopped"
-        },
-        m.number("documents"),
-        m.number("body_files")
-    );
-    if m.contains_private_keys {
-        println!("  WARNING: it holds the deployment's private keys and admin credential: keep it like the keys");
-    } else {
-        println!("  no private keys inside: keep pki/*.key and admin.token in your key backup");
+    let lines = poros_transport::backup_text::backup_lines(lang(), Service::Hub, &report, &|ms| {
+        fmt_ms(Some(ms))
+    });
+    for line in lines {
+        println!("{line}");
     }
     Ok(())
 }
@@ -496,23 +480,12 @@ fn restore(from: &Path, dir: &Path, json: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&report.json())?);
         return Ok(());
     }
-    println!(
-        "restored {} into {}: {} documents, {} body files, verified",
-        from.display(),
-        dir.display(),
-        report.documents,
-        report.body_files
-    );
-    println!(
-        "  the backup's snapshot is from {}; when the hub runs, agents submit again what it accepted since",
-        fmt_ms(Some(report.manifest.number("snapshot_ms")))
-    );
-    if !report.missing_private.is_empty() {
-        println!(
-            "  the backup holds no private keys: copy {} from your key backup into {} before `poros-hub run`",
-            report.missing_private.join(", "),
-            dir.display()
-        );
+    let lines =
+        poros_transport::backup_text::restore_lines(lang(), Service::Hub, from, &report, &|ms| {
+            fmt_ms(Some(ms))
+        });
+    for line in lines {
+        println!("{line}");
     }
     Ok(())
 }

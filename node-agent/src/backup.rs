@@ -21,13 +21,13 @@ pub mod restore;
 use crate::paths::AgentPaths;
 use crate::state::AgentStore;
 use anyhow::{Context, Result};
-use poros_store::archive::{ArchiveWriter, Manifest};
+use poros_store::archive::ArchiveWriter;
 use poros_store::backup_file::{append_dir_files, append_store_part, write_new, DirFile, Removed};
 use poros_store::Blobs;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Component, Path};
 
 /// The archive kind of an agent backup.
 pub const KIND: &str = "agent";
@@ -60,36 +60,7 @@ pub fn write_store<W: Write>(
     )?)
 }
 
-/// What `poros-agent backup` did.
-#[derive(Debug, Clone)]
-pub struct BackupReport {
-    /// The file written.
-    pub file: PathBuf,
-    /// Its manifest.
-    pub manifest: Manifest,
-    /// Whether a running agent made the snapshot (else the command read the stopped store).
-    pub online: bool,
-    /// The file's size.
-    pub bytes: u64,
-}
-
-impl BackupReport {
-    /// The report as `--json` prints it.
-    pub fn json(&self) -> Value {
-        json!({
-            "file": self.file,
-            "online": self.online,
-            "bytes": self.bytes,
-            "snapshot_ms": self.manifest.number("snapshot_ms"),
-            "documents": self.manifest.number("documents"),
-            "body_files": self.manifest.number("body_files"),
-            "contains_private_keys": self.manifest.contains_private_keys,
-            "private_files": self.manifest.contents.get("private_files"),
-            "members": self.manifest.members.len(),
-            "format": self.manifest.format,
-        })
-    }
-}
+pub use poros_store::backup_file::BackupReport;
 
 /// A path relative to the agent directory that stays inside it.
 fn inside(rel: &str) -> bool {

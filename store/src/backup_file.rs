@@ -438,6 +438,74 @@ impl Unpacked {
     }
 }
 
+/// What a backup command did (`poros-hub backup`, `poros-agent backup`).
+#[derive(Debug, Clone)]
+pub struct BackupReport {
+    /// The file written.
+    pub file: PathBuf,
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// Whether the running service made the snapshot (else the command read the stopped store).
+    pub online: bool,
+    /// The file's size.
+    pub bytes: u64,
+}
+
+impl BackupReport {
+    /// The report as `--json` prints it.
+    pub fn json(&self) -> Value {
+        json!({
+            "file": self.file,
+            "online": self.online,
+            "bytes": self.bytes,
+            "snapshot_ms": self.manifest.number("snapshot_ms"),
+            "documents": self.manifest.number("documents"),
+            "body_files": self.manifest.number("body_files"),
+            "contains_private_keys": self.manifest.contains_private_keys,
+            "private_files": self.manifest.contents.get("private_files"),
+            "members": self.manifest.members.len(),
+            "format": self.manifest.format,
+        })
+    }
+}
+
+/// What a restore did (`poros-hub restore`, `poros-agent restore`).
+#[derive(Debug, Clone)]
+pub struct RestoreReport {
+    /// The directory restored into.
+    pub dir: PathBuf,
+    /// The backup's manifest.
+    pub manifest: Manifest,
+    /// Documents in the restored store.
+    pub documents: u64,
+    /// Body files restored.
+    pub body_files: u64,
+    /// The restore's epoch, which a hub sends agents at connect (none for an agent).
+    pub epoch: Option<u64>,
+    /// Private files the directory still needs (a backup without keys).
+    pub missing_private: Vec<String>,
+}
+
+impl RestoreReport {
+    /// The report as `--json` prints it.
+    pub fn json(&self) -> Value {
+        let mut v = json!({
+            "dir": self.dir,
+            "snapshot_ms": self.manifest.number("snapshot_ms"),
+            "written_by": self.manifest.written_by,
+            "format": self.manifest.format,
+            "documents": self.documents,
+            "body_files": self.body_files,
+            "contains_private_keys": self.manifest.contains_private_keys,
+            "missing_private_files": self.missing_private,
+        });
+        if let Some(epoch) = self.epoch {
+            v["epoch"] = json!(epoch);
+        }
+        v
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

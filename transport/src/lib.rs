@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod archive_stream;
+pub mod backup_text;
 pub mod http;
 pub mod loglimit;
 pub mod progress;

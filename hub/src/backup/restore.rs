@@ -5,9 +5,7 @@ use super::KIND;
 use crate::deployment::HubPaths;
 use crate::state::HubStore;
 use anyhow::{bail, Context, Result};
-use poros_store::archive::Manifest;
 use poros_store::backup_file::{self, STORE_MEMBER};
-use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
 /// Private files a deployment needs that a backup without keys does not carry.
@@ -20,39 +18,7 @@ const PRIVATE_FILES: &[&str] = &[
     "admin.token",
 ];
 
-/// What a restore did.
-#[derive(Debug, Clone)]
-pub struct RestoreReport {
-    /// The new deployment directory.
-    pub dir: PathBuf,
-    /// The backup's manifest.
-    pub manifest: Manifest,
-    /// Documents in the restored store.
-    pub documents: u64,
-    /// Body files restored.
-    pub body_files: u64,
-    /// The restore's epoch, sent to agents at connect.
-    pub epoch: u64,
-    /// Private files the deployment still needs (a backup without keys).
-    pub missing_private: Vec<String>,
-}
-
-impl RestoreReport {
-    /// The report as `--json` prints it.
-    pub fn json(&self) -> Value {
-        json!({
-            "dir": self.dir,
-            "snapshot_ms": self.manifest.number("snapshot_ms"),
-            "written_by": self.manifest.written_by,
-            "format": self.manifest.format,
-            "documents": self.documents,
-            "body_files": self.body_files,
-            "epoch": self.epoch,
-            "contains_private_keys": self.manifest.contains_private_keys,
-            "missing_private_files": self.missing_private,
-        })
-    }
-}
+pub use poros_store::backup_file::RestoreReport;
 
 /// Restore the backup `from` as the new deployment directory `dir` (absent or empty). Every
 /// member is checked against the manifest, each body file against its name (its SHA-256),
@@ -110,7 +76,7 @@ pub fn restore(from: &Path, dir: &Path, progress: &dyn Fn(u64)) -> Result<Restor
         documents,
         body_files,
         manifest,
-        epoch,
+        epoch: Some(epoch),
         missing_private,
     })
 }

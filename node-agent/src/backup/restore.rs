@@ -5,41 +5,10 @@ use super::{is_dir_file, BODIES_DIR, KIND, STORE_FILE};
 use crate::paths::AgentPaths;
 use crate::state::AgentStore;
 use anyhow::{bail, Context, Result};
-use poros_store::archive::Manifest;
 use poros_store::backup_file::{self, BODIES_PREFIX, STORE_MEMBER};
-use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// What a restore did.
-#[derive(Debug, Clone)]
-pub struct RestoreReport {
-    /// The new agent directory.
-    pub dir: PathBuf,
-    /// The backup's manifest.
-    pub manifest: Manifest,
-    /// Documents in the restored store (sent, received, quarantined).
-    pub documents: u64,
-    /// Body files restored.
-    pub body_files: u64,
-    /// Private files the agent still needs (a backup without keys).
-    pub missing_private: Vec<String>,
-}
-
-impl RestoreReport {
-    /// The report as `--json` prints it.
-    pub fn json(&self) -> Value {
-        json!({
-            "dir": self.dir,
-            "snapshot_ms": self.manifest.number("snapshot_ms"),
-            "written_by": self.manifest.written_by,
-            "format": self.manifest.format,
-            "documents": self.documents,
-            "body_files": self.body_files,
-            "contains_private_keys": self.manifest.contains_private_keys,
-            "missing_private_files": self.missing_private,
-        })
-    }
-}
+pub use poros_store::backup_file::RestoreReport;
 
 /// Restore the backup `from` as the agent directory `dir` (absent or empty). Every member is
 /// checked against the manifest, each body file against its name (its SHA-256), and the
@@ -104,6 +73,7 @@ pub fn restore(from: &Path, dir: &Path, progress: &dyn Fn(u64)) -> Result<Restor
         manifest,
         documents,
         body_files,
+        epoch: None,
         missing_private,
     })
 }

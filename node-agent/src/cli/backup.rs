@@ -1,9 +1,10 @@
 //! `poros-agent backup` and `restore` on the command line: the progress bar while they run
-//! and what they print after (every sentence of theirs is here, for a translation catalogue).
+//! and what they print after (`poros_transport::backup_text`, from the catalogue).
 
-use super::utc;
+use super::{lang, utc};
 use crate::paths::AgentPaths;
 use anyhow::Result;
+use poros_transport::backup_text::{backup_lines, restore_lines, Service};
 use poros_transport::progress::{tree_bytes, Progress};
 use std::path::Path;
 
@@ -19,36 +20,8 @@ pub(super) fn backup(dir: &Path, to: &Path, include_keys: bool, json: bool) -> R
         println!("{}", serde_json::to_string_pretty(&report.json())?);
         return Ok(());
     }
-    let m = &report.manifest;
-    println!(
-        "backup written to {} ({} bytes, archive format {})",
-        report.file.display(),
-        report.bytes,
-        m.format
-    );
-    println!(
-        "  snapshot at {} ({}): {} documents, {} body files",
-        utc(Some(m.number("snapshot_ms"))),
-        match report.online {
-            true => "taken by the running agent",
-            false => "agent stopped",
-        },
-        m.number("documents"),
-        m.number("body_files")
-    );
-    if m.contains_private_keys {
-        let files: Vec<&str> = m
-            .contents
-            .get("private_files")
-            .and_then(|v| v.as_array())
-            .map(|a| a.iter().filter_map(|f| f.as_str()).collect())
-            .unwrap_or_default();
-        println!(
-            "  WARNING: it holds the agency's private keys and secrets ({}): keep it like the keys",
-            files.join(", ")
-        );
-    } else {
-        println!("  no private keys inside: keep keys/*.key (and vdxp.secret) in your key backup");
+    for line in backup_lines(lang(), Service::Agent, &report, &|ms| utc(Some(ms))) {
+        println!("{line}");
     }
     Ok(())
 }
@@ -64,24 +37,8 @@ pub(super) fn restore(from: &Path, dir: &Path, json: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&report.json())?);
         return Ok(());
     }
-    println!(
-        "restored {} into {}: {} documents, {} body files, verified",
-        from.display(),
-        dir.display(),
-        report.documents,
-        report.body_files
-    );
-    println!(
-        "  the backup's snapshot is from {}: what this agent sent or received after it is not \
-         in it (docs/backup.md, \"Agents\")",
-        utc(Some(report.manifest.number("snapshot_ms")))
-    );
-    if !report.missing_private.is_empty() {
-        println!(
-            "  the backup holds no private keys: copy {} from your key backup into {} before `poros-agent run`",
-            report.missing_private.join(", "),
-            dir.display()
-        );
+    for line in restore_lines(lang(), Service::Agent, from, &report, &|ms| utc(Some(ms))) {
+        println!("{line}");
     }
     Ok(())
 }
