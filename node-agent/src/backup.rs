@@ -46,12 +46,7 @@ pub fn write_store<W: Write>(
     out: &mut ArchiveWriter<W>,
     progress: &dyn Fn(u64),
 ) -> Result<BTreeMap<String, Value>> {
-    // In the body directory's `tmp/`, which the agent empties when it opens.
-    let tmp = Removed::new(blobs.dir().join("tmp").join(format!(
-        "backup-snapshot-{}-{}.redb",
-        std::process::id(),
-        poros_transport::now_ms()
-    )));
+    let tmp = Removed::snapshot_in(blobs);
     let (part, documents) = store
         .snapshot_into(tmp.path())
         .context("taking a snapshot of the store")?;

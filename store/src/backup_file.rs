@@ -27,6 +27,20 @@ fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> ArchiveError {
 pub struct Removed(PathBuf);
 
 impl Removed {
+    /// A new file name for a backup's store snapshot, in `blobs`' `tmp/` directory (which the
+    /// store's owner empties when it opens, so a snapshot left by a crash does not stay).
+    pub fn snapshot_in(blobs: &Blobs) -> Self {
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        Removed::new(
+            blobs
+                .dir()
+                .join("tmp")
+                .join(format!("backup-snapshot-{}-{ms}.redb", std::process::id())),
+        )
+    }
+
     /// Removes `path` when dropped.
     pub fn new(path: PathBuf) -> Self {
         Removed(path)
