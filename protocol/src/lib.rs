@@ -16,10 +16,12 @@
 //! - [`reason`]: the closed set of rejection and refusal reasons.
 //! - [`frame`]: the length-prefixed frames carried at the start of every QUIC stream.
 //! - [`token`]: one-time enrolment tokens.
+//! - [`backoff`]: how an agent paces its attempts to reach a hub.
 //! - [`text`]: what text may cross a boundary, and how it is shown on a terminal.
 #![forbid(unsafe_code)]
 
 pub mod admission;
+pub mod backoff;
 pub mod directory;
 pub mod envelope;
 pub mod frame;

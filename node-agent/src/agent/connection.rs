@@ -4,6 +4,7 @@
 
 use super::Agent;
 use anyhow::Result;
+use poros_protocol::backoff::Backoff;
 use poros_protocol::{DocumentId, Frame, Refusal, RefusalCode, StorageParty};
 use poros_transport::{read_frame, write_frame, Limits};
 use std::sync::Arc;
@@ -23,9 +24,6 @@ pub(crate) async fn connected(
         rx.changed().await.ok()?;
     }
 }
-
-/// Longest wait for one hub to answer a connection attempt.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// How a served connection ended.
 enum Served {
@@ -65,18 +63,15 @@ impl Agent {
     }
 
     /// Keep one connection to a hub up. The hub addresses are tried in turn, from a random
-    /// one (so agents spread over the instances); a connection that goes away is followed at
-    /// once by an attempt on the next address, and only a round in which no hub answered
-    /// waits, with jittered exponential backoff (100 ms to 10 s).
+    /// one (so agents spread over the instances); a connection that goes away is followed
+    /// after a short random pause by an attempt on the next address, and only a round in
+    /// which no hub answered waits, with jittered exponential backoff
+    /// ([`poros_protocol::backoff`]).
     pub(super) async fn connection_manager(self: Arc<Self>) {
         let idle = Duration::from_secs(self.cfg.hub_idle_timeout_secs);
-        let limits = Limits {
-            idle_timeout: idle,
-            keep_alive: idle / 3,
-            ..Limits::default()
-        };
+        let limits = Limits::agent(idle);
         let mut endpoints: Vec<(bool, quinn::Endpoint)> = Vec::new();
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = Backoff::default();
         let mut next = usize::from(random_byte());
         loop {
             if self.shutting_down.load(std::sync::atomic::Ordering::SeqCst) {
@@ -87,7 +82,7 @@ impl Agent {
                 .await
                 .unwrap_or_default();
             if addrs.is_empty() {
-                warn!(hub = %self.cfg.hub, "no hub address resolves; retrying in {:?}", backoff);
+                warn!(hub = %self.cfg.hub, "no hub address resolves; retrying");
             }
             let mut served = false;
             let mut renewed = false;
@@ -130,13 +125,12 @@ impl Agent {
                 continue;
             }
             // Jitter spreads the reconnections of many agents after a hub goes away.
-            if served {
-                backoff = Duration::from_millis(100);
-                tokio::time::sleep(Duration::from_millis(u64::from(random_byte()))).await;
-                continue;
-            }
-            tokio::time::sleep(backoff + backoff * u32::from(random_byte()) / 512).await;
-            backoff = (backoff * 2).min(Duration::from_secs(10));
+            let wait = if served {
+                backoff.served(random_byte())
+            } else {
+                backoff.failed(random_byte())
+            };
+            tokio::time::sleep(wait).await;
         }
     }
 
@@ -170,9 +164,9 @@ impl Agent {
         // The current credentials: they change when the agent renews.
         let config = poros_transport::quic_client_config(self.creds().client_tls, limits)?;
         let connecting = endpoint.connect_with(config, addr, &self.cfg.hub_server_name)?;
-        Ok(tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+        Ok(tokio::time::timeout(Backoff::ATTEMPT_TIMEOUT, connecting)
             .await
-            .map_err(|_| anyhow::anyhow!("no answer within {CONNECT_TIMEOUT:?}"))??)
+            .map_err(|_| anyhow::anyhow!("no answer within {:?}", Backoff::ATTEMPT_TIMEOUT))??)
     }
 
     /// Serve a hub connection until it closes.
@@ -202,7 +196,7 @@ impl Agent {
                 Err(e) => {
                     warn!(hub = %addr, reason = %e, "hub connection closed");
                     break Served::Closed {
-                        lasted: since.elapsed() > Duration::from_secs(10),
+                        lasted: since.elapsed() >= Backoff::SERVED_AFTER,
                     };
                 }
             }
