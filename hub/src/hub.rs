@@ -476,8 +476,5 @@ impl Hub {
 
 /// Transport limits from the configuration.
 pub fn limits(cfg: &HubConfig) -> Limits {
-    Limits {
-        max_streams: cfg.limits.max_streams_per_node,
-        ..Limits::default()
-    }
+    Limits::hub(cfg.limits.max_streams_per_node)
 }

@@ -150,6 +150,9 @@ pub async fn shutdown_signal() {
 /// transfers at loopback speeds.
 pub const UDP_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 
+/// The shortest interval between two stateless resets the hub sends.
+pub const RESET_INTERVAL: Duration = Duration::from_micros(100);
+
 /// Chunk size used when streaming bodies.
 pub const CHUNK: usize = 256 * 1024;
 
@@ -217,8 +220,9 @@ pub struct Limits {
     pub max_streams: u32,
     /// Idle timeout.
     pub idle_timeout: Duration,
-    /// Keep-alive interval (shorter than the idle timeout).
-    pub keep_alive: Duration,
+    /// Keep-alive interval (shorter than the idle timeout); `None`: this side sends none and
+    /// relies on its peer's.
+    pub keep_alive: Option<Duration>,
 }
 
 impl Default for Limits {
@@ -226,7 +230,30 @@ impl Default for Limits {
         Limits {
             max_streams: 256,
             idle_timeout: Duration::from_secs(30),
-            keep_alive: Duration::from_secs(5),
+            keep_alive: Some(Duration::from_secs(5)),
+        }
+    }
+}
+
+impl Limits {
+    /// An agent's hub connection: `idle` as its idle timeout, keep-alives at a third of it.
+    pub fn agent(idle: Duration) -> Self {
+        Limits {
+            idle_timeout: idle,
+            keep_alive: Some(idle / 3),
+            ..Limits::default()
+        }
+    }
+
+    /// The hub's side of every connection: `max_streams` per agent and no keep-alives of its
+    /// own. Each agent keeps its connection alive, and a ping each way would double the
+    /// packets an idle hub handles (ten thousand agents: thousands a second). A silent
+    /// agent is still dropped at the idle timeout.
+    pub fn hub(max_streams: u32) -> Self {
+        Limits {
+            max_streams,
+            keep_alive: None,
+            ..Limits::default()
         }
     }
 }
@@ -236,7 +263,7 @@ pub fn transport_config(limits: &Limits) -> quinn::TransportConfig {
     let mut t = quinn::TransportConfig::default();
     t.max_concurrent_bidi_streams(limits.max_streams.into());
     t.max_concurrent_uni_streams(0u32.into());
-    t.keep_alive_interval(Some(limits.keep_alive));
+    t.keep_alive_interval(limits.keep_alive);
     if let Ok(idle) = quinn::IdleTimeout::try_from(limits.idle_timeout) {
         t.max_idle_timeout(Some(idle));
     }
@@ -253,9 +280,34 @@ fn udp_socket(addr: SocketAddr) -> Result<std::net::UdpSocket, WireError> {
     let err = |source| WireError::Socket { addr, source };
     let sock =
         Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP)).map_err(err)?;
-    // Best effort: the kernel caps these at net.core.{r,w}mem_max.
-    let _ = sock.set_recv_buffer_size(UDP_BUFFER_BYTES);
-    let _ = sock.set_send_buffer_size(UDP_BUFFER_BYTES);
+    // The kernel caps these at net.core.{r,w}mem_max: say so when it gave less, as packets
+    // are then dropped under load and transfers slow down (docs/install.md, "Limits").
+    let recv = sock
+        .set_recv_buffer_size(UDP_BUFFER_BYTES)
+        .and_then(|()| sock.recv_buffer_size());
+    let send = sock
+        .set_send_buffer_size(UDP_BUFFER_BYTES)
+        .and_then(|()| sock.send_buffer_size());
+    for (what, sysctl, got) in [
+        ("receive", "net.core.rmem_max", recv),
+        ("send", "net.core.wmem_max", send),
+    ] {
+        match got {
+            // Linux reports twice the size it was asked for (its own bookkeeping).
+            Ok(n) if n >= UDP_BUFFER_BYTES => {}
+            Ok(n) => tracing::warn!(
+                %addr,
+                asked = UDP_BUFFER_BYTES,
+                got = n,
+                "the system gave the QUIC socket a smaller {what} buffer than asked: raise {sysctl} (sysctl -w {sysctl}={UDP_BUFFER_BYTES}; see docs/install.md, \"Limits\"), or packets are dropped under load"
+            ),
+            Err(e) => tracing::warn!(
+                %addr,
+                error = %e,
+                "the system refused to size the QUIC socket's {what} buffer: raise {sysctl} (see docs/install.md, \"Limits\")"
+            ),
+        }
+    }
     sock.bind(&addr.into()).map_err(err)?;
     Ok(sock.into())
 }
@@ -293,6 +345,11 @@ pub fn server_endpoint(
     config.cid_generator(move || {
         Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
     });
+    // After a restart every connected agent's next packet earns a reset. quinn sends at most
+    // one per `min_reset_interval` (20 ms by default, 50 a second): ten thousand agents would
+    // mostly sit out their idle timeout instead. A reset is always smaller than the packet
+    // that caused it (no amplification, no loop), so allow one every 100 µs.
+    config.min_reset_interval(RESET_INTERVAL);
     quinn::Endpoint::new(config, Some(server), sock, Arc::new(quinn::TokioRuntime))
         .map_err(|source| WireError::Socket { addr, source })
 }
