@@ -216,6 +216,10 @@ pub struct HubLimits {
     pub deliveries_in_flight: u32,
     /// Connected nodes at most.
     pub max_connections: u32,
+    /// Connections being admitted at once (TLS handshake, identity and registry checks);
+    /// further attempts are refused at once and their agents retry with backoff, so a
+    /// reconnect storm never starves the nodes already connected.
+    pub handshakes_in_flight: u32,
 }
 
 /// `[delivery]` of `hub.toml`.
@@ -255,6 +259,7 @@ impl Default for HubLimits {
             max_streams_per_node: 256,
             deliveries_in_flight: 64,
             max_connections: 50_000,
+            handshakes_in_flight: 64,
         }
     }
 }
@@ -305,6 +310,9 @@ impl HubConfig {
         }
         if self.limits.max_connections == 0 {
             return bad("limits.max_connections", "at least 1");
+        }
+        if !(1..=100_000).contains(&self.limits.handshakes_in_flight) {
+            return bad("limits.handshakes_in_flight", "between 1 and 100000");
         }
         if self.delivery.expiry_secs == 0 {
             return bad("delivery.expiry_secs", "a number of seconds greater than 0");
@@ -739,7 +747,10 @@ pub fn hub_toml_template(
          # Deliveries in flight to one node at a time.\n\
          deliveries_in_flight = {}\n\
          # Connected nodes at most.\n\
-         max_connections = {}\n\n\
+         max_connections = {}\n\
+         # Connections admitted at once; more attempts are refused and retried by their\n\
+         # agents with backoff (a reconnect storm after a restart).\n\
+         handshakes_in_flight = {}\n\n\
          [delivery]\n\
          # A delivery still pending after this long expires and the sender is told (30 days).\n\
          expiry_secs = {}\n\
@@ -789,6 +800,7 @@ pub fn hub_toml_template(
         d.limits.max_streams_per_node,
         d.limits.deliveries_in_flight,
         d.limits.max_connections,
+        d.limits.handshakes_in_flight,
         d.delivery.expiry_secs,
         d.delivery.body_retention_secs,
         d.delivery.sweep_interval_secs,

@@ -18,9 +18,19 @@ const LOG_BURST: u32 = 10;
 /// The window of [`LOG_BURST`].
 const LOG_WINDOW: Duration = Duration::from_secs(10);
 
-pub(super) async fn serve_connection(hub: Arc<Hub>, inc: quinn::Incoming) {
+/// Admit and then serve one connection. `admission` is held until the TLS handshake is over
+/// (see `serve`'s admission control).
+pub(super) async fn serve_connection(
+    hub: Arc<Hub>,
+    inc: quinn::Incoming,
+    admission: tokio::sync::OwnedSemaphorePermit,
+) {
     let remote = inc.remote_address();
-    let conn = match inc.await {
+    let handshake = inc.await;
+    // The handshake's cryptography is what admission control bounds; what follows waits on
+    // the store and the agent, not on this machine's CPU.
+    drop(admission);
+    let conn = match handshake {
         Ok(c) => c,
         Err(e) => {
             hub.metrics.handshake_failure(&e);

@@ -15,10 +15,14 @@ pub mod sweep;
 
 use crate::hub::{close, limits, Hub};
 use anyhow::{Context, Result};
+use poros_transport::loglimit::{Admit, LogLimiter};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
-use tracing::info;
+use tracing::{info, warn};
+
+/// At most one warning per this window about attempts refused by admission control.
+const STORM_LOG_WINDOW: Duration = Duration::from_secs(10);
 
 use admit::serve_connection;
 pub(crate) use dispatch::store_paper;
@@ -34,6 +38,8 @@ pub async fn serve(
     tokio::spawn(crate::repair::scrubber(hub.clone()));
     tokio::spawn(orphan_sweeper(hub.clone()));
     let conns = Arc::new(Semaphore::new(hub.cfg.limits.max_connections as usize));
+    let admitting = Arc::new(Semaphore::new(hub.cfg.limits.handshakes_in_flight as usize));
+    let storm_log = LogLimiter::new(1, STORM_LOG_WINDOW);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -45,9 +51,25 @@ pub async fn serve(
                     inc.refuse();
                     continue;
                 };
+                // Admission control: an attempt beyond the handshakes in flight is refused at
+                // once (one small packet, no cryptography), and its agent backs off and comes
+                // back, rather than waiting out its attempt timeout in a queue, giving up
+                // and trying again while the hub still works on the abandoned handshake.
+                let Ok(admission) = admitting.clone().try_acquire_owned() else {
+                    hub.metrics.refuse("handshake_limit");
+                    if let Admit::Log { suppressed } = storm_log.admit() {
+                        warn!(
+                            limit = hub.cfg.limits.handshakes_in_flight,
+                            refused_since_last = suppressed + 1,
+                            "connection attempts refused: too many handshakes in flight (agents retry with backoff)"
+                        );
+                    }
+                    inc.refuse();
+                    continue;
+                };
                 let hub = hub.clone();
                 tokio::spawn(async move {
-                    serve_connection(hub, inc).await;
+                    serve_connection(hub, inc, admission).await;
                     drop(permit);
                 });
             }
