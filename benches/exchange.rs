@@ -759,13 +759,16 @@ fn run() -> Res<()> {
         if p.quick { " (QUICK smoke run: POROS_BENCH_QUICK=1)" } else { "" },
     );
     println!(
-        "   binaries: {HUB_EXE}, {AGENT_EXE}; work dir {}",
+        "   binaries: {}, {}; work dir {}",
+        hub_exe(),
+        agent_exe(),
         root.display()
     );
     let mut summary = json!({
         "quick": p.quick,
         "cpus": cpus,
         "child_rust_log": "warn",
+        "binaries": {"hub": hub_exe(), "agent": agent_exe()},
         "targets": {
             "docs_per_s": TARGET_DOCS_PER_S,
             "p99_ms_at_target_rate": TARGET_P99_MS,
@@ -810,6 +813,24 @@ fn run() -> Res<()> {
             println!("   first warm-up error: {e}");
         }
 
+        // The signature bound, measured right before and right after phase A on this machine.
+        let parties = sigbound::Parties::new(SENDERS[0], RECEIVERS[0])?;
+        let (bound_docs, bound_rounds) = if p.quick { (100, 2) } else { (300, 4) };
+        let bound0 = parties.measure(bound_docs, bound_rounds, DOC_BYTES)?;
+        // For a profiler attached from outside (scripts/flamegraph.sh): who is who, and when
+        // phase A starts; it ends when its report (`--- Phase A`) is printed.
+        println!(
+            "   phase A starts; pids: bench={} {}",
+            std::process::id(),
+            cluster
+                .d
+                .procs()
+                .pids()
+                .into_iter()
+                .map(|(name, pid)| format!("{name}={pid}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
         let a = run_phase(
             &rt,
             &cluster,
@@ -819,6 +840,36 @@ fn run() -> Res<()> {
             p.docs_per_sender,
             p.in_flight_per_sender,
             None,
+        );
+        let bound1 = parties.measure(bound_docs, bound_rounds, DOC_BYTES)?;
+        let bound = bound0.min(&bound1);
+        let cores = cpus.max(1);
+        let bound_rate = bound.docs_per_s(cores);
+        let of_bound = 100.0 * a.docs_per_s / bound_rate;
+        println!(
+            "    signature bound (same run, one core, fastest of {} rounds of {bound_docs} docs before and after phase A): {:.0} us of essential signing, verifying and hashing per document ({}) => {bound_rate:.0} docs/s on {cores} cores; phase A = {of_bound:.1}% of it. Before phase A {:.0} us, after {:.0} us; the hub's acceptance (sign + verify) would add {:.0} us",
+            2 * bound_rounds,
+            bound.per_doc_s * 1e6,
+            bound
+                .steps
+                .iter()
+                .map(|(k, v)| format!("{k} {:.1}", v * 1e6))
+                .collect::<Vec<_>>()
+                .join(", "),
+            bound0.per_doc_s * 1e6,
+            bound1.per_doc_s * 1e6,
+            bound.acceptance_s * 1e6,
+        );
+        let a_cpu_total: f64 = a.json["cpu_seconds"]
+            .as_object()
+            .map(|m| m.values().filter_map(Value::as_f64).sum())
+            .unwrap_or(0.0);
+        let a_cpu_per_doc_ms =
+            1000.0 * a_cpu_total / a.json["delivered"].as_f64().unwrap_or(0.0).max(1.0);
+        println!(
+            "    CPU per document in phase A: {a_cpu_per_doc_ms:.3} CPU-ms over all processes (essential signature work {:.3} ms = {:.1}% of it)",
+            bound.per_doc_s * 1e3,
+            100.0 * bound.per_doc_s * 1e3 / a_cpu_per_doc_ms
         );
         let b = run_phase(
             &rt,
@@ -886,6 +937,11 @@ fn run() -> Res<()> {
         drop(cluster);
         let _ = std::fs::remove_dir_all(root.join("main"));
         summary["throughput"] = a.json;
+        summary["throughput"]["cpu_ms_per_doc"] = json!(a_cpu_per_doc_ms);
+        summary["signature_bound"] = bound.json(cores);
+        summary["signature_bound"]["before_phase_a_us"] = json!(bound0.per_doc_s * 1e6);
+        summary["signature_bound"]["after_phase_a_us"] = json!(bound1.per_doc_s * 1e6);
+        summary["signature_bound"]["phase_a_percent_of_bound"] = json!(of_bound);
         summary["rate_limited"] = b.json;
         summary["below_saturation"] = b2.json;
         summary["vmhwm_after_small_doc_phases_mib"] = Value::Object(main_rss);
@@ -904,6 +960,10 @@ fn run() -> Res<()> {
             p.in_flight_per_sender,
             a.offered,
             verdict(a.docs_per_s >= TARGET_DOCS_PER_S)
+        ));
+        lines.push(format!(
+            "   signature bound {bound_rate:7.0} docs/s ({:.0} us of essential signing/verifying/hashing per document, {cores} cores); phase A = {of_bound:.1}% of it; phase A used {a_cpu_per_doc_ms:.3} CPU-ms per document",
+            bound.per_doc_s * 1e6
         ));
         lines.push(format!(
             "   latency (A)     p50 {:.0} ms, p99 {:.0} ms submit->receipt, measured saturated (closed loop, {:.0} docs/s submitted)",

@@ -3,10 +3,12 @@
 //!
 //! - [`load`]: the exchange load generator (senders, receivers, documents, receipt followers).
 //! - [`procstat`]: CPU time per process, per process tree and machine-wide, from `/proc`.
+//! - [`sigbound`]: the per-document cost of the essential signing, verifying and hashing.
 #![allow(dead_code)]
 
 pub mod load;
 pub mod procstat;
+pub mod sigbound;
 
 pub use poros_harness::{Binaries, Deployment};
 use std::path::{Path, PathBuf};
@@ -17,10 +19,21 @@ pub type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 pub const HUB_EXE: &str = env!("CARGO_BIN_EXE_poros-hub");
 pub const AGENT_EXE: &str = env!("CARGO_BIN_EXE_poros-agent");
 
+/// The hub binary the deployment runs: `POROS_BENCH_HUB_EXE` if set (to compare another
+/// build's binaries under the same load generator), else this build's.
+pub fn hub_exe() -> String {
+    std::env::var("POROS_BENCH_HUB_EXE").unwrap_or_else(|_| HUB_EXE.to_string())
+}
+
+/// The agent binary the deployment runs: `POROS_BENCH_AGENT_EXE` if set, else this build's.
+pub fn agent_exe() -> String {
+    std::env::var("POROS_BENCH_AGENT_EXE").unwrap_or_else(|_| AGENT_EXE.to_string())
+}
+
 /// A new deployment under `root` with its children at `RUST_LOG=warn`, the hub running and
 /// `codes` registered (their agents are not started).
 pub fn deployment(root: &Path, codes: &[&str]) -> Res<Deployment> {
-    let mut d = Deployment::create(Binaries::new(HUB_EXE, AGENT_EXE), root)?;
+    let mut d = Deployment::create(Binaries::new(hub_exe(), agent_exe()), root)?;
     d.set_rust_log("warn");
     d.start_hub()?;
     for code in codes {

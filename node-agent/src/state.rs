@@ -435,6 +435,9 @@ pub(crate) fn stored_envelope(rec: &InRecord) -> Result<poros_protocol::Envelope
         .map_err(|e| StoreError::Corrupt(format!("stored envelope: {e}")))
 }
 
+/// An outgoing document's record and, for an inline body, the body.
+pub type Submission = (OutRecord, Option<Vec<u8>>);
+
 pub(crate) fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
     postcard::to_allocvec(v).map_err(|e| StoreError::Other(format!("encode: {e}")))
 }
@@ -544,30 +547,35 @@ impl AgentStore {
         recipients: Vec<AgencyId>,
         inline: Option<Vec<u8>>,
     ) -> Result<(), StoreError> {
+        // Encoded and decoded here, not in the closure: the closure runs on the committer
+        // thread every writer of this store waits on (and again if its batch is retried).
+        let (digest, at_file) = (rec.body_sha256, rec.body_at == BodyAt::File);
+        let bytes = enc(&rec)?;
+        let env = rec
+            .envelope
+            .envelope()
+            .map_err(|e| StoreError::Other(format!("own envelope: {e}")))?;
+        let pending = enc(&RecipientStatus::Pending)?;
+        let state = DocState::new(env.sender.clone(), &recipients);
         self.db
             .write(move |txn| {
                 let key = id.as_bytes().as_slice();
                 if let Some(b) = &inline {
                     txn.open_table(INLINE)?
-                        .insert(rec.body_sha256.as_slice(), b.as_slice())?;
+                        .insert(digest.as_slice(), b.as_slice())?;
                 }
-                if rec.body_at == BodyAt::File {
-                    txn.open_table(BODY_FILES)?
-                        .insert(rec.body_sha256.as_slice(), ())?;
+                if at_file {
+                    txn.open_table(BODY_FILES)?.insert(digest.as_slice(), ())?;
                 }
-                txn.open_table(OUTBOX)?.insert(key, enc(&rec)?.as_slice())?;
+                txn.open_table(OUTBOX)?.insert(key, bytes.as_slice())?;
                 txn.open_table(OUT_QUEUE)?.insert(key, ())?;
-                let pending = enc(&RecipientStatus::Pending)?;
                 let mut st = txn.open_table(OUT_STATUS)?;
                 for r in &recipients {
                     st.insert((key, r.as_str()), pending.as_slice())?;
                 }
-                let env = rec
-                    .envelope
-                    .envelope()
-                    .map_err(|e| StoreError::Other(format!("own envelope: {e}")))?;
+                drop(st);
                 dms::index_dms_id(txn, id, &env)?;
-                statements::init_doc(txn, id, &DocState::new(env.sender, &recipients))?;
+                statements::init_doc(txn, id, &state)?;
                 Ok(())
             })
             .await
@@ -638,6 +646,28 @@ impl AgentStore {
         let t = r.open_table(OUTBOX)?;
         let v = t.get(id.as_bytes().as_slice())?;
         v.map(|g| OutRecord::decode(g.value())).transpose()
+    }
+
+    /// One outgoing document and, for an inline body, the body, read from one snapshot: what
+    /// a submission sends.
+    pub fn outgoing_with_body(&self, id: &DocumentId) -> Result<Option<Submission>, StoreError> {
+        let r = self.db.read()?;
+        let t = r.open_table(OUTBOX)?;
+        let Some(rec) = t
+            .get(id.as_bytes().as_slice())?
+            .map(|g| OutRecord::decode(g.value()))
+            .transpose()?
+        else {
+            return Ok(None);
+        };
+        let body = if rec.body_at == BodyAt::Inline {
+            let t = r.open_table(INLINE)?;
+            let v = t.get(rec.body_sha256.as_slice())?;
+            v.map(|g| g.value().to_vec())
+        } else {
+            None
+        };
+        Ok(Some((rec, body)))
     }
 
     /// All outgoing documents, oldest first.

@@ -24,27 +24,28 @@ impl HubStore {
         body: ReceivedBody,
     ) -> Result<AcceptOutcome, StoreError> {
         let (signed, stmt) = acceptance_of(&rec)?;
-        let body_at = body.at();
+        let mut rec = rec;
+        rec.body_at = body.at();
         let (inline, _guard) = body.into_parts();
         let stats = self.stats.clone();
+        // Decoded and encoded here, not in the closure: the closure runs on the committer
+        // thread every writer of the store waits on (and again if its batch is retried).
+        let id = rec
+            .envelope
+            .envelope()
+            .map_err(|e| StoreError::Other(e.to_string()))?
+            .id;
+        let bytes = enc(&rec)?;
         self.db
             .write(move |txn| {
-                let id = rec
-                    .envelope
-                    .envelope()
-                    .map_err(|e| StoreError::Other(e.to_string()))?
-                    .id;
                 let key = id.as_bytes().as_slice();
-                let existing = {
-                    let docs = txn.open_table(DOCS)?;
-                    let v = docs.get(key)?.map(|g| g.value().to_vec());
-                    v
-                };
-                if let Some(bytes) = existing {
-                    return Ok(resubmitted(&dec(&bytes)?, &rec));
+                let mut docs = txn.open_table(DOCS)?;
+                let existing = docs.get(key)?.map(|g| g.value().to_vec());
+                if let Some(old) = existing {
+                    return Ok(resubmitted(&dec(&old)?, &rec));
                 }
-                let mut rec = rec.clone();
-                rec.body_at = body_at;
+                docs.insert(key, bytes.as_slice())?;
+                drop(docs);
                 if let Some(b) = &inline {
                     txn.open_table(INLINE)?
                         .insert(rec.body_sha256.as_slice(), b.as_slice())?;
@@ -57,7 +58,6 @@ impl HubStore {
                         .unwrap_or(0);
                     refs.insert(rec.body_sha256.as_slice(), n + 1)?;
                 }
-                txn.open_table(DOCS)?.insert(key, enc(&rec)?.as_slice())?;
                 let pending = enc(&DeliveryRecord {
                     state: DeliveryState::Pending,
                     answered_ms: None,

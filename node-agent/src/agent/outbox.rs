@@ -265,9 +265,10 @@ impl Agent {
     }
 
     async fn submit_one(&self, conn: &quinn::Connection, id: DocumentId) -> Result<()> {
-        let mut rec = self
+        // The record and an inline body in one read.
+        let (mut rec, mut inline) = self
             .store
-            .outgoing(&id)?
+            .outgoing_with_body(&id)?
             .with_context(|| format!("queued document {id} has no record"))?;
         let creds = self.creds();
         // A document submitted again after a hub restore (`Resync`) goes as it was accepted.
@@ -299,9 +300,8 @@ impl Agent {
         let body_write = async {
             match rec.body_at {
                 BodyAt::Inline => {
-                    let b = self
-                        .store
-                        .inline_body(&rec.body_sha256)?
+                    let b = inline
+                        .take()
                         .with_context(|| format!("inline body of {id} missing"))?;
                     send.write_all(&b).await?;
                 }
