@@ -424,3 +424,117 @@ fn broken_config_fails_naming_file_and_key() {
         "{err}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+
+/// A client whose check of the hub's certificate takes `stall`: it holds its half of the
+/// handshake back that long (a slow or overloaded agent in a reconnect storm).
+#[derive(Debug)]
+struct SlowCheck {
+    stall: Duration,
+}
+
+impl rustls::client::danger::ServerCertVerifier for SlowCheck {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        std::thread::sleep(self.stall);
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &rustls::pki_types::CertificateDer<'_>,
+        _dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        _message: &[u8],
+        _cert: &rustls::pki_types::CertificateDer<'_>,
+        _dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        vec![
+            rustls::SignatureScheme::ECDSA_NISTP256_SHA256,
+            rustls::SignatureScheme::ECDSA_NISTP384_SHA384,
+            rustls::SignatureScheme::ED25519,
+            rustls::SignatureScheme::RSA_PSS_SHA256,
+        ]
+    }
+}
+
+/// Admission control (a reconnect storm in miniature): with one handshake admitted at a time,
+/// a client that holds its handshake back keeps the slot; an agent that connects meanwhile
+/// is refused at once (counted as `handshake_limit`), backs off and connects once the slot
+/// is free, and the agents already connected go on exchanging throughout.
+#[test]
+fn attempts_beyond_the_handshakes_in_flight_are_refused_and_retried_while_exchange_goes_on() {
+    let mut net = Net::new();
+    for code in [A, B, C] {
+        net.add_agent(code);
+    }
+    net.set_hub_config("handshakes_in_flight", "1");
+    net.start_hub();
+    ok(net.deployment().start_agents(&[A, B], true));
+    let refused = "poros_refusals_total{reason=\"handshake_limit\"}";
+    assert_eq!(net.metric(refused), 0);
+
+    let stall = Duration::from_secs(6);
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(SlowCheck { stall }))
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![poros_protocol::ALPN.to_vec()];
+    let rt = rt();
+    let slow = {
+        let _rt = rt.enter();
+        let ep = poros_transport::client_endpoint(tls, &poros_transport::Limits::default(), false)
+            .unwrap();
+        let hub = net.quic_addr();
+        rt.spawn(async move { ep.connect(hub, "localhost").unwrap().await })
+    };
+    // The slow client holds the only slot: C is turned away at the door, again and again.
+    net.start_agent_opts(C, false);
+    wait_until(
+        "C's attempts refused by admission control",
+        DEADLINE,
+        || net.metric(refused) >= 1,
+    );
+    assert!(
+        net.log_text("hub")
+            .contains("too many handshakes in flight"),
+        "the hub says why it refused"
+    );
+    // Those already connected are not held up by the storm at the door.
+    exchange_still_works(&net, "a full handshake slot");
+    // The slow client finishes and frees the slot. It has no certificate: a TLS 1.3 client
+    // completes its side before the hub checks it, and the hub then closes the connection.
+    if let Ok(conn) = rt.block_on(slow).unwrap() {
+        let closed = rt.block_on(async { tokio::time::timeout(DEADLINE, conn.closed()).await });
+        assert!(
+            closed.is_ok(),
+            "the hub closes a connection without a certificate"
+        );
+    }
+    wait_until("C connected after backing off", DEADLINE, || {
+        net.api_get(C, "/v1/health")
+            .is_some_and(|h| h["connected"] == true)
+    });
+    let id = net.send(C, &[A], "After the storm", b"admitted in turn");
+    net.wait_state(C, &id, "delivered");
+}
