@@ -15,7 +15,8 @@
 //!
 //! `POROS_SCALE_AGENTS` (default 10,000), `POROS_SCALE_RATE` (trickle, documents per second,
 //! default 20), `POROS_SCALE_IDLE_SECS` (the simulated agents' `hub_idle_timeout_secs`; the
-//! agent's default otherwise), `POROS_BENCH_QUICK=1` (300 agents, shorter phases). Writes
+//! agent's default otherwise), `POROS_SCALE_HANDSHAKES` (the hub's
+//! `limits.handshakes_in_flight`), `POROS_BENCH_QUICK=1` (300 agents, shorter phases). Writes
 //! `<target>/bench-scale.json`.
 
 mod common;
@@ -46,6 +47,8 @@ struct Params {
     /// The simulated agents' `hub_idle_timeout_secs` (keep-alives at a third), if not the
     /// agent's default.
     idle_secs: Option<u64>,
+    /// The hub's `limits.handshakes_in_flight`, if not its default.
+    handshakes: Option<u64>,
     rate: f64,
     idle: Duration,
     calm: Duration,
@@ -65,6 +68,7 @@ impl Params {
         Params {
             agents,
             idle_secs: env_num("POROS_SCALE_IDLE_SECS").map(|s| s as u64),
+            handshakes: env_num("POROS_SCALE_HANDSHAKES").map(|n| n as u64),
             rate: env_num("POROS_SCALE_RATE").unwrap_or(20.0),
             idle: Duration::from_secs(if quick { 5 } else { 20 }),
             calm: Duration::from_secs(if quick { 5 } else { 15 }),
@@ -271,6 +275,24 @@ fn main() -> Res<()> {
     );
     let tmp = tempfile::tempdir()?;
     let mut d = deployment(tmp.path(), &[SENDER, RECEIVER])?;
+    if let Some(n) = p.handshakes {
+        // Another admission limit than the default: restart the hub with it.
+        d.stop_hub()?;
+        let toml = d.hub_dir.join("hub.toml");
+        let text = std::fs::read_to_string(&toml)?;
+        let text: Vec<String> = text
+            .lines()
+            .map(|l| {
+                if l.starts_with("handshakes_in_flight =") {
+                    format!("handshakes_in_flight = {n}")
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect();
+        std::fs::write(&toml, text.join("\n") + "\n")?;
+        d.start_hub()?;
+    }
     d.start_agents(&[SENDER, RECEIVER], true)?;
     let ops = d.ops_base().trim_start_matches("http://").to_string();
     let token = std::fs::read_to_string(d.hub_dir.join("admin.token"))?
@@ -476,6 +498,7 @@ fn main() -> Res<()> {
     let summary = json!({
         "agents": p.agents,
         "agent_idle_timeout_secs": p.idle_secs,
+        "hub_handshakes_in_flight": p.handshakes,
         "registration": {
             "keygen_s": issued.keygen.as_secs_f64(),
             "issue_s": issued.issue.as_secs_f64(),

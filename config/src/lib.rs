@@ -259,7 +259,7 @@ impl Default for HubLimits {
             max_streams_per_node: 256,
             deliveries_in_flight: 64,
             max_connections: 50_000,
-            handshakes_in_flight: 64,
+            handshakes_in_flight: 256,
         }
     }
 }
