@@ -55,10 +55,6 @@ struct Params {
     connect_deadline: Duration,
 }
 
-fn env_num(key: &str) -> Option<f64> {
-    std::env::var(key).ok().and_then(|v| v.trim().parse().ok())
-}
-
 impl Params {
     fn from_env() -> Params {
         let quick = std::env::var("POROS_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");

@@ -42,6 +42,11 @@ pub fn deployment(root: &Path, codes: &[&str]) -> Res<Deployment> {
     Ok(d)
 }
 
+/// A number from the environment (`None` when unset or not a number).
+pub fn env_num(key: &str) -> Option<f64> {
+    std::env::var(key).ok().and_then(|v| v.trim().parse().ok())
+}
+
 /// A `kB` field of `/proc/<pid>/status` (e.g. `VmHWM:`, `VmRSS:`).
 pub fn proc_status_kib(pid: u32, key: &str) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
