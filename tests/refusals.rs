@@ -487,9 +487,11 @@ fn attempts_beyond_the_handshakes_in_flight_are_refused_and_retried_while_exchan
     }
     net.set_hub_config("handshakes_in_flight", "1");
     net.start_hub();
-    ok(net.deployment().start_agents(&[A, B], true));
+    // One at a time: two agents knocking together already overflow a window of one.
+    net.start_agent(A);
+    net.start_agent(B);
     let refused = "poros_refusals_total{reason=\"handshake_limit\"}";
-    assert_eq!(net.metric(refused), 0);
+    let before = net.metric(refused);
 
     let stall = Duration::from_secs(6);
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
@@ -513,7 +515,7 @@ fn attempts_beyond_the_handshakes_in_flight_are_refused_and_retried_while_exchan
     wait_until(
         "C's attempts refused by admission control",
         DEADLINE,
-        || net.metric(refused) >= 1,
+        || net.metric(refused) > before,
     );
     assert!(
         net.log_text("hub")
