@@ -238,10 +238,10 @@ fn handshake_durations(fleet: &sim::Fleet, from: Duration, to: Duration) -> Vec<
 /// Handshakes completed per second in `[from, to)` (since the fleet's epoch): the mean and
 /// the busiest second.
 fn handshake_rate(fleet: &sim::Fleet, from: Duration, to: Duration) -> (f64, usize) {
-    let times = fleet.handshake_times.lock().unwrap();
+    let times = fleet.handshake_durations.lock().unwrap();
     let inside: Vec<Duration> = times
         .iter()
-        .copied()
+        .map(|(at, _)| *at)
         .filter(|t| *t >= from && *t < to)
         .collect();
     let secs = (to - from).as_secs_f64().max(1e-3);
@@ -274,19 +274,11 @@ fn main() -> Res<()> {
     if let Some(n) = p.handshakes {
         // Another admission limit than the default: restart the hub with it.
         d.stop_hub()?;
-        let toml = d.hub_dir.join("hub.toml");
-        let text = std::fs::read_to_string(&toml)?;
-        let text: Vec<String> = text
-            .lines()
-            .map(|l| {
-                if l.starts_with("handshakes_in_flight =") {
-                    format!("handshakes_in_flight = {n}")
-                } else {
-                    l.to_string()
-                }
-            })
-            .collect();
-        std::fs::write(&toml, text.join("\n") + "\n")?;
+        poros_harness::set_toml_key(
+            &d.hub_dir.join("hub.toml"),
+            "handshakes_in_flight",
+            &n.to_string(),
+        )?;
         d.start_hub()?;
     }
     d.start_agents(&[SENDER, RECEIVER], true)?;
@@ -405,11 +397,11 @@ fn main() -> Res<()> {
     let reconnect_deadline = Instant::now() + p.connect_deadline;
     let all_back = loop {
         let again = fleet
-            .handshake_times
+            .handshake_durations
             .lock()
             .unwrap()
             .iter()
-            .filter(|t| **t > killed_at)
+            .filter(|(at, _)| *at > killed_at)
             .count();
         if again >= p.agents && fleet.connected.load(Ordering::Relaxed) >= p.agents {
             break epoch.elapsed();

@@ -156,9 +156,8 @@ pub struct Fleet {
     pub timed_out_attempts: AtomicU64,
     /// Requests from the hub answered.
     pub answered: AtomicU64,
-    /// Completion times of handshakes (since `epoch`), for the storm's timeline.
-    pub handshake_times: Mutex<Vec<Duration>>,
-    /// How long each successful attempt took, with its completion time (since `epoch`).
+    /// Each completed handshake: when (since `epoch`, the storm's timeline) and how long its
+    /// attempt took.
     pub handshake_durations: Mutex<Vec<(Duration, Duration)>>,
     /// Set to stop every agent.
     pub stop: AtomicBool,
@@ -239,12 +238,8 @@ async fn run_agent(
             }
         };
         fleet.handshakes.fetch_add(1, Ordering::Relaxed);
-        let at = epoch.elapsed();
-        if let Ok(mut t) = fleet.handshake_times.lock() {
-            t.push(at);
-        }
         if let Ok(mut t) = fleet.handshake_durations.lock() {
-            t.push((at, began.elapsed()));
+            t.push((epoch.elapsed(), began.elapsed()));
         }
         fleet.connected.fetch_add(1, Ordering::Relaxed);
         let since = Instant::now();

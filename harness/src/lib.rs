@@ -48,6 +48,34 @@ pub use procs::ProcessGroup;
 
 use std::time::{Duration, Instant};
 
+/// Replace the first `key = ...` line of a TOML file (`hub.toml`, `agent.toml`) with
+/// `key = value`; an error if the file has no such line.
+pub fn set_toml_key(path: &std::path::Path, key: &str, value: &str) -> Result<(), Error> {
+    let io = |what: String, source| Error::Io { what, source };
+    let text =
+        std::fs::read_to_string(path).map_err(|e| io(format!("reading {}", path.display()), e))?;
+    let mut done = false;
+    let lines: Vec<String> = text
+        .lines()
+        .map(|l| {
+            if !done && l.trim_start().starts_with(&format!("{key} =")) {
+                done = true;
+                format!("{key} = {value}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    if !done {
+        return Err(io(
+            format!("setting {key}"),
+            std::io::Error::other(format!("no `{key} =` line in {}", path.display())),
+        ));
+    }
+    std::fs::write(path, lines.join("\n") + "\n")
+        .map_err(|e| io(format!("writing {}", path.display()), e))
+}
+
 /// How often [`wait_until`] polls.
 const POLL: Duration = Duration::from_millis(50);
 

@@ -606,23 +606,9 @@ pub fn assert_ok(out: &Output, what: &str) {
     );
 }
 
-/// Replace the first `key = ...` line of a TOML file.
+/// Replace the first `key = ...` line of a TOML file (panics naming what failed).
 pub fn set_toml_key(path: &Path, key: &str, value: &str) {
-    let text = std::fs::read_to_string(path).unwrap();
-    let mut done = false;
-    let lines: Vec<String> = text
-        .lines()
-        .map(|l| {
-            if !done && l.trim_start().starts_with(&format!("{key} =")) {
-                done = true;
-                format!("{key} = {value}")
-            } else {
-                l.to_string()
-            }
-        })
-        .collect();
-    assert!(done, "no `{key} =` line in {}", path.display());
-    std::fs::write(path, lines.join("\n") + "\n").unwrap();
+    ok(poros_harness::set_toml_key(path, key, value));
 }
 
 // ---------------------------------------------------------------------------------------------
