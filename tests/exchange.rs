@@ -196,3 +196,18 @@ fn one_document_three_recipients_body_stored_once() {
     assert!(dels.iter().all(|d| d["state"] == "delivered"), "{doc}");
     assert_eq!(doc["sender"], A);
 }
+
+/// The hub sends no keep-alives of its own (its agents do, `Limits::hub`): an agent that dies
+/// without a word is still dropped at the idle timeout, and shown offline.
+#[test]
+fn an_agent_killed_without_a_word_is_dropped_at_the_idle_timeout() {
+    let mut net = Net::running(&[A, B, C]);
+    assert_eq!(net.metric("poros_connected_nodes"), 3);
+    net.kill_agent(C);
+    wait_until("the hub to drop the silent agent", DEADLINE, || {
+        net.metric("poros_connected_nodes") == 2
+    });
+    // Those left are still served.
+    let id = net.send(A, &[B], "Still served", b"after a silent peer");
+    net.wait_state(A, &id, "delivered");
+}
