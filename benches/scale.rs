@@ -10,8 +10,9 @@
 //!   3. the trickle's submit→receipt latency with every agent connected (before the storm);
 //!   4. the storm: the hub is killed (SIGKILL) and started again; every agent reconnects
 //!      with its real backoff. Handshakes per second, the time until all are connected
-//!      again, the trickle's latency meanwhile, and the hub's admin API and ops endpoints
-//!      probed all along (answers and their latency).
+//!      again, the trickle's latency meanwhile (all of it, and split at the moment both
+//!      real agents were connected again), and the hub's admin API and ops endpoints probed
+//!      all along (answers and their latency).
 //!
 //! `POROS_SCALE_AGENTS` (default 10,000), `POROS_SCALE_RATE` (trickle, documents per second,
 //! default 20), `POROS_SCALE_IDLE_SECS` (the simulated agents' `hub_idle_timeout_secs`; the
@@ -28,7 +29,7 @@ use common::*;
 use poros_harness::deployment::HUB;
 use serde_json::json;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -197,6 +198,42 @@ fn start_probes(
     });
 }
 
+/// Poll the hub's admin API every 50 ms until it shows both real agents connected; then
+/// store the time (Unix ms) in `back`.
+fn watch_real_agents(
+    rt: &tokio::runtime::Runtime,
+    ops: String,
+    token: String,
+    back: Arc<AtomicU64>,
+) {
+    rt.spawn(async move {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .expect("http client");
+        loop {
+            let mut both = true;
+            for code in [SENDER, RECEIVER] {
+                let node: Option<serde_json::Value> = match client
+                    .get(format!("http://{ops}/admin/v1/nodes/{code}"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                {
+                    Ok(r) if r.status().is_success() => r.json().await.ok(),
+                    _ => None,
+                };
+                both &= node.is_some_and(|n| n["connected"] == true);
+            }
+            if both {
+                back.store(now_ms(), Ordering::Relaxed);
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+}
+
 fn hub_pid(d: &Deployment) -> Res<u32> {
     Ok(d.procs().pid(HUB).ok_or("the hub is not running")?)
 }
@@ -228,8 +265,8 @@ fn handshake_durations(fleet: &sim::Fleet, from: Duration, to: Duration) -> Vec<
         .lock()
         .unwrap()
         .iter()
-        .filter(|(at, _)| *at >= from && *at < to)
-        .map(|(_, took)| took.as_millis() as u64)
+        .filter(|(_, at, _)| *at >= from && *at < to)
+        .map(|(_, _, took)| took.as_millis() as u64)
         .collect();
     d.sort_unstable();
     d
@@ -241,7 +278,7 @@ fn handshake_rate(fleet: &sim::Fleet, from: Duration, to: Duration) -> (f64, usi
     let times = fleet.handshake_durations.lock().unwrap();
     let inside: Vec<Duration> = times
         .iter()
-        .map(|(at, _)| *at)
+        .map(|(_, at, _)| *at)
         .filter(|t| *t >= from && *t < to)
         .collect();
     let secs = (to - from).as_secs_f64().max(1e-3);
@@ -271,6 +308,14 @@ fn main() -> Res<()> {
     );
     let tmp = tempfile::tempdir()?;
     let mut d = deployment(tmp.path(), &[SENDER, RECEIVER])?;
+    // POROS_BENCH_KEEP=1: the deployment (stores, logs) stays for a look afterwards.
+    let root = tmp.path().to_path_buf();
+    let _tmp = if std::env::var("POROS_BENCH_KEEP").is_ok_and(|v| v == "1") {
+        println!("the deployment stays in {}", tmp.keep().display());
+        None
+    } else {
+        Some(tmp)
+    };
     if let Some(n) = p.handshakes {
         // Another admission limit than the default: restart the hub with it.
         d.stop_hub()?;
@@ -342,11 +387,13 @@ fn main() -> Res<()> {
     // 3. The trickle with everyone connected.
     let seen: Seen = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
+    // The receipt followers run on after the trickle stops, until every receipt is in.
+    let stop_followers = Arc::new(AtomicBool::new(false));
     let followers = start_followers(
         &meter_rt,
         vec![sender_api.clone()],
         seen.clone(),
-        stop.clone(),
+        stop_followers.clone(),
     );
     let sent: Sent = Arc::default();
     let errors = Arc::new(Mutex::new(Vec::new()));
@@ -374,6 +421,9 @@ fn main() -> Res<()> {
 
     // 4. The storm.
     let probes = Arc::new(Mutex::new(Probes::default()));
+    // Attempts that failed or timed out at the first connection, so the storm's own count.
+    let failed_before = fleet.failed_attempts.load(Ordering::Relaxed);
+    let timed_out_before = fleet.timed_out_attempts.load(Ordering::Relaxed);
     let kill_ms = now_ms();
     let killed_at = epoch.elapsed();
     d.kill_hub();
@@ -382,6 +432,8 @@ fn main() -> Res<()> {
     let hub_ready = restart.elapsed();
     let up_ms = now_ms();
     let up_at = epoch.elapsed();
+    let real_back = Arc::new(AtomicU64::new(0));
+    watch_real_agents(&meter_rt, ops.clone(), token.clone(), real_back.clone());
     let stop_probes = Arc::new(AtomicBool::new(false));
     start_probes(
         &meter_rt,
@@ -401,7 +453,7 @@ fn main() -> Res<()> {
             .lock()
             .unwrap()
             .iter()
-            .filter(|(at, _)| *at > killed_at)
+            .filter(|(_, at, _)| *at > killed_at)
             .count();
         if again >= p.agents && fleet.connected.load(Ordering::Relaxed) >= p.agents {
             break epoch.elapsed();
@@ -421,15 +473,58 @@ fn main() -> Res<()> {
     let reconnect = all_back - up_at;
     let (mean_hs, peak_hs) = handshake_rate(&fleet, up_at, all_back);
     let hs_took = handshake_durations(&fleet, up_at, all_back);
+    // When each agent was connected again (s after the hub was ready): its last handshake.
+    let back_after = {
+        let mut last = std::collections::HashMap::<usize, Duration>::new();
+        let all = fleet.handshake_durations.lock().unwrap();
+        for (agent, at, _) in all.iter().filter(|(_, at, _)| *at > killed_at) {
+            last.insert(*agent, *at);
+        }
+        let mut v: Vec<u64> = (last.values())
+            .map(|at| at.saturating_sub(up_at).as_millis() as u64)
+            .collect();
+        v.sort_unstable();
+        v
+    };
     let first_took = handshake_durations(&fleet, Duration::ZERO, killed_at);
+    // What the restarted hub counted: refusals by reason, failed handshakes.
+    let hub_counts: Vec<String> = meter_rt
+        .block_on(async {
+            let r = reqwest::Client::new()
+                .get(format!("http://{ops}/metrics"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .ok()?;
+            r.text().await.ok()
+        })
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| {
+            l.starts_with("poros_refusals_total") || l.starts_with("poros_handshake_failures_total")
+        })
+        .map(str::to_string)
+        .collect();
     // A little after the storm, then stop the trickle and the probes.
     std::thread::sleep(Duration::from_secs(3));
     stop_probes.store(true, Ordering::Relaxed);
     let end_ms = now_ms();
     stop.store(true, Ordering::Relaxed);
     let missing_end = wait_receipts(&sent, &seen, end_ms, Duration::from_secs(60));
+    stop_followers.store(true, Ordering::Relaxed);
     let (storm, storm_missing) = latencies(&sent, &seen, up_ms, storm_to);
     let storm_p99 = pct(&storm, 99.0);
+    // Split at the moment both real agents were connected again: before it a document waits
+    // for its own sender or receiver to be readmitted (the receiver learns of the restart at
+    // its next keep-alive); after it, it is exchanged between established agents while the
+    // rest of the storm goes on.
+    let back_ms = match real_back.load(Ordering::Relaxed) {
+        0 => storm_to, // not seen back before the storm ended
+        t => t.clamp(up_ms, storm_to),
+    };
+    let (waiting, _) = latencies(&sent, &seen, up_ms, back_ms);
+    let (established, _) = latencies(&sent, &seen, back_ms, storm_to);
+    let established_p99 = pct(&established, 99.0);
     let (down, _) = latencies(&sent, &seen, kill_ms, up_ms);
     let pr = probes.lock().unwrap();
     let mut probe_lat = pr.latencies_ms.clone();
@@ -444,19 +539,48 @@ fn main() -> Res<()> {
         (all_back - killed_at).as_secs_f64()
     );
     println!(
+        "  agents connected again, s after the hub was ready: half {:.1}, 90% {:.1}, 99% {:.1}, all {:.1}; their old connections ended by a stateless reset {}, by the idle timeout {}",
+        pct(&back_after, 50.0) / 1000.0,
+        pct(&back_after, 90.0) / 1000.0,
+        pct(&back_after, 99.0) / 1000.0,
+        back_after.last().copied().unwrap_or(0) as f64 / 1000.0,
+        fleet.ended_by_reset.load(Ordering::Relaxed),
+        fleet.ended_by_timeout.load(Ordering::Relaxed)
+    );
+    println!(
+        "  agents that sat out their idle timeout (index, socket): {:?}",
+        fleet
+            .timed_out_agents
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|i| (i, i / sim::AGENTS_PER_SOCKET))
+            .collect::<Vec<_>>()
+    );
+    println!(
         "  handshakes: {mean_hs:.0}/s on average, {peak_hs} in the busiest second; CPU meanwhile: hub {:.0}%, simulated agents {:.0}% of one core (the machine has {}); hub peak RSS {storm_rss:.0} MiB",
         storm_cpu / reconnect.as_secs_f64().max(1e-3) * 100.0,
         storm_fleet_cpu / reconnect.as_secs_f64().max(1e-3) * 100.0,
         std::thread::available_parallelism().map_or(0, |c| c.get())
     );
     println!(
-        "  trickle while agents reconnected: {} documents, p50 {:.0} ms, p99 {storm_p99:.0} ms (target < {TARGET_P99_STORM_MS}: {}){}; {} posted while the hub was down (held by their agent, p50 {:.0} ms)",
+        "  trickle while agents reconnected: {} documents, p50 {:.0} ms, p99 {storm_p99:.0} ms{}; {} posted while the hub was down (held by their agent, p50 {:.0} ms)",
         storm.len(),
         pct(&storm, 50.0),
-        verdict(storm_p99 < TARGET_P99_STORM_MS),
         if storm_missing > 0 { format!(", {storm_missing} without a receipt") } else { String::new() },
         down.len(),
         pct(&down, 50.0)
+    );
+    println!(
+        "    between its two agents once both were back ({:.1} s after the hub was ready, {:.1} s before the storm ended): {} documents, p50 {:.0} ms, p99 {established_p99:.0} ms (target < {TARGET_P99_STORM_MS}: {}); before that (waiting for their own readmission): {} documents, p50 {:.0} ms, p99 {:.0} ms",
+        back_ms.saturating_sub(up_ms) as f64 / 1000.0,
+        storm_to.saturating_sub(back_ms) as f64 / 1000.0,
+        established.len(),
+        pct(&established, 50.0),
+        verdict(!established.is_empty() && established_p99 < TARGET_P99_STORM_MS),
+        waiting.len(),
+        pct(&waiting, 50.0),
+        pct(&waiting, 99.0)
     );
     println!(
         "  hub endpoints (healthz, metrics, admin API) during the storm: {} answered, p50 {:.0} ms, max {:.0} ms; {} failed{}",
@@ -467,15 +591,16 @@ fn main() -> Res<()> {
         pr.failed.first().map(|f| format!(" (first: {f})")).unwrap_or_default()
     );
     println!(
-        "  one handshake, attempt to established: p50 {:.0} ms, p99 {:.0} ms during the storm (p50 {:.0} ms, p99 {:.0} ms at the first connection); attempts refused by admission control or closed {}, timed out ({:?}) {}",
+        "  one handshake, attempt to established: p50 {:.0} ms, p99 {:.0} ms during the storm (p50 {:.0} ms, p99 {:.0} ms at the first connection); in the storm, attempts refused by admission control or closed {} (at the first connection {failed_before}), timed out ({:?}) {}",
         pct(&hs_took, 50.0),
         pct(&hs_took, 99.0),
         pct(&first_took, 50.0),
         pct(&first_took, 99.0),
-        fleet.failed_attempts.load(Ordering::Relaxed),
+        fleet.failed_attempts.load(Ordering::Relaxed) - failed_before,
         poros_protocol::backoff::Backoff::ATTEMPT_TIMEOUT,
-        fleet.timed_out_attempts.load(Ordering::Relaxed)
+        fleet.timed_out_attempts.load(Ordering::Relaxed) - timed_out_before
     );
+    println!("  the hub's own counts: {}", hub_counts.join(", "));
     let errs = errors.lock().unwrap();
     println!(
         "  trickle: {} posted, {} refused by the sender's API, {missing_end} without a receipt at the end",
@@ -504,16 +629,24 @@ fn main() -> Res<()> {
             "hub_ready_s": hub_ready.as_secs_f64(),
             "reconnect_after_ready_s": reconnect.as_secs_f64(),
             "reconnect_after_kill_s": (all_back - killed_at).as_secs_f64(),
+            "old_connections_ended_by_reset": fleet.ended_by_reset.load(Ordering::Relaxed),
+            "old_connections_ended_by_idle_timeout": fleet.ended_by_timeout.load(Ordering::Relaxed),
+            "reconnected_after_ready_s": {"p50": pct(&back_after, 50.0) / 1000.0, "p90": pct(&back_after, 90.0) / 1000.0, "p99": pct(&back_after, 99.0) / 1000.0},
             "handshakes_per_s_mean": mean_hs,
             "handshakes_busiest_second": peak_hs,
             "handshake_p50_ms": pct(&hs_took, 50.0),
             "handshake_p99_ms": pct(&hs_took, 99.0),
-            "attempts_refused": fleet.failed_attempts.load(Ordering::Relaxed),
-            "attempts_timed_out": fleet.timed_out_attempts.load(Ordering::Relaxed),
+            "attempts_refused": fleet.failed_attempts.load(Ordering::Relaxed) - failed_before,
+            "attempts_timed_out": fleet.timed_out_attempts.load(Ordering::Relaxed) - timed_out_before,
+            "first_connect_attempts_refused": failed_before,
             "hub_cpu_s": storm_cpu,
             "simulated_agents_cpu_s": storm_fleet_cpu,
             "hub_peak_rss_mib": storm_rss,
             "trickle": {"docs": storm.len(), "p50_ms": pct(&storm, 50.0), "p99_ms": storm_p99, "missing": storm_missing},
+            "real_agents_back_after_ready_s": back_ms.saturating_sub(up_ms) as f64 / 1000.0,
+            "trickle_established": {"docs": established.len(), "p50_ms": pct(&established, 50.0), "p99_ms": established_p99},
+            "trickle_waiting_for_readmission": {"docs": waiting.len(), "p50_ms": pct(&waiting, 50.0), "p99_ms": pct(&waiting, 99.0)},
+            "hub_counts": hub_counts,
             "probes": {"answered": pr.answered, "failed": pr.failed.len(), "p50_ms": pct(&probe_lat, 50.0), "max_ms": probe_lat.last()},
         },
         "trickle_errors": errs.len(),
@@ -532,6 +665,15 @@ fn main() -> Res<()> {
     meter_rt.shutdown_timeout(Duration::from_secs(1));
     d.stop_all();
     if missing_end > 0 {
+        let sent = sent.lock().unwrap();
+        let seen = seen.lock().unwrap();
+        for (id, t0) in sent.iter().filter(|(id, _)| !seen.contains_key(id)) {
+            println!(
+                "  no receipt: {id}, posted {:.1} s after the kill (logs under {})",
+                (*t0 as f64 - kill_ms as f64) / 1000.0,
+                root.display()
+            );
+        }
         return Err(format!("{missing_end} trickle documents never got their receipt").into());
     }
     Ok(())

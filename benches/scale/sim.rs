@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 /// Connections served per client UDP socket (an agent has its own; here they share a few
 /// sockets so that the load generator does not need ten thousand endpoint drivers).
-const AGENTS_PER_SOCKET: usize = 250;
+pub const AGENTS_PER_SOCKET: usize = 250;
 /// Registrations in flight at once.
 const ISSUE_IN_FLIGHT: usize = 32;
 
@@ -156,15 +156,21 @@ pub struct Fleet {
     pub timed_out_attempts: AtomicU64,
     /// Requests from the hub answered.
     pub answered: AtomicU64,
-    /// Each completed handshake: when (since `epoch`, the storm's timeline) and how long its
-    /// attempt took.
-    pub handshake_durations: Mutex<Vec<(Duration, Duration)>>,
+    /// Connections that ended by a stateless reset (the hub restarted and said so).
+    pub ended_by_reset: AtomicU64,
+    /// Connections that ended by sitting out their idle timeout.
+    pub ended_by_timeout: AtomicU64,
+    /// The agents whose connection ended so.
+    pub timed_out_agents: Mutex<Vec<usize>>,
+    /// Each completed handshake: the agent's index, when (since `epoch`, the storm's
+    /// timeline) and how long its attempt took.
+    pub handshake_durations: Mutex<Vec<(usize, Duration, Duration)>>,
     /// Set to stop every agent.
     pub stop: AtomicBool,
 }
 
 /// Start one task per identity on `rt`, each keeping its connection to `hub` up, with the
-/// agent's default `hub_idle_timeout_secs` unless `idle_secs` sets another.
+/// idle timeout of an agent with one hub address unless `idle_secs` sets another.
 pub fn start(
     rt: &tokio::runtime::Runtime,
     identities: Vec<Identity>,
@@ -176,8 +182,8 @@ pub fn start(
     let _guard = rt.enter();
     // The agent's own transport limits, from its default configuration.
     let defaults = poros_config::AgentConfig::new(code(0), hub);
-    let idle = idle_secs.unwrap_or(defaults.hub_idle_timeout_secs);
-    let limits = Limits::agent(Duration::from_secs(idle));
+    let idle = idle_secs.map_or(defaults.hub_idle_timeout(1), Duration::from_secs);
+    let limits = Limits::agent(idle);
     let mut endpoint = None;
     for (i, id) in identities.into_iter().enumerate() {
         if i % AGENTS_PER_SOCKET == 0 {
@@ -190,7 +196,7 @@ pub fn start(
         let config = poros_transport::quic_client_config(id.tls, &limits)
             .map_err(|e| format!("{}: {e}", id.agency))?;
         let (fleet, name) = (fleet.clone(), defaults.hub_server_name.clone());
-        rt.spawn(run_agent(ep, config, hub, name, fleet, epoch));
+        rt.spawn(run_agent(i, ep, config, hub, name, fleet, epoch));
     }
     Ok(fleet)
 }
@@ -203,6 +209,7 @@ fn random_byte() -> u8 {
 
 /// One agent's connection loop: attempt, serve until closed, pace the next attempt.
 async fn run_agent(
+    index: usize,
     ep: quinn::Endpoint,
     config: quinn::ClientConfig,
     hub: SocketAddr,
@@ -226,9 +233,14 @@ async fn run_agent(
         };
         let conn = match attempt {
             Ok(Ok(c)) => c,
-            Ok(Err(_)) => {
+            Ok(Err(e)) => {
                 fleet.failed_attempts.fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(backoff.failed(random_byte())).await;
+                let wait = if poros_transport::refused_by_peer(&e) {
+                    backoff.refused(random_byte())
+                } else {
+                    backoff.failed(random_byte())
+                };
+                tokio::time::sleep(wait).await;
                 continue;
             }
             Err(_) => {
@@ -239,11 +251,11 @@ async fn run_agent(
         };
         fleet.handshakes.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut t) = fleet.handshake_durations.lock() {
-            t.push((epoch.elapsed(), began.elapsed()));
+            t.push((index, epoch.elapsed(), began.elapsed()));
         }
         fleet.connected.fetch_add(1, Ordering::Relaxed);
         let since = Instant::now();
-        serve(&conn, &fleet).await;
+        serve(index, &conn, &fleet).await;
         fleet.connected.fetch_sub(1, Ordering::Relaxed);
         let wait = if since.elapsed() >= Backoff::SERVED_AFTER {
             backoff.served(random_byte())
@@ -255,14 +267,26 @@ async fn run_agent(
 }
 
 /// Answer the hub's requests until the connection closes (or the benchmark stops).
-async fn serve(conn: &quinn::Connection, fleet: &Arc<Fleet>) {
+async fn serve(index: usize, conn: &quinn::Connection, fleet: &Arc<Fleet>) {
     loop {
         if fleet.stop.load(Ordering::Relaxed) {
             conn.close(0u32.into(), b"benchmark over");
             return;
         }
-        let Ok((mut send, mut recv)) = conn.accept_bi().await else {
-            return;
+        let (mut send, mut recv) = match conn.accept_bi().await {
+            Ok(s) => s,
+            Err(quinn::ConnectionError::Reset) => {
+                fleet.ended_by_reset.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            Err(quinn::ConnectionError::TimedOut) => {
+                fleet.ended_by_timeout.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut v) = fleet.timed_out_agents.lock() {
+                    v.push(index);
+                }
+                return;
+            }
+            Err(_) => return,
         };
         let fleet = fleet.clone();
         tokio::spawn(async move {

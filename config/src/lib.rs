@@ -436,9 +436,9 @@ pub struct AgentConfig {
     pub hub: HubAddrs,
     /// A hub connection that carries nothing (not even keep-alives) for this many seconds
     /// is taken as dead and the agent connects to the next hub address; keep-alives are sent
-    /// at a third of it.
-    #[serde(default = "default_hub_idle_timeout")]
-    pub hub_idle_timeout_secs: u64,
+    /// at a third of it. Unset: see [`AgentConfig::hub_idle_timeout`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hub_idle_timeout_secs: Option<u64>,
     /// Name the hub's certificate is checked against.
     #[serde(default = "default_server_name")]
     pub hub_server_name: String,
@@ -580,17 +580,34 @@ fn default_orphan_grace() -> u64 {
 fn default_body_sweep_interval() -> u64 {
     3600
 }
-fn default_hub_idle_timeout() -> u64 {
-    10
-}
+/// The idle timeout of an agent with several hub addresses to move between (seconds): a hub
+/// instance that went silent is left this soon (docs/high-availability.md).
+pub const FAILOVER_IDLE_SECS: u64 = 10;
+/// The idle timeout of an agent with one hub address (seconds). It has nowhere else to go, and
+/// a restarted hub answers the next keep-alive with a stateless reset, so a short timeout
+/// would only cost keep-alives: at 10 s (a keep-alive every 3.3 s), those of 10,000 agencies
+/// were three quarters of an idle hub's CPU (`cargo bench --bench scale`).
+pub const SINGLE_HUB_IDLE_SECS: u64 = 30;
 
 impl AgentConfig {
+    /// The hub connection's idle timeout when the hub names resolve to `addresses`
+    /// addresses: `hub_idle_timeout_secs` if set, else [`FAILOVER_IDLE_SECS`] with several
+    /// and [`SINGLE_HUB_IDLE_SECS`] with one.
+    pub fn hub_idle_timeout(&self, addresses: usize) -> std::time::Duration {
+        let secs = self.hub_idle_timeout_secs.unwrap_or(if addresses > 1 {
+            FAILOVER_IDLE_SECS
+        } else {
+            SINGLE_HUB_IDLE_SECS
+        });
+        std::time::Duration::from_secs(secs)
+    }
+
     /// A configuration with defaults for everything but the agency and hub.
     pub fn new(agency: AgencyId, hub: SocketAddr) -> Self {
         AgentConfig {
             agency,
             hub: hub.into(),
-            hub_idle_timeout_secs: default_hub_idle_timeout(),
+            hub_idle_timeout_secs: None,
             hub_server_name: default_server_name(),
             api_listen: default_api_listen(),
             max_body_bytes: default_agent_max_body(),
@@ -629,7 +646,9 @@ impl AgentConfig {
         if c.hub_server_name.is_empty() {
             return Err(bad("hub_server_name", "a DNS name in the hub certificate"));
         }
-        if !(3..=600).contains(&c.hub_idle_timeout_secs) {
+        if c.hub_idle_timeout_secs
+            .is_some_and(|s| !(3..=600).contains(&s))
+        {
             return Err(bad(
                 "hub_idle_timeout_secs",
                 "a number of seconds between 3 and 600",
@@ -686,8 +705,10 @@ impl AgentConfig {
              # to several; the agent moves to another when its hub goes away.\n\
              hub = {}\n\
              hub_server_name = {}\n\
-             # A hub connection silent this long (seconds) is taken as dead.\n\
-             hub_idle_timeout_secs = {}\n\
+             # A hub connection silent this long (seconds) is taken as dead; keep-alives go\n\
+             # at a third of it. Unset: {} with several hub addresses (to move to another\n\
+             # instance soon), {} with one (a restarted hub is noticed at the next keep-alive).\n\
+             {}\n\
              # Local HTTP API for the agency's software and the CLI verbs; loopback only.\n\
              # Port 0 picks a free port; the bound address is written to run/api.addr.\n\
              api_listen = \"{}\"\n\
@@ -703,7 +724,12 @@ impl AgentConfig {
             self.agency,
             self.hub.to_toml(),
             toml_string(&self.hub_server_name),
-            self.hub_idle_timeout_secs,
+            FAILOVER_IDLE_SECS,
+            SINGLE_HUB_IDLE_SECS,
+            match self.hub_idle_timeout_secs {
+                Some(secs) => format!("hub_idle_timeout_secs = {secs}"),
+                None => format!("# hub_idle_timeout_secs = {SINGLE_HUB_IDLE_SECS}"),
+            },
             self.api_listen,
             self.max_body_bytes,
             self.submit_in_flight,
@@ -935,6 +961,33 @@ mod tests {
         let (_t, p) = write("agency = \"000.00.00.G22\"\n");
         let e = AgentConfig::load(&p).unwrap_err().to_string();
         assert!(e.contains("hub"), "{e}");
+    }
+
+    #[test]
+    fn hub_idle_timeout_is_short_only_where_there_is_another_hub_to_go_to() {
+        let mut c = AgentConfig::new(
+            AgencyId::parse("000.00.00.G22").unwrap(),
+            "127.0.0.1:7443".parse().unwrap(),
+        );
+        let secs = |d: std::time::Duration| d.as_secs();
+        assert_eq!(secs(c.hub_idle_timeout(1)), SINGLE_HUB_IDLE_SECS);
+        assert_eq!(secs(c.hub_idle_timeout(3)), FAILOVER_IDLE_SECS);
+        // Unset, the rendered file shows the default commented out and loads unset.
+        let text = c.to_toml();
+        assert!(text.contains("# hub_idle_timeout_secs = 30\n"), "{text}");
+        let (_t, p) =
+            write(&text.replace("# hub_idle_timeout_secs = 30", "hub_idle_timeout_secs = 7"));
+        c.hub_idle_timeout_secs = Some(7);
+        assert_eq!(AgentConfig::load(&p).unwrap(), c);
+        assert_eq!(
+            (secs(c.hub_idle_timeout(1)), secs(c.hub_idle_timeout(3))),
+            (7, 7)
+        );
+        let (_t, p) = write(&c.to_toml());
+        assert_eq!(AgentConfig::load(&p).unwrap(), c);
+        let (_t, p) = write(&c.to_toml().replace("= 7", "= 2"));
+        let e = AgentConfig::load(&p).unwrap_err().to_string();
+        assert!(e.contains("hub_idle_timeout_secs"), "{e}");
     }
 
     #[test]

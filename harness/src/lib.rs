@@ -49,24 +49,20 @@ pub use procs::ProcessGroup;
 use std::time::{Duration, Instant};
 
 /// Replace the first `key = ...` line of a TOML file (`hub.toml`, `agent.toml`) with
-/// `key = value`; an error if the file has no such line.
+/// `key = value`, or else the first commented-out `# key = ...` line (a default the file
+/// shows but leaves unset); an error if the file has neither.
 pub fn set_toml_key(path: &std::path::Path, key: &str, value: &str) -> Result<(), Error> {
     let io = |what: String, source| Error::Io { what, source };
     let text =
         std::fs::read_to_string(path).map_err(|e| io(format!("reading {}", path.display()), e))?;
-    let mut done = false;
-    let lines: Vec<String> = text
-        .lines()
-        .map(|l| {
-            if !done && l.trim_start().starts_with(&format!("{key} =")) {
-                done = true;
-                format!("{key} = {value}")
-            } else {
-                l.to_string()
-            }
-        })
-        .collect();
-    if !done {
+    let assigns = |l: &str| l.trim_start().starts_with(&format!("{key} ="));
+    let commented = |l: &str| l.trim_start().strip_prefix('#').is_some_and(&assigns);
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let at =
+        (lines.iter().position(|l| assigns(l))).or_else(|| lines.iter().position(|l| commented(l)));
+    if let Some(i) = at {
+        lines[i] = format!("{key} = {value}");
+    } else {
         return Err(io(
             format!("setting {key}"),
             std::io::Error::other(format!("no `{key} =` line in {}", path.display())),

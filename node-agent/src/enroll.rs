@@ -29,9 +29,7 @@ async fn attempt_once(token: &EnrollToken, hub: SocketAddr, request: &Frame) -> 
     let connecting = ep.connect(hub, &token.server_name)?;
     let conn = match tokio::time::timeout(STEP, connecting).await {
         Err(_) => bail!("the hub's enrolment service at {hub} did not answer within {STEP:?}"),
-        Ok(Err(quinn::ConnectionError::ConnectionClosed(c)))
-            if c.error_code == quinn::TransportErrorCode::CONNECTION_REFUSED =>
-        {
+        Ok(Err(e)) if poros_transport::refused_by_peer(&e) => {
             return Ok(Attempt::Busy("it refused the connection".into()))
         }
         Ok(Err(e)) => {

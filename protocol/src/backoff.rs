@@ -4,9 +4,13 @@
 //! A connection that served for a while and then went away is followed by a new attempt
 //! after a short random pause (up to [`SERVED_JITTER_MS`]); a round in which no hub answered
 //! waits, with exponential backoff from [`Backoff::MIN`] to [`Backoff::MAX`] and jitter of up
-//! to half the wait. Jitter spreads ten thousand agents that lost the same hub over time
-//! instead of having them knock at once. No IO and no clock: the caller sleeps, and brings
-//! the random byte.
+//! to half the wait. A round in which a hub answered but refused the attempt (too many
+//! handshakes in flight: it is up and busy) waits a random time up to [`Backoff::BUSY_MAX`],
+//! and does not grow the backoff: the hub admits the refused agents in a second or two,
+//! whereas doubling waits up to 10 s left a few agents out for half a minute after a
+//! restart. Jitter spreads ten thousand agents that lost the same hub over time instead of
+//! having them knock at once. No IO and no clock: the caller sleeps, and brings the random
+//! byte.
 
 use std::time::Duration;
 
@@ -37,12 +41,20 @@ impl Backoff {
     /// client finishes its handshake before the hub has checked its certificate, so a
     /// refused agent "connects" and is closed at once.
     pub const SERVED_AFTER: Duration = Duration::from_secs(10);
+    /// The longest wait after a hub refused an attempt because it was busy.
+    pub const BUSY_MAX: Duration = Duration::from_secs(2);
 
     /// A connection served: the next failure starts again from [`Backoff::MIN`]. Returns
     /// the pause before the next attempt, from `jitter` (a random byte).
     pub fn served(&mut self, jitter: u8) -> Duration {
         self.next = Self::MIN;
         Duration::from_millis(u64::from(jitter) * SERVED_JITTER_MS / 255)
+    }
+
+    /// A round in which a hub refused the attempt as busy (and none served): a wait drawn
+    /// evenly up to [`Backoff::BUSY_MAX`] from `jitter`; the backoff stays as it was.
+    pub fn refused(&mut self, jitter: u8) -> Duration {
+        Self::BUSY_MAX * u32::from(jitter) / 255
     }
 
     /// A round in which no hub answered: the wait before the next round (the current
@@ -69,6 +81,18 @@ mod tests {
         );
         assert_eq!(b.served(0), Duration::ZERO);
         assert_eq!(b.failed(0), Backoff::MIN);
+    }
+
+    #[test]
+    fn a_busy_hub_is_tried_again_within_two_seconds_and_the_backoff_stays() {
+        let mut b = Backoff::default();
+        b.failed(0);
+        b.failed(0);
+        assert_eq!(b.refused(0), Duration::ZERO);
+        assert_eq!(b.refused(255), Backoff::BUSY_MAX);
+        assert_eq!(b.refused(51).as_millis(), 400);
+        // The no-answer backoff went on from where it was (100, 200, then 400 ms).
+        assert_eq!(b.failed(0).as_millis(), 400);
     }
 
     #[test]

@@ -35,6 +35,14 @@ enum Served {
     Closed { lasted: bool },
 }
 
+/// Why one connection attempt failed.
+enum Attempt {
+    /// The hub answered with a refusal: up, but admitting no more handshakes now.
+    Refused(quinn::ConnectionError),
+    /// No answer in time, a handshake that failed, or a local error.
+    Failed(anyhow::Error),
+}
+
 fn random_byte() -> u8 {
     let mut j = [0u8; 1];
     let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut j);
@@ -68,8 +76,6 @@ impl Agent {
     /// which no hub answered waits, with jittered exponential backoff
     /// ([`poros_protocol::backoff`]).
     pub(super) async fn connection_manager(self: Arc<Self>) {
-        let idle = Duration::from_secs(self.cfg.hub_idle_timeout_secs);
-        let limits = Limits::agent(idle);
         let mut endpoints: Vec<(bool, quinn::Endpoint)> = Vec::new();
         let mut backoff = Backoff::default();
         let mut next = usize::from(random_byte());
@@ -84,7 +90,10 @@ impl Agent {
             if addrs.is_empty() {
                 warn!(hub = %self.cfg.hub, "no hub address resolves; retrying");
             }
+            // Quick to leave a silent hub when there is another to go to (see the config).
+            let limits = Limits::agent(self.cfg.hub_idle_timeout(addrs.len()));
             let mut served = false;
+            let mut busy = false;
             let mut renewed = false;
             for i in 0..addrs.len() {
                 let at = (next + i) % addrs.len();
@@ -98,7 +107,13 @@ impl Agent {
                 };
                 let conn = match self.connect_once(&endpoint, addr, &limits).await {
                     Ok(c) => c,
-                    Err(e) => {
+                    Err(Attempt::Refused(e)) => {
+                        // Up but busy (a reconnect storm): readmitted within a second or two.
+                        info!(hub = %addr, error = %e, "hub refused the connection as busy; trying the next address");
+                        busy = true;
+                        continue;
+                    }
+                    Err(Attempt::Failed(e)) => {
                         warn!(hub = %addr, error = %e, "cannot connect to hub; trying the next address");
                         continue;
                     }
@@ -127,6 +142,8 @@ impl Agent {
             // Jitter spreads the reconnections of many agents after a hub goes away.
             let wait = if served {
                 backoff.served(random_byte())
+            } else if busy {
+                backoff.refused(random_byte())
             } else {
                 backoff.failed(random_byte())
             };
@@ -160,13 +177,22 @@ impl Agent {
         endpoint: &quinn::Endpoint,
         addr: std::net::SocketAddr,
         limits: &Limits,
-    ) -> Result<quinn::Connection> {
+    ) -> Result<quinn::Connection, Attempt> {
         // The current credentials: they change when the agent renews.
-        let config = poros_transport::quic_client_config(self.creds().client_tls, limits)?;
-        let connecting = endpoint.connect_with(config, addr, &self.cfg.hub_server_name)?;
-        Ok(tokio::time::timeout(Backoff::ATTEMPT_TIMEOUT, connecting)
-            .await
-            .map_err(|_| anyhow::anyhow!("no answer within {:?}", Backoff::ATTEMPT_TIMEOUT))??)
+        let config = poros_transport::quic_client_config(self.creds().client_tls, limits)
+            .map_err(|e| Attempt::Failed(e.into()))?;
+        let connecting = endpoint
+            .connect_with(config, addr, &self.cfg.hub_server_name)
+            .map_err(|e| Attempt::Failed(e.into()))?;
+        match tokio::time::timeout(Backoff::ATTEMPT_TIMEOUT, connecting).await {
+            Ok(Ok(c)) => Ok(c),
+            Ok(Err(e)) if poros_transport::refused_by_peer(&e) => Err(Attempt::Refused(e)),
+            Ok(Err(e)) => Err(Attempt::Failed(e.into())),
+            Err(_) => Err(Attempt::Failed(anyhow::anyhow!(
+                "no answer within {:?}",
+                Backoff::ATTEMPT_TIMEOUT
+            ))),
+        }
     }
 
     /// Serve a hub connection until it closes.
