@@ -224,3 +224,27 @@ fn an_agent_killed_without_a_word_is_dropped_at_the_idle_timeout() {
     let id = net.send(A, &[B], "Still served", b"after a silent peer");
     net.wait_state(A, &id, "delivered");
 }
+
+/// A hub killed and started again answers its old connections' next packets with a
+/// stateless reset (its reset key and connection-ID key survive restarts): idle agents come
+/// back at their next keep-alive (every 10 s), not after their 30 s idle timeout.
+#[test]
+fn a_restarted_hub_resets_its_old_connections_and_idle_agents_come_back() {
+    let mut net = Net::running(&[A, B]);
+    net.kill_hub();
+    net.start_hub();
+    wait_until("both agents connected again", DEADLINE, || {
+        net.metric("poros_connected_nodes") == 2
+    });
+    for code in [A, B] {
+        let log = net.log_text(code);
+        let closed: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("hub connection closed"))
+            .collect();
+        assert_eq!(closed.len(), 1, "{code}: {log}");
+        assert!(closed[0].contains("reset by peer"), "{code}: {}", closed[0]);
+    }
+    let id = net.send(A, &[B], "After the restart", b"still exchanging");
+    net.wait_state(A, &id, "delivered");
+}

@@ -4,6 +4,7 @@
 
 pub mod archive_stream;
 pub mod backup_text;
+pub mod cid;
 pub mod http;
 pub mod loglimit;
 pub mod progress;
@@ -344,19 +345,16 @@ pub fn server_endpoint(
     let mut config = quinn::EndpointConfig::new(Arc::new(key));
     // Connection IDs carry a keyed check that packets for unknown connections must pass
     // before a reset is sent; derive that key from the same stable secret, or a restarted
-    // hub drops old connections' packets silently instead of resetting them.
-    let cid_key = u64::from_le_bytes(
+    // hub drops old connections' packets silently instead of resetting them (see `cid`).
+    let cid_key = ring::hmac::Key::new(
+        ring::hmac::HMAC_SHA256,
         ring::hmac::sign(
             &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, reset_key),
             b"cid",
         )
-        .as_ref()[..8]
-            .try_into()
-            .unwrap_or([0; 8]),
+        .as_ref(),
     );
-    config.cid_generator(move || {
-        Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
-    });
+    config.cid_generator(move || Box::new(cid::KeyedCids::new(cid_key.clone())));
     // After a restart every connected agent's next packet earns a reset. quinn sends at most
     // one per `min_reset_interval` (20 ms by default), and it reads the clock once per pass
     // over the socket: any interval at all allows one reset per batch of packets read
