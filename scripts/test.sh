@@ -35,14 +35,25 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 
+# Each step's wall time, so the suite's cost stays visible (CI has 2 cores).
+step_started=$SECONDS
+took() {
+    echo "test.sh: $1 took $((SECONDS - step_started)) s (suite so far $SECONDS s)"
+    step_started=$SECONDS
+}
+
 cargo test --workspace --locked
+took "cargo test (build and run)"
 
 # The Debian packages, from the binaries just built: installed, run end to end, purged.
 scripts/package-check.sh
+took "package-check"
 
 # The agent's local API against its OpenAPI document, by schemathesis on a live exchange
 # (about a minute; scripts/api-check.sh).
 scripts/api-check.sh
+took "api-check"
 
 # Fuzz smoke run: every cargo-fuzz target for ~15 s over its committed corpus (fuzz/README.md).
 scripts/fuzz-smoke.sh
+took "fuzz smoke"
