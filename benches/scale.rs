@@ -153,6 +153,14 @@ struct Probes {
     latencies_ms: Vec<u64>,
 }
 
+/// The HTTP client of the probes: a hub that does not answer within 5 s counts as failed.
+fn probe_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("http client")
+}
+
 /// Probe the hub's ops endpoints and admin API every 100 ms until `stop`.
 fn start_probes(
     rt: &tokio::runtime::Runtime,
@@ -162,10 +170,7 @@ fn start_probes(
     stop: Arc<AtomicBool>,
 ) {
     rt.spawn(async move {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .expect("http client");
+        let client = probe_client();
         let paths = [
             "/healthz".to_string(),
             "/metrics".to_string(),
@@ -207,10 +212,7 @@ fn watch_real_agents(
     back: Arc<AtomicU64>,
 ) {
     rt.spawn(async move {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .expect("http client");
+        let client = probe_client();
         loop {
             let mut both = true;
             for code in [SENDER, RECEIVER] {
@@ -490,7 +492,7 @@ fn main() -> Res<()> {
     // What the restarted hub counted: refusals by reason, failed handshakes.
     let hub_counts: Vec<String> = meter_rt
         .block_on(async {
-            let r = reqwest::Client::new()
+            let r = probe_client()
                 .get(format!("http://{ops}/metrics"))
                 .bearer_auth(&token)
                 .send()
