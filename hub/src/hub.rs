@@ -131,6 +131,8 @@ struct Connected {
     conn: quinn::Connection,
     wake: Arc<Notify>,
     id: u64,
+    /// Its pusher's delivery slots, once the pusher runs.
+    slots: Option<crate::server::push::DeliverySlots>,
 }
 
 /// Shared hub state.
@@ -401,6 +403,7 @@ impl Hub {
                     conn: conn.clone(),
                     wake: wake.clone(),
                     id,
+                    slots: None,
                 },
             ) {
                 old.conn
@@ -408,6 +411,29 @@ impl Hub {
             }
         }
         (id, wake)
+    }
+
+    /// Record the delivery slots of the pusher of the agency's connection `id` (unless a newer
+    /// connection has replaced it), for submissions that forward bodies to it.
+    pub(crate) fn offer_slots(
+        &self,
+        agency: &AgencyId,
+        id: u64,
+        slots: crate::server::push::DeliverySlots,
+    ) {
+        if let Ok(mut c) = self.connected.lock() {
+            if let Some(c) = c.get_mut(agency).filter(|c| c.id == id) {
+                c.slots = Some(slots);
+            }
+        }
+    }
+
+    /// The delivery slots of the agency's connection to this instance, if its pusher runs.
+    pub(crate) fn delivery_slots(
+        &self,
+        agency: &AgencyId,
+    ) -> Option<crate::server::push::DeliverySlots> {
+        self.connected.lock().ok()?.get(agency)?.slots.clone()
     }
 
     /// Forget the agency's connection `id`, unless a newer one has replaced it.

@@ -21,6 +21,36 @@ pub struct Metrics {
     /// Shared with the TLS verifier, which counts each certificate refusal by its typed reason.
     handshake_failures: Arc<Mutex<BTreeMap<String, u64>>>,
     delays: Mutex<BTreeMap<&'static str, u64>>,
+    cut_through: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+/// How a body forwarded to a recipient while the hub was still receiving it ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CutThrough {
+    /// Sent whole after the acceptance, and the recipient's answer recorded.
+    Forwarded,
+    /// Reset before its last piece: the upload failed or was refused, the hub could not
+    /// store it, or the recipient could not keep up (the pusher delivers it later).
+    Abandoned,
+    /// Failed after the acceptance (the recipient or its connection): the pusher delivers it.
+    Failed,
+}
+
+impl CutThrough {
+    const ALL: [CutThrough; 3] = [
+        CutThrough::Forwarded,
+        CutThrough::Abandoned,
+        CutThrough::Failed,
+    ];
+
+    /// The `outcome` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            CutThrough::Forwarded => "forwarded",
+            CutThrough::Abandoned => "abandoned",
+            CutThrough::Failed => "failed",
+        }
+    }
 }
 
 impl Metrics {
@@ -40,6 +70,13 @@ impl Metrics {
     pub fn delay(&self, reason: poros_protocol::DelayReason) {
         if let Ok(mut m) = self.delays.lock() {
             *m.entry(reason.label()).or_default() += 1;
+        }
+    }
+
+    /// Count a cut-through forward by how it ended.
+    pub fn cut_through(&self, how: CutThrough) {
+        if let Ok(mut m) = self.cut_through.lock() {
+            *m.entry(how.label()).or_default() += 1;
         }
     }
 
@@ -100,6 +137,15 @@ impl Metrics {
             }
             for (k, v) in m.iter() {
                 let _ = writeln!(out, "poros_delivery_delays_total{{reason=\"{k}\"}} {v}");
+            }
+        }
+        let _ = writeln!(out, "# TYPE poros_cut_through_total counter");
+        if let Ok(mut m) = self.cut_through.lock().map(|m| m.clone()) {
+            for how in CutThrough::ALL {
+                m.entry(how.label()).or_default();
+            }
+            for (k, v) in m.iter() {
+                let _ = writeln!(out, "poros_cut_through_total{{outcome=\"{k}\"}} {v}");
             }
         }
     }
@@ -355,6 +401,7 @@ const HELP: &[(&str, &str)] = &[
     ("poros_statements_relayed_total", "Statements relayed to their addressees."),
     ("poros_statements_relay_refused_total", "Relayed statements their addressee refused."),
     ("poros_bodies_damaged_total", "Stored bodies found damaged or missing."),
+    ("poros_cut_through_total", "Large bodies forwarded to a connected recipient while the hub was still receiving them, by outcome (abandoned and failed ones are delivered from the hub's copy)."),
     ("poros_body_repairs_requested_total", "Re-uploads asked of senders for damaged bodies."),
     ("poros_bodies_repaired_total", "Damaged bodies repaired by a re-upload."),
     ("poros_bodies_lost_total", "Bodies lost for good (no sender could upload them again)."),

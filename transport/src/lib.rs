@@ -215,6 +215,11 @@ pub enum WireError {
 /// that the bytes it sent do not match their digest.
 pub const RESET_BODY_DAMAGED: u32 = 0x30;
 
+/// Application code with which the hub resets a body it was forwarding while still receiving
+/// it (cut-through), because its own reception failed, was refused or could not be stored:
+/// the recipient never completes that body and keeps nothing of it.
+pub const RESET_BODY_ABANDONED: u32 = 0x31;
+
 /// Limits applied to every connection.
 #[derive(Clone, Debug)]
 pub struct Limits {
@@ -502,6 +507,19 @@ pub async fn send_body_verified<R: tokio::io::AsyncRead + Unpin>(
     Ok(())
 }
 
+impl WireError {
+    /// The application code the peer reset the stream with, if that is how reading failed.
+    pub fn reset_code(&self) -> Option<u64> {
+        match self {
+            WireError::ReadStream(quinn::ReadError::Reset(c))
+            | WireError::Read(quinn::ReadExactError::ReadError(quinn::ReadError::Reset(c))) => {
+                Some(c.into_inner())
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Reads exactly the announced number of body bytes from a stream, chunk by chunk, so memory
 /// stays flat whatever the body size.
 pub struct BodyReader {
@@ -555,11 +573,37 @@ pub enum RecvBodyError {
 pub async fn recv_body(
     recv: &mut quinn::RecvStream,
     len: u64,
+    sink: poros_store::BodySink,
+    commit: poros_store::Commit,
+) -> Result<poros_store::ReceivedBody, RecvBodyError> {
+    recv_body_tapped(recv, len, sink, commit, &mut NoTap).await
+}
+
+/// Sees each chunk of a body [`recv_body_tapped`] receives, as it comes off the stream and
+/// before the sink stores it (the hub's cut-through forwards it to recipients).
+pub trait BodyTap {
+    /// One chunk, in order; waiting here slows the reception down.
+    fn chunk(&mut self, c: &bytes::Bytes) -> impl std::future::Future<Output = ()> + Send;
+}
+
+/// The tap of a body nobody else sees.
+pub struct NoTap;
+
+impl BodyTap for NoTap {
+    async fn chunk(&mut self, _: &bytes::Bytes) {}
+}
+
+/// [`recv_body`], with every chunk shown to `tap` first.
+pub async fn recv_body_tapped(
+    recv: &mut quinn::RecvStream,
+    len: u64,
     mut sink: poros_store::BodySink,
     commit: poros_store::Commit,
+    tap: &mut impl BodyTap,
 ) -> Result<poros_store::ReceivedBody, RecvBodyError> {
     let mut r = BodyReader::new(len);
     while let Some(c) = r.next(recv).await? {
+        tap.chunk(&c).await;
         sink.write(&c).await?;
     }
     Ok(sink.finish(commit).await?)

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tracing::{info, info_span, warn, Instrument};
 
 use super::dispatch::handle_stream;
-use super::push::pusher;
+use super::push::{pusher, DeliverySlots};
 
 /// Warnings one connection may write per [`LOG_WINDOW`] about its requests.
 const LOG_BURST: u32 = 10;
@@ -124,9 +124,9 @@ pub(super) async fn serve_connection(
             );
         }
         let lease = crate::coordination::keep_lease(&hub, &agency, &conn);
-        let pusher = tokio::spawn(
-            pusher(hub.clone(), agency.clone(), conn.clone(), wake, lease).in_current_span(),
-        );
+        let slots = DeliverySlots::new(&hub, &conn, wake, lease);
+        hub.offer_slots(&agency, id, slots.clone());
+        let pusher = tokio::spawn(pusher(hub.clone(), agency.clone(), slots).in_current_span());
         // A node flooding bad requests gets a few warnings per window, then a count.
         let log = Arc::new(LogLimiter::new(LOG_BURST, LOG_WINDOW));
         let current = crate::statements::speaks_statements(&conn);

@@ -10,7 +10,14 @@ use tokio::sync::Notify;
 use tracing::{warn, Instrument};
 
 /// Work items of one kind in flight on a connection: a scan skips them until they finish.
+/// Clones share the set (the pusher's deliveries are also claimed by a cut-through forward).
 pub(crate) struct InFlight<K>(Arc<Mutex<HashSet<K>>>);
+
+impl<K> Clone for InFlight<K> {
+    fn clone(&self) -> Self {
+        InFlight(self.0.clone())
+    }
+}
 
 impl<K: Clone + Eq + std::hash::Hash + Send + 'static> InFlight<K> {
     pub(crate) fn new() -> Self {
@@ -22,9 +29,11 @@ impl<K: Clone + Eq + std::hash::Hash + Send + 'static> InFlight<K> {
         self.0.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
-    /// Run `work` for `key` while holding `permit`. A failed attempt waits before the item
-    /// may be picked up again, so a broken item is retried every few seconds, not in a loop;
-    /// the pusher is woken when the item is done either way.
+    /// Run `work` for `key` while holding `permit`, unless `key` is in flight already (then
+    /// nothing runs, the permit is given back and `false` is returned: a scan that raced with
+    /// another claim of the same item does not send it twice). A failed attempt waits before
+    /// the item may be picked up again, so a broken item is retried every few seconds, not in
+    /// a loop; the pusher is woken when the item is done either way.
     pub(crate) fn spawn(
         &self,
         key: K,
@@ -33,9 +42,10 @@ impl<K: Clone + Eq + std::hash::Hash + Send + 'static> InFlight<K> {
         permit: tokio::sync::OwnedSemaphorePermit,
         wake: &Arc<Notify>,
         work: impl std::future::Future<Output = Result<()>> + Send + 'static,
-    ) {
-        if let Ok(mut s) = self.0.lock() {
-            s.insert(key.clone());
+    ) -> bool {
+        let fresh = self.0.lock().map(|mut s| s.insert(key.clone()));
+        if matches!(fresh, Ok(false)) {
+            return false;
         }
         let (set, wake) = (self.0.clone(), wake.clone());
         tokio::spawn(
@@ -52,5 +62,6 @@ impl<K: Clone + Eq + std::hash::Hash + Send + 'static> InFlight<K> {
             }
             .in_current_span(),
         );
+        true
     }
 }

@@ -3,13 +3,15 @@
 
 //! Layout: [`admit`] (connection admission and identity), [`dispatch`] (one stream, one
 //! request), [`submit`], [`directory`] (the agency directory for agents), [`push`] (the
-//! per-connection pusher), [`inflight`], [`sweep`].
+//! per-connection pusher), [`cut_through`] (large bodies forwarded while they are received),
+//! [`inflight`], [`sweep`].
 
 mod admit;
+mod cut_through;
 mod directory;
 mod dispatch;
 pub(crate) mod inflight;
-mod push;
+pub(crate) mod push;
 mod submit;
 pub mod sweep;
 

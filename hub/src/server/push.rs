@@ -37,17 +37,47 @@ fn queue_error<T>(what: &str, e: &poros_store::StoreError) -> Vec<T> {
     Vec::new()
 }
 
+/// What a connection's pusher delivers with, shared with the submissions that forward a body
+/// to this connection while it is still being received (`cut_through`): a forward takes one of
+/// the same permits and claims its document among the same deliveries in flight, so the pusher
+/// never delivers that document beside it.
+#[derive(Clone)]
+pub(crate) struct DeliverySlots {
+    pub(super) conn: quinn::Connection,
+    pub(super) wake: Arc<Notify>,
+    /// Whether this instance holds the agency's lease (always, without other instances).
+    pub(super) lease: tokio::sync::watch::Receiver<bool>,
+    pub(super) permits: Arc<Semaphore>,
+    pub(super) deliveries: InFlight<DocumentId>,
+}
+
+impl DeliverySlots {
+    pub(super) fn new(
+        hub: &Hub,
+        conn: &quinn::Connection,
+        wake: Arc<Notify>,
+        lease: tokio::sync::watch::Receiver<bool>,
+    ) -> Self {
+        DeliverySlots {
+            conn: conn.clone(),
+            wake,
+            lease,
+            permits: Arc::new(Semaphore::new(hub.cfg.limits.deliveries_in_flight as usize)),
+            deliveries: InFlight::new(),
+        }
+    }
+}
+
 /// Per-connection worker: pushes pending deliveries, relays answers and asks for lost bodies
 /// again, for one node.
-pub(super) async fn pusher(
-    hub: Arc<Hub>,
-    agency: AgencyId,
-    conn: quinn::Connection,
-    wake: Arc<Notify>,
-    mut lease: tokio::sync::watch::Receiver<bool>,
-) {
-    let permits = Arc::new(Semaphore::new(hub.cfg.limits.deliveries_in_flight as usize));
-    let deliveries: InFlight<DocumentId> = InFlight::new();
+pub(super) async fn pusher(hub: Arc<Hub>, agency: AgencyId, slots: DeliverySlots) {
+    let DeliverySlots {
+        conn,
+        wake,
+        mut lease,
+        permits,
+        deliveries,
+    } = slots;
     let relays: InFlight<(DocumentId, AgencyId)> = InFlight::new();
     let repairs: InFlight<DocumentId> = InFlight::new();
     let statements: InFlight<DocumentId> = InFlight::new();
@@ -170,9 +200,22 @@ async fn deliver_one(
     }
     send.finish()?;
     let reply = read_frame(&mut recv).await?;
+    record_reply(hub, agency, &rec, doc, reply).await
+}
+
+/// The recipient's reply to a delivery of `rec` (pushed, or forwarded while it was received):
+/// a receipt or rejection is checked and recorded, and the sender's pusher woken to relay it;
+/// a refusal is recorded as a delay when it says why.
+pub(super) async fn record_reply(
+    hub: &Arc<Hub>,
+    agency: &AgencyId,
+    rec: &DocRecord,
+    doc: DocumentId,
+    reply: Frame,
+) -> Result<()> {
     let answer = match reply {
-        Frame::Statement { statement } => receipt_statement(hub, agency, &rec, doc, statement)?,
-        Frame::Receipt { receipt } => legacy_receipt(hub, agency, &rec, doc, receipt)?,
+        Frame::Statement { statement } => receipt_statement(hub, agency, rec, doc, statement)?,
+        Frame::Receipt { receipt } => legacy_receipt(hub, agency, rec, doc, receipt)?,
         Frame::Refused(r) => {
             if let Some(reason) = DelayReason::of_refusal(r.code) {
                 crate::delays::delayed(hub, doc, &rec.sender, agency, reason).await;

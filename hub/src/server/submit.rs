@@ -16,10 +16,11 @@ use poros_protocol::{
 use poros_store::{BodySink, Commit, StoreError};
 use poros_transport::loglimit::LogLimiter;
 use poros_transport::warn_limited;
-use poros_transport::{recv_body, write_frame, RecvBodyError, WireError};
+use poros_transport::{recv_body_tapped, write_frame, RecvBodyError, WireError};
 use std::sync::Arc;
 use tracing::{debug, info, info_span, Instrument};
 
+use super::cut_through::CutThrough;
 use super::dispatch::refuse;
 
 /// The hub's answer to a submission, in the form the connection speaks.
@@ -146,8 +147,11 @@ pub(super) async fn handle_submit(
             refuse!(code, metric, "{msg}")
         }
     };
-    let body = match recv_body(recv, env.body_len, sink, Commit::Expecting(env.body_sha256)).await
-    {
+    // A large body goes on to the recipients connected here as it arrives (dropped unless the
+    // document is accepted: then their streams are reset and they keep nothing).
+    let mut tee = CutThrough::start(hub, &signed, &env);
+    let expect = Commit::Expecting(env.body_sha256);
+    let body = match recv_body_tapped(recv, env.body_len, sink, expect, &mut tee).await {
         Ok(b) => b,
         Err(RecvBodyError::Wire(e)) => return Err(e),
         Err(RecvBodyError::Store(StoreError::DigestMismatch { actual, .. })) => {
@@ -187,9 +191,14 @@ pub(super) async fn handle_submit(
         body_at: body.at(),
         accepted_ms: acc.accepted_ms,
     };
+    let forwarded = (!tee.is_empty()).then(|| rec.clone());
     let frame = match hub.store.accept(rec, body).await {
         Ok(AcceptOutcome::Stored) => {
             info!(doc = %env.id, sender = %agency, recipients = env.recipients.len(), bytes = env.body_len, "accepted");
+            if let Some(rec) = forwarded {
+                // The forwards finish on their own; the sender's acceptance does not wait.
+                tokio::spawn(tee.accepted(rec).in_current_span());
+            }
             for r in &env.recipients {
                 hub.wake(r);
             }

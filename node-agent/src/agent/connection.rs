@@ -298,6 +298,15 @@ impl Agent {
                 let _ = write_frame(&mut send, &f).await;
                 let _ = send.finish();
             }
+            // The hub was forwarding a body it was still receiving, and that upload failed or
+            // was refused: nothing was kept here, and nothing is owed.
+            Err(e)
+                if e.downcast_ref::<poros_transport::WireError>()
+                    .and_then(poros_transport::WireError::reset_code)
+                    == Some(poros_transport::RESET_BODY_ABANDONED.into()) =>
+            {
+                info!("the hub abandoned a delivery part-way (its upload did not complete); nothing was kept")
+            }
             // No answer: the hub keeps the delivery pending and retries.
             Err(e) => warn!(error = %e, "incoming request failed"),
         }
