@@ -9,6 +9,7 @@ use std::sync::Arc;
 use ring::digest::{Context, SHA256};
 use tokio::fs::File;
 
+use crate::direct::FileSink;
 use crate::StoreError;
 
 /// SHA-256 of a blob's contents; also its name on disk.
@@ -258,9 +259,10 @@ pub enum BlobCheck {
 ///
 /// The file IO and the hashing run on a dedicated thread fed through a bounded channel, so
 /// receiving the next chunk overlaps writing the last one, async workers never block, and at
-/// most about ten pieces of [`PIECE`] bytes are buffered. The thread also flushes written data to disk every
-/// [`SYNC_EVERY`] bytes: the final fsync then has little left to do, instead of writing a
-/// whole large body at the end.
+/// most about ten pieces of [`PIECE`] bytes are buffered. The thread writes past the page
+/// cache where the filesystem allows it, or else flushes written data to disk every
+/// [`SYNC_EVERY`](crate::direct::SYNC_EVERY) bytes (see `direct`): either way the final fsync has little left to do,
+/// instead of writing a whole large body at the end.
 ///
 /// Dropping it without committing deletes the temp file.
 pub struct BlobWriter {
@@ -278,8 +280,6 @@ pub struct BlobWriter {
 pub const PIECE: usize = 1024 * 1024;
 /// Pieces the channel holds at most (bounds memory per writer).
 const PIPELINE_PIECES: usize = 8;
-/// Written data is flushed to disk (fdatasync) after this many bytes.
-pub const SYNC_EVERY: u64 = 32 * 1024 * 1024;
 
 impl std::fmt::Debug for BlobWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -291,25 +291,18 @@ impl std::fmt::Debug for BlobWriter {
 }
 
 fn write_thread(
-    mut file: std::fs::File,
+    file: std::fs::File,
     path: PathBuf,
     rx: std::sync::mpsc::Receiver<Vec<u8>>,
 ) -> Result<Digest, StoreError> {
-    use std::io::Write;
     let mut hash = Context::new(&SHA256);
-    let mut unsynced = 0u64;
+    let mut out = FileSink::new(file);
     for piece in rx {
-        file.write_all(&piece)
+        out.write(&piece)
             .map_err(io_err("write blob temp file", &path))?;
         hash.update(&piece);
-        unsynced += piece.len() as u64;
-        if unsynced >= SYNC_EVERY {
-            file.sync_data()
-                .map_err(io_err("fsync blob temp file", &path))?;
-            unsynced = 0;
-        }
     }
-    file.sync_all()
+    out.finish()
         .map_err(io_err("fsync blob temp file", &path))?;
     let mut digest = [0u8; 32];
     digest.copy_from_slice(hash.finish().as_ref());

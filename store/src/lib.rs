@@ -10,6 +10,7 @@ pub mod backup_file;
 mod blobs;
 mod body;
 mod db;
+mod direct;
 mod error;
 pub mod format;
 mod health;
