@@ -7,9 +7,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use ring::digest::{Context, SHA256};
-use tokio::fs::File;
 
-use crate::direct::FileSink;
+use crate::direct::{FileSink, FileSource};
 use crate::StoreError;
 
 /// SHA-256 of a blob's contents; also its name on disk.
@@ -207,11 +206,12 @@ impl Blobs {
         self.path(digest).is_file()
     }
 
-    /// Opens a committed blob for reading.
-    pub async fn open_read(&self, digest: &Digest) -> Result<File, StoreError> {
+    /// Opens a committed blob for reading: blocks are read past the page cache on a blocking
+    /// thread, a few ahead of the reader (see `direct`).
+    pub async fn open_read(&self, digest: &Digest) -> Result<BlobReader, StoreError> {
         let path = self.path(digest);
-        match File::open(&path).await {
-            Ok(f) => Ok(f),
+        match std::fs::File::open(&path) {
+            Ok(f) => Ok(BlobReader::start(f)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 Err(StoreError::BlobNotFound { digest: *digest })
             }
@@ -236,6 +236,85 @@ impl Blobs {
             fsync_dir(parent)?;
         }
         Ok(true)
+    }
+}
+
+/// A committed blob being read: [`tokio::io::AsyncRead`] over blocks read ahead on a
+/// blocking thread, which stops when the reader is dropped.
+pub struct BlobReader {
+    rx: tokio::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    block: Vec<u8>,
+    at: usize,
+    done: bool,
+}
+
+/// Blocks read ahead of the reader (each up to 1 MiB).
+const READ_AHEAD: usize = 2;
+
+impl BlobReader {
+    fn start(file: std::fs::File) -> BlobReader {
+        let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD);
+        tokio::task::spawn_blocking(move || {
+            let mut src = FileSource::new(file);
+            loop {
+                let next = match src.next_block() {
+                    Ok(None) => return,
+                    Ok(Some(b)) => Ok(b),
+                    Err(e) => Err(e),
+                };
+                let failed = next.is_err();
+                if tx.blocking_send(next).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        BlobReader {
+            rx,
+            block: Vec::new(),
+            at: 0,
+            done: false,
+        }
+    }
+}
+
+impl std::fmt::Debug for BlobReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobReader")
+            .field("done", &self.done)
+            .finish()
+    }
+}
+
+impl tokio::io::AsyncRead for BlobReader {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        use std::task::Poll;
+        loop {
+            if self.at < self.block.len() {
+                let n = (self.block.len() - self.at).min(buf.remaining());
+                let at = self.at;
+                buf.put_slice(&self.block[at..at + n]);
+                self.at += n;
+                return Poll::Ready(Ok(()));
+            }
+            if self.done {
+                return Poll::Ready(Ok(()));
+            }
+            match std::task::ready!(self.rx.poll_recv(cx)) {
+                Some(Ok(b)) => {
+                    self.block = b;
+                    self.at = 0;
+                }
+                Some(Err(e)) => {
+                    self.done = true;
+                    return Poll::Ready(Err(e));
+                }
+                None => self.done = true,
+            }
+        }
     }
 }
 

@@ -1,5 +1,5 @@
-//! Writing a body file past the page cache (direct I/O, `O_DIRECT`) where the filesystem
-//! allows it, with the buffered writes as before where it does not.
+//! Writing and reading body files past the page cache (direct I/O, `O_DIRECT`) where the
+//! filesystem allows it, with buffered IO as before where it does not.
 //!
 //! A large body is written once and read back rarely (a delivery from the hub's copy, a
 //! fetch). Through the page cache every byte is first copied by the kernel into freshly
@@ -14,6 +14,11 @@
 //! last partial block is written after direct I/O is switched off again. A filesystem that
 //! refuses direct I/O (tmpfs on older kernels), or a write it refuses for its alignment, gets
 //! buffered writes, flushed every [`SYNC_EVERY`] bytes so the final fsync has little left.
+//!
+//! Reading a body back (a sender's upload of its outbox copy, the hub's delivery from its
+//! copy, a fetch) went through the cache the same way, the kernel filling fresh cache pages and
+//! copying them out (`copy_page_to_iter`, the largest cost once writes were direct): a body is
+//! read in aligned blocks with direct I/O too ([`FileSource`]).
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -146,6 +151,77 @@ impl FileSink {
     }
 }
 
+/// A body file read front to back in blocks of up to 1 MiB.
+pub(crate) struct FileSource {
+    file: File,
+    direct: bool,
+    buf: Vec<u8>,
+    start: usize,
+    eof: bool,
+}
+
+impl FileSource {
+    /// Reads `file` (opened for reading, at its start) directly if its filesystem allows it.
+    pub(crate) fn new(file: File) -> FileSource {
+        let direct = set_direct(&file, true).is_ok();
+        let buf = vec![0u8; BLOCK + ALIGN];
+        let start = buf.as_ptr().align_offset(ALIGN);
+        FileSource {
+            file,
+            direct,
+            buf,
+            start,
+            eof: false,
+        }
+    }
+
+    /// The next block, or `None` at the end of the file.
+    pub(crate) fn next_block(&mut self) -> io::Result<Option<Vec<u8>>> {
+        use std::io::Read;
+        if self.eof {
+            return Ok(None);
+        }
+        let mut got = 0;
+        let region = self.start..self.start + BLOCK;
+        while got < BLOCK {
+            let at = region.start + got;
+            match self.file.read(&mut self.buf[at..region.end]) {
+                Ok(0) => break,
+                Ok(n) => {
+                    got += n;
+                    // Direct reads come in whole blocks except at the end of the file.
+                    if self.direct && got % ALIGN != 0 {
+                        break;
+                    }
+                }
+                Err(e)
+                    if self.direct
+                        && got == 0
+                        && e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) =>
+                {
+                    set_direct(&self.file, false)?;
+                    self.direct = false;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if got < BLOCK {
+            self.eof = true;
+        }
+        if got == 0 {
+            return Ok(None);
+        }
+        Ok(Some(self.buf[region.start..region.start + got].to_vec()))
+    }
+
+    /// Whether reads bypass the page cache.
+    #[cfg(test)]
+    pub(crate) fn is_direct(&self) -> bool {
+        self.direct
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,6 +256,7 @@ mod tests {
             }
             sink.finish().unwrap();
             assert!(std::fs::read(&path).unwrap() == data, "pieces {sizes:?}");
+            assert!(read_back(&path) == data, "pieces {sizes:?} read back");
         }
         // Short files: only a tail, or nothing.
         for len in [0usize, 1, ALIGN - 1, ALIGN, ALIGN + 1] {
@@ -188,18 +265,33 @@ mod tests {
             sink.write(&data[..len]).unwrap();
             sink.finish().unwrap();
             assert_eq!(std::fs::read(&path).unwrap(), &data[..len]);
+            assert_eq!(read_back(&path), &data[..len]);
         }
+    }
+
+    fn read_back(path: &std::path::Path) -> Vec<u8> {
+        let mut src = FileSource::new(File::open(path).unwrap());
+        let mut out = Vec::new();
+        while let Some(b) = src.next_block().unwrap() {
+            assert!(b.len() <= BLOCK);
+            out.extend_from_slice(&b);
+        }
+        assert!(src.next_block().unwrap().is_none(), "a block after the end");
+        out
     }
 
     /// On the filesystem the project is built on (ext4 on its machines), writes are direct.
     #[test]
     fn direct_on_the_build_filesystem() {
         let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
-        let sink = FileSink::new(File::create(dir.path().join("f")).unwrap());
+        let path = dir.path().join("f");
+        let sink = FileSink::new(File::create(&path).unwrap());
         assert!(
             sink.is_direct(),
             "direct I/O refused on the filesystem of {}",
             dir.path().display()
         );
+        sink.finish().unwrap();
+        assert!(FileSource::new(File::open(&path).unwrap()).is_direct());
     }
 }

@@ -20,7 +20,9 @@ mod sweep;
 #[cfg(test)]
 mod testutil;
 
-pub use blobs::{fsync_dir, BlobCheck, BlobWriter, Blobs, Digest, ReferenceGuard, RemovalHold};
+pub use blobs::{
+    fsync_dir, BlobCheck, BlobReader, BlobWriter, Blobs, Digest, ReferenceGuard, RemovalHold,
+};
 pub use body::{BodyAt, BodySink, Commit, ReceivedBody, INLINE_MAX};
 pub use db::{BatchHook, CommitStats, Db, MAX_BATCH};
 pub use error::{StorageFault, StoreError};
