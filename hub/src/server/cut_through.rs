@@ -23,7 +23,7 @@ use crate::hub::Hub;
 use crate::metrics::CutThrough as Outcome;
 use crate::state::{DocRecord, NodeState};
 use anyhow::Result;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use poros_protocol::{AgencyId, Envelope, Frame, SignedEnvelope};
 use poros_store::BodyAt;
 use poros_transport::{read_frame, write_frame, BodyTap, CHUNK, RESET_BODY_ABANDONED};
@@ -41,7 +41,7 @@ const QUEUE: usize = 4;
 pub(super) const STALL: Duration = Duration::from_secs(2);
 
 enum Piece {
-    Body(Vec<Bytes>),
+    Body(Bytes),
     /// The document is accepted and durable: the held-back piece may go.
     Accepted(Arc<DocRecord>),
 }
@@ -49,8 +49,9 @@ enum Piece {
 /// The forwards of one submission's body.
 pub(super) struct CutThrough {
     forwards: Vec<mpsc::Sender<Piece>>,
-    batch: Vec<Bytes>,
-    batched: usize,
+    /// Gathered into one buffer: QUIC frames a few large pieces with far less work than the
+    /// packet-sized chunks the sender's stream yields.
+    batch: BytesMut,
 }
 
 impl CutThrough {
@@ -59,8 +60,7 @@ impl CutThrough {
     pub(super) fn start(hub: &Arc<Hub>, signed: &SignedEnvelope, env: &Envelope) -> CutThrough {
         let mut ct = CutThrough {
             forwards: Vec::new(),
-            batch: Vec::new(),
-            batched: 0,
+            batch: BytesMut::new(),
         };
         if BodyAt::for_len(env.body_len) != BodyAt::File {
             return ct;
@@ -116,7 +116,7 @@ impl CutThrough {
         if self.forwards.is_empty() {
             return;
         }
-        let batch = std::mem::take(&mut self.batch);
+        let batch = self.batch.split().freeze();
         if !batch.is_empty() {
             self.hand(|| Piece::Body(batch.clone())).await;
         }
@@ -135,11 +135,12 @@ impl BodyTap for CutThrough {
         if self.forwards.is_empty() {
             return;
         }
-        self.batch.push(c.clone());
-        self.batched += c.len();
-        if self.batched >= BATCH {
-            let batch = std::mem::take(&mut self.batch);
-            self.batched = 0;
+        if self.batch.capacity() == 0 {
+            self.batch.reserve(BATCH);
+        }
+        self.batch.extend_from_slice(c);
+        if self.batch.len() >= BATCH {
+            let batch = std::mem::take(&mut self.batch).freeze();
             self.hand(|| Piece::Body(batch.clone())).await;
         }
     }
@@ -164,14 +165,14 @@ async fn forward(
             return Err(e.into());
         }
     };
-    let mut held: Option<Vec<Bytes>> = None;
+    let mut held: Option<Bytes> = None;
     let sent: Result<Option<Arc<DocRecord>>> = async {
         write_frame(&mut send, &Frame::Deliver { envelope }).await?;
         loop {
             match rx.recv().await {
                 Some(Piece::Body(b)) => {
-                    if let Some(mut h) = held.replace(b) {
-                        send.write_all_chunks(&mut h).await?;
+                    if let Some(h) = held.replace(b) {
+                        send.write_chunk(h).await?;
                     }
                 }
                 Some(Piece::Accepted(rec)) => return Ok(Some(rec)),
@@ -194,8 +195,8 @@ async fn forward(
     };
     let doc = rec.envelope.envelope()?.id;
     let done: Result<()> = async {
-        if let Some(mut h) = held.take() {
-            send.write_all_chunks(&mut h).await?;
+        if let Some(h) = held.take() {
+            send.write_chunk(h).await?;
         }
         send.finish()?;
         let reply = read_frame(&mut recv).await?;
