@@ -277,6 +277,33 @@ impl BlobReader {
     }
 }
 
+impl BlobReader {
+    /// The next block as read (up to 1 MiB), handed over without a copy, or `None` at the
+    /// end; what a read through [`tokio::io::AsyncRead`] left of the current block comes first.
+    pub async fn next_block(&mut self) -> Option<io::Result<bytes::Bytes>> {
+        if self.at < self.block.len() {
+            let rest = self.block.split_off(self.at);
+            self.block.clear();
+            self.at = 0;
+            return Some(Ok(rest.into()));
+        }
+        if self.done {
+            return None;
+        }
+        match self.rx.recv().await {
+            Some(Ok(b)) => Some(Ok(b.into())),
+            Some(Err(e)) => {
+                self.done = true;
+                Some(Err(e))
+            }
+            None => {
+                self.done = true;
+                None
+            }
+        }
+    }
+}
+
 impl std::fmt::Debug for BlobReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BlobReader")
@@ -564,6 +591,31 @@ mod tests {
 
     fn body(len: usize) -> Vec<u8> {
         (0..len).map(|i| (i * 7 + i / 4096) as u8).collect()
+    }
+
+    /// A body read back block by block, after a few bytes read through `AsyncRead`, is the
+    /// body: nothing skipped, nothing twice, and the end is the end.
+    #[tokio::test]
+    async fn blocks_read_back_follow_what_was_read_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = Blobs::open(dir.path()).unwrap();
+        let data: Vec<u8> = (0..3 * 1024 * 1024 + 5).map(|i| (i % 253) as u8).collect();
+        let mut w = blobs.writer().await.unwrap();
+        w.write(&data).await.unwrap();
+        let (digest, _) = w.commit().await.unwrap();
+        let mut r = blobs.open_read(&digest).await.unwrap();
+        let mut got = vec![0u8; 10];
+        r.read_exact(&mut got).await.unwrap();
+        while let Some(b) = r.next_block().await {
+            got.extend_from_slice(&b.unwrap());
+        }
+        assert!(
+            got == data,
+            "{} bytes read back of {}",
+            got.len(),
+            data.len()
+        );
+        assert!(r.next_block().await.is_none());
     }
 
     #[tokio::test]

@@ -437,34 +437,31 @@ pub async fn request(conn: &quinn::Connection, frame: &Frame) -> Result<Frame, W
     read_frame(&mut recv).await
 }
 
-/// Stream exactly `len` bytes from `reader` to `send`, in [`CHUNK`]-sized pieces.
-pub async fn send_body<R: tokio::io::AsyncRead + Unpin>(
+/// Stream exactly `len` bytes of a stored body file to `send`: its blocks go to the stream as
+/// they were read from disk, without a copy.
+pub async fn send_blob(
     send: &mut quinn::SendStream,
-    reader: &mut R,
+    reader: &mut poros_store::BlobReader,
     len: u64,
 ) -> Result<(), WireError> {
-    use tokio::io::AsyncReadExt;
-    // Large reads: each tokio file read is a hop to the blocking pool.
-    let mut buf = vec![0u8; (4 * CHUNK).min(len.max(1) as usize)];
     let mut left = len;
     while left > 0 {
-        let want = (left as usize).min(buf.len());
-        let n = reader.read(&mut buf[..want]).await?;
-        if n == 0 {
+        let Some(block) = reader.next_block().await.transpose()? else {
             return Err(WireError::ShortBody {
                 got: len - left,
                 expected: len,
             });
-        }
-        send.write_all(&buf[..n]).await?;
-        left -= n as u64;
+        };
+        let block = block.slice(..block.len().min(left as usize));
+        left -= block.len() as u64;
+        send.write_chunk(block).await?;
     }
     Ok(())
 }
 
-/// Like [`send_body`], but hashes the bytes as they go and, if they do not hash to
-/// `expected`, resets the stream instead of sending its last piece: the peer sees an aborted
-/// transfer, never a complete wrong body. The file is read once.
+/// Stream exactly `len` bytes from `reader` to `send`, hashing them as they go; if they do
+/// not hash to `expected`, reset the stream instead of sending the last piece: the peer sees
+/// an aborted transfer, never a complete wrong body. The file is read once.
 pub async fn send_body_verified<R: tokio::io::AsyncRead + Unpin>(
     send: &mut quinn::SendStream,
     reader: &mut R,

@@ -13,7 +13,7 @@ use poros_protocol::{
     SignedEnvelope, SignedStatement, Statement, StatementKind, STATEMENT_CONTEXT,
 };
 use poros_store::ReceivedBody;
-use poros_transport::{read_frame, send_body, write_frame};
+use poros_transport::{read_frame, send_blob, write_frame};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -307,7 +307,7 @@ impl Agent {
                 }
                 BodyAt::File => {
                     let mut f = self.blobs.open_read(&rec.body_sha256).await?;
-                    send_body(&mut send, &mut f, rec.body_len).await?;
+                    send_blob(&mut send, &mut f, rec.body_len).await?;
                 }
                 BodyAt::Gone => anyhow::bail!("outgoing document {id} has no body"),
             }
