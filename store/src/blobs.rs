@@ -239,75 +239,71 @@ impl Blobs {
     }
 }
 
-/// A committed blob being read: [`tokio::io::AsyncRead`] over blocks read ahead on a
-/// blocking thread, which stops when the reader is dropped.
+/// A committed blob being read: [`tokio::io::AsyncRead`] over blocks read one ahead of the
+/// reader. Each block is read on the blocking pool, which holds no thread between blocks, so a
+/// slow reader (a download to a slow client) ties up nothing while it waits.
 pub struct BlobReader {
-    rx: tokio::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    /// The read of the next block, under way (`None` once the end or an error was seen).
+    next: Option<tokio::task::JoinHandle<NextBlock>>,
     block: Vec<u8>,
     at: usize,
-    done: bool,
 }
 
-/// Blocks read ahead of the reader (each up to 1 MiB).
-const READ_AHEAD: usize = 2;
+type NextBlock = (FileSource, io::Result<Option<Vec<u8>>>);
+
+fn read_ahead(mut src: FileSource) -> tokio::task::JoinHandle<NextBlock> {
+    tokio::task::spawn_blocking(move || {
+        let block = src.next_block();
+        (src, block)
+    })
+}
 
 impl BlobReader {
     fn start(file: std::fs::File) -> BlobReader {
-        let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD);
-        tokio::task::spawn_blocking(move || {
-            let mut src = FileSource::new(file);
-            loop {
-                let next = match src.next_block() {
-                    Ok(None) => return,
-                    Ok(Some(b)) => Ok(b),
-                    Err(e) => Err(e),
-                };
-                let failed = next.is_err();
-                if tx.blocking_send(next).is_err() || failed {
-                    return;
-                }
-            }
-        });
         BlobReader {
-            rx,
+            next: Some(read_ahead(FileSource::new(file))),
             block: Vec::new(),
             at: 0,
-            done: false,
         }
     }
-}
 
-impl BlobReader {
+    /// Takes the block whose read finished, and starts reading the one after it.
+    fn took(&mut self, done: Result<NextBlock, tokio::task::JoinError>) -> io::Result<bool> {
+        match done {
+            Ok((src, Ok(Some(b)))) => {
+                self.next = Some(read_ahead(src));
+                self.block = b;
+                self.at = 0;
+                Ok(true)
+            }
+            Ok((_, Ok(None))) => Ok(false),
+            Ok((_, Err(e))) => Err(e),
+            Err(e) => Err(io::Error::other(format!("body file read task failed: {e}"))),
+        }
+    }
+
     /// The next block as read (up to 1 MiB), handed over without a copy, or `None` at the
     /// end; what a read through [`tokio::io::AsyncRead`] left of the current block comes first.
     pub async fn next_block(&mut self) -> Option<io::Result<bytes::Bytes>> {
-        if self.at < self.block.len() {
-            let rest = self.block.split_off(self.at);
-            self.block.clear();
-            self.at = 0;
-            return Some(Ok(rest.into()));
-        }
-        if self.done {
-            return None;
-        }
-        match self.rx.recv().await {
-            Some(Ok(b)) => Some(Ok(b.into())),
-            Some(Err(e)) => {
-                self.done = true;
-                Some(Err(e))
-            }
-            None => {
-                self.done = true;
-                None
+        if self.at >= self.block.len() {
+            let pending = self.next.take()?;
+            match self.took(pending.await) {
+                Ok(true) => {}
+                Ok(false) => return None,
+                Err(e) => return Some(Err(e)),
             }
         }
+        let rest = self.block.split_off(self.at);
+        self.block.clear();
+        self.at = 0;
+        Some(Ok(rest.into()))
     }
 }
 
 impl std::fmt::Debug for BlobReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BlobReader")
-            .field("done", &self.done)
+            .field("ended", &self.next.is_none())
             .finish()
     }
 }
@@ -318,30 +314,23 @@ impl tokio::io::AsyncRead for BlobReader {
         cx: &mut std::task::Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> std::task::Poll<io::Result<()>> {
+        use std::future::Future;
         use std::task::Poll;
-        loop {
-            if self.at < self.block.len() {
-                let n = (self.block.len() - self.at).min(buf.remaining());
-                let at = self.at;
-                buf.put_slice(&self.block[at..at + n]);
-                self.at += n;
+        if self.at >= self.block.len() {
+            let Some(pending) = self.next.as_mut() else {
                 return Poll::Ready(Ok(()));
-            }
-            if self.done {
+            };
+            let done = std::task::ready!(std::pin::Pin::new(pending).poll(cx));
+            self.next = None;
+            if !self.took(done)? {
                 return Poll::Ready(Ok(()));
-            }
-            match std::task::ready!(self.rx.poll_recv(cx)) {
-                Some(Ok(b)) => {
-                    self.block = b;
-                    self.at = 0;
-                }
-                Some(Err(e)) => {
-                    self.done = true;
-                    return Poll::Ready(Err(e));
-                }
-                None => self.done = true,
             }
         }
+        let n = (self.block.len() - self.at).min(buf.remaining());
+        let at = self.at;
+        buf.put_slice(&self.block[at..at + n]);
+        self.at += n;
+        Poll::Ready(Ok(()))
     }
 }
 

@@ -38,7 +38,7 @@ const BATCH: usize = CHUNK;
 const QUEUE: usize = 4;
 /// A forward whose queue stays full this long is dropped, so a slow recipient does not slow
 /// the upload down (its document is then delivered from the hub's copy).
-pub(super) const STALL: Duration = Duration::from_secs(2);
+const STALL: Duration = Duration::from_secs(2);
 
 enum Piece {
     Body(Bytes),
