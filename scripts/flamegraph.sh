@@ -29,7 +29,7 @@ HTTP API (axum, hyper, reqwest, tower)	axum|hyper|reqwest|tower|h2::|httparse
 encode/decode (serde, postcard, serde_json)	postcard|serde
 logging (tracing: events, spans, subscriber; not the futures it wraps)	tracing_core|tracing_subscriber|tracing::span|tracing::dispatcher|tracing::event|tracing::__macro_support|tracing_log
 allocation (malloc, free, realloc)	^(__libc_)?(malloc|free|realloc|calloc|cfree)$|_int_malloc|_int_free|malloc_consolidate|tcache|__GI___libc_free|__GI___libc_malloc|alloc::raw_vec|__rust_alloc|__rust_dealloc|__rdl_
-task wake-ups (tokio scheduler and timers, futex, epoll)	tokio::runtime::scheduler::.*(park|notify|unpark|steal|wake|Idle|transition|maintenance|schedule)|tokio::runtime::park|tokio::runtime::time|tokio::runtime::io|tokio::runtime::task::waker|tokio::runtime::task::raw::schedule|tokio::runtime::task::state|tokio::sync::notify|tokio::runtime::blocking|futex|epoll|mio::|parking_lot|std::thread::park|syscall$|schedule$|__schedule|try_to_wake_up'
+task wake-ups (tokio scheduler and timers, futex, epoll)	tokio::runtime::scheduler::.*(park|notify|unpark|steal|wake|Idle|transition|maintenance|schedule)|tokio::runtime::park|tokio::runtime::time|tokio::runtime::io|tokio::runtime::task::waker|tokio::runtime::task::raw::schedule|tokio::runtime::task::state|tokio::sync::notify|futex|epoll|mio::|parking_lot|std::thread::park|syscall$|schedule$|__schedule|try_to_wake_up'
 table() {
     local dir=$1
     awk -v roles="${ROLES[*]}" -v dir="$dir" -v catlist="$CATS" '
