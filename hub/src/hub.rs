@@ -314,9 +314,20 @@ impl Hub {
         context: &[u8],
         now_secs: u64,
     ) -> Result<Signer, poros_certs::VerifyError> {
+        self.verify_with_serial(blob, context, now_secs)
+            .map(|(signer, _)| signer)
+    }
+
+    /// [`Hub::verify`], also giving the signer certificate's serial (hex).
+    fn verify_with_serial(
+        &self,
+        blob: &poros_protocol::SignedBlob,
+        context: &[u8],
+        now_secs: u64,
+    ) -> Result<(Signer, String), poros_certs::VerifyError> {
         match self.keys.signing_trust.read() {
-            Ok(t) => t.verify(blob, context, now_secs),
-            Err(p) => p.into_inner().verify(blob, context, now_secs),
+            Ok(t) => t.verify_with_serial(blob, context, now_secs),
+            Err(p) => p.into_inner().verify_with_serial(blob, context, now_secs),
         }
     }
 
@@ -336,14 +347,12 @@ impl Hub {
         agency: &AgencyId,
     ) -> Result<(), AgencyCheck> {
         let now = now_ms();
-        match self.verify(blob, context, now / 1000) {
-            Ok(Signer::Agency(a)) if &a == agency => {}
-            Ok(Signer::Agency(a)) => return Err(AgencyCheck::OtherSigner(a.to_string())),
-            Ok(Signer::Hub) => return Err(AgencyCheck::OtherSigner("the hub".into())),
+        let serial = match self.verify_with_serial(blob, context, now / 1000) {
+            Ok((Signer::Agency(a), serial)) if &a == agency => serial,
+            Ok((Signer::Agency(a), _)) => return Err(AgencyCheck::OtherSigner(a.to_string())),
+            Ok((Signer::Hub, _)) => return Err(AgencyCheck::OtherSigner("the hub".into())),
             Err(e) => return Err(AgencyCheck::Invalid(e)),
-        }
-        let serial = poros_certs::cert_serial_hex(&blob.signer_cert)
-            .map_err(|e| AgencyCheck::Invalid(poros_certs::VerifyError::NoIdentity(e)))?;
+        };
         let overlap = self.renewal_overlap_ms();
         match self
             .node(agency)
