@@ -6,14 +6,26 @@
 # stacks (ROLE.folded.gz) the breakdown table of docs/perf/README.md is summed from
 # (`scripts/flamegraph.sh --table` prints that table again from them).
 #
+# PHASE=B2 records phase B2 instead (750 docs/s offered, below saturation) and names the
+# files ROLE-b2.svg and ROLE-b2.folded.gz.
+#
 # Needs perf (Debian: linux-perf) and inferno (`cargo install inferno --locked`).
 # Environment: CALLGRAPH=dwarf|fp (default dwarf), FREQ (default 499 Hz), OUT (default
-# docs/perf), KEEP=1 keeps the raw perf data in the work directory.
+# docs/perf), PHASE=A|B2 (default A), KEEP=1 keeps the raw perf data in the work directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-docs/perf}
 CALLGRAPH=${CALLGRAPH:-dwarf}
 FREQ=${FREQ:-499}
+PHASE=${PHASE:-A}
+# Each phase's report line (`--- Phase X`) is printed when it ends; recording starts at the
+# line printed before it: phase A's pids line, or phase B's report (phase B2 then starts
+# after a 1 s settle, time enough for perf to attach).
+case $PHASE in
+A) START='phase A starts; pids:' END='--- Phase A' SUFFIX='' TITLE='phase A (4 KiB documents, closed loop)' ;;
+B2) START='--- Phase B:' END='--- Phase B2' SUFFIX='-b2' TITLE='phase B2 (4 KiB documents, 750 docs/s offered)' ;;
+*) echo "flamegraph.sh: PHASE is A or B2, not $PHASE" >&2; exit 2 ;;
+esac
 ROLES=(hub sending-agent receiving-agent load-generator)
 
 # The share of each part of the work in each role's collapsed stacks. A sample counts for
@@ -32,14 +44,14 @@ allocation (malloc, free, realloc)	^(__libc_)?(malloc|free|realloc|calloc|cfree)
 task wake-ups (tokio scheduler and timers, futex, epoll)	tokio::runtime::scheduler::.*(park|notify|unpark|steal|wake|Idle|transition|maintenance|schedule)|tokio::runtime::park|tokio::runtime::time|tokio::runtime::io|tokio::runtime::task::waker|tokio::runtime::task::raw::schedule|tokio::runtime::task::state|tokio::sync::notify|futex|epoll|mio::|parking_lot|std::thread::park|syscall$|schedule$|__schedule|try_to_wake_up'
 table() {
     local dir=$1
-    awk -v roles="${ROLES[*]}" -v dir="$dir" -v catlist="$CATS" '
+    awk -v roles="${ROLES[*]}" -v dir="$dir" -v suffix="$SUFFIX" -v catlist="$CATS" '
     BEGIN {
         n = split(catlist, lines, "\n")
         for (i = 1; i <= n; i++) { split(lines[i], p, "\t"); name[i] = p[1]; re[i] = p[2] }
         name[n + 1] = "other (the code of Poros itself, tokio task polling, kernel I/O, ...)"
         nr = split(roles, role, " ")
         for (j = 1; j <= nr; j++) {
-            f = dir "/" role[j] ".folded.gz"
+            f = dir "/" role[j] suffix ".folded.gz"
             cmd = "zcat -f " f
             while ((cmd | getline l) > 0) {
                 c = l; sub(/.* /, "", c); s = l; sub(/ [0-9]+$/, "", s)
@@ -85,6 +97,10 @@ until grep -q 'phase A starts; pids:' "$work/bench.log"; do
     sleep 0.1
 done
 line=$(grep 'phase A starts; pids:' "$work/bench.log")
+until grep -q -- "$START" "$work/bench.log"; do
+    kill -0 "$bench" 2>/dev/null || { echo "flamegraph.sh: the bench stopped before phase $PHASE" >&2; exit 1; }
+    sleep 0.05
+done
 declare -A role_pids
 all=()
 for tok in ${line#*pids: }; do
@@ -104,13 +120,13 @@ pidlist=$(IFS=,; echo "${all[*]}")
 echo "recording pids $pidlist ($CALLGRAPH call graphs, $FREQ Hz)"
 perf record -F "$FREQ" -g --call-graph "$CALLGRAPH" -p "$pidlist" -o "$work/perf.data" 2>"$work/perf-record.log" &
 rec=$!
-until grep -q -- '--- Phase A' "$work/bench.log"; do
+until grep -q -- "$END" "$work/bench.log"; do
     kill -0 "$bench" 2>/dev/null || break
     sleep 0.1
 done
 kill -INT "$rec"
 wait "$rec" || true
-echo "phase A recorded; the bench finishes its other phases in the background"
+echo "phase $PHASE recorded; the bench finishes its other phases in the background"
 perf script -i "$work/perf.data" -F comm,pid,tid,time,event,ip,sym,dso --no-inline >"$work/perf.txt" 2>/dev/null
 inferno-collapse-perf --pid "$work/perf.txt" >"$work/all.folded"
 mkdir -p "$OUT"
@@ -120,12 +136,12 @@ for r in "${ROLES[@]}"; do
     pat=${pat%|}
     grep -E "^[^;]*(${pat})" "$work/all.folded" | sed -E "s/^[^;]*;/$r;/" >"$work/$r.folded" || true
     if [ "$r" != load-generator ]; then
-        inferno-flamegraph --minwidth 0.5 --title "Poros $r, phase A (4 KiB documents, closed loop)" \
-            <"$work/$r.folded" >"$OUT/$r.svg"
+        inferno-flamegraph --minwidth 0.5 --title "Poros $r, $TITLE" \
+            <"$work/$r.folded" >"$OUT/$r$SUFFIX.svg"
     fi
-    gzip -9 -c "$work/$r.folded" >"$OUT/$r.folded.gz"
+    gzip -9 -c "$work/$r.folded" >"$OUT/$r$SUFFIX.folded.gz"
 done
 wait "$bench" || true
-cp "$work/bench.log" "$OUT/bench.log"
+cp "$work/bench.log" "$OUT/bench$SUFFIX.log"
 table "$OUT"
 [ "${KEEP:-0}" = 1 ] || rm -rf "$work"
