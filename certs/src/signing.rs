@@ -79,7 +79,8 @@ pub struct SigningTrust {
 #[derive(Clone, Debug)]
 struct VerifiedCert {
     signer: Signer,
-    serial_hex: String,
+    /// Shared, so a cache hit hands the serial out without copying it.
+    serial_hex: std::sync::Arc<str>,
     not_before: i64,
     not_after: i64,
 }
@@ -145,7 +146,7 @@ impl SigningTrust {
         blob: &SignedBlob,
         context: &[u8],
         now_unix_secs: u64,
-    ) -> Result<(Signer, String), VerifyError> {
+    ) -> Result<(Signer, std::sync::Arc<str>), VerifyError> {
         let cert_der = CertificateDer::from(blob.signer_cert.as_slice());
         let ee = webpki::EndEntityCert::try_from(&cert_der)
             .map_err(|e| VerifyError::BadCertificate(format!("{e:?}")))?;
@@ -180,8 +181,9 @@ impl SigningTrust {
         self.check_chain_and_signature(&ee, blob, context, now_unix_secs, revocation)?;
         let signer = crate::identity::signer_from_cert(&blob.signer_cert)
             .map_err(VerifyError::NoIdentity)?;
-        let serial_hex =
-            crate::identity::cert_serial_hex(&blob.signer_cert).map_err(VerifyError::NoIdentity)?;
+        let serial_hex: std::sync::Arc<str> = crate::identity::cert_serial_hex(&blob.signer_cert)
+            .map_err(VerifyError::NoIdentity)?
+            .into();
         if let (Ok(not_before), Ok(not_after)) = (
             crate::identity::cert_not_before_unix(&blob.signer_cert),
             crate::identity::cert_not_after_unix(&blob.signer_cert),
@@ -357,12 +359,12 @@ mod tests {
         for payload in [b"first".as_slice(), b"second (cached)"] {
             let blob = sign(&key, &cert.der, CTX, payload);
             let (_, got) = trust.verify_with_serial(&blob, CTX, now_unix()).unwrap();
-            assert_eq!(got, serial);
+            assert_eq!(*got, serial);
         }
         // Another signer's certificate is not answered with the first one's serial.
         let blob = sign(&key2, &cert2.der, CTX, b"other");
         let (_, got) = trust.verify_with_serial(&blob, CTX, now_unix()).unwrap();
-        assert_eq!(got, crate::cert_serial_hex(&cert2.der).unwrap());
+        assert_eq!(*got, crate::cert_serial_hex(&cert2.der).unwrap());
     }
 
     #[test]

@@ -324,7 +324,7 @@ impl Hub {
         blob: &poros_protocol::SignedBlob,
         context: &[u8],
         now_secs: u64,
-    ) -> Result<(Signer, String), poros_certs::VerifyError> {
+    ) -> Result<(Signer, std::sync::Arc<str>), poros_certs::VerifyError> {
         match self.keys.signing_trust.read() {
             Ok(t) => t.verify_with_serial(blob, context, now_secs),
             Err(p) => p.into_inner().verify_with_serial(blob, context, now_secs),
@@ -359,7 +359,7 @@ impl Hub {
             .map(|n| n.check_sign_serial(&serial, now, overlap))
         {
             Some(SerialCheck::Current) | Some(SerialCheck::Superseded) => Ok(()),
-            _ => Err(AgencyCheck::NotCurrent(serial)),
+            _ => Err(AgencyCheck::NotCurrent(serial.to_string())),
         }
     }
 
