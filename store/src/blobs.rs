@@ -267,10 +267,23 @@ impl BlobReader {
         }
     }
 
-    /// Takes the block whose read finished, and starts reading the one after it.
-    fn took(&mut self, done: Result<NextBlock, tokio::task::JoinError>) -> io::Result<bool> {
-        match done {
+    /// Ready once the current block has bytes left (`true`) or the blob has ended (`false`).
+    /// The read under way stays in `next` until it finishes, so a caller that stops waiting
+    /// (a dropped future) loses nothing: the next call picks the same read up.
+    fn poll_fill(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<io::Result<bool>> {
+        use std::future::Future;
+        use std::task::Poll;
+        if self.at < self.block.len() {
+            return Poll::Ready(Ok(true));
+        }
+        let Some(pending) = self.next.as_mut() else {
+            return Poll::Ready(Ok(false));
+        };
+        let done = std::task::ready!(std::pin::Pin::new(pending).poll(cx));
+        self.next = None;
+        Poll::Ready(match done {
             Ok((src, Ok(Some(b)))) => {
+                // The block after this one is read while this one is used.
                 self.next = Some(read_ahead(src));
                 self.block = b;
                 self.at = 0;
@@ -279,22 +292,24 @@ impl BlobReader {
             Ok((_, Ok(None))) => Ok(false),
             Ok((_, Err(e))) => Err(e),
             Err(e) => Err(io::Error::other(format!("body file read task failed: {e}"))),
-        }
+        })
     }
 
     /// The next block as read (up to 1 MiB), handed over without a copy, or `None` at the
     /// end; what a read through [`tokio::io::AsyncRead`] left of the current block comes first.
     pub async fn next_block(&mut self) -> Option<io::Result<bytes::Bytes>> {
-        if self.at >= self.block.len() {
-            let pending = self.next.take()?;
-            match self.took(pending.await) {
-                Ok(true) => {}
-                Ok(false) => return None,
-                Err(e) => return Some(Err(e)),
-            }
+        match std::future::poll_fn(|cx| self.poll_fill(cx)).await {
+            Ok(true) => {}
+            Ok(false) => return None,
+            Err(e) => return Some(Err(e)),
         }
-        let rest = self.block.split_off(self.at);
-        self.block.clear();
+        let rest = if self.at == 0 {
+            std::mem::take(&mut self.block)
+        } else {
+            let rest = self.block.split_off(self.at);
+            self.block.clear();
+            rest
+        };
         self.at = 0;
         Some(Ok(rest.into()))
     }
@@ -314,23 +329,13 @@ impl tokio::io::AsyncRead for BlobReader {
         cx: &mut std::task::Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> std::task::Poll<io::Result<()>> {
-        use std::future::Future;
-        use std::task::Poll;
-        if self.at >= self.block.len() {
-            let Some(pending) = self.next.as_mut() else {
-                return Poll::Ready(Ok(()));
-            };
-            let done = std::task::ready!(std::pin::Pin::new(pending).poll(cx));
-            self.next = None;
-            if !self.took(done)? {
-                return Poll::Ready(Ok(()));
-            }
+        if std::task::ready!(self.poll_fill(cx))? {
+            let n = (self.block.len() - self.at).min(buf.remaining());
+            let at = self.at;
+            buf.put_slice(&self.block[at..at + n]);
+            self.at += n;
         }
-        let n = (self.block.len() - self.at).min(buf.remaining());
-        let at = self.at;
-        buf.put_slice(&self.block[at..at + n]);
-        self.at += n;
-        Poll::Ready(Ok(()))
+        std::task::Poll::Ready(Ok(()))
     }
 }
 
@@ -605,6 +610,42 @@ mod tests {
             data.len()
         );
         assert!(r.next_block().await.is_none());
+    }
+
+    /// A wait for the next block given up part-way (a dropped future, as in a `select!`)
+    /// loses nothing: the read it was waiting for is handed to the next call.
+    #[tokio::test]
+    async fn a_block_waited_for_and_given_up_is_not_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = Blobs::open(dir.path()).unwrap();
+        let data: Vec<u8> = (0..6 * 1024 * 1024 + 77).map(|i| (i % 251) as u8).collect();
+        let mut w = blobs.writer().await.unwrap();
+        w.write(&data).await.unwrap();
+        let (digest, _) = w.commit().await.unwrap();
+        let mut r = blobs.open_read(&digest).await.unwrap();
+        let (mut got, mut given_up) = (Vec::new(), 0);
+        loop {
+            // Polled once, then dropped if the block is not there yet.
+            let next = match tokio::time::timeout(std::time::Duration::ZERO, r.next_block()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    given_up += 1;
+                    r.next_block().await
+                }
+            };
+            let Some(b) = next else { break };
+            got.extend_from_slice(&b.unwrap());
+        }
+        assert!(
+            given_up > 0,
+            "every block was ready at once: nothing was given up"
+        );
+        assert!(
+            got == data,
+            "{} bytes read back of {} after {given_up} waits given up",
+            got.len(),
+            data.len()
+        );
     }
 
     #[tokio::test]
