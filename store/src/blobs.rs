@@ -487,10 +487,17 @@ impl BlobWriter {
             return Err(StoreError::Closed);
         }
         self.len += chunk.len() as u64;
-        self.pending.extend_from_slice(chunk);
-        if self.pending.len() >= PIECE {
-            let piece = std::mem::replace(&mut self.pending, Vec::with_capacity(PIECE));
-            self.hand_over(piece).await?;
+        // Pieces are filled to exactly their capacity: a chunk that overshot one made the
+        // vector grow, which copied the whole piece again.
+        let mut chunk = chunk;
+        while !chunk.is_empty() {
+            let n = (PIECE - self.pending.len()).min(chunk.len());
+            self.pending.extend_from_slice(&chunk[..n]);
+            chunk = &chunk[n..];
+            if self.pending.len() == PIECE {
+                let piece = std::mem::replace(&mut self.pending, Vec::with_capacity(PIECE));
+                self.hand_over(piece).await?;
+            }
         }
         Ok(())
     }

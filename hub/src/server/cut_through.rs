@@ -135,13 +135,23 @@ impl BodyTap for CutThrough {
         if self.forwards.is_empty() {
             return;
         }
-        if self.batch.capacity() == 0 {
-            self.batch.reserve(BATCH);
-        }
-        self.batch.extend_from_slice(c);
-        if self.batch.len() >= BATCH {
-            let batch = std::mem::take(&mut self.batch).freeze();
-            self.hand(|| Piece::Body(batch.clone())).await;
+        // Each batch is filled to exactly what was reserved for it: a chunk that overshot
+        // made the buffer grow, which copied the whole batch again.
+        let mut c = &c[..];
+        while !c.is_empty() {
+            if self.batch.capacity() == 0 {
+                self.batch.reserve(BATCH);
+            }
+            let n = (BATCH - self.batch.len()).min(c.len());
+            self.batch.extend_from_slice(&c[..n]);
+            c = &c[n..];
+            if self.batch.len() == BATCH {
+                let batch = std::mem::take(&mut self.batch).freeze();
+                self.hand(|| Piece::Body(batch.clone())).await;
+                if self.forwards.is_empty() {
+                    return;
+                }
+            }
         }
     }
 }
