@@ -20,7 +20,7 @@ const VALUE: usize = 300;
 
 struct Case {
     tables: usize,
-    per_table: usize,
+    per_table: u64,
     /// Keys already in each table, so paths are as deep as in a store with some history.
     prefill: u64,
     /// Keys in increasing order, as time-ordered document IDs (UUIDv7) and sequence numbers
@@ -56,6 +56,25 @@ fn table(i: usize) -> TableDefinition<'static, u64, &'static [u8]> {
     TableDefinition::new(NAMES[i])
 }
 
+/// One durable commit of `per_table` inserts into each of the first `tables` tables.
+fn commit_inserts(
+    db: &Database,
+    tables: usize,
+    per_table: u64,
+    next_key: &mut impl FnMut() -> u64,
+    value: &[u8],
+) {
+    let mut txn = db.begin_write().expect("begin");
+    txn.set_durability(Durability::Immediate);
+    for t in 0..tables {
+        let mut tb = txn.open_table(table(t)).expect("open table");
+        for _ in 0..per_table {
+            tb.insert(next_key(), value).expect("insert");
+        }
+    }
+    txn.commit().expect("commit");
+}
+
 fn run(case: &Case, commits: u64) -> Cost {
     let dir = tempfile::tempdir().expect("temporary directory");
     let db = Database::builder()
@@ -74,27 +93,11 @@ fn run(case: &Case, commits: u64) -> Cost {
         }
     };
     if case.prefill > 0 {
-        let mut txn = db.begin_write().expect("begin");
-        txn.set_durability(Durability::Immediate);
-        for t in 0..case.tables {
-            let mut tb = txn.open_table(table(t)).expect("open table");
-            for _ in 0..case.prefill {
-                tb.insert(next_key(), value.as_slice()).expect("insert");
-            }
-        }
-        txn.commit().expect("commit");
+        commit_inserts(&db, case.tables, case.prefill, &mut next_key, &value);
     }
     let (cpu0, bytes0, t0) = (thread_cpu_ns(), written_bytes(), Instant::now());
     for _ in 0..commits {
-        let mut txn = db.begin_write().expect("begin");
-        txn.set_durability(Durability::Immediate);
-        for t in 0..case.tables {
-            let mut tb = txn.open_table(table(t)).expect("open table");
-            for _ in 0..case.per_table {
-                tb.insert(next_key(), value.as_slice()).expect("insert");
-            }
-        }
-        txn.commit().expect("commit");
+        commit_inserts(&db, case.tables, case.per_table, &mut next_key, &value);
     }
     let n = commits as f64;
     Cost {
