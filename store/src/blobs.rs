@@ -660,17 +660,22 @@ mod tests {
         );
     }
 
+    /// `data` stored as a blob under `dir`, opened for reading back.
+    async fn stored_and_opened(dir: &Path, data: &[u8]) -> BlobReader {
+        let blobs = Blobs::open(dir).unwrap();
+        let mut w = blobs.writer().await.unwrap();
+        w.write(data).await.unwrap();
+        let (digest, _) = w.commit().await.unwrap();
+        blobs.open_read(&digest).await.unwrap()
+    }
+
     /// A body read back block by block, after a few bytes read through `AsyncRead`, is the
     /// body: nothing skipped, nothing twice, and the end is the end.
     #[tokio::test]
     async fn blocks_read_back_follow_what_was_read_before() {
         let dir = tempfile::tempdir().unwrap();
-        let blobs = Blobs::open(dir.path()).unwrap();
         let data: Vec<u8> = (0..3 * 1024 * 1024 + 5).map(|i| (i % 253) as u8).collect();
-        let mut w = blobs.writer().await.unwrap();
-        w.write(&data).await.unwrap();
-        let (digest, _) = w.commit().await.unwrap();
-        let mut r = blobs.open_read(&digest).await.unwrap();
+        let mut r = stored_and_opened(dir.path(), &data).await;
         let mut got = vec![0u8; 10];
         r.read_exact(&mut got).await.unwrap();
         while let Some(b) = r.next_block().await {
@@ -690,12 +695,8 @@ mod tests {
     #[tokio::test]
     async fn a_block_waited_for_and_given_up_is_not_lost() {
         let dir = tempfile::tempdir().unwrap();
-        let blobs = Blobs::open(dir.path()).unwrap();
         let data: Vec<u8> = (0..6 * 1024 * 1024 + 77).map(|i| (i % 251) as u8).collect();
-        let mut w = blobs.writer().await.unwrap();
-        w.write(&data).await.unwrap();
-        let (digest, _) = w.commit().await.unwrap();
-        let mut r = blobs.open_read(&digest).await.unwrap();
+        let mut r = stored_and_opened(dir.path(), &data).await;
         let (mut got, mut given_up) = (Vec::new(), 0);
         loop {
             // Polled once, then dropped if the block is not there yet.
