@@ -858,6 +858,38 @@ fn metrics_endpoint_has_per_agency_series() {
         last_commit >= 0.0 && last_commit.is_finite(),
         "{last_commit}"
     );
+    // The commit-duration histogram: cumulative buckets ending at the count, which holds at
+    // least the commit that stored this delivery.
+    assert!(has("# TYPE poros_store_commit_seconds histogram"), "{m}");
+    let value = |name: &str| -> f64 {
+        m.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap_or_else(|| panic!("no {name:?} in /metrics:\n{m}"))
+            .trim()
+            .parse()
+            .expect("a number")
+    };
+    let buckets: Vec<f64> = m
+        .lines()
+        .filter_map(|l| l.strip_prefix("poros_store_commit_seconds_bucket{le=\""))
+        .map(|l| l.rsplit(' ').next().unwrap().parse().expect("a number"))
+        .collect();
+    assert_eq!(
+        buckets.len(),
+        poros_store::COMMIT_BUCKETS_MICROS.len() + 1,
+        "{m}"
+    );
+    assert!(
+        buckets.windows(2).all(|w| w[0] <= w[1]),
+        "not cumulative:\n{m}"
+    );
+    let count = value("poros_store_commit_seconds_count ");
+    assert!(count >= 1.0, "{m}");
+    assert_eq!(
+        value("poros_store_commit_seconds_bucket{le=\"+Inf\"} "),
+        count
+    );
+    assert!(value("poros_store_commit_seconds_sum ") > 0.0, "{m}");
     // Per-agency series are per agency only: no group or national scopes.
     assert!(
         !m.contains("agency=\"group:") && !m.contains("agency=\"national\""),

@@ -224,6 +224,38 @@ impl Exposition {
         self.sample_of(name, name, kind, labels, v);
     }
 
+    /// A histogram `family`: `buckets` are (upper bound as Prometheus writes it, commits or
+    /// items at or below it), cumulative, ending with `+Inf` at the count; `labels` are the
+    /// other labels without braces (`agency="X"`) or empty.
+    pub fn histogram(
+        &mut self,
+        family: &str,
+        labels: &str,
+        buckets: impl IntoIterator<Item = (String, u64)>,
+        sum: impl std::fmt::Display,
+    ) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        let mut count = 0;
+        for (le, cumulative) in buckets {
+            let l = format!("{{{labels}{sep}le=\"{le}\"}}");
+            self.sample_of(
+                family,
+                &format!("{family}_bucket"),
+                "histogram",
+                &l,
+                cumulative,
+            );
+            count = cumulative;
+        }
+        let l = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
+        self.sample_of(family, &format!("{family}_sum"), "histogram", &l, sum);
+        self.sample_of(family, &format!("{family}_count"), "histogram", &l, count);
+    }
+
     /// One sample named `sample` of family `family` (a histogram's `_bucket`, `_sum`, `_count`).
     pub fn sample_of(
         &mut self,
@@ -323,18 +355,23 @@ impl Exposition {
             &l,
             g(b::REGISTERED_IN_WINDOW),
         );
-        const H: &str = "poros_agency_completion_seconds";
         let mut cumulative = 0;
-        for (k, le) in DONE_BUCKETS_SECS.iter().enumerate() {
-            cumulative += g(&b::done_bucket_metric(k));
-            let l = format!("{{agency=\"{agency}\",le=\"{le}\"}}");
-            self.sample_of(H, &format!("{H}_bucket"), "histogram", &l, cumulative);
-        }
-        cumulative += g(&b::done_bucket_metric(DONE_BUCKETS_SECS.len()));
-        let inf = format!("{{agency=\"{agency}\",le=\"+Inf\"}}");
-        self.sample_of(H, &format!("{H}_bucket"), "histogram", &inf, cumulative);
-        self.sample_of(H, &format!("{H}_sum"), "histogram", &l, g(b::DONE_SECS));
-        self.sample_of(H, &format!("{H}_count"), "histogram", &l, cumulative);
+        let buckets: Vec<(String, u64)> = DONE_BUCKETS_SECS
+            .iter()
+            .map(u64::to_string)
+            .chain(["+Inf".to_string()])
+            .enumerate()
+            .map(|(k, le)| {
+                cumulative += g(&b::done_bucket_metric(k));
+                (le, cumulative)
+            })
+            .collect();
+        self.histogram(
+            "poros_agency_completion_seconds",
+            &format!("agency=\"{agency}\""),
+            buckets,
+            g(b::DONE_SECS),
+        );
         self.exchange_ratio("poros_agency_electronic_exchange_ratio", &l, m);
     }
 
@@ -414,6 +451,7 @@ const HELP: &[(&str, &str)] = &[
     ("poros_store_commits_total", "Store commits (group commits) by this instance."),
     ("poros_store_commit_jobs_total", "Write jobs carried by those commits."),
     ("poros_store_last_commit_seconds", "Duration of the last store commit."),
+    ("poros_store_commit_seconds", "Durations of this instance's store commits (each with its fsync, or PostgreSQL's commit)."),
     ("poros_store_filesystem_avail_bytes", "Bytes available to the hub on the filesystem of its store directory."),
     ("poros_store_filesystem_size_bytes", "Size of the filesystem of the hub's store directory."),
     ("poros_store_writable", "1 while the store accepts writes, 0 while it refuses them (disk full, lost database)."),

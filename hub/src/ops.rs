@@ -453,6 +453,20 @@ async fn metrics_text(hub: &Hub) -> String {
         "",
         s.last_commit_micros as f64 / 1e6,
     );
+    let times = s.times.cumulative().into_iter().map(|(le, n)| {
+        let le = if le.is_finite() {
+            le.to_string()
+        } else {
+            "+Inf".into()
+        };
+        (le, n)
+    });
+    x.histogram(
+        "poros_store_commit_seconds",
+        "",
+        times,
+        s.times.sum_micros as f64 / 1e6,
+    );
     // The store's directory: body files, and the redb file with the embedded store.
     let data = hub
         .paths

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use redb::{Database, Durability, ReadTransaction, WriteTransaction};
 use tokio::sync::oneshot;
 
+use crate::commit_times::{CommitHistogram, CommitTimes};
 use crate::health::{Opener, Recovery, Shared, IDLE_CHECK};
 use crate::{StorageFault, StoreError};
 
@@ -20,7 +21,7 @@ pub const MAX_BATCH: usize = 512;
 /// Counters describing how well writes are being batched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CommitStats {
-    /// Durable commits performed.
+    /// Durable commits performed (the count of [`CommitStats::times`]).
     pub commits: u64,
     /// Write jobs those commits acknowledged.
     pub jobs: u64,
@@ -28,6 +29,8 @@ pub struct CommitStats {
     pub last_commit_micros: u64,
     /// Writes refused or failed because the storage could not write (full, I/O error).
     pub write_failures: u64,
+    /// How long the commits took (each including its fsync).
+    pub times: CommitTimes,
 }
 
 impl CommitStats {
@@ -43,9 +46,9 @@ impl CommitStats {
 
 #[derive(Default)]
 struct Stats {
-    commits: AtomicU64,
     jobs: AtomicU64,
     last_commit_micros: AtomicU64,
+    times: CommitHistogram,
 }
 
 /// Page cache of each database.
@@ -253,11 +256,14 @@ impl Db {
     /// Snapshot of the commit counters.
     pub fn stats(&self) -> CommitStats {
         let s = &self.inner.stats;
+        let times = s.times.snapshot();
         CommitStats {
-            commits: s.commits.load(Ordering::Relaxed),
+            // Every commit is in the histogram: its count is the number of commits.
+            commits: times.count(),
             jobs: s.jobs.load(Ordering::Relaxed),
             last_commit_micros: s.last_commit_micros.load(Ordering::Relaxed),
             write_failures: self.inner.shared.write_failures.load(Ordering::Relaxed),
+            times,
         }
     }
 
@@ -488,9 +494,10 @@ fn begin(db: &Database) -> Result<WriteTransaction, StoreError> {
 fn commit(txn: WriteTransaction, jobs: u64, stats: &Stats) -> Result<(), StoreError> {
     let started = Instant::now();
     txn.commit()?;
-    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let took = started.elapsed();
+    let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
     stats.last_commit_micros.store(micros, Ordering::Relaxed);
-    stats.commits.fetch_add(1, Ordering::Relaxed);
+    stats.times.observe(took);
     stats.jobs.fetch_add(jobs, Ordering::Relaxed);
     Ok(())
 }

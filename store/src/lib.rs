@@ -9,6 +9,7 @@ pub mod archive;
 pub mod backup_file;
 mod blobs;
 mod body;
+mod commit_times;
 mod db;
 mod direct;
 mod error;
@@ -24,6 +25,7 @@ pub use blobs::{
     fsync_dir, BlobCheck, BlobReader, BlobWriter, Blobs, Digest, ReferenceGuard, RemovalHold,
 };
 pub use body::{BodyAt, BodySink, Commit, ReceivedBody, INLINE_MAX};
+pub use commit_times::{CommitHistogram, CommitTimes, COMMIT_BUCKETS_MICROS};
 pub use db::{BatchHook, CommitStats, Db, MAX_BATCH};
 pub use error::{StorageFault, StoreError};
 pub use format::{Format, FormatError, Opened, Upgrade};

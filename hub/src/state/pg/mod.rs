@@ -101,9 +101,10 @@ struct Inner {
     opts: PgOptions,
     /// The last fault seen, until a commit succeeds again.
     fault: Mutex<Option<StorageFault>>,
-    commits: AtomicU64,
     jobs: AtomicU64,
     last_commit_micros: AtomicU64,
+    /// Every commit's duration; its count is the number of commits.
+    commit_times: poros_store::CommitHistogram,
     retries: AtomicU64,
     resolved: AtomicU64,
     write_failures: AtomicU64,
@@ -176,9 +177,9 @@ impl PgStore {
                 events,
                 opts,
                 fault: Mutex::new(None),
-                commits: AtomicU64::new(0),
                 jobs: AtomicU64::new(0),
                 last_commit_micros: AtomicU64::new(0),
+                commit_times: poros_store::CommitHistogram::default(),
                 retries: AtomicU64::new(0),
                 resolved: AtomicU64::new(0),
                 write_failures: AtomicU64::new(0),
@@ -407,11 +408,12 @@ impl PgStore {
 
     fn committed(&self, started: Instant) {
         self.clear_fault();
-        self.inner.commits.fetch_add(1, Ordering::Relaxed);
         self.inner.jobs.fetch_add(1, Ordering::Relaxed);
+        let took = started.elapsed();
         self.inner
             .last_commit_micros
-            .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+            .store(took.as_micros() as u64, Ordering::Relaxed);
+        self.inner.commit_times.observe(took);
     }
 
     async fn backoff(&self, op: &'static str, attempt: u32, why: &str) {
@@ -508,11 +510,13 @@ impl crate::state::HubBackend for PgStore {
     }
 
     fn commit_stats(&self) -> CommitStats {
+        let times = self.inner.commit_times.snapshot();
         CommitStats {
-            commits: self.inner.commits.load(Ordering::Relaxed),
+            commits: times.count(),
             jobs: self.inner.jobs.load(Ordering::Relaxed),
             last_commit_micros: self.inner.last_commit_micros.load(Ordering::Relaxed),
             write_failures: self.inner.write_failures.load(Ordering::Relaxed),
+            times,
         }
     }
 
