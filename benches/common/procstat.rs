@@ -17,6 +17,23 @@ pub fn cpu_secs_path(path: &str) -> Option<f64> {
     Some(ticks / clk_tck())
 }
 
+/// CPU seconds of the threads of process `pid` whose name (`/proc/PID/task/TID/comm`, at
+/// most 15 bytes) starts with `prefix`, e.g. the store's committer threads
+/// (`poros-store-commit`, shown as `poros-store-com`). Threads that exited are not counted.
+pub fn thread_cpu_secs(pid: u32, prefix: &str) -> f64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0.0;
+    };
+    tasks
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm"))
+                .is_ok_and(|c| c.trim_end().starts_with(prefix))
+        })
+        .filter_map(|t| cpu_secs_path(&t.path().join("stat").to_string_lossy()))
+        .sum()
+}
+
 /// Machine-wide (busy, iowait) CPU seconds since boot, from /proc/stat.
 pub fn machine_cpu() -> (f64, f64) {
     let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
