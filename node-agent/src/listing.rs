@@ -221,8 +221,9 @@ impl Page<DocumentId> {
             let Some(v) = t.get(id.as_bytes().as_slice())? else {
                 continue;
             };
-            let (state, replaces) = listing_extras(&self.txn, id)?;
-            if !f(id, &InRecord::decode(v.value())?, state, replaces) {
+            let rec = InRecord::decode(v.value())?;
+            let (state, replaces) = listing_extras(&self.txn, id, &rec)?;
+            if !f(id, &rec, state, replaces) {
                 break;
             }
         }

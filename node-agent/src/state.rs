@@ -13,9 +13,9 @@ pub mod snapshot;
 pub mod statements;
 
 use poros_protocol::{
-    AgencyId, Digest, DocState, DocumentId, Outcome, Party, Reason, ReasonCode, Receipt,
-    SignedAcceptance, SignedBlob, SignedEnvelope, SignedNotice, SignedReceipt, SignedStatement,
-    Statement, StatementKind,
+    AgencyId, Digest, DocumentId, Outcome, Party, Reason, ReasonCode, Receipt, SignedAcceptance,
+    SignedBlob, SignedEnvelope, SignedNotice, SignedReceipt, SignedStatement, Statement,
+    StatementKind,
 };
 use poros_store::{Db, Format, Opened, StoreError};
 use redb::{ReadableTable, TableDefinition};
@@ -539,12 +539,14 @@ impl AgentStore {
         Ok(found)
     }
 
-    /// Store a new outgoing document, queued for submission, pending for every recipient.
+    /// Store a new outgoing document, queued for submission, pending for every recipient of
+    /// its envelope. Its rule state is not stored: until a statement changes it, it is folded
+    /// from the envelope and the recipients' answers (`statements::load_state`), which saves
+    /// the commit a table.
     pub async fn put_outgoing(
         &self,
         id: DocumentId,
         rec: OutRecord,
-        recipients: Vec<AgencyId>,
         inline: Option<Vec<u8>>,
     ) -> Result<(), StoreError> {
         // Encoded and decoded here, not in the closure: the closure runs on the committer
@@ -556,7 +558,6 @@ impl AgentStore {
             .envelope()
             .map_err(|e| StoreError::Other(format!("own envelope: {e}")))?;
         let pending = enc(&RecipientStatus::Pending)?;
-        let state = DocState::new(env.sender.clone(), &recipients);
         self.db
             .write(move |txn| {
                 let key = id.as_bytes().as_slice();
@@ -570,12 +571,11 @@ impl AgentStore {
                 txn.open_table(OUTBOX)?.insert(key, bytes.as_slice())?;
                 txn.open_table(OUT_QUEUE)?.insert(key, ())?;
                 let mut st = txn.open_table(OUT_STATUS)?;
-                for r in &recipients {
+                for r in &env.recipients {
                     st.insert((key, r.as_str()), pending.as_slice())?;
                 }
                 drop(st);
                 dms::index_dms_id(txn, id, &env)?;
-                statements::init_doc(txn, id, &state)?;
                 Ok(())
             })
             .await
@@ -1284,7 +1284,7 @@ mod tests {
         let store = f.open();
         let id = DocumentId::new_v7(5, [5; 10]);
         let rec = super::statements::tests::out_record(id);
-        f.rt.block_on(store.put_outgoing(id, rec, vec![a(R1), a(R2)], Some(b"x".to_vec())))
+        f.rt.block_on(store.put_outgoing(id, rec, Some(b"x".to_vec())))
             .unwrap();
         let none = std::collections::HashSet::new();
         assert_eq!(store.submission_queue(10, &none).unwrap(), vec![id]);
@@ -1320,7 +1320,7 @@ mod tests {
         );
         for (id, at) in [(early, 9), (late, 99)] {
             let rec = super::statements::tests::out_record(id);
-            f.rt.block_on(store.put_outgoing(id, rec, vec![a(R1)], Some(b"x".to_vec())))
+            f.rt.block_on(store.put_outgoing(id, rec, Some(b"x".to_vec())))
                 .unwrap();
             let mut s = acc(id, &[R1]);
             s.time_ms = at;

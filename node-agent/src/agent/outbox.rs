@@ -148,7 +148,7 @@ impl Agent {
         let env = Envelope {
             id: DocumentId::new_v7(now, rand),
             sender: self.cfg.agency.clone(),
-            recipients: recipients.clone(),
+            recipients,
             meta,
             created_ms: now,
             body_len: len,
@@ -169,9 +169,7 @@ impl Agent {
             refused: None,
             accepted: None,
         };
-        self.store
-            .put_outgoing(env.id, rec, recipients, inline)
-            .await?;
+        self.store.put_outgoing(env.id, rec, inline).await?;
         info!(doc = %env.id, agency = %self.cfg.agency, recipients = env.recipients.len(), bytes = len, "document signed and stored in outbox");
         self.submit_wake.notify_one();
         Ok(env.id)

@@ -166,39 +166,29 @@ fn save_state(txn: &WriteTransaction, id: DocumentId, s: &DocState) -> Result<()
     Ok(())
 }
 
-/// A sent document's rule state starts with its recipients, none delivered.
-pub(super) fn init_doc(
-    txn: &WriteTransaction,
-    id: DocumentId,
-    state: &DocState,
-) -> Result<(), StoreError> {
-    let exists = txn
-        .open_table(DOC_STATE)?
-        .get(id.as_bytes().as_slice())?
-        .is_some();
-    if !exists {
-        save_state(txn, id, state)?;
-    }
-    Ok(())
-}
-
-/// `recipient` signed a receipt for a sent document.
+/// `recipient` signed a receipt for a sent document. Only a stored rule state is changed: a
+/// document without one (no statement changed it yet) has its state folded from its records,
+/// which hold this answer already (`load_state`).
 pub(super) fn mark_delivered(
     txn: &WriteTransaction,
     id: DocumentId,
     recipient: &AgencyId,
 ) -> Result<(), StoreError> {
-    if let Some(mut s) = load_state(txn, id)? {
+    let key = id.as_bytes().as_slice();
+    let mut t = txn.open_table(DOC_STATE)?;
+    let cur = t.get(key)?.map(|g| g.value().to_vec());
+    if let Some(v) = cur {
+        let mut s: DocState = dec(&v)?;
         s.delivered(recipient);
-        save_state(txn, id, &s)?;
+        t.insert(key, enc(&s)?.as_slice())?;
     }
     Ok(())
 }
 
 /// A received document's rule state: the envelope's sender and recipients, this agency
-/// delivered when the document went into the inbox (not quarantine). A document an update
-/// added this agency to starts with that update applied (it is stored as a received
-/// statement).
+/// delivered when the document went into the inbox (not quarantine). That is what `load_state`
+/// folds from the record, so it is stored only for a document an update added this agency
+/// to, which starts with that update applied (it is stored as a received statement).
 pub(super) fn init_received(
     txn: &WriteTransaction,
     id: DocumentId,
@@ -206,17 +196,18 @@ pub(super) fn init_received(
     env: &Envelope,
     added_by: Option<(SignedStatement, u64)>,
 ) -> Result<(), StoreError> {
+    let Some((update, now_ms)) = added_by else {
+        return Ok(());
+    };
     let mut state = DocState::new(env.sender.clone(), &env.recipients);
-    if let Some((update, now_ms)) = added_by {
-        let stmt = update
-            .statement()
-            .map_err(|e| StoreError::Corrupt(format!("update statement: {e}")))?;
-        if stmt.doc_id == id {
-            let digest = update.payload_digest();
-            if txn.open_table(DIGESTS)?.get(digest.as_slice())?.is_none() {
-                state.apply(&stmt, &digest);
-                insert_statement(txn, &stmt, update, Direction::Received, now_ms)?;
-            }
+    let stmt = update
+        .statement()
+        .map_err(|e| StoreError::Corrupt(format!("update statement: {e}")))?;
+    if stmt.doc_id == id {
+        let digest = update.payload_digest();
+        if txn.open_table(DIGESTS)?.get(digest.as_slice())?.is_none() {
+            state.apply(&stmt, &digest);
+            insert_statement(txn, &stmt, update, Direction::Received, now_ms)?;
         }
     }
     if rec.reason.is_none() {
@@ -442,17 +433,23 @@ fn rebuild(txn: &WriteTransaction, doc: DocumentId) -> Result<(), StoreError> {
     save_state(txn, doc, &state)
 }
 
-/// A document's rule state and the document it replaces, read in a listing's snapshot.
+/// A received document's rule state (folded from `rec` when none is stored) and the document
+/// it replaces, read in a listing's snapshot.
 pub(crate) fn listing_extras(
     txn: &redb::ReadTransaction,
     id: &DocumentId,
+    rec: &InRecord,
 ) -> Result<(Option<DocState>, Option<DocumentId>), StoreError> {
     let key = id.as_bytes().as_slice();
-    let state = txn
+    let stored = txn
         .open_table(DOC_STATE)?
         .get(key)?
         .map(|g| dec(g.value()))
         .transpose()?;
+    let state = match stored {
+        Some(s) => Some(s),
+        None => fold_base(None, Some(rec))?,
+    };
     let replaces = txn
         .open_table(REPLACES)?
         .get(key)?
@@ -597,7 +594,8 @@ impl AgentStore {
             return Ok(Some(dec(v.value())?));
         }
         drop(r);
-        // Stored before statements existed: derived (and stored by the next write about it).
+        // None stored (no statement changed it, or stored before statements existed): folded
+        // from the records; the first statement about the document stores it.
         match self.outgoing(doc)? {
             Some(rec) => fold_base(Some((&rec, &self.statuses(doc)?)), None),
             None => fold_base(None, self.received(doc)?.as_ref()),
@@ -908,7 +906,7 @@ pub(crate) mod tests {
         let rec = out_record(id);
         f.rt.block_on(async {
             store
-                .put_outgoing(id, rec, vec![a(R1), a(R2)], Some(b"x".to_vec()))
+                .put_outgoing(id, rec, Some(b"x".to_vec()))
                 .await
                 .unwrap();
             let d = RecipientStatus::Delivered(receipt(id, R1));
@@ -1105,5 +1103,79 @@ pub(crate) mod tests {
             store.statement(&id, seq).unwrap().unwrap().hub,
             HubState::Refused(why)
         );
+    }
+
+    #[test]
+    fn a_rule_state_is_folded_from_the_records_until_a_statement_stores_it() {
+        use BusinessStatus::*;
+        let f = Fixture::new();
+        let store = f.open();
+        let stored = |id: &DocumentId| {
+            let r = store.db().read().unwrap();
+            let t = r.open_table(DOC_STATE).unwrap();
+            let v = t.get(id.as_bytes().as_slice()).unwrap();
+            v.map(|g| dec::<DocState>(g.value()).unwrap())
+        };
+        // Whether the state the store answers with (stored or folded) has `r` delivered.
+        let delivered = |id: &DocumentId, r: &str| {
+            let st = store.doc_state(id).unwrap().unwrap();
+            st.track(&a(r)).unwrap().delivered
+        };
+        // Sent and answered by R1: nothing stored, the state folded from the records.
+        let id = DocumentId::new_v7(14, [5; 10]);
+        sent(&f, &store, id);
+        assert!(stored(&id).is_none(), "sending stored a rule state");
+        let st = store.doc_state(&id).unwrap().unwrap();
+        assert_eq!(st.sender, a(S));
+        assert_eq!(
+            st.tracks.keys().cloned().collect::<Vec<_>>(),
+            [a(R1), a(R2)]
+        );
+        assert!(delivered(&id, R1) && !delivered(&id, R2));
+        // The first statement stores the state, with what the records said folded in.
+        let r = f.rt.block_on(store.put_statement(
+            status(id, R1, Registered),
+            Direction::Received,
+            6,
+            full(),
+        ));
+        assert!(matches!(r, Ok(Ok(Stored::New(_)))), "{r:?}");
+        let st = stored(&id).expect("a statement stores the rule state");
+        assert!(st.track(&a(R1)).unwrap().delivered);
+        assert_eq!(st.track(&a(R1)).unwrap().status, Some(Registered));
+        // A later receipt changes the stored state.
+        let d = RecipientStatus::Delivered(receipt(id, R2));
+        assert!(f.rt.block_on(store.set_status(id, a(R2), d, 7)).unwrap());
+        assert!(stored(&id).unwrap().track(&a(R2)).unwrap().delivered);
+        assert!(delivered(&id, R2));
+
+        // Received into the inbox, and into quarantine: nothing stored, each folded (this
+        // agency delivered only from the inbox), in the inbox listing too.
+        let (inbox, held) = (
+            DocumentId::new_v7(15, [6; 10]),
+            DocumentId::new_v7(16, [7; 10]),
+        );
+        let mut q = received(held, R1);
+        q.reason = Some("signature does not verify".into());
+        f.rt.block_on(async {
+            store
+                .put_received(inbox, received(inbox, R1), Some(b"x".to_vec()))
+                .await
+                .unwrap();
+            store
+                .put_received(held, q, Some(b"x".to_vec()))
+                .await
+                .unwrap();
+        });
+        assert!(stored(&inbox).is_none() && stored(&held).is_none());
+        assert!(delivered(&inbox, R1) && !delivered(&held, R1));
+        let page = store.received_page(false, None, 10).unwrap();
+        let mut listed = Vec::new();
+        page.each_received(false, |id, _, state, _| {
+            listed.push((*id, state.map(|s| s.track(&a(R1)).unwrap().delivered)));
+            true
+        })
+        .unwrap();
+        assert_eq!(listed, [(inbox, Some(true))]);
     }
 }
