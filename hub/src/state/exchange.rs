@@ -71,7 +71,8 @@ impl HubStore {
                     ex.insert((rec.accepted_ms, key, r.as_str()), ())?;
                 }
                 drop((del, q, ex));
-                statements::on_accept(txn, key, &rec)?;
+                // No rule state stored: until a statement changes it, it is folded from the
+                // envelope and the delivery records (`statements::state_in`).
                 // Answered on the submitting stream itself, so relayed to no one.
                 statements::record_in(txn, &signed, &stmt, rec.accepted_ms, &[], None)?;
                 crate::stats::on_accept(&stats, &rec.sender, &rec.recipients, rec.accepted_ms);
@@ -373,13 +374,21 @@ pub(super) fn answer_in(
                 Err(r) => return Ok(AnswerOutcome::Refused(r)),
             };
             // The rules again, as for every statement: maker, addressee, order.
-            let mut st = statements::state_in(txn, &doc, &rec)?;
+            let stored = statements::stored_state(txn, &doc)?;
+            let before = match &stored {
+                Some(st) => st.clone(),
+                None => statements::folded_in(txn, &doc, &rec)?,
+            };
+            let mut st = before.clone();
             let digest = signed.payload_digest();
             if let Err(r) = st.check(stmt, &digest) {
                 return Ok(AnswerOutcome::Refused(r));
             }
             st.apply(stmt, &digest);
-            statements::put_doc_state(txn, &doc, &st)?;
+            let keep = statements::answered_state(stored.is_some(), &before, st, recipient, &how);
+            if let Some(st) = keep {
+                statements::put_doc_state(txn, &doc, &st)?;
+            }
             let seq = statements::record_in(txn, signed, stmt, now_ms, &stmt.to, None)?;
             let state = DeliveryState::Ended {
                 how: how.clone(),

@@ -3,8 +3,11 @@
 //!
 //! The hub routes on (document, from, to) only; it never looks inside a statement's kind except
 //! through [`DocState::check`]'s [`Effects`]. Tables:
-//! - `doc_states`: doc → [`DocState`] (created by `accept`, `delivered` applied by `answer_in`,
-//!   then folded with every accepted statement);
+//! - `doc_states`: doc → [`DocState`], stored once a statement changes what the document's
+//!   envelope and delivery records give ([`fold_state`]): not at acceptance, not for a receipt
+//!   while none is stored (one table fewer on the two busiest writes); once stored, every
+//!   receipt and statement updates it. The PostgreSQL store stores it at acceptance (see
+//!   `pg::exchange`), and both read either;
 //! - `statements`: seq → [`StoredStatement`], a global monotonic sequence (acceptance order);
 //! - `doc_statements`: (doc, seq) → () — a document's history;
 //! - `statement_relays`: (addressee, seq) → [`RelayRef`] — statements not yet acked by their
@@ -20,8 +23,8 @@
 //! `accept_in`); the acceptance is answered on the submitting stream and relayed to no one.
 
 use super::{
-    bump, dec, enc, DeliveryRecord, DeliveryState, DocRecord, HubStore, NodeRecord, NodeState,
-    DELIVERIES, DOCS, EXPIRY, NODES, QUEUE, RELAYS,
+    bump, dec, enc, DeliveryEnd, DeliveryRecord, DeliveryState, DocRecord, HubStore, NodeRecord,
+    NodeState, DELIVERIES, DOCS, EXPIRY, NODES, QUEUE, RELAYS,
 };
 use poros_protocol::{
     AgencyId, Digest, DocState, DocumentId, Party, Reason, ReasonCode, Refusal, RefusalCode,
@@ -196,18 +199,6 @@ pub(super) fn create_tables(txn: &redb::WriteTransaction) -> Result<(), StoreErr
     Ok(())
 }
 
-/// A newly accepted document's rule state (called inside `accept`'s transaction).
-pub(super) fn on_accept(
-    txn: &redb::WriteTransaction,
-    doc: &[u8],
-    rec: &DocRecord,
-) -> Result<(), StoreError> {
-    let st = DocState::new(rec.sender.clone(), &rec.recipients);
-    txn.open_table(DOC_STATES)?
-        .insert(doc, enc(&st)?.as_slice())?;
-    Ok(())
-}
-
 /// `recipient` signed a delivery receipt (called inside `answer_in`'s transaction).
 pub(super) fn on_delivered(
     txn: &redb::WriteTransaction,
@@ -216,8 +207,7 @@ pub(super) fn on_delivered(
 ) -> Result<(), StoreError> {
     let mut t = txn.open_table(DOC_STATES)?;
     let cur = t.get(doc)?.map(|g| g.value().to_vec());
-    // Documents accepted before statements existed have no stored state: it is folded from
-    // their delivery records when first needed (see `state_in`).
+    // Without a stored state the delivery record this answer writes is the fold's input.
     if let Some(bytes) = cur {
         let mut st: DocState = dec(&bytes)?;
         st.delivered(recipient);
@@ -315,19 +305,25 @@ fn agency(s: &str) -> Result<AgencyId, StoreError> {
     AgencyId::parse(s).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-/// The rule state of `doc`, folded from its delivery records when none is stored (documents
-/// accepted before statements existed).
-/// The rule state of `doc`: stored in `doc_states`, or, for a document accepted before
-/// statements existed, folded from its delivery records.
-pub(super) fn state_in(
+/// The rule state stored for `doc`, if a statement has changed it (see the module notes).
+pub(super) fn stored_state(
+    txn: &redb::WriteTransaction,
+    doc: &DocumentId,
+) -> Result<Option<DocState>, StoreError> {
+    let key = doc.as_bytes().as_slice();
+    txn.open_table(DOC_STATES)?
+        .get(key)?
+        .map(|g| dec(g.value()))
+        .transpose()
+}
+
+/// The rule state of `doc` folded from its envelope and delivery records.
+pub(super) fn folded_in(
     txn: &redb::WriteTransaction,
     doc: &DocumentId,
     rec: &DocRecord,
 ) -> Result<DocState, StoreError> {
     let key = doc.as_bytes().as_slice();
-    if let Some(g) = txn.open_table(DOC_STATES)?.get(key)? {
-        return dec(g.value());
-    }
     let del = txn.open_table(DELIVERIES)?;
     let mut all = Vec::new();
     for e in del.range((key, "")..=(key, "~"))? {
@@ -337,8 +333,40 @@ pub(super) fn state_in(
     Ok(fold_state(rec, &all))
 }
 
-/// The rule state of a document accepted before statements existed, folded from its delivery
-/// records.
+/// The rule state of `doc`: stored in `doc_states`, or folded from its delivery records.
+pub(super) fn state_in(
+    txn: &redb::WriteTransaction,
+    doc: &DocumentId,
+    rec: &DocRecord,
+) -> Result<DocState, StoreError> {
+    match stored_state(txn, doc)? {
+        Some(st) => Ok(st),
+        None => folded_in(txn, doc, rec),
+    }
+}
+
+/// What a delivery's end by a statement leaves to store of the document's rule state: the new
+/// state `after`, unless none was stored and the fold of the delivery records, this one now
+/// ended `how`, gives the same state (a receipt, as a rule) — then nothing.
+pub(super) fn answered_state(
+    stored: bool,
+    before: &DocState,
+    after: DocState,
+    recipient: &AgencyId,
+    how: &DeliveryEnd,
+) -> Option<DocState> {
+    if stored {
+        return Some(after);
+    }
+    let mut folded = before.clone();
+    if matches!(how, DeliveryEnd::Delivered) {
+        folded.delivered(recipient);
+    }
+    (folded != after).then_some(after)
+}
+
+/// A document's rule state folded from its envelope and delivery records: what it is until a
+/// statement other than a receipt changes it.
 pub(super) fn fold_state(rec: &DocRecord, deliveries: &[(AgencyId, DeliveryRecord)]) -> DocState {
     let mut st = DocState::new(rec.sender.clone(), &rec.recipients);
     for (r, d) in deliveries {
@@ -1122,6 +1150,54 @@ mod tests {
             status: s,
             reason: None,
         }
+    }
+
+    /// How many documents have a stored rule state.
+    fn stored_states(t: &T) -> u64 {
+        t.store.export_sizes().unwrap()[&super::super::transfer::Table::DocStates]
+    }
+
+    /// `who`'s receipt for `doc` as a signed statement (the current form).
+    fn receipt(t: &T, doc: DocumentId, who: &str, n: u8) -> AnswerOutcome {
+        let r = Receipt {
+            doc_id: doc,
+            sender: a(G),
+            recipient: a(who),
+            body_sha256: poros_protocol::sha256(&[n; 8]),
+            outcome: Outcome::Delivered,
+            time_ms: 7_000,
+        };
+        let answer = super::super::tests::said(&t.k, r.as_statement());
+        t.rt.block_on(t.store.record_answer(doc, a(who), answer, 7_000))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_rule_state_is_stored_only_once_a_statement_changes_it() {
+        let t = setup();
+        let accepted = |s: &SignedStatement| {
+            let out = t.submit(s);
+            assert!(matches!(out, StatementOutcome::Accepted { .. }), "{out:?}");
+        };
+        // Acceptance and receipts (either form) store none: it is the fold of the records.
+        let d = t.doc(1);
+        assert_eq!(stored_states(&t), 0);
+        let recorded = AnswerOutcome::Recorded { sender: a(G) };
+        assert_eq!(receipt(&t, d, H2, 1), recorded);
+        assert_eq!(stored_states(&t), 0);
+        // The fold knows H2 holds it: its status is accepted, and now the state is stored.
+        accepted(&t.sign(d, H2, &[G], status(BusinessStatus::Registered)));
+        assert_eq!(stored_states(&t), 1);
+        // Once stored, a receipt updates it: H2's status after its receipt is accepted only if
+        // the receipt reached the stored state.
+        let e = t.doc(2);
+        accepted(&t.sign(e, H1, &[G], status(BusinessStatus::Registered)));
+        assert_eq!(stored_states(&t), 2);
+        assert_eq!(receipt(&t, e, H2, 2), recorded);
+        accepted(&t.sign(e, H2, &[G], status(BusinessStatus::Registered)));
+        // And the stored state is the rules' whole state: 01 cannot follow 03 for H1.
+        let back = t.sign(e, H1, &[G], status(BusinessStatus::Arrived));
+        assert_eq!(t.refused_code(&back), ReasonCode::IllegalTransition);
     }
 
     #[test]
