@@ -385,15 +385,15 @@ pub(super) fn answer_in(
                 return Ok(AnswerOutcome::Refused(r));
             }
             st.apply(stmt, &digest);
-            let keep = statements::answered_state(stored.is_some(), &before, st, recipient, &how);
-            if let Some(st) = keep {
-                statements::put_doc_state(txn, &doc, &st)?;
-            }
             let seq = statements::record_in(txn, signed, stmt, now_ms, &stmt.to, None)?;
             let state = DeliveryState::Ended {
                 how: how.clone(),
                 statement: seq,
             };
+            let keep = statements::answered_state(stored.is_some(), &before, st, recipient, &state);
+            if let Some(st) = keep {
+                statements::put_doc_state(txn, &doc, &st)?;
+            }
             (state, how)
         }
     };

@@ -23,8 +23,8 @@
 //! `accept_in`); the acceptance is answered on the submitting stream and relayed to no one.
 
 use super::{
-    bump, dec, enc, DeliveryEnd, DeliveryRecord, DeliveryState, DocRecord, HubStore, NodeRecord,
-    NodeState, DELIVERIES, DOCS, EXPIRY, NODES, QUEUE, RELAYS,
+    bump, dec, enc, DeliveryRecord, DeliveryState, DocRecord, HubStore, NodeRecord, NodeState,
+    DELIVERIES, DOCS, EXPIRY, NODES, QUEUE, RELAYS,
 };
 use poros_protocol::{
     AgencyId, Digest, DocState, DocumentId, Party, Reason, ReasonCode, Refusal, RefusalCode,
@@ -347,21 +347,19 @@ pub(super) fn state_in(
 
 /// What a delivery's end by a statement leaves to store of the document's rule state: the new
 /// state `after`, unless none was stored and the fold of the delivery records, this one now
-/// ended `how`, gives the same state (a receipt, as a rule) — then nothing.
+/// `ended`, gives the same state (a receipt, as a rule) — then nothing.
 pub(super) fn answered_state(
     stored: bool,
     before: &DocState,
     after: DocState,
     recipient: &AgencyId,
-    how: &DeliveryEnd,
+    ended: &DeliveryState,
 ) -> Option<DocState> {
     if stored {
         return Some(after);
     }
     let mut folded = before.clone();
-    if matches!(how, DeliveryEnd::Delivered) {
-        folded.delivered(recipient);
-    }
+    fold_delivery(&mut folded, recipient, ended);
     (folded != after).then_some(after)
 }
 
@@ -370,11 +368,16 @@ pub(super) fn answered_state(
 pub(super) fn fold_state(rec: &DocRecord, deliveries: &[(AgencyId, DeliveryRecord)]) -> DocState {
     let mut st = DocState::new(rec.sender.clone(), &rec.recipients);
     for (r, d) in deliveries {
-        if d.state.is_delivered() {
-            st.delivered(r);
-        }
+        fold_delivery(&mut st, r, &d.state);
     }
     st
+}
+
+/// The fold's one step: a delivery that ended with the recipient holding the document.
+fn fold_delivery(st: &mut DocState, recipient: &AgencyId, d: &DeliveryState) {
+    if d.is_delivered() {
+        st.delivered(recipient);
+    }
 }
 
 fn rule(code: ReasonCode, text: String) -> StatementOutcome {

@@ -242,10 +242,6 @@ async fn answer_with(
                 return Ok(AnswerOutcome::Refused(r));
             }
             st.apply(stmt, &digest);
-            let stored = stored_state.is_some();
-            new_state = answered_state(stored, &before, st, recipient, &how)
-                .map(|st| enc(&st))
-                .transpose()?;
             let Some(seq) = row.get::<_, Option<i64>>(4) else {
                 return Err(StoreError::Other("no statement number taken".into()));
             };
@@ -254,6 +250,10 @@ async fn answer_with(
                 how: how.clone(),
                 statement: unbig(seq),
             };
+            let stored = stored_state.is_some();
+            new_state = answered_state(stored, &before, st, recipient, &state)
+                .map(|st| enc(&st))
+                .transpose()?;
             (state, how)
         }
     };
