@@ -705,7 +705,9 @@ impl AgentStore {
             .await
     }
 
-    /// Record the hub's acceptance or final refusal; leaves the submission queue.
+    /// Record the hub's acceptance or final refusal; leaves the submission queue. Unhurried
+    /// (it joins the next commit): the hub holds its answer, and a document whose answer is
+    /// lost to a crash is submitted again and accepted again (a duplicate).
     pub async fn submission_done(
         &self,
         id: DocumentId,
@@ -713,7 +715,7 @@ impl AgentStore {
         refused: Option<String>,
     ) -> Result<(), StoreError> {
         self.db
-            .write(move |txn| {
+            .write_unhurried(move |txn| {
                 let key = id.as_bytes().as_slice();
                 let mut ob = txn.open_table(OUTBOX)?;
                 let cur = ob.get(key)?.map(|g| g.value().to_vec());
@@ -765,13 +767,14 @@ impl AgentStore {
     /// checked against the record by the caller, `outbox::check_acceptance`: it changes no
     /// rule state): it leaves the submission queue and the record keeps the statement, which
     /// is where timelines read it. A document already answered keeps its first answer.
+    /// Unhurried (it joins the next commit), like [`AgentStore::submission_done`].
     pub async fn accept_submission(
         &self,
         id: DocumentId,
         signed: SignedStatement,
     ) -> Result<Result<(), Reason>, StoreError> {
         self.db
-            .write(move |txn| {
+            .write_unhurried(move |txn| {
                 let key = id.as_bytes().as_slice();
                 let cur = txn
                     .open_table(OUTBOX)?

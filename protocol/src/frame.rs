@@ -14,6 +14,10 @@ use serde::{Deserialize, Serialize};
 /// Largest frame accepted (header only; bodies are streamed after it).
 pub const MAX_FRAME_LEN: usize = 256 * 1024;
 
+/// What an encoded frame starts with room for: most frames (a signed envelope or statement
+/// with its signer's certificate) fit.
+const FRAME_CAPACITY: usize = 2048;
+
 /// Every message on the wire.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Frame {
@@ -292,9 +296,11 @@ pub enum FrameError {
 impl Frame {
     /// Encode with its 4-byte length prefix.
     pub fn encode(&self) -> Result<Vec<u8>, FrameError> {
-        let mut out = vec![0u8; 4];
-        let out = postcard::to_extend(self, out.split_off(0))?;
-        let mut out = out;
+        // Room for the length prefix and a signed envelope or statement with its certificate,
+        // so a frame is not copied through a series of doubling reallocations as it grows.
+        let mut out = Vec::with_capacity(FRAME_CAPACITY);
+        out.extend_from_slice(&[0u8; 4]);
+        let mut out = postcard::to_extend(self, out)?;
         let len = out.len() - 4;
         if len > MAX_FRAME_LEN {
             return Err(FrameError::TooLong(len));

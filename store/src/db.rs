@@ -18,6 +18,10 @@ use crate::{StorageFault, StoreError};
 /// Most jobs folded into one transaction; bounds the work lost to a retry.
 pub const MAX_BATCH: usize = 512;
 
+/// How long an unhurried write ([`Db::write_unhurried`]) waits for a commit to join before
+/// it is committed on its own.
+pub const UNHURRIED_WAIT: Duration = Duration::from_millis(20);
+
 /// Counters describing how well writes are being batched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CommitStats {
@@ -152,6 +156,15 @@ impl Db {
 
     /// [`Db::open`] with the way the database is (re-)opened given, so tests can inject faults.
     pub(crate) fn open_with(path: &Path, opener: Opener) -> Result<Db, StoreError> {
+        Db::open_waiting(path, opener, UNHURRIED_WAIT)
+    }
+
+    /// [`Db::open_with`] with unhurried writes waiting `unhurried_wait` (tests).
+    pub(crate) fn open_waiting(
+        path: &Path,
+        opener: Opener,
+        unhurried_wait: Duration,
+    ) -> Result<Db, StoreError> {
         let db = opener()?;
         let shared = Arc::new(Shared::new(db));
         let stats = Arc::new(Stats::default());
@@ -164,6 +177,7 @@ impl Db {
                 stats: stats.clone(),
                 hook: hook.clone(),
                 recovery: None,
+                unhurried_wait,
             };
             std::thread::Builder::new()
                 .name("poros-store-commit".into())
@@ -237,7 +251,26 @@ impl Db {
         F: FnMut(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
         R: Send + 'static,
     {
-        self.submit(f)?.await.map_err(|_| StoreError::Closed)?
+        self.submit(f, false)?
+            .await
+            .map_err(|_| StoreError::Closed)?
+    }
+
+    /// [`Db::write`] for a write no one is kept waiting on (a queue entry removed once its
+    /// work is done elsewhere, a copy of what the peer already holds): it starts no commit of
+    /// its own but joins the next one an ordinary write starts, or is committed alone after
+    /// [`UNHURRIED_WAIT`]. Like [`Db::write`] it returns only once the write is durable, and
+    /// it is committed before any ordinary write that comes after it, in the same commit or an
+    /// earlier one. Below saturation a commit costs about the same CPU whatever it carries, so
+    /// a write that rides along saves one.
+    pub async fn write_unhurried<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        F: FnMut(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
+        self.submit(f, true)?
+            .await
+            .map_err(|_| StoreError::Closed)?
     }
 
     /// [`Db::write`] for synchronous callers; blocks the thread until the write is durable.
@@ -248,7 +281,7 @@ impl Db {
         F: FnMut(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
         R: Send + 'static,
     {
-        self.submit(f)?
+        self.submit(f, false)?
             .blocking_recv()
             .map_err(|_| StoreError::Closed)?
     }
@@ -267,7 +300,11 @@ impl Db {
         }
     }
 
-    fn submit<R, F>(&self, f: F) -> Result<oneshot::Receiver<Result<R, StoreError>>, StoreError>
+    fn submit<R, F>(
+        &self,
+        f: F,
+        unhurried: bool,
+    ) -> Result<oneshot::Receiver<Result<R, StoreError>>, StoreError>
     where
         F: FnMut(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
         R: Send + 'static,
@@ -277,6 +314,7 @@ impl Db {
             f,
             out: None,
             reply,
+            unhurried,
         });
         let jobs = self.inner.jobs.as_ref().ok_or(StoreError::Closed)?;
         jobs.send(job).map_err(|_| StoreError::Closed)?;
@@ -310,12 +348,15 @@ trait Job: Send {
     fn run(&mut self, txn: &WriteTransaction) -> Outcome;
     /// Acknowledges the caller: with the kept output if `result` is Ok.
     fn finish(self: Box<Self>, result: Result<(), StoreError>);
+    /// Whether the job waits for a commit to join rather than starting one.
+    fn unhurried(&self) -> bool;
 }
 
 struct Pending<F, R> {
     f: F,
     out: Option<R>,
     reply: oneshot::Sender<Result<R, StoreError>>,
+    unhurried: bool,
 }
 
 impl<F, R> Job for Pending<F, R>
@@ -343,6 +384,10 @@ where
         // The caller may have stopped waiting (future dropped); the write stands regardless.
         let _ = self.reply.send(reply);
     }
+
+    fn unhurried(&self) -> bool {
+        self.unhurried
+    }
 }
 
 /// The committer's own state: how to re-open, and the recovery in progress if any.
@@ -352,22 +397,54 @@ struct Committer {
     stats: Arc<Stats>,
     hook: HookSlot,
     recovery: Option<Recovery>,
+    /// How long an unhurried job waits for a commit to join ([`UNHURRIED_WAIT`]).
+    unhurried_wait: Duration,
 }
 
 impl Committer {
     fn run(mut self, rx: &mpsc::Receiver<Box<dyn Job>>) {
         let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
+        // Unhurried jobs waiting for a commit to join, and when the oldest stops waiting.
+        let mut waiting: Vec<Box<dyn Job>> = Vec::new();
+        let mut due: Option<Instant> = None;
         loop {
             // Wake up now and then even without work: a fault reported by a reader or by
             // body-file code must start a recovery, and a recovery must progress while idle.
-            let first = match rx.recv_timeout(self.idle_wait()) {
+            let mut wait = self.idle_wait();
+            if let Some(d) = due {
+                wait = wait.min(d.saturating_duration_since(Instant::now()));
+            }
+            let first = match rx.recv_timeout(wait) {
                 Ok(job) => Some(job),
                 Err(mpsc::RecvTimeoutError::Timeout) => None,
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    // Closing: what waits is committed before the file is let go.
+                    if !waiting.is_empty() {
+                        batch.append(&mut waiting);
+                        self.commit_batch(&mut batch);
+                    }
+                    break;
+                }
             };
             self.recover_if_due();
-            let Some(first) = first else { continue };
-            batch.push(first);
+            match first {
+                Some(job) if job.unhurried() && waiting.len() + 1 < MAX_BATCH => {
+                    due.get_or_insert_with(|| Instant::now() + self.unhurried_wait);
+                    waiting.push(job);
+                    continue;
+                }
+                Some(job) => {
+                    // Those waiting were submitted first: they go first.
+                    batch.append(&mut waiting);
+                    batch.push(job);
+                }
+                None if due.is_some_and(|d| Instant::now() >= d) => {
+                    batch.append(&mut waiting);
+                }
+                None => continue,
+            }
+            due = None;
+            // A commit is being made: whatever is queued joins it, unhurried or not.
             while batch.len() < MAX_BATCH {
                 match rx.try_recv() {
                     Ok(job) => batch.push(job),
@@ -739,6 +816,80 @@ mod tests {
         db.write(put(5, 5)).await.expect("after panic");
     }
 
+    /// A `Db` on `path` whose unhurried writes wait `wait` for a commit to join.
+    fn open_waiting(path: &Path, wait: Duration) -> Db {
+        let p = path.to_owned();
+        Db::open_waiting(path, Box::new(move || open_file(&p)), wait).expect("open")
+    }
+
+    /// Polls `fut` once (submitting its write) and hands it back, still pending.
+    async fn submitted<F: std::future::Future + Unpin>(mut fut: F) -> F {
+        tokio::select! {
+            biased;
+            _ = &mut fut => panic!("the unhurried write finished before any commit"),
+            () = std::future::ready(()) => fut,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unhurried_write_joins_the_next_commit_and_goes_first() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = open_waiting(&dir.path().join("s.redb"), Duration::from_secs(60));
+        let lazy = submitted(Box::pin(db.write_unhurried(put(1, 10)))).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(db.stats().commits, 0, "an unhurried write started a commit");
+        assert_eq!(get(&db, 1), None);
+        // The ordinary write sees what the unhurried one wrote: it ran first, in its commit.
+        let seen = db
+            .write(|txn| {
+                let v = txn.open_table(T)?.get(1)?.map(|g| g.value());
+                txn.open_table(T)?.insert(2, 20)?;
+                Ok(v)
+            })
+            .await
+            .expect("write");
+        assert_eq!(seen, Some(10));
+        lazy.await.expect("unhurried write");
+        let s = db.stats();
+        assert_eq!((s.commits, s.jobs), (1, 2), "both writes in one commit");
+        assert_eq!((get(&db, 1), get(&db, 2)), (Some(10), Some(20)));
+    }
+
+    #[tokio::test]
+    async fn an_unhurried_write_alone_is_committed_after_its_wait() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.redb");
+        let db = open_waiting(&path, Duration::from_millis(100));
+        let started = Instant::now();
+        db.write_unhurried(put(3, 30))
+            .await
+            .expect("unhurried write");
+        assert!(
+            started.elapsed() >= Duration::from_millis(100),
+            "committed before its wait: {:?}",
+            started.elapsed()
+        );
+        assert_eq!(db.stats().commits, 1);
+        drop(db);
+        assert_eq!(get(&Db::open(&path).expect("reopen"), 3), Some(30));
+    }
+
+    #[tokio::test]
+    async fn waiting_unhurried_writes_are_committed_when_the_store_closes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.redb");
+        let db = open_waiting(&path, Duration::from_secs(60));
+        // Submitted, then no longer waited on: the write stands all the same.
+        drop(submitted(Box::pin(db.write_unhurried(put(4, 40)))).await);
+        let started = Instant::now();
+        drop(db);
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "closing waited"
+        );
+        assert_eq!(get(&Db::open(&path).expect("reopen"), 4), Some(40));
+    }
+
     #[test]
     fn second_open_is_locked_and_reopen_after_drop_works() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -779,7 +930,13 @@ mod tests {
                     tokio::spawn(async move {
                         for i in 0.. {
                             let key = i * 8 + w;
-                            db.write(put(key, key + 1)).await.expect("child write");
+                            // Half the writers acknowledge unhurried writes: as durable.
+                            if w % 2 == 0 {
+                                db.write(put(key, key + 1)).await.expect("child write");
+                            } else {
+                                let w = db.write_unhurried(put(key, key + 1)).await;
+                                w.expect("child unhurried write");
+                            }
                             let mut out = std::io::stdout().lock();
                             writeln!(out, "ack {key}")
                                 .and_then(|()| out.flush())

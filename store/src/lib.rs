@@ -26,7 +26,7 @@ pub use blobs::{
 };
 pub use body::{BodyAt, BodySink, Commit, ReceivedBody, INLINE_MAX};
 pub use commit_times::{CommitHistogram, CommitTimes, COMMIT_BUCKETS_MICROS};
-pub use db::{BatchHook, CommitStats, Db, MAX_BATCH};
+pub use db::{BatchHook, CommitStats, Db, MAX_BATCH, UNHURRIED_WAIT};
 pub use error::{StorageFault, StoreError};
 pub use format::{Format, FormatError, Opened, Upgrade};
 pub use health::{health_metrics, PROBE_BYTES, WRITABLE_METRIC, WRITE_FAILURES_METRIC};

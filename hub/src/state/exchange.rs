@@ -198,7 +198,9 @@ impl HubStore {
         Ok(out)
     }
 
-    /// The sender acknowledged (stored) a relayed answer.
+    /// The sender acknowledged (stored) a relayed answer. Unhurried (it joins the next
+    /// commit): until it is durable the relay stays in flight, and one lost to a crash is
+    /// relayed again, which the sender answers as held already.
     pub async fn relay_done(
         &self,
         sender: AgencyId,
@@ -206,7 +208,7 @@ impl HubStore {
         recipient: AgencyId,
     ) -> Result<(), StoreError> {
         self.db
-            .write(move |txn| {
+            .write_unhurried(move |txn| {
                 let mut t = txn.open_table(RELAYS)?;
                 t.remove((
                     sender.as_str(),

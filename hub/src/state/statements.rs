@@ -746,7 +746,9 @@ impl HubStore {
         Ok(out)
     }
 
-    /// `addressee` acknowledged (stored) statement `seq`, or refused it for good.
+    /// `addressee` acknowledged (stored) statement `seq`, or refused it for good. Unhurried
+    /// (it joins the next commit): until it is durable the relay stays in flight, and one
+    /// lost to a crash is relayed again, which the addressee answers as held already.
     pub async fn statement_relay_done(
         &self,
         addressee: AgencyId,
@@ -754,7 +756,7 @@ impl HubStore {
         refused: bool,
     ) -> Result<(), StoreError> {
         self.db
-            .write(move |txn| {
+            .write_unhurried(move |txn| {
                 let gone = txn
                     .open_table(STATEMENT_RELAYS)?
                     .remove((addressee.as_str(), seq))?
