@@ -99,6 +99,10 @@ impl Day {
     fn year_key(self) -> String {
         format!("Y{:04}", self.y)
     }
+    /// The period keys (day, month, year) an event on this day counts in.
+    fn periods(self) -> [String; 3] {
+        [self.key(), self.month_key(), self.year_key()]
+    }
 }
 
 impl std::fmt::Display for Day {
@@ -109,8 +113,7 @@ impl std::fmt::Display for Day {
 
 /// The period keys (day, month, year) an event at `ms` counts in.
 pub(crate) fn periods(ms: u64) -> [String; 3] {
-    let d = Day::of_ms(ms);
-    [d.key(), d.month_key(), d.year_key()]
+    Day::of_ms(ms).periods()
 }
 
 /// Split `[from, to]` into the fewest whole years, months and days.
@@ -152,7 +155,29 @@ pub(crate) fn scopes(a: &AgencyId) -> [String; 3] {
 /// so the increments still land in the same transaction as the events that caused them.
 #[derive(Default)]
 pub struct StatsHook {
-    pending: std::sync::Mutex<HashMap<(String, String, String), u64>>,
+    pending: std::sync::Mutex<Gathered>,
+}
+
+/// Increments by day, scope and metric. Kept by day rather than by period key, and nested so
+/// that a counter already gathered is found by `&str` without building its key: adding to it
+/// allocates nothing. Expanded into the day's, month's and year's keys once per commit.
+type Gathered = HashMap<Day, HashMap<String, HashMap<String, u64>>>;
+
+/// `gathered` as (period, scope, metric) → by, each day counted in its day, month and year.
+fn expand(gathered: Gathered) -> HashMap<(String, String, String), u64> {
+    let mut out = HashMap::new();
+    for (day, scopes) in gathered {
+        let periods = day.periods();
+        for (scope, metrics) in scopes {
+            for (metric, by) in metrics {
+                for period in &periods {
+                    *out.entry((period.clone(), scope.clone(), metric.clone()))
+                        .or_default() += by;
+                }
+            }
+        }
+    }
+    out
 }
 
 impl StatsHook {
@@ -161,7 +186,7 @@ impl StatsHook {
     pub(crate) fn take(&self) -> HashMap<(String, String, String), u64> {
         self.pending
             .lock()
-            .map(|mut p| std::mem::take(&mut *p))
+            .map(|mut p| expand(std::mem::take(&mut *p)))
             .unwrap_or_default()
     }
 
@@ -169,10 +194,19 @@ impl StatsHook {
         let Ok(mut p) = self.pending.lock() else {
             return;
         };
-        for period in periods(ms) {
-            for s in scope_list {
-                *p.entry((period.clone(), s.clone(), metric.to_string()))
-                    .or_default() += by;
+        let by_scope = p.entry(Day::of_ms(ms)).or_default();
+        for s in scope_list {
+            if !by_scope.contains_key(s.as_str()) {
+                by_scope.insert(s.clone(), HashMap::new());
+            }
+            let Some(metrics) = by_scope.get_mut(s.as_str()) else {
+                continue;
+            };
+            match metrics.get_mut(metric) {
+                Some(v) => *v += by,
+                None => {
+                    metrics.insert(metric.to_string(), by);
+                }
             }
         }
     }
@@ -188,7 +222,7 @@ impl poros_store::BatchHook for StatsHook {
             return Ok(());
         }
         let mut t = txn.open_table(STATS)?;
-        for ((p, s, m), by) in pending {
+        for ((p, s, m), by) in expand(pending) {
             let k = (p.as_str(), s.as_str(), m.as_str());
             let v = t.get(k)?.map(|g| g.value()).unwrap_or(0);
             t.insert(k, v + by)?;
