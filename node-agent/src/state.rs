@@ -707,7 +707,8 @@ impl AgentStore {
 
     /// Record the hub's acceptance or final refusal; leaves the submission queue. Unhurried
     /// (it joins the next commit): the hub holds its answer, and a document whose answer is
-    /// lost to a crash is submitted again and accepted again (a duplicate).
+    /// lost to a crash is still queued, so it is submitted again and the hub answers again
+    /// (an acceptance of a duplicate carries the first acceptance's time).
     pub async fn submission_done(
         &self,
         id: DocumentId,
