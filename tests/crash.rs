@@ -163,7 +163,7 @@ fn sender_kill9_with_acknowledged_documents_in_its_outbox() {
 /// kill at any point of the flow.) Every acknowledged document reaches the recipient exactly
 /// once, and the sender ends with the hub's acceptance and one receipt for each.
 #[test]
-fn sender_kill9_while_acceptances_are_stored() {
+fn sender_kill9_while_its_documents_flow() {
     let mut net = Net::running(&[A, B]);
     let mut sent = Sent::new();
     // One POST at a time, so none is in flight at the kill.
@@ -173,7 +173,8 @@ fn sender_kill9_while_acceptances_are_stored() {
         let id = net.send(A, &[B], &format!("In flight {i}"), &body);
         sent.insert(id, (A.into(), B.into(), sha256_hex(&body)));
     }
-    // The last documents are being submitted and answered now.
+    // Killed right after the last acknowledgement, while the last documents are still in the
+    // exchange (submitted, delivered, their receipts on the way back).
     thread::sleep(std::time::Duration::from_millis(10));
     net.kill_agent(A);
     net.start_agent(A);
