@@ -251,9 +251,7 @@ impl Db {
         F: FnMut(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
         R: Send + 'static,
     {
-        self.submit(f, false)?
-            .await
-            .map_err(|_| StoreError::Closed)?
+        self.written(f, Urgency::Commit).await
     }
 
     /// [`Db::write`] for a write no one is kept waiting on (a queue entry removed once its
@@ -268,7 +266,16 @@ impl Db {
         F: FnMut(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
         R: Send + 'static,
     {
-        self.submit(f, true)?
+        self.written(f, Urgency::Unhurried).await
+    }
+
+    /// Queues `f` and waits until it is durable (or refused).
+    async fn written<R, F>(&self, f: F, urgency: Urgency) -> Result<R, StoreError>
+    where
+        F: FnMut(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
+        self.submit(f, urgency)?
             .await
             .map_err(|_| StoreError::Closed)?
     }
@@ -281,7 +288,7 @@ impl Db {
         F: FnMut(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
         R: Send + 'static,
     {
-        self.submit(f, false)?
+        self.submit(f, Urgency::Commit)?
             .blocking_recv()
             .map_err(|_| StoreError::Closed)?
     }
@@ -303,7 +310,7 @@ impl Db {
     fn submit<R, F>(
         &self,
         f: F,
-        unhurried: bool,
+        urgency: Urgency,
     ) -> Result<oneshot::Receiver<Result<R, StoreError>>, StoreError>
     where
         F: FnMut(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
@@ -314,7 +321,7 @@ impl Db {
             f,
             out: None,
             reply,
-            unhurried,
+            urgency,
         });
         let jobs = self.inner.jobs.as_ref().ok_or(StoreError::Closed)?;
         jobs.send(job).map_err(|_| StoreError::Closed)?;
@@ -348,15 +355,24 @@ trait Job: Send {
     fn run(&mut self, txn: &WriteTransaction) -> Outcome;
     /// Acknowledges the caller: with the kept output if `result` is Ok.
     fn finish(self: Box<Self>, result: Result<(), StoreError>);
-    /// Whether the job waits for a commit to join rather than starting one.
-    fn unhurried(&self) -> bool;
+    /// Whether the job starts a commit or waits for one to join.
+    fn urgency(&self) -> Urgency;
+}
+
+/// Whether a write starts a commit or waits for one to join.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Urgency {
+    /// [`Db::write`]: committed as soon as the committer takes it.
+    Commit,
+    /// [`Db::write_unhurried`]: joins the next commit, or after [`UNHURRIED_WAIT`] starts one.
+    Unhurried,
 }
 
 struct Pending<F, R> {
     f: F,
     out: Option<R>,
     reply: oneshot::Sender<Result<R, StoreError>>,
-    unhurried: bool,
+    urgency: Urgency,
 }
 
 impl<F, R> Job for Pending<F, R>
@@ -385,8 +401,8 @@ where
         let _ = self.reply.send(reply);
     }
 
-    fn unhurried(&self) -> bool {
-        self.unhurried
+    fn urgency(&self) -> Urgency {
+        self.urgency
     }
 }
 
@@ -428,7 +444,9 @@ impl Committer {
             };
             self.recover_if_due();
             match first {
-                Some(job) if job.unhurried() && waiting.len() + 1 < MAX_BATCH => {
+                Some(job)
+                    if job.urgency() == Urgency::Unhurried && waiting.len() + 1 < MAX_BATCH =>
+                {
                     due.get_or_insert_with(|| Instant::now() + self.unhurried_wait);
                     waiting.push(job);
                     continue;
