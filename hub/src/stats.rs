@@ -196,16 +196,15 @@ impl StatsHook {
         };
         let by_scope = p.entry(Day::of_ms(ms)).or_default();
         for s in scope_list {
-            if !by_scope.contains_key(s.as_str()) {
-                by_scope.insert(s.clone(), HashMap::new());
-            }
-            let Some(metrics) = by_scope.get_mut(s.as_str()) else {
-                continue;
-            };
-            match metrics.get_mut(metric) {
-                Some(v) => *v += by,
+            match by_scope.get_mut(s.as_str()) {
+                Some(metrics) => match metrics.get_mut(metric) {
+                    Some(v) => *v += by,
+                    None => {
+                        metrics.insert(metric.to_string(), by);
+                    }
+                },
                 None => {
-                    metrics.insert(metric.to_string(), by);
+                    by_scope.insert(s.clone(), HashMap::from([(metric.to_string(), by)]));
                 }
             }
         }

@@ -14,9 +14,9 @@ use serde::{Deserialize, Serialize};
 /// Largest frame accepted (header only; bodies are streamed after it).
 pub const MAX_FRAME_LEN: usize = 256 * 1024;
 
-/// What an encoded frame starts with room for: most frames (a signed envelope or statement
-/// with its signer's certificate) fit.
-const FRAME_CAPACITY: usize = 2048;
+/// What an encoded frame starts with room for: the exchange's frames fit (a submission, a
+/// delivery or a statement, each with its signer's certificate, encodes to about 620 bytes).
+const FRAME_CAPACITY: usize = 1024;
 
 /// Every message on the wire.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
