@@ -16,7 +16,8 @@
 //!
 //! `POROS_SCALE_AGENTS` (default 10,000), `POROS_SCALE_RATE` (trickle, documents per second,
 //! default 20), `POROS_SCALE_IDLE_SECS` (the simulated agents' `hub_idle_timeout_secs`; the
-//! agent's default otherwise), `POROS_SCALE_HANDSHAKES` (the hub's
+//! agent's default otherwise), `POROS_SCALE_IDLE_WINDOW_SECS` (how long the idle hub is
+//! measured, default 20 s), `POROS_SCALE_HANDSHAKES` (the hub's
 //! `limits.handshakes_in_flight`), `POROS_BENCH_QUICK=1` (300 agents, shorter phases). Writes
 //! `<target>/bench-scale.json`.
 
@@ -67,7 +68,11 @@ impl Params {
             idle_secs: env_num("POROS_SCALE_IDLE_SECS").map(|s| s as u64),
             handshakes: env_num("POROS_SCALE_HANDSHAKES").map(|n| n as u64),
             rate: env_num("POROS_SCALE_RATE").unwrap_or(20.0),
-            idle: Duration::from_secs(if quick { 5 } else { 20 }),
+            idle: Duration::from_secs(
+                env_num("POROS_SCALE_IDLE_WINDOW_SECS")
+                    .map(|s| s as u64)
+                    .unwrap_or(if quick { 5 } else { 20 }),
+            ),
             calm: Duration::from_secs(if quick { 5 } else { 15 }),
             connect_deadline: Duration::from_secs(300),
         }
