@@ -1,6 +1,7 @@
 //! The redb handle with group commit: one committer thread, many concurrent writers.
 //! Owns `Db`, the batching/retry logic and the commit statistics.
 
+use std::any::{Any, TypeId};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,6 +14,7 @@ use tokio::sync::oneshot;
 
 use crate::commit_times::{CommitHistogram, CommitTimes};
 use crate::health::{Opener, Recovery, Shared, IDLE_CHECK};
+use crate::tables::TableSet;
 use crate::{StorageFault, StoreError};
 
 /// Most jobs folded into one transaction; bounds the work lost to a retry.
@@ -293,6 +295,52 @@ impl Db {
             .map_err(|_| StoreError::Closed)?
     }
 
+    /// [`Db::write`] for a write that reaches its tables through the table set `S`: the
+    /// consecutive writes of one set in a batch share one [`TableSet::Open`], so each table of
+    /// the set is opened once for all of them rather than once per write. `f` must not open a
+    /// table of the set directly (redb refuses a table opened twice in one transaction); it
+    /// may open others through the set's transaction.
+    pub async fn write_with<S, R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        S: TableSet,
+        F: for<'t> FnMut(&mut S::Open<'t>) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
+        self.written_with::<S, R, F>(f, Urgency::Commit).await
+    }
+
+    /// [`Db::write_with`] for an unhurried write (see [`Db::write_unhurried`]).
+    pub async fn write_unhurried_with<S, R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        S: TableSet,
+        F: for<'t> FnMut(&mut S::Open<'t>) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
+        self.written_with::<S, R, F>(f, Urgency::Unhurried).await
+    }
+
+    async fn written_with<S, R, F>(&self, mut f: F, urgency: Urgency) -> Result<R, StoreError>
+    where
+        S: TableSet,
+        F: for<'t> FnMut(&mut S::Open<'t>) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        let f: SetFn<S> = Box::new(move |set| f(set).map(|r| Box::new(r) as Output));
+        let job = Box::new(SetPending::<S> {
+            f,
+            out: None,
+            reply,
+            urgency,
+        });
+        let jobs = self.inner.jobs.as_ref().ok_or(StoreError::Closed)?;
+        jobs.send(job).map_err(|_| StoreError::Closed)?;
+        let out = rx.await.map_err(|_| StoreError::Closed)??;
+        out.downcast::<R>()
+            .map(|r| *r)
+            .map_err(|_| StoreError::Other("a table-set write returned another type".into()))
+    }
+
     /// Snapshot of the commit counters.
     pub fn stats(&self) -> CommitStats {
         let s = &self.inner.stats;
@@ -353,6 +401,26 @@ enum Outcome {
 trait Job: Send {
     /// Runs the closure in `txn`, keeping its output until `finish`.
     fn run(&mut self, txn: &WriteTransaction) -> Outcome;
+    /// The table set the job writes through ([`Db::write_with`]), if any.
+    fn set(&self) -> Option<TypeId> {
+        None
+    }
+    /// Runs this job, then `rest` (jobs of the same [`Job::set`], none for a job without one)
+    /// sharing one opened set; stops at the first that does not succeed, giving its index
+    /// (0 for this job, 1 + its index in `rest` for the others).
+    fn run_with(
+        &mut self,
+        txn: &WriteTransaction,
+        rest: &mut [Box<dyn Job>],
+    ) -> Result<(), (usize, Outcome)> {
+        debug_assert!(rest.is_empty());
+        match self.run(txn) {
+            Outcome::Done => Ok(()),
+            o => Err((0, o)),
+        }
+    }
+    /// The job itself, for a job of a table set to find the others of its set.
+    fn as_any_mut(&mut self) -> &mut dyn Any;
     /// Acknowledges the caller: with the kept output if `result` is Ok.
     fn finish(self: Box<Self>, result: Result<(), StoreError>);
     /// Whether the job starts a commit or waits for one to join.
@@ -377,8 +445,8 @@ struct Pending<F, R> {
 
 impl<F, R> Job for Pending<F, R>
 where
-    F: FnMut(&WriteTransaction) -> Result<R, StoreError> + Send,
-    R: Send,
+    F: FnMut(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
+    R: Send + 'static,
 {
     fn run(&mut self, txn: &WriteTransaction) -> Outcome {
         // A panicking closure must not kill the committer and strand every later writer.
@@ -403,6 +471,90 @@ where
 
     fn urgency(&self) -> Urgency {
         self.urgency
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+/// What a table-set write returns, its type erased until the caller has it back.
+type Output = Box<dyn Any + Send>;
+
+/// A table-set write's closure, its output type erased so that every job of one set has the
+/// same type and can be found among the batch's jobs.
+type SetFn<S> =
+    Box<dyn for<'t> FnMut(&mut <S as TableSet>::Open<'t>) -> Result<Output, StoreError> + Send>;
+
+/// A write through the table set `S` ([`Db::write_with`]).
+struct SetPending<S: TableSet> {
+    f: SetFn<S>,
+    out: Option<Output>,
+    reply: oneshot::Sender<Result<Output, StoreError>>,
+    urgency: Urgency,
+}
+
+impl<S: TableSet> SetPending<S> {
+    fn run_in(&mut self, set: &mut S::Open<'_>) -> Outcome {
+        match catch_unwind(AssertUnwindSafe(|| (self.f)(set))) {
+            Ok(Ok(r)) => {
+                self.out = Some(r);
+                Outcome::Done
+            }
+            Ok(Err(e)) => {
+                self.out = None;
+                Outcome::Failed(e)
+            }
+            Err(_) => Outcome::Panicked,
+        }
+    }
+}
+
+impl<S: TableSet> Job for SetPending<S> {
+    fn run(&mut self, txn: &WriteTransaction) -> Outcome {
+        let mut set = S::begin(txn);
+        self.run_in(&mut set)
+    }
+
+    fn set(&self) -> Option<TypeId> {
+        Some(TypeId::of::<S>())
+    }
+
+    fn run_with(
+        &mut self,
+        txn: &WriteTransaction,
+        rest: &mut [Box<dyn Job>],
+    ) -> Result<(), (usize, Outcome)> {
+        let mut set = S::begin(txn);
+        match self.run_in(&mut set) {
+            Outcome::Done => {}
+            o => return Err((0, o)),
+        }
+        for (i, job) in rest.iter_mut().enumerate() {
+            let outcome = match job.as_any_mut().downcast_mut::<SetPending<S>>() {
+                Some(same) => same.run_in(&mut set),
+                // Grouped by `set()`, so of this type; were it not, the batch is run again
+                // job by job, each with a set of its own.
+                None => Outcome::Failed(StoreError::Other("table sets mixed in a run".into())),
+            };
+            if !matches!(outcome, Outcome::Done) {
+                return Err((i + 1, outcome));
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(mut self: Box<Self>, result: Result<(), StoreError>) {
+        let reply = result.and_then(|()| self.out.take().ok_or(StoreError::Closed));
+        let _ = self.reply.send(reply);
+    }
+
+    fn urgency(&self) -> Urgency {
+        self.urgency
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
     }
 }
 
@@ -627,18 +779,26 @@ fn run_batch(
         None => BatchFailed::Job(None),
     };
     let txn = begin(db).map_err(storage)?;
-    for (i, job) in batch.iter_mut().enumerate() {
-        match job.run(&txn) {
-            Outcome::Done => {}
-            Outcome::Failed(_) => {
+    // Runs of consecutive jobs of one table set share it; any other job runs on its own.
+    let mut start = 0;
+    while let Some((head, rest)) = batch[start..].split_first_mut() {
+        let same = match head.set() {
+            Some(id) => rest.iter().take_while(|j| j.set() == Some(id)).count(),
+            None => 0,
+        };
+        let result = head.run_with(&txn, &mut rest[..same]);
+        match result {
+            Ok(()) => {}
+            Err((_, Outcome::Done | Outcome::Failed(_))) => {
                 abort(txn, hook);
                 return Err(BatchFailed::Job(None));
             }
-            Outcome::Panicked => {
+            Err((i, Outcome::Panicked)) => {
                 abort(txn, hook);
-                return Err(BatchFailed::Job(Some(i)));
+                return Err(BatchFailed::Job(Some(start + i)));
             }
         }
+        start += 1 + same;
     }
     if let Some(h) = hook {
         if h.before_commit(&txn).is_err() {
@@ -832,6 +992,118 @@ mod tests {
         assert_eq!(get(&db, 4), Some(4));
         // The committer survived the panic.
         db.write(put(5, 5)).await.expect("after panic");
+    }
+
+    /// The test table set opened: the transaction and the one test table.
+    type Opened<'t> = (&'t WriteTransaction, crate::LazyTable<'t, u64, u64>);
+
+    /// A table set of the one test table, counting how often it is begun.
+    struct Counted<const N: usize>;
+    static BEGUN: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
+    impl<const N: usize> TableSet for Counted<N> {
+        type Open<'t> = Opened<'t>;
+        fn begin(txn: &WriteTransaction) -> Self::Open<'_> {
+            BEGUN[N].fetch_add(1, Ordering::Relaxed);
+            (txn, crate::LazyTable::new(T))
+        }
+    }
+
+    /// A write of (k, v) through the set, also reading `k - 1` (what an earlier write left).
+    fn put_set<const N: usize>(
+        k: u64,
+        v: u64,
+    ) -> impl for<'t> FnMut(&mut Opened<'t>) -> Result<Option<u64>, StoreError> {
+        move |(txn, t)| {
+            let t = t.open(txn)?;
+            let before = t.get(k - 1)?.map(|g| g.value());
+            t.insert(k, v)?;
+            Ok(before)
+        }
+    }
+
+    /// Holds the committer for a while, so that what is written next forms one batch.
+    fn block(db: &Db) -> tokio::task::JoinHandle<Result<(), StoreError>> {
+        let db = db.clone();
+        tokio::spawn(async move {
+            db.write(|_txn| {
+                std::thread::sleep(Duration::from_millis(200));
+                Ok(())
+            })
+            .await
+        })
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn consecutive_writes_of_one_table_set_share_it_and_keep_their_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(&dir.path().join("s.redb")).expect("open");
+        let blocker = block(&db);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let a = db.write_with::<Counted<0>, _, _>(put_set::<0>(1, 10));
+        let b = db.write_with::<Counted<0>, _, _>(put_set::<0>(2, 20));
+        // A write opening the set's table directly: the set is closed before it runs.
+        let plain = db.write(|txn| {
+            let mut t = txn.open_table(T)?;
+            let seen = t.get(2)?.map(|g| g.value());
+            t.insert(3, 30)?;
+            Ok(seen)
+        });
+        let c = db.write_with::<Counted<0>, _, _>(put_set::<0>(4, 40));
+        let (a, b, plain, c) = tokio::join!(a, b, plain, c);
+        blocker.await.expect("join").expect("blocker");
+        assert_eq!(a.expect("a"), None);
+        assert_eq!(b.expect("b"), Some(10), "the second write sees the first");
+        assert_eq!(plain.expect("plain"), Some(20));
+        assert_eq!(
+            c.expect("c"),
+            Some(30),
+            "the set is opened again after the plain write"
+        );
+        // One set for a and b, one for c: not one per write, and not one for the batch.
+        assert_eq!(BEGUN[0].load(Ordering::Relaxed), 2);
+        assert_eq!(
+            db.stats().commits,
+            2,
+            "the blocker's commit and one for the four"
+        );
+        for (k, v) in [(1, 10), (2, 20), (3, 30), (4, 40)] {
+            assert_eq!(get(&db, k), Some(v));
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_failing_or_panicking_table_set_write_leaves_the_others_of_its_run_written() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(&dir.path().join("s.redb")).expect("open");
+        let blocker = block(&db);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // A plain write first, so the run of the set's writes starts inside the batch.
+        let first = db.write(put(9, 90));
+        let a = db.write_with::<Counted<1>, _, _>(put_set::<1>(1, 10));
+        let bad = db.write_with::<Counted<1>, _, _>(|(txn, t)| {
+            t.open(txn)?.insert(2, 20)?;
+            Err::<(), _>(StoreError::Other("nope".into()))
+        });
+        let boom = db.write_with::<Counted<1>, _, _>(|(txn, t)| -> Result<(), StoreError> {
+            t.open(txn)?.insert(3, 30)?;
+            panic!("boom")
+        });
+        let c = db.write_with::<Counted<1>, _, _>(put_set::<1>(5, 50));
+        // The panic comes first in the run, so the batch stops there and must name it.
+        let (first, a, boom, bad, c) = tokio::join!(first, a, boom, bad, c);
+        blocker.await.expect("join").expect("blocker");
+        first.expect("first");
+        assert_eq!(a.expect("a"), None);
+        assert!(matches!(bad, Err(StoreError::Other(m)) if m == "nope"));
+        assert!(matches!(boom, Err(StoreError::Panicked)), "{boom:?}");
+        assert_eq!(c.expect("c"), None);
+        assert_eq!(get(&db, 1), Some(10));
+        assert_eq!(get(&db, 2), None);
+        assert_eq!(get(&db, 3), None);
+        assert_eq!(get(&db, 5), Some(50));
+        db.write_with::<Counted<1>, _, _>(put_set::<1>(6, 60))
+            .await
+            .expect("after panic");
     }
 
     /// A `Db` on `path` whose unhurried writes wait `wait` for a commit to join.

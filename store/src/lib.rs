@@ -18,6 +18,7 @@ mod health;
 mod ownership;
 mod snapshot;
 mod sweep;
+mod tables;
 #[cfg(test)]
 mod testutil;
 
@@ -33,6 +34,7 @@ pub use health::{health_metrics, PROBE_BYTES, WRITABLE_METRIC, WRITE_FAILURES_ME
 pub use ownership::chown_tree;
 pub use snapshot::{copy_snapshot, own_tables, SnapshotCopy, SnapshotError, SnapshotTable, Typed};
 pub use sweep::SweepReport;
+pub use tables::{LazyTable, TableSet};
 
 /// Seconds since the Unix epoch (0 if the clock is before it).
 pub(crate) fn now_secs() -> u64 {
