@@ -12,6 +12,7 @@
 //! `bodies_damaged`, `body_repairs_requested`, `bodies_repaired`, `bodies_lost` and, per
 //! delivery, `deliveries_lost`.
 
+use super::tables::{HubSet, HubTables};
 use super::{answer_in, bump, dec, enc, DocRecord, HubStore, BODY_REFS, DOCS, INLINE, QUEUE};
 use poros_protocol::{AgencyId, Digest, DocumentId};
 use poros_store::StoreError;
@@ -19,7 +20,7 @@ use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 
-const HELD: TableDefinition<(&str, &[u8]), u64> = TableDefinition::new("held");
+pub(super) const HELD: TableDefinition<(&str, &[u8]), u64> = TableDefinition::new("held");
 const DAMAGED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("damaged_bodies");
 const REPAIRS: TableDefinition<(&str, &[u8]), &[u8]> = TableDefinition::new("repairs");
 
@@ -65,11 +66,11 @@ pub(super) fn create_tables(txn: &redb::WriteTransaction) -> Result<(), StoreErr
 
 /// Drop a delivery from the holding table (it ended by expiry or loss).
 pub(super) fn unhold(
-    txn: &redb::WriteTransaction,
+    t: &mut HubTables<'_>,
     recipient: &AgencyId,
     doc: &[u8],
 ) -> Result<(), StoreError> {
-    txn.open_table(HELD)?.remove((recipient.as_str(), doc))?;
+    t.held.open(t.txn)?.remove((recipient.as_str(), doc))?;
     Ok(())
 }
 
@@ -291,37 +292,40 @@ impl HubStore {
     ) -> Result<Vec<AgencyId>, StoreError> {
         let on_time = self.on_time_ms;
         let stats = self.stats.clone();
+        // Through the exchange's tables, as the answers it records (`answer_in`) are.
         self.db
-            .write(move |txn| {
+            .write_with::<HubSet, _, _>(move |t| {
                 let mut wake = Vec::new();
                 for (h, notice) in &notices {
-                    let held = txn
-                        .open_table(HELD)?
+                    let held = t
+                        .held
+                        .open(t.txn)?
                         .get((h.recipient.as_str(), h.doc.as_bytes().as_slice()))?
                         .is_some();
                     if !held {
                         continue;
                     }
                     let outcome =
-                        answer_in(txn, &stats, h.doc, &h.recipient, notice, now_ms, on_time)?;
+                        answer_in(t, &stats, h.doc, &h.recipient, notice, now_ms, on_time)?;
                     if let super::AnswerOutcome::Recorded { sender } = outcome {
                         wake.push(sender);
                     }
                 }
-                let removed = txn
+                let removed = t
+                    .txn
                     .open_table(DAMAGED)?
                     .remove(digest.as_slice())?
                     .map(|g| dec::<DamageRecord>(g.value()))
                     .transpose()?;
                 if let Some(d) = removed {
-                    let mut repairs = txn.open_table(REPAIRS)?;
+                    let mut repairs = t.txn.open_table(REPAIRS)?;
                     for doc in &d.docs {
-                        if let Some(rec) = doc_in(txn, doc)? {
+                        if let Some(rec) = t.doc(doc.as_bytes())? {
                             repairs.remove((rec.sender.as_str(), doc.as_bytes().as_slice()))?;
                         }
                     }
                     drop(repairs);
-                    bump(txn, &[("bodies_lost", 1)])?;
+                    t.bump(&[("bodies_lost", 1)])?;
                 }
                 Ok(wake)
             })

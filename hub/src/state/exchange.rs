@@ -1,6 +1,7 @@
 //! The exchange log: documents, pending deliveries (queue), answers and the relays that carry
 //! them to senders; each step is one atomic commit.
 
+use super::tables::{HubSet, HubTables};
 use super::*;
 use poros_protocol::{SignedStatement, Statement};
 use poros_store::ReceivedBody;
@@ -37,21 +38,21 @@ impl HubStore {
             .id;
         let bytes = enc(&rec)?;
         self.db
-            .write(move |txn| {
+            .write_with::<HubSet, _, _>(move |t| {
                 let key = id.as_bytes().as_slice();
-                let mut docs = txn.open_table(DOCS)?;
+                let docs = t.docs.open(t.txn)?;
                 let existing = docs.get(key)?.map(|g| g.value().to_vec());
                 if let Some(old) = existing {
                     return Ok(resubmitted(&dec(&old)?, &rec));
                 }
                 docs.insert(key, bytes.as_slice())?;
-                drop(docs);
                 if let Some(b) = &inline {
-                    txn.open_table(INLINE)?
+                    t.inline
+                        .open(t.txn)?
                         .insert(rec.body_sha256.as_slice(), b.as_slice())?;
                 }
                 {
-                    let mut refs = txn.open_table(BODY_REFS)?;
+                    let refs = t.body_refs.open(t.txn)?;
                     let n = refs
                         .get(rec.body_sha256.as_slice())?
                         .map(|g| g.value())
@@ -62,21 +63,20 @@ impl HubStore {
                     state: DeliveryState::Pending,
                     answered_ms: None,
                 })?;
-                let mut del = txn.open_table(DELIVERIES)?;
-                let mut q = txn.open_table(QUEUE)?;
-                let mut ex = txn.open_table(EXPIRY)?;
+                let del = t.deliveries.open(t.txn)?;
+                let q = t.queue.open(t.txn)?;
+                let ex = t.expiry.open(t.txn)?;
                 for r in &rec.recipients {
                     del.insert((key, r.as_str()), pending.as_slice())?;
                     q.insert((r.as_str(), key), rec.accepted_ms)?;
                     ex.insert((rec.accepted_ms, key, r.as_str()), ())?;
                 }
-                drop((del, q, ex));
                 // No rule state stored: until a statement changes it, it is folded from the
                 // envelope and the delivery records (`statements::state_in`).
                 // Answered on the submitting stream itself, so relayed to no one.
-                statements::record_in(txn, &signed, &stmt, rec.accepted_ms, &[], None)?;
+                statements::record_in(t, &signed, &stmt, rec.accepted_ms, &[], None)?;
                 crate::stats::on_accept(&stats, &rec.sender, &rec.recipients, rec.accepted_ms);
-                bump(txn, &accept_counts(&rec))?;
+                t.bump(&accept_counts(&rec))?;
                 Ok(AcceptOutcome::Stored)
             })
             .await
@@ -163,7 +163,9 @@ impl HubStore {
         let on_time = self.on_time_ms;
         let stats = self.stats.clone();
         self.db
-            .write(move |txn| answer_in(txn, &stats, doc, &recipient, &answer, now_ms, on_time))
+            .write_with::<HubSet, _, _>(move |t| {
+                answer_in(t, &stats, doc, &recipient, &answer, now_ms, on_time)
+            })
             .await
     }
 
@@ -208,9 +210,8 @@ impl HubStore {
         recipient: AgencyId,
     ) -> Result<(), StoreError> {
         self.db
-            .write_unhurried(move |txn| {
-                let mut t = txn.open_table(RELAYS)?;
-                t.remove((
+            .write_unhurried_with::<HubSet, _, _>(move |t| {
+                t.relays.open(t.txn)?.remove((
                     sender.as_str(),
                     doc.as_bytes().as_slice(),
                     recipient.as_str(),
@@ -332,7 +333,7 @@ fn end_of(stmt: &Statement) -> Option<DeliveryEnd> {
 }
 
 pub(super) fn answer_in(
-    txn: &redb::WriteTransaction,
+    t: &mut HubTables<'_>,
     stats: &crate::stats::StatsHook,
     doc: DocumentId,
     recipient: &AgencyId,
@@ -341,15 +342,15 @@ pub(super) fn answer_in(
     on_time_ms: u64,
 ) -> Result<AnswerOutcome, StoreError> {
     let key = doc.as_bytes().as_slice();
-    let cur: DeliveryRecord = match txn.open_table(DELIVERIES)?.get((key, recipient.as_str()))? {
+    let cur: DeliveryRecord = match t.deliveries.open(t.txn)?.get((key, recipient.as_str()))? {
         Some(g) => dec(g.value())?,
         None => return Ok(AnswerOutcome::AlreadyAnswered),
     };
     if !cur.state.is_pending() {
         return Ok(AnswerOutcome::AlreadyAnswered);
     }
-    let rec: DocRecord = match txn.open_table(DOCS)?.get(key)? {
-        Some(g) => dec(g.value())?,
+    let rec: DocRecord = match t.doc(key)? {
+        Some(rec) => rec,
         None => {
             return Err(StoreError::Corrupt(format!(
                 "delivery without document {doc}"
@@ -362,9 +363,9 @@ pub(super) fn answer_in(
                 return Ok(AnswerOutcome::AlreadyAnswered);
             };
             if state.is_delivered() {
-                statements::on_delivered(txn, key, recipient)?;
+                statements::on_delivered(t, key, recipient)?;
             }
-            txn.open_table(RELAYS)?.insert(
+            t.relays.open(t.txn)?.insert(
                 (rec.sender.as_str(), key, recipient.as_str()),
                 enc(&relay)?.as_slice(),
             )?;
@@ -376,10 +377,10 @@ pub(super) fn answer_in(
                 Err(r) => return Ok(AnswerOutcome::Refused(r)),
             };
             // The rules again, as for every statement: maker, addressee, order.
-            let stored = statements::stored_state(txn, &doc)?;
+            let stored = statements::stored_state(t, &doc)?;
             let before = match &stored {
                 Some(st) => st.clone(),
-                None => statements::folded_in(txn, &doc, &rec)?,
+                None => statements::folded_in(t, &doc, &rec)?,
             };
             let mut st = before.clone();
             let digest = signed.payload_digest();
@@ -387,22 +388,22 @@ pub(super) fn answer_in(
                 return Ok(AnswerOutcome::Refused(r));
             }
             st.apply(stmt, &digest);
-            let seq = statements::record_in(txn, signed, stmt, now_ms, &stmt.to, None)?;
+            let seq = statements::record_in(t, signed, stmt, now_ms, &stmt.to, None)?;
             let state = DeliveryState::Ended {
                 how: how.clone(),
                 statement: seq,
             };
             let keep = statements::answered_state(stored.is_some(), &before, st, recipient, &state);
             if let Some(st) = keep {
-                statements::put_doc_state(txn, &doc, &st)?;
+                statements::put_doc_state(t, &doc, &st)?;
             }
             (state, how)
         }
     };
     // A delivery an update added fell due when the update was accepted, not the document.
-    let due_ms = statements::added_at(txn, key, recipient)?.unwrap_or(rec.accepted_ms);
+    let due_ms = statements::added_at(t, key, recipient)?.unwrap_or(rec.accepted_ms);
     let ending = Ending::of(&end_how, due_ms, now_ms, on_time_ms);
-    txn.open_table(DELIVERIES)?.insert(
+    t.deliveries.open(t.txn)?.insert(
         (key, recipient.as_str()),
         enc(&DeliveryRecord {
             state,
@@ -410,23 +411,24 @@ pub(super) fn answer_in(
         })?
         .as_slice(),
     )?;
-    txn.open_table(QUEUE)?.remove((recipient.as_str(), key))?;
+    t.queue.open(t.txn)?.remove((recipient.as_str(), key))?;
     if ending.unhold {
-        bodies::unhold(txn, recipient, key)?;
+        bodies::unhold(t, recipient, key)?;
     }
-    txn.open_table(EXPIRY)?
+    t.expiry
+        .open(t.txn)?
         .remove((due_ms, key, recipient.as_str()))?;
     // The count lives apart from the document record so an answer never rewrites the record.
     let answered = {
-        let mut t = txn.open_table(ANSWERED)?;
-        let n = t.get(key)?.map(|g| g.value()).unwrap_or(0) + 1;
-        t.insert(key, n)?;
+        let a = t.answered.open(t.txn)?;
+        let n = a.get(key)?.map(|g| g.value()).unwrap_or(0) + 1;
+        a.insert(key, n)?;
         n
     };
-    if answered as usize >= statements::delivery_count(txn, key, &rec)? {
-        txn.open_table(RETENTION)?.insert((now_ms, key), ())?;
+    if answered as usize >= statements::delivery_count(t, key, &rec)? {
+        t.retention.open(t.txn)?.insert((now_ms, key), ())?;
     }
-    bump(txn, &[(ending.counter, 1)])?;
+    t.bump(&[(ending.counter, 1)])?;
     ending.count(stats, &rec.sender, recipient, due_ms, now_ms);
     Ok(AnswerOutcome::Recorded { sender: rec.sender })
 }

@@ -46,6 +46,7 @@ mod retention;
 pub mod snapshot;
 mod statements;
 mod statistics;
+mod tables;
 #[cfg(test)]
 mod tests;
 pub mod transfer;
@@ -101,7 +102,14 @@ fn dec<T: for<'a> Deserialize<'a>>(b: &[u8]) -> Result<T, StoreError> {
 
 /// Add to counters; one table open for all of them (opens are a large part of a small job).
 fn bump(txn: &redb::WriteTransaction, counts: &[(&str, u64)]) -> Result<(), StoreError> {
-    let mut t = txn.open_table(COUNTERS)?;
+    bump_in(&mut txn.open_table(COUNTERS)?, counts)
+}
+
+/// [`bump`] in an open `counters` table.
+fn bump_in(
+    t: &mut redb::Table<'_, &'static str, u64>,
+    counts: &[(&str, u64)],
+) -> Result<(), StoreError> {
     for (name, by) in counts {
         let v = t.get(*name)?.map(|g| g.value()).unwrap_or(0);
         t.insert(*name, v + by)?;

@@ -22,9 +22,10 @@
 //! are statements here like any other (`record_in`, called by `accept`, `answer_in` and
 //! `accept_in`); the acceptance is answered on the submitting stream and relayed to no one.
 
+use super::tables::{HubSet, HubTables};
 use super::{
-    bump, dec, enc, DeliveryRecord, DeliveryState, DocRecord, HubStore, NodeRecord, NodeState,
-    DELIVERIES, DOCS, EXPIRY, NODES, QUEUE, RELAYS,
+    dec, enc, DeliveryRecord, DeliveryState, DocRecord, HubStore, NodeRecord, NodeState, NODES,
+    RELAYS,
 };
 use poros_protocol::{
     AgencyId, Digest, DocState, DocumentId, Party, Reason, ReasonCode, Refusal, RefusalCode,
@@ -35,14 +36,17 @@ use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 
-const DOC_STATES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("doc_states");
-const STATEMENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("statements");
-const DOC_STATEMENTS: TableDefinition<(&[u8], u64), ()> = TableDefinition::new("doc_statements");
-const STATEMENT_RELAYS: TableDefinition<(&str, u64), &[u8]> =
+pub(super) const DOC_STATES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("doc_states");
+pub(super) const STATEMENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("statements");
+pub(super) const DOC_STATEMENTS: TableDefinition<(&[u8], u64), ()> =
+    TableDefinition::new("doc_statements");
+pub(super) const STATEMENT_RELAYS: TableDefinition<(&str, u64), &[u8]> =
     TableDefinition::new("statement_relays");
-const STATEMENT_DIGESTS: TableDefinition<&[u8], u64> = TableDefinition::new("statement_digests");
-const ADDED: TableDefinition<(&[u8], &str), &[u8]> = TableDefinition::new("added_recipients");
-const KINDS: TableDefinition<&str, u64> = TableDefinition::new("statement_kinds");
+pub(super) const STATEMENT_DIGESTS: TableDefinition<&[u8], u64> =
+    TableDefinition::new("statement_digests");
+pub(super) const ADDED: TableDefinition<(&[u8], &str), &[u8]> =
+    TableDefinition::new("added_recipients");
+pub(super) const KINDS: TableDefinition<&str, u64> = TableDefinition::new("statement_kinds");
 
 /// Most queued relays one scan looks at (gated or blocked ones are skipped over).
 const SCAN_MAX: usize = 10_000;
@@ -201,11 +205,11 @@ pub(super) fn create_tables(txn: &redb::WriteTransaction) -> Result<(), StoreErr
 
 /// `recipient` signed a delivery receipt (called inside `answer_in`'s transaction).
 pub(super) fn on_delivered(
-    txn: &redb::WriteTransaction,
+    t: &mut HubTables<'_>,
     doc: &[u8],
     recipient: &AgencyId,
 ) -> Result<(), StoreError> {
-    let mut t = txn.open_table(DOC_STATES)?;
+    let t = t.doc_states.open(t.txn)?;
     let cur = t.get(doc)?.map(|g| g.value().to_vec());
     // Without a stored state the delivery record this answer writes is the fold's input.
     if let Some(bytes) = cur {
@@ -219,12 +223,11 @@ pub(super) fn on_delivered(
 /// When a delivery an update created fell due (its clock for expiry and statistics), if
 /// `recipient` was added to `doc` by an update.
 pub(super) fn added_at(
-    txn: &redb::WriteTransaction,
+    t: &mut HubTables<'_>,
     doc: &[u8],
     recipient: &AgencyId,
 ) -> Result<Option<u64>, StoreError> {
-    let t = txn.open_table(ADDED)?;
-    let v = t.get((doc, recipient.as_str()))?;
+    let v = t.added.open(t.txn)?.get((doc, recipient.as_str()))?;
     v.map(|g| dec::<Added>(g.value()).map(|a| a.added_ms))
         .transpose()
 }
@@ -281,12 +284,11 @@ pub(super) fn recipients_read(
 
 /// Every delivery a document has: the envelope's recipients, then those updates added.
 pub(super) fn delivery_count(
-    txn: &redb::WriteTransaction,
+    t: &mut HubTables<'_>,
     doc: &[u8],
     rec: &DocRecord,
 ) -> Result<usize, StoreError> {
-    let t = txn.open_table(ADDED)?;
-    Ok(rec.recipients.len() + added_of(&t, doc)?.len())
+    Ok(rec.recipients.len() + added_of(t.added.open(t.txn)?, doc)?.len())
 }
 
 /// Added recipients of every document, for the statistics recount: (recipient, due time).
@@ -307,11 +309,12 @@ fn agency(s: &str) -> Result<AgencyId, StoreError> {
 
 /// The rule state stored for `doc`, if a statement has changed it (see the module notes).
 pub(super) fn stored_state(
-    txn: &redb::WriteTransaction,
+    t: &mut HubTables<'_>,
     doc: &DocumentId,
 ) -> Result<Option<DocState>, StoreError> {
     let key = doc.as_bytes().as_slice();
-    txn.open_table(DOC_STATES)?
+    t.doc_states
+        .open(t.txn)?
         .get(key)?
         .map(|g| dec(g.value()))
         .transpose()
@@ -319,12 +322,12 @@ pub(super) fn stored_state(
 
 /// The rule state of `doc` folded from its envelope and delivery records.
 pub(super) fn folded_in(
-    txn: &redb::WriteTransaction,
+    t: &mut HubTables<'_>,
     doc: &DocumentId,
     rec: &DocRecord,
 ) -> Result<DocState, StoreError> {
     let key = doc.as_bytes().as_slice();
-    let del = txn.open_table(DELIVERIES)?;
+    let del = t.deliveries.open(t.txn)?;
     let mut all = Vec::new();
     for e in del.range((key, "")..=(key, "~"))? {
         let (k, v) = e?;
@@ -335,13 +338,13 @@ pub(super) fn folded_in(
 
 /// The rule state of `doc`: stored in `doc_states`, or folded from its delivery records.
 pub(super) fn state_in(
-    txn: &redb::WriteTransaction,
+    t: &mut HubTables<'_>,
     doc: &DocumentId,
     rec: &DocRecord,
 ) -> Result<DocState, StoreError> {
-    match stored_state(txn, doc)? {
+    match stored_state(t, doc)? {
         Some(st) => Ok(st),
-        None => folded_in(txn, doc, rec),
+        None => folded_in(t, doc, rec),
     }
 }
 
@@ -486,7 +489,7 @@ pub(super) fn count_business(
 
 /// Check, apply and store one statement; refusals write nothing.
 fn accept_in(
-    txn: &redb::WriteTransaction,
+    t: &mut HubTables<'_>,
     stats: &crate::stats::StatsHook,
     business: &(crate::business::Calendar, u32),
     signed: &SignedStatement,
@@ -494,8 +497,8 @@ fn accept_in(
     now_ms: u64,
 ) -> Result<StatementOutcome, StoreError> {
     let digest = signed.payload_digest();
-    if txn
-        .open_table(STATEMENT_DIGESTS)?
+    if t.statement_digests
+        .open(t.txn)?
         .get(digest.as_slice())?
         .is_some()
     {
@@ -503,17 +506,16 @@ fn accept_in(
     }
     let doc = stmt.doc_id;
     let key = doc.as_bytes().as_slice();
-    let rec: DocRecord = match txn.open_table(DOCS)?.get(key)? {
-        Some(g) => dec(g.value())?,
-        None => return Ok(unknown_document(doc)),
+    let Some(rec) = t.doc(key)? else {
+        return Ok(unknown_document(doc));
     };
-    let mut st = state_in(txn, &doc, &rec)?;
+    let mut st = state_in(t, &doc, &rec)?;
     let fx = match st.check(stmt, &digest) {
         Ok(fx) => fx,
         Err(r) => {
             let receipt_in_flight = awaits_receipt(&st, stmt)
-                && txn
-                    .open_table(DELIVERIES)?
+                && t.deliveries
+                    .open(t.txn)?
                     .get((key, stmt.from.as_str()))?
                     .map(|g| dec::<DeliveryRecord>(g.value()))
                     .transpose()?
@@ -522,8 +524,8 @@ fn accept_in(
         }
     };
     let refusal = {
-        let docs = txn.open_table(DOCS)?;
-        let nodes = txn.open_table(NODES)?;
+        let docs = t.docs.open(t.txn)?;
+        let nodes = t.txn.open_table(NODES)?;
         effects_refused(
             &fx,
             &rec.sender,
@@ -547,7 +549,7 @@ fn accept_in(
     let before = st.clone();
     st.apply(stmt, &digest);
     {
-        let del = txn.open_table(DELIVERIES)?;
+        let del = t.deliveries.open(t.txn)?;
         for (r, was, after) in changed_tracks(&before, &st) {
             let Some(g) = del.get((key, r.as_str()))? else {
                 continue;
@@ -556,9 +558,10 @@ fn accept_in(
             count_business(stats, business, now_ms, r, &d, was, after);
         }
     }
-    txn.open_table(DOC_STATES)?
+    t.doc_states
+        .open(t.txn)?
         .insert(key, enc(&st)?.as_slice())?;
-    let seq = record_in(txn, signed, stmt, now_ms, &stmt.to, Some(&digest))?;
+    let seq = record_in(t, signed, stmt, now_ms, &stmt.to, Some(&digest))?;
     let mut wake = stmt.to.clone();
     if !fx.add_recipients.is_empty() {
         let added = enc(&Added {
@@ -569,26 +572,22 @@ fn accept_in(
             state: DeliveryState::Pending,
             answered_ms: None,
         })?;
-        let mut ad = txn.open_table(ADDED)?;
-        let mut del = txn.open_table(DELIVERIES)?;
-        let mut q = txn.open_table(QUEUE)?;
-        let mut ex = txn.open_table(EXPIRY)?;
+        let ad = t.added.open(t.txn)?;
+        let del = t.deliveries.open(t.txn)?;
+        let q = t.queue.open(t.txn)?;
+        let ex = t.expiry.open(t.txn)?;
         for r in &fx.add_recipients {
             ad.insert((key, r.as_str()), added.as_slice())?;
             del.insert((key, r.as_str()), pending.as_slice())?;
             q.insert((r.as_str(), key), now_ms)?;
             ex.insert((now_ms, key, r.as_str()), ())?;
         }
-        drop((ad, del, q, ex));
         // Due from now on, in the period of the update (not of the document).
         crate::stats::on_added(stats, &rec.sender, &fx.add_recipients, now_ms);
-        bump(
-            txn,
-            &[("deliveries_queued", fx.add_recipients.len() as u64)],
-        )?;
+        t.bump(&[("deliveries_queued", fx.add_recipients.len() as u64)])?;
         wake.extend(fx.add_recipients.iter().cloned());
     }
-    bump(txn, &[("statements_accepted", 1)])?;
+    t.bump(&[("statements_accepted", 1)])?;
     Ok(StatementOutcome::Accepted { seq, wake })
 }
 
@@ -598,7 +597,7 @@ fn accept_in(
 /// the same signed payload a duplicate (statements agencies send on their own; receipts and
 /// hub statements are made once by construction). The caller has checked it.
 pub(super) fn record_in(
-    txn: &redb::WriteTransaction,
+    t: &mut HubTables<'_>,
     signed: &SignedStatement,
     stmt: &Statement,
     now_ms: u64,
@@ -607,26 +606,25 @@ pub(super) fn record_in(
 ) -> Result<u64, StoreError> {
     let key = stmt.doc_id.as_bytes().as_slice();
     let seq = {
-        let mut t = txn.open_table(STATEMENTS)?;
-        let seq = t.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1);
+        let all = t.statements.open(t.txn)?;
+        let seq = all.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1);
         let stored = StoredStatement {
             signed: signed.clone(),
             accepted_ms: now_ms,
         };
-        t.insert(seq, enc(&stored)?.as_slice())?;
+        all.insert(seq, enc(&stored)?.as_slice())?;
         seq
     };
-    txn.open_table(DOC_STATEMENTS)?.insert((key, seq), ())?;
+    t.doc_statements.open(t.txn)?.insert((key, seq), ())?;
     if let Some(d) = digest {
-        txn.open_table(STATEMENT_DIGESTS)?
-            .insert(d.as_slice(), seq)?;
+        t.statement_digests.open(t.txn)?.insert(d.as_slice(), seq)?;
     }
     if !relay_to.is_empty() {
         let relay = enc(&RelayRef {
             doc: stmt.doc_id,
             from: stmt.from.clone(),
         })?;
-        let mut q = txn.open_table(STATEMENT_RELAYS)?;
+        let q = t.statement_relays.open(t.txn)?;
         for a in relay_to {
             q.insert((a.as_str(), seq), relay.as_slice())?;
         }
@@ -634,7 +632,7 @@ pub(super) fn record_in(
     // Acceptances, receipts and notices are counted with the deliveries they end
     // (`documents_accepted`, `deliveries_*`); by kind here are what agencies say on their own.
     if !stmt.kind.is_automatic() {
-        let mut k = txn.open_table(KINDS)?;
+        let k = t.kinds.open(t.txn)?;
         let label = stmt.kind.label();
         let n = k.get(label)?.map(|g| g.value()).unwrap_or(0);
         k.insert(label, n + 1)?;
@@ -644,11 +642,12 @@ pub(super) fn record_in(
 
 /// Store the rule state of `doc` after applying a statement.
 pub(super) fn put_doc_state(
-    txn: &redb::WriteTransaction,
+    t: &mut HubTables<'_>,
     doc: &DocumentId,
     st: &DocState,
 ) -> Result<(), StoreError> {
-    txn.open_table(DOC_STATES)?
+    t.doc_states
+        .open(t.txn)?
         .insert(doc.as_bytes().as_slice(), enc(st)?.as_slice())?;
     Ok(())
 }
@@ -667,7 +666,9 @@ impl HubStore {
         let stats = self.stats.clone();
         let business = self.business.clone();
         self.db
-            .write(move |txn| accept_in(txn, &stats, &business, &signed, &stmt, now_ms))
+            .write_with::<HubSet, _, _>(move |t| {
+                accept_in(t, &stats, &business, &signed, &stmt, now_ms)
+            })
             .await
     }
 
@@ -756,9 +757,10 @@ impl HubStore {
         refused: bool,
     ) -> Result<(), StoreError> {
         self.db
-            .write_unhurried(move |txn| {
-                let gone = txn
-                    .open_table(STATEMENT_RELAYS)?
+            .write_unhurried_with::<HubSet, _, _>(move |t| {
+                let gone = t
+                    .statement_relays
+                    .open(t.txn)?
                     .remove((addressee.as_str(), seq))?
                     .is_some();
                 if gone {
@@ -767,7 +769,7 @@ impl HubStore {
                     } else {
                         "statements_relayed"
                     };
-                    bump(txn, &[(counter, 1)])?;
+                    t.bump(&[(counter, 1)])?;
                 }
                 Ok(())
             })
