@@ -789,7 +789,12 @@ fn run_batch(
         let result = head.run_with(&txn, &mut rest[..same]);
         match result {
             Ok(()) => {}
-            Err((_, Outcome::Done | Outcome::Failed(_))) => {
+            Err((_, Outcome::Failed(e))) => {
+                flag_reopened_table(&e);
+                abort(txn, hook);
+                return Err(BatchFailed::Job(None));
+            }
+            Err((_, Outcome::Done)) => {
                 abort(txn, hook);
                 return Err(BatchFailed::Job(None));
             }
@@ -815,6 +820,22 @@ fn run_batch(
     })
 }
 
+/// A write that opened a table already open in its transaction (one of its table set's,
+/// opened directly, or one it opened twice) is a bug that costs every batch it joins a re-run
+/// job by job: said loudly, and a failed assertion in debug builds (the tests).
+fn flag_reopened_table(e: &StoreError) {
+    if let StoreError::Db(e) = e {
+        if let redb::Error::TableAlreadyOpen(name, _) = e.as_ref() {
+            tracing::warn!(
+                table = %name,
+                "a write opened a table its transaction already holds open (one of its table \
+                 set's, opened directly?); its batch is run again job by job"
+            );
+            debug_assert!(false, "table {name} opened twice in one transaction");
+        }
+    }
+}
+
 fn run_one(
     db: &Database,
     job: &mut dyn Job,
@@ -837,6 +858,7 @@ fn run_one(
             })
         }
         Outcome::Failed(e) => {
+            flag_reopened_table(&e);
             abort(txn, hook);
             Err(e)
         }

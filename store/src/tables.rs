@@ -43,4 +43,9 @@ impl<'t, K: Key + 'static, V: Value + 'static> LazyTable<'t, K, V> {
         };
         Ok(self.table.insert(table))
     }
+
+    /// Closes the table if it is open (it opens again when next asked for).
+    pub fn close(&mut self) {
+        self.table = None;
+    }
 }
