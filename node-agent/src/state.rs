@@ -11,6 +11,9 @@
 pub mod dms;
 pub mod snapshot;
 pub mod statements;
+mod tables;
+
+use tables::{AgentSet, AgentTables};
 
 use poros_protocol::{
     AgencyId, Digest, DocumentId, Outcome, Party, Reason, ReasonCode, Receipt, SignedAcceptance,
@@ -163,31 +166,32 @@ pub enum AnswerStored {
 
 /// Record a recipient's answer inside a write transaction; see [`AgentStore::set_status`].
 fn set_status_in(
-    txn: &redb::WriteTransaction,
+    t: &mut AgentTables<'_>,
     id: DocumentId,
     recipient: &AgencyId,
     status: &RecipientStatus,
     now_ms: u64,
 ) -> Result<bool, StoreError> {
     let key = id.as_bytes().as_slice();
-    let mut t = txn.open_table(OUT_STATUS)?;
-    let cur = t
+    let st = t.out_status.open(t.txn)?;
+    let cur = st
         .get((key, recipient.as_str()))?
         .map(|g| g.value().to_vec());
     let Some(cur) = cur else { return Ok(false) };
     if dec::<RecipientStatus>(&cur)?.is_pending() {
-        t.insert((key, recipient.as_str()), enc(status)?.as_slice())?;
+        st.insert((key, recipient.as_str()), enc(status)?.as_slice())?;
         if status.is_delivered() {
-            statements::mark_delivered(txn, id, recipient)?;
+            statements::mark_delivered_in(t.doc_state.open(t.txn)?, id, recipient)?;
         }
-        let seq = statements::next_event_seq(txn)?;
+        let seq =
+            statements::next_event_seq_in(t.events.open(t.txn)?, t.statement_events.open(t.txn)?)?;
         let e = Event {
             doc: id,
             recipient: recipient.clone(),
             state: status.state().into(),
             stored_ms: now_ms,
         };
-        txn.open_table(EVENTS)?.insert(seq, enc(&e)?.as_slice())?;
+        t.events.open(t.txn)?.insert(seq, enc(&e)?.as_slice())?;
     }
     Ok(true)
 }
@@ -559,23 +563,24 @@ impl AgentStore {
             .map_err(|e| StoreError::Other(format!("own envelope: {e}")))?;
         let pending = enc(&RecipientStatus::Pending)?;
         self.db
-            .write(move |txn| {
+            .write_with::<AgentSet, _, _>(move |t| {
                 let key = id.as_bytes().as_slice();
                 if let Some(b) = &inline {
-                    txn.open_table(INLINE)?
+                    t.inline
+                        .open(t.txn)?
                         .insert(digest.as_slice(), b.as_slice())?;
                 }
                 if at_file {
-                    txn.open_table(BODY_FILES)?.insert(digest.as_slice(), ())?;
+                    t.body_files.open(t.txn)?.insert(digest.as_slice(), ())?;
                 }
-                txn.open_table(OUTBOX)?.insert(key, bytes.as_slice())?;
-                txn.open_table(OUT_QUEUE)?.insert(key, ())?;
-                let mut st = txn.open_table(OUT_STATUS)?;
+                t.outbox.open(t.txn)?.insert(key, bytes.as_slice())?;
+                t.out_queue.open(t.txn)?.insert(key, ())?;
+                let st = t.out_status.open(t.txn)?;
                 for r in &env.recipients {
                     st.insert((key, r.as_str()), pending.as_slice())?;
                 }
-                drop(st);
-                dms::index_dms_id(txn, id, &env)?;
+                // Only `dms_ids`, outside the set.
+                dms::index_dms_id(t.txn, id, &env)?;
                 Ok(())
             })
             .await
@@ -716,9 +721,9 @@ impl AgentStore {
         refused: Option<String>,
     ) -> Result<(), StoreError> {
         self.db
-            .write_unhurried(move |txn| {
+            .write_unhurried_with::<AgentSet, _, _>(move |t| {
                 let key = id.as_bytes().as_slice();
-                let mut ob = txn.open_table(OUTBOX)?;
+                let ob = t.outbox.open(t.txn)?;
                 let cur = ob.get(key)?.map(|g| g.value().to_vec());
                 let Some(cur) = cur else { return Ok(()) };
                 let mut rec = OutRecord::decode(&cur)?;
@@ -727,7 +732,7 @@ impl AgentStore {
                     rec.refused = refused.clone();
                     ob.insert(key, enc(&rec)?.as_slice())?;
                 }
-                txn.open_table(OUT_QUEUE)?.remove(key)?;
+                t.out_queue.open(t.txn)?.remove(key)?;
                 Ok(())
             })
             .await
@@ -760,7 +765,9 @@ impl AgentStore {
         now_ms: u64,
     ) -> Result<bool, StoreError> {
         self.db
-            .write(move |txn| set_status_in(txn, id, &recipient, &status, now_ms))
+            .write_with::<AgentSet, _, _>(move |t| {
+                set_status_in(t, id, &recipient, &status, now_ms)
+            })
             .await
     }
 
@@ -775,12 +782,10 @@ impl AgentStore {
         signed: SignedStatement,
     ) -> Result<Result<(), Reason>, StoreError> {
         self.db
-            .write_unhurried(move |txn| {
+            .write_unhurried_with::<AgentSet, _, _>(move |t| {
                 let key = id.as_bytes().as_slice();
-                let cur = txn
-                    .open_table(OUTBOX)?
-                    .get(key)?
-                    .map(|g| g.value().to_vec());
+                let ob = t.outbox.open(t.txn)?;
+                let cur = ob.get(key)?.map(|g| g.value().to_vec());
                 let Some(cur) = cur else {
                     return Ok(Err(Reason::new(
                         ReasonCode::UnknownDocument,
@@ -790,9 +795,9 @@ impl AgentStore {
                 let mut rec = OutRecord::decode(&cur)?;
                 if !rec.is_accepted() && rec.refused.is_none() {
                     rec.accepted = Some(signed.clone());
-                    txn.open_table(OUTBOX)?.insert(key, enc(&rec)?.as_slice())?;
+                    ob.insert(key, enc(&rec)?.as_slice())?;
                 }
-                txn.open_table(OUT_QUEUE)?.remove(key)?;
+                t.out_queue.open(t.txn)?.remove(key)?;
                 Ok(Ok(()))
             })
             .await
@@ -817,11 +822,12 @@ impl AgentStore {
             .statement()
             .map_err(|e| StoreError::Other(format!("statement does not decode: {e}")))?;
         self.db
-            .write(move |txn| {
+            .write_with::<AgentSet, _, _>(move |t| {
                 let id = stmt.doc_id;
                 let key = id.as_bytes().as_slice();
-                let cur = txn
-                    .open_table(OUT_STATUS)?
+                let cur = t
+                    .out_status
+                    .open(t.txn)?
                     .get((key, recipient.as_str()))?
                     .map(|g| g.value().to_vec());
                 let Some(cur) = cur else {
@@ -833,15 +839,18 @@ impl AgentStore {
                 if !dec::<RecipientStatus>(&cur)?.is_pending() {
                     return Ok(Ok(AnswerStored::AnsweredBefore));
                 }
-                if status.is_none() && statements::same_delay_last(txn, &stmt)? {
-                    return Ok(Ok(AnswerStored::AnsweredBefore));
-                }
                 if let Some(status) = &status {
                     // What the rules ask of an answer that ends a delivery (a recipient of this
                     // document, not answered yet) is what the status table holds, checked
                     // above; `set_status_in` records its effect (delivered) in the rule state.
-                    set_status_in(txn, id, &recipient, status, now_ms)?;
+                    set_status_in(t, id, &recipient, status, now_ms)?;
                     return Ok(Ok(AnswerStored::New));
+                }
+                // A notice that ends nothing (a delay): the statement path, which opens its
+                // tables itself.
+                let txn = t.release();
+                if statements::same_delay_last(txn, &stmt)? {
+                    return Ok(Ok(AnswerStored::AnsweredBefore));
                 }
                 if statements::is_held(txn, &signed.payload_digest())? {
                     return Ok(Ok(AnswerStored::AlreadyHeld));
@@ -890,32 +899,37 @@ impl AgentStore {
         added_by: Option<(SignedStatement, u64)>,
     ) -> Result<InRecord, StoreError> {
         self.db
-            .write(move |txn| {
+            .write_with::<AgentSet, _, _>(move |t| {
                 let key = id.as_bytes().as_slice();
-                for def in [INBOX, QUARANTINE] {
-                    let t = txn.open_table(def)?;
-                    let v = t.get(key)?.map(|g| g.value().to_vec());
+                for held in [&mut t.inbox, &mut t.quarantine] {
+                    let v = held.open(t.txn)?.get(key)?.map(|g| g.value().to_vec());
                     if let Some(v) = v {
                         return InRecord::decode(&v);
                     }
                 }
                 if let Some(b) = &inline {
-                    txn.open_table(INLINE)?
+                    t.inline
+                        .open(t.txn)?
                         .insert(rec.body_sha256.as_slice(), b.as_slice())?;
                 }
                 if rec.body_at == BodyAt::File {
-                    txn.open_table(BODY_FILES)?
+                    t.body_files
+                        .open(t.txn)?
                         .insert(rec.body_sha256.as_slice(), ())?;
                 }
-                let def = if rec.reason.is_some() {
-                    QUARANTINE
+                let into = if rec.reason.is_some() {
+                    &mut t.quarantine
                 } else {
-                    INBOX
+                    &mut t.inbox
                 };
-                txn.open_table(def)?.insert(key, rec.encode()?.as_slice())?;
+                into.open(t.txn)?.insert(key, rec.encode()?.as_slice())?;
                 let env = stored_envelope(&rec)?;
-                statements::init_received(txn, id, &rec, &env, added_by.clone())?;
-                dms::on_received_doc(txn, id, &rec, &env)?;
+                if added_by.is_some() {
+                    // The update is stored as a statement, with the rule state it starts.
+                    statements::init_received(t.release(), id, &rec, &env, added_by.clone())?;
+                }
+                // Only the DMS tables, outside the set.
+                dms::on_received_doc(t.txn, id, &rec, &env)?;
                 Ok(rec.clone())
             })
             .await

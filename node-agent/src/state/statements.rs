@@ -25,7 +25,8 @@ const STATEMENTS: TableDefinition<(&[u8], u64), &[u8]> = TableDefinition::new("s
 const DIGESTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("statement_digests");
 const QUEUE: TableDefinition<u64, &[u8]> = TableDefinition::new("statement_queue");
 const REPLACES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("replaces");
-const STATEMENT_EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("statement_events");
+pub(super) const STATEMENT_EVENTS: TableDefinition<u64, &[u8]> =
+    TableDefinition::new("statement_events");
 /// Last statement sequence number given out.
 const STATEMENT_SEQ: &str = "statement_seq";
 
@@ -169,13 +170,12 @@ fn save_state(txn: &WriteTransaction, id: DocumentId, s: &DocState) -> Result<()
 /// `recipient` signed a receipt for a sent document. Only a stored rule state is changed: a
 /// document without one (no statement changed it yet) has its state folded from its records,
 /// which hold this answer already (`load_state`).
-pub(super) fn mark_delivered(
-    txn: &WriteTransaction,
+pub(super) fn mark_delivered_in(
+    t: &mut redb::Table<'_, &'static [u8], &'static [u8]>,
     id: DocumentId,
     recipient: &AgencyId,
 ) -> Result<(), StoreError> {
     let key = id.as_bytes().as_slice();
-    let mut t = txn.open_table(DOC_STATE)?;
     let cur = t.get(key)?.map(|g| g.value().to_vec());
     if let Some(v) = cur {
         let mut s: DocState = dec(&v)?;
@@ -304,11 +304,16 @@ pub(super) fn load_state(
 
 /// The next number in the one events sequence shared by receipt and statement events.
 pub(super) fn next_event_seq(txn: &WriteTransaction) -> Result<u64, StoreError> {
-    let a = txn.open_table(EVENTS)?.last()?.map(|(k, _)| k.value());
-    let b = txn
-        .open_table(STATEMENT_EVENTS)?
-        .last()?
-        .map(|(k, _)| k.value());
+    next_event_seq_in(&txn.open_table(EVENTS)?, &txn.open_table(STATEMENT_EVENTS)?)
+}
+
+/// [`next_event_seq`] with both event tables open.
+pub(super) fn next_event_seq_in(
+    events: &impl ReadableTable<u64, &'static [u8]>,
+    statement_events: &impl ReadableTable<u64, &'static [u8]>,
+) -> Result<u64, StoreError> {
+    let a = events.last()?.map(|(k, _)| k.value());
+    let b = statement_events.last()?.map(|(k, _)| k.value());
     Ok(a.max(b).unwrap_or(0) + 1)
 }
 
