@@ -329,8 +329,7 @@ impl Db {
         let f: SetFn<S> = Box::new(move |set| f(set).map(|r| Box::new(r) as Output));
         let job = Box::new(SetPending::<S> {
             f,
-            out: None,
-            reply,
+            reply: Reply::new(reply),
             urgency,
         });
         let jobs = self.inner.jobs.as_ref().ok_or(StoreError::Closed)?;
@@ -367,8 +366,7 @@ impl Db {
         let (reply, rx) = oneshot::channel();
         let job = Box::new(Pending {
             f,
-            out: None,
-            reply,
+            reply: Reply::new(reply),
             urgency,
         });
         let jobs = self.inner.jobs.as_ref().ok_or(StoreError::Closed)?;
@@ -438,19 +436,25 @@ enum Urgency {
 
 struct Pending<F, R> {
     f: F,
-    out: Option<R>,
-    reply: oneshot::Sender<Result<R, StoreError>>,
+    reply: Reply<R>,
     urgency: Urgency,
 }
 
-impl<F, R> Job for Pending<F, R>
-where
-    F: FnMut(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
-    R: Send + 'static,
-{
-    fn run(&mut self, txn: &WriteTransaction) -> Outcome {
-        // A panicking closure must not kill the committer and strand every later writer.
-        match catch_unwind(AssertUnwindSafe(|| (self.f)(txn))) {
+/// A job's output, kept from its run until its commit, and where it goes then.
+struct Reply<R> {
+    out: Option<R>,
+    to: oneshot::Sender<Result<R, StoreError>>,
+}
+
+impl<R> Reply<R> {
+    fn new(to: oneshot::Sender<Result<R, StoreError>>) -> Self {
+        Reply { out: None, to }
+    }
+
+    /// Runs `f`, keeping its output: a panicking closure must not kill the committer and
+    /// strand every later writer.
+    fn run(&mut self, f: impl FnOnce() -> Result<R, StoreError>) -> Outcome {
+        match catch_unwind(AssertUnwindSafe(f)) {
             Ok(Ok(r)) => {
                 self.out = Some(r);
                 Outcome::Done
@@ -463,10 +467,26 @@ where
         }
     }
 
-    fn finish(mut self: Box<Self>, result: Result<(), StoreError>) {
+    /// Answers the caller: the kept output if `result` (the commit's) is Ok.
+    fn send(mut self, result: Result<(), StoreError>) {
         let reply = result.and_then(|()| self.out.take().ok_or(StoreError::Closed));
         // The caller may have stopped waiting (future dropped); the write stands regardless.
-        let _ = self.reply.send(reply);
+        let _ = self.to.send(reply);
+    }
+}
+
+impl<F, R> Job for Pending<F, R>
+where
+    F: FnMut(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
+    R: Send + 'static,
+{
+    fn run(&mut self, txn: &WriteTransaction) -> Outcome {
+        let f = &mut self.f;
+        self.reply.run(|| f(txn))
+    }
+
+    fn finish(self: Box<Self>, result: Result<(), StoreError>) {
+        self.reply.send(result);
     }
 
     fn urgency(&self) -> Urgency {
@@ -489,24 +509,14 @@ type SetFn<S> =
 /// A write through the table set `S` ([`Db::write_with`]).
 struct SetPending<S: TableSet> {
     f: SetFn<S>,
-    out: Option<Output>,
-    reply: oneshot::Sender<Result<Output, StoreError>>,
+    reply: Reply<Output>,
     urgency: Urgency,
 }
 
 impl<S: TableSet> SetPending<S> {
     fn run_in(&mut self, set: &mut S::Open<'_>) -> Outcome {
-        match catch_unwind(AssertUnwindSafe(|| (self.f)(set))) {
-            Ok(Ok(r)) => {
-                self.out = Some(r);
-                Outcome::Done
-            }
-            Ok(Err(e)) => {
-                self.out = None;
-                Outcome::Failed(e)
-            }
-            Err(_) => Outcome::Panicked,
-        }
+        let f = &mut self.f;
+        self.reply.run(|| f(set))
     }
 }
 
@@ -544,9 +554,8 @@ impl<S: TableSet> Job for SetPending<S> {
         Ok(())
     }
 
-    fn finish(mut self: Box<Self>, result: Result<(), StoreError>) {
-        let reply = result.and_then(|()| self.out.take().ok_or(StoreError::Closed));
-        let _ = self.reply.send(reply);
+    fn finish(self: Box<Self>, result: Result<(), StoreError>) {
+        self.reply.send(result);
     }
 
     fn urgency(&self) -> Urgency {
