@@ -1251,12 +1251,27 @@ mod tests {
                     tokio::spawn(async move {
                         for i in 0.. {
                             let key = i * 8 + w;
-                            // Half the writers acknowledge unhurried writes: as durable.
-                            if w % 2 == 0 {
-                                db.write(put(key, key + 1)).await.expect("child write");
-                            } else {
-                                let w = db.write_unhurried(put(key, key + 1)).await;
-                                w.expect("child unhurried write");
+                            // Every way of writing acknowledges only what is durable: plain
+                            // and unhurried writes, each also through a table set.
+                            match w % 4 {
+                                0 => db.write(put(key, key + 1)).await.expect("child write"),
+                                1 => db
+                                    .write_unhurried(put(key, key + 1))
+                                    .await
+                                    .expect("child unhurried write"),
+                                2 => {
+                                    db.write_with::<Counted<0>, _, _>(put_set::<0>(key, key + 1))
+                                        .await
+                                        .expect("child table-set write");
+                                }
+                                _ => {
+                                    db.write_unhurried_with::<Counted<0>, _, _>(put_set::<0>(
+                                        key,
+                                        key + 1,
+                                    ))
+                                    .await
+                                    .expect("child unhurried table-set write");
+                                }
                             }
                             let mut out = std::io::stdout().lock();
                             writeln!(out, "ack {key}")
