@@ -138,6 +138,21 @@ fn latencies(sent: &Sent, seen: &Seen, from_ms: u64, to_ms: u64) -> (Vec<u64>, u
     (lat, missing)
 }
 
+/// The `n` slowest documents posted in `[from_ms, to_ms)`: when posted and how long to the
+/// receipt, slowest first.
+fn slowest(sent: &Sent, seen: &Seen, from_ms: u64, to_ms: u64, n: usize) -> Vec<(u64, u64)> {
+    let sent = sent.lock().unwrap();
+    let seen = seen.lock().unwrap();
+    let mut v: Vec<(u64, u64)> = sent
+        .iter()
+        .filter(|(_, t)| *t >= from_ms && *t < to_ms)
+        .filter_map(|(id, t0)| Some((*t0, seen.get(id)?.0.saturating_sub(*t0))))
+        .collect();
+    v.sort_unstable_by_key(|(_, lat)| std::cmp::Reverse(*lat));
+    v.truncate(n);
+    v
+}
+
 /// Wait until every trickle document posted before `to_ms` has its receipt.
 fn wait_receipts(sent: &Sent, seen: &Seen, to_ms: u64, deadline: Duration) -> usize {
     let end = Instant::now() + deadline;
@@ -588,6 +603,14 @@ fn main() -> Res<()> {
         waiting.len(),
         pct(&waiting, 50.0),
         pct(&waiting, 99.0)
+    );
+    println!(
+        "    its slowest there (posted s after the hub was ready: ms): {}",
+        slowest(&sent, &seen, back_ms, storm_to, 5)
+            .iter()
+            .map(|(t, lat)| format!("{:.1}: {lat}", t.saturating_sub(up_ms) as f64 / 1000.0))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     println!(
         "  hub endpoints (healthz, metrics, admin API) during the storm: {} answered, p50 {:.0} ms, max {:.0} ms; {} failed{}",
