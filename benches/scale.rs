@@ -121,19 +121,27 @@ fn start_trickle(
     });
 }
 
-/// Latencies (ms) of the trickle documents posted in `[from_ms, to_ms)`, and how many of
-/// them have no receipt yet.
-fn latencies(sent: &Sent, seen: &Seen, from_ms: u64, to_ms: u64) -> (Vec<u64>, usize) {
+/// The trickle documents posted in `[from_ms, to_ms)` that have their receipt, each as (posted
+/// at, ms to the receipt), and how many have none yet.
+fn receipted(sent: &Sent, seen: &Seen, from_ms: u64, to_ms: u64) -> (Vec<(u64, u64)>, usize) {
     let sent = sent.lock().unwrap();
     let seen = seen.lock().unwrap();
-    let mut lat = Vec::new();
+    let mut done = Vec::new();
     let mut missing = 0;
     for (id, t0) in sent.iter().filter(|(_, t)| *t >= from_ms && *t < to_ms) {
         match seen.get(id) {
-            Some((stored, _)) => lat.push(stored.saturating_sub(*t0)),
+            Some((stored, _)) => done.push((*t0, stored.saturating_sub(*t0))),
             None => missing += 1,
         }
     }
+    (done, missing)
+}
+
+/// Latencies (ms) of the trickle documents posted in `[from_ms, to_ms)`, sorted, and how many
+/// of them have no receipt yet.
+fn latencies(sent: &Sent, seen: &Seen, from_ms: u64, to_ms: u64) -> (Vec<u64>, usize) {
+    let (done, missing) = receipted(sent, seen, from_ms, to_ms);
+    let mut lat: Vec<u64> = done.into_iter().map(|(_, lat)| lat).collect();
     lat.sort_unstable();
     (lat, missing)
 }
@@ -141,16 +149,10 @@ fn latencies(sent: &Sent, seen: &Seen, from_ms: u64, to_ms: u64) -> (Vec<u64>, u
 /// The `n` slowest documents posted in `[from_ms, to_ms)`: when posted and how long to the
 /// receipt, slowest first.
 fn slowest(sent: &Sent, seen: &Seen, from_ms: u64, to_ms: u64, n: usize) -> Vec<(u64, u64)> {
-    let sent = sent.lock().unwrap();
-    let seen = seen.lock().unwrap();
-    let mut v: Vec<(u64, u64)> = sent
-        .iter()
-        .filter(|(_, t)| *t >= from_ms && *t < to_ms)
-        .filter_map(|(id, t0)| Some((*t0, seen.get(id)?.0.saturating_sub(*t0))))
-        .collect();
-    v.sort_unstable_by_key(|(_, lat)| std::cmp::Reverse(*lat));
-    v.truncate(n);
-    v
+    let (mut done, _) = receipted(sent, seen, from_ms, to_ms);
+    done.sort_unstable_by_key(|(_, lat)| std::cmp::Reverse(*lat));
+    done.truncate(n);
+    done
 }
 
 /// Wait until every trickle document posted before `to_ms` has its receipt.
@@ -604,13 +606,17 @@ fn main() -> Res<()> {
         pct(&waiting, 50.0),
         pct(&waiting, 99.0)
     );
+    let slow: Vec<String> = slowest(&sent, &seen, back_ms, storm_to, 5)
+        .iter()
+        .map(|(t, lat)| format!("{:.1}: {lat}", t.saturating_sub(up_ms) as f64 / 1000.0))
+        .collect();
     println!(
         "    its slowest there (posted s after the hub was ready: ms): {}",
-        slowest(&sent, &seen, back_ms, storm_to, 5)
-            .iter()
-            .map(|(t, lat)| format!("{:.1}: {lat}", t.saturating_sub(up_ms) as f64 / 1000.0))
-            .collect::<Vec<_>>()
-            .join(", ")
+        if slow.is_empty() {
+            "none".to_string()
+        } else {
+            slow.join(", ")
+        }
     );
     println!(
         "  hub endpoints (healthz, metrics, admin API) during the storm: {} answered, p50 {:.0} ms, max {:.0} ms; {} failed{}",
