@@ -169,6 +169,8 @@ pub struct Hub {
     /// Set when the store was restored from a backup: agents are asked at connect to submit
     /// again what the backup may lack (see `backup::recovery`).
     pub(crate) recovery: Option<crate::state::RecoveryPoint>,
+    /// Agencies this instance has written as seen today (see `seen`).
+    pub(crate) seen_marks: crate::seen::SeenMarks,
 }
 
 impl Hub {
@@ -244,6 +246,7 @@ impl Hub {
             delays: Default::default(),
             scrub: Mutex::default(),
             recovery,
+            seen_marks: Default::default(),
         }))
     }
 
@@ -363,11 +366,27 @@ impl Hub {
         }
     }
 
+    /// Count `agencies` as seen on the day of `now_ms` in the statistics, writing only those
+    /// this instance has not written yet that day.
+    pub(crate) async fn mark_seen(
+        &self,
+        agencies: Vec<AgencyId>,
+        now_ms: u64,
+    ) -> Result<(), poros_store::StoreError> {
+        let todo = self.seen_marks.unmarked(agencies, now_ms);
+        if todo.is_empty() {
+            return Ok(());
+        }
+        self.store.mark_seen(todo.clone(), now_ms).await?;
+        self.seen_marks.marked(&todo, now_ms);
+        Ok(())
+    }
+
     /// Record that a node was seen now (connect or disconnect). Only the time is written,
     /// into the record as stored: a cached copy written back could undo a suspension or a
     /// revocation made meanwhile through another hub instance.
     pub(crate) async fn seen(&self, a: &AgencyId) {
-        if let Err(e) = self.store.mark_seen(vec![a.clone()], now_ms()).await {
+        if let Err(e) = self.mark_seen(vec![a.clone()], now_ms()).await {
             warn!(error = %e, "recording a connection in the statistics failed");
         }
         let now = now_ms();

@@ -35,6 +35,7 @@ pub mod migrate;
 pub mod ops;
 pub mod repair;
 pub mod report;
+pub(crate) mod seen;
 pub mod server;
 pub mod state;
 pub mod statements;

@@ -52,7 +52,7 @@ pub async fn sweep_orphans(hub: &Arc<Hub>) -> Result<poros_store::SweepReport> {
 pub async fn sweep_once(hub: &Arc<Hub>) -> Result<()> {
     let now = now_ms();
     // Connected agencies count as seen on every day they stay connected.
-    hub.store.mark_seen(hub.connected_agencies(), now).await?;
+    hub.mark_seen(hub.connected_agencies(), now).await?;
     hub.retire_expired_overlaps(now).await?;
     hub.store.compact_counters().await?;
     let cutoff = now.saturating_sub(hub.cfg.delivery.expiry_secs.saturating_mul(1000));
