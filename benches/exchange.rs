@@ -159,6 +159,18 @@ impl Cluster {
         }
         (hub, agents)
     }
+
+    /// CPU seconds of the hub's QUIC thread (`poros_transport::quic_thread`): its packets,
+    /// their encryption, TLS handshakes and the connections' timers.
+    fn hub_quic_cpu(&self) -> f64 {
+        self.d
+            .procs()
+            .pids()
+            .into_iter()
+            .filter(|(name, _)| name == "hub")
+            .map(|(_, pid)| thread_cpu_secs(pid, poros_transport::quic_thread::THREAD_NAME))
+            .sum()
+    }
 }
 
 /// The store's committer thread name as `/proc` shows it (15 bytes of `poros-store-commit`).
@@ -230,6 +242,7 @@ fn run_phase(
     let stats0 = hub_commits(&cluster.ops());
     let cpu0 = cluster.cpu();
     let commit0 = cluster.committer_cpu();
+    let quic0 = cluster.hub_quic_cpu();
     let mach0 = machine_cpu();
     let wall0 = Instant::now();
     let sub = submit(rt, &apis, phase, per_sender, in_flight, rate_total);
@@ -237,6 +250,7 @@ fn run_phase(
     let wall = wall0.elapsed().as_secs_f64();
     let cpu1 = cluster.cpu();
     let commit1 = cluster.committer_cpu();
+    let quic1 = cluster.hub_quic_cpu();
     let mach1 = machine_cpu();
     let stats1 = hub_commits(&cluster.ops());
 
@@ -281,6 +295,7 @@ fn run_phase(
     cpu.sort_by(|a, b| a.0.cmp(&b.0));
     let cpu_total: f64 = cpu.iter().map(|c| c.1).sum();
     let committers = (commit1.0 - commit0.0, commit1.1 - commit0.1);
+    let hub_quic = quic1 - quic0;
     let machine_busy = mach1.0 - mach0.0;
     let other_cpu = (machine_busy - cpu_total).max(0.0);
     let iowait = mach1.1 - mach0.1;
@@ -352,6 +367,10 @@ fn run_phase(
         100.0 * (committers.0 + committers.1) / cpu_total.max(1e-9)
     );
     println!(
+        "    of which on the hub's QUIC thread (packets, TLS, connection timers): {hub_quic:.1} = {:.0}% of one core over the phase",
+        100.0 * hub_quic / wall.max(1e-9)
+    );
+    println!(
         "    machine: {machine_busy:.1} CPU-s busy, of which {other_cpu:.1} by processes outside this benchmark (interference if large); {iowait:.1} CPU-s iowait"
     );
     PhaseReport {
@@ -381,6 +400,7 @@ fn run_phase(
             })),
             "cpu_seconds": cpu.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
             "committer_cpu_seconds": {"hub": committers.0, "agents": committers.1},
+            "hub_quic_thread_cpu_seconds": hub_quic,
             "wall_s": wall,
             "machine_busy_cpu_s": machine_busy,
             "other_processes_cpu_s": other_cpu,

@@ -25,9 +25,10 @@ mod common;
 #[path = "scale/sim.rs"]
 mod sim;
 use common::load::{body, now_ms, pct, post_one, start_followers, Seen};
-use common::procstat::cpu_secs;
+use common::procstat::{cpu_secs, thread_cpu_secs};
 use common::*;
 use poros_harness::deployment::HUB;
+use poros_transport::quic_thread::THREAD_NAME as QUIC_THREAD;
 use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -394,15 +395,18 @@ fn main() -> Res<()> {
     std::thread::sleep(Duration::from_secs(3));
     let pid = hub_pid(&d)?;
     let (c0, t0) = (cpu_secs(pid).unwrap_or(0.0), Instant::now());
+    let q0 = thread_cpu_secs(pid, QUIC_THREAD);
     let b0 = cpu_secs(std::process::id()).unwrap_or(0.0);
     std::thread::sleep(p.idle);
     let idle_cpu_pct = (cpu_secs(pid).unwrap_or(0.0) - c0) / t0.elapsed().as_secs_f64() * 100.0;
+    let idle_quic_pct =
+        (thread_cpu_secs(pid, QUIC_THREAD) - q0) / t0.elapsed().as_secs_f64() * 100.0;
     let fleet_cpu_pct =
         (cpu_secs(std::process::id()).unwrap_or(0.0) - b0) / t0.elapsed().as_secs_f64() * 100.0;
     let idle_rss = rss_mib(pid, "VmRSS:");
     let connected_idle = fleet.connected.load(Ordering::Relaxed);
     println!(
-        "idle, {connected_idle} connected: hub RSS {idle_rss:.0} MiB (target < {TARGET_RSS_MIB:.0}: {}), hub CPU {idle_cpu_pct:.2}% of one core (target < {TARGET_IDLE_CPU_PCT}%: {}); the {} simulated agents {fleet_cpu_pct:.1}%",
+        "idle, {connected_idle} connected: hub RSS {idle_rss:.0} MiB (target < {TARGET_RSS_MIB:.0}: {}), hub CPU {idle_cpu_pct:.2}% of one core (target < {TARGET_IDLE_CPU_PCT}%: {}; its QUIC thread {idle_quic_pct:.2}%); the {} simulated agents {fleet_cpu_pct:.1}%",
         verdict(idle_rss < TARGET_RSS_MIB),
         verdict(idle_cpu_pct < TARGET_IDLE_CPU_PCT),
         p.agents
@@ -468,6 +472,7 @@ fn main() -> Res<()> {
     );
     let pid = hub_pid(&d)?;
     let storm_c0 = cpu_secs(pid).unwrap_or(0.0);
+    let storm_q0 = thread_cpu_secs(pid, QUIC_THREAD);
     let storm_b0 = cpu_secs(std::process::id()).unwrap_or(0.0);
     // Connected again: every simulated agent has made a new connection since the kill.
     let reconnect_deadline = Instant::now() + p.connect_deadline;
@@ -493,6 +498,7 @@ fn main() -> Res<()> {
     };
     let storm_to = now_ms();
     let storm_cpu = cpu_secs(pid).unwrap_or(0.0) - storm_c0;
+    let storm_quic = thread_cpu_secs(pid, QUIC_THREAD) - storm_q0;
     let storm_fleet_cpu = cpu_secs(std::process::id()).unwrap_or(0.0) - storm_b0;
     let reconnect = all_back - up_at;
     let (mean_hs, peak_hs) = handshake_rate(&fleet, up_at, all_back);
@@ -582,8 +588,9 @@ fn main() -> Res<()> {
             .collect::<Vec<_>>()
     );
     println!(
-        "  handshakes: {mean_hs:.0}/s on average, {peak_hs} in the busiest second; CPU meanwhile: hub {:.0}%, simulated agents {:.0}% of one core (the machine has {}); hub peak RSS {storm_rss:.0} MiB",
+        "  handshakes: {mean_hs:.0}/s on average, {peak_hs} in the busiest second; CPU meanwhile: hub {:.0}% (its QUIC thread {:.0}%), simulated agents {:.0}% of one core (the machine has {}); hub peak RSS {storm_rss:.0} MiB",
         storm_cpu / reconnect.as_secs_f64().max(1e-3) * 100.0,
+        storm_quic / reconnect.as_secs_f64().max(1e-3) * 100.0,
         storm_fleet_cpu / reconnect.as_secs_f64().max(1e-3) * 100.0,
         std::thread::available_parallelism().map_or(0, |c| c.get())
     );
@@ -658,6 +665,7 @@ fn main() -> Res<()> {
             "connected": connected_idle,
             "hub_rss_mib": idle_rss,
             "hub_cpu_pct_of_one_core": idle_cpu_pct,
+            "hub_quic_thread_cpu_pct_of_one_core": idle_quic_pct,
             "simulated_agents_cpu_pct": fleet_cpu_pct,
         },
         "trickle_before": {"docs": calm.len(), "p50_ms": pct(&calm, 50.0), "p99_ms": calm_p99, "missing": calm_missing},
@@ -676,6 +684,7 @@ fn main() -> Res<()> {
             "attempts_timed_out": fleet.timed_out_attempts.load(Ordering::Relaxed) - timed_out_before,
             "first_connect_attempts_refused": failed_before,
             "hub_cpu_s": storm_cpu,
+            "hub_quic_thread_cpu_s": storm_quic,
             "simulated_agents_cpu_s": storm_fleet_cpu,
             "hub_peak_rss_mib": storm_rss,
             "trickle": {"docs": storm.len(), "p50_ms": pct(&storm, 50.0), "p99_ms": storm_p99, "missing": storm_missing},

@@ -8,6 +8,7 @@ pub mod cid;
 pub mod http;
 pub mod loglimit;
 pub mod progress;
+pub mod quic_thread;
 
 use poros_protocol::{Frame, FrameError};
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
@@ -380,7 +381,10 @@ pub fn server_endpoint(
     // amplification, no loop), and it is sent only for a connection ID this hub issued (the
     // keyed check above), so a forged packet earns nothing.
     config.min_reset_interval(RESET_INTERVAL);
-    quinn::Endpoint::new(config, Some(server), sock, Arc::new(quinn::TokioRuntime))
+    // The packet work runs on a thread of its own (see `quic_thread`).
+    let io =
+        quic_thread::QuicThread::shared().map_err(|source| WireError::Socket { addr, source })?;
+    quinn::Endpoint::new(config, Some(server), sock, io)
         .map_err(|source| WireError::Socket { addr, source })
 }
 
