@@ -79,6 +79,40 @@ fn exchange_delivered_and_survives_restarts() {
     assert_eq!(net.fetch(A, &id2), b"reply body");
 }
 
+/// The hub's QUIC packets are handled on its `poros-quic` thread
+/// (`transport/src/quic_thread.rs`), not by the workers that run the hub's own tasks: the hub
+/// has that thread, and it is the one that woke for the exchange's packets.
+#[test]
+fn the_hub_handles_its_packets_on_its_quic_thread() {
+    let mut net = Net::running(&[A, B]);
+    let id = net.send(A, &[B], "On its own thread", &pseudo_random(64 * 1024, 3));
+    net.wait_state(A, &id, "delivered");
+    let pid = net.deployment().procs().pid("hub").expect("the hub's pid");
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+    // How often each thread named `poros-quic` waited (for a packet or a timer): every wait
+    // is a voluntary context switch.
+    let quic: Vec<u64> = threads
+        .filter_map(|t| {
+            let t = t.ok()?.path();
+            let comm = std::fs::read_to_string(t.join("comm")).ok()?;
+            (comm.trim() == poros_transport::quic_thread::THREAD_NAME).then(|| {
+                std::fs::read_to_string(t.join("status"))
+                    .unwrap()
+                    .lines()
+                    .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+                    .map(|v| v.trim().parse().unwrap())
+                    .unwrap()
+            })
+        })
+        .collect();
+    assert_eq!(quic.len(), 1, "one QUIC thread in the hub, found {quic:?}");
+    assert!(
+        quic[0] >= 10,
+        "the hub's QUIC thread woke only {} times for two handshakes and a delivery",
+        quic[0]
+    );
+}
+
 /// A 3 MiB body (streamed through files at the agents and the hub) arrives byte-identical.
 #[test]
 fn large_body_round_trip() {
