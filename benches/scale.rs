@@ -184,6 +184,39 @@ fn probe_client() -> reqwest::Client {
         .expect("http client")
 }
 
+/// What one answer of each of the hub's registry-wide endpoints takes with every agency
+/// registered and connected (median of `n`, ms): the Prometheus scrape, the list of nodes and
+/// one node's page. Each reads the whole registry or looks agencies up in it.
+async fn endpoint_times(ops: &str, token: &str, n: usize) -> Result<Vec<(String, f64)>, String> {
+    let client = probe_client();
+    let paths = [
+        "/metrics".to_string(),
+        "/admin/v1/nodes".to_string(),
+        format!("/admin/v1/nodes/{SENDER}"),
+    ];
+    let mut out = Vec::new();
+    for path in paths {
+        let mut took = Vec::new();
+        for _ in 0..n {
+            let t = Instant::now();
+            let r = client
+                .get(format!("http://{ops}{path}"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .map_err(|e| format!("{path}: {e}"))?;
+            if !r.status().is_success() {
+                return Err(format!("{path}: {}", r.status()));
+            }
+            r.bytes().await.map_err(|e| format!("{path}: {e}"))?;
+            took.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        took.sort_by(f64::total_cmp);
+        out.push((path, took[took.len() / 2]));
+    }
+    Ok(out)
+}
+
 /// Probe the hub's ops endpoints and admin API every 100 ms until `stop`.
 fn start_probes(
     rt: &tokio::runtime::Runtime,
@@ -410,6 +443,15 @@ fn main() -> Res<()> {
         verdict(idle_rss < TARGET_RSS_MIB),
         verdict(idle_cpu_pct < TARGET_IDLE_CPU_PCT),
         p.agents
+    );
+    let endpoints = meter_rt.block_on(endpoint_times(&ops, &token, 5))?;
+    println!(
+        "  one answer with every agency connected (median of 5): {}",
+        endpoints
+            .iter()
+            .map(|(path, ms)| format!("{path} {ms:.1} ms"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
 
     // 3. The trickle with everyone connected.
@@ -666,6 +708,7 @@ fn main() -> Res<()> {
             "hub_rss_mib": idle_rss,
             "hub_cpu_pct_of_one_core": idle_cpu_pct,
             "hub_quic_thread_cpu_pct_of_one_core": idle_quic_pct,
+            "endpoint_ms": endpoints.iter().map(|(p, ms)| (p.clone(), json!(ms))).collect::<serde_json::Map<_, _>>(),
             "simulated_agents_cpu_pct": fleet_cpu_pct,
         },
         "trickle_before": {"docs": calm.len(), "p50_ms": pct(&calm, 50.0), "p99_ms": calm_p99, "missing": calm_missing},

@@ -16,7 +16,7 @@ use poros_config::{HubConfig, StoreBackend};
 use poros_protocol::{AgencyId, HubNotice, Refusal, RefusalCode, SignedNotice, StorageParty};
 use poros_store::Blobs;
 use poros_transport::Limits;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::Notify;
@@ -271,6 +271,25 @@ impl Hub {
             .lock()
             .map(|c| c.keys().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// Agencies connected now, to look agencies up in (a registry of ten thousand asked
+    /// whether each is in a list of ten thousand took a hundred million comparisons).
+    pub fn connected_set(&self) -> HashSet<AgencyId> {
+        self.connected
+            .lock()
+            .map(|c| c.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether `a` is connected now.
+    pub fn is_connected(&self, a: &AgencyId) -> bool {
+        self.connected.lock().is_ok_and(|c| c.contains_key(a))
+    }
+
+    /// How many agencies are registered (any state).
+    pub fn node_count(&self) -> usize {
+        self.registry.read().map(|r| r.len()).unwrap_or(0)
     }
 
     /// New work for `a`: wake its pusher if it is connected here, or tell the other hub

@@ -243,7 +243,7 @@ impl Hub {
         let mut rec = NodeRecord::pending(agency, name, now_ms());
         let set = details.apply(&mut rec);
         if let Some(parent) = &rec.parent {
-            let registered = self.nodes().len();
+            let registered = self.node_count();
             poros_protocol::directory::check_parent(agency, parent, registered, |a| {
                 self.node(a).map(|n| n.parent)
             })

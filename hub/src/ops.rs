@@ -442,7 +442,7 @@ async fn metrics_text(hub: &Hub) -> String {
     if let Ok(d) = hub.store.held_count(None).await {
         x.sample("poros_deliveries_held_for_repair", "gauge", "", d);
     }
-    let connected = hub.connected_agencies();
+    let connected = hub.connected_set();
     x.sample("poros_connected_nodes", "gauge", "", connected.len());
     let s = hub.store.commit_stats();
     x.sample("poros_store_commits_total", "counter", "", s.commits);
@@ -574,7 +574,7 @@ async fn list_nodes(State(st): State<Ops>, h: HeaderMap) -> Response {
     if let Err(r) = authorized(&st, &h) {
         return r;
     }
-    let connected = st.hub.connected_agencies();
+    let connected = st.hub.connected_set();
     let nodes: Vec<_> = st
         .hub
         .nodes()
@@ -687,7 +687,7 @@ async fn edit_node(
         .await
     {
         Ok(rec) => {
-            let connected = st.hub.connected_agencies().contains(&agency);
+            let connected = st.hub.is_connected(&agency);
             Json(node_json(&rec, connected)).into_response()
         }
         Err(e) => registry_error(e),
@@ -783,7 +783,7 @@ async fn show_node(State(st): State<Ops>, h: HeaderMap, Path(agency): Path<Strin
         Ok(a) => a,
         Err(e) => return bad_request(e),
     };
-    let Some(n) = st.hub.nodes().into_iter().find(|n| n.agency == agency) else {
+    let Some(n) = st.hub.node(&agency) else {
         return (
             StatusCode::NOT_FOUND,
             Json(json!({"error": format!("agency {agency} is not registered")})),
@@ -794,7 +794,7 @@ async fn show_node(State(st): State<Ops>, h: HeaderMap, Path(agency): Path<Strin
         Ok(h) => h,
         Err(e) => return internal(e),
     };
-    let mut v = node_json(&n, st.hub.connected_agencies().contains(&agency));
+    let mut v = node_json(&n, st.hub.is_connected(&agency));
     v["history"] = json!(history);
     v["pending_deliveries"] = json!(st.hub.store.pending_count(&agency).await.unwrap_or(0));
     // Deliveries to this node waiting for a damaged body to be uploaded again by its sender.
@@ -987,7 +987,7 @@ async fn stats(State(st): State<Ops>, h: HeaderMap) -> Response {
         "counters": counters,
         "queue_depth": st.hub.store.queue_depth().await.unwrap_or(0),
         "connected": st.hub.connected_agencies(),
-        "registered": st.hub.nodes().len(),
+        "registered": st.hub.node_count(),
         "now_ms": now_ms(),
     }))
     .into_response()
