@@ -13,7 +13,7 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// The thread's name, as `/proc/PID/task/*/comm` shows it.
@@ -33,12 +33,15 @@ impl fmt::Debug for QuicThread {
 impl QuicThread {
     /// The process's QUIC thread, started on first use; it lives as long as the process.
     pub fn shared() -> io::Result<Arc<QuicThread>> {
-        static SHARED: OnceLock<Arc<QuicThread>> = OnceLock::new();
-        if let Some(t) = SHARED.get() {
+        // Behind a lock, so that two endpoints bound at once cannot start two threads.
+        static SHARED: Mutex<Option<Arc<QuicThread>>> = Mutex::new(None);
+        let mut shared = SHARED.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = shared.as_ref() {
             return Ok(t.clone());
         }
         let t = Arc::new(QuicThread::start()?);
-        Ok(SHARED.get_or_init(|| t).clone())
+        *shared = Some(t.clone());
+        Ok(t)
     }
 
     fn start() -> io::Result<QuicThread> {
