@@ -16,7 +16,7 @@ use poros_config::{HubConfig, StoreBackend};
 use poros_protocol::{AgencyId, HubNotice, Refusal, RefusalCode, SignedNotice, StorageParty};
 use poros_store::Blobs;
 use poros_transport::Limits;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::Notify;
@@ -265,21 +265,14 @@ impl Hub {
         self.registry.read().ok()?.get(a).map(|n| n.state)
     }
 
-    /// Agencies connected now.
-    pub fn connected_agencies(&self) -> Vec<AgencyId> {
-        self.connected
-            .lock()
-            .map(|c| c.keys().cloned().collect())
-            .unwrap_or_default()
-    }
-
-    /// Agencies connected now, to look agencies up in (a registry of ten thousand asked
-    /// whether each is in a list of ten thousand took a hundred million comparisons).
-    pub fn connected_set(&self) -> HashSet<AgencyId> {
-        self.connected
-            .lock()
-            .map(|c| c.keys().cloned().collect())
-            .unwrap_or_default()
+    /// Agencies connected now, collected as the caller needs them: a `HashSet` to look
+    /// agencies up in (a registry of ten thousand asked whether each is in a list of ten
+    /// thousand took a hundred million comparisons), a `Vec` to list or write them.
+    pub fn connected_agencies<C: FromIterator<AgencyId>>(&self) -> C {
+        match self.connected.lock() {
+            Ok(c) => c.keys().cloned().collect(),
+            Err(_) => std::iter::empty().collect(),
+        }
     }
 
     /// Whether `a` is connected now.

@@ -14,6 +14,7 @@ use poros_protocol::AgencyId;
 use poros_protocol::DocumentId;
 use poros_transport::http::StrictQuery;
 use serde_json::json;
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -442,7 +443,7 @@ async fn metrics_text(hub: &Hub) -> String {
     if let Ok(d) = hub.store.held_count(None).await {
         x.sample("poros_deliveries_held_for_repair", "gauge", "", d);
     }
-    let connected = hub.connected_set();
+    let connected: HashSet<AgencyId> = hub.connected_agencies();
     x.sample("poros_connected_nodes", "gauge", "", connected.len());
     let s = hub.store.commit_stats();
     x.sample("poros_store_commits_total", "counter", "", s.commits);
@@ -574,7 +575,7 @@ async fn list_nodes(State(st): State<Ops>, h: HeaderMap) -> Response {
     if let Err(r) = authorized(&st, &h) {
         return r;
     }
-    let connected = st.hub.connected_set();
+    let connected: HashSet<AgencyId> = st.hub.connected_agencies();
     let nodes: Vec<_> = st
         .hub
         .nodes()
@@ -986,7 +987,7 @@ async fn stats(State(st): State<Ops>, h: HeaderMap) -> Response {
     Json(json!({
         "counters": counters,
         "queue_depth": st.hub.store.queue_depth().await.unwrap_or(0),
-        "connected": st.hub.connected_agencies(),
+        "connected": st.hub.connected_agencies::<Vec<_>>(),
         "registered": st.hub.node_count(),
         "now_ms": now_ms(),
     }))

@@ -271,7 +271,7 @@ pub async fn report(hub: &Hub, q: &Query) -> Result<Value> {
         .overdue(from_ms, to_ms, now_ms().saturating_sub(on_time_ms))
         .await?;
     let nodes = hub.nodes();
-    let connected_now = hub.connected_set();
+    let connected_now: std::collections::HashSet<_> = hub.connected_agencies();
     let empty = BTreeMap::new();
     let registered: Vec<_> = nodes
         .iter()
