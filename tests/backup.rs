@@ -257,6 +257,59 @@ fn a_backup_under_load_restored_elsewhere_loses_nothing_the_network_holds() {
     assert_eq!(check["equal"], true, "statistics after recovery: {check}");
 }
 
+/// A hub restored from a backup taken before a recipient received a document delivers it
+/// again; the recipient holds it, so it answers at once with its original receipt and stops
+/// reading the body. The body is larger than a stream's flow-control window (4 MiB), so the
+/// hub is still writing it when that answer comes: the hub records the answer all the same
+/// (it read it while writing), and the recipient holds the document once.
+#[test]
+fn a_restored_hub_takes_the_early_answer_of_a_recipient_that_holds_the_document() {
+    let mut net = Net::running(&[G1, H1]);
+    net.stop_agent(H1);
+    let body = pseudo_random(6 * 1024 * 1024, 4242);
+    let id = net.send(G1, &[H1], "Held before the backup", &body);
+    wait_accepted(&net, G1, &id);
+
+    let file = net.root.join("hub-backup.tar");
+    let (d, f) = (
+        net.hub_dir.display().to_string(),
+        file.display().to_string(),
+    );
+    let out = net.hub_cli(&["backup", "--dir", &d, "--to", &f, "--include-keys"]);
+    assert!(
+        out.status.success(),
+        "backup failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Delivered after the backup: the backup still has it waiting for H1.
+    net.start_agent(H1);
+    net.wait_state(G1, &id, "delivered");
+    assert!(hub_history(&net, &id).contains(&"delivered".to_owned()));
+
+    net.kill_hub();
+    std::fs::rename(&net.hub_dir, net.hub_dir.with_file_name("hub-lost")).unwrap();
+    let out = net.hub_cli(&["restore", "--from", &f, "--dir", &d]);
+    assert!(
+        out.status.success(),
+        "restore failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    net.start_hub();
+    wait_until(
+        &format!("the restored hub to record H1's answer for {id}"),
+        DEADLINE,
+        || hub_history(&net, &id).contains(&"delivered".to_owned()),
+    );
+    assert_eq!(
+        net.inbox_counts(H1).unwrap().get(&id),
+        Some(&1),
+        "H1 holds the document once"
+    );
+    assert_eq!(net.fetch_sha256(H1, &id).unwrap(), sha256_hex(&body));
+    net.wait_state(G1, &id, "delivered");
+}
+
 /// `pg_dump`/`pg_restore` of the newest PostgreSQL installed: `args`, failing with stderr.
 fn pg_tool(tool: &str, args: &[&str]) {
     let exe = poros_harness::pg::bin_dir()

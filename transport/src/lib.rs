@@ -443,6 +443,18 @@ pub async fn write_frame(send: &mut quinn::SendStream, frame: &Frame) -> Result<
     Ok(())
 }
 
+/// Write a request's body with `write` while reading the peer's answer; both outcomes are
+/// returned. A peer may answer before it has read the whole body (it holds that document
+/// already, or refuses it on its envelope) and stop reading: the write then fails, but the
+/// answer stands. Waiting for the write to finish before reading would take that failure
+/// for the outcome, and a body larger than the flow-control window would fail every time.
+pub async fn write_body_read_answer<T, E>(
+    recv: &mut quinn::RecvStream,
+    write: impl std::future::Future<Output = Result<T, E>>,
+) -> (Result<T, E>, Result<Frame, WireError>) {
+    tokio::join!(write, read_frame(recv))
+}
+
 /// One request without a body on a new stream: send `frame`, finish, read the answer frame.
 pub async fn request(conn: &quinn::Connection, frame: &Frame) -> Result<Frame, WireError> {
     let (mut send, mut recv) = conn.open_bi().await?;

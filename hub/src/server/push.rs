@@ -11,7 +11,7 @@ use poros_protocol::receipt::RECEIPT_CONTEXT;
 use poros_protocol::{
     AgencyId, DelayReason, DocumentId, Frame, SignedReceipt, SignedStatement, STATEMENT_CONTEXT,
 };
-use poros_transport::{read_frame, send_body_verified, write_frame, WireError};
+use poros_transport::{send_body_verified, write_body_read_answer, write_frame, WireError};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, Semaphore};
@@ -186,21 +186,27 @@ async fn deliver_one(
     let frame = crate::statements::delivery_frame(hub, agency, &rec).await?;
     let (mut send, mut recv) = conn.open_bi().await?;
     write_frame(&mut send, &frame).await?;
-    match body {
-        BodySource::Inline(b) => send.write_all(&b).await?,
-        BodySource::Stream(mut r) => {
-            match send_body_verified(&mut send, &mut r, rec.body_len, &rec.body_sha256).await {
-                Ok(()) => {}
-                Err(e @ (WireError::BodyDamaged | WireError::ShortBody { .. })) => {
-                    return crate::repair::body_damaged(hub, doc, e.to_string()).await;
-                }
-                Err(e) => return Err(e.into()),
+    let write = async {
+        match body {
+            BodySource::Inline(b) => send.write_all(&b).await?,
+            BodySource::Stream(mut r) => {
+                send_body_verified(&mut send, &mut r, rec.body_len, &rec.body_sha256).await?
             }
         }
+        send.finish()?;
+        Ok::<(), WireError>(())
+    };
+    // A recipient that holds the document already answers with its receipt without reading
+    // the body: its answer is read while the body is written.
+    match write_body_read_answer(&mut recv, write).await {
+        // A damaged body is dealt with whatever the recipient said.
+        (Err(e @ (WireError::BodyDamaged | WireError::ShortBody { .. })), _) => {
+            crate::repair::body_damaged(hub, doc, e.to_string()).await
+        }
+        (_, Ok(reply)) => record_reply(hub, agency, &rec, doc, reply).await,
+        (Err(w), Err(r)) => Err(anyhow::Error::from(w).context(r.to_string())),
+        (Ok(()), Err(r)) => Err(r.into()),
     }
-    send.finish()?;
-    let reply = read_frame(&mut recv).await?;
-    record_reply(hub, agency, &rec, doc, reply).await
 }
 
 /// The recipient's reply to a delivery of `rec` (pushed, or forwarded while it was received):

@@ -13,7 +13,7 @@ use poros_protocol::{
     SignedEnvelope, SignedStatement, Statement, StatementKind, STATEMENT_CONTEXT,
 };
 use poros_store::ReceivedBody;
-use poros_transport::{read_frame, send_blob, write_frame};
+use poros_transport::{send_blob, write_body_read_answer, write_frame};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -312,9 +312,8 @@ impl Agent {
             let _ = send.finish();
             Ok(())
         };
-        // The hub may answer (and stop reading) before the whole body is sent, e.g. for a
-        // duplicate or a refusal; so read the answer concurrently with writing the body.
-        let (w, reply) = tokio::join!(body_write, read_frame(&mut recv));
+        // The hub answers a duplicate or a refusal without reading the whole body.
+        let (w, reply) = write_body_read_answer(&mut recv, body_write).await;
         let reply = match (reply, w) {
             (Ok(f), _) => f,
             (Err(e), Err(we)) => return Err(we.context(e.to_string())),
