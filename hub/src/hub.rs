@@ -157,7 +157,9 @@ pub struct Hub {
     /// Deployment paths.
     pub(crate) paths: HubPaths,
     /// Registry cache (the store is authoritative; admin changes update both).
-    registry: RwLock<HashMap<AgencyId, NodeRecord>>,
+    /// Each record behind an `Arc`: a snapshot of ten thousand of them (`/metrics`, the node
+    /// list) copies pointers, not certificates.
+    registry: RwLock<HashMap<AgencyId, Arc<NodeRecord>>>,
     connected: Mutex<HashMap<AgencyId, Connected>>,
     next_conn: AtomicU64,
     /// Operational counters.
@@ -218,7 +220,7 @@ impl Hub {
             .nodes()
             .await?
             .into_iter()
-            .map(|n| (n.agency.clone(), n))
+            .map(|n| (n.agency.clone(), Arc::new(n)))
             .collect();
         let shared = store.events().is_some();
         let recovery = store.recovery_point().await?;
@@ -250,14 +252,14 @@ impl Hub {
         }))
     }
 
-    /// Registry snapshot.
-    pub fn nodes(&self) -> Vec<NodeRecord> {
+    /// Registry snapshot, by agency code.
+    pub fn nodes(&self) -> Vec<Arc<NodeRecord>> {
         let mut v: Vec<_> = self
             .registry
             .read()
             .map(|r| r.values().cloned().collect())
             .unwrap_or_default();
-        v.sort_by(|a: &NodeRecord, b| a.agency.cmp(&b.agency));
+        v.sort_by(|a: &Arc<NodeRecord>, b| a.agency.cmp(&b.agency));
         v
     }
 
@@ -411,12 +413,16 @@ impl Hub {
     }
 
     pub(crate) fn node(&self, a: &AgencyId) -> Option<NodeRecord> {
-        self.registry.read().ok()?.get(a).cloned()
+        self.registry
+            .read()
+            .ok()?
+            .get(a)
+            .map(|n| NodeRecord::clone(n))
     }
 
     pub(crate) fn cache_node(&self, rec: NodeRecord) {
         if let Ok(mut r) = self.registry.write() {
-            r.insert(rec.agency.clone(), rec);
+            r.insert(rec.agency.clone(), Arc::new(rec));
         }
     }
 

@@ -623,7 +623,7 @@ impl Hub {
                     .as_ref()
                     .is_some_and(|s| now_ms >= s.at_ms.saturating_add(overlap))
             })
-            .map(|n| n.agency)
+            .map(|n| n.agency.clone())
             .collect();
         for a in due {
             self.retire_superseded(&a, "renewal overlap ended").await?;
