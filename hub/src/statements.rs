@@ -177,9 +177,11 @@ pub(crate) async fn relay_scan(
 ) -> Option<usize> {
     let skip = in_flight.snapshot();
     let ready = if current {
-        hub.store.statement_relays_for(agency, 256, &skip).await
+        hub.store.statement_relays_for(agency, SCAN, &skip).await
     } else {
-        hub.store.hub_statement_relays_for(agency, 256, &skip).await
+        hub.store
+            .hub_statement_relays_for(agency, SCAN, &skip)
+            .await
     };
     let ready = match ready {
         Ok(r) => r,
@@ -199,6 +201,9 @@ pub(crate) async fn relay_scan(
     }
     Some(started)
 }
+
+/// Most statement relays one scan takes.
+const SCAN: usize = 256;
 
 async fn relay_one(
     hub: &Arc<Hub>,

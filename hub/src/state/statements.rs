@@ -706,9 +706,11 @@ impl HubStore {
     ) -> Result<Vec<StatementRelay>, StoreError> {
         let r = self.db.read()?;
         let q = r.open_table(STATEMENT_RELAYS)?;
-        let receipts = r.open_table(RELAYS)?;
-        let all = r.open_table(STATEMENTS)?;
-        let mut blocked = in_flight.clone();
+        // Opened for the first statement queued: most scans find none, and opening a table
+        // costs more than looking into an empty range.
+        let mut tables = None;
+        // Documents with an earlier statement in this scan (besides those in flight).
+        let mut seen = HashSet::new();
         let mut out = Vec::new();
         for (n, e) in q
             .range((addressee.as_str(), 0)..=(addressee.as_str(), u64::MAX))?
@@ -721,9 +723,13 @@ impl HubStore {
             let seq = k.value().1;
             let rr: RelayRef = dec(v.value())?;
             // Whatever happens to this one, later statements of the document wait for it.
-            if !blocked.insert(rr.doc) {
+            if in_flight.contains(&rr.doc) || !seen.insert(rr.doc) {
                 continue;
             }
+            let (receipts, all) = match &tables {
+                Some(t) => t,
+                None => tables.insert((r.open_table(RELAYS)?, r.open_table(STATEMENTS)?)),
+            };
             let gate = (
                 addressee.as_str(),
                 rr.doc.as_bytes().as_slice(),
