@@ -226,6 +226,88 @@ struct PhaseReport {
     offered: f64,
 }
 
+/// Where phase A's CPU per document went, against what issue 12's rate allows on this
+/// machine's cores (`cores / TARGET_THROUGHPUT` CPU-seconds per document over all processes,
+/// the load generator included as it shares the machine). The signature work is priced at the
+/// bound measured in the same run, the hub's acceptance included; the rest is what is left of
+/// the phase's CPU once that, the store committer threads, the hub's QUIC thread and the load
+/// generator are taken out (tokio workers: QUIC streams, framing, HTTP, reads, task wake-ups).
+struct Budget {
+    allowed_us: f64,
+    spent_us: f64,
+    signatures_us: f64,
+    committers_us: f64,
+    hub_quic_us: f64,
+    load_generator_us: f64,
+    rest_us: f64,
+}
+
+impl Budget {
+    fn of(phase: &Value, bound: &sigbound::Bound, cores: usize) -> Budget {
+        let docs = phase["delivered"].as_f64().unwrap_or(0.0).max(1.0);
+        let per_doc = |cpu_s: f64| cpu_s * 1e6 / docs;
+        let cpu = phase["cpu_seconds"].as_object();
+        let spent_s: f64 = cpu
+            .map(|m| m.values().filter_map(Value::as_f64).sum())
+            .unwrap_or(0.0);
+        let load_s = cpu
+            .and_then(|m| m.get("bench (load generator)"))
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0);
+        let c = &phase["committer_cpu_seconds"];
+        let committers_s = c["hub"].as_f64().unwrap_or(0.0) + c["agents"].as_f64().unwrap_or(0.0);
+        let quic_s = phase["hub_quic_thread_cpu_seconds"].as_f64().unwrap_or(0.0);
+        let signatures_us = (bound.per_doc_s + bound.acceptance_s) * 1e6;
+        let spent_us = per_doc(spent_s);
+        let known = signatures_us + per_doc(committers_s + quic_s + load_s);
+        Budget {
+            allowed_us: cores as f64 / TARGET_THROUGHPUT * 1e6,
+            spent_us,
+            signatures_us,
+            committers_us: per_doc(committers_s),
+            hub_quic_us: per_doc(quic_s),
+            load_generator_us: per_doc(load_s),
+            rest_us: (spent_us - known).max(0.0),
+        }
+    }
+
+    /// What everything but the signature work may cost per document at the target rate.
+    fn left_for_the_rest_us(&self) -> f64 {
+        (self.allowed_us - self.signatures_us).max(0.0)
+    }
+
+    fn line(&self) -> String {
+        let beside = self.spent_us - self.signatures_us;
+        format!(
+            "    budget at issue 12's {TARGET_THROUGHPUT:.0} docs/s: {:.0} us of CPU per document over all processes; phase A spent {:.0} us: signature work at the bound {:.0} (the hub's acceptance included), store committer threads {:.0}, the hub's QUIC thread {:.0}, load generator {:.0}, the rest (tokio workers: streams, framing, HTTP, reads, wake-ups) {:.0}. Beside the signatures {:.0} us may be spent and {beside:.0} were ({:.0}%); the committer threads alone took {:.0}% of that allowance",
+            self.allowed_us,
+            self.spent_us,
+            self.signatures_us,
+            self.committers_us,
+            self.hub_quic_us,
+            self.load_generator_us,
+            self.rest_us,
+            self.left_for_the_rest_us(),
+            100.0 * beside / self.left_for_the_rest_us().max(1e-9),
+            100.0 * self.committers_us / self.left_for_the_rest_us().max(1e-9),
+        )
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "docs_per_s": TARGET_THROUGHPUT,
+            "allowed_us_per_doc": self.allowed_us,
+            "spent_us_per_doc": self.spent_us,
+            "signatures_us": self.signatures_us,
+            "committers_us": self.committers_us,
+            "hub_quic_thread_us": self.hub_quic_us,
+            "load_generator_us": self.load_generator_us,
+            "rest_us": self.rest_us,
+            "allowed_beside_signatures_us": self.left_for_the_rest_us(),
+        })
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn run_phase(
     rt: &tokio::runtime::Runtime,
@@ -992,6 +1074,8 @@ fn run() -> Res<()> {
             bound.per_doc_s * 1e3,
             100.0 * bound.per_doc_s * 1e3 / a_cpu_per_doc_ms
         );
+        let budget = Budget::of(&a.json, &bound, cores);
+        println!("{}", budget.line());
         let b = run_phase(
             &rt,
             &cluster,
@@ -1063,6 +1147,7 @@ fn run() -> Res<()> {
         summary["signature_bound"]["before_phase_a_us"] = json!(bound0.per_doc_s * 1e6);
         summary["signature_bound"]["after_phase_a_us"] = json!(bound1.per_doc_s * 1e6);
         summary["signature_bound"]["phase_a_percent_of_bound"] = json!(of_bound);
+        summary["budget_at_issue12_rate"] = budget.json();
         summary["rate_limited"] = b.json;
         summary["below_saturation"] = b2.json;
         summary["vmhwm_after_small_doc_phases_mib"] = Value::Object(main_rss);
