@@ -140,7 +140,7 @@ impl Cluster {
             .filter_map(|(name, pid)| Some((name, cpu_secs(pid)?)))
             .collect();
         if let Some(s) = cpu_secs_path("/proc/self/stat") {
-            m.insert("bench (load generator)".into(), s);
+            m.insert(LOAD_GENERATOR.into(), s);
         }
         m
     }
@@ -218,6 +218,9 @@ fn commit_times(text: &str, sum_secs: Option<f64>) -> Option<CommitTimes> {
     Some(times)
 }
 
+/// The load generator's (this process's) name among a phase's CPU seconds.
+const LOAD_GENERATOR: &str = "bench (load generator)";
+
 struct PhaseReport {
     json: Value,
     docs_per_s: f64,
@@ -251,7 +254,7 @@ impl Budget {
             .map(|m| m.values().filter_map(Value::as_f64).sum())
             .unwrap_or(0.0);
         let load_s = cpu
-            .and_then(|m| m.get("bench (load generator)"))
+            .and_then(|m| m.get(LOAD_GENERATOR))
             .and_then(Value::as_f64)
             .unwrap_or(0.0);
         let c = &phase["committer_cpu_seconds"];
